@@ -1,0 +1,163 @@
+/**
+ * Typed errors shared by every sabre module.
+ *
+ * Each message says what was wrong and which value was seen, so that a log line
+ * alone is enough to find the cause.
+ *
+ * @module
+ */
+
+/**
+ * Base class of every error that sabre throws on purpose.
+ *
+ * @example
+ * ```ts
+ * import { SabreError, SharedHeap } from "@sabre/sabre";
+ * try {
+ *   SharedHeap.attach({} as never);
+ * } catch (e) {
+ *   console.assert(e instanceof SabreError);
+ * }
+ * ```
+ */
+export class SabreError extends Error {
+  /** Creates the error with a message that names the bad value. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * The heap reached its `maxBytes` and cannot hand out the requested block.
+ *
+ * The heap and every structure in it stay consistent and usable: free some
+ * memory, or create the heap with a larger `maxBytes`.
+ *
+ * @example
+ * ```ts
+ * import { HeapExhaustedError, SharedHeap } from "@sabre/sabre";
+ * const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 1 << 20 });
+ * try {
+ *   heap.allocate(4 << 20);
+ * } catch (e) {
+ *   console.assert(e instanceof HeapExhaustedError);
+ * }
+ * ```
+ */
+export class HeapExhaustedError extends SabreError {
+  /** Bytes that were requested. */
+  readonly requestedBytes: number;
+  /** The heap's `maxBytes`. */
+  readonly maxBytes: number;
+  /** Creates the error for a request of `requestedBytes` in a heap capped at `maxBytes`. */
+  constructor(requestedBytes: number, maxBytes: number, detail = "") {
+    super(
+      `Cannot allocate ${requestedBytes} bytes as the heap has reached its maxBytes of ${maxBytes}` +
+        (detail ? `: ${detail}` : ""),
+    );
+    this.requestedBytes = requestedBytes;
+    this.maxBytes = maxBytes;
+  }
+}
+
+/**
+ * A handle passed to `attach()` does not describe what it claims: wrong kind,
+ * missing fields, a buffer that is not a sabre heap, or a layout version this
+ * build cannot read.
+ *
+ * @example
+ * ```ts
+ * import { HandleError, SharedHeap } from "@sabre/sabre";
+ * try {
+ *   SharedHeap.attach({ kind: "sabre.SharedHeap", version: 1, sab: new SharedArrayBuffer(8), offset: 0 });
+ * } catch (e) {
+ *   console.assert(e instanceof HandleError);
+ * }
+ * ```
+ */
+export class HandleError extends SabreError {}
+
+/**
+ * A blocking call did not succeed within its `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError } from "@sabre/sabre";
+ * const e = new TimeoutError("lock", 10);
+ * console.assert(e.timeoutMs === 10);
+ * ```
+ */
+export class TimeoutError extends SabreError {
+  /** The timeout that expired, in milliseconds. */
+  readonly timeoutMs: number;
+  /** Creates the error for `operation`, which gave up after `timeoutMs`. */
+  constructor(operation: string, timeoutMs: number) {
+    super(`Cannot complete ${operation} as it timed out after ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * A lock or slot was held by a worker that has since been evicted from the
+ * heap's registry (terminated without releasing it).
+ *
+ * @example
+ * ```ts
+ * import { OwnerDiedError } from "@sabre/sabre";
+ * const e = new OwnerDiedError("Mutex", 3);
+ * console.assert(e.ownerSlot === 3);
+ * ```
+ */
+export class OwnerDiedError extends SabreError {
+  /** Registry slot of the worker that died while holding it. */
+  readonly ownerSlot: number;
+  /** Creates the error for `what`, last held by the worker in `ownerSlot`. */
+  constructor(what: string, ownerSlot: number) {
+    super(`Cannot use ${what} as its owner in worker slot ${ownerSlot} died while holding it`);
+    this.ownerSlot = ownerSlot;
+  }
+}
+
+/**
+ * Every worker slot of the heap's registry is taken.
+ *
+ * Close heaps you no longer use in a worker (`heap.close()`), evict terminated
+ * workers (`heap.evictWorker(slot)`), or create the heap with a larger
+ * `maxWorkers`.
+ *
+ * @example
+ * ```ts
+ * import { WorkerLimitError } from "@sabre/sabre";
+ * const e = new WorkerLimitError(64);
+ * console.assert(e.maxWorkers === 64);
+ * ```
+ */
+export class WorkerLimitError extends SabreError {
+  /** The heap's `maxWorkers`. */
+  readonly maxWorkers: number;
+  /** Creates the error for a registry of `maxWorkers` slots. */
+  constructor(maxWorkers: number) {
+    super(
+      `Cannot join the heap as all of its ${maxWorkers} worker slots are taken: ` +
+        `close unused heaps, evict terminated workers, or raise 'maxWorkers'`,
+    );
+    this.maxWorkers = maxWorkers;
+  }
+}
+
+/** Formats a value for an error message: strings quoted, long ones cut. */
+export function describeValue(value: unknown): string {
+  if (typeof value === "string") {
+    const cut = value.length > 40 ? value.slice(0, 40) + "…" : value;
+    return JSON.stringify(cut) + (value.length > 40 ? ` (length ${value.length})` : "");
+  }
+  if (typeof value === "bigint") return `${value}n`;
+  if (value === null) return "null";
+  if (value instanceof Uint8Array) return `Uint8Array(${value.length})`;
+  if (Array.isArray(value)) return `Array(${value.length})`;
+  if (typeof value === "object") return Object.prototype.toString.call(value);
+  if (typeof value === "function") return "a function";
+  if (Object.is(value, -0)) return "-0";
+  return String(value);
+}

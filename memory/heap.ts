@@ -1,0 +1,1604 @@
+/**
+ * SharedHeap: one growable SharedArrayBuffer that every sabre structure
+ * allocates from, with its worker registry, epoch-based reclamation and named
+ * roots.
+ *
+ * ## Which memory-model pattern each field follows
+ *
+ * (Patterns as in the design guide: (a) all-atomic, (b) immutable after an
+ * Atomics publication, plus (c) owner-only: written and read by one worker.)
+ *
+ * - Header constants (magic, version, uid, sizes, offsets): written once before
+ *   the buffer is shared, pattern (b).
+ * - H_COMMITTED_PAGES, H_EPOCH, H_ORPHANS, H_SLOT_HIGH, slot S_EPOCH and
+ *   S_STATE, descriptor D_REMOTE: (a).
+ * - Pool free lists and descriptors of free blocks: plain, under the pool lock.
+ * - Small-page fields D_LOCAL, D_USED, D_BUMP, queue links, slot class queues
+ *   and live counters: (c), owner slot only. Statistics read the counters with
+ *   Atomics.load and accept a stale value.
+ * - Descriptor D_STATE/D_OWNER of an allocated block: written under the pool
+ *   lock before the block is handed out, and the block reaches any other worker
+ *   only through a later Atomics publication, so (b) for everyone who frees it.
+ * - Free-list links inside freed blocks: written before the CAS that publishes
+ *   the block on a remote list, read after the exchange that takes it, (b).
+ * - Named roots: (a), under a per-entry sequence word.
+ *
+ * ## Crash behaviour
+ *
+ * Owner-only updates count a block as used before unlinking it and as free
+ * after linking it, so a worker terminated in between leaks at most that block
+ * and never lets two owners share one. A worker terminated while it holds the
+ * pool lock leaves the pool unusable; the lock is held for a few hundred
+ * nanoseconds per 64 KiB page, and evictWorker reports that case loudly.
+ *
+ * @module
+ */
+
+import {
+  D_BUMP,
+  D_LOCAL,
+  D_NEXT,
+  D_OWNER,
+  D_PREV,
+  D_REMOTE,
+  D_STATE,
+  D_USED,
+  DESC_WORDS,
+  descState,
+  H_COMMITTED_PAGES,
+  H_DESC_OFFSET,
+  H_EPOCH,
+  H_FREE_PAGES,
+  H_GROW_COUNT,
+  H_LARGE_PAGES,
+  H_MAGIC,
+  H_MAX_PAGES,
+  H_MAX_WORKERS,
+  H_META_PAGES,
+  H_ORPHANS,
+  H_POOL_OWNER,
+  H_ROOTS_OFFSET,
+  H_SLOT_HIGH,
+  H_SLOTS_OFFSET,
+  H_SMALL_PAGES,
+  H_UID_HI,
+  H_UID_LO,
+  H_VERSION,
+  HEAP_KIND,
+  K_INTERIOR,
+  K_LARGE,
+  K_META,
+  K_SMALL,
+  LAYOUT_VERSION,
+  MAGIC,
+  MAX_HEAP_BYTES,
+  MAX_ORDER,
+  metadataBytes,
+  PAGE_BYTES,
+  PAGE_SHIFT,
+  R_KIND,
+  R_KIND_LEN,
+  R_NAME,
+  R_NAME_LEN,
+  R_OFFSET,
+  R_SEQ,
+  R_USED,
+  R_VERSION,
+  ROOT_BYTES,
+  ROOT_COUNT,
+  ROOT_KIND_MAX,
+  ROOT_NAME_MAX,
+  S_CLASS_QUEUES,
+  S_EPOCH,
+  S_LIVE_BLOCKS,
+  S_LIVE_BYTES,
+  S_RETIRED,
+  S_STATE,
+  SLOT_BYTES,
+  stateClass,
+  stateKind,
+  stateOrder,
+} from "./_layout.ts";
+import { CLASS_COUNT, CLASS_ORDER, CLASS_SIZE, classOf, SMALL_MAX } from "./_size_classes.ts";
+import { carve, freeBlock, growFor, lockPool, takeBlock, unlockPool } from "./_page_pool.ts";
+import {
+  describeValue,
+  HandleError,
+  HeapExhaustedError,
+  SabreError,
+  WorkerLimitError,
+} from "./errors.ts";
+
+/**
+ * A plain object that names a shared object: `postMessage` sends it as it is,
+ * and the structure's `attach()` rebuilds the object in the receiving worker.
+ *
+ * @example
+ * ```ts
+ * import { type SharedHandle, SharedHeap } from "@sabre/sabre";
+ * const heap = SharedHeap.create();
+ * const handle: SharedHandle = heap.handle;
+ * console.assert(handle.kind === "sabre.SharedHeap");
+ * ```
+ */
+export interface SharedHandle<K extends string = string> {
+  /** What the handle names, such as `"sabre.SharedHeap"` or `"sabre.Mutex"`. */
+  readonly kind: K;
+  /** Layout version of the object; `attach()` refuses versions newer than it knows. */
+  readonly version: number;
+  /** The heap's buffer. */
+  readonly sab: SharedArrayBuffer;
+  /** Byte offset of the object inside the heap (0 for the heap itself). */
+  readonly offset: number;
+}
+
+/**
+ * Handle of a {@linkcode SharedHeap}.
+ *
+ * @example
+ * ```ts
+ * import { type SharedHeapHandle, SharedHeap } from "@sabre/sabre";
+ * const handle: SharedHeapHandle = SharedHeap.create().handle;
+ * console.assert(SharedHeap.attach(handle).handle.offset === 0);
+ * ```
+ */
+export type SharedHeapHandle = SharedHandle<"sabre.SharedHeap">;
+
+/**
+ * Options of {@linkcode SharedHeap.create}.
+ *
+ * @example
+ * ```ts
+ * import { type SharedHeapOptions, SharedHeap } from "@sabre/sabre";
+ * const options: SharedHeapOptions = { initialBytes: 1 << 20, maxBytes: 64 << 20, maxWorkers: 16 };
+ * console.assert(SharedHeap.create(options).stats().maxWorkers === 16);
+ * ```
+ */
+export interface SharedHeapOptions {
+  /** Bytes the buffer starts with; a multiple of 65536. Default: 1 MiB, or the metadata plus 4 pages if larger. */
+  initialBytes?: number;
+  /** Bytes the buffer may grow to; a multiple of 65536, at most 2 GiB. Default 256 MiB. */
+  maxBytes?: number;
+  /** Worker slots in the registry, 1 to 1024. Default 64. */
+  maxWorkers?: number;
+}
+
+/**
+ * A snapshot of heap usage from {@linkcode SharedHeap.stats}. Counters written
+ * by other workers may be a moment stale; after all workers are done they are
+ * exact.
+ *
+ * @example
+ * ```ts
+ * import { type HeapStats, SharedHeap } from "@sabre/sabre";
+ * const stats: HeapStats = SharedHeap.create().stats();
+ * console.assert(stats.liveBlocks === 0);
+ * ```
+ */
+export interface HeapStats {
+  /** Current length of the buffer. */
+  heapBytes: number;
+  /** The most the buffer may grow to. */
+  maxBytes: number;
+  /** Bytes reserved for the header, registry, roots and page descriptors. */
+  metadataBytes: number;
+  /** Bytes in free page blocks of the pool. */
+  freeBytes: number;
+  /** Bytes in page blocks that hold small blocks (used or not). */
+  smallPageBytes: number;
+  /** Bytes in large blocks (requests over 32 KiB, rounded to a power of two pages). */
+  largeBytes: number;
+  /** Blocks allocated and not yet freed. */
+  liveBlocks: number;
+  /** Bytes of those blocks, counted at their size-class size. */
+  liveBytes: number;
+  /** Blocks retired and not yet freed by reclamation. */
+  retiredBlocks: number;
+  /** Times the buffer has grown. */
+  growCount: number;
+  /** Workers joined now. */
+  workers: number;
+  /** Size of the registry. */
+  maxWorkers: number;
+  /** The global epoch. */
+  epoch: number;
+}
+
+/**
+ * Guard of a pinned epoch, from {@linkcode SharedHeap.pin}. Dispose it, or
+ * call `unpin()`, to leave the critical section.
+ *
+ * @example
+ * ```ts
+ * import { SharedHeap } from "@sabre/sabre";
+ * const heap = SharedHeap.create();
+ * {
+ *   using _guard = heap.pin();
+ *   // memory reached from here may be retired by others but is not reused
+ * }
+ * ```
+ */
+export interface EpochGuard extends Disposable {
+  /** Leaves the pinned section (the same as disposing the guard). */
+  unpin(): void;
+}
+
+const textEncoder = new TextEncoder();
+const KIB64 = 65536;
+const DEFAULT_MAX_BYTES = 256 << 20;
+const DEFAULT_INITIAL_BYTES = 1 << 20;
+const DEFAULT_MAX_WORKERS = 64;
+/** Retired blocks between two collection attempts. */
+const COLLECT_EVERY = 64;
+/** Entries of one orphan bag: [next, count, (epoch, ptr) x N]. */
+const ORPHAN_BAG_ENTRIES = 254;
+
+/**
+ * Heaps attached in this realm, by heap uid, so that attach() is idempotent.
+ * Weak, so that a heap nobody references can be collected.
+ */
+const realmHeaps = new Map<string, WeakRef<SharedHeap>>();
+
+/** What the finalizer needs to release the slot of a heap dropped without close(). */
+interface SlotLease {
+  i32: Int32Array;
+  uid: string;
+  slotBase: number;
+  state: number;
+}
+
+/**
+ * Releases the registry slot of a heap that became unreachable while joined,
+ * so that a dropped heap never blocks epochs or holds a slot forever.
+ */
+const slotFinalizer = new FinalizationRegistry<SlotLease>((lease) => {
+  const ref = realmHeaps.get(lease.uid);
+  if (ref !== undefined && ref.deref() === undefined) realmHeaps.delete(lease.uid);
+  if (lease.slotBase < 0) return;
+  Atomics.store(lease.i32, lease.slotBase + S_EPOCH, 0);
+  Atomics.compareExchange(lease.i32, lease.slotBase + S_STATE, lease.state, lease.state + 1);
+});
+
+function checkSizeOption(what: string, value: unknown, min: number): number {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot create SharedHeap as '${what}' must be a number: current value is ${
+        describeValue(value)
+      }`,
+    );
+  }
+  if (!Number.isInteger(value) || value % KIB64 !== 0) {
+    throw new RangeError(
+      `Cannot create SharedHeap as '${what}' must be a multiple of 65536: current value is ${value}`,
+    );
+  }
+  if (value < min || value > MAX_HEAP_BYTES) {
+    throw new RangeError(
+      `Cannot create SharedHeap as '${what}' must be between ${min} and ${MAX_HEAP_BYTES}: current value is ${value}`,
+    );
+  }
+  return value;
+}
+
+function heapUid(i32: Int32Array): string {
+  return `${(i32[H_UID_HI] >>> 0).toString(16)}:${(i32[H_UID_LO] >>> 0).toString(16)}`;
+}
+
+function encodeRootString(what: string, value: unknown, max: number): Uint8Array {
+  if (typeof value !== "string") {
+    throw new TypeError(
+      `Cannot use root ${what} as it is not a string: current value is ${describeValue(value)}`,
+    );
+  }
+  const bytes = textEncoder.encode(value);
+  if (bytes.length === 0 || bytes.length > max) {
+    throw new RangeError(
+      `Cannot use root ${what} as its UTF-8 length must be 1 to ${max} bytes: current value is ${
+        describeValue(value)
+      } (${bytes.length} bytes)`,
+    );
+  }
+  return bytes;
+}
+
+/**
+ * A growable shared arena that every sabre structure lives in.
+ *
+ * One heap is one growable `SharedArrayBuffer`. It hands out blocks with
+ * `allocate`/`free` (size classes with per-worker pages, then a buddy pool of
+ * 64 KiB pages, growing the buffer by doubling up to `maxBytes`), keeps a
+ * registry of worker slots, reclaims memory that concurrent readers may still
+ * see through epochs (`pin`, `retire`, `collect`), and names structures
+ * through roots so that any worker can find them.
+ *
+ * Create it once, then send `heap.handle` to each worker and call
+ * `SharedHeap.attach(handle)` there. A worker joins the registry on first use
+ * and leaves with `close()`.
+ *
+ * Pointers are byte offsets into the buffer; 0 is null. Blocks are 16-byte
+ * aligned. Read and write them through the views (`i32`, `u8`, `f64`, ...),
+ * after `ensure(ptr + size)` when the pointer came from another worker, since
+ * a view created before the last growth does not cover the new pages.
+ *
+ * @example
+ * ```ts
+ * import { SharedHeap } from "@sabre/sabre";
+ *
+ * const heap = SharedHeap.create({ maxBytes: 64 << 20 });
+ * const ptr = heap.allocate(64);
+ * heap.i32[ptr >> 2] = 42;
+ * console.assert(heap.i32[ptr >> 2] === 42);
+ * heap.free(ptr);
+ *
+ * // In a worker: const heap = SharedHeap.attach(handleFromPostMessage);
+ * const same = SharedHeap.attach(heap.handle);
+ * console.assert(same === heap);
+ * ```
+ */
+export class SharedHeap implements Disposable {
+  /** The buffer. */
+  readonly sab: SharedArrayBuffer;
+  /** Int32 view over the mapped part of the buffer. Refreshed by `ensure`. */
+  readonly i32: Int32Array;
+  /** Uint32 view over the mapped part of the buffer. */
+  readonly u32: Uint32Array;
+  /** Uint8 view over the mapped part of the buffer. */
+  readonly u8: Uint8Array;
+  /** Uint16 view over the mapped part of the buffer. */
+  readonly u16: Uint16Array;
+  /** Float64 view over the mapped part of the buffer (reads may tear if raced). */
+  readonly f64: Float64Array;
+  /** BigInt64 view over the mapped part of the buffer (Atomics-capable). */
+  readonly i64: BigInt64Array;
+  /** Bytes covered by the views of this worker. */
+  readonly mappedBytes: number;
+  /** The heap's `maxBytes`. */
+  readonly maxBytes: number;
+  /** The registry's size. */
+  readonly maxWorkers: number;
+
+  readonly #uid: string;
+  readonly #descBase: number; // Int32 index of descriptor 0
+  readonly #slotsBase: number; // Int32 index of slot 0
+  readonly #rootsBase: number; // Int32 index of root 0
+  #slot = -1;
+  #slotBase = -1; // Int32 index of this worker's slot
+  #closed = false;
+  #lease: SlotLease | undefined;
+  #pinDepth = 0;
+  readonly #guard: EpochGuard;
+  // Retired blocks of this worker, FIFO with the epoch at retirement.
+  #retiredPtr = new Int32Array(256);
+  #retiredEpoch = new Int32Array(256);
+  #retiredHead = 0;
+  #retiredCount = 0;
+  #collectAt = COLLECT_EVERY;
+
+  private constructor(sab: SharedArrayBuffer) {
+    this.sab = sab;
+    this.i32 = new Int32Array(sab, 0, sab.byteLength >> 2);
+    this.u32 = new Uint32Array(sab, 0, sab.byteLength >> 2);
+    this.u8 = new Uint8Array(sab, 0, sab.byteLength);
+    this.u16 = new Uint16Array(sab, 0, sab.byteLength >> 1);
+    this.f64 = new Float64Array(sab, 0, sab.byteLength >> 3);
+    this.i64 = new BigInt64Array(sab, 0, sab.byteLength >> 3);
+    this.mappedBytes = sab.byteLength;
+    const i32 = this.i32;
+    this.maxBytes = i32[H_MAX_PAGES] * PAGE_BYTES;
+    this.maxWorkers = i32[H_MAX_WORKERS];
+    this.#uid = heapUid(i32);
+    this.#descBase = i32[H_DESC_OFFSET] >> 2;
+    this.#slotsBase = i32[H_SLOTS_OFFSET] >> 2;
+    this.#rootsBase = i32[H_ROOTS_OFFSET] >> 2;
+    const unpin = () => this.unpin();
+    this.#guard = { unpin, [Symbol.dispose]: unpin };
+  }
+
+  /**
+   * Creates a heap. Throws `RangeError` or `TypeError` naming the option when
+   * an option is invalid.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 256 << 20, maxWorkers: 64 });
+   * console.assert(heap.stats().heapBytes === 1 << 20);
+   * ```
+   */
+  static create(options: SharedHeapOptions = {}): SharedHeap {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(
+        `Cannot create SharedHeap as 'options' must be an object: current value is ${
+          describeValue(options)
+        }`,
+      );
+    }
+    const maxWorkers = options.maxWorkers ?? DEFAULT_MAX_WORKERS;
+    if (typeof maxWorkers !== "number") {
+      throw new TypeError(
+        `Cannot create SharedHeap as 'maxWorkers' must be a number: current value is ${
+          describeValue(maxWorkers)
+        }`,
+      );
+    }
+    if (!Number.isInteger(maxWorkers) || maxWorkers < 1 || maxWorkers > 1024) {
+      throw new RangeError(
+        `Cannot create SharedHeap as 'maxWorkers' must be an integer from 1 to 1024: current value is ${maxWorkers}`,
+      );
+    }
+    const maxBytes = checkSizeOption("maxBytes", options.maxBytes ?? DEFAULT_MAX_BYTES, KIB64);
+    const maxPages = maxBytes / PAGE_BYTES;
+    const metaPages = Math.ceil(metadataBytes(maxPages, maxWorkers) / PAGE_BYTES);
+    const minBytes = (metaPages + 1) * PAGE_BYTES;
+    if (minBytes > maxBytes) {
+      throw new RangeError(
+        `Cannot create SharedHeap as 'maxBytes' must be at least ${minBytes} to hold the metadata of ${maxWorkers} workers: current value is ${maxBytes}`,
+      );
+    }
+    const initialBytes = options.initialBytes === undefined
+      ? Math.min(maxBytes, Math.max(DEFAULT_INITIAL_BYTES, (metaPages + 4) * PAGE_BYTES))
+      : checkSizeOption("initialBytes", options.initialBytes, KIB64);
+    if (initialBytes > maxBytes) {
+      throw new RangeError(
+        `Cannot create SharedHeap as 'initialBytes' must not exceed 'maxBytes' (${maxBytes}): current value is ${initialBytes}`,
+      );
+    }
+    if (initialBytes < minBytes) {
+      throw new RangeError(
+        `Cannot create SharedHeap as 'initialBytes' must be at least ${minBytes} to hold the metadata and one page: current value is ${initialBytes}`,
+      );
+    }
+    const sab = new SharedArrayBuffer(initialBytes, { maxByteLength: maxBytes });
+    const i32 = new Int32Array(sab);
+    const uid = new Uint32Array(2);
+    crypto.getRandomValues(uid);
+    const slotsOffset = 512;
+    const rootsOffset = slotsOffset + maxWorkers * SLOT_BYTES;
+    const descOffset = rootsOffset + ROOT_COUNT * ROOT_BYTES;
+    i32[H_VERSION] = LAYOUT_VERSION;
+    i32[H_UID_LO] = uid[0] | 0;
+    i32[H_UID_HI] = uid[1] | 0;
+    i32[H_MAX_PAGES] = maxPages;
+    i32[H_MAX_WORKERS] = maxWorkers;
+    i32[H_META_PAGES] = metaPages;
+    i32[H_SLOTS_OFFSET] = slotsOffset;
+    i32[H_ROOTS_OFFSET] = rootsOffset;
+    i32[H_DESC_OFFSET] = descOffset;
+    i32[H_EPOCH] = 1;
+    const desc = descOffset >> 2;
+    for (let page = 0; page < metaPages; page++) {
+      i32[desc + page * DESC_WORDS + D_STATE] = descState(K_META, 0, 0);
+    }
+    const pages = initialBytes / PAGE_BYTES;
+    i32[H_COMMITTED_PAGES] = pages;
+    carve(i32, desc, metaPages, pages);
+    // The magic goes last: a half-initialized buffer never passes attach().
+    Atomics.store(i32, H_MAGIC, MAGIC);
+    const heap = new SharedHeap(sab);
+    realmHeaps.set(heap.#uid, new WeakRef(heap));
+    return heap;
+  }
+
+  /**
+   * Returns this realm's heap for a handle received from another worker,
+   * attaching it on first use. Throws {@linkcode HandleError} when the
+   * handle is not a valid heap handle.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const again = SharedHeap.attach(structuredClone(heap.handle));
+   * console.assert(again === heap);
+   * ```
+   */
+  static attach(handle: SharedHeapHandle): SharedHeap {
+    return SharedHeap.fromHandle(handle, HEAP_KIND, LAYOUT_VERSION, "SharedHeap");
+  }
+
+  /**
+   * Validates a structure's handle and returns the heap it lives in. For
+   * structure implementers: `attach()` of every sabre structure calls it.
+   * Throws {@linkcode HandleError} naming what is wrong.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const handle = { kind: "my.Thing", version: 1, sab: heap.sab, offset: 0 };
+   * console.assert(SharedHeap.fromHandle(handle, "my.Thing", 1, "Thing") === heap);
+   * ```
+   */
+  static fromHandle(
+    handle: SharedHandle,
+    kind: string,
+    supportedVersion: number,
+    what: string,
+  ): SharedHeap {
+    const fail = (reason: string, value: unknown): never => {
+      throw new HandleError(
+        `Cannot attach ${what} as ${reason}: current value is ${describeValue(value)}`,
+      );
+    };
+    if (typeof handle !== "object" || handle === null) fail("the handle is not an object", handle);
+    for (const field of ["kind", "version", "sab", "offset"] as const) {
+      if (!(field in handle)) fail(`the handle has no '${field}' field (truncated handle?)`, handle);
+    }
+    if (handle.kind !== kind) fail(`the handle's kind is not "${kind}"`, handle.kind);
+    if (!Number.isInteger(handle.version) || handle.version < 1) {
+      fail("the handle's version is not a positive integer", handle.version);
+    }
+    if (handle.version > supportedVersion) {
+      fail(
+        `the handle was made by a newer sabre (this build reads ${what} version ${supportedVersion})`,
+        handle.version,
+      );
+    }
+    const sab = handle.sab;
+    if (!(sab instanceof SharedArrayBuffer)) fail("the handle's 'sab' is not a SharedArrayBuffer", sab);
+    if (!sab.growable) fail("the handle's buffer is not a growable sabre heap", sab);
+    if (sab.byteLength < PAGE_BYTES) fail("the buffer is too small to be a sabre heap", sab.byteLength);
+    const header = new Int32Array(sab, 0, 16);
+    if (Atomics.load(header, H_MAGIC) !== MAGIC) {
+      fail("the buffer is not a sabre heap (bad magic number)", header[H_MAGIC] >>> 0);
+    }
+    const version = Atomics.load(header, H_VERSION);
+    if (version > LAYOUT_VERSION) {
+      fail(
+        `the heap was made by a newer sabre (heap layout version ${version}, this build reads ${LAYOUT_VERSION})`,
+        version,
+      );
+    }
+    if (!Number.isInteger(handle.offset) || handle.offset < 0 || handle.offset >= sab.byteLength) {
+      fail("the handle's offset is outside the heap", handle.offset);
+    }
+    const uid = heapUid(header);
+    let heap = realmHeaps.get(uid)?.deref();
+    if (heap === undefined) {
+      heap = new SharedHeap(sab);
+      realmHeaps.set(uid, new WeakRef(heap));
+    }
+    return heap;
+  }
+
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * // worker.postMessage(heap.handle);
+   * console.assert(heap.handle.sab === heap.sab);
+   * ```
+   */
+  get handle(): SharedHeapHandle {
+    return { kind: HEAP_KIND, version: LAYOUT_VERSION, sab: this.sab, offset: 0 };
+  }
+
+  /**
+   * Identity of the heap, the same in every worker. Two handles name the same
+   * heap exactly when their heaps' ids are equal.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(SharedHeap.attach(heap.handle).id === heap.id);
+   * ```
+   */
+  get id(): string {
+    return this.#uid;
+  }
+
+  // ------------------------------------------------------------------ views
+
+  /**
+   * Makes sure this worker's views cover byte offsets below `end`. Call it
+   * before reading through a pointer that another worker allocated: the heap
+   * may have grown since this worker's views were made. One comparison when
+   * nothing changed.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const ptr = heap.allocate(16);
+   * heap.ensure(ptr + 16);
+   * heap.i32[ptr >> 2] = 1;
+   * ```
+   */
+  ensure(end: number): void {
+    if (end > this.mappedBytes) this.#remap(end);
+  }
+
+  #remap(end: number): void {
+    const bytes = this.sab.byteLength;
+    if (!(end <= bytes)) {
+      throw new RangeError(
+        `Cannot access heap memory as the offset lies past the heap's ${bytes} bytes: current value is ${end}`,
+      );
+    }
+    const self = this as {
+      i32: Int32Array;
+      u32: Uint32Array;
+      u8: Uint8Array;
+      u16: Uint16Array;
+      f64: Float64Array;
+      i64: BigInt64Array;
+      mappedBytes: number;
+    };
+    self.i32 = new Int32Array(this.sab, 0, bytes >> 2);
+    self.u32 = new Uint32Array(this.sab, 0, bytes >> 2);
+    self.u8 = new Uint8Array(this.sab, 0, bytes);
+    self.u16 = new Uint16Array(this.sab, 0, bytes >> 1);
+    self.f64 = new Float64Array(this.sab, 0, bytes >> 3);
+    self.i64 = new BigInt64Array(this.sab, 0, bytes >> 3);
+    self.mappedBytes = bytes;
+  }
+
+  // --------------------------------------------------------------- registry
+
+  /**
+   * This worker's registry slot, joining on first use.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(heap.join() === heap.slot);
+   * ```
+   */
+  get slot(): number {
+    return this.#slot >= 0 ? this.#slot : this.join();
+  }
+
+  /**
+   * Joins the registry now (normally done on first use) and returns the slot.
+   * A slot left by a closed or evicted worker is reused, together with the
+   * partly used pages it owned. Throws {@linkcode WorkerLimitError} when all
+   * slots are taken.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create({ maxWorkers: 4 });
+   * console.assert(heap.join() < 4);
+   * ```
+   */
+  join(): number {
+    if (this.#slot >= 0) return this.#slot;
+    if (this.#closed) {
+      throw new SabreError("Cannot use SharedHeap as it was closed in this worker");
+    }
+    const i32 = this.i32;
+    for (let slot = 0; slot < this.maxWorkers; slot++) {
+      const state = this.#slotsBase + slot * (SLOT_BYTES >> 2) + S_STATE;
+      const seen = Atomics.load(i32, state);
+      if ((seen & 1) === 0 && Atomics.compareExchange(i32, state, seen, seen + 1) === seen) {
+        this.#slot = slot;
+        this.#slotBase = this.#slotsBase + slot * (SLOT_BYTES >> 2);
+        this.#lease = { i32, uid: this.#uid, slotBase: this.#slotBase, state: seen + 1 };
+        slotFinalizer.register(this, this.#lease, this);
+        let high = Atomics.load(i32, H_SLOT_HIGH);
+        while (high < slot + 1) {
+          const was = Atomics.compareExchange(i32, H_SLOT_HIGH, high, slot + 1);
+          if (was === high) break;
+          high = was;
+        }
+        return slot;
+      }
+    }
+    throw new WorkerLimitError(this.maxWorkers);
+  }
+
+  /**
+   * Leaves the registry: frees what this worker's epoch allows, hands its
+   * other retired blocks to the workers that stay, returns its empty pages to
+   * the pool and releases its slot. Afterwards this instance throws on use.
+   * Idempotent. Throws when called while an epoch is pinned.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * heap.free(heap.allocate(32));
+   * heap.close();
+   * ```
+   */
+  close(): void {
+    if (this.#closed) return;
+    if (this.#pinDepth > 0) {
+      throw new SabreError(
+        `Cannot close SharedHeap as this worker has ${this.#pinDepth} pinned epoch guard(s)`,
+      );
+    }
+    this.#closed = true;
+    if (realmHeaps.get(this.#uid)?.deref() === this) realmHeaps.delete(this.#uid);
+    if (this.#slot < 0) return;
+    slotFinalizer.unregister(this);
+    this.collect();
+    this.#orphanRetired();
+    this.#releaseEmptyPages();
+    const i32 = this.i32;
+    Atomics.store(i32, this.#slotBase + S_EPOCH, 0);
+    Atomics.add(i32, this.#slotBase + S_STATE, 1);
+    this.#slot = -1;
+    this.#slotBase = -1;
+  }
+
+  /** Same as {@linkcode SharedHeap.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Releases the slot of a worker that was terminated without closing, so
+   * that epochs advance again and the slot can be reused. Call it from the
+   * worker that terminated it, after `terminate()`. Blocks that worker had
+   * retired but not yet freed are leaked; its partly used pages pass to the
+   * next worker that joins the slot. Never call it for a live worker.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * // const slot = slotReportedByTheWorker; worker.terminate();
+   * // heap.evictWorker(slot);
+   * console.assert(typeof heap.evictWorker === "function");
+   * ```
+   */
+  evictWorker(slot: number): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.maxWorkers) {
+      throw new RangeError(
+        `Cannot evict worker as 'slot' must be an integer from 0 to ${
+          this.maxWorkers - 1
+        }: current value is ${describeValue(slot)}`,
+      );
+    }
+    if (slot === this.#slot) {
+      throw new RangeError(
+        `Cannot evict worker as slot ${slot} belongs to the calling worker: use close() instead`,
+      );
+    }
+    const i32 = this.i32;
+    const base = this.#slotsBase + slot * (SLOT_BYTES >> 2);
+    const state = Atomics.load(i32, base + S_STATE);
+    if ((state & 1) === 0) return;
+    Atomics.store(i32, base + S_EPOCH, 0);
+    if (Atomics.load(i32, H_POOL_OWNER) === slot + 1) {
+      // The dead worker held the pool lock: its update may be half done.
+      throw new SabreError(
+        `Cannot evict worker slot ${slot} cleanly as it died holding the page pool lock; the heap's page pool is unusable`,
+      );
+    }
+    Atomics.compareExchange(i32, base + S_STATE, state, state + 1);
+  }
+
+  // ------------------------------------------------------------- allocation
+
+  /**
+   * Allocates a block of at least `size` bytes and returns its offset. The
+   * block is 16-byte aligned and its contents are unspecified (see
+   * `allocateZeroed`). Any worker may free it. Throws
+   * {@linkcode HeapExhaustedError} when the heap cannot grow enough; the heap
+   * stays usable.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const ptr = heap.allocate(100);
+   * heap.f64[ptr >> 3] = 1.5;
+   * heap.free(ptr);
+   * ```
+   */
+  allocate(size: number): number {
+    if (!(size > 0 && size <= SMALL_MAX && (size | 0) === size)) return this.#allocateOther(size);
+    const cls = classOf(size);
+    let slotBase = this.#slotBase;
+    if (slotBase < 0) {
+      this.join();
+      slotBase = this.#slotBase;
+    }
+    const i32 = this.i32;
+    const page = i32[slotBase + S_CLASS_QUEUES + cls];
+    if (page !== 0) {
+      const d = this.#descBase + page * DESC_WORDS;
+      const block = i32[d + D_LOCAL];
+      if (block !== 0) {
+        i32[d + D_USED]++; // counted before unlinking: a crash here only leaks
+        i32[d + D_LOCAL] = i32[block >> 2];
+        i32[slotBase + S_LIVE_BLOCKS]++;
+        i32[slotBase + S_LIVE_BYTES] += CLASS_SIZE[cls];
+        return block;
+      }
+    }
+    return this.#allocateSlow(cls);
+  }
+
+  /**
+   * Allocates like `allocate` and fills the block with zeros.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const ptr = heap.allocateZeroed(64);
+   * console.assert(heap.i32[ptr >> 2] === 0);
+   * ```
+   */
+  allocateZeroed(size: number): number {
+    const ptr = this.allocate(size);
+    this.u8.fill(0, ptr, ptr + size);
+    return ptr;
+  }
+
+  /**
+   * Size in bytes of the block at `ptr` (its size class or page block size),
+   * at least what was requested.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(heap.blockSize(heap.allocate(100)) === 112);
+   * ```
+   */
+  blockSize(ptr: number): number {
+    const d = this.#headDescriptor(ptr, "blockSize");
+    const state = this.i32[d + D_STATE];
+    return stateKind(state) === K_SMALL
+      ? CLASS_SIZE[stateClass(state)]
+      : PAGE_BYTES * 2 ** stateOrder(state);
+  }
+
+  #allocateOther(size: number): number {
+    if (typeof size !== "number") {
+      throw new TypeError(
+        `Cannot allocate as 'size' must be a number: current value is ${describeValue(size)}`,
+      );
+    }
+    if (!Number.isInteger(size) || size < 1) {
+      throw new RangeError(
+        `Cannot allocate as 'size' must be a positive integer: current value is ${size}`,
+      );
+    }
+    if (size > this.maxBytes) {
+      throw new HeapExhaustedError(size, this.maxBytes, "the request is larger than the heap");
+    }
+    if (this.#slot < 0) this.join();
+    const pages = Math.ceil(size / PAGE_BYTES);
+    const order = 32 - Math.clz32(pages - 1);
+    if (order > MAX_ORDER) throw new HeapExhaustedError(size, this.maxBytes);
+    const page = this.#takePages(order, size, H_LARGE_PAGES);
+    const i32 = this.i32;
+    const d = this.#descBase + page * DESC_WORDS;
+    const bytes = PAGE_BYTES * 2 ** order;
+    i32[d + D_OWNER] = this.#slot;
+    i32[d + D_BUMP] = bytes;
+    i32[d + D_STATE] = descState(K_LARGE, order, 0);
+    i32[this.#slotBase + S_LIVE_BLOCKS]++;
+    i32[this.#slotBase + S_LIVE_BYTES] += bytes;
+    return page * PAGE_BYTES;
+  }
+
+  /** Takes a page block from the pool, growing the heap when needed. */
+  #takePages(order: number, requested: number, counter: number): number {
+    const i32 = this.i32;
+    const desc = this.#descBase;
+    lockPool(i32, this.#slot);
+    let page = 0;
+    try {
+      page = takeBlock(i32, desc, order);
+      while (page === 0) {
+        if (!growFor(this.sab, i32, desc, order)) break;
+        page = takeBlock(i32, desc, order);
+      }
+      if (page !== 0) i32[counter] += 1 << order;
+    } finally {
+      unlockPool(i32);
+    }
+    if (page === 0) throw new HeapExhaustedError(requested, this.maxBytes);
+    this.ensure((page + 2 ** order) * PAGE_BYTES);
+    return page;
+  }
+
+  #returnPages(page: number, order: number, counter: number): void {
+    const i32 = this.i32;
+    lockPool(i32, this.#slot);
+    try {
+      i32[counter] -= 1 << order;
+      freeBlock(i32, this.#descBase, page, order);
+    } finally {
+      unlockPool(i32);
+    }
+  }
+
+  /** Moves blocks freed by other workers onto the local list. Owner only. */
+  #collectRemote(d: number): void {
+    const i32 = this.i32;
+    let block = Atomics.exchange(i32, d + D_REMOTE, 0);
+    if (block === 0) return;
+    let count = 1;
+    const first = block;
+    while (i32[block >> 2] !== 0) {
+      block = i32[block >> 2];
+      count++;
+    }
+    i32[block >> 2] = i32[d + D_LOCAL];
+    i32[d + D_LOCAL] = first;
+    i32[d + D_USED] -= count;
+  }
+
+  /** Local list empty: refill from remote frees, bump space, other pages, or the pool. */
+  #allocateSlow(cls: number): number {
+    const i32 = this.i32;
+    const queue = this.#slotBase + S_CLASS_QUEUES + cls;
+    const size = CLASS_SIZE[cls];
+    const span = PAGE_BYTES << CLASS_ORDER[cls];
+    let page = i32[queue];
+    let found = 0;
+    while (page !== 0) {
+      const d = this.#descBase + page * DESC_WORDS;
+      this.#collectRemote(d);
+      if (i32[d + D_LOCAL] !== 0 || i32[d + D_BUMP] + size <= span) {
+        found = page;
+        break;
+      }
+      page = i32[d + D_NEXT];
+    }
+    if (found === 0) {
+      found = this.#takePages(CLASS_ORDER[cls], size, H_SMALL_PAGES);
+      this.#initSmallPage(found, cls);
+    }
+    const d = this.#descBase + found * DESC_WORDS;
+    if (i32[queue] !== found) {
+      this.#unlinkQueue(queue, found);
+      this.#pushQueue(queue, found);
+    }
+    let block = i32[d + D_LOCAL];
+    i32[d + D_USED]++;
+    if (block !== 0) {
+      i32[d + D_LOCAL] = i32[block >> 2];
+    } else {
+      block = (found << PAGE_SHIFT) + i32[d + D_BUMP];
+      i32[d + D_BUMP] += size;
+    }
+    i32[this.#slotBase + S_LIVE_BLOCKS]++;
+    i32[this.#slotBase + S_LIVE_BYTES] += size;
+    return block;
+  }
+
+  #initSmallPage(page: number, cls: number): void {
+    const i32 = this.i32;
+    const order = CLASS_ORDER[cls];
+    const d = this.#descBase + page * DESC_WORDS;
+    i32[d + D_OWNER] = this.#slot;
+    Atomics.store(i32, d + D_REMOTE, 0);
+    i32[d + D_LOCAL] = 0;
+    i32[d + D_USED] = 0;
+    i32[d + D_BUMP] = 0;
+    i32[d + D_NEXT] = 0;
+    i32[d + D_PREV] = 0;
+    for (let p = 1; p < 1 << order; p++) {
+      const interior = this.#descBase + (page + p) * DESC_WORDS;
+      i32[interior + D_STATE] = descState(K_INTERIOR, 0, 0);
+      i32[interior + D_OWNER] = page;
+    }
+    i32[d + D_STATE] = descState(K_SMALL, order, cls);
+  }
+
+  #pushQueue(queue: number, page: number): void {
+    const i32 = this.i32;
+    const d = this.#descBase + page * DESC_WORDS;
+    const head = i32[queue];
+    i32[d + D_NEXT] = head;
+    i32[d + D_PREV] = 0;
+    if (head !== 0) i32[this.#descBase + head * DESC_WORDS + D_PREV] = page;
+    i32[queue] = page;
+  }
+
+  #unlinkQueue(queue: number, page: number): void {
+    const i32 = this.i32;
+    const d = this.#descBase + page * DESC_WORDS;
+    const next = i32[d + D_NEXT];
+    const prev = i32[d + D_PREV];
+    if (prev !== 0) i32[this.#descBase + prev * DESC_WORDS + D_NEXT] = next;
+    else i32[queue] = next;
+    if (next !== 0) i32[this.#descBase + next * DESC_WORDS + D_PREV] = prev;
+    i32[d + D_NEXT] = 0;
+    i32[d + D_PREV] = 0;
+  }
+
+  /** Descriptor index of the block head for `ptr`; throws on a bad pointer. */
+  #headDescriptor(ptr: number, what: string): number {
+    if (!((ptr | 0) === ptr && ptr >= PAGE_BYTES && ptr < this.maxBytes)) {
+      throw new RangeError(
+        `Cannot ${what} as 'ptr' is not a block of this heap: current value is ${
+          describeValue(ptr)
+        }`,
+      );
+    }
+    this.ensure(ptr + 1);
+    const i32 = this.i32;
+    let d = this.#descBase + (ptr >>> PAGE_SHIFT) * DESC_WORDS;
+    if (stateKind(i32[d + D_STATE]) === K_INTERIOR) {
+      d = this.#descBase + i32[d + D_OWNER] * DESC_WORDS;
+    }
+    const state = i32[d + D_STATE];
+    const kind = stateKind(state);
+    const start = ((d - this.#descBase) / DESC_WORDS) << PAGE_SHIFT;
+    const bad = kind === K_SMALL
+      ? (ptr - start) % CLASS_SIZE[stateClass(state)] !== 0 || ptr - start >= i32[d + D_BUMP]
+      : kind !== K_LARGE || ptr !== start;
+    if (bad) {
+      throw new RangeError(
+        `Cannot ${what} as 'ptr' is not the start of an allocated block: current value is ${ptr}`,
+      );
+    }
+    return d;
+  }
+
+  /**
+   * Frees a block from `allocate`. Any worker may free any block. Memory that
+   * concurrent readers may still reach must go through `retire` instead.
+   * Throws `RangeError` for a pointer that is not the start of a block
+   * (freeing a block twice is not detected).
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * heap.free(heap.allocate(48));
+   * console.assert(heap.stats().liveBlocks === 0);
+   * ```
+   */
+  free(ptr: number): void {
+    let slotBase = this.#slotBase;
+    if (slotBase < 0) {
+      this.join();
+      slotBase = this.#slotBase;
+    }
+    const d = this.#headDescriptor(ptr, "free");
+    const i32 = this.i32;
+    const state = i32[d + D_STATE];
+    if (stateKind(state) === K_LARGE) {
+      const order = stateOrder(state);
+      i32[slotBase + S_LIVE_BLOCKS]--;
+      i32[slotBase + S_LIVE_BYTES] -= PAGE_BYTES * 2 ** order;
+      this.#returnPages(ptr >>> PAGE_SHIFT, order, H_LARGE_PAGES);
+      return;
+    }
+    const cls = stateClass(state);
+    i32[slotBase + S_LIVE_BLOCKS]--;
+    i32[slotBase + S_LIVE_BYTES] -= CLASS_SIZE[cls];
+    if (i32[d + D_OWNER] === this.#slot) {
+      i32[ptr >> 2] = i32[d + D_LOCAL];
+      i32[d + D_LOCAL] = ptr;
+      // Linked before uncounted: a crash here only leaks.
+      if (--i32[d + D_USED] === 0) this.#maybeReleasePage(d, cls);
+      return;
+    }
+    // Pattern (b): the link is written before the CAS that publishes it.
+    let head = Atomics.load(i32, d + D_REMOTE);
+    for (;;) {
+      i32[ptr >> 2] = head;
+      const seen = Atomics.compareExchange(i32, d + D_REMOTE, head, ptr);
+      if (seen === head) return;
+      head = seen;
+    }
+  }
+
+  /** An owned page became empty: give it back unless it is the class's current page. */
+  #maybeReleasePage(d: number, cls: number): void {
+    const queue = this.#slotBase + S_CLASS_QUEUES + cls;
+    const page = (d - this.#descBase) / DESC_WORDS;
+    if (this.i32[queue] === page) return;
+    this.#unlinkQueue(queue, page);
+    this.#returnPages(page, CLASS_ORDER[cls], H_SMALL_PAGES);
+  }
+
+  /** On close: returns every owned page that holds no live block. */
+  #releaseEmptyPages(): void {
+    const i32 = this.i32;
+    for (let cls = 0; cls < CLASS_COUNT; cls++) {
+      const queue = this.#slotBase + S_CLASS_QUEUES + cls;
+      let page = i32[queue];
+      while (page !== 0) {
+        const d = this.#descBase + page * DESC_WORDS;
+        const next = i32[d + D_NEXT];
+        this.#collectRemote(d);
+        if (i32[d + D_USED] === 0) {
+          this.#unlinkQueue(queue, page);
+          this.#returnPages(page, CLASS_ORDER[cls], H_SMALL_PAGES);
+        }
+        page = next;
+      }
+    }
+  }
+
+  // ----------------------------------------------------------------- epochs
+
+  /**
+   * Pins the current epoch: until the guard is disposed, no block retired
+   * from now on (by any worker) is reused, so pointers read from shared
+   * structures stay valid. Pins nest; only the outermost one touches shared
+   * memory. The guard object is reused, so pinning does not allocate.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * {
+   *   using _guard = heap.pin();
+   *   console.assert(heap.isPinned);
+   * }
+   * console.assert(!heap.isPinned);
+   * ```
+   */
+  pin(): EpochGuard {
+    if (this.#pinDepth++ === 0) {
+      let slotBase = this.#slotBase;
+      if (slotBase < 0) {
+        try {
+          this.join();
+        } catch (e) {
+          this.#pinDepth--;
+          throw e;
+        }
+        slotBase = this.#slotBase;
+      }
+      // SC store after SC load: a collector that scans after this store sees
+      // us; one that scanned before cannot have freed anything we can reach,
+      // because we read the structure only after this store.
+      const i32 = this.i32;
+      Atomics.store(i32, slotBase + S_EPOCH, Atomics.load(i32, H_EPOCH));
+    }
+    return this.#guard;
+  }
+
+  /**
+   * Leaves the innermost pinned section. Prefer disposing the guard.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * heap.pin();
+   * heap.unpin();
+   * ```
+   */
+  unpin(): void {
+    if (this.#pinDepth <= 0) {
+      throw new SabreError("Cannot unpin SharedHeap as no epoch is pinned in this worker");
+    }
+    if (--this.#pinDepth === 0) Atomics.store(this.i32, this.#slotBase + S_EPOCH, 0);
+  }
+
+  /**
+   * Whether this worker has a pinned epoch.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * console.assert(!SharedHeap.create().isPinned);
+   * ```
+   */
+  get isPinned(): boolean {
+    return this.#pinDepth > 0;
+  }
+
+  /**
+   * Frees `ptr` once no worker pinned now can still read it: after every
+   * worker that is pinned at this moment has unpinned. Call it after unlinking
+   * the block from every shared structure. Collection runs every 64 retires,
+   * or on `collect()`.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const node = heap.allocate(32);
+   * heap.retire(node);
+   * heap.collect();
+   * heap.collect();
+   * console.assert(heap.stats().retiredBlocks === 0);
+   * ```
+   */
+  retire(ptr: number): void {
+    this.#headDescriptor(ptr, "retire");
+    if (this.#slotBase < 0) this.join();
+    const epoch = Atomics.load(this.i32, H_EPOCH);
+    this.#pushRetired(ptr, epoch);
+    if (this.#retiredCount >= this.#collectAt) {
+      this.collect();
+      this.#collectAt = this.#retiredCount + COLLECT_EVERY;
+    }
+  }
+
+  #pushRetired(ptr: number, epoch: number): void {
+    if (this.#retiredCount === this.#retiredPtr.length) {
+      const n = this.#retiredCount;
+      const ptrs = new Int32Array(n * 2);
+      const epochs = new Int32Array(n * 2);
+      for (let i = 0; i < n; i++) {
+        const j = (this.#retiredHead + i) % n;
+        ptrs[i] = this.#retiredPtr[j];
+        epochs[i] = this.#retiredEpoch[j];
+      }
+      this.#retiredPtr = ptrs;
+      this.#retiredEpoch = epochs;
+      this.#retiredHead = 0;
+    }
+    const at = (this.#retiredHead + this.#retiredCount) % this.#retiredPtr.length;
+    this.#retiredPtr[at] = ptr;
+    this.#retiredEpoch[at] = epoch;
+    this.#retiredCount++;
+    this.i32[this.#slotBase + S_RETIRED]++;
+  }
+
+  /**
+   * Tries to advance the global epoch, then frees this worker's retired
+   * blocks that no pinned worker can reach any more. Returns how many blocks
+   * it freed. A block retired at epoch e is freed once the epoch reaches
+   * e + 2: every worker pinned when it was retired has unpinned by then.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * heap.retire(heap.allocate(16));
+   * let freed = 0;
+   * for (let i = 0; i < 3; i++) freed += heap.collect();
+   * console.assert(freed === 1);
+   * ```
+   */
+  collect(): number {
+    if (this.#slotBase < 0) {
+      if (this.#closed) return 0;
+      this.join();
+    }
+    const i32 = this.i32;
+    this.#adoptOrphans();
+    this.#tryAdvance();
+    const epoch = Atomics.load(i32, H_EPOCH);
+    let freed = 0;
+    const capacity = this.#retiredPtr.length;
+    while (this.#retiredCount > 0) {
+      const at = this.#retiredHead;
+      if (((epoch - this.#retiredEpoch[at]) | 0) < 2) break;
+      this.#retiredHead = (at + 1) % capacity;
+      this.#retiredCount--;
+      i32[this.#slotBase + S_RETIRED]--;
+      this.free(this.#retiredPtr[at]);
+      freed++;
+    }
+    return freed;
+  }
+
+  /** Advances the epoch when every pinned worker has seen the current one. */
+  #tryAdvance(): void {
+    const i32 = this.i32;
+    const epoch = Atomics.load(i32, H_EPOCH);
+    const high = Atomics.load(i32, H_SLOT_HIGH);
+    const stride = SLOT_BYTES >> 2;
+    for (let slot = 0; slot < high; slot++) {
+      const pinned = Atomics.load(i32, this.#slotsBase + slot * stride + S_EPOCH);
+      if (pinned !== 0 && pinned !== epoch) return;
+    }
+    const next = ((epoch + 1) | 0) === 0 ? 1 : (epoch + 1) | 0;
+    Atomics.compareExchange(i32, H_EPOCH, epoch, next);
+  }
+
+  /** On close: moves retired blocks into bags on the shared orphan stack. */
+  #orphanRetired(): void {
+    const i32 = this.i32;
+    while (this.#retiredCount > 0) {
+      const n = Math.min(this.#retiredCount, ORPHAN_BAG_ENTRIES);
+      let bag: number;
+      try {
+        bag = this.allocate(8 + n * 8);
+      } catch {
+        return; // heap exhausted: the rest leaks rather than failing close()
+      }
+      i32[(bag >> 2) + 1] = n;
+      for (let i = 0; i < n; i++) {
+        const at = this.#retiredHead;
+        i32[(bag >> 2) + 2 + i * 2] = this.#retiredEpoch[at];
+        i32[(bag >> 2) + 3 + i * 2] = this.#retiredPtr[at];
+        this.#retiredHead = (at + 1) % this.#retiredPtr.length;
+        this.#retiredCount--;
+        i32[this.#slotBase + S_RETIRED]--;
+      }
+      let head = Atomics.load(i32, H_ORPHANS);
+      for (;;) {
+        i32[bag >> 2] = head;
+        const seen = Atomics.compareExchange(i32, H_ORPHANS, head, bag);
+        if (seen === head) break;
+        head = seen;
+      }
+    }
+  }
+
+  /** Takes every orphan bag and adds its entries to this worker's list. */
+  #adoptOrphans(): void {
+    const i32 = this.i32;
+    if (Atomics.load(i32, H_ORPHANS) === 0) return;
+    let bag = Atomics.exchange(i32, H_ORPHANS, 0);
+    while (bag !== 0) {
+      this.ensure(bag + 8);
+      const count = i32[(bag >> 2) + 1];
+      this.ensure(bag + 8 + count * 8);
+      for (let i = 0; i < count; i++) {
+        this.#pushRetired(i32[(bag >> 2) + 3 + i * 2], i32[(bag >> 2) + 2 + i * 2]);
+      }
+      const next = i32[bag >> 2];
+      this.free(bag);
+      bag = next;
+    }
+  }
+
+  // ------------------------------------------------------------------ roots
+
+  /**
+   * Publishes a structure under `name` (1 to 64 UTF-8 bytes) so that any
+   * worker holding the heap can find it with `root(name)`. Replaces an
+   * earlier root of the same name. The handle must belong to this heap.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const block = heap.allocate(64);
+   * heap.setRoot("config", { kind: "app.Config", version: 1, sab: heap.sab, offset: block });
+   * console.assert(heap.root("config")?.offset === block);
+   * ```
+   */
+  setRoot(name: string, handle: SharedHandle): void {
+    const nameBytes = encodeRootString("name", name, ROOT_NAME_MAX);
+    if (typeof handle !== "object" || handle === null) {
+      throw new TypeError(
+        `Cannot set root "${name}" as 'handle' is not an object: current value is ${
+          describeValue(handle)
+        }`,
+      );
+    }
+    const kindBytes = encodeRootString("kind", handle.kind, ROOT_KIND_MAX);
+    if (!(handle.sab instanceof SharedArrayBuffer)) {
+      throw new TypeError(
+        `Cannot set root "${name}" as the handle's 'sab' is not a SharedArrayBuffer: current value is ${
+          describeValue(handle.sab)
+        }`,
+      );
+    }
+    if (
+      handle.sab.byteLength < PAGE_BYTES ||
+      heapUid(new Int32Array(handle.sab, 0, 16)) !== this.#uid
+    ) {
+      throw new RangeError(`Cannot set root "${name}" as the handle belongs to another heap`);
+    }
+    if (!Number.isInteger(handle.offset) || handle.offset < 0 || handle.offset >= this.maxBytes) {
+      throw new RangeError(
+        `Cannot set root "${name}" as the handle's offset is outside the heap: current value is ${
+          describeValue(handle.offset)
+        }`,
+      );
+    }
+    if (!Number.isInteger(handle.version) || handle.version < 1) {
+      throw new RangeError(
+        `Cannot set root "${name}" as the handle's version is not a positive integer: current value is ${
+          describeValue(handle.version)
+        }`,
+      );
+    }
+    const i32 = this.i32;
+    if (this.#slot < 0) this.join();
+    lockPool(i32, this.#slot);
+    try {
+      let entry = this.#findRoot(nameBytes);
+      if (entry < 0) {
+        for (let r = 0; r < ROOT_COUNT && entry < 0; r++) {
+          const e = this.#rootsBase + r * (ROOT_BYTES >> 2);
+          if (Atomics.load(i32, e + R_USED) === 0) entry = e;
+        }
+      }
+      if (entry < 0) {
+        throw new RangeError(
+          `Cannot set root "${name}" as all ${ROOT_COUNT} root entries are used`,
+        );
+      }
+      const seq = Atomics.load(i32, entry + R_SEQ);
+      Atomics.store(i32, entry + R_SEQ, seq + 1);
+      Atomics.store(i32, entry + R_OFFSET, handle.offset);
+      Atomics.store(i32, entry + R_VERSION, handle.version);
+      Atomics.store(i32, entry + R_NAME_LEN, nameBytes.length);
+      Atomics.store(i32, entry + R_KIND_LEN, kindBytes.length);
+      storeBytes(i32, entry + R_NAME, nameBytes, ROOT_NAME_MAX);
+      storeBytes(i32, entry + R_KIND, kindBytes, ROOT_KIND_MAX);
+      Atomics.store(i32, entry + R_USED, 1);
+      Atomics.store(i32, entry + R_SEQ, seq + 2);
+    } finally {
+      unlockPool(i32);
+    }
+  }
+
+  /**
+   * The handle published under `name`, or `undefined`.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(heap.root("missing") === undefined);
+   * ```
+   */
+  root<K extends string = string>(name: string): SharedHandle<K> | undefined {
+    const nameBytes = encodeRootString("name", name, ROOT_NAME_MAX);
+    const i32 = this.i32;
+    for (;;) {
+      const entry = this.#findRoot(nameBytes);
+      if (entry < 0) return undefined;
+      const seq = Atomics.load(i32, entry + R_SEQ);
+      if ((seq & 1) !== 0) continue;
+      const offset = Atomics.load(i32, entry + R_OFFSET);
+      const version = Atomics.load(i32, entry + R_VERSION);
+      const kind = new TextDecoder().decode(
+        loadBytes(i32, entry + R_KIND, Atomics.load(i32, entry + R_KIND_LEN)),
+      );
+      if (Atomics.load(i32, entry + R_SEQ) !== seq) continue;
+      return { kind: kind as K, version, sab: this.sab, offset };
+    }
+  }
+
+  /**
+   * Removes the root `name`; returns whether it existed. The structure itself
+   * is not freed.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * heap.setRoot("x", { ...heap.handle, kind: "app.X" });
+   * console.assert(heap.deleteRoot("x") && !heap.deleteRoot("x"));
+   * ```
+   */
+  deleteRoot(name: string): boolean {
+    const nameBytes = encodeRootString("name", name, ROOT_NAME_MAX);
+    const i32 = this.i32;
+    if (this.#slot < 0) this.join();
+    lockPool(i32, this.#slot);
+    try {
+      const entry = this.#findRoot(nameBytes);
+      if (entry < 0) return false;
+      const seq = Atomics.load(i32, entry + R_SEQ);
+      Atomics.store(i32, entry + R_SEQ, seq + 1);
+      Atomics.store(i32, entry + R_USED, 0);
+      Atomics.store(i32, entry + R_NAME_LEN, 0);
+      Atomics.store(i32, entry + R_SEQ, seq + 2);
+      return true;
+    } finally {
+      unlockPool(i32);
+    }
+  }
+
+  /**
+   * Names of all roots.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * heap.setRoot("a", { ...heap.handle, kind: "app.A" });
+   * console.assert(heap.rootNames().includes("a"));
+   * ```
+   */
+  rootNames(): string[] {
+    const names: string[] = [];
+    const i32 = this.i32;
+    const decoder = new TextDecoder();
+    for (let r = 0; r < ROOT_COUNT; r++) {
+      const entry = this.#rootsBase + r * (ROOT_BYTES >> 2);
+      for (;;) {
+        const seq = Atomics.load(i32, entry + R_SEQ);
+        if ((seq & 1) !== 0) continue;
+        const used = Atomics.load(i32, entry + R_USED);
+        const bytes = loadBytes(i32, entry + R_NAME, Atomics.load(i32, entry + R_NAME_LEN));
+        if (Atomics.load(i32, entry + R_SEQ) !== seq) continue;
+        if (used) names.push(decoder.decode(bytes));
+        break;
+      }
+    }
+    return names;
+  }
+
+  /** Index of the used entry whose name equals `name`, or -1. All-atomic reads. */
+  #findRoot(name: Uint8Array): number {
+    const i32 = this.i32;
+    for (let r = 0; r < ROOT_COUNT; r++) {
+      const entry = this.#rootsBase + r * (ROOT_BYTES >> 2);
+      for (;;) {
+        const seq = Atomics.load(i32, entry + R_SEQ);
+        if ((seq & 1) !== 0) continue;
+        const match = Atomics.load(i32, entry + R_USED) === 1 &&
+          Atomics.load(i32, entry + R_NAME_LEN) === name.length &&
+          bytesEqual(i32, entry + R_NAME, name);
+        if (Atomics.load(i32, entry + R_SEQ) !== seq) continue;
+        if (match) return entry;
+        break;
+      }
+    }
+    return -1;
+  }
+
+  // ------------------------------------------------------------------ stats
+
+  /**
+   * Usage counters of the whole heap, summed over all workers.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const ptr = heap.allocate(64);
+   * console.assert(heap.stats().liveBytes === 64);
+   * heap.free(ptr);
+   * console.assert(heap.stats().liveBytes === 0);
+   * ```
+   */
+  stats(): HeapStats {
+    const i32 = this.i32;
+    let liveBlocks = 0;
+    let liveBytes = 0;
+    let retired = 0;
+    let workers = 0;
+    const stride = SLOT_BYTES >> 2;
+    for (let slot = 0; slot < this.maxWorkers; slot++) {
+      const base = this.#slotsBase + slot * stride;
+      liveBlocks = (liveBlocks + Atomics.load(i32, base + S_LIVE_BLOCKS)) | 0;
+      liveBytes = (liveBytes + Atomics.load(i32, base + S_LIVE_BYTES)) | 0;
+      retired = (retired + Atomics.load(i32, base + S_RETIRED)) | 0;
+      if ((Atomics.load(i32, base + S_STATE) & 1) === 1) workers++;
+    }
+    return {
+      heapBytes: this.sab.byteLength,
+      maxBytes: this.maxBytes,
+      metadataBytes: i32[H_META_PAGES] * PAGE_BYTES,
+      freeBytes: Atomics.load(i32, H_FREE_PAGES) * PAGE_BYTES,
+      smallPageBytes: Atomics.load(i32, H_SMALL_PAGES) * PAGE_BYTES,
+      largeBytes: Atomics.load(i32, H_LARGE_PAGES) * PAGE_BYTES,
+      liveBlocks,
+      liveBytes,
+      retiredBlocks: retired,
+      growCount: Atomics.load(i32, H_GROW_COUNT),
+      workers,
+      maxWorkers: this.maxWorkers,
+      epoch: Atomics.load(i32, H_EPOCH),
+    };
+  }
+}
+
+function storeBytes(i32: Int32Array, at: number, bytes: Uint8Array, max: number): void {
+  for (let w = 0; w < max / 4; w++) {
+    let word = 0;
+    for (let b = 0; b < 4; b++) word |= (bytes[w * 4 + b] ?? 0) << (b * 8);
+    Atomics.store(i32, at + w, word);
+  }
+}
+
+function loadBytes(i32: Int32Array, at: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) {
+    out[i] = (Atomics.load(i32, at + (i >> 2)) >>> ((i & 3) * 8)) & 255;
+  }
+  return out;
+}
+
+function bytesEqual(i32: Int32Array, at: number, bytes: Uint8Array): boolean {
+  for (let w = 0; w < Math.ceil(bytes.length / 4); w++) {
+    let word = 0;
+    for (let b = 0; b < 4; b++) word |= (bytes[w * 4 + b] ?? 0) << (b * 8);
+    if (Atomics.load(i32, at + w) !== word) return false;
+  }
+  return true;
+}

@@ -1,0 +1,25 @@
+/**
+ * sabre: concurrency primitives and concurrent data structures that live in
+ * one `SharedArrayBuffer` and are used at the same time from many workers.
+ *
+ * Everything is built on {@linkcode SharedHeap}, a growable shared arena.
+ * Create one, send `heap.handle` to your workers with `postMessage`, and
+ * attach it there with `SharedHeap.attach(handle)`.
+ *
+ * @example
+ * ```ts
+ * import { SharedHeap } from "@sabre/sabre";
+ *
+ * const heap = SharedHeap.create({ maxBytes: 64 << 20 });
+ * const counter = heap.allocateZeroed(4);
+ * Atomics.add(heap.i32, counter >> 2, 1);
+ * heap.setRoot("counter", { kind: "app.Counter", version: 1, sab: heap.sab, offset: counter });
+ * // in any worker holding the heap:
+ * const found = heap.root("counter");
+ * console.assert(found !== undefined && Atomics.load(heap.i32, found.offset >> 2) === 1);
+ * ```
+ *
+ * @module
+ */
+
+export * from "./memory/mod.ts";
