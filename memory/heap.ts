@@ -413,7 +413,7 @@ export class SharedHeap implements Disposable {
         }`,
       );
     }
-    const maxWorkers = options.maxWorkers ?? DEFAULT_MAX_WORKERS;
+    const maxWorkers = options.maxWorkers === undefined ? DEFAULT_MAX_WORKERS : options.maxWorkers;
     if (typeof maxWorkers !== "number") {
       throw new TypeError(
         `Cannot create SharedHeap as 'maxWorkers' must be a number: current value is ${
@@ -426,7 +426,11 @@ export class SharedHeap implements Disposable {
         `Cannot create SharedHeap as 'maxWorkers' must be an integer from 1 to 1024: current value is ${maxWorkers}`,
       );
     }
-    const maxBytes = checkSizeOption("maxBytes", options.maxBytes ?? DEFAULT_MAX_BYTES, KIB64);
+    const maxBytes = checkSizeOption(
+      "maxBytes",
+      options.maxBytes === undefined ? DEFAULT_MAX_BYTES : options.maxBytes,
+      KIB64,
+    );
     const maxPages = maxBytes / PAGE_BYTES;
     const metaPages = Math.ceil(metadataBytes(maxPages, maxWorkers) / PAGE_BYTES);
     const minBytes = (metaPages + 1) * PAGE_BYTES;
@@ -522,7 +526,9 @@ export class SharedHeap implements Disposable {
     };
     if (typeof handle !== "object" || handle === null) fail("the handle is not an object", handle);
     for (const field of ["kind", "version", "sab", "offset"] as const) {
-      if (!(field in handle)) fail(`the handle has no '${field}' field (truncated handle?)`, handle);
+      if (!(field in handle)) {
+        fail(`the handle has no '${field}' field (truncated handle?)`, handle);
+      }
     }
     if (handle.kind !== kind) fail(`the handle's kind is not "${kind}"`, handle.kind);
     if (!Number.isInteger(handle.version) || handle.version < 1) {
@@ -535,9 +541,13 @@ export class SharedHeap implements Disposable {
       );
     }
     const sab = handle.sab;
-    if (!(sab instanceof SharedArrayBuffer)) fail("the handle's 'sab' is not a SharedArrayBuffer", sab);
+    if (!(sab instanceof SharedArrayBuffer)) {
+      fail("the handle's 'sab' is not a SharedArrayBuffer", sab);
+    }
     if (!sab.growable) fail("the handle's buffer is not a growable sabre heap", sab);
-    if (sab.byteLength < PAGE_BYTES) fail("the buffer is too small to be a sabre heap", sab.byteLength);
+    if (sab.byteLength < PAGE_BYTES) {
+      fail("the buffer is too small to be a sabre heap", sab.byteLength);
+    }
     const header = new Int32Array(sab, 0, 16);
     if (Atomics.load(header, H_MAGIC) !== MAGIC) {
       fail("the buffer is not a sabre heap (bad magic number)", header[H_MAGIC] >>> 0);

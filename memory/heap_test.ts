@@ -1,0 +1,380 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  HandleError,
+  HeapExhaustedError,
+  SabreError,
+  type SharedHandle,
+  SharedHeap,
+  type SharedHeapHandle,
+} from "./mod.ts";
+
+const MiB = 1 << 20;
+
+function assertThrowsWith(
+  fn: () => unknown,
+  errorClass: new (...args: never[]) => Error,
+  ...fragments: string[]
+): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof errorClass, `expected ${errorClass.name}, got ${e}`);
+    for (const fragment of fragments) {
+      assert.ok(
+        (e as Error).message.includes(fragment),
+        `message ${JSON.stringify((e as Error).message)} lacks ${JSON.stringify(fragment)}`,
+      );
+    }
+    return true;
+  });
+}
+
+Deno.test("create: invalid options name the option and the value", () => {
+  assertThrowsWith(
+    () => SharedHeap.create({ maxBytes: 1000 }),
+    RangeError,
+    "'maxBytes' must be a multiple of 65536",
+    "current value is 1000",
+  );
+  assertThrowsWith(
+    () => SharedHeap.create({ initialBytes: 3 * 65536 + 7 }),
+    RangeError,
+    "'initialBytes'",
+    "196615",
+  );
+  assertThrowsWith(() => SharedHeap.create({ maxBytes: 2 ** 32 }), RangeError, "'maxBytes'");
+  assertThrowsWith(
+    () => SharedHeap.create({ maxBytes: "8" as unknown as number }),
+    TypeError,
+    "'maxBytes' must be a number",
+    '"8"',
+  );
+  assertThrowsWith(() => SharedHeap.create({ maxWorkers: 0 }), RangeError, "'maxWorkers'", "0");
+  assertThrowsWith(() => SharedHeap.create({ maxWorkers: 2.5 }), RangeError, "2.5");
+  assertThrowsWith(
+    () => SharedHeap.create({ maxWorkers: null as unknown as number }),
+    TypeError,
+    "'maxWorkers'",
+    "null",
+  );
+  assertThrowsWith(
+    () => SharedHeap.create({ initialBytes: 4 * MiB, maxBytes: 2 * MiB }),
+    RangeError,
+    "must not exceed 'maxBytes'",
+    "4194304",
+  );
+  assertThrowsWith(
+    () => SharedHeap.create({ initialBytes: 65536, maxBytes: 256 * MiB }),
+    RangeError,
+    "'initialBytes' must be at least",
+    "65536",
+  );
+  assertThrowsWith(
+    () => SharedHeap.create(null as unknown as undefined),
+    TypeError,
+    "'options'",
+  );
+});
+
+Deno.test("create: defaults and sizes", () => {
+  const heap = SharedHeap.create();
+  const stats = heap.stats();
+  assert.equal(stats.maxBytes, 256 * MiB);
+  assert.equal(stats.maxWorkers, 64);
+  assert.equal(stats.heapBytes, MiB);
+  assert.equal(stats.freeBytes + stats.metadataBytes, stats.heapBytes);
+  assert.equal(stats.liveBlocks, 0);
+  const small = SharedHeap.create({ initialBytes: 1 * MiB, maxBytes: 1 * MiB, maxWorkers: 2 });
+  assert.equal(small.stats().heapBytes, MiB);
+});
+
+Deno.test("attach: the same realm gets the same instance, also from a cloned handle", () => {
+  const heap = SharedHeap.create();
+  assert.equal(SharedHeap.attach(heap.handle), heap);
+  assert.equal(SharedHeap.attach(structuredClone(heap.handle)), heap);
+  assert.equal(typeof heap.id, "string");
+  assert.notEqual(SharedHeap.create().id, heap.id);
+});
+
+Deno.test("attach: bad handles throw HandleError with a clear message", () => {
+  const heap = SharedHeap.create();
+  const good = heap.handle;
+  // A random SharedArrayBuffer, growable or not.
+  assertThrowsWith(
+    () => SharedHeap.attach({ ...good, sab: new SharedArrayBuffer(1 << 16) }),
+    HandleError,
+    "not a growable sabre heap",
+  );
+  const random = new SharedArrayBuffer(1 << 16, { maxByteLength: 1 << 20 });
+  crypto.getRandomValues(new Uint8Array(random));
+  assertThrowsWith(
+    () => SharedHeap.attach({ ...good, sab: random }),
+    HandleError,
+    "not a sabre heap (bad magic number)",
+  );
+  // A handle of the wrong kind.
+  assertThrowsWith(
+    () => SharedHeap.attach({ ...good, kind: "sabre.HashMap" } as unknown as SharedHeapHandle),
+    HandleError,
+    'kind is not "sabre.SharedHeap"',
+    '"sabre.HashMap"',
+  );
+  // Truncated handles: each field missing in turn.
+  for (const field of ["kind", "version", "sab", "offset"]) {
+    const truncated: Record<string, unknown> = { ...good };
+    delete truncated[field];
+    assertThrowsWith(
+      () => SharedHeap.attach(truncated as unknown as SharedHeapHandle),
+      HandleError,
+      `no '${field}' field`,
+    );
+  }
+  assertThrowsWith(
+    () => SharedHeap.attach(42 as unknown as SharedHeapHandle),
+    HandleError,
+    "not an object",
+    "42",
+  );
+  // A handle from a newer sabre.
+  assertThrowsWith(
+    () => SharedHeap.attach({ ...good, version: 99 }),
+    HandleError,
+    "newer sabre",
+    "99",
+  );
+  // A heap whose layout is newer than this build.
+  const newer = SharedHeap.create();
+  const header = new Int32Array(newer.sab, 0, 4);
+  header[1] = 2;
+  assertThrowsWith(
+    () => SharedHeap.attach(newer.handle),
+    HandleError,
+    "heap layout version 2",
+  );
+  header[1] = 1;
+  assertThrowsWith(
+    () => SharedHeap.attach({ ...good, offset: -4 }),
+    HandleError,
+    "offset",
+    "-4",
+  );
+});
+
+Deno.test("allocate: blocks are aligned, disjoint and keep their contents", () => {
+  const heap = SharedHeap.create({ maxBytes: 64 * MiB });
+  const live = new Map<number, number>();
+  const sizes = [1, 8, 15, 16, 17, 100, 1000, 1024, 1025, 4000, 9000, 32768, 32769, 70000, 300000];
+  for (let round = 0; round < 20; round++) {
+    for (const size of sizes) {
+      const ptr = heap.allocate(size);
+      assert.equal(ptr % 16, 0);
+      assert.ok(heap.blockSize(ptr) >= size);
+      heap.u8.fill((ptr >> 4) & 255, ptr, ptr + size);
+      live.set(ptr, size);
+    }
+  }
+  const ordered = [...live.entries()].sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < ordered.length; i++) {
+    assert.ok(ordered[i - 1][0] + ordered[i - 1][1] <= ordered[i][0], "blocks overlap");
+  }
+  for (const [ptr, size] of live) {
+    const expected = (ptr >> 4) & 255;
+    for (let i = 0; i < size; i += 7) assert.equal(heap.u8[ptr + i], expected);
+    heap.free(ptr);
+  }
+  const stats = heap.stats();
+  assert.equal(stats.liveBlocks, 0);
+  assert.equal(stats.liveBytes, 0);
+  heap.close();
+  const after = SharedHeap.attach(heap.handle).stats();
+  assert.equal(after.freeBytes + after.metadataBytes, after.heapBytes, "pages not coalesced back");
+});
+
+Deno.test("allocate: random sequences match a model (fast-check)", () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          fc.record({ op: fc.constant("alloc" as const), size: fc.integer({ min: 1, max: 5000 }) }),
+          fc.record({
+            op: fc.constant("alloc" as const),
+            size: fc.integer({ min: 1, max: 200000 }),
+          }),
+          fc.record({ op: fc.constant("free" as const), index: fc.nat() }),
+        ),
+        { maxLength: 300 },
+      ),
+      (ops) => {
+        const heap = SharedHeap.create({ maxBytes: 32 * MiB, maxWorkers: 2 });
+        const live: Array<[number, number, number]> = [];
+        let tag = 1;
+        for (const op of ops) {
+          if (op.op === "alloc") {
+            const ptr = heap.allocate(op.size);
+            heap.u8.fill(tag & 255, ptr, ptr + op.size);
+            live.push([ptr, op.size, tag++ & 255]);
+          } else if (live.length > 0) {
+            const [ptr, size, t] = live.splice(op.index % live.length, 1)[0];
+            for (let i = 0; i < size; i++) if (heap.u8[ptr + i] !== t) return false;
+            heap.free(ptr);
+          }
+        }
+        for (const [ptr] of live) heap.free(ptr);
+        const s = heap.stats();
+        heap.close();
+        return s.liveBlocks === 0 && s.liveBytes === 0;
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
+
+Deno.test("allocate/free: bad input throws before anything changes", () => {
+  const heap = SharedHeap.create();
+  for (const bad of [0, -1, 1.5, NaN, Infinity]) {
+    assertThrowsWith(() => heap.allocate(bad), RangeError, "'size'", String(bad));
+  }
+  assertThrowsWith(() => heap.allocate("8" as unknown as number), TypeError, "'size'", '"8"');
+  const ptr = heap.allocate(64);
+  assertThrowsWith(
+    () => heap.free(ptr + 16 + 8),
+    RangeError,
+    "not the start of an allocated block",
+  );
+  assertThrowsWith(() => heap.free(0), RangeError, "'ptr' is not a block of this heap", "0");
+  assertThrowsWith(() => heap.free(16), RangeError, "not a block of this heap");
+  assertThrowsWith(() => heap.free(2 ** 40), RangeError, "not a block of this heap");
+  assertThrowsWith(() => heap.free(1.5), RangeError, "1.5");
+  const large = heap.allocate(100000);
+  assertThrowsWith(() => heap.free(large + 65536), RangeError, "not the start");
+  assert.equal(heap.stats().liveBlocks, 2);
+  heap.free(ptr);
+  heap.free(large);
+  assert.equal(heap.stats().liveBlocks, 0);
+});
+
+Deno.test("exhaustion: HeapExhaustedError, and the heap stays usable", () => {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 2 * MiB, maxWorkers: 2 });
+  assertThrowsWith(() => heap.allocate(4 * MiB), HeapExhaustedError, "2097152");
+  const blocks: number[] = [];
+  let error: unknown;
+  try {
+    for (;;) blocks.push(heap.allocate(3000));
+  } catch (e) {
+    error = e;
+  }
+  assert.ok(error instanceof HeapExhaustedError);
+  assert.equal(heap.stats().heapBytes, 2 * MiB);
+  assert.equal(heap.stats().liveBlocks, blocks.length);
+  // Still usable: free half, allocate again.
+  for (const ptr of blocks.splice(0, blocks.length >> 1)) heap.free(ptr);
+  for (let i = 0; i < 50; i++) blocks.push(heap.allocate(3000));
+  assertThrowsWith(() => heap.allocate(MiB), HeapExhaustedError);
+  for (const ptr of blocks) heap.free(ptr);
+  assert.equal(heap.stats().liveBlocks, 0);
+  const big = heap.allocate(MiB / 2);
+  heap.free(big);
+});
+
+Deno.test("growth: a small heap grows by doubling and old views are refreshed", () => {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 64 * MiB });
+  const i32Before = heap.i32;
+  const blocks: number[] = [];
+  for (let i = 0; i < 4000; i++) blocks.push(heap.allocate(2048));
+  const stats = heap.stats();
+  assert.ok(stats.growCount >= 3, `grew ${stats.growCount} times`);
+  assert.notEqual(heap.i32, i32Before);
+  assert.equal(heap.mappedBytes, heap.sab.byteLength);
+  for (const ptr of blocks) heap.i32[ptr >> 2] = ptr;
+  for (const ptr of blocks) assert.equal(heap.i32[ptr >> 2], ptr);
+  assertThrowsWith(() => heap.ensure(heap.sab.byteLength + 4), RangeError, "past the heap");
+  for (const ptr of blocks) heap.free(ptr);
+});
+
+Deno.test("epochs: retired memory waits for pinned readers, then is reused", () => {
+  const heap = SharedHeap.create();
+  const guard = heap.pin();
+  const node = heap.allocate(48);
+  heap.retire(node);
+  for (let i = 0; i < 5; i++) heap.collect();
+  assert.equal(heap.stats().retiredBlocks, 1, "freed while pinned");
+  guard.unpin();
+  let freed = 0;
+  for (let i = 0; i < 3; i++) freed += heap.collect();
+  assert.equal(freed, 1);
+  assert.equal(heap.stats().retiredBlocks, 0);
+  assert.equal(heap.allocate(48), node, "freed block is reused first");
+});
+
+Deno.test("epochs: pins nest, guards dispose, misuse throws", () => {
+  const heap = SharedHeap.create();
+  {
+    using _outer = heap.pin();
+    {
+      using _inner = heap.pin();
+    }
+    assert.ok(heap.isPinned);
+  }
+  assert.ok(!heap.isPinned);
+  assertThrowsWith(() => heap.unpin(), SabreError, "no epoch is pinned");
+  heap.pin();
+  assertThrowsWith(() => heap.close(), SabreError, "pinned epoch");
+  heap.unpin();
+  heap.close();
+  assertThrowsWith(() => heap.allocate(8), SabreError, "closed");
+  assertThrowsWith(() => heap.retire(16), RangeError, "not a block");
+});
+
+Deno.test("epochs: many retires are collected automatically", () => {
+  const heap = SharedHeap.create();
+  for (let i = 0; i < 10000; i++) heap.retire(heap.allocate(64));
+  const stats = heap.stats();
+  assert.ok(stats.retiredBlocks < 200, `${stats.retiredBlocks} still retired`);
+  assert.equal(stats.liveBlocks, stats.retiredBlocks);
+});
+
+Deno.test("roots: set, find, replace, delete, and bad input", () => {
+  const heap = SharedHeap.create();
+  const a = heap.allocate(64);
+  const b = heap.allocate(64);
+  const handle = (offset: number, kind = "app.Thing"): SharedHandle => ({
+    kind,
+    version: 1,
+    sab: heap.sab,
+    offset,
+  });
+  heap.setRoot("counts", handle(a));
+  heap.setRoot("índice ✓", handle(b, "app.Índice"));
+  assert.deepEqual(heap.root("counts"), handle(a));
+  assert.deepEqual(heap.root("índice ✓"), handle(b, "app.Índice"));
+  heap.setRoot("counts", handle(b, "app.Other"));
+  assert.equal(heap.root("counts")?.offset, b);
+  assert.equal(heap.root("counts")?.kind, "app.Other");
+  assert.deepEqual(heap.rootNames().sort(), ["counts", "índice ✓"].sort());
+  assert.ok(heap.deleteRoot("counts"));
+  assert.equal(heap.root("counts"), undefined);
+  assert.ok(!heap.deleteRoot("counts"));
+  assertThrowsWith(() => heap.setRoot("", handle(a)), RangeError, "1 to 64", '""');
+  assertThrowsWith(() => heap.setRoot("x".repeat(65), handle(a)), RangeError, "65 bytes");
+  assertThrowsWith(() => heap.root(7 as unknown as string), TypeError, "not a string", "7");
+  const other = SharedHeap.create();
+  assertThrowsWith(
+    () => heap.setRoot("foreign", { ...handle(a), sab: other.sab }),
+    RangeError,
+    "another heap",
+  );
+  assertThrowsWith(() => heap.setRoot("neg", handle(-8)), RangeError, "offset", "-8");
+  for (let i = heap.rootNames().length; i < 64; i++) heap.setRoot(`r${i}`, handle(a));
+  assertThrowsWith(() => heap.setRoot("one-too-many", handle(a)), RangeError, "all 64");
+});
+
+Deno.test("registry: join, slot reuse after close, evictWorker validation", () => {
+  const heap = SharedHeap.create({ maxWorkers: 2 });
+  const slot = heap.join();
+  assert.equal(heap.slot, slot);
+  assert.equal(heap.stats().workers, 1);
+  assertThrowsWith(() => heap.evictWorker(slot), RangeError, "use close()");
+  assertThrowsWith(() => heap.evictWorker(2), RangeError, "'slot'", "2");
+  heap.evictWorker(1); // free slot: nothing to do
+  heap.close();
+  assert.equal(SharedHeap.attach(heap.handle).stats().workers, 0);
+});
