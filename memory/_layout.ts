@@ -52,10 +52,8 @@ export const H_DESC_OFFSET = 12;
 export const H_SLOT_HIGH = 13;
 export const H_SMALL_PAGES = 14;
 export const H_LARGE_PAGES = 15;
-/** Pool lock futex word: 0 free, 1 held, 2 held with waiters. Own cache line. */
+/** Pool lock futex word: 0 free, else (holder slot + 1) << 1 | waiters. Own cache line. */
 export const H_POOL_LOCK = 16;
-/** Slot id + 1 of the pool lock holder, 0 when free. */
-export const H_POOL_OWNER = 17;
 /** Heads of the pool's free lists, one per order (page index, 0 = empty). */
 export const H_POOL_HEADS = 32;
 /** Global epoch. Never 0. Own cache line: every pin loads it. */

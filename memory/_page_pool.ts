@@ -35,7 +35,6 @@ import {
   H_MAX_PAGES,
   H_POOL_HEADS,
   H_POOL_LOCK,
-  H_POOL_OWNER,
   K_FREE,
   K_NONE,
   MAX_ORDER,
@@ -46,32 +45,72 @@ const pause: () => void = typeof (Atomics as { pause?: () => void }).pause === "
   ? (Atomics as unknown as { pause: () => void }).pause
   : () => {};
 
-/** Spins briefly, then parks on the futex word. 3-state futex mutex. */
+/**
+ * Takes the pool lock. The lock word holds `(slot + 1) << 1 | waiters`, so the
+ * holder is known from the same CAS that acquired it: a holder that dies can
+ * be recognised and the pool recovered (see recoverPool). Spins briefly, then
+ * parks; a worker that had to wait acquires with the waiters bit set, so an
+ * unlock never misses a sleeper (the 3-state futex argument).
+ */
 export function lockPool(i32: Int32Array, ownerSlot: number): void {
-  if (Atomics.compareExchange(i32, H_POOL_LOCK, 0, 1) !== 0) {
-    let acquired = false;
-    for (let spin = 0; spin < 64; spin++) {
-      pause();
-      if (
-        Atomics.load(i32, H_POOL_LOCK) === 0 &&
-        Atomics.compareExchange(i32, H_POOL_LOCK, 0, 1) === 0
-      ) {
-        acquired = true;
-        break;
-      }
-    }
-    if (!acquired) {
-      while (Atomics.exchange(i32, H_POOL_LOCK, 2) !== 0) Atomics.wait(i32, H_POOL_LOCK, 2);
-    }
+  const mine = (ownerSlot + 1) << 1;
+  if (Atomics.compareExchange(i32, H_POOL_LOCK, 0, mine) === 0) return;
+  for (let spin = 0; spin < 64; spin++) {
+    pause();
+    if (
+      Atomics.load(i32, H_POOL_LOCK) === 0 &&
+      Atomics.compareExchange(i32, H_POOL_LOCK, 0, mine) === 0
+    ) return;
   }
-  Atomics.store(i32, H_POOL_OWNER, ownerSlot + 1);
+  for (;;) {
+    const seen = Atomics.load(i32, H_POOL_LOCK);
+    if (seen === 0) {
+      if (Atomics.compareExchange(i32, H_POOL_LOCK, 0, mine | 1) === 0) return;
+      continue;
+    }
+    if ((seen & 1) === 0 && Atomics.compareExchange(i32, H_POOL_LOCK, seen, seen | 1) !== seen) {
+      continue;
+    }
+    Atomics.wait(i32, H_POOL_LOCK, seen | 1);
+  }
 }
 
 export function unlockPool(i32: Int32Array): void {
-  Atomics.store(i32, H_POOL_OWNER, 0);
-  if (Atomics.sub(i32, H_POOL_LOCK, 1) !== 1) {
-    Atomics.store(i32, H_POOL_LOCK, 0);
-    Atomics.notify(i32, H_POOL_LOCK, 1);
+  if ((Atomics.exchange(i32, H_POOL_LOCK, 0) & 1) !== 0) Atomics.notify(i32, H_POOL_LOCK, 1);
+}
+
+/** Slot of the pool lock's holder, or -1 when free. */
+export function poolLockHolder(i32: Int32Array): number {
+  return (Atomics.load(i32, H_POOL_LOCK) >> 1) - 1;
+}
+
+/**
+ * Repairs the pool after its lock holder died mid-operation, then releases
+ * the lock. Every pool operation keeps each free block's head descriptor
+ * reading K_FREE and every page it has taken out of a list reading something
+ * else, so rebuilding the lists from K_FREE heads gives a consistent pool. A
+ * block the dead worker had unlinked but not yet handed out is leaked, never
+ * handed out twice. Must be called while the dead worker still "holds" the
+ * lock, so no live worker is inside the pool.
+ */
+export function recoverPool(i32: Int32Array, desc: number): void {
+  for (let k = 0; k <= MAX_ORDER; k++) i32[H_POOL_HEADS + k] = 0;
+  i32[H_FREE_PAGES] = 0;
+  const committed = Atomics.load(i32, H_COMMITTED_PAGES);
+  for (let page = 0; page < committed; page++) {
+    const d = desc + page * DESC_WORDS;
+    const state = i32[d + D_STATE];
+    if ((state & 15) !== K_FREE) continue;
+    const order = (state >>> 4) & 31;
+    if ((page & ((1 << order) - 1)) !== 0 || page + (1 << order) > committed) {
+      i32[d + D_STATE] = descState(K_NONE, 0, 0);
+      continue;
+    }
+    pushFree(i32, desc, page, order);
+    i32[H_FREE_PAGES] += 1 << order;
+  }
+  if ((Atomics.exchange(i32, H_POOL_LOCK, 0) & 1) !== 0) {
+    Atomics.notify(i32, H_POOL_LOCK);
   }
 }
 

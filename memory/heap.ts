@@ -27,9 +27,12 @@
  *
  * Owner-only updates count a block as used before unlinking it and as free
  * after linking it, so a worker terminated in between leaks at most that block
- * and never lets two owners share one. A worker terminated while it holds the
- * pool lock leaves the pool unusable; the lock is held for a few hundred
- * nanoseconds per 64 KiB page, and evictWorker reports that case loudly.
+ * and never lets two owners share one. A worker may also die holding the
+ * pool lock (held for a few hundred
+ * nanoseconds per 64 KiB page): evictWorker sees it in the lock word,
+ * rebuilds the pool's free lists from the descriptors and releases the lock,
+ * leaking at most the block that was in flight (or, if it died while growing
+ * the buffer, the pages it had not yet carved into the pool).
  *
  * @module
  */
@@ -56,7 +59,6 @@ import {
   H_MAX_WORKERS,
   H_META_PAGES,
   H_ORPHANS,
-  H_POOL_OWNER,
   H_ROOTS_OFFSET,
   H_SLOT_HIGH,
   H_SLOTS_OFFSET,
@@ -100,7 +102,16 @@ import {
   stateOrder,
 } from "./_layout.ts";
 import { CLASS_COUNT, CLASS_ORDER, CLASS_SIZE, classOf, SMALL_MAX } from "./_size_classes.ts";
-import { carve, freeBlock, growFor, lockPool, takeBlock, unlockPool } from "./_page_pool.ts";
+import {
+  carve,
+  freeBlock,
+  growFor,
+  lockPool,
+  poolLockHolder,
+  recoverPool,
+  takeBlock,
+  unlockPool,
+} from "./_page_pool.ts";
 import {
   describeValue,
   HandleError,
@@ -776,11 +787,10 @@ export class SharedHeap implements Disposable {
     const state = Atomics.load(i32, base + S_STATE);
     if ((state & 1) === 0) return;
     Atomics.store(i32, base + S_EPOCH, 0);
-    if (Atomics.load(i32, H_POOL_OWNER) === slot + 1) {
-      // The dead worker held the pool lock: its update may be half done.
-      throw new SabreError(
-        `Cannot evict worker slot ${slot} cleanly as it died holding the page pool lock; the heap's page pool is unusable`,
-      );
+    if (poolLockHolder(i32) === slot) {
+      // It died inside a pool operation: rebuild the pool, release the lock.
+      this.#recoverRoots();
+      recoverPool(i32, this.#descBase);
     }
     Atomics.compareExchange(i32, base + S_STATE, state, state + 1);
   }
@@ -1350,6 +1360,18 @@ export class SharedHeap implements Disposable {
   }
 
   // ------------------------------------------------------------------ roots
+
+  /** After a pool-lock holder died: drops a root entry it left half written. */
+  #recoverRoots(): void {
+    const i32 = this.i32;
+    for (let r = 0; r < ROOT_COUNT; r++) {
+      const entry = this.#rootsBase + r * (ROOT_BYTES >> 2);
+      const seq = Atomics.load(i32, entry + R_SEQ);
+      if ((seq & 1) === 0) continue;
+      Atomics.store(i32, entry + R_USED, 0);
+      Atomics.store(i32, entry + R_SEQ, seq + 1);
+    }
+  }
 
   /**
    * Publishes a structure under `name` (1 to 64 UTF-8 bytes) so that any
