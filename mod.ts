@@ -23,3 +23,4 @@
  */
 
 export * from "./memory/mod.ts";
+export * from "./latch/mod.ts";

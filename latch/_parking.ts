@@ -1,0 +1,104 @@
+/**
+ * Spinning and parking on futex words. Internal.
+ *
+ * Every blocking latch operation spins for a short bounded time (with
+ * `Atomics.pause` where it exists), then parks with `Atomics.wait` (sync
+ * forms) or `Atomics.waitAsync` (async forms) on a futex word. After the spin
+ * budget nothing busy-waits: a parked worker uses no CPU until a waker calls
+ * `Atomics.notify`, and wakers notify only when a waiter announced itself.
+ *
+ * @module
+ */
+
+import { describeValue, TimeoutError } from "../memory/mod.ts";
+
+const atomicsPause = (Atomics as unknown as { pause?: (n?: number) => void }).pause;
+
+/** One CPU-friendly spin step. */
+export const pause: () => void = typeof atomicsPause === "function"
+  ? () => atomicsPause()
+  : () => {};
+
+/** Spin steps before a blocking operation parks. */
+export const SPIN_LIMIT = 100;
+
+/** Options of every blocking latch operation. */
+export interface LockOptions {
+  /**
+   * Give up after this many milliseconds and throw `TimeoutError`. A finite
+   * number ≥ 0; 0 means a single attempt without waiting. Default: wait
+   * forever.
+   */
+  timeoutMs?: number;
+}
+
+/** Absolute deadline (performance.now() clock) for `options`, Infinity for none. */
+export function deadlineOf(options: LockOptions | undefined, what: string): number {
+  const timeoutMs = options?.timeoutMs;
+  if (timeoutMs === undefined || timeoutMs === Infinity) return Infinity;
+  if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) {
+    throw new RangeError(
+      `Cannot ${what} as 'timeoutMs' must be a number >= 0: current value is ${
+        describeValue(timeoutMs)
+      }`,
+    );
+  }
+  return performance.now() + timeoutMs;
+}
+
+/** Milliseconds left before `deadline` (Infinity stays Infinity). */
+export function remainingMs(deadline: number): number {
+  return deadline === Infinity ? Infinity : Math.max(0, deadline - performance.now());
+}
+
+/**
+ * Parks until `words[index]` is notified or no longer equals `expected`.
+ * Returns false once the deadline has passed.
+ */
+export function parkSync(
+  words: Int32Array,
+  index: number,
+  expected: number,
+  deadline: number,
+): boolean {
+  const left = remainingMs(deadline);
+  if (left <= 0) return false;
+  Atomics.wait(words, index, expected, left);
+  return deadline === Infinity || performance.now() < deadline;
+}
+
+/**
+ * Async twin of parkSync, for threads that must not block their event loop.
+ *
+ * A pending `Atomics.waitAsync` does not keep Deno's event loop alive, and
+ * its resolution (by a notify or by its timeout) is only delivered while the
+ * loop runs. So while parked we hold a timer that keeps the loop alive, and
+ * drop it as soon as the wait ends.
+ */
+export async function parkAsync(
+  words: Int32Array,
+  index: number,
+  expected: number,
+  deadline: number,
+): Promise<boolean> {
+  const left = remainingMs(deadline);
+  if (left <= 0) return false;
+  const result = Atomics.waitAsync(words, index, expected, left);
+  if (result.async) {
+    const keepAlive = setInterval(noop, KEEP_ALIVE_MS);
+    try {
+      await result.value;
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+  return deadline === Infinity || performance.now() < deadline;
+}
+
+const KEEP_ALIVE_MS = 1 << 30;
+function noop(): void {}
+
+/** Throws the TimeoutError for `operation` given `options`. */
+export function timedOut(operation: string, options: LockOptions | undefined): never {
+  throw new TimeoutError(operation, options?.timeoutMs ?? 0);
+}

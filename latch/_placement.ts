@@ -1,0 +1,152 @@
+/**
+ * Where a latch's words live: a block of a SharedHeap, or a small standalone
+ * SharedArrayBuffer of its own. Internal.
+ *
+ * Every latch object starts with a tag word that names its kind, written at
+ * creation, so that `attach()` can refuse a handle that points at something
+ * else. Each object gets its own fixed-length Int32Array over exactly its
+ * words: a fixed view at a fixed offset stays valid when the heap grows, so
+ * latch code never needs `heap.ensure`.
+ *
+ * @module
+ */
+
+import { describeValue, HandleError, type SharedHandle, SharedHeap } from "../memory/mod.ts";
+
+/** Layout version of every latch object in this build. */
+export const LATCH_VERSION = 1;
+
+/** A latch object's words and where they are. */
+export interface Placement {
+  readonly sab: SharedArrayBuffer;
+  readonly offset: number;
+  readonly words: Int32Array;
+  readonly heap: SharedHeap | undefined;
+}
+
+/**
+ * Allocates `bytes` (rounded up to a 64-byte cache line) in `heap`, or in a
+ * new standalone buffer when `heap` is undefined, zeroes them, and writes the
+ * tag into word 0 last.
+ */
+export function placeNew(
+  heap: SharedHeap | undefined,
+  bytes: number,
+  tag: number,
+  what: string,
+): Placement {
+  const size = Math.ceil(bytes / 64) * 64;
+  let placement: Placement;
+  if (heap === undefined) {
+    const sab = new SharedArrayBuffer(size);
+    placement = { sab, offset: 0, words: new Int32Array(sab, 0, size >> 2), heap };
+  } else {
+    if (!(heap instanceof SharedHeap)) {
+      throw new TypeError(
+        `Cannot create ${what} as 'heap' is not a SharedHeap: current value is ${
+          describeValue(heap)
+        }`,
+      );
+    }
+    const offset = heap.allocateZeroed(size);
+    placement = {
+      sab: heap.sab,
+      offset,
+      words: new Int32Array(heap.sab, offset, size >> 2),
+      heap,
+    };
+  }
+  Atomics.store(placement.words, 0, tag);
+  return placement;
+}
+
+/**
+ * Validates a latch handle and returns its placement. Throws HandleError for
+ * a wrong kind, a newer version, a truncated handle, a bad buffer, or a
+ * buffer whose words at `offset` are not a latch of this kind.
+ */
+export function placeExisting(
+  handle: SharedHandle,
+  kind: string,
+  bytes: number,
+  tag: number,
+  what: string,
+): Placement {
+  const size = Math.ceil(bytes / 64) * 64;
+  const sab = typeof handle === "object" && handle !== null ? handle.sab : undefined;
+  let heap: SharedHeap | undefined;
+  if (sab instanceof SharedArrayBuffer && sab.growable) {
+    heap = SharedHeap.fromHandle(handle, kind, LATCH_VERSION, what);
+  } else {
+    // Standalone buffer: the same field checks, minus the heap's.
+    if (typeof handle !== "object" || handle === null) {
+      throw new HandleError(
+        `Cannot attach ${what} as the handle is not an object: current value is ${
+          describeValue(handle)
+        }`,
+      );
+    }
+    for (const field of ["kind", "version", "sab", "offset"] as const) {
+      if (!(field in handle)) {
+        throw new HandleError(
+          `Cannot attach ${what} as the handle has no '${field}' field (truncated handle?): current value is ${
+            describeValue(handle)
+          }`,
+        );
+      }
+    }
+    if (handle.kind !== kind) {
+      throw new HandleError(
+        `Cannot attach ${what} as the handle's kind is not "${kind}": current value is ${
+          describeValue(handle.kind)
+        }`,
+      );
+    }
+    if (!Number.isInteger(handle.version) || handle.version < 1 || handle.version > LATCH_VERSION) {
+      throw new HandleError(
+        `Cannot attach ${what} as this build reads version ${LATCH_VERSION}: current value is ${
+          describeValue(handle.version)
+        }`,
+      );
+    }
+    if (!(sab instanceof SharedArrayBuffer)) {
+      throw new HandleError(
+        `Cannot attach ${what} as the handle's 'sab' is not a SharedArrayBuffer: current value is ${
+          describeValue(sab)
+        }`,
+      );
+    }
+  }
+  const offset = handle.offset;
+  if (
+    !Number.isInteger(offset) || offset < 0 || offset % 4 !== 0 || offset + size > sab.byteLength
+  ) {
+    throw new HandleError(
+      `Cannot attach ${what} as the handle's offset does not leave room for it: current value is ${
+        describeValue(offset)
+      }`,
+    );
+  }
+  const words = new Int32Array(sab, offset, size >> 2);
+  const seen = Atomics.load(words, 0);
+  if (seen !== tag) {
+    throw new HandleError(
+      `Cannot attach ${what} as the memory at offset ${offset} holds no ${what} (tag ${
+        seen >>> 0
+      }, expected ${tag >>> 0})`,
+    );
+  }
+  return { sab, offset, words, heap };
+}
+
+/** The handle of a placement. */
+export function handleOf<K extends string>(kind: K, placement: Placement): SharedHandle<K> {
+  return { kind, version: LATCH_VERSION, sab: placement.sab, offset: placement.offset };
+}
+
+/** Four ASCII characters as a tag word. */
+export function tagOf(name: string): number {
+  let tag = 0;
+  for (let i = 0; i < 4; i++) tag |= name.charCodeAt(i) << (8 * i);
+  return tag;
+}

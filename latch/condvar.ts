@@ -1,0 +1,305 @@
+/**
+ * Condvar: waits for a condition guarded by a {@linkcode Mutex}.
+ *
+ * Words: a sequence number and a count of waiters. A waiter reads the
+ * sequence while it still holds the mutex, announces itself, releases the
+ * mutex and parks while the sequence is unchanged. A notifier bumps the
+ * sequence and calls `Atomics.notify` only when someone announced itself.
+ * Because the waiter read the sequence before releasing the mutex, a notify
+ * that follows any change made under the mutex is never lost: either the
+ * waiter sees the new sequence and does not park, or it is parked and woken.
+ *
+ * Like every condition variable, a wait may return without a notify
+ * (spuriously): wait in a loop on the condition, or use `waitWhile`.
+ *
+ * @module
+ */
+
+import { describeValue, SabreError, type SharedHandle, type SharedHeap } from "../memory/mod.ts";
+import { Mutex } from "./mutex.ts";
+import { deadlineOf, type LockOptions, parkAsync, parkSync, timedOut } from "./_parking.ts";
+import { handleOf, placeExisting, type Placement, placeNew, tagOf } from "./_placement.ts";
+
+const KIND = "sabre.Condvar";
+const TAG = tagOf("CVAR");
+const BYTES = 12;
+const SEQ = 1;
+const WAITERS = 2;
+
+/**
+ * Handle of a {@linkcode Condvar}.
+ *
+ * @example
+ * ```ts
+ * import { Condvar, type CondvarHandle } from "@sabre/sabre";
+ * const handle: CondvarHandle = Condvar.create().handle;
+ * console.assert(handle.kind === "sabre.Condvar");
+ * ```
+ */
+export type CondvarHandle = SharedHandle<"sabre.Condvar">;
+
+function checkMutex(mutex: unknown): asserts mutex is Mutex {
+  if (!(mutex instanceof Mutex)) {
+    throw new TypeError(
+      `Cannot wait on Condvar as 'mutex' is not a Mutex: current value is ${describeValue(mutex)}`,
+    );
+  }
+}
+
+/**
+ * A condition variable in shared memory, used with a {@linkcode Mutex}.
+ *
+ * `wait(mutex)` must be called while holding `mutex`; it releases the mutex,
+ * parks until notified, and takes the mutex again before it returns (also
+ * when it throws {@linkcode TimeoutError}). `waitAsync` parks with
+ * `Atomics.waitAsync`. Waits may wake spuriously: prefer `waitWhile`.
+ *
+ * @example
+ * ```ts
+ * import { Condvar, Mutex, SharedHeap } from "@sabre/sabre";
+ *
+ * const heap = SharedHeap.create();
+ * const mutex = Mutex.create(heap);
+ * const ready = Condvar.create(heap);
+ * const flag = heap.allocateZeroed(4);
+ *
+ * // Producer (any worker):
+ * mutex.withLock(() => {
+ *   heap.i32[flag >> 2] = 1;
+ *   ready.notifyAll();
+ * });
+ * // Consumer (any worker):
+ * mutex.acquire();
+ * ready.waitWhile(mutex, () => heap.i32[flag >> 2] === 0, { timeoutMs: 1000 });
+ * mutex.release();
+ * ```
+ */
+export class Condvar {
+  readonly #placement: Placement;
+  readonly #words: Int32Array;
+
+  private constructor(placement: Placement) {
+    this.#placement = placement;
+    this.#words = placement.words;
+  }
+
+  /**
+   * Creates a condition variable in `heap`, or standalone.
+   *
+   * @example
+   * ```ts
+   * import { Condvar } from "@sabre/sabre";
+   * Condvar.create().notifyOne(); // nobody waits: a no-op
+   * ```
+   */
+  static create(heap?: SharedHeap): Condvar {
+    return new Condvar(placeNew(heap, BYTES, TAG, "Condvar"));
+  }
+
+  /**
+   * Rebuilds a condition variable from its handle in any worker.
+   *
+   * @example
+   * ```ts
+   * import { Condvar } from "@sabre/sabre";
+   * const cv = Condvar.create();
+   * console.assert(Condvar.attach(cv.handle).waiters === 0);
+   * ```
+   */
+  static attach(handle: CondvarHandle): Condvar {
+    return new Condvar(placeExisting(handle, KIND, BYTES, TAG, "Condvar"));
+  }
+
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { Condvar } from "@sabre/sabre";
+   * console.assert(Condvar.create().handle.kind === "sabre.Condvar");
+   * ```
+   */
+  get handle(): CondvarHandle {
+    return handleOf(KIND, this.#placement);
+  }
+
+  /**
+   * Workers waiting at this moment (a hint).
+   *
+   * @example
+   * ```ts
+   * import { Condvar } from "@sabre/sabre";
+   * console.assert(Condvar.create().waiters === 0);
+   * ```
+   */
+  get waiters(): number {
+    return Atomics.load(this.#words, WAITERS);
+  }
+
+  /**
+   * Releases `mutex` (which the caller holds), parks until notified, then
+   * re-acquires `mutex`. Throws {@linkcode TimeoutError}, holding the mutex,
+   * when `timeoutMs` passes first.
+   *
+   * @example
+   * ```ts
+   * import { Condvar, Mutex, TimeoutError } from "@sabre/sabre";
+   * const mutex = Mutex.create();
+   * const cv = Condvar.create();
+   * mutex.acquire();
+   * try {
+   *   cv.wait(mutex, { timeoutMs: 5 });
+   * } catch (e) {
+   *   console.assert(e instanceof TimeoutError && mutex.isLocked);
+   * }
+   * mutex.release();
+   * ```
+   */
+  wait(mutex: Mutex, options?: LockOptions): void {
+    checkMutex(mutex);
+    const deadline = deadlineOf(options, "wait on Condvar");
+    const words = this.#words;
+    const seq = Atomics.load(words, SEQ);
+    Atomics.add(words, WAITERS, 1);
+    mutex.release();
+    let inTime: boolean;
+    try {
+      inTime = parkSync(words, SEQ, seq, deadline);
+    } finally {
+      Atomics.sub(words, WAITERS, 1);
+      mutex.acquire();
+    }
+    if (!inTime && Atomics.load(words, SEQ) === seq) timedOut("wait on Condvar", options);
+  }
+
+  /**
+   * Async twin of `wait`: parks with `Atomics.waitAsync` and re-acquires the
+   * mutex with `acquireAsync`.
+   *
+   * @example
+   * ```ts
+   * import { Condvar, Mutex } from "@sabre/sabre";
+   * const mutex = Mutex.create();
+   * const cv = Condvar.create();
+   * await mutex.acquireAsync();
+   * const waiting = cv.waitAsync(mutex);
+   * mutex.withLock(() => cv.notifyOne());
+   * await waiting;
+   * mutex.release();
+   * ```
+   */
+  async waitAsync(mutex: Mutex, options?: LockOptions): Promise<void> {
+    checkMutex(mutex);
+    const deadline = deadlineOf(options, "wait on Condvar");
+    const words = this.#words;
+    const seq = Atomics.load(words, SEQ);
+    Atomics.add(words, WAITERS, 1);
+    mutex.release();
+    let inTime: boolean;
+    try {
+      inTime = await parkAsync(words, SEQ, seq, deadline);
+    } finally {
+      Atomics.sub(words, WAITERS, 1);
+      await mutex.acquireAsync();
+    }
+    if (!inTime && Atomics.load(words, SEQ) === seq) timedOut("wait on Condvar", options);
+  }
+
+  /**
+   * Waits while `condition()` is true. `condition` runs with `mutex` held;
+   * so does the caller when this returns. Throws {@linkcode TimeoutError}
+   * when the condition still holds at the deadline.
+   *
+   * @example
+   * ```ts
+   * import { Condvar, Mutex } from "@sabre/sabre";
+   * const mutex = Mutex.create();
+   * const cv = Condvar.create();
+   * let items = 1;
+   * mutex.acquire();
+   * cv.waitWhile(mutex, () => items === 0);
+   * items--;
+   * mutex.release();
+   * ```
+   */
+  waitWhile(mutex: Mutex, condition: () => boolean, options?: LockOptions): void {
+    const deadline = deadlineOf(options, "wait on Condvar");
+    while (condition()) {
+      const left = deadline === Infinity ? undefined : Math.max(0, deadline - performance.now());
+      this.wait(mutex, left === undefined ? undefined : { timeoutMs: left });
+    }
+  }
+
+  /**
+   * Async twin of `waitWhile`.
+   *
+   * @example
+   * ```ts
+   * import { Condvar, Mutex } from "@sabre/sabre";
+   * const mutex = Mutex.create();
+   * const cv = Condvar.create();
+   * await mutex.acquireAsync();
+   * await cv.waitWhileAsync(mutex, () => false);
+   * mutex.release();
+   * ```
+   */
+  async waitWhileAsync(
+    mutex: Mutex,
+    condition: () => boolean,
+    options?: LockOptions,
+  ): Promise<void> {
+    const deadline = deadlineOf(options, "wait on Condvar");
+    while (condition()) {
+      const left = deadline === Infinity ? undefined : Math.max(0, deadline - performance.now());
+      await this.waitAsync(mutex, left === undefined ? undefined : { timeoutMs: left });
+    }
+  }
+
+  /**
+   * Wakes one waiter, if any.
+   *
+   * @example
+   * ```ts
+   * import { Condvar } from "@sabre/sabre";
+   * Condvar.create().notifyOne();
+   * ```
+   */
+  notifyOne(): void {
+    const words = this.#words;
+    Atomics.add(words, SEQ, 1);
+    if (Atomics.load(words, WAITERS) !== 0) Atomics.notify(words, SEQ, 1);
+  }
+
+  /**
+   * Wakes every waiter.
+   *
+   * @example
+   * ```ts
+   * import { Condvar } from "@sabre/sabre";
+   * Condvar.create().notifyAll();
+   * ```
+   */
+  notifyAll(): void {
+    const words = this.#words;
+    Atomics.add(words, SEQ, 1);
+    if (Atomics.load(words, WAITERS) !== 0) Atomics.notify(words, SEQ);
+  }
+
+  /**
+   * Frees the condition variable's memory in its heap.
+   *
+   * @example
+   * ```ts
+   * import { Condvar, SharedHeap } from "@sabre/sabre";
+   * Condvar.create(SharedHeap.create()).destroy();
+   * ```
+   */
+  destroy(): void {
+    const { heap, offset, words } = this.#placement;
+    if (Atomics.load(words, WAITERS) !== 0) {
+      throw new SabreError("Cannot destroy Condvar as workers wait on it");
+    }
+    Atomics.store(words, 0, 0);
+    if (heap !== undefined) heap.free(offset);
+  }
+}

@@ -1,0 +1,732 @@
+/**
+ * HybridLatch: a LeanStore-style latch with optimistic, shared and exclusive
+ * modes, over a version word and an {@linkcode RwLock}.
+ *
+ * - Exclusive mode takes the RwLock for writing and makes the version odd;
+ *   unlocking makes it even again (one higher), so every exclusive section
+ *   moves the version on by two.
+ * - Shared mode takes the RwLock for reading; the version stays put.
+ * - Optimistic mode writes nothing: it reads an even version, lets the
+ *   caller read, and validates by re-reading the version. A changed version
+ *   means a writer intervened and the reads must be thrown away: the guard
+ *   signals Unwind.
+ *
+ * ## Reads under an optimistic guard must be Atomics
+ *
+ * In C++ or Rust the optimistic pattern reads the data with plain loads and
+ * re-checks the version with an acquire load. JavaScript gives no such
+ * guarantee: plain reads are unordered, and on ARM64 `Atomics.load` compiles
+ * to a load-acquire with no fence before it, so an earlier plain load may be
+ * satisfied after the re-check and return data written after it. The
+ * validation then passes on torn data. Under an optimistic guard, read every
+ * word a writer may change with `Atomics.load` (the guard's `load`, `loadF64`
+ * and `loadBigInt64` helpers do this), or only read memory that is immutable
+ * since it was published with an Atomics store (copy-on-write nodes). Writers
+ * in exclusive mode write those words with `Atomics.store`. Shared and
+ * exclusive guards hold the RwLock, so plain reads are fine under them.
+ *
+ * ## Unwinding
+ *
+ * `recheck()` and the other validating calls throw the singleton
+ * {@linkcode Unwind} value, not an Error: nothing is allocated and no stack
+ * trace is captured. `read(fn)` catches it and retries; after 40 failed
+ * optimistic attempts it falls back to shared mode, as LeanStore does.
+ *
+ * @module
+ */
+
+import { SabreError, type SharedHandle, type SharedHeap } from "../memory/mod.ts";
+import { type LockOptions, pause, SPIN_LIMIT } from "./_parking.ts";
+import { handleOf, placeExisting, type Placement, placeNew, tagOf } from "./_placement.ts";
+import { RwLock } from "./rwlock.ts";
+
+const KIND = "sabre.HybridLatch";
+const TAG = tagOf("HLAT");
+const BYTES = 64;
+const VERSION = 1;
+const LOCK_OFFSET = 32;
+/** Optimistic attempts of `read(fn)` before it falls back to shared mode. */
+export const OPTIMISTIC_ATTEMPTS = 40;
+
+/**
+ * The signal that an optimistic read was invalidated by a writer. It is a
+ * single preallocated value, thrown without a stack trace; catch it with
+ * {@linkcode isUnwind} and retry.
+ *
+ * @example
+ * ```ts
+ * import { HybridLatch, isUnwind, Unwind } from "@sabre/sabre";
+ * const latch = HybridLatch.create();
+ * const guard = latch.optimisticOrSpin();
+ * latch.exclusive().unlock();
+ * try {
+ *   guard.recheck();
+ * } catch (e) {
+ *   console.assert(isUnwind(e) && e === Unwind.signal);
+ * }
+ * ```
+ */
+export class Unwind {
+  /** The one value that is ever thrown. */
+  static readonly signal: Unwind = new Unwind();
+  private constructor() {}
+  /** Describes the signal. */
+  toString(): string {
+    return "Unwind: an optimistic read was invalidated by a writer";
+  }
+}
+
+/**
+ * Whether `e` is the {@linkcode Unwind} signal.
+ *
+ * @example
+ * ```ts
+ * import { isUnwind } from "@sabre/sabre";
+ * console.assert(!isUnwind(new Error("x")));
+ * ```
+ */
+export function isUnwind(e: unknown): e is Unwind {
+  return e === Unwind.signal;
+}
+
+/**
+ * Handle of a {@linkcode HybridLatch}.
+ *
+ * @example
+ * ```ts
+ * import { HybridLatch, type HybridLatchHandle } from "@sabre/sabre";
+ * const handle: HybridLatchHandle = HybridLatch.create().handle;
+ * console.assert(handle.kind === "sabre.HybridLatch");
+ * ```
+ */
+export type HybridLatchHandle = SharedHandle<"sabre.HybridLatch">;
+
+/**
+ * Reads that are sound under any HybridLatch guard: Atomics loads, as the
+ * module documentation explains. Base of {@linkcode OptimisticGuard} and
+ * {@linkcode SharedGuard}.
+ *
+ * @example
+ * ```ts
+ * import { GuardReads, HybridLatch } from "@sabre/sabre";
+ * const guard = HybridLatch.create().optimisticOrSpin();
+ * console.assert(guard instanceof GuardReads);
+ * ```
+ */
+export class GuardReads {
+  /**
+   * `Atomics.load(view, index)`: the sound way to read a word a writer may
+   * change under an optimistic guard.
+   */
+  load(view: Int32Array, index: number): number {
+    return Atomics.load(view, index);
+  }
+
+  /**
+   * Reads a float64 stored as two Int32 words at `view[index]` (low) and
+   * `view[index + 1]` (high), each with Atomics. Validate before use: the
+   * two halves may come from different writes.
+   */
+  loadF64(view: Int32Array, index: number): number {
+    scratchI32[0] = Atomics.load(view, index);
+    scratchI32[1] = Atomics.load(view, index + 1);
+    return scratchF64[0];
+  }
+
+  /** `Atomics.load` on a BigInt64Array: one untearable 64-bit read. */
+  loadBigInt64(view: BigInt64Array, index: number): bigint {
+    return Atomics.load(view, index);
+  }
+}
+
+const scratchF64 = new Float64Array(1);
+const scratchI32 = new Int32Array(scratchF64.buffer);
+
+/**
+ * Writes a float64 as two Int32 words with Atomics stores, for data read by
+ * optimistic readers through `guard.loadF64`.
+ *
+ * @example
+ * ```ts
+ * import { HybridLatch, storeF64 } from "@sabre/sabre";
+ * const latch = HybridLatch.create();
+ * const words = new Int32Array(new SharedArrayBuffer(8));
+ * latch.exclusive().unlock();
+ * const x = latch.exclusive();
+ * storeF64(words, 0, 2.5);
+ * x.unlock();
+ * console.assert(latch.read((g) => g.loadF64(words, 0)) === 2.5);
+ * ```
+ */
+export function storeF64(view: Int32Array, index: number, value: number): void {
+  scratchF64[0] = value;
+  Atomics.store(view, index, scratchI32[0]);
+  Atomics.store(view, index + 1, scratchI32[1]);
+}
+
+/**
+ * Optimistic access: nothing was written to take it, so it must be validated
+ * with `recheck()` before any result is used or any side effect happens.
+ *
+ * @example
+ * ```ts
+ * import { HybridLatch } from "@sabre/sabre";
+ * const latch = HybridLatch.create();
+ * const words = new Int32Array(new SharedArrayBuffer(4));
+ * const guard = latch.optimisticOrSpin();
+ * const seen = guard.load(words, 0);
+ * guard.recheck(); // throws Unwind if a writer intervened
+ * console.assert(seen === 0);
+ * ```
+ */
+export class OptimisticGuard extends GuardReads {
+  readonly #latch: HybridLatch;
+  /** The (even) version this guard validates against. */
+  readonly version: number;
+
+  /** @internal Use the latch's optimistic methods. */
+  constructor(latch: HybridLatch, version: number) {
+    super();
+    this.#latch = latch;
+    this.version = version;
+  }
+
+  /** The latch. */
+  get latch(): HybridLatch {
+    return this.#latch;
+  }
+
+  /** Whether no writer has entered since this guard was taken. */
+  isValid(): boolean {
+    return this.#latch.currentVersion() === this.version;
+  }
+
+  /**
+   * Validates every read made since this guard was taken; throws
+   * {@linkcode Unwind} if a writer intervened.
+   */
+  recheck(): void {
+    if (this.#latch.currentVersion() !== this.version) throw Unwind.signal;
+  }
+
+  /**
+   * Upgrades to exclusive access if no writer intervened, else throws
+   * {@linkcode Unwind}. Blocks while other holders leave.
+   */
+  toExclusive(options?: LockOptions): ExclusiveGuard {
+    return this.#latch.upgradeToExclusive(this.version, options);
+  }
+
+  /**
+   * Upgrades to shared access if it is free now and no writer intervened,
+   * else throws {@linkcode Unwind}. Never blocks.
+   */
+  toShared(): SharedGuard {
+    return this.#latch.upgradeToShared(this.version);
+  }
+}
+
+/**
+ * Shared access: the RwLock is held for reading, so no writer is inside and
+ * reads need no validation. Dispose it or call `unlock()`.
+ *
+ * @example
+ * ```ts
+ * import { HybridLatch } from "@sabre/sabre";
+ * const latch = HybridLatch.create();
+ * using shared = latch.shared();
+ * shared.recheck(); // always valid
+ * ```
+ */
+export class SharedGuard extends GuardReads implements Disposable {
+  #latch: HybridLatch | undefined;
+  /** The version while shared access is held. */
+  readonly version: number;
+
+  /** @internal Use `latch.shared()`. */
+  constructor(latch: HybridLatch, version: number) {
+    super();
+    this.#latch = latch;
+    this.version = version;
+  }
+
+  /** Whether this guard still holds shared access. */
+  get held(): boolean {
+    return this.#latch !== undefined;
+  }
+
+  /** Always valid while held: no writer can be inside. */
+  recheck(): void {
+    if (this.#latch === undefined) {
+      throw new SabreError("Cannot recheck a SharedGuard that was released");
+    }
+  }
+
+  /**
+   * An optimistic guard at this version: valid until a writer enters after
+   * this shared access ends.
+   */
+  asOptimistic(): OptimisticGuard {
+    const latch = this.#latch;
+    if (latch === undefined) {
+      throw new SabreError("Cannot use a SharedGuard that was released");
+    }
+    return new OptimisticGuard(latch, this.version);
+  }
+
+  /** Releases shared access. Throws if released already. */
+  unlock(): void {
+    const latch = this.#latch;
+    if (latch === undefined) {
+      throw new SabreError(
+        "Cannot unlock HybridLatch as this shared guard has released it already",
+      );
+    }
+    this.#latch = undefined;
+    latch.lock.releaseRead();
+  }
+
+  /** Releases shared access if still held. */
+  [Symbol.dispose](): void {
+    if (this.#latch !== undefined) this.unlock();
+  }
+}
+
+/**
+ * Exclusive access: the version is odd until `unlock()`, which returns an
+ * optimistic guard at the new version. Disposing unlocks without returning one.
+ *
+ * @example
+ * ```ts
+ * import { HybridLatch } from "@sabre/sabre";
+ * const latch = HybridLatch.create();
+ * const exclusive = latch.exclusive();
+ * const after = exclusive.unlock();
+ * console.assert(after.version === exclusive.version + 1 && after.isValid());
+ * ```
+ */
+export class ExclusiveGuard implements Disposable {
+  #latch: HybridLatch | undefined;
+  /** The (odd) version while exclusive access is held. */
+  readonly version: number;
+
+  /** @internal Use `latch.exclusive()`. */
+  constructor(latch: HybridLatch, version: number) {
+    this.#latch = latch;
+    this.version = version;
+  }
+
+  /** Whether this guard still holds exclusive access. */
+  get held(): boolean {
+    return this.#latch !== undefined;
+  }
+
+  /** Always valid while held. */
+  recheck(): void {
+    if (this.#latch === undefined) {
+      throw new SabreError("Cannot recheck an ExclusiveGuard that was released");
+    }
+  }
+
+  /**
+   * Ends exclusive access (the version becomes even, one higher) and returns
+   * an optimistic guard at that version. Throws if released already.
+   */
+  unlock(): OptimisticGuard {
+    const latch = this.#latch;
+    if (latch === undefined) {
+      throw new SabreError(
+        "Cannot unlock HybridLatch as this exclusive guard has released it already",
+      );
+    }
+    this.#latch = undefined;
+    return latch.releaseExclusive(this.version);
+  }
+
+  /** Ends exclusive access if still held. */
+  [Symbol.dispose](): void {
+    if (this.#latch !== undefined) this.unlock();
+  }
+}
+
+/**
+ * A hybrid latch with optimistic, shared and exclusive modes, in shared
+ * memory. See the module documentation for why optimistic reads must be
+ * Atomics loads in JavaScript.
+ *
+ * @example
+ * ```ts
+ * import { HybridLatch, SharedHeap } from "@sabre/sabre";
+ *
+ * const heap = SharedHeap.create();
+ * const latch = HybridLatch.create(heap);
+ * const cell = heap.allocateZeroed(8);
+ * const words = new Int32Array(heap.sab, cell, 2);
+ *
+ * { // writer: both words change together
+ *   using _x = latch.exclusive();
+ *   Atomics.store(words, 0, 7);
+ *   Atomics.store(words, 1, -7);
+ * }
+ * // reader: optimistic, retried on conflict, shared after 40 tries
+ * const sum = latch.read((g) => g.load(words, 0) + g.load(words, 1));
+ * console.assert(sum === 0);
+ * ```
+ */
+export class HybridLatch {
+  readonly #placement: Placement;
+  readonly #words: Int32Array;
+  /** @internal The RwLock behind shared and exclusive modes. */
+  readonly lock: RwLock;
+
+  private constructor(placement: Placement, init: boolean) {
+    this.#placement = placement;
+    this.#words = placement.words;
+    this.lock = RwLock.embedded(placement.sab, placement.offset + LOCK_OFFSET, init);
+  }
+
+  /**
+   * Creates a latch (version 0, unlocked) in `heap`, or standalone.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * console.assert(HybridLatch.create().currentVersion() === 0);
+   * ```
+   */
+  static create(heap?: SharedHeap): HybridLatch {
+    return new HybridLatch(placeNew(heap, BYTES, TAG, "HybridLatch"), true);
+  }
+
+  /**
+   * Rebuilds a latch from its handle in any worker.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * latch.exclusive().unlock();
+   * console.assert(HybridLatch.attach(latch.handle).currentVersion() === 2);
+   * ```
+   */
+  static attach(handle: HybridLatchHandle): HybridLatch {
+    return new HybridLatch(placeExisting(handle, KIND, BYTES, TAG, "HybridLatch"), false);
+  }
+
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * console.assert(HybridLatch.create().handle.kind === "sabre.HybridLatch");
+   * ```
+   */
+  get handle(): HybridLatchHandle {
+    return handleOf(KIND, this.#placement);
+  }
+
+  /**
+   * The version word now: odd while a writer is inside.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * using x = latch.exclusive();
+   * console.assert(latch.currentVersion() % 2 === 1);
+   * ```
+   */
+  currentVersion(): number {
+    return Atomics.load(this.#words, VERSION);
+  }
+
+  /**
+   * Exclusive access, blocking until every other holder has left. Throws
+   * {@linkcode TimeoutError} after `timeoutMs`.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * using _x = latch.exclusive({ timeoutMs: 100 });
+   * ```
+   */
+  exclusive(options?: LockOptions): ExclusiveGuard {
+    this.lock.acquireWrite(options);
+    return this.#enterExclusive();
+  }
+
+  /**
+   * Exclusive access if it is free now.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * using _s = latch.shared();
+   * console.assert(latch.tryExclusive() === undefined);
+   * ```
+   */
+  tryExclusive(): ExclusiveGuard | undefined {
+    return this.lock.tryAcquireWrite() ? this.#enterExclusive() : undefined;
+  }
+
+  /**
+   * Exclusive access, waiting with `Atomics.waitAsync`.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * using _x = await latch.exclusiveAsync();
+   * ```
+   */
+  async exclusiveAsync(options?: LockOptions): Promise<ExclusiveGuard> {
+    await this.lock.acquireWriteAsync(options);
+    return this.#enterExclusive();
+  }
+
+  /**
+   * Shared access, blocking while a writer is inside or waiting.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * using _s = latch.shared({ timeoutMs: 100 });
+   * ```
+   */
+  shared(options?: LockOptions): SharedGuard {
+    this.lock.acquireRead(options);
+    return new SharedGuard(this, Atomics.load(this.#words, VERSION));
+  }
+
+  /**
+   * Shared access if it can be had without waiting.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * HybridLatch.create().tryShared()?.unlock();
+   * ```
+   */
+  tryShared(): SharedGuard | undefined {
+    return this.lock.tryAcquireRead()
+      ? new SharedGuard(this, Atomics.load(this.#words, VERSION))
+      : undefined;
+  }
+
+  /**
+   * Shared access, waiting with `Atomics.waitAsync`.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * using _s = await HybridLatch.create().sharedAsync();
+   * ```
+   */
+  async sharedAsync(options?: LockOptions): Promise<SharedGuard> {
+    await this.lock.acquireReadAsync(options);
+    return new SharedGuard(this, Atomics.load(this.#words, VERSION));
+  }
+
+  /**
+   * Optimistic access, waiting while a writer is inside: it spins briefly,
+   * then waits for the writer by taking and dropping shared access (so a
+   * long writer costs no CPU).
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const guard = HybridLatch.create().optimisticOrSpin();
+   * console.assert(guard.version === 0);
+   * ```
+   */
+  optimisticOrSpin(): OptimisticGuard {
+    const words = this.#words;
+    let version = Atomics.load(words, VERSION);
+    for (let spin = 0; (version & 1) === 1; spin++) {
+      if (spin < SPIN_LIMIT) {
+        pause();
+      } else {
+        this.lock.acquireRead();
+        this.lock.releaseRead();
+        spin = 0;
+      }
+      version = Atomics.load(words, VERSION);
+    }
+    return new OptimisticGuard(this, version);
+  }
+
+  /**
+   * Optimistic access, or {@linkcode Unwind} at once if a writer is inside.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch, isUnwind } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const x = latch.exclusive();
+   * try {
+   *   latch.optimisticOrUnwind();
+   * } catch (e) {
+   *   console.assert(isUnwind(e));
+   * }
+   * x.unlock();
+   * ```
+   */
+  optimisticOrUnwind(): OptimisticGuard {
+    const version = Atomics.load(this.#words, VERSION);
+    if ((version & 1) === 1) throw Unwind.signal;
+    return new OptimisticGuard(this, version);
+  }
+
+  /**
+   * Optimistic access, or shared access (which may block) if a writer is
+   * inside.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch, OptimisticGuard } from "@sabre/sabre";
+   * const guard = HybridLatch.create().optimisticOrShared();
+   * console.assert(guard instanceof OptimisticGuard);
+   * ```
+   */
+  optimisticOrShared(options?: LockOptions): OptimisticGuard | SharedGuard {
+    const version = Atomics.load(this.#words, VERSION);
+    if ((version & 1) === 0) return new OptimisticGuard(this, version);
+    return this.shared(options);
+  }
+
+  /**
+   * Optimistic access, or exclusive access (which may block) if a writer is
+   * inside.
+   *
+   * @example
+   * ```ts
+   * import { ExclusiveGuard, HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const guard = latch.optimisticOrExclusive();
+   * if (guard instanceof ExclusiveGuard) guard.unlock();
+   * ```
+   */
+  optimisticOrExclusive(options?: LockOptions): OptimisticGuard | ExclusiveGuard {
+    const version = Atomics.load(this.#words, VERSION);
+    if ((version & 1) === 0) return new OptimisticGuard(this, version);
+    return this.exclusive(options);
+  }
+
+  /**
+   * Runs `fn` optimistically and returns its result once validated,
+   * retrying when a writer intervened. After {@linkcode OPTIMISTIC_ATTEMPTS}
+   * failed attempts it runs `fn` once more under shared access. An error
+   * thrown by `fn` during an invalidated attempt is treated as a conflict
+   * (the data was torn); a validated one propagates. `fn` must not have side
+   * effects before its reads are validated, and the guard it gets is only
+   * valid inside it.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const words = new Int32Array(new SharedArrayBuffer(8));
+   * const pair = latch.read((g) => [g.load(words, 0), g.load(words, 1)]);
+   * console.assert(pair[0] === pair[1]);
+   * ```
+   */
+  read<T>(fn: (guard: OptimisticGuard | SharedGuard) => T): T {
+    const words = this.#words;
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const version = Atomics.load(words, VERSION);
+      if ((version & 1) === 1) {
+        pause();
+        continue;
+      }
+      const guard = new OptimisticGuard(this, version);
+      let result: T;
+      try {
+        result = fn(guard);
+      } catch (e) {
+        if (isUnwind(e) || Atomics.load(words, VERSION) !== version) continue;
+        throw e;
+      }
+      if (Atomics.load(words, VERSION) === version) return result;
+    }
+    const shared = this.shared();
+    try {
+      return fn(shared);
+    } finally {
+      shared.unlock();
+    }
+  }
+
+  /**
+   * Runs `fn` under exclusive access and returns its result.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * console.assert(latch.write(() => 3) === 3 && latch.currentVersion() === 2);
+   * ```
+   */
+  write<T>(fn: (guard: ExclusiveGuard) => T, options?: LockOptions): T {
+    const guard = this.exclusive(options);
+    try {
+      return fn(guard);
+    } finally {
+      if (guard.held) guard.unlock();
+    }
+  }
+
+  /**
+   * Frees the latch's memory in its heap.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch, SharedHeap } from "@sabre/sabre";
+   * HybridLatch.create(SharedHeap.create()).destroy();
+   * ```
+   */
+  destroy(): void {
+    const { heap, offset, words } = this.#placement;
+    if ((Atomics.load(words, VERSION) & 1) === 1 || this.lock.readers !== 0) {
+      throw new SabreError("Cannot destroy HybridLatch as it is held");
+    }
+    Atomics.store(words, 0, 0);
+    if (heap !== undefined) heap.free(offset);
+  }
+
+  #enterExclusive(): ExclusiveGuard {
+    // Only the RwLock's writer changes the version, so add is exact.
+    const version = Atomics.add(this.#words, VERSION, 1) + 1;
+    return new ExclusiveGuard(this, version);
+  }
+
+  /** @internal */
+  releaseExclusive(version: number): OptimisticGuard {
+    Atomics.store(this.#words, VERSION, version + 1);
+    this.lock.releaseWrite();
+    return new OptimisticGuard(this, version + 1);
+  }
+
+  /** @internal */
+  upgradeToExclusive(version: number, options?: LockOptions): ExclusiveGuard {
+    this.lock.acquireWrite(options);
+    if (Atomics.compareExchange(this.#words, VERSION, version, version + 1) !== version) {
+      this.lock.releaseWrite();
+      throw Unwind.signal;
+    }
+    return new ExclusiveGuard(this, version + 1);
+  }
+
+  /** @internal */
+  upgradeToShared(version: number): SharedGuard {
+    if (!this.lock.tryAcquireRead()) throw Unwind.signal;
+    if (Atomics.load(this.#words, VERSION) !== version) {
+      this.lock.releaseRead();
+      throw Unwind.signal;
+    }
+    return new SharedGuard(this, version);
+  }
+}

@@ -1,0 +1,749 @@
+/**
+ * RwLock: a reader-writer lock on futex words, usable from every worker.
+ *
+ * ## Fairness policy
+ *
+ * - **Writers never starve.** A writer that has to wait announces itself in
+ *   the state word; from then on, newly arriving readers wait too, and the
+ *   readers inside drain. The last of them wakes the writer.
+ * - **Readers never starve either.** When a writer unlocks while readers are
+ *   waiting, it starts a new read phase: every reader that was waiting is
+ *   woken and may enter even though other writers are waiting. Readers that
+ *   arrive after that wait for the next writer. Reads and writes therefore
+ *   alternate in phases under contention.
+ *
+ * ## Words
+ *
+ * - STATE: bits 0–19 count readers inside, bits 20–30 count writers waiting,
+ *   bit 31 marks a writer inside. All changes are Atomics RMW or CAS.
+ * - READERS_WAITING: readers parked or about to park.
+ * - PHASE: bumped by a write unlock that admits waiting readers; readers park
+ *   on it.
+ * - WRITER_SEQ: bumped to wake a writer; writers park on it.
+ *
+ * A parked party always announces itself (READERS_WAITING, or the writers
+ * field of STATE) before it re-checks the state and parks on a sequence word
+ * it read before announcing, and wakers change the state before they read
+ * the announcements, so with sequentially consistent Atomics no wake-up is
+ * lost.
+ *
+ * Memory order: acquisition and release are Atomics RMWs on STATE, so data
+ * guarded by the lock may use plain reads and writes.
+ *
+ * @module
+ */
+
+import { SabreError, type SharedHandle, type SharedHeap } from "../memory/mod.ts";
+import {
+  deadlineOf,
+  type LockOptions,
+  parkAsync,
+  parkSync,
+  pause,
+  SPIN_LIMIT,
+  timedOut,
+} from "./_parking.ts";
+import { handleOf, placeExisting, type Placement, placeNew, tagOf } from "./_placement.ts";
+
+const KIND = "sabre.RwLock";
+const TAG = tagOf("RWLK");
+const BYTES = 20;
+const STATE = 1;
+const READERS_WAITING = 2;
+const PHASE = 3;
+const WRITER_SEQ = 4;
+
+const READER_MASK = (1 << 20) - 1;
+const WRITER_WAITING_ONE = 1 << 20;
+const WRITERS_WAITING_MASK = ((1 << 11) - 1) << 20;
+const WRITER = 1 << 31; // as Int32: -2147483648
+const READ_BLOCKERS = WRITER | WRITERS_WAITING_MASK;
+
+/**
+ * Handle of a {@linkcode RwLock}.
+ *
+ * @example
+ * ```ts
+ * import { RwLock, type RwLockHandle } from "@sabre/sabre";
+ * const handle: RwLockHandle = RwLock.create().handle;
+ * console.assert(handle.kind === "sabre.RwLock");
+ * ```
+ */
+export type RwLockHandle = SharedHandle<"sabre.RwLock">;
+
+/**
+ * Shared access to a {@linkcode RwLock}; dispose it or call `unlock()`.
+ *
+ * @example
+ * ```ts
+ * import { RwLock } from "@sabre/sabre";
+ * const lock = RwLock.create();
+ * using _read = lock.read();
+ * console.assert(lock.readers === 1);
+ * ```
+ */
+export class RwLockReadGuard implements Disposable {
+  #lock: RwLock | undefined;
+
+  /** @internal Use `lock.read()`. */
+  constructor(lock: RwLock) {
+    this.#lock = lock;
+  }
+
+  /** Whether this guard still holds shared access. */
+  get held(): boolean {
+    return this.#lock !== undefined;
+  }
+
+  /** Releases shared access. Throws if released already. */
+  unlock(): void {
+    const lock = this.#lock;
+    if (lock === undefined) {
+      throw new SabreError("Cannot unlock RwLock as this read guard has released it already");
+    }
+    this.#lock = undefined;
+    lock.releaseRead();
+  }
+
+  /** Releases shared access if still held. */
+  [Symbol.dispose](): void {
+    if (this.#lock !== undefined) this.unlock();
+  }
+}
+
+/**
+ * Exclusive access to a {@linkcode RwLock}; dispose it or call `unlock()`.
+ *
+ * @example
+ * ```ts
+ * import { RwLock } from "@sabre/sabre";
+ * const lock = RwLock.create();
+ * const write = lock.write();
+ * const read = write.downgrade(); // keeps readers' view consistent, lets readers in
+ * read.unlock();
+ * ```
+ */
+export class RwLockWriteGuard implements Disposable {
+  #lock: RwLock | undefined;
+
+  /** @internal Use `lock.write()`. */
+  constructor(lock: RwLock) {
+    this.#lock = lock;
+  }
+
+  /** Whether this guard still holds exclusive access. */
+  get held(): boolean {
+    return this.#lock !== undefined;
+  }
+
+  /** Releases exclusive access. Throws if released already. */
+  unlock(): void {
+    const lock = this.#take();
+    lock.releaseWrite();
+  }
+
+  /**
+   * Turns exclusive access into shared access atomically: no writer can get
+   * in between. This guard is spent; the returned one holds shared access.
+   */
+  downgrade(): RwLockReadGuard {
+    const lock = this.#take();
+    lock.downgradeWrite();
+    return new RwLockReadGuard(lock);
+  }
+
+  /** Releases exclusive access if still held. */
+  [Symbol.dispose](): void {
+    if (this.#lock !== undefined) this.unlock();
+  }
+
+  #take(): RwLock {
+    const lock = this.#lock;
+    if (lock === undefined) {
+      throw new SabreError("Cannot unlock RwLock as this write guard has released it already");
+    }
+    this.#lock = undefined;
+    return lock;
+  }
+}
+
+/**
+ * A reader-writer lock in shared memory: many readers or one writer.
+ *
+ * Every acquisition comes in four forms: blocking (`read`, `write`), async
+ * (`readAsync`, `writeAsync`), non-blocking (`tryRead`, `tryWrite`), and with
+ * `{ timeoutMs }` (throws {@linkcode TimeoutError}). Guards work with `using`;
+ * `acquireRead`/`releaseRead` and `acquireWrite`/`releaseWrite` skip the
+ * guard object for hot loops. See the module doc for the fairness policy:
+ * neither writers nor readers starve.
+ *
+ * @example
+ * ```ts
+ * import { RwLock, SharedHeap } from "@sabre/sabre";
+ *
+ * const heap = SharedHeap.create();
+ * const lock = RwLock.create(heap);
+ * const pair = heap.allocateZeroed(8);
+ * {
+ *   using _w = lock.write();
+ *   heap.i32[pair >> 2] = 1;
+ *   heap.i32[(pair >> 2) + 1] = 1;
+ * }
+ * {
+ *   using _r = lock.read();
+ *   console.assert(heap.i32[pair >> 2] === heap.i32[(pair >> 2) + 1]);
+ * }
+ * ```
+ */
+export class RwLock {
+  readonly #placement: Placement;
+  readonly #words: Int32Array;
+
+  private constructor(placement: Placement) {
+    this.#placement = placement;
+    this.#words = placement.words;
+  }
+
+  /**
+   * Creates an unlocked RwLock in `heap`, or standalone.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * console.assert(RwLock.create().readers === 0);
+   * ```
+   */
+  static create(heap?: SharedHeap): RwLock {
+    return new RwLock(placeNew(heap, BYTES, TAG, "RwLock"));
+  }
+
+  /**
+   * Rebuilds a lock from its handle in any worker; throws
+   * {@linkcode HandleError} for a handle that does not name an RwLock.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * using _w = lock.write();
+   * console.assert(RwLock.attach(lock.handle).tryRead() === undefined);
+   * ```
+   */
+  static attach(handle: RwLockHandle): RwLock {
+    return new RwLock(placeExisting(handle, KIND, BYTES, TAG, "RwLock"));
+  }
+
+  /**
+   * @internal For latches that embed an RwLock in their own words: a lock
+   * over `words` (at least 5 Int32 words), initialized when `init` is true.
+   */
+  static embedded(sab: SharedArrayBuffer, offset: number, init: boolean): RwLock {
+    const words = new Int32Array(sab, offset, 8);
+    if (init) Atomics.store(words, 0, TAG);
+    else if (Atomics.load(words, 0) !== TAG) {
+      throw new SabreError(`Cannot use the lock at offset ${offset} as it holds no RwLock`);
+    }
+    return new RwLock({ sab, offset, words, heap: undefined });
+  }
+
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * console.assert(RwLock.create().handle.kind === "sabre.RwLock");
+   * ```
+   */
+  get handle(): RwLockHandle {
+    return handleOf(KIND, this.#placement);
+  }
+
+  /**
+   * Readers inside at this moment (a hint).
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * lock.acquireRead();
+   * console.assert(lock.readers === 1);
+   * lock.releaseRead();
+   * ```
+   */
+  get readers(): number {
+    return Atomics.load(this.#words, STATE) & READER_MASK;
+  }
+
+  /**
+   * Whether a writer is inside at this moment (a hint).
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * console.assert(!lock.isWriteLocked);
+   * ```
+   */
+  get isWriteLocked(): boolean {
+    return (Atomics.load(this.#words, STATE) & WRITER) !== 0;
+  }
+
+  // ---------------------------------------------------------------- readers
+
+  /**
+   * Blocks until shared access is granted.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * using _r = lock.read({ timeoutMs: 50 });
+   * ```
+   */
+  read(options?: LockOptions): RwLockReadGuard {
+    this.acquireRead(options);
+    return new RwLockReadGuard(this);
+  }
+
+  /**
+   * Shared access if it can be had without waiting.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * lock.tryRead()?.unlock();
+   * ```
+   */
+  tryRead(): RwLockReadGuard | undefined {
+    return this.tryAcquireRead() ? new RwLockReadGuard(this) : undefined;
+  }
+
+  /**
+   * Waits for shared access with `Atomics.waitAsync`.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * using _r = await lock.readAsync();
+   * ```
+   */
+  async readAsync(options?: LockOptions): Promise<RwLockReadGuard> {
+    await this.acquireReadAsync(options);
+    return new RwLockReadGuard(this);
+  }
+
+  /**
+   * Runs `fn` with shared access.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * console.assert(RwLock.create().withRead(() => "ok") === "ok");
+   * ```
+   */
+  withRead<T>(fn: () => T, options?: LockOptions): T {
+    this.acquireRead(options);
+    try {
+      return fn();
+    } finally {
+      this.releaseRead();
+    }
+  }
+
+  /**
+   * `read()` without a guard object; pair with `releaseRead()`.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * lock.acquireRead();
+   * lock.releaseRead();
+   * ```
+   */
+  acquireRead(options?: LockOptions): void {
+    const words = this.#words;
+    const seen = Atomics.load(words, STATE);
+    if (
+      options !== undefined || (seen & READ_BLOCKERS) !== 0 ||
+      Atomics.compareExchange(words, STATE, seen, seen + 1) !== seen
+    ) {
+      this.#acquireReadSlow(options);
+    }
+  }
+
+  /**
+   * `tryRead()` without a guard object.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * if (lock.tryAcquireRead()) lock.releaseRead();
+   * ```
+   */
+  tryAcquireRead(): boolean {
+    const words = this.#words;
+    for (;;) {
+      const seen = Atomics.load(words, STATE);
+      if ((seen & READ_BLOCKERS) !== 0) return false;
+      if (Atomics.compareExchange(words, STATE, seen, seen + 1) === seen) return true;
+    }
+  }
+
+  /**
+   * `readAsync()` without a guard object.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * await lock.acquireReadAsync();
+   * lock.releaseRead();
+   * ```
+   */
+  async acquireReadAsync(options?: LockOptions): Promise<void> {
+    const deadline = deadlineOf(options, "read-lock RwLock");
+    let bypass = false;
+    for (;;) {
+      if (this.#tryReadStep(bypass)) return;
+      const phase = Atomics.load(this.#words, PHASE);
+      Atomics.add(this.#words, READERS_WAITING, 1);
+      let inTime = true;
+      if (!this.#readerMayEnter(bypass)) {
+        inTime = await parkAsync(this.#words, PHASE, phase, deadline);
+      }
+      Atomics.sub(this.#words, READERS_WAITING, 1);
+      if (Atomics.load(this.#words, PHASE) !== phase) bypass = true;
+      if (!inTime) {
+        if (this.#tryReadStep(bypass)) return;
+        timedOut("read-lock RwLock", options);
+      }
+    }
+  }
+
+  /**
+   * Releases shared access.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * lock.acquireRead();
+   * lock.releaseRead();
+   * ```
+   */
+  releaseRead(): void {
+    const words = this.#words;
+    const was = Atomics.sub(words, STATE, 1);
+    if ((was & READER_MASK) === 0) {
+      Atomics.add(words, STATE, 1);
+      throw new SabreError("Cannot release RwLock read access as no reader holds it");
+    }
+    // The last reader out wakes a waiting writer.
+    if ((was & READER_MASK) === 1 && (was & WRITERS_WAITING_MASK) !== 0) this.#wakeWriter();
+  }
+
+  #readerMayEnter(bypass: boolean): boolean {
+    const seen = Atomics.load(this.#words, STATE);
+    return (seen & (bypass ? WRITER : READ_BLOCKERS)) === 0;
+  }
+
+  /** One attempt to enter as a reader. */
+  #tryReadStep(bypass: boolean): boolean {
+    const words = this.#words;
+    const blockers = bypass ? WRITER : READ_BLOCKERS;
+    for (;;) {
+      const seen = Atomics.load(words, STATE);
+      if ((seen & blockers) !== 0) return false;
+      if ((seen & READER_MASK) === READER_MASK) {
+        throw new SabreError(`Cannot read-lock RwLock as it has ${READER_MASK} readers already`);
+      }
+      if (Atomics.compareExchange(words, STATE, seen, seen + 1) === seen) return true;
+    }
+  }
+
+  #acquireReadSlow(options: LockOptions | undefined): void {
+    const deadline = deadlineOf(options, "read-lock RwLock");
+    const words = this.#words;
+    for (let spin = 0; spin < SPIN_LIMIT; spin++) {
+      if (this.#tryReadStep(false)) return;
+      pause();
+    }
+    let bypass = false;
+    for (;;) {
+      if (this.#tryReadStep(bypass)) return;
+      const phase = Atomics.load(words, PHASE);
+      Atomics.add(words, READERS_WAITING, 1);
+      let inTime = true;
+      if (!this.#readerMayEnter(bypass)) inTime = parkSync(words, PHASE, phase, deadline);
+      Atomics.sub(words, READERS_WAITING, 1);
+      if (Atomics.load(words, PHASE) !== phase) bypass = true;
+      if (!inTime) {
+        if (this.#tryReadStep(bypass)) return;
+        timedOut("read-lock RwLock", options);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- writers
+
+  /**
+   * Blocks until exclusive access is granted.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * using _w = lock.write({ timeoutMs: 50 });
+   * ```
+   */
+  write(options?: LockOptions): RwLockWriteGuard {
+    this.acquireWrite(options);
+    return new RwLockWriteGuard(this);
+  }
+
+  /**
+   * Exclusive access if it can be had without waiting.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * using _r = lock.read();
+   * console.assert(lock.tryWrite() === undefined);
+   * ```
+   */
+  tryWrite(): RwLockWriteGuard | undefined {
+    return this.tryAcquireWrite() ? new RwLockWriteGuard(this) : undefined;
+  }
+
+  /**
+   * Waits for exclusive access with `Atomics.waitAsync`.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * using _w = await lock.writeAsync();
+   * ```
+   */
+  async writeAsync(options?: LockOptions): Promise<RwLockWriteGuard> {
+    await this.acquireWriteAsync(options);
+    return new RwLockWriteGuard(this);
+  }
+
+  /**
+   * Runs `fn` with exclusive access.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * console.assert(RwLock.create().withWrite(() => 1) === 1);
+   * ```
+   */
+  withWrite<T>(fn: () => T, options?: LockOptions): T {
+    this.acquireWrite(options);
+    try {
+      return fn();
+    } finally {
+      this.releaseWrite();
+    }
+  }
+
+  /**
+   * `write()` without a guard object; pair with `releaseWrite()`.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * lock.acquireWrite();
+   * lock.releaseWrite();
+   * ```
+   */
+  acquireWrite(options?: LockOptions): void {
+    if (options !== undefined || Atomics.compareExchange(this.#words, STATE, 0, WRITER) !== 0) {
+      this.#acquireWriteSlow(options);
+    }
+  }
+
+  /**
+   * `tryWrite()` without a guard object. Succeeds only when nobody is inside
+   * and no writer waits.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * if (lock.tryAcquireWrite()) lock.releaseWrite();
+   * ```
+   */
+  tryAcquireWrite(): boolean {
+    return Atomics.compareExchange(this.#words, STATE, 0, WRITER) === 0;
+  }
+
+  /**
+   * `writeAsync()` without a guard object.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * await lock.acquireWriteAsync();
+   * lock.releaseWrite();
+   * ```
+   */
+  async acquireWriteAsync(options?: LockOptions): Promise<void> {
+    const deadline = deadlineOf(options, "write-lock RwLock");
+    if (Atomics.compareExchange(this.#words, STATE, 0, WRITER) === 0) return;
+    Atomics.add(this.#words, STATE, WRITER_WAITING_ONE);
+    for (;;) {
+      if (this.#tryWriteAsWaiter()) return;
+      const seq = Atomics.load(this.#words, WRITER_SEQ);
+      if (this.#writerMayEnter()) continue;
+      if (!(await parkAsync(this.#words, WRITER_SEQ, seq, deadline))) {
+        if (this.#tryWriteAsWaiter()) return;
+        this.#abandonWrite();
+        timedOut("write-lock RwLock", options);
+      }
+    }
+  }
+
+  /**
+   * Releases exclusive access. Wakes the readers that waited, if any (a new
+   * read phase), and one waiting writer.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * lock.acquireWrite();
+   * lock.releaseWrite();
+   * ```
+   */
+  releaseWrite(): void {
+    const words = this.#words;
+    const was = Atomics.and(words, STATE, ~WRITER);
+    if ((was & WRITER) === 0) {
+      throw new SabreError("Cannot release RwLock write access as no writer holds it");
+    }
+    this.#afterWriterLeft(was);
+  }
+
+  /**
+   * Atomically turns the caller's exclusive access into shared access.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * lock.acquireWrite();
+   * lock.downgradeWrite();
+   * console.assert(lock.readers === 1 && !lock.isWriteLocked);
+   * lock.releaseRead();
+   * ```
+   */
+  downgradeWrite(): void {
+    const words = this.#words;
+    // WRITER off and one reader on, in one RMW: WRITER + 1 wraps bit 31 off.
+    const was = Atomics.add(words, STATE, WRITER + 1);
+    if ((was & WRITER) === 0) {
+      Atomics.sub(words, STATE, WRITER + 1);
+      throw new SabreError("Cannot downgrade RwLock as no writer holds it");
+    }
+    if (Atomics.load(words, READERS_WAITING) !== 0) {
+      Atomics.add(words, PHASE, 1);
+      Atomics.notify(words, PHASE);
+    }
+  }
+
+  #afterWriterLeft(was: number): void {
+    const words = this.#words;
+    if (Atomics.load(words, READERS_WAITING) !== 0) {
+      // A new read phase: the readers that waited may enter before the
+      // writers that wait.
+      Atomics.add(words, PHASE, 1);
+      Atomics.notify(words, PHASE);
+    }
+    // Also wake one writer, in case the announced readers gave up meanwhile;
+    // if readers did get in, it parks again until the last one leaves.
+    if ((was & WRITERS_WAITING_MASK) !== 0) this.#wakeWriter();
+  }
+
+  #wakeWriter(): void {
+    Atomics.add(this.#words, WRITER_SEQ, 1);
+    Atomics.notify(this.#words, WRITER_SEQ, 1);
+  }
+
+  #writerMayEnter(): boolean {
+    return (Atomics.load(this.#words, STATE) & (WRITER | READER_MASK)) === 0;
+  }
+
+  /** Enter as an announced writer: drop our announcement and set WRITER in one CAS. */
+  #tryWriteAsWaiter(): boolean {
+    const words = this.#words;
+    for (;;) {
+      const seen = Atomics.load(words, STATE);
+      if ((seen & (WRITER | READER_MASK)) !== 0) return false;
+      const next = (seen - WRITER_WAITING_ONE) | WRITER;
+      if (Atomics.compareExchange(words, STATE, seen, next) === seen) return true;
+    }
+  }
+
+  /** A waiting writer gives up: withdraw, and release readers it was holding back. */
+  #abandonWrite(): void {
+    const words = this.#words;
+    const was = Atomics.sub(words, STATE, WRITER_WAITING_ONE);
+    if ((was & WRITERS_WAITING_MASK) === WRITER_WAITING_ONE) {
+      if (Atomics.load(words, READERS_WAITING) !== 0) {
+        Atomics.add(words, PHASE, 1);
+        Atomics.notify(words, PHASE);
+      }
+    } else if ((was & (WRITER | READER_MASK)) === 0) {
+      this.#wakeWriter(); // the lock is free: pass our turn on
+    }
+  }
+
+  #acquireWriteSlow(options: LockOptions | undefined): void {
+    const deadline = deadlineOf(options, "write-lock RwLock");
+    const words = this.#words;
+    if (Atomics.compareExchange(words, STATE, 0, WRITER) === 0) return;
+    for (let spin = 0; spin < SPIN_LIMIT; spin++) {
+      pause();
+      if (Atomics.compareExchange(words, STATE, 0, WRITER) === 0) return;
+    }
+    Atomics.add(words, STATE, WRITER_WAITING_ONE);
+    for (;;) {
+      if (this.#tryWriteAsWaiter()) return;
+      const seq = Atomics.load(words, WRITER_SEQ);
+      if (this.#writerMayEnter()) continue;
+      if (!parkSync(words, WRITER_SEQ, seq, deadline)) {
+        if (this.#tryWriteAsWaiter()) return;
+        this.#abandonWrite();
+        timedOut("write-lock RwLock", options);
+      }
+    }
+  }
+
+  /**
+   * Frees the lock's memory in its heap; nobody may use it afterwards.
+   *
+   * @example
+   * ```ts
+   * import { RwLock, SharedHeap } from "@sabre/sabre";
+   * RwLock.create(SharedHeap.create()).destroy();
+   * ```
+   */
+  destroy(): void {
+    const { heap, offset, words } = this.#placement;
+    if (Atomics.load(words, STATE) !== 0) {
+      throw new SabreError("Cannot destroy RwLock as it is locked or has waiters");
+    }
+    Atomics.store(words, 0, 0);
+    if (heap !== undefined) heap.free(offset);
+  }
+}
