@@ -24,3 +24,4 @@
 
 export * from "./memory/mod.ts";
 export * from "./latch/mod.ts";
+export * from "./seqlock/mod.ts";

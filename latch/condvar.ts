@@ -15,11 +15,22 @@
  * @module
  */
 
-import { describeValue, SabreError, type SharedHandle, type SharedHeap } from "../memory/mod.ts";
+import {
+  attachObject,
+  describeValue,
+  objectHandle,
+  type Placement,
+  placeObject,
+  SabreError,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+} from "../memory/mod.ts";
 import { Mutex } from "./mutex.ts";
-import { deadlineOf, type LockOptions, parkAsync, parkSync, timedOut } from "./_parking.ts";
-import { handleOf, placeExisting, type Placement, placeNew, tagOf } from "./_placement.ts";
+import { deadlineOf, type LockOptions, parkAsync, parkSync, timedOut } from "./parking.ts";
 
+/** Layout version of this object; attach() refuses newer ones. */
+const LAYOUT_VERSION = 1;
 const KIND = "sabre.Condvar";
 const TAG = tagOf("CVAR");
 const BYTES = 12;
@@ -93,7 +104,7 @@ export class Condvar {
    * ```
    */
   static create(heap?: SharedHeap): Condvar {
-    return new Condvar(placeNew(heap, BYTES, TAG, "Condvar"));
+    return new Condvar(placeObject(heap, BYTES, TAG, "Condvar"));
   }
 
   /**
@@ -107,7 +118,7 @@ export class Condvar {
    * ```
    */
   static attach(handle: CondvarHandle): Condvar {
-    return new Condvar(placeExisting(handle, KIND, BYTES, TAG, "Condvar"));
+    return new Condvar(attachObject(handle, KIND, LAYOUT_VERSION, BYTES, TAG, "Condvar"));
   }
 
   /**
@@ -120,7 +131,7 @@ export class Condvar {
    * ```
    */
   get handle(): CondvarHandle {
-    return handleOf(KIND, this.#placement);
+    return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
   }
 
   /**

@@ -35,11 +35,21 @@
  * @module
  */
 
-import { SabreError, type SharedHandle, type SharedHeap } from "../memory/mod.ts";
-import { type LockOptions, pause, SPIN_LIMIT } from "./_parking.ts";
-import { handleOf, placeExisting, type Placement, placeNew, tagOf } from "./_placement.ts";
+import {
+  attachObject,
+  objectHandle,
+  type Placement,
+  placeObject,
+  SabreError,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+} from "../memory/mod.ts";
+import { type LockOptions, pause, SPIN_LIMIT } from "./parking.ts";
 import { RwLock } from "./rwlock.ts";
 
+/** Layout version of this object; attach() refuses newer ones. */
+const LAYOUT_VERSION = 1;
 const KIND = "sabre.HybridLatch";
 const TAG = tagOf("HLAT");
 const BYTES = 64;
@@ -395,7 +405,7 @@ export class HybridLatch {
    * ```
    */
   static create(heap?: SharedHeap): HybridLatch {
-    return new HybridLatch(placeNew(heap, BYTES, TAG, "HybridLatch"), true);
+    return new HybridLatch(placeObject(heap, BYTES, TAG, "HybridLatch"), true);
   }
 
   /**
@@ -410,7 +420,10 @@ export class HybridLatch {
    * ```
    */
   static attach(handle: HybridLatchHandle): HybridLatch {
-    return new HybridLatch(placeExisting(handle, KIND, BYTES, TAG, "HybridLatch"), false);
+    return new HybridLatch(
+      attachObject(handle, KIND, LAYOUT_VERSION, BYTES, TAG, "HybridLatch"),
+      false,
+    );
   }
 
   /**
@@ -423,7 +436,7 @@ export class HybridLatch {
    * ```
    */
   get handle(): HybridLatchHandle {
-    return handleOf(KIND, this.#placement);
+    return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
   }
 
   /**

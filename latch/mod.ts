@@ -47,4 +47,13 @@ export {
   storeF64,
   Unwind,
 } from "./hybrid_latch.ts";
-export type { LockOptions } from "./_parking.ts";
+export {
+  deadlineOf,
+  type LockOptions,
+  parkAsync,
+  parkSync,
+  pause,
+  remainingMs,
+  SPIN_LIMIT,
+  timedOut,
+} from "./parking.ts";

@@ -19,7 +19,16 @@
  * @module
  */
 
-import { SabreError, type SharedHandle, type SharedHeap } from "../memory/mod.ts";
+import {
+  attachObject,
+  objectHandle,
+  type Placement,
+  placeObject,
+  SabreError,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+} from "../memory/mod.ts";
 import {
   deadlineOf,
   type LockOptions,
@@ -28,9 +37,10 @@ import {
   pause,
   SPIN_LIMIT,
   timedOut,
-} from "./_parking.ts";
-import { handleOf, placeExisting, type Placement, placeNew, tagOf } from "./_placement.ts";
+} from "./parking.ts";
 
+/** Layout version of this object; attach() refuses newer ones. */
+const LAYOUT_VERSION = 1;
 const KIND = "sabre.Mutex";
 const TAG = tagOf("MUTX");
 const BYTES = 8;
@@ -144,7 +154,7 @@ export class Mutex {
    * ```
    */
   static create(heap?: SharedHeap): Mutex {
-    return new Mutex(placeNew(heap, BYTES, TAG, "Mutex"));
+    return new Mutex(placeObject(heap, BYTES, TAG, "Mutex"));
   }
 
   /**
@@ -161,7 +171,20 @@ export class Mutex {
    * ```
    */
   static attach(handle: MutexHandle): Mutex {
-    return new Mutex(placeExisting(handle, KIND, BYTES, TAG, "Mutex"));
+    return new Mutex(attachObject(handle, KIND, LAYOUT_VERSION, BYTES, TAG, "Mutex"));
+  }
+
+  /**
+   * @internal For structures that embed a Mutex in their own words: a mutex
+   * over the 8 bytes at `offset`, initialized when `init` is true.
+   */
+  static embedded(sab: SharedArrayBuffer, offset: number, init: boolean): Mutex {
+    const words = new Int32Array(sab, offset, 2);
+    if (init) Atomics.store(words, 0, TAG);
+    else if (Atomics.load(words, 0) !== TAG) {
+      throw new SabreError(`Cannot use the lock at offset ${offset} as it holds no Mutex`);
+    }
+    return new Mutex({ sab, offset, words, heap: undefined });
   }
 
   /**
@@ -176,7 +199,7 @@ export class Mutex {
    * ```
    */
   get handle(): MutexHandle {
-    return handleOf(KIND, this.#placement);
+    return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
   }
 
   /**

@@ -33,7 +33,16 @@
  * @module
  */
 
-import { SabreError, type SharedHandle, type SharedHeap } from "../memory/mod.ts";
+import {
+  attachObject,
+  objectHandle,
+  type Placement,
+  placeObject,
+  SabreError,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+} from "../memory/mod.ts";
 import {
   deadlineOf,
   type LockOptions,
@@ -42,9 +51,10 @@ import {
   pause,
   SPIN_LIMIT,
   timedOut,
-} from "./_parking.ts";
-import { handleOf, placeExisting, type Placement, placeNew, tagOf } from "./_placement.ts";
+} from "./parking.ts";
 
+/** Layout version of this object; attach() refuses newer ones. */
+const LAYOUT_VERSION = 1;
 const KIND = "sabre.RwLock";
 const TAG = tagOf("RWLK");
 const BYTES = 20;
@@ -214,7 +224,7 @@ export class RwLock {
    * ```
    */
   static create(heap?: SharedHeap): RwLock {
-    return new RwLock(placeNew(heap, BYTES, TAG, "RwLock"));
+    return new RwLock(placeObject(heap, BYTES, TAG, "RwLock"));
   }
 
   /**
@@ -230,7 +240,7 @@ export class RwLock {
    * ```
    */
   static attach(handle: RwLockHandle): RwLock {
-    return new RwLock(placeExisting(handle, KIND, BYTES, TAG, "RwLock"));
+    return new RwLock(attachObject(handle, KIND, LAYOUT_VERSION, BYTES, TAG, "RwLock"));
   }
 
   /**
@@ -256,7 +266,7 @@ export class RwLock {
    * ```
    */
   get handle(): RwLockHandle {
-    return handleOf(KIND, this.#placement);
+    return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
   }
 
   /**

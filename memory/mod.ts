@@ -33,3 +33,4 @@
 export * from "./errors.ts";
 export * from "./heap.ts";
 export * from "./codec.ts";
+export * from "./placement.ts";

@@ -1,5 +1,6 @@
 /**
- * Spinning and parking on futex words. Internal.
+ * Spinning and parking on futex words: the blocking discipline of every sabre
+ * latch, exported for structure implementers.
  *
  * Every blocking latch operation spins for a short bounded time (with
  * `Atomics.pause` where it exists), then parks with `Atomics.wait` (sync
@@ -14,15 +15,40 @@ import { describeValue, TimeoutError } from "../memory/mod.ts";
 
 const atomicsPause = (Atomics as unknown as { pause?: (n?: number) => void }).pause;
 
-/** One CPU-friendly spin step. */
+/**
+ * One CPU-friendly spin step (`Atomics.pause` where the runtime has it).
+ *
+ * @example
+ * ```ts
+ * import { pause } from "@sabre/sabre";
+ * for (let i = 0; i < 10; i++) pause();
+ * ```
+ */
 export const pause: () => void = typeof atomicsPause === "function"
   ? () => atomicsPause()
   : () => {};
 
-/** Spin steps before a blocking operation parks. */
+/**
+ * Spin steps before a blocking operation parks.
+ *
+ * @example
+ * ```ts
+ * import { SPIN_LIMIT } from "@sabre/sabre";
+ * console.assert(SPIN_LIMIT > 0);
+ * ```
+ */
 export const SPIN_LIMIT = 100;
 
-/** Options of every blocking latch operation. */
+/**
+ * Options of every blocking operation.
+ *
+ * @example
+ * ```ts
+ * import { type LockOptions, Mutex } from "@sabre/sabre";
+ * const options: LockOptions = { timeoutMs: 100 };
+ * Mutex.create().lock(options).unlock();
+ * ```
+ */
 export interface LockOptions {
   /**
    * Give up after this many milliseconds and throw `TimeoutError`. A finite
@@ -32,7 +58,17 @@ export interface LockOptions {
   timeoutMs?: number;
 }
 
-/** Absolute deadline (performance.now() clock) for `options`, Infinity for none. */
+/**
+ * Absolute deadline on the `performance.now()` clock for `options`, Infinity
+ * for none. Throws `RangeError` naming `what` for a bad `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * import { deadlineOf } from "@sabre/sabre";
+ * console.assert(deadlineOf(undefined, "wait") === Infinity);
+ * console.assert(deadlineOf({ timeoutMs: 10 }, "wait") > performance.now());
+ * ```
+ */
 export function deadlineOf(options: LockOptions | undefined, what: string): number {
   const timeoutMs = options?.timeoutMs;
   if (timeoutMs === undefined || timeoutMs === Infinity) return Infinity;
@@ -46,14 +82,30 @@ export function deadlineOf(options: LockOptions | undefined, what: string): numb
   return performance.now() + timeoutMs;
 }
 
-/** Milliseconds left before `deadline` (Infinity stays Infinity). */
+/**
+ * Milliseconds left before `deadline` (Infinity stays Infinity).
+ *
+ * @example
+ * ```ts
+ * import { remainingMs } from "@sabre/sabre";
+ * console.assert(remainingMs(Infinity) === Infinity && remainingMs(0) === 0);
+ * ```
+ */
 export function remainingMs(deadline: number): number {
   return deadline === Infinity ? Infinity : Math.max(0, deadline - performance.now());
 }
 
 /**
- * Parks until `words[index]` is notified or no longer equals `expected`.
- * Returns false once the deadline has passed.
+ * Parks with `Atomics.wait` until `words[index]` is notified or no longer
+ * equals `expected`. Returns false once the deadline has passed. May return
+ * true spuriously: re-check the condition.
+ *
+ * @example
+ * ```ts
+ * import { parkSync } from "@sabre/sabre";
+ * const words = new Int32Array(new SharedArrayBuffer(4));
+ * console.assert(!parkSync(words, 0, 0, performance.now() + 1)); // times out
+ * ```
  */
 export function parkSync(
   words: Int32Array,
@@ -68,12 +120,20 @@ export function parkSync(
 }
 
 /**
- * Async twin of parkSync, for threads that must not block their event loop.
+ * Async twin of parkSync (`Atomics.waitAsync`), for threads that must not
+ * block their event loop.
  *
  * A pending `Atomics.waitAsync` does not keep Deno's event loop alive, and
  * its resolution (by a notify or by its timeout) is only delivered while the
  * loop runs. So while parked we hold a timer that keeps the loop alive, and
  * drop it as soon as the wait ends.
+ *
+ * @example
+ * ```ts
+ * import { parkAsync } from "@sabre/sabre";
+ * const words = new Int32Array(new SharedArrayBuffer(4));
+ * console.assert(!(await parkAsync(words, 0, 0, performance.now() + 1)));
+ * ```
  */
 export async function parkAsync(
   words: Int32Array,
@@ -98,7 +158,19 @@ export async function parkAsync(
 const KEEP_ALIVE_MS = 1 << 30;
 function noop(): void {}
 
-/** Throws the TimeoutError for `operation` given `options`. */
+/**
+ * Throws the {@linkcode TimeoutError} for `operation` given `options`.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError, timedOut } from "@sabre/sabre";
+ * try {
+ *   timedOut("lock Thing", { timeoutMs: 5 });
+ * } catch (e) {
+ *   console.assert(e instanceof TimeoutError);
+ * }
+ * ```
+ */
 export function timedOut(operation: string, options: LockOptions | undefined): never {
   throw new TimeoutError(operation, options?.timeoutMs ?? 0);
 }

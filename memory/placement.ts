@@ -18,18 +18,29 @@ export const LATCH_VERSION = 1;
 
 /** A latch object's words and where they are. */
 export interface Placement {
+  /** The buffer: a heap's, or the object's own. */
   readonly sab: SharedArrayBuffer;
+  /** Byte offset of word 0 (the tag). */
   readonly offset: number;
+  /** Fixed view over the object's words, rounded up to a cache line. */
   readonly words: Int32Array;
+  /** The heap it lives in, or undefined when standalone. */
   readonly heap: SharedHeap | undefined;
 }
 
 /**
  * Allocates `bytes` (rounded up to a 64-byte cache line) in `heap`, or in a
  * new standalone buffer when `heap` is undefined, zeroes them, and writes the
- * tag into word 0 last.
+ * tag into word 0 last. Throws `TypeError` when `heap` is not a SharedHeap.
+ *
+ * @example
+ * ```ts
+ * import { placeObject, SharedHeap, tagOf } from "@sabre/sabre";
+ * const placement = placeObject(SharedHeap.create(), 8, tagOf("DEMO"), "Demo");
+ * console.assert(Atomics.load(placement.words, 0) === tagOf("DEMO"));
+ * ```
  */
-export function placeNew(
+export function placeObject(
   heap: SharedHeap | undefined,
   bytes: number,
   tag: number,
@@ -61,13 +72,24 @@ export function placeNew(
 }
 
 /**
- * Validates a latch handle and returns its placement. Throws HandleError for
- * a wrong kind, a newer version, a truncated handle, a bad buffer, or a
- * buffer whose words at `offset` are not a latch of this kind.
+ * Validates the handle of a placed object and returns its placement. Throws
+ * {@linkcode HandleError} for a wrong kind, a version newer than
+ * `supportedVersion`, a truncated handle, a bad buffer, or a buffer whose
+ * words at `offset` do not carry `tag`.
+ *
+ * @example
+ * ```ts
+ * import { attachObject, objectHandle, placeObject, tagOf } from "@sabre/sabre";
+ * const placed = placeObject(undefined, 8, tagOf("DEMO"), "Demo");
+ * const handle = objectHandle("app.Demo", 1, placed);
+ * const again = attachObject(handle, "app.Demo", 1, 8, tagOf("DEMO"), "Demo");
+ * console.assert(again.sab === placed.sab);
+ * ```
  */
-export function placeExisting(
+export function attachObject(
   handle: SharedHandle,
   kind: string,
+  supportedVersion: number,
   bytes: number,
   tag: number,
   what: string,
@@ -76,7 +98,7 @@ export function placeExisting(
   const sab = typeof handle === "object" && handle !== null ? handle.sab : undefined;
   let heap: SharedHeap | undefined;
   if (sab instanceof SharedArrayBuffer && sab.growable) {
-    heap = SharedHeap.fromHandle(handle, kind, LATCH_VERSION, what);
+    heap = SharedHeap.fromHandle(handle, kind, supportedVersion, what);
   } else {
     // Standalone buffer: the same field checks, minus the heap's.
     if (typeof handle !== "object" || handle === null) {
@@ -102,9 +124,12 @@ export function placeExisting(
         }`,
       );
     }
-    if (!Number.isInteger(handle.version) || handle.version < 1 || handle.version > LATCH_VERSION) {
+    if (
+      !Number.isInteger(handle.version) || handle.version < 1 ||
+      handle.version > supportedVersion
+    ) {
       throw new HandleError(
-        `Cannot attach ${what} as this build reads version ${LATCH_VERSION}: current value is ${
+        `Cannot attach ${what} as this build reads version ${supportedVersion}: current value is ${
           describeValue(handle.version)
         }`,
       );
@@ -139,12 +164,33 @@ export function placeExisting(
   return { sab, offset, words, heap };
 }
 
-/** The handle of a placement. */
-export function handleOf<K extends string>(kind: K, placement: Placement): SharedHandle<K> {
-  return { kind, version: LATCH_VERSION, sab: placement.sab, offset: placement.offset };
+/**
+ * The handle of a placed object.
+ *
+ * @example
+ * ```ts
+ * import { objectHandle, placeObject, tagOf } from "@sabre/sabre";
+ * const handle = objectHandle("app.Demo", 1, placeObject(undefined, 8, tagOf("DEMO"), "Demo"));
+ * console.assert(handle.kind === "app.Demo" && handle.offset === 0);
+ * ```
+ */
+export function objectHandle<K extends string>(
+  kind: K,
+  version: number,
+  placement: Placement,
+): SharedHandle<K> {
+  return { kind, version, sab: placement.sab, offset: placement.offset };
 }
 
-/** Four ASCII characters as a tag word. */
+/**
+ * Four ASCII characters as a tag word.
+ *
+ * @example
+ * ```ts
+ * import { tagOf } from "@sabre/sabre";
+ * console.assert(tagOf("ABCD") === 0x44434241);
+ * ```
+ */
 export function tagOf(name: string): number {
   let tag = 0;
   for (let i = 0; i < 4; i++) tag |= name.charCodeAt(i) << (8 * i);

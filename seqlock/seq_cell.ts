@@ -1,0 +1,584 @@
+/**
+ * SeqCell: a fixed record of typed number fields that writers publish and
+ * any number of readers read as consistent snapshots, without ever writing
+ * shared memory.
+ *
+ * The record sits behind a sequence number exactly as in
+ * {@linkcode SeqLock}: writers (serialized by a {@linkcode Mutex}) make the
+ * sequence odd, store the fields with `Atomics.store` and make it even again;
+ * readers load the sequence, load every field word with `Atomics.load` into
+ * private memory, and accept the copy only when the sequence is unchanged
+ * and even. An f64 field is two Int32 words; both are covered by the check.
+ *
+ * The schema (field names and types) is stored after the data, so
+ * `attach()` needs only the handle, and a root can name a SeqCell.
+ *
+ * Words: `[tag, seq, fieldCount, dataWords, mutex (2 words), schemaBytes, _,
+ * data..., schema...]`.
+ *
+ * @module
+ */
+
+import {
+  attachObject,
+  describeValue,
+  objectHandle,
+  type Placement,
+  placeObject,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+} from "../memory/mod.ts";
+import { deadlineOf, type LockOptions, Mutex } from "../latch/mod.ts";
+import { endWrite, SEQ, waitEvenSequence } from "./seqlock.ts";
+
+/** Layout version of this object; attach() refuses newer ones. */
+const LAYOUT_VERSION = 1;
+const KIND = "sabre.SeqCell";
+const TAG = tagOf("SEQC");
+const FIELD_COUNT = 2;
+const DATA_WORDS = 3;
+const MUTEX_OFFSET = 16;
+const SCHEMA_BYTES = 6;
+const DATA = 8;
+const MAX_FIELDS = 256;
+
+/** Types a SeqCell field may have. */
+export type SeqCellFieldType = "i32" | "u32" | "f64";
+
+/**
+ * The fields of a SeqCell: names to types.
+ *
+ * @example
+ * ```ts
+ * import type { SeqCellSchema } from "@sabre/sabre";
+ * const schema: SeqCellSchema = { done: "u32", rate: "f64" };
+ * console.assert(schema.done === "u32");
+ * ```
+ */
+export type SeqCellSchema = Readonly<Record<string, SeqCellFieldType>>;
+
+/**
+ * A snapshot of a SeqCell with schema `S`: one number per field.
+ *
+ * @example
+ * ```ts
+ * import type { SeqCellRecord } from "@sabre/sabre";
+ * const r: SeqCellRecord<{ x: "i32" }> = { x: 1 };
+ * console.assert(r.x === 1);
+ * ```
+ */
+export type SeqCellRecord<S extends SeqCellSchema> = { [K in keyof S]: number };
+
+/**
+ * Handle of a {@linkcode SeqCell}.
+ *
+ * @example
+ * ```ts
+ * import { SeqCell, type SeqCellHandle } from "@sabre/sabre";
+ * const handle: SeqCellHandle = SeqCell.create({ x: "i32" }).handle;
+ * console.assert(handle.kind === "sabre.SeqCell");
+ * ```
+ */
+export type SeqCellHandle = SharedHandle<"sabre.SeqCell">;
+
+/**
+ * Options of {@linkcode SeqCell.create}.
+ *
+ * @example
+ * ```ts
+ * import { SeqCell, type SeqCellOptions } from "@sabre/sabre";
+ * const options: SeqCellOptions<{ x: "i32" }> = { initial: { x: 5 } };
+ * console.assert(SeqCell.create({ x: "i32" }, options).read().x === 5);
+ * ```
+ */
+export interface SeqCellOptions<S extends SeqCellSchema> {
+  /** Heap to allocate in; a standalone buffer when absent. */
+  heap?: SharedHeap;
+  /** Initial field values; missing fields start at 0. */
+  initial?: Partial<SeqCellRecord<S>>;
+}
+
+const TYPE_CODES: Record<SeqCellFieldType, number> = { i32: 1, u32: 2, f64: 3 };
+const TYPE_NAMES: SeqCellFieldType[] = ["i32", "i32", "u32", "f64"];
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const f64Scratch = new Float64Array(1);
+const f64Words = new Int32Array(f64Scratch.buffer);
+
+interface Field {
+  readonly name: string;
+  readonly type: SeqCellFieldType;
+  /** Word index of the field inside the data area. */
+  readonly word: number;
+}
+
+function layoutOf(schema: SeqCellSchema): { fields: Field[]; dataWords: number } {
+  if (typeof schema !== "object" || schema === null || Array.isArray(schema)) {
+    throw new TypeError(
+      `Cannot create SeqCell as 'schema' must be an object of field types: current value is ${
+        describeValue(schema)
+      }`,
+    );
+  }
+  const names = Object.keys(schema);
+  if (names.length === 0 || names.length > MAX_FIELDS) {
+    throw new RangeError(
+      `Cannot create SeqCell as it must have 1 to ${MAX_FIELDS} fields: current value is ${names.length}`,
+    );
+  }
+  const fields: Field[] = [];
+  let word = 0;
+  for (const name of names) {
+    const type = schema[name];
+    if (type !== "i32" && type !== "u32" && type !== "f64") {
+      throw new TypeError(
+        `Cannot create SeqCell as field '${name}' must be "i32", "u32" or "f64": current value is ${
+          describeValue(type)
+        }`,
+      );
+    }
+    if (encoder.encode(name).length > 255) {
+      throw new RangeError(
+        `Cannot create SeqCell as field names must be at most 255 UTF-8 bytes: current value is ${
+          describeValue(name)
+        }`,
+      );
+    }
+    fields.push({ name, type, word });
+    word += type === "f64" ? 2 : 1;
+  }
+  return { fields, dataWords: word };
+}
+
+function encodeSchema(fields: Field[]): Uint8Array {
+  const parts: number[] = [];
+  for (const field of fields) {
+    const name = encoder.encode(field.name);
+    parts.push(TYPE_CODES[field.type], name.length, ...name);
+  }
+  return Uint8Array.from(parts);
+}
+
+function decodeSchema(bytes: Uint8Array, count: number): Field[] {
+  const fields: Field[] = [];
+  let at = 0;
+  let word = 0;
+  for (let i = 0; i < count; i++) {
+    const type = TYPE_NAMES[bytes[at]];
+    const length = bytes[at + 1];
+    const name = decoder.decode(bytes.slice(at + 2, at + 2 + length));
+    at += 2 + length;
+    fields.push({ name, type, word });
+    word += type === "f64" ? 2 : 1;
+  }
+  return fields;
+}
+
+/**
+ * A record of number fields that any number of workers read as consistent
+ * snapshots while writers update it. Readers never write shared memory and
+ * never block writers; a reader only waits while a write is in progress.
+ *
+ * @example
+ * ```ts
+ * import { SeqCell, SharedHeap } from "@sabre/sabre";
+ *
+ * const heap = SharedHeap.create();
+ * const progress = SeqCell.create({ done: "u32", total: "u32", rate: "f64" }, { heap });
+ * progress.write({ done: 10, total: 100, rate: 2.5 });
+ * progress.update((p) => ({ done: p.done + 1 }));
+ * const snapshot = progress.read(); // { done: 11, total: 100, rate: 2.5 }, never torn
+ * console.assert(snapshot.done === 11 && snapshot.rate === 2.5);
+ * // In another worker: SeqCell.attach(progress.handle).read()
+ * ```
+ */
+export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
+  readonly #placement: Placement;
+  readonly #words: Int32Array;
+  readonly #writers: Mutex;
+  readonly #fields: readonly Field[];
+  readonly #byName: ReadonlyMap<string, Field>;
+  readonly #dataWords: number;
+  readonly #copy: Int32Array;
+
+  private constructor(placement: Placement, fields: Field[], init: boolean) {
+    this.#placement = placement;
+    this.#words = placement.words;
+    this.#writers = Mutex.embedded(placement.sab, placement.offset + MUTEX_OFFSET, init);
+    this.#fields = fields;
+    this.#byName = new Map(fields.map((f) => [f.name, f]));
+    this.#dataWords = fields.reduce((n, f) => n + (f.type === "f64" ? 2 : 1), 0);
+    this.#copy = new Int32Array(this.#dataWords);
+  }
+
+  /**
+   * Creates a cell with the given fields (1 to 256), all 0 unless `initial`
+   * says otherwise. Throws `TypeError`/`RangeError` for a bad schema or
+   * initial value.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * const cell = SeqCell.create({ a: "i32", b: "f64" }, { initial: { b: 0.5 } });
+   * console.assert(cell.read().a === 0 && cell.read().b === 0.5);
+   * ```
+   */
+  static create<S extends SeqCellSchema>(schema: S, options: SeqCellOptions<S> = {}): SeqCell<S> {
+    const { fields, dataWords } = layoutOf(schema);
+    const schemaBytes = encodeSchema(fields);
+    const bytes = DATA * 4 + dataWords * 4 + schemaBytes.length;
+    const placement = placeObject(options.heap, bytes, TAG, "SeqCell");
+    const words = placement.words;
+    words[FIELD_COUNT] = fields.length;
+    words[DATA_WORDS] = dataWords;
+    words[SCHEMA_BYTES] = schemaBytes.length;
+    new Uint8Array(placement.sab, placement.offset + DATA * 4 + dataWords * 4, schemaBytes.length)
+      .set(schemaBytes);
+    const cell = new SeqCell<S>(placement, fields, true);
+    if (options.initial !== undefined) cell.write(options.initial);
+    return cell;
+  }
+
+  /**
+   * Rebuilds a cell from its handle in any worker, reading the schema from
+   * shared memory.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * const cell = SeqCell.create({ x: "i32" }, { initial: { x: 3 } });
+   * const same = SeqCell.attach<{ x: "i32" }>(structuredClone(cell.handle));
+   * console.assert(same.read().x === 3);
+   * ```
+   */
+  static attach<S extends SeqCellSchema = SeqCellSchema>(handle: SeqCellHandle): SeqCell<S> {
+    const head = attachObject(handle, KIND, LAYOUT_VERSION, DATA * 4, TAG, "SeqCell");
+    const count = Atomics.load(head.words, FIELD_COUNT);
+    const dataWords = Atomics.load(head.words, DATA_WORDS);
+    const schemaBytes = Atomics.load(head.words, SCHEMA_BYTES);
+    const bytes = DATA * 4 + dataWords * 4 + schemaBytes;
+    const placement = attachObject(handle, KIND, LAYOUT_VERSION, bytes, TAG, "SeqCell");
+    const schema = new Uint8Array(schemaBytes);
+    schema.set(
+      new Uint8Array(placement.sab, placement.offset + DATA * 4 + dataWords * 4, schemaBytes),
+    );
+    return new SeqCell<S>(placement, decodeSchema(schema, count), false);
+  }
+
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * console.assert(SeqCell.create({ x: "u32" }).handle.kind === "sabre.SeqCell");
+   * ```
+   */
+  get handle(): SeqCellHandle {
+    return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
+  }
+
+  /**
+   * Field names, in layout order.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * console.assert(SeqCell.create({ a: "i32", b: "u32" }).fields.join() === "a,b");
+   * ```
+   */
+  get fields(): readonly string[] {
+    return this.#fields.map((f) => f.name);
+  }
+
+  /**
+   * How many writes have been published.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * const cell = SeqCell.create({ a: "i32" });
+   * cell.write({ a: 1 });
+   * console.assert(cell.version === 1);
+   * ```
+   */
+  get version(): number {
+    return Atomics.load(this.#words, SEQ) >>> 1;
+  }
+
+  /**
+   * A consistent snapshot of every field, as a new object. Waits only while
+   * a write is in progress; throws {@linkcode TimeoutError} after
+   * `timeoutMs`.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * const cell = SeqCell.create({ a: "i32", b: "i32" });
+   * cell.write({ a: 1, b: -1 });
+   * const { a, b } = cell.read();
+   * console.assert(a + b === 0);
+   * ```
+   */
+  read(options?: LockOptions): SeqCellRecord<S> {
+    return this.readInto({} as SeqCellRecord<S>, options);
+  }
+
+  /**
+   * Like `read`, but fills `target` instead of allocating, for hot loops.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * const cell = SeqCell.create({ a: "i32" });
+   * const snapshot = { a: -1 };
+   * cell.readInto(snapshot);
+   * console.assert(snapshot.a === 0);
+   * ```
+   */
+  readInto<T extends SeqCellRecord<S>>(target: T, options?: LockOptions): T {
+    this.#snapshot(options === undefined ? Infinity : deadlineOf(options, "read SeqCell"));
+    return this.#decodeInto(target);
+  }
+
+  /**
+   * One read attempt: a snapshot if no write was in progress or
+   * intervened, else `undefined`. Never waits.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * console.assert(SeqCell.create({ a: "i32" }).tryRead()?.a === 0);
+   * ```
+   */
+  tryRead(): SeqCellRecord<S> | undefined {
+    const words = this.#words;
+    const copy = this.#copy;
+    const stamp = Atomics.load(words, SEQ);
+    if ((stamp & 1) === 1) return undefined;
+    for (let w = 0; w < this.#dataWords; w++) copy[w] = Atomics.load(words, DATA + w);
+    if (Atomics.load(words, SEQ) !== stamp) return undefined;
+    return this.#decodeInto({} as SeqCellRecord<S>);
+  }
+
+  /**
+   * A consistent read of one field.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * const cell = SeqCell.create({ rate: "f64" }, { initial: { rate: 1.25 } });
+   * console.assert(cell.get("rate") === 1.25);
+   * ```
+   */
+  get(name: keyof S & string): number {
+    const field = this.#field(name, "read");
+    const words = this.#words;
+    for (;;) {
+      let stamp = Atomics.load(words, SEQ);
+      if ((stamp & 1) === 1) stamp = waitEvenSequence(words, Infinity, "SeqCell");
+      const low = Atomics.load(words, DATA + field.word);
+      const high = field.type === "f64" ? Atomics.load(words, DATA + field.word + 1) : 0;
+      if (Atomics.load(words, SEQ) !== stamp) continue;
+      if (field.type === "i32") return low;
+      if (field.type === "u32") return low >>> 0;
+      f64Words[0] = low;
+      f64Words[1] = high;
+      return f64Scratch[0];
+    }
+  }
+
+  /**
+   * Publishes new values for some or all fields; the others keep theirs.
+   * Every value is checked before anything is written (`TypeError` for an
+   * unknown field or a non-number, `RangeError` for an i32/u32 value out of
+   * range). Blocks while another writer is inside.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * const cell = SeqCell.create({ a: "i32", b: "u32" });
+   * cell.write({ b: 7 });
+   * console.assert(cell.read().b === 7);
+   * ```
+   */
+  write(values: Partial<SeqCellRecord<S>>, options?: LockOptions): void {
+    const updates = this.#check(values);
+    this.#writers.acquire(options);
+    try {
+      this.#publish(updates);
+    } finally {
+      this.#writers.release();
+    }
+  }
+
+  /**
+   * Like `write`, waiting for other writers with `Atomics.waitAsync`.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * const cell = SeqCell.create({ a: "i32" });
+   * await cell.writeAsync({ a: 2 });
+   * console.assert(cell.get("a") === 2);
+   * ```
+   */
+  async writeAsync(values: Partial<SeqCellRecord<S>>, options?: LockOptions): Promise<void> {
+    const updates = this.#check(values);
+    await this.#writers.acquireAsync(options);
+    try {
+      this.#publish(updates);
+    } finally {
+      this.#writers.release();
+    }
+  }
+
+  /**
+   * Publishes `values` if no other writer is inside; returns whether it did.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * console.assert(SeqCell.create({ a: "i32" }).tryWrite({ a: 1 }));
+   * ```
+   */
+  tryWrite(values: Partial<SeqCellRecord<S>>): boolean {
+    const updates = this.#check(values);
+    if (!this.#writers.tryAcquire()) return false;
+    try {
+      this.#publish(updates);
+    } finally {
+      this.#writers.release();
+    }
+    return true;
+  }
+
+  /**
+   * Read-modify-write under the writer lock: `fn` gets the current record
+   * and returns the fields to change. Other writers wait meanwhile; readers
+   * do not.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * const cell = SeqCell.create({ n: "u32" });
+   * cell.update((r) => ({ n: r.n + 1 }));
+   * console.assert(cell.get("n") === 1);
+   * ```
+   */
+  update(fn: (current: SeqCellRecord<S>) => Partial<SeqCellRecord<S>>, options?: LockOptions) {
+    this.#writers.acquire(options);
+    try {
+      // Writers are excluded, so this snapshot cannot be torn.
+      this.#snapshot(Infinity);
+      const next = fn(this.#decodeInto({} as SeqCellRecord<S>));
+      this.#publish(this.#check(next));
+    } finally {
+      this.#writers.release();
+    }
+  }
+
+  /**
+   * Frees the cell's memory in its heap.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell, SharedHeap } from "@sabre/sabre";
+   * SeqCell.create({ a: "i32" }, { heap: SharedHeap.create() }).destroy();
+   * ```
+   */
+  destroy(): void {
+    const { heap, offset, words } = this.#placement;
+    Atomics.store(words, 0, 0);
+    if (heap !== undefined) heap.free(offset);
+  }
+
+  /** Copies a consistent image of the data words into #copy. */
+  #snapshot(deadline: number): void {
+    const words = this.#words;
+    const copy = this.#copy;
+    const n = this.#dataWords;
+    for (;;) {
+      let stamp = Atomics.load(words, SEQ);
+      if ((stamp & 1) === 1) stamp = waitEvenSequence(words, deadline, "SeqCell");
+      for (let w = 0; w < n; w++) copy[w] = Atomics.load(words, DATA + w);
+      if (Atomics.load(words, SEQ) === stamp) return;
+    }
+  }
+
+  #decodeInto<T extends SeqCellRecord<S>>(target: T): T {
+    const copy = this.#copy;
+    const out = target as Record<string, number>;
+    for (const field of this.#fields) {
+      const low = copy[field.word];
+      if (field.type === "i32") out[field.name] = low;
+      else if (field.type === "u32") out[field.name] = low >>> 0;
+      else {
+        f64Words[0] = low;
+        f64Words[1] = copy[field.word + 1];
+        out[field.name] = f64Scratch[0];
+      }
+    }
+    return target;
+  }
+
+  #field(name: string, what: string): Field {
+    const field = this.#byName.get(name);
+    if (field === undefined) {
+      throw new TypeError(
+        `Cannot ${what} SeqCell field as it has no field ${describeValue(name)} (fields: ${
+          this.fields.join(", ")
+        })`,
+      );
+    }
+    return field;
+  }
+
+  /** Validates every value and returns [word, value] pairs to store. */
+  #check(values: Partial<SeqCellRecord<S>>): number[] {
+    if (typeof values !== "object" || values === null) {
+      throw new TypeError(
+        `Cannot write SeqCell as 'values' is not an object: current value is ${
+          describeValue(values)
+        }`,
+      );
+    }
+    const updates: number[] = [];
+    for (const [name, value] of Object.entries(values)) {
+      const field = this.#field(name, "write");
+      if (typeof value !== "number") {
+        throw new TypeError(
+          `Cannot write SeqCell field '${name}' as it is not a number: current value is ${
+            describeValue(value)
+          }`,
+        );
+      }
+      if (field.type === "f64") {
+        f64Scratch[0] = value;
+        updates.push(field.word, f64Words[0], field.word + 1, f64Words[1]);
+        continue;
+      }
+      const [min, max] = field.type === "i32" ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1];
+      if (!Number.isInteger(value) || value < min || value > max) {
+        throw new RangeError(
+          `Cannot write SeqCell field '${name}' as it is not an integer in [${min}, ${max}] (${field.type}): current value is ${
+            describeValue(value)
+          }`,
+        );
+      }
+      updates.push(field.word, value | 0);
+    }
+    return updates;
+  }
+
+  /** Caller holds the writer mutex. */
+  #publish(updates: number[]): void {
+    const words = this.#words;
+    Atomics.add(words, SEQ, 1);
+    for (let i = 0; i < updates.length; i += 2) {
+      Atomics.store(words, DATA + updates[i], updates[i + 1]);
+    }
+    endWrite(words);
+  }
+}

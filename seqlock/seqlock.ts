@@ -1,0 +1,439 @@
+/**
+ * SeqLock: a sequence lock. Writers are serialized by a {@linkcode Mutex}
+ * and make the sequence odd while they write; readers write nothing, read
+ * the sequence, read the data, and retry when the sequence moved.
+ *
+ * ## Why the data reads must be Atomics
+ *
+ * The C and Rust seqlock reads the data with plain loads between two
+ * sequence loads. JavaScript does not order plain reads against Atomics, and
+ * on ARM64 `Atomics.load` is a load-acquire with no fence before it, so a
+ * plain data load may be satisfied after the second sequence load and see a
+ * write that the check missed. So: the writer stores protected words with
+ * `Atomics.store`, the reader loads them with `Atomics.load` (pattern (a) of
+ * the design guide). Every access is then sequentially consistent, and a
+ * reader that saw any word of a write also sees the writer's odd sequence on
+ * its re-check, so it retries. Float64 values are two Int32 words.
+ *
+ * ## Words
+ *
+ * `[tag, seq, mutex (2 words)]`. seq is even at rest and odd while a writer is
+ * inside; each write adds 2. A reader that meets an odd sequence spins
+ * briefly, then parks on the sequence word with a 1 ms bound (writers notify
+ * it at the end of a write); it never writes shared memory.
+ *
+ * @module
+ */
+
+import {
+  attachObject,
+  objectHandle,
+  type Placement,
+  placeObject,
+  SabreError,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+  TimeoutError,
+} from "../memory/mod.ts";
+import { deadlineOf, type LockOptions, Mutex, pause, SPIN_LIMIT } from "../latch/mod.ts";
+
+/** Layout version of this object; attach() refuses newer ones. */
+const LAYOUT_VERSION = 1;
+const KIND = "sabre.SeqLock";
+const TAG = tagOf("SEQL");
+const BYTES = 16;
+/** Word index of the sequence number. */
+export const SEQ = 1;
+/** Byte offset of the embedded writer mutex. */
+export const MUTEX_OFFSET = 8;
+
+/**
+ * Waits while `words[SEQ]` is odd (a writer is inside) and returns the even
+ * sequence. Spins first, then parks in 1 ms slices. Throws TimeoutError
+ * after `deadline`. Shared by SeqLock and SeqCell.
+ */
+export function waitEvenSequence(words: Int32Array, deadline: number, what: string): number {
+  let seq = Atomics.load(words, SEQ);
+  for (let spin = 0; (seq & 1) === 1; spin++) {
+    if (spin < SPIN_LIMIT) {
+      pause();
+    } else {
+      if (performance.now() >= deadline) {
+        throw new TimeoutError(`read ${what}`, deadline - performance.now());
+      }
+      Atomics.wait(words, SEQ, seq, 1);
+    }
+    seq = Atomics.load(words, SEQ);
+  }
+  return seq;
+}
+
+/** Ends a write: the sequence becomes even again, parked readers wake. */
+export function endWrite(words: Int32Array): void {
+  Atomics.add(words, SEQ, 1);
+  Atomics.notify(words, SEQ);
+}
+
+/**
+ * Handle of a {@linkcode SeqLock}.
+ *
+ * @example
+ * ```ts
+ * import { SeqLock, type SeqLockHandle } from "@sabre/sabre";
+ * const handle: SeqLockHandle = SeqLock.create().handle;
+ * console.assert(handle.kind === "sabre.SeqLock");
+ * ```
+ */
+export type SeqLockHandle = SharedHandle<"sabre.SeqLock">;
+
+/**
+ * A write section of a {@linkcode SeqLock}: dispose it (or call `unlock()`)
+ * to publish the write.
+ *
+ * @example
+ * ```ts
+ * import { SeqLock } from "@sabre/sabre";
+ * const lock = SeqLock.create();
+ * {
+ *   using _w = lock.writeLock();
+ *   console.assert(lock.sequence % 2 === 1);
+ * }
+ * console.assert(lock.sequence === 2);
+ * ```
+ */
+export class SeqLockWriteGuard implements Disposable {
+  #lock: SeqLock | undefined;
+
+  /** @internal Use `lock.writeLock()`. */
+  constructor(lock: SeqLock) {
+    this.#lock = lock;
+  }
+
+  /** Whether the write section is still open. */
+  get held(): boolean {
+    return this.#lock !== undefined;
+  }
+
+  /** Ends the write section. Throws if ended already. */
+  unlock(): void {
+    const lock = this.#lock;
+    if (lock === undefined) {
+      throw new SabreError("Cannot unlock SeqLock as this write guard has released it already");
+    }
+    this.#lock = undefined;
+    lock.endWrite();
+  }
+
+  /** Ends the write section if still open. */
+  [Symbol.dispose](): void {
+    if (this.#lock !== undefined) this.unlock();
+  }
+}
+
+/**
+ * A sequence lock in shared memory: readers never write and never block
+ * writers; writers exclude each other with a {@linkcode Mutex}.
+ *
+ * Readers: `read(fn)` runs `fn` until it sees no concurrent write, or use
+ * `readBegin()`/`readRetry(stamp)` by hand. Inside, load protected words with
+ * `Atomics.load`. Writers: `write(fn)` or `using _ = lock.writeLock()`, and
+ * store protected words with `Atomics.store`.
+ *
+ * @example
+ * ```ts
+ * import { SeqLock, SharedHeap } from "@sabre/sabre";
+ *
+ * const heap = SharedHeap.create();
+ * const lock = SeqLock.create(heap);
+ * const point = new Int32Array(heap.sab, heap.allocateZeroed(8), 2);
+ *
+ * lock.write(() => {
+ *   Atomics.store(point, 0, 3);
+ *   Atomics.store(point, 1, 4);
+ * });
+ * const [x, y] = lock.read(() => [Atomics.load(point, 0), Atomics.load(point, 1)]);
+ * console.assert(x === 3 && y === 4);
+ * ```
+ */
+export class SeqLock {
+  readonly #placement: Placement;
+  readonly #words: Int32Array;
+  readonly #writers: Mutex;
+
+  private constructor(placement: Placement, init: boolean) {
+    this.#placement = placement;
+    this.#words = placement.words;
+    this.#writers = Mutex.embedded(placement.sab, placement.offset + MUTEX_OFFSET, init);
+  }
+
+  /**
+   * Creates a sequence lock in `heap`, or standalone.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * console.assert(SeqLock.create().sequence === 0);
+   * ```
+   */
+  static create(heap?: SharedHeap): SeqLock {
+    return new SeqLock(placeObject(heap, BYTES, TAG, "SeqLock"), true);
+  }
+
+  /**
+   * Rebuilds a sequence lock from its handle in any worker.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * lock.write(() => {});
+   * console.assert(SeqLock.attach(lock.handle).sequence === 2);
+   * ```
+   */
+  static attach(handle: SeqLockHandle): SeqLock {
+    return new SeqLock(attachObject(handle, KIND, LAYOUT_VERSION, BYTES, TAG, "SeqLock"), false);
+  }
+
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * console.assert(SeqLock.create().handle.kind === "sabre.SeqLock");
+   * ```
+   */
+  get handle(): SeqLockHandle {
+    return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
+  }
+
+  /**
+   * The sequence number now: even at rest, odd during a write.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * console.assert(SeqLock.create().sequence === 0);
+   * ```
+   */
+  get sequence(): number {
+    return Atomics.load(this.#words, SEQ);
+  }
+
+  /**
+   * Starts a read: waits while a writer is inside and returns the stamp to
+   * pass to `readRetry`. Throws {@linkcode TimeoutError} after `timeoutMs`.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * const stamp = lock.readBegin();
+   * console.assert(!lock.readRetry(stamp));
+   * ```
+   */
+  readBegin(options?: LockOptions): number {
+    const seq = Atomics.load(this.#words, SEQ);
+    if ((seq & 1) === 0 && options === undefined) return seq;
+    return waitEvenSequence(this.#words, deadlineOf(options, "read SeqLock"), "SeqLock");
+  }
+
+  /**
+   * Whether a write happened since `readBegin` returned `stamp`: if so, the
+   * reads made in between must be discarded and retried.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * const stamp = lock.readBegin();
+   * lock.write(() => {});
+   * console.assert(lock.readRetry(stamp));
+   * ```
+   */
+  readRetry(stamp: number): boolean {
+    return Atomics.load(this.#words, SEQ) !== stamp;
+  }
+
+  /**
+   * Runs `fn` until it completes with no write in between, and returns its
+   * result. An error thrown by `fn` while a write intervened counts as a
+   * retry (the data it saw was torn); otherwise it propagates. Throws
+   * {@linkcode TimeoutError} if no consistent read completes by `timeoutMs`.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * const cell = new Int32Array(new SharedArrayBuffer(4));
+   * console.assert(lock.read(() => Atomics.load(cell, 0)) === 0);
+   * ```
+   */
+  read<T>(fn: () => T, options?: LockOptions): T {
+    const deadline = deadlineOf(options, "read SeqLock");
+    const words = this.#words;
+    for (;;) {
+      let stamp = Atomics.load(words, SEQ);
+      if ((stamp & 1) === 1) stamp = waitEvenSequence(words, deadline, "SeqLock");
+      let result: T;
+      try {
+        result = fn();
+      } catch (e) {
+        if (Atomics.load(words, SEQ) !== stamp) continue;
+        throw e;
+      }
+      if (Atomics.load(words, SEQ) === stamp) return result;
+      if (performance.now() >= deadline) {
+        throw new TimeoutError("read SeqLock", options?.timeoutMs ?? 0);
+      }
+    }
+  }
+
+  /**
+   * One read attempt: `fn`'s result if no writer was inside or intervened,
+   * else `undefined`. Never waits.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * console.assert(lock.tryRead(() => 5) === 5);
+   * ```
+   */
+  tryRead<T>(fn: () => T): T | undefined {
+    const words = this.#words;
+    const stamp = Atomics.load(words, SEQ);
+    if ((stamp & 1) === 1) return undefined;
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      if (Atomics.load(words, SEQ) !== stamp) return undefined;
+      throw e;
+    }
+    return Atomics.load(words, SEQ) === stamp ? result : undefined;
+  }
+
+  /**
+   * Runs `fn` as a write section and returns its result.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * console.assert(lock.write(() => "done") === "done" && lock.sequence === 2);
+   * ```
+   */
+  write<T>(fn: () => T, options?: LockOptions): T {
+    this.beginWrite(options);
+    try {
+      return fn();
+    } finally {
+      this.endWrite();
+    }
+  }
+
+  /**
+   * Opens a write section (blocking while another writer is inside).
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * lock.writeLock({ timeoutMs: 100 }).unlock();
+   * ```
+   */
+  writeLock(options?: LockOptions): SeqLockWriteGuard {
+    this.beginWrite(options);
+    return new SeqLockWriteGuard(this);
+  }
+
+  /**
+   * Opens a write section if no other writer is inside.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * const w = lock.tryWriteLock();
+   * console.assert(w !== undefined && lock.tryWriteLock() === undefined);
+   * w?.unlock();
+   * ```
+   */
+  tryWriteLock(): SeqLockWriteGuard | undefined {
+    if (!this.#writers.tryAcquire()) return undefined;
+    Atomics.add(this.#words, SEQ, 1);
+    return new SeqLockWriteGuard(this);
+  }
+
+  /**
+   * Opens a write section, waiting for other writers with
+   * `Atomics.waitAsync`.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * using _w = await SeqLock.create().writeLockAsync();
+   * ```
+   */
+  async writeLockAsync(options?: LockOptions): Promise<SeqLockWriteGuard> {
+    await this.#writers.acquireAsync(options);
+    Atomics.add(this.#words, SEQ, 1);
+    return new SeqLockWriteGuard(this);
+  }
+
+  /**
+   * Guard-free start of a write section; pair with `endWrite()`.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * lock.beginWrite();
+   * lock.endWrite();
+   * ```
+   */
+  beginWrite(options?: LockOptions): void {
+    this.#writers.acquire(options);
+    Atomics.add(this.#words, SEQ, 1);
+  }
+
+  /**
+   * Ends a write section opened with `beginWrite()`.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * lock.beginWrite();
+   * lock.endWrite();
+   * console.assert(lock.sequence === 2);
+   * ```
+   */
+  endWrite(): void {
+    if ((Atomics.load(this.#words, SEQ) & 1) === 0) {
+      throw new SabreError("Cannot end a SeqLock write as no write section is open");
+    }
+    endWrite(this.#words);
+    this.#writers.release();
+  }
+
+  /**
+   * Frees the lock's memory in its heap.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock, SharedHeap } from "@sabre/sabre";
+   * SeqLock.create(SharedHeap.create()).destroy();
+   * ```
+   */
+  destroy(): void {
+    const { heap, offset, words } = this.#placement;
+    if ((Atomics.load(words, SEQ) & 1) === 1) {
+      throw new SabreError("Cannot destroy SeqLock during a write");
+    }
+    Atomics.store(words, 0, 0);
+    if (heap !== undefined) heap.free(offset);
+  }
+}
