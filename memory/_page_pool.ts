@@ -40,6 +40,7 @@ import {
   MAX_ORDER,
   PAGE_BYTES,
 } from "./_layout.ts";
+import { crashPoint } from "./faults.ts";
 
 const pause: () => void = typeof (Atomics as { pause?: () => void }).pause === "function"
   ? (Atomics as unknown as { pause: () => void }).pause
@@ -146,6 +147,7 @@ export function freeBlock(i32: Int32Array, desc: number, page: number, order: nu
     if (buddy + (1 << order) > committed) break;
     if (i32[desc + buddy * DESC_WORDS + D_STATE] !== descState(K_FREE, order, 0)) break;
     unlinkFree(i32, desc, buddy, order);
+    crashPoint("pool.merge");
     // The higher half of the merged block becomes an interior page.
     i32[desc + Math.max(page, buddy) * DESC_WORDS + D_STATE] = descState(K_NONE, 0, 0);
     page = Math.min(page, buddy);
@@ -180,6 +182,7 @@ export function takeBlock(i32: Int32Array, desc: number, order: number): number 
   unlinkFree(i32, desc, page, k);
   while (k > order) {
     k--;
+    crashPoint("pool.split");
     pushFree(i32, desc, page + (1 << k), k);
   }
   i32[H_FREE_PAGES] -= 1 << order;
@@ -216,6 +219,7 @@ function carveCommitted(i32: Int32Array, desc: number, from: number, to: number)
   // Publish the page count before carving so that merges may reach the new
   // pages; the lock keeps other pool users out until carving is done.
   Atomics.store(i32, H_COMMITTED_PAGES, to);
+  crashPoint("pool.grow");
   carve(i32, desc, from, to);
   Atomics.add(i32, H_GROW_COUNT, 1);
 }

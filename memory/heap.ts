@@ -119,6 +119,7 @@ import {
   SabreError,
   WorkerLimitError,
 } from "./errors.ts";
+import { crashPoint } from "./faults.ts";
 
 /**
  * A plain object that names a shared object: `postMessage` sends it as it is,
@@ -239,6 +240,8 @@ const KIB64 = 65536;
 const DEFAULT_MAX_BYTES = 256 << 20;
 const DEFAULT_INITIAL_BYTES = 1 << 20;
 const DEFAULT_MAX_WORKERS = 64;
+/** D_OWNER of a small page whose owner left with blocks still in use. */
+const ABANDONED = -1;
 /** Retired blocks between two collection attempts. */
 const COLLECT_EVERY = 64;
 /** Entries of one orphan bag: [next, count, (epoch, ptr) x N]. */
@@ -740,7 +743,7 @@ export class SharedHeap implements Disposable {
     slotFinalizer.unregister(this);
     this.collect();
     this.#orphanRetired();
-    this.#releaseEmptyPages();
+    this.#abandonPages(this.#slotBase, this.#slot);
     const i32 = this.i32;
     Atomics.store(i32, this.#slotBase + S_EPOCH, 0);
     Atomics.add(i32, this.#slotBase + S_STATE, 1);
@@ -792,6 +795,10 @@ export class SharedHeap implements Disposable {
       this.#recoverRoots();
       recoverPool(i32, this.#descBase);
     }
+    // Its pages pass to whoever frees into them next (or to the pool). We act
+    // as the dead slot, which nobody else uses until we release it below, so
+    // the caller need not have joined.
+    this.#abandonPages(base, slot);
     Atomics.compareExchange(i32, base + S_STATE, state, state + 1);
   }
 
@@ -924,9 +931,9 @@ export class SharedHeap implements Disposable {
     return page;
   }
 
-  #returnPages(page: number, order: number, counter: number): void {
+  #returnPages(page: number, order: number, counter: number, actingSlot = this.#slot): void {
     const i32 = this.i32;
-    lockPool(i32, this.#slot);
+    lockPool(i32, actingSlot);
     try {
       i32[counter] -= 1 << order;
       freeBlock(i32, this.#descBase, page, order);
@@ -940,11 +947,22 @@ export class SharedHeap implements Disposable {
     const i32 = this.i32;
     let block = Atomics.exchange(i32, d + D_REMOTE, 0);
     if (block === 0) return;
+    crashPoint("heap.remote.take");
     let count = 1;
     const first = block;
+    // The caller owns the page and has it mapped; a list never holds more
+    // blocks than the page, so a longer walk means corruption, not a cycle
+    // to spin on forever.
+    const limit = (PAGE_BYTES << CLASS_ORDER[stateClass(i32[d + D_STATE])]) >> 4;
     while (i32[block >> 2] !== 0) {
       block = i32[block >> 2];
-      count++;
+      if (++count > limit) {
+        throw new SabreError(
+          `Cannot collect freed blocks as the remote list of page ${
+            (d - this.#descBase) / DESC_WORDS
+          } is corrupt`,
+        );
+      }
     }
     i32[block >> 2] = i32[d + D_LOCAL];
     i32[d + D_LOCAL] = first;
@@ -970,13 +988,15 @@ export class SharedHeap implements Disposable {
     }
     if (found === 0) {
       found = this.#takePages(CLASS_ORDER[cls], size, H_SMALL_PAGES);
+      crashPoint("heap.page.take");
       this.#initSmallPage(found, cls);
-    }
-    const d = this.#descBase + found * DESC_WORDS;
-    if (i32[queue] !== found) {
+      this.#pushQueue(queue, found);
+    } else if (i32[queue] !== found) {
+      // A page deeper in the queue: move it to the front.
       this.#unlinkQueue(queue, found);
       this.#pushQueue(queue, found);
     }
+    const d = this.#descBase + found * DESC_WORDS;
     let block = i32[d + D_LOCAL];
     i32[d + D_USED]++;
     if (block !== 0) {
@@ -1104,10 +1124,13 @@ export class SharedHeap implements Disposable {
     let head = Atomics.load(i32, d + D_REMOTE);
     for (;;) {
       i32[ptr >> 2] = head;
+      crashPoint("heap.remote.push");
       const seen = Atomics.compareExchange(i32, d + D_REMOTE, head, ptr);
-      if (seen === head) return;
+      if (seen === head) break;
       head = seen;
     }
+    // Its owner left: take the page over, so its blocks are not stranded.
+    if (Atomics.load(i32, d + D_OWNER) === ABANDONED) this.#adopt(d, cls, this.#slot, true);
   }
 
   /** An owned page became empty: give it back unless it is the class's current page. */
@@ -1119,22 +1142,58 @@ export class SharedHeap implements Disposable {
     this.#returnPages(page, CLASS_ORDER[cls], H_SMALL_PAGES);
   }
 
-  /** On close: returns every owned page that holds no live block. */
-  #releaseEmptyPages(): void {
+  /**
+   * Empties the class queues of slot `slotBase`: pages with no live block go
+   * back to the pool, the others are marked ABANDONED for whoever frees into
+   * them next. Runs on close (our own slot) and on eviction (a dead slot's,
+   * whose owner-only fields nobody else touches any more).
+   */
+  #abandonPages(slotBase: number, ownerSlot: number): void {
     const i32 = this.i32;
+    const maxPages = this.maxBytes / PAGE_BYTES;
     for (let cls = 0; cls < CLASS_COUNT; cls++) {
-      const queue = this.#slotBase + S_CLASS_QUEUES + cls;
+      const queue = slotBase + S_CLASS_QUEUES + cls;
       let page = i32[queue];
-      while (page !== 0) {
+      // Bounded walk: a worker that died mid-update may have left a bad link.
+      for (let steps = 0; page > 0 && page < maxPages && steps < maxPages; steps++) {
         const d = this.#descBase + page * DESC_WORDS;
         const next = i32[d + D_NEXT];
-        this.#collectRemote(d);
-        if (i32[d + D_USED] === 0) {
-          this.#unlinkQueue(queue, page);
-          this.#returnPages(page, CLASS_ORDER[cls], H_SMALL_PAGES);
-        }
+        i32[d + D_NEXT] = 0;
+        i32[d + D_PREV] = 0;
+        Atomics.store(i32, d + D_OWNER, ABANDONED);
+        this.#adopt(d, cls, ownerSlot, false);
         page = next;
       }
+      i32[queue] = 0;
+    }
+  }
+
+  /**
+   * Tries to take an ABANDONED page. Pattern (a) on D_OWNER: a remote freer
+   * pushes its block, then loads the owner; an abandoning owner stores
+   * ABANDONED, then (here) loads the remote list. With SC Atomics one of them
+   * sees the other, so no block is left on a page nobody owns. The winner of
+   * the CAS collects the remote list; an empty page goes back to the pool, a
+   * used one joins our queue (or is abandoned again when we are closing).
+   */
+  #adopt(d: number, cls: number, ownerSlot: number, keep: boolean): void {
+    const page = (d - this.#descBase) / DESC_WORDS;
+    // An evicting or freeing worker may not have mapped this page yet.
+    this.ensure((page + 2 ** CLASS_ORDER[cls]) * PAGE_BYTES);
+    const i32 = this.i32;
+    for (;;) {
+      if (Atomics.compareExchange(i32, d + D_OWNER, ABANDONED, ownerSlot) !== ABANDONED) return;
+      this.#collectRemote(d);
+      if (i32[d + D_USED] === 0) {
+        this.#returnPages(page, CLASS_ORDER[cls], H_SMALL_PAGES, ownerSlot);
+        return;
+      }
+      if (keep) {
+        this.#pushQueue(this.#slotBase + S_CLASS_QUEUES + cls, page);
+        return;
+      }
+      Atomics.store(i32, d + D_OWNER, ABANDONED);
+      if (Atomics.load(i32, d + D_REMOTE) === 0) return;
     }
   }
 
@@ -1446,6 +1505,7 @@ export class SharedHeap implements Disposable {
       Atomics.store(i32, entry + R_VERSION, handle.version);
       Atomics.store(i32, entry + R_NAME_LEN, nameBytes.length);
       Atomics.store(i32, entry + R_KIND_LEN, kindBytes.length);
+      crashPoint("heap.root.write");
       storeBytes(i32, entry + R_NAME, nameBytes, ROOT_NAME_MAX);
       storeBytes(i32, entry + R_KIND, kindBytes, ROOT_KIND_MAX);
       Atomics.store(i32, entry + R_USED, 1);

@@ -34,3 +34,4 @@ export * from "./errors.ts";
 export * from "./heap.ts";
 export * from "./codec.ts";
 export * from "./placement.ts";
+export * from "./faults.ts";

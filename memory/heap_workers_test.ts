@@ -1,0 +1,207 @@
+import assert from "node:assert/strict";
+import { runWorkers, spawnWorkers } from "../testing/harness.ts";
+import { SharedHeap, WorkerLimitError } from "./mod.ts";
+import type { ChurnArgs, EpochArgs } from "./_heap_test_workers.ts";
+
+const fixtures = new URL("./_heap_test_workers.ts", import.meta.url).href;
+const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
+const MiB = 1 << 20;
+
+async function churnTest(workers: number, ops: number): Promise<void> {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 512 * MiB });
+  const args: ChurnArgs = {
+    ops,
+    handoff: new SharedArrayBuffer(workers * workers * 8 * 3 * 4),
+  };
+  const results = await runWorkers<ChurnArgs, { allocations: number; remote: number }>({
+    module: fixtures,
+    fn: "churn",
+    workers,
+    heap,
+    args,
+    timeoutMs: 300_000,
+  });
+  const stats = heap.stats();
+  assert.ok(stats.growCount >= 3, `heap grew only ${stats.growCount} times`);
+  assert.equal(stats.liveBlocks, 0, "blocks leaked");
+  assert.equal(stats.liveBytes, 0, "bytes leaked");
+  assert.equal(stats.workers, 0, "workers still registered");
+  // Every worker closed, so every empty page went back and merged.
+  assert.equal(stats.freeBytes + stats.metadataBytes, stats.heapBytes, "pages not returned");
+  assert.equal(stats.smallPageBytes + stats.largeBytes, 0);
+  const remote = results.reduce((sum, r) => sum + r.remote, 0);
+  assert.ok(remote > 0, "no block was freed by a foreign worker");
+}
+
+Deno.test("allocator: 4 workers x 100k mixed allocations and frees, no overlap, stats balance", async () => {
+  await churnTest(4, 100_000 * STRESS);
+});
+
+Deno.test("allocator stress: 8 workers on 2 cores", async () => {
+  await churnTest(8, 25_000 * STRESS);
+});
+
+Deno.test("epochs: a slow pinned reader keeps a retired block from reuse until it unpins", async () => {
+  const heap = SharedHeap.create();
+  const results = await runWorkers<EpochArgs, string>({
+    module: fixtures,
+    fn: "epochReaderWriter",
+    workers: 2,
+    heap,
+    args: { shared: new SharedArrayBuffer(16), slowMs: 300 },
+    timeoutMs: 60_000,
+  });
+  assert.equal(results.length, 2);
+  assert.equal(heap.stats().liveBlocks, 0);
+});
+
+Deno.test("registry: maxWorkers slots, WorkerLimitError past them, reuse after close", async () => {
+  const heap = SharedHeap.create({ maxWorkers: 3 });
+  const flag = new Int32Array(new SharedArrayBuffer(8));
+  const group = spawnWorkers<{ flag: SharedArrayBuffer }, number>({
+    module: fixtures,
+    fn: "holdSlot",
+    workers: 3,
+    heap,
+    args: { flag: flag.buffer as SharedArrayBuffer },
+    timeoutMs: 60_000,
+  });
+  try {
+    while (Atomics.load(flag, 1) < 3) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(heap.stats().workers, 3);
+    assert.throws(() => heap.join(), WorkerLimitError);
+    Atomics.store(flag, 0, 1);
+    const slots = await group.results;
+    assert.deepEqual([...slots].sort(), [0, 1, 2]);
+  } finally {
+    Atomics.store(flag, 0, 1);
+    await group.terminateAll();
+  }
+  assert.equal(heap.stats().workers, 0);
+  assert.ok(heap.join() >= 0, "a slot is free again");
+  heap.close();
+});
+
+Deno.test("termination: workers stopped between heap operations leave the heap usable", async () => {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 256 * MiB });
+  for (let trial = 0; trial < 3 * STRESS; trial++) {
+    const group = spawnWorkers<unknown, never>({
+      module: fixtures,
+      fn: "churnForever",
+      workers: 3,
+      heap,
+      timeoutMs: 60_000,
+    });
+    const stopAt = 2 + trial;
+    let progress = 0;
+    await new Promise<void>((resolve) => {
+      group.onMessage((index) => {
+        if (index === 0 && ++progress === stopAt) resolve();
+      });
+    });
+    await group.terminateAll(); // evicts their slots
+    await group.done;
+    // Newcomers adopt the dead workers' slots and pages, and still allocate,
+    // grow and free without overlap.
+    await churnIn(heap, 2, 5_000);
+  }
+  assert.equal(heap.stats().workers, 0);
+});
+
+/** Runs the churn workload on an existing heap and checks it completed. */
+async function churnIn(heap: SharedHeap, workers: number, ops: number): Promise<void> {
+  const results = await runWorkers<ChurnArgs, { allocations: number; remote: number }>({
+    module: fixtures,
+    fn: "churn",
+    workers,
+    heap,
+    args: { ops, handoff: new SharedArrayBuffer(workers * workers * 8 * 3 * 4) },
+    timeoutMs: 120_000,
+  });
+  assert.equal(results.length, workers);
+}
+
+const CRASH_SITES = [
+  "pool.split",
+  "pool.merge",
+  "pool.grow",
+  "heap.page.take",
+  "heap.remote.push",
+  "heap.remote.take",
+];
+
+for (const site of CRASH_SITES) {
+  Deno.test(`termination: a worker dying at crash point ${site} leaves the heap usable`, async () => {
+    // Start at the smallest size, so that both workers grow the heap often.
+    const heap = SharedHeap.create({ initialBytes: 4 * 65536, maxBytes: 256 * MiB });
+    const group = spawnWorkers<ChurnArgs, { allocations: number; remote: number }>({
+      module: fixtures,
+      fn: "churn",
+      workers: 2,
+      heap,
+      args: {
+        ops: 40_000,
+        handoff: new SharedArrayBuffer(2 * 2 * 8 * 3 * 4),
+        dieAt: { site, after: site === "pool.grow" ? 1 : 3 },
+      },
+      timeoutMs: 120_000,
+    });
+    group.onMessage((index, value) => {
+      if (index === 0 && value === "dying") group.terminate(0); // evicts, recovers the pool
+    });
+    const results = await group.results;
+    assert.equal(results[0], undefined, "worker 0 should have been stopped");
+    assert.ok(results[1] !== undefined && results[1].allocations > 0);
+    // The heap is still consistent: new workers (one adopts the dead slot)
+    // allocate, grow and free, checking every block's contents.
+    await churnIn(heap, 3, 10_000);
+    const stats = heap.stats();
+    assert.equal(stats.workers, 0);
+    assert.ok(stats.freeBytes + stats.smallPageBytes + stats.largeBytes <= stats.heapBytes);
+  });
+}
+
+Deno.test("termination: a worker dying while writing a root leaves roots and pool usable", async () => {
+  const heap = SharedHeap.create();
+  heap.setRoot("kept", { kind: "test.Kept", version: 1, sab: heap.sab, offset: 128 });
+  const group = spawnWorkers<unknown, never>({
+    module: fixtures,
+    fn: "dieSettingRoot",
+    workers: 1,
+    heap,
+    timeoutMs: 60_000,
+  });
+  group.onMessage(() => group.terminate(0));
+  await group.done;
+  assert.equal(heap.root("doomed"), undefined, "a half-written root must not be visible");
+  assert.equal(heap.root("kept")?.offset, 128);
+  heap.setRoot("after", { kind: "test.After", version: 1, sab: heap.sab, offset: 256 });
+  assert.equal(heap.root("after")?.offset, 256);
+  heap.free(heap.allocate(100_000)); // the pool lock was released
+});
+
+Deno.test("termination: a worker killed holding the pool lock is recovered by evictWorker", async () => {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 64 * MiB });
+  const holder = spawnWorkers<unknown, never>({
+    module: fixtures,
+    fn: "dieHoldingPoolLock",
+    workers: 1,
+    heap,
+    timeoutMs: 60_000,
+  });
+  await new Promise<void>((resolve) => holder.onMessage(() => resolve()));
+  // Two more workers now block on the pool lock.
+  const blocked = runWorkers<{ count: number }, number>({
+    module: fixtures,
+    fn: "allocateLarge",
+    workers: 2,
+    heap,
+    args: { count: 50 },
+    timeoutMs: 60_000,
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  await holder.terminate(0); // evicts the slot: recovery releases the lock
+  await holder.done;
+  assert.deepEqual(await blocked, [1225, 1225]);
+  assert.equal(heap.stats().liveBlocks, 0);
+});
