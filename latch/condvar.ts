@@ -58,6 +58,20 @@ function checkMutex(mutex: unknown): asserts mutex is Mutex {
 }
 
 /**
+ * Releases the caller's mutex after it announced itself as a waiter; if the
+ * release throws (the caller did not hold the mutex), takes the announcement
+ * back first, so that a misuse does not leave a phantom waiter behind.
+ */
+function releaseOrWithdraw(words: Int32Array, mutex: Mutex): void {
+  try {
+    mutex.release();
+  } catch (e) {
+    Atomics.sub(words, WAITERS, 1);
+    throw e;
+  }
+}
+
+/**
  * A condition variable in shared memory, used with a {@linkcode Mutex}.
  *
  * `wait(mutex)` must be called while holding `mutex`; it releases the mutex,
@@ -172,7 +186,7 @@ export class Condvar {
     const words = this.#words;
     const seq = Atomics.load(words, SEQ);
     Atomics.add(words, WAITERS, 1);
-    mutex.release();
+    releaseOrWithdraw(words, mutex);
     let inTime: boolean;
     try {
       inTime = parkSync(words, SEQ, seq, deadline);
@@ -205,7 +219,7 @@ export class Condvar {
     const words = this.#words;
     const seq = Atomics.load(words, SEQ);
     Atomics.add(words, WAITERS, 1);
-    mutex.release();
+    releaseOrWithdraw(words, mutex);
     let inTime: boolean;
     try {
       inTime = await parkAsync(words, SEQ, seq, deadline);

@@ -342,7 +342,9 @@ export class Mutex {
     for (;;) {
       if (Atomics.exchange(words, STATE, CONTENDED) === UNLOCKED) return;
       if (!(await parkAsync(words, STATE, CONTENDED, deadline))) {
-        if (Atomics.compareExchange(words, STATE, UNLOCKED, CONTENDED) === UNLOCKED) return;
+        // Last try, which also leaves CONTENDED behind: we may have consumed
+        // a notify meant for a waiter still parked (see #acquireSlow).
+        if (Atomics.exchange(words, STATE, CONTENDED) === UNLOCKED) return;
         timedOut("lock Mutex", options);
       }
     }
@@ -407,7 +409,11 @@ export class Mutex {
     // Leave CONTENDED behind when we take it: a parked worker may remain.
     while (Atomics.exchange(words, STATE, CONTENDED) !== UNLOCKED) {
       if (!parkSync(words, STATE, CONTENDED, deadline)) {
-        if (Atomics.compareExchange(words, STATE, UNLOCKED, CONTENDED) === UNLOCKED) return;
+        // Last try. It must leave CONTENDED behind even when it fails: a
+        // notify may have woken us just as our deadline passed, and a worker
+        // that then took the lock with a plain 0 -> 1 CAS would release it
+        // without notifying, stranding whoever still sleeps behind us.
+        if (Atomics.exchange(words, STATE, CONTENDED) === UNLOCKED) return;
         timedOut("lock Mutex", options);
       }
     }

@@ -338,7 +338,8 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   readInto<T extends SeqCellRecord<S>>(target: T, options?: LockOptions): T {
-    this.#snapshot(options === undefined ? Infinity : deadlineOf(options, "read SeqCell"));
+    const deadline = options === undefined ? Infinity : deadlineOf(options, "read SeqCell");
+    this.#snapshot(deadline, options?.timeoutMs);
     return this.#decodeInto(target);
   }
 
@@ -495,13 +496,13 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
   }
 
   /** Copies a consistent image of the data words into #copy. */
-  #snapshot(deadline: number): void {
+  #snapshot(deadline: number, timeoutMs?: number): void {
     const words = this.#words;
     const copy = this.#copy;
     const n = this.#dataWords;
     for (;;) {
       let stamp = Atomics.load(words, SEQ);
-      if ((stamp & 1) === 1) stamp = waitEvenSequence(words, deadline, "SeqCell");
+      if ((stamp & 1) === 1) stamp = waitEvenSequence(words, deadline, "SeqCell", timeoutMs);
       for (let w = 0; w < n; w++) copy[w] = Atomics.load(words, DATA + w);
       if (Atomics.load(words, SEQ) === stamp) return;
     }

@@ -51,17 +51,21 @@ export const MUTEX_OFFSET = 8;
 /**
  * Waits while `words[SEQ]` is odd (a writer is inside) and returns the even
  * sequence. Spins first, then parks in 1 ms slices. Throws TimeoutError
- * after `deadline`. Shared by SeqLock and SeqCell.
+ * (reporting `timeoutMs`, the caller's option) after `deadline`. Shared by
+ * SeqLock and SeqCell.
  */
-export function waitEvenSequence(words: Int32Array, deadline: number, what: string): number {
+export function waitEvenSequence(
+  words: Int32Array,
+  deadline: number,
+  what: string,
+  timeoutMs = 0,
+): number {
   let seq = Atomics.load(words, SEQ);
   for (let spin = 0; (seq & 1) === 1; spin++) {
     if (spin < SPIN_LIMIT) {
       pause();
     } else {
-      if (performance.now() >= deadline) {
-        throw new TimeoutError(`read ${what}`, deadline - performance.now());
-      }
+      if (performance.now() >= deadline) throw new TimeoutError(`read ${what}`, timeoutMs);
       Atomics.wait(words, SEQ, seq, 1);
     }
     seq = Atomics.load(words, SEQ);
@@ -236,7 +240,8 @@ export class SeqLock {
   readBegin(options?: LockOptions): number {
     const seq = Atomics.load(this.#words, SEQ);
     if ((seq & 1) === 0 && options === undefined) return seq;
-    return waitEvenSequence(this.#words, deadlineOf(options, "read SeqLock"), "SeqLock");
+    const deadline = deadlineOf(options, "read SeqLock");
+    return waitEvenSequence(this.#words, deadline, "SeqLock", options?.timeoutMs);
   }
 
   /**
@@ -275,7 +280,9 @@ export class SeqLock {
     const words = this.#words;
     for (;;) {
       let stamp = Atomics.load(words, SEQ);
-      if ((stamp & 1) === 1) stamp = waitEvenSequence(words, deadline, "SeqLock");
+      if ((stamp & 1) === 1) {
+        stamp = waitEvenSequence(words, deadline, "SeqLock", options?.timeoutMs);
+      }
       let result: T;
       try {
         result = fn();

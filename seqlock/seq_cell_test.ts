@@ -1,0 +1,295 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { HandleError, type SharedHandle, SharedHeap, TimeoutError } from "../memory/mod.ts";
+import { Mutex } from "../latch/mod.ts";
+import { runWorkers } from "../testing/harness.ts";
+import { HistoryClock, mergeHistories, type OpRecord } from "../testing/history.ts";
+import { assertLinearizable, registerModel } from "../testing/linearizability.ts";
+import { SeqCell, type SeqCellSchema, SeqLock } from "./mod.ts";
+import {
+  allocWords,
+  type CellCountArgs,
+  type CellRoundsArgs,
+  type CellStressArgs,
+  holdElsewhere,
+  type StressResult,
+} from "./_seqlock_test_workers.ts";
+
+const fixtures = new URL("./_seqlock_test_workers.ts", import.meta.url);
+const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
+
+/** The error `fn` throws; fails when it throws none. */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  assert.fail("expected an error");
+}
+
+/** Makes the cell's sequence odd, as if a writer were mid-publish (white-box, tests only). */
+function fakeWriteInProgress(cell: SeqCell, on: boolean): void {
+  const { sab, offset } = cell.handle;
+  Atomics.add(new Int32Array(sab, offset, 2), 1, on ? 1 : -1);
+}
+
+async function stressTest(type: "i32" | "f64", heap: SharedHeap | undefined): Promise<void> {
+  const cell = SeqCell.create({ k: "i32", a: type, b: type, c: type }, { heap });
+  const data = allocWords(heap, 1);
+  const results = await runWorkers<CellStressArgs, StressResult>({
+    module: fixtures,
+    fn: "seqCellStress",
+    workers: 4,
+    heap,
+    args: { cell: cell.handle, type, data, durationMs: 1_000 * STRESS },
+    timeoutMs: 60_000 + 2_000 * STRESS,
+  });
+  const [writer, ...readers] = results;
+  assert.ok(writer.writes > 0, "the writer never wrote");
+  for (const [i, reader] of readers.entries()) {
+    assert.equal(reader.bad, 0, `reader ${i} saw ${reader.bad} inconsistent snapshots`);
+    assert.ok(reader.accepted > 0, `reader ${i} read nothing`);
+  }
+  const last = cell.read();
+  assert.equal(last.k, writer.writes);
+  assert.equal(cell.version, writer.writes);
+}
+
+Deno.test("SeqCell stress: snapshots keep a === b and c === -a while a writer publishes (i32, heap)", async () => {
+  await stressTest("i32", SharedHeap.create());
+});
+
+Deno.test("SeqCell stress: f64 fields (two words each) never come out torn (standalone)", async () => {
+  await stressTest("f64", undefined);
+});
+
+Deno.test("SeqCell: 8 workers on 2 cores mixing update and reads lose no update", async () => {
+  const heap = SharedHeap.create();
+  const cell = SeqCell.create({ n: "u32", m: "i32", x: "f64" }, { heap });
+  const results = await runWorkers<CellCountArgs, { updates: number; bad: number; reads: number }>({
+    module: fixtures,
+    fn: "seqCellCount",
+    workers: 8,
+    heap,
+    args: { cell: cell.handle, iterations: 10_000 * STRESS },
+    timeoutMs: 120_000,
+  });
+  const updates = results.reduce((n, r) => n + r.updates, 0);
+  assert.equal(results.reduce((n, r) => n + r.bad, 0), 0, "a reader saw an inconsistent record");
+  assert.ok(results.reduce((n, r) => n + r.reads, 0) > 0);
+  assert.deepEqual(cell.read(), { n: updates, m: -updates, x: updates / 4 });
+  assert.equal(cell.version, updates);
+});
+
+Deno.test("SeqCell: histories of one field used as a register are linearizable", async () => {
+  const heap = SharedHeap.create();
+  const rounds = 80 * STRESS;
+  const cells = Array.from({ length: rounds }, () => SeqCell.create({ v: "i32" }, { heap }).handle);
+  const clock = HistoryClock.create();
+  const perWorker = await runWorkers<CellRoundsArgs, OpRecord[][]>({
+    module: fixtures,
+    fn: "seqCellRegisterRounds",
+    workers: 4,
+    heap,
+    args: { cells, opsPerRound: 8, clock: clock.handle },
+    timeoutMs: 120_000,
+  });
+  for (let round = 0; round < rounds; round++) {
+    const history = mergeHistories(perWorker.map((histories) => histories[round]));
+    assert.ok(history.length > 20);
+    assertLinearizable(history, registerModel(0), { timeoutMs: 10_000 });
+  }
+});
+
+Deno.test("SeqCell: values of every type round-trip; attach reads the schema from memory", () => {
+  const heap = SharedHeap.create();
+  const schema = { i: "i32", u: "u32", f: "f64", "név ü": "i32" } as const;
+  const cell = SeqCell.create(schema, { heap, initial: { u: 2 ** 32 - 1, f: -0 } });
+  assert.deepEqual(cell.fields, ["i", "u", "f", "név ü"]);
+  assert.equal(cell.version, 1);
+  assert.equal(cell.get("u"), 2 ** 32 - 1);
+  assert.ok(Object.is(cell.get("f"), -0));
+  const same = SeqCell.attach<typeof schema>(structuredClone(cell.handle));
+  assert.deepEqual(same.fields, cell.fields);
+  fc.assert(
+    fc.property(
+      fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+      fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+      fc.double(),
+      (i, u, f) => {
+        cell.write({ i, u, f, "név ü": -i | 0 });
+        const read = same.read();
+        return read.i === i && read.u === u && Object.is(read.f, f) &&
+          Object.is(same.get("f"), f) && read["név ü"] === (-i | 0);
+      },
+    ),
+  );
+  // Partial writes keep the other fields; readInto fills a given object.
+  cell.write({ i: 5, u: 6, f: 7.5 });
+  same.write({ u: 9 });
+  const target = { i: 0, u: 0, f: 0, "név ü": 0, extra: "kept" };
+  assert.equal(cell.readInto(target), target);
+  assert.deepEqual(target, { i: 5, u: 9, f: 7.5, "név ü": target["név ü"], extra: "kept" });
+  assert.equal(cell.tryRead()?.u, 9);
+});
+
+Deno.test("SeqCell: a bad schema is refused with the field named", () => {
+  const refuse = (schema: unknown, error: typeof TypeError, pattern: RegExp) =>
+    assert.throws(
+      () => SeqCell.create(schema as SeqCellSchema),
+      (e) => e instanceof error && pattern.test(e.message),
+    );
+  refuse({}, RangeError, /1 to 256 fields: current value is 0/);
+  refuse(null, TypeError, /'schema'/);
+  refuse(["i32"], TypeError, /'schema'/);
+  refuse("i32", TypeError, /'schema'/);
+  refuse({ good: "i32", bad: "i64" }, TypeError, /field 'bad'.*"i64"/);
+  refuse({ n: "string" }, TypeError, /field 'n'/);
+  refuse({ n: undefined }, TypeError, /field 'n'/);
+  const many = Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`f${i}`, "i32"]));
+  refuse(many, RangeError, /current value is 257/);
+  refuse({ ["x".repeat(256)]: "i32" }, RangeError, /255 UTF-8 bytes/);
+  // The limits themselves are fine.
+  const most: SeqCellSchema = Object.fromEntries(
+    Array.from({ length: 256 }, (_, i) => [`f${i}`, "f64" as const]),
+  );
+  assert.equal(SeqCell.create(most).fields.length, 256);
+  assert.equal(SeqCell.create({ ["é".repeat(127)]: "u32" }).fields.length, 1);
+});
+
+Deno.test("SeqCell: bad writes name the field and value, and write nothing", () => {
+  const cell = SeqCell.create({ i: "i32", u: "u32", f: "f64" }, { initial: { i: 1, u: 2, f: 3 } });
+  const before = { version: cell.version, record: cell.read() };
+  const refuse = (values: unknown, error: typeof TypeError, pattern: RegExp) => {
+    for (
+      const write of [
+        () => cell.write(values as never),
+        () => cell.tryWrite(values as never),
+        () => cell.update(() => values as never),
+      ]
+    ) {
+      assert.throws(write, (e) => e instanceof error && pattern.test(e.message));
+    }
+    assert.deepEqual(cell.read(), before.record);
+    assert.equal(cell.version, before.version);
+  };
+  refuse({ i: 7, nope: 1 }, TypeError, /no field "nope" \(fields: i, u, f\)/);
+  refuse({ i: 7, u: "8" }, TypeError, /'u'.*not a number: current value is "8"/);
+  refuse({ i: 7, u: 8n }, TypeError, /'u'.*8n/);
+  refuse({ f: 1, i: undefined }, TypeError, /'i'.*undefined/);
+  refuse({ u: 1, i: 2 ** 31 }, RangeError, /'i'.*2147483648/);
+  refuse({ i: -(2 ** 31) - 1 }, RangeError, /'i'.*-2147483649/);
+  refuse({ i: 1.5 }, RangeError, /'i'.*1\.5/);
+  refuse({ i: NaN }, RangeError, /'i'.*NaN/);
+  refuse({ u: -1 }, RangeError, /'u'.*\[0, 4294967295\].*-1/);
+  refuse({ u: 2 ** 32 }, RangeError, /'u'.*4294967296/);
+  refuse({ u: Infinity }, RangeError, /'u'.*Infinity/);
+  refuse(null, TypeError, /'values'/);
+  refuse(42, TypeError, /'values'/);
+  assert.throws(() => cell.get("nope" as "i"), /no field "nope"/);
+  // f64 takes any number, NaN and infinities included.
+  cell.write({ f: NaN });
+  assert.ok(Number.isNaN(cell.get("f")));
+  cell.write({ f: -Infinity });
+  assert.equal(cell.read().f, -Infinity);
+});
+
+Deno.test("SeqCell: while a worker updates, writers wait or time out but readers read", async () => {
+  const heap = SharedHeap.create();
+  const cell = SeqCell.create({ v: "i32" }, { heap, initial: { v: 10 } });
+  const holder = await holdElsewhere("seqcell-update", cell.handle, heap);
+  try {
+    // update() holds the writers' mutex only: snapshots stay available.
+    assert.equal(cell.read({ timeoutMs: 0 }).v, 10);
+    assert.equal(cell.tryRead()?.v, 10);
+    assert.equal(cell.get("v"), 10);
+    assert.equal(cell.tryWrite({ v: 1 }), false);
+    const error = thrown(() => cell.write({ v: 1 }, { timeoutMs: 30 }));
+    assert.ok(error instanceof TimeoutError && error.timeoutMs === 30);
+    assert.throws(() => cell.write({ v: 1 }, { timeoutMs: 0 }), TimeoutError);
+    assert.throws(() => cell.update(() => ({ v: 1 }), { timeoutMs: 10 }), TimeoutError);
+    await assert.rejects(cell.writeAsync({ v: 1 }, { timeoutMs: 20 }), TimeoutError);
+    assert.equal(cell.get("v"), 10);
+  } finally {
+    await holder.release();
+  }
+  assert.equal(cell.get("v"), 11);
+  assert.ok(cell.tryWrite({ v: 12 }));
+  cell.write({ v: 13 }, { timeoutMs: 0 });
+  assert.equal(cell.read().v, 13);
+});
+
+Deno.test("SeqCell: during a publish, tryRead gives nothing and timed reads time out", () => {
+  const cell = SeqCell.create({ v: "i32" }, { initial: { v: 4 } });
+  fakeWriteInProgress(cell, true);
+  try {
+    assert.equal(cell.tryRead(), undefined);
+    const error = thrown(() => cell.read({ timeoutMs: 20 }));
+    assert.ok(error instanceof TimeoutError);
+    assert.match(error.message, /read SeqCell/);
+    assert.equal(error.timeoutMs, 20, "the error reports the timeout that was given");
+    assert.throws(() => cell.readInto({ v: 0 }, { timeoutMs: 0 }), TimeoutError);
+  } finally {
+    fakeWriteInProgress(cell, false);
+  }
+  assert.equal(cell.read({ timeoutMs: 0 }).v, 4);
+});
+
+Deno.test("SeqCell: an invalid timeoutMs is a RangeError naming it", async () => {
+  const cell = SeqCell.create({ v: "i32" });
+  for (const timeoutMs of [-1, NaN, "5"]) {
+    const options = { timeoutMs } as unknown as { timeoutMs: number };
+    const named = (e: unknown) => e instanceof RangeError && /'timeoutMs'/.test(e.message);
+    assert.throws(() => cell.write({ v: 1 }, options), named);
+    assert.throws(() => cell.update(() => ({ v: 1 }), options), named);
+    assert.throws(() => cell.read(options), named);
+    assert.throws(() => cell.readInto({ v: 0 }, options), named);
+    await assert.rejects(cell.writeAsync({ v: 1 }, options), named);
+  }
+  assert.equal(cell.version, 0);
+});
+
+Deno.test("SeqCell: writeAsync on the main thread resolves once a worker's update ends", async () => {
+  const cell = SeqCell.create({ v: "i32" });
+  const holder = await holdElsewhere("seqcell-update", cell.handle);
+  let timerFired = false;
+  const pending = cell.writeAsync({ v: 100 });
+  setTimeout(() => {
+    timerFired = true;
+    holder.releaseNow();
+  }, 20);
+  await pending;
+  assert.ok(timerFired, "writeAsync finished before the worker's update ended");
+  await holder.release();
+  assert.equal(cell.get("v"), 100);
+  assert.equal(cell.version, 2);
+});
+
+Deno.test("SeqCell termination: an updater killed inside update() blocks writers, not readers", async () => {
+  const cell = SeqCell.create({ v: "i32" }, { initial: { v: 3 } });
+  const holder = await holdElsewhere("seqcell-update", cell.handle);
+  await holder.kill();
+  assert.equal(cell.read({ timeoutMs: 100 }).v, 3);
+  assert.equal(cell.tryRead()?.v, 3);
+  assert.throws(() => cell.write({ v: 1 }, { timeoutMs: 20 }), TimeoutError);
+  assert.equal(cell.tryWrite({ v: 1 }), false);
+});
+
+Deno.test("SeqCell: attach refuses handles that do not name a SeqCell", () => {
+  const heap = SharedHeap.create();
+  const cell = SeqCell.create({ v: "i32" }, { heap });
+  const bad = (handle: unknown) =>
+    assert.throws(() => SeqCell.attach(handle as SharedHandle<"sabre.SeqCell">), HandleError);
+  bad(SeqLock.create(heap).handle);
+  bad(Mutex.create().handle);
+  bad({ ...SeqLock.create(heap).handle, kind: "sabre.SeqCell" });
+  bad({ ...SeqCell.create({ v: "i32" }).handle, sab: new SharedArrayBuffer(64) });
+  bad({ ...cell.handle, version: 2 });
+  bad({ ...SeqCell.create({ v: "i32" }).handle, offset: 64 });
+  const { offset: _, ...truncated } = cell.handle;
+  bad(truncated);
+  const handle = cell.handle;
+  cell.destroy();
+  bad(handle);
+});
