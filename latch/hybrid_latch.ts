@@ -45,7 +45,7 @@ import {
   type SharedHeap,
   tagOf,
 } from "../memory/mod.ts";
-import { type LockOptions, pause, SPIN_LIMIT } from "./parking.ts";
+import { deadlineOf, type LockOptions, pause, SPIN_LIMIT } from "./parking.ts";
 import { RwLock } from "./rwlock.ts";
 
 /** Layout version of this object; attach() refuses newer ones. */
@@ -55,6 +55,16 @@ const TAG = tagOf("HLAT");
 const BYTES = 64;
 const VERSION = 1;
 const LOCK_OFFSET = 32;
+/** Marks "no validated result" inside `read`. */
+const NO_RESULT: unique symbol = Symbol("no result");
+
+/** Options with the time left before `deadline` (undefined when unbounded). */
+function timeLeft(deadline: number): LockOptions | undefined {
+  return deadline === Infinity
+    ? undefined
+    : { timeoutMs: Math.max(0, deadline - performance.now()) };
+}
+
 /** Optimistic attempts of `read(fn)` before it falls back to shared mode. */
 export const OPTIMISTIC_ATTEMPTS = 40;
 
@@ -547,26 +557,52 @@ export class HybridLatch {
   /**
    * Optimistic access, waiting while a writer is inside: it spins briefly,
    * then waits for the writer by taking and dropping shared access (so a
-   * long writer costs no CPU).
+   * long writer costs no CPU). Throws {@linkcode TimeoutError} when a writer
+   * is still inside after `timeoutMs`.
    *
    * @example
    * ```ts
    * import { HybridLatch } from "@sabre/sabre";
-   * const guard = HybridLatch.create().optimisticOrSpin();
+   * const guard = HybridLatch.create().optimisticOrSpin({ timeoutMs: 100 });
    * console.assert(guard.version === 0);
    * ```
    */
-  optimisticOrSpin(): OptimisticGuard {
+  optimisticOrSpin(options?: LockOptions): OptimisticGuard {
     const words = this.#words;
     let version = Atomics.load(words, VERSION);
+    if ((version & 1) === 0) return new OptimisticGuard(this, version);
+    const deadline = deadlineOf(options, "wait for HybridLatch");
     for (let spin = 0; (version & 1) === 1; spin++) {
       if (spin < SPIN_LIMIT) {
         pause();
       } else {
-        this.lock.acquireRead();
+        this.lock.acquireRead(timeLeft(deadline));
         this.lock.releaseRead();
         spin = 0;
       }
+      version = Atomics.load(words, VERSION);
+    }
+    return new OptimisticGuard(this, version);
+  }
+
+  /**
+   * Async twin of `optimisticOrSpin`: waits for a writer with
+   * `Atomics.waitAsync` instead of blocking.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const guard = await HybridLatch.create().optimisticOrSpinAsync();
+   * console.assert(guard.isValid());
+   * ```
+   */
+  async optimisticOrSpinAsync(options?: LockOptions): Promise<OptimisticGuard> {
+    const words = this.#words;
+    const deadline = deadlineOf(options, "wait for HybridLatch");
+    let version = Atomics.load(words, VERSION);
+    while ((version & 1) === 1) {
+      await this.lock.acquireReadAsync(timeLeft(deadline));
+      this.lock.releaseRead();
       version = Atomics.load(words, VERSION);
     }
     return new OptimisticGuard(this, version);
@@ -632,11 +668,12 @@ export class HybridLatch {
   /**
    * Runs `fn` optimistically and returns its result once validated,
    * retrying when a writer intervened. After {@linkcode OPTIMISTIC_ATTEMPTS}
-   * failed attempts it runs `fn` once more under shared access. An error
-   * thrown by `fn` during an invalidated attempt is treated as a conflict
-   * (the data was torn); a validated one propagates. `fn` must not have side
-   * effects before its reads are validated, and the guard it gets is only
-   * valid inside it.
+   * failed attempts it runs `fn` once more under shared access (waiting at
+   * most `timeoutMs`, else {@linkcode TimeoutError}). An error thrown by `fn`
+   * during an invalidated attempt is treated as a conflict (the data was
+   * torn); a validated one propagates. `fn` must not have side effects
+   * before its reads are validated, and the guard it gets is only valid
+   * inside it.
    *
    * @example
    * ```ts
@@ -647,7 +684,46 @@ export class HybridLatch {
    * console.assert(pair[0] === pair[1]);
    * ```
    */
-  read<T>(fn: (guard: OptimisticGuard | SharedGuard) => T): T {
+  read<T>(fn: (guard: OptimisticGuard | SharedGuard) => T, options?: LockOptions): T {
+    const deadline = options === undefined ? Infinity : deadlineOf(options, "read HybridLatch");
+    const result = this.#readOptimistically(fn);
+    if (result !== NO_RESULT) return result as T;
+    const shared = this.shared(timeLeft(deadline));
+    try {
+      return fn(shared);
+    } finally {
+      shared.unlock();
+    }
+  }
+
+  /**
+   * Async twin of `read`: the optimistic attempts run at once; the shared
+   * fallback waits with `Atomics.waitAsync`.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * console.assert((await latch.readAsync((g) => g.version)) === 0);
+   * ```
+   */
+  async readAsync<T>(
+    fn: (guard: OptimisticGuard | SharedGuard) => T,
+    options?: LockOptions,
+  ): Promise<T> {
+    const deadline = options === undefined ? Infinity : deadlineOf(options, "read HybridLatch");
+    const result = this.#readOptimistically(fn);
+    if (result !== NO_RESULT) return result as T;
+    const shared = await this.sharedAsync(timeLeft(deadline));
+    try {
+      return fn(shared);
+    } finally {
+      shared.unlock();
+    }
+  }
+
+  /** Up to OPTIMISTIC_ATTEMPTS validated runs of `fn`; NO_RESULT if all failed. */
+  #readOptimistically<T>(fn: (guard: OptimisticGuard) => T): T | typeof NO_RESULT {
     const words = this.#words;
     for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
       const version = Atomics.load(words, VERSION);
@@ -655,22 +731,16 @@ export class HybridLatch {
         pause();
         continue;
       }
-      const guard = new OptimisticGuard(this, version);
       let result: T;
       try {
-        result = fn(guard);
+        result = fn(new OptimisticGuard(this, version));
       } catch (e) {
         if (isUnwind(e) || Atomics.load(words, VERSION) !== version) continue;
         throw e;
       }
       if (Atomics.load(words, VERSION) === version) return result;
     }
-    const shared = this.shared();
-    try {
-      return fn(shared);
-    } finally {
-      shared.unlock();
-    }
+    return NO_RESULT;
   }
 
   /**

@@ -415,3 +415,27 @@ Deno.test("HybridLatch: destroy refuses while held and frees the heap block", ()
   latch.destroy();
   assert.equal(heap.stats().liveBlocks, before);
 });
+
+Deno.test("HybridLatch: optimistic waits and read(fn) have timeout and async forms", async () => {
+  const heap = SharedHeap.create();
+  const latch = HybridLatch.create(heap);
+  const writer = await holdElsewhere("hybrid-exclusive", latch.handle, heap);
+  try {
+    const timeout = (e: unknown) => e instanceof TimeoutError;
+    assert.throws(() => latch.optimisticOrSpin({ timeoutMs: 20 }), timeout);
+    assert.throws(() => latch.read(() => 1, { timeoutMs: 20 }), timeout);
+    await assert.rejects(latch.optimisticOrSpinAsync({ timeoutMs: 20 }), timeout);
+    await assert.rejects(latch.readAsync(() => 1, { timeoutMs: 20 }), timeout);
+    assert.throws(() => latch.read(() => 1, { timeoutMs: -1 }), RangeError);
+    // The async forms resolve once the writer leaves.
+    const waiting = latch.optimisticOrSpinAsync();
+    const reading = latch.readAsync((g) => g.version);
+    setTimeout(() => writer.releaseNow(), 20);
+    const guard = await waiting;
+    assert.equal(guard.version % 2, 0);
+    assert.equal(await reading, guard.version);
+  } finally {
+    await writer.release();
+  }
+  assert.equal(latch.read((g) => g.version, { timeoutMs: 50 }), latch.currentVersion());
+});
