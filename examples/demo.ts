@@ -112,11 +112,15 @@ if (!inWorker && import.meta.main) {
       `to ${(stats.heapBytes / 2 ** 20).toFixed(0)} MiB; every block came back.`,
   );
 } else if (inWorker) {
-  self.onmessage = (e: MessageEvent<Job>) => {
+  const scope = globalThis as unknown as {
+    onmessage: (e: MessageEvent<Job>) => void;
+    postMessage(message: unknown): void;
+  };
+  scope.onmessage = (e) => {
     try {
-      self.postMessage(work(e.data));
+      scope.postMessage(work(e.data));
     } catch (error) {
-      self.postMessage({ error: String(error) });
+      scope.postMessage({ error: String(error) });
     }
   };
 }
