@@ -1,0 +1,1399 @@
+/**
+ * HashMap: a concurrent hash map in a SharedHeap, with lock-free reads,
+ * lock-free writes and online resizing.
+ *
+ * ## Layout
+ *
+ * - **Header** (one block): tag, codec ids, codec limits, the root table
+ *   pointer, a promotion lock, and 64 size stripes on their own cache lines.
+ * - **Table descriptor** (one block): capacity, slot array, claimed-slot
+ *   count, the next table during a resize, migration cursor and progress.
+ * - **Slot array**: capacity Int32 words, open addressing, linear probing.
+ * - **Entries**: immutable blocks `[hash, (keyLen), (valueLen), key, value]`.
+ *
+ * A slot holds 0 (empty) or an entry pointer (16-byte aligned) with tag bits:
+ * FROZEN (1: being migrated, no writer may change it), DELETED (2: the key
+ * is absent but keeps its slot, so a key never moves within a table), and
+ * COPIED (4: the entry is shared with an older table, see below). A frozen
+ * empty slot (value 1) is MOVED: nothing can be inserted there any more.
+ *
+ * ## Memory-model patterns
+ *
+ * - Slot words, root pointer, descriptor counters and NEXT: (a) all-atomic.
+ * - Entries and the capacity/slots fields of a descriptor: (b) written with
+ *   plain stores before the CAS or store that publishes them, never changed
+ *   afterwards, freed only through epochs. Readers load the pointer with
+ *   Atomics and read the entry with plain reads.
+ *
+ * ## Operations
+ *
+ * Every operation pins the heap's epoch. Readers write nothing else. A write
+ * allocates its new entry first (so a full heap fails before any change),
+ * then CASes the key's slot; the entry it replaced is retired. A new key
+ * claims an empty slot with a CAS; a claim past 3/4 of the capacity starts a
+ * resize (to twice the capacity, or the same capacity when deleted slots
+ * are most of it); many deletes start a shrink.
+ *
+ * ## Resizing
+ *
+ * A resize publishes a next table. Writers that meet it help: they claim
+ * chunks of 256 slots, freeze each slot with a CAS and copy live entries to
+ * the next table (as COPIED pointers; the entry itself is not copied). After
+ * freezing, the old slot is never written again, so a writer of a frozen key
+ * copies it first and then writes in the next table. A reader that meets a
+ * frozen key looks in the next table: a value there is newer; no value means
+ * the copy has not happened and the frozen one is current (writers copy
+ * before they write). When every chunk is done, the root moves to the next
+ * table and the old table is retired.
+ *
+ * Ownership of shared entries: an entry copied into a newer table is
+ * referenced by both. Whoever clears the COPIED bit with a CAS owns it:
+ * retiring the old table clears the bit in the newer table's slot (the newer
+ * table now owns the entry), or, if a writer already replaced that slot,
+ * retires the entry itself. A writer that replaces a COPIED entry leaves it
+ * alone. Both sides act on the same slot word with CAS, so an entry is
+ * retired exactly once.
+ *
+ * ## Crashes
+ *
+ * A worker that dies mid-write leaks at most its new entry. One that dies
+ * during migration leaves its chunk unfinished: the next writer that finds
+ * every chunk claimed but not all done sweeps the whole table (freezing and
+ * copying are idempotent). One that dies while promoting holds the promotion
+ * lock: the map keeps working on the chain of tables, and memory of old
+ * tables is not reclaimed.
+ *
+ * @module
+ */
+
+import {
+  attachObject,
+  type Codec,
+  codec,
+  type CodecName,
+  type CodecValue,
+  crashPoint,
+  describeValue,
+  objectHandle,
+  type Placement,
+  placeObject,
+  SabreError,
+  type SharedHandle,
+  SharedHeap,
+  tagOf,
+} from "../memory/mod.ts";
+
+const KIND = "sabre.HashMap";
+const LAYOUT_VERSION = 1;
+const TAG = tagOf("HMAP");
+
+// Header words.
+const H_KEY_CODEC = 1;
+const H_VALUE_CODEC = 2;
+const H_KEY_MAX = 3;
+const H_VALUE_MAX = 4;
+const H_TABLE = 5;
+const H_PROMOTING = 6;
+const STRIPES = 64;
+const STRIPE_WORDS = 16;
+const HEADER_BYTES = 64 * (STRIPES + 1);
+
+// Table descriptor words.
+const T_CAPACITY = 0;
+const T_SLOTS = 1;
+const T_CLAIMED = 2;
+const T_NEXT = 3;
+const T_CURSOR = 4;
+const T_DONE = 5;
+const T_SWEEP = 6;
+const TABLE_BYTES = 32;
+
+// Slot tags.
+const FROZEN = 1;
+const DELETED = 2;
+const COPIED = 4;
+const TAGS = 7;
+const MOVED = FROZEN;
+
+const CHUNK = 256;
+const MIN_CAPACITY = 16;
+const MAX_CAPACITY = 1 << 28;
+
+const CODEC_IDS: Record<CodecName, number> = {
+  i32: 1,
+  u32: 2,
+  f64: 3,
+  bigint64: 4,
+  string: 5,
+  bytes: 6,
+};
+const CODEC_NAMES: CodecName[] = ["i32", "i32", "u32", "f64", "bigint64", "string", "bytes"];
+
+/**
+ * Handle of a {@linkcode HashMap}.
+ *
+ * @example
+ * ```ts
+ * import { HashMap, type HashMapHandle, SharedHeap } from "@sabre/sabre";
+ * const handle: HashMapHandle = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" }).handle;
+ * console.assert(handle.kind === "sabre.HashMap");
+ * ```
+ */
+export type HashMapHandle = SharedHandle<"sabre.HashMap">;
+
+/**
+ * Options of {@linkcode HashMap.create}.
+ *
+ * @example
+ * ```ts
+ * import type { HashMapOptions } from "@sabre/sabre";
+ * const options: HashMapOptions<"string", "f64"> = { key: "string", value: "f64", maxKeyBytes: 64 };
+ * console.assert(options.key === "string");
+ * ```
+ */
+export interface HashMapOptions<KN extends CodecName, VN extends CodecName> {
+  /** Codec of the keys. */
+  key: KN;
+  /** Codec of the values. */
+  value: VN;
+  /** Largest encoded key for "string" and "bytes" keys (default 1024). */
+  maxKeyBytes?: number;
+  /** Largest encoded value for "string" and "bytes" values (default 1024). */
+  maxValueBytes?: number;
+  /** Slots to start with (rounded up to a power of two, at least 16). Default 16. */
+  capacity?: number;
+}
+
+/** 32-bit integer mix (murmur3 finalizer). */
+function mix32(x: number): number {
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return x ^ (x >>> 16);
+}
+
+function nextPowerOfTwo(n: number): number {
+  return n <= MIN_CAPACITY ? MIN_CAPACITY : 2 ** Math.ceil(Math.log2(n));
+}
+
+const f64Scratch = new Float64Array(1);
+const f64Words = new Int32Array(f64Scratch.buffer);
+const i64Scratch = new BigInt64Array(f64Scratch.buffer);
+
+/**
+ * A concurrent hash map in shared memory, used at the same time from many
+ * workers.
+ *
+ * Reads (`get`, `has`, iteration) never block and write nothing to shared
+ * memory but the worker's epoch slot; writers never take a global lock; the
+ * table grows and shrinks online while both go on. Keys and values are
+ * typed by codecs: `"i32"`, `"u32"`, `"f64"`, `"bigint64"`, `"string"`
+ * (UTF-8) or `"bytes"`.
+ *
+ * f64 keys follow Map's SameValueZero, except that NaN is refused: `-0` and
+ * `0` are the same key. Strings must be well-formed UTF-16.
+ *
+ * @example
+ * ```ts
+ * import { HashMap, SharedHeap } from "@sabre/sabre";
+ *
+ * const heap = SharedHeap.create();
+ * const counts = HashMap.create(heap, { key: "string", value: "u32" });
+ * counts.set("apple", 1);
+ * counts.add("apple", 2);
+ * console.assert(counts.get("apple") === 3);
+ * // In a worker: HashMap.attach(handle) with handle = counts.handle
+ * ```
+ */
+export class HashMap<K, V> {
+  readonly #heap: SharedHeap;
+  readonly #placement: Placement;
+  readonly #header: number; // Int32 index of the header
+  readonly #keys: Codec<K>;
+  readonly #values: Codec<V>;
+  readonly #keyKind: number;
+  readonly #valueKind: number;
+  // Entry layout.
+  readonly #keyLenAt: number; // byte offset of the key length word, -1 when fixed
+  readonly #valueLenAt: number;
+  readonly #keyAt: number; // byte offset of the key (after the length words)
+  readonly #valueAlign: number;
+  readonly #fixedValueAt: number; // byte offset of a fixed value after a fixed key, else -1
+  // Per-worker scratch for encoding keys.
+  readonly #scratch: Uint8Array;
+  #scratchLength = 0;
+  // The prepared key's two Int32 words, for f64 and bigint64 keys.
+  #keyLow = 0;
+  #keyHigh = 0;
+  #deletesSinceCheck = 0;
+
+  private constructor(heap: SharedHeap, placement: Placement) {
+    this.#heap = heap;
+    this.#placement = placement;
+    this.#header = placement.offset >> 2;
+    const words = placement.words;
+    const keyName = CODEC_NAMES[words[H_KEY_CODEC]];
+    const valueName = CODEC_NAMES[words[H_VALUE_CODEC]];
+    this.#keyKind = words[H_KEY_CODEC];
+    this.#valueKind = words[H_VALUE_CODEC];
+    this.#keys = codec(keyName, {
+      role: "key",
+      maxBytes: words[H_KEY_MAX],
+    }) as unknown as Codec<K>;
+    this.#values = codec(valueName, {
+      role: "value",
+      maxBytes: words[H_VALUE_MAX],
+    }) as unknown as Codec<V>;
+    let at = 4;
+    this.#keyLenAt = this.#keys.fixedBytes === 0 ? (at += 4) - 4 : -1;
+    this.#valueLenAt = this.#values.fixedBytes === 0 ? (at += 4) - 4 : -1;
+    if (this.#keys.fixedBytes === 8) at = (at + 7) & ~7;
+    this.#keyAt = at;
+    this.#valueAlign = this.#values.fixedBytes === 0 ? 1 : this.#values.fixedBytes;
+    this.#fixedValueAt = this.#keys.fixedBytes === 0
+      ? -1
+      : align(at + this.#keys.fixedBytes, this.#valueAlign);
+    this.#scratch = new Uint8Array(Math.max(8, this.#keys.maxBytes));
+  }
+
+  /**
+   * Creates an empty map in `heap`. Throws `TypeError`/`RangeError` for bad
+   * options and {@linkcode HeapExhaustedError} when the heap is full.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "f64", capacity: 1024 });
+   * console.assert(map.size === 0);
+   * ```
+   */
+  static create<KN extends CodecName, VN extends CodecName>(
+    heap: SharedHeap,
+    options: HashMapOptions<KN, VN>,
+  ): HashMap<CodecValue<KN>, CodecValue<VN>> {
+    if (!(heap instanceof SharedHeap)) {
+      throw new TypeError(
+        `Cannot create HashMap as 'heap' is not a SharedHeap: current value is ${
+          describeValue(heap)
+        }`,
+      );
+    }
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(
+        `Cannot create HashMap as 'options' must be an object: current value is ${
+          describeValue(options)
+        }`,
+      );
+    }
+    for (const field of ["key", "value"] as const) {
+      if (!(options[field] in CODEC_IDS)) {
+        throw new TypeError(
+          `Cannot create HashMap as '${field}' must be one of ${
+            Object.keys(CODEC_IDS).join(", ")
+          }: current value is ${describeValue(options[field])}`,
+        );
+      }
+    }
+    // Validates the limits (throws naming them) before anything is allocated.
+    const keys = codec(options.key, { role: "key", maxBytes: options.maxKeyBytes });
+    const values = codec(options.value, { role: "value", maxBytes: options.maxValueBytes });
+    const capacity = options.capacity ?? MIN_CAPACITY;
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_CAPACITY) {
+      throw new RangeError(
+        `Cannot create HashMap as 'capacity' must be an integer from 1 to ${MAX_CAPACITY}: current value is ${
+          describeValue(capacity)
+        }`,
+      );
+    }
+    const placement = placeObject(heap, HEADER_BYTES, 0, "HashMap");
+    const words = placement.words;
+    words[H_KEY_CODEC] = CODEC_IDS[options.key];
+    words[H_VALUE_CODEC] = CODEC_IDS[options.value];
+    words[H_KEY_MAX] = keys.maxBytes;
+    words[H_VALUE_MAX] = values.maxBytes;
+    let table: number;
+    try {
+      table = newTable(heap, nextPowerOfTwo(capacity));
+    } catch (e) {
+      heap.free(placement.offset);
+      throw e;
+    }
+    Atomics.store(words, H_TABLE, table);
+    Atomics.store(words, 0, TAG); // publish last
+    return new HashMap(heap, placement);
+  }
+
+  /**
+   * Rebuilds a map from its handle in any worker.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" });
+   * map.set(1, 10);
+   * console.assert(HashMap.attach<number, number>(map.handle).get(1) === 10);
+   * ```
+   */
+  static attach<K = unknown, V = unknown>(handle: HashMapHandle): HashMap<K, V> {
+    const placement = attachObject(handle, KIND, LAYOUT_VERSION, HEADER_BYTES, TAG, "HashMap");
+    if (placement.heap === undefined) {
+      throw new SabreError("Cannot attach HashMap as its handle does not point into a SharedHeap");
+    }
+    return new HashMap<K, V>(placement.heap, placement);
+  }
+
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" });
+   * console.assert(map.handle.kind === "sabre.HashMap");
+   * ```
+   */
+  get handle(): HashMapHandle {
+    return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
+  }
+
+  /**
+   * Entries present now: the sum of per-worker counters, exact when no write
+   * is in flight.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "u32", value: "u32" });
+   * map.set(1, 1).set(2, 2);
+   * console.assert(map.size === 2);
+   * ```
+   */
+  get size(): number {
+    const i32 = this.#heap.i32;
+    let total = 0;
+    for (let s = 0; s < STRIPES; s++) {
+      total += Atomics.load(i32, this.#header + STRIPE_WORDS * (s + 1));
+    }
+    return total;
+  }
+
+  /**
+   * Slots of the current table (for statistics).
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "u32", value: "u32" });
+   * console.assert(map.capacity === 16);
+   * ```
+   */
+  get capacity(): number {
+    const heap = this.#heap;
+    heap.pin();
+    try {
+      const table = this.#root();
+      heap.ensure(table + TABLE_BYTES);
+      return heap.i32[(table >> 2) + T_CAPACITY];
+    } finally {
+      heap.unpin();
+    }
+  }
+
+  // ------------------------------------------------------------------- reads
+
+  /**
+   * The value of `key`, or `undefined`. Never blocks.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "string" });
+   * map.set(7, "seven");
+   * console.assert(map.get(7) === "seven" && map.get(8) === undefined);
+   * ```
+   */
+  get(key: K): V | undefined {
+    const hash = this.#prepareKey(key, "key");
+    const heap = this.#heap;
+    heap.pin();
+    try {
+      const entry = this.#find(key, hash);
+      return entry === 0 ? undefined : this.#readValue(entry);
+    } finally {
+      heap.unpin();
+    }
+  }
+
+  /**
+   * Whether `key` is present. Never blocks.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "string", value: "i32" });
+   * map.set("a", 1);
+   * console.assert(map.has("a") && !map.has("b"));
+   * ```
+   */
+  has(key: K): boolean {
+    const hash = this.#prepareKey(key, "key");
+    const heap = this.#heap;
+    heap.pin();
+    try {
+      return this.#find(key, hash) !== 0;
+    } finally {
+      heap.unpin();
+    }
+  }
+
+  /**
+   * Entry pointer of the live `key`, 0 when absent. Caller is pinned and has
+   * prepared the key. Follows the table chain as described in the module doc.
+   */
+  #find(key: K, hash: number): number {
+    let table = this.#root();
+    for (;;) {
+      const slot = this.#probe(table, key, hash);
+      if (slot < 0) {
+        // Not in this table; a MOVED slot or a full scan sends us onward.
+        if (slot === PROBE_MOVED) {
+          table = this.#next(table);
+          if (table !== 0) continue;
+        }
+        return 0;
+      }
+      const value = Atomics.load(this.#heap.i32, slot);
+      if ((value & FROZEN) !== 0) {
+        // Frozen: a newer version may live in the next table.
+        const next = this.#next(table);
+        if (next !== 0) {
+          const newer = this.#findFrom(next, key, hash);
+          if (newer !== NOT_FOUND) return newer;
+        }
+      }
+      return (value & DELETED) !== 0 ? 0 : value & ~TAGS;
+    }
+  }
+
+  /** Like #find from `table`, but NOT_FOUND when no table from there has the key at all. */
+  #findFrom(table: number, key: K, hash: number): number {
+    const slot = this.#probe(table, key, hash);
+    if (slot < 0) {
+      if (slot === PROBE_MOVED) {
+        const next = this.#next(table);
+        if (next !== 0) return this.#findFrom(next, key, hash);
+      }
+      return NOT_FOUND;
+    }
+    const value = Atomics.load(this.#heap.i32, slot);
+    if ((value & FROZEN) !== 0) {
+      const next = this.#next(table);
+      if (next !== 0) {
+        const newer = this.#findFrom(next, key, hash);
+        if (newer !== NOT_FOUND) return newer;
+      }
+    }
+    return (value & DELETED) !== 0 ? 0 : value & ~TAGS;
+  }
+
+  /**
+   * Int32 index of the slot holding `key` in `table`, or PROBE_EMPTY (key
+   * absent from this table, stopped at an empty slot), PROBE_MOVED (stopped
+   * at a MOVED slot: look in the next table) or PROBE_FULL.
+   */
+  #probe(table: number, key: K, hash: number): number {
+    const heap = this.#heap;
+    heap.ensure(table + TABLE_BYTES);
+    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
+    const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
+    heap.ensure((slots + capacity) * 4);
+    const mask = capacity - 1;
+    let i = hash & mask;
+    for (let n = 0; n < capacity; n++, i = (i + 1) & mask) {
+      const value = Atomics.load(heap.i32, slots + i);
+      if (value === 0) return PROBE_EMPTY;
+      if (value === MOVED) return PROBE_MOVED;
+      if (this.#matches(value & ~TAGS, key, hash)) return slots + i;
+    }
+    return PROBE_FULL;
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  /**
+   * Sets `key` to `value` and returns the map (like `Map.set`). Both are
+   * checked before anything is written. Throws
+   * {@linkcode HeapExhaustedError}, leaving the map unchanged, when the heap
+   * is full. Use `swap` to get the previous value.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "string", value: "string" });
+   * map.set("k", "v").set("k2", "v2");
+   * console.assert(map.get("k") === "v");
+   * ```
+   */
+  set(key: K, value: V): this {
+    this.#write(key, value, WRITE_ALWAYS, undefined);
+    return this;
+  }
+
+  /**
+   * Sets `key` to `value` and returns the previous value, or `undefined`.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" });
+   * console.assert(map.swap(1, 5) === undefined && map.swap(1, 6) === 5);
+   * ```
+   */
+  swap(key: K, value: V): V | undefined {
+    return this.#write(key, value, WRITE_ALWAYS, undefined).previous;
+  }
+
+  /**
+   * Returns the value of `key`, inserting `value` first if the key is absent.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" });
+   * console.assert(map.getOrInsert(1, 10) === 10 && map.getOrInsert(1, 20) === 10);
+   * ```
+   */
+  getOrInsert(key: K, value: V): V {
+    const result = this.#write(key, value, WRITE_IF_ABSENT, undefined);
+    return result.written ? value : result.previous as V;
+  }
+
+  /**
+   * Sets `key` to `next` only if its value now equals `expected`
+   * (`undefined` meaning absent); returns whether it did.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" });
+   * console.assert(map.compareAndSet(1, undefined, 5) && !map.compareAndSet(1, 4, 6));
+   * console.assert(map.compareAndSet(1, 5, 6) && map.get(1) === 6);
+   * ```
+   */
+  compareAndSet(key: K, expected: V | undefined, next: V): boolean {
+    if (expected !== undefined) this.#values.check(expected, "expected");
+    return this.#write(key, next, WRITE_IF_EQUAL, expected).written;
+  }
+
+  /**
+   * Atomically replaces the value of `key` with `fn(current)` (current is
+   * `undefined` when absent) and returns the new value. `fn` may run more
+   * than once under contention, so it must be pure.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "string", value: "string" });
+   * map.update("log", (s) => (s ?? "") + "a");
+   * console.assert(map.update("log", (s) => (s ?? "") + "b") === "ab");
+   * ```
+   */
+  update(key: K, fn: (current: V | undefined) => V): V {
+    for (;;) {
+      const current = this.get(key);
+      const next = fn(current);
+      if (this.compareAndSet(key, current, next)) return next;
+    }
+  }
+
+  /**
+   * Adds `delta` to a numeric value (absent counts as 0) and returns the new
+   * value. For i32/u32 values the sum must stay in the codec's range, else
+   * `RangeError` and nothing changes.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "string", value: "f64" });
+   * map.add("x", 1.5);
+   * console.assert(map.add("x", 1) === 2.5);
+   * ```
+   */
+  add(key: K, delta: V): V {
+    const kind = this.#valueKind;
+    if (kind === CODEC_IDS.string || kind === CODEC_IDS.bytes) {
+      throw new TypeError(
+        `Cannot add to HashMap values as they are ${CODEC_NAMES[kind]}, not numbers`,
+      );
+    }
+    this.#values.check(delta, "delta");
+    return this.update(
+      key,
+      (current) =>
+        ((current ?? (kind === CODEC_IDS.bigint64 ? 0n : 0)) as number) +
+        (delta as number) as V,
+    );
+  }
+
+  /**
+   * Removes `key`; returns whether it was present.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" });
+   * map.set(1, 1);
+   * console.assert(map.delete(1) && !map.delete(1));
+   * ```
+   */
+  delete(key: K): boolean {
+    return this.#remove(key, false, undefined) !== NOT_FOUND;
+  }
+
+  /**
+   * Removes `key` only if its value equals `value`; returns whether it did.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" });
+   * map.set(1, 1);
+   * console.assert(!map.deleteIf(1, 2) && map.deleteIf(1, 1));
+   * ```
+   */
+  deleteIf(key: K, value: V): boolean {
+    this.#values.check(value, "value");
+    return this.#remove(key, true, value) !== NOT_FOUND;
+  }
+
+  /**
+   * Removes every key present when each is reached. Keys written
+   * concurrently may survive; each removal is atomic on its own.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" });
+   * map.set(1, 1).set(2, 2);
+   * map.clear();
+   * console.assert(map.size === 0);
+   * ```
+   */
+  clear(): void {
+    for (const key of [...this.keys()]) this.delete(key);
+  }
+
+  // -------------------------------------------------------------- iteration
+
+  /**
+   * The entries, weakly consistent: every key present for the whole
+   * iteration is seen exactly once; keys added or removed meanwhile may or
+   * may not be. The iterator holds an epoch pin until it finishes (or is
+   * closed by `break`), so finish iterations promptly.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" });
+   * map.set(1, 10);
+   * console.assert([...map.entries()][0][1] === 10);
+   * ```
+   */
+  *entries(): IterableIterator<[K, V]> {
+    const heap = this.#heap;
+    heap.pin();
+    try {
+      const tables: number[] = [];
+      for (let t = this.#root(); t !== 0; t = this.#next(t)) tables.push(t);
+      for (let ti = 0; ti < tables.length; ti++) {
+        const table = tables[ti];
+        heap.ensure(table + TABLE_BYTES);
+        const capacity = heap.i32[(table >> 2) + T_CAPACITY];
+        const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
+        heap.ensure((slots + capacity) * 4);
+        for (let i = 0; i < capacity; i++) {
+          const value = Atomics.load(heap.i32, slots + i);
+          const entry = value & ~TAGS;
+          if (entry === 0) continue;
+          // A key is reported by the oldest table that has a slot for it.
+          let older = false;
+          for (let o = 0; o < ti && !older; o++) older = this.#probeEntry(tables[o], entry) >= 0;
+          if (older) continue;
+          const key = this.#readKey(entry);
+          const hash = this.#prepareKey(key, "key");
+          const current = this.#find(key, hash);
+          if (current !== 0) yield [key, this.#readValue(current)];
+        }
+      }
+    } finally {
+      heap.unpin();
+    }
+  }
+
+  /**
+   * The keys, weakly consistent like `entries()`.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "string", value: "i32" });
+   * map.set("a", 1);
+   * console.assert([...map.keys()].join() === "a");
+   * ```
+   */
+  *keys(): IterableIterator<K> {
+    for (const [key] of this.entries()) yield key;
+  }
+
+  /**
+   * The values, weakly consistent like `entries()`.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "string", value: "i32" });
+   * map.set("a", 1);
+   * console.assert([...map.values()][0] === 1);
+   * ```
+   */
+  *values(): IterableIterator<V> {
+    for (const [, value] of this.entries()) yield value;
+  }
+
+  /**
+   * Calls `fn(value, key, map)` for each entry, like `Map.forEach`.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" });
+   * map.set(1, 2);
+   * let sum = 0;
+   * map.forEach((v, k) => (sum += v + k));
+   * console.assert(sum === 3);
+   * ```
+   */
+  forEach(fn: (value: V, key: K, map: this) => void): void {
+    for (const [key, value] of this.entries()) fn(value, key, this);
+  }
+
+  /**
+   * Same as `entries()`.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" });
+   * map.set(1, 2);
+   * console.assert(new Map(map).get(1) === 2);
+   * ```
+   */
+  [Symbol.iterator](): IterableIterator<[K, V]> {
+    return this.entries();
+  }
+
+  // -------------------------------------------------------------- internals
+
+  #root(): number {
+    return Atomics.load(this.#heap.i32, this.#header + H_TABLE);
+  }
+
+  #next(table: number): number {
+    return Atomics.load(this.#heap.i32, (table >> 2) + T_NEXT);
+  }
+
+  /** Validates `key`, encodes it into the scratch buffer if variable, returns its hash. */
+  #prepareKey(key: K, what: string): number {
+    const keys = this.#keys;
+    switch (this.#keyKind) {
+      case 1: // i32
+        if ((key as number | 0) !== key) keys.check(key, what);
+        return mix32(key as number);
+      case 2: // u32
+        if (typeof key !== "number" || (key >>> 0) !== key) keys.check(key, what);
+        return mix32(key as number | 0);
+      case 3: // f64 (-0 normalized by check)
+        f64Scratch[0] = keys.check(key, what) as number;
+        this.#keyLow = f64Words[0];
+        this.#keyHigh = f64Words[1];
+        return mix32(this.#keyLow ^ mix32(this.#keyHigh));
+      case 4: // bigint64
+        i64Scratch[0] = keys.check(key, what) as bigint;
+        this.#keyLow = f64Words[0];
+        this.#keyHigh = f64Words[1];
+        return mix32(this.#keyLow ^ mix32(this.#keyHigh));
+      default: {
+        const checked = keys.check(key, what);
+        this.#scratchLength = keys.encode(checked, this.#scratch, 0);
+        return keys.hash(this.#scratch, 0, this.#scratchLength) | 0;
+      }
+    }
+  }
+
+  /** Whether entry `entry` holds `key` (prepared: scratch holds variable keys). */
+  #matches(entry: number, key: K, hash: number): boolean {
+    const heap = this.#heap;
+    heap.ensure(entry + 16);
+    const i32 = heap.i32;
+    const base = entry >> 2;
+    if (i32[base] !== hash) return false;
+    switch (this.#keyKind) {
+      case 1:
+      case 2:
+        return i32[base + (this.#keyAt >> 2)] === ((key as number) | 0);
+      case 3:
+      case 4: {
+        const at = base + (this.#keyAt >> 2);
+        return i32[at] === this.#keyLow && i32[at + 1] === this.#keyHigh;
+      }
+      default: {
+        const length = i32[base + (this.#keyLenAt >> 2)];
+        if (length !== this.#scratchLength) return false;
+        heap.ensure(entry + this.#keyAt + length);
+        const u8 = heap.u8;
+        const scratch = this.#scratch;
+        const start = entry + this.#keyAt;
+        for (let b = 0; b < length; b++) if (u8[start + b] !== scratch[b]) return false;
+        return true;
+      }
+    }
+  }
+
+  /** Whether entries `a` and `b` hold the same key (both immutable). */
+  #sameKey(a: number, b: number): boolean {
+    const heap = this.#heap;
+    heap.ensure(Math.max(a, b) + 16);
+    const i32 = heap.i32;
+    if (i32[a >> 2] !== i32[b >> 2]) return false;
+    if (this.#keyLenAt < 0) {
+      const at = this.#keyAt >> 2;
+      if (i32[(a >> 2) + at] !== i32[(b >> 2) + at]) return false;
+      return this.#keys.fixedBytes === 4 || i32[(a >> 2) + at + 1] === i32[(b >> 2) + at + 1];
+    }
+    const length = i32[(a + this.#keyLenAt) >> 2];
+    if (length !== i32[(b + this.#keyLenAt) >> 2]) return false;
+    heap.ensure(Math.max(a, b) + this.#keyAt + length);
+    const u8 = heap.u8;
+    for (let i = 0; i < length; i++) {
+      if (u8[a + this.#keyAt + i] !== u8[b + this.#keyAt + i]) return false;
+    }
+    return true;
+  }
+
+  /** Like #probe, for the key of entry `entry`. */
+  #probeEntry(table: number, entry: number): number {
+    const heap = this.#heap;
+    heap.ensure(table + TABLE_BYTES);
+    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
+    const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
+    heap.ensure((slots + capacity) * 4);
+    const mask = capacity - 1;
+    let i = this.#entryHash(entry) & mask;
+    for (let n = 0; n < capacity; n++, i = (i + 1) & mask) {
+      const value = Atomics.load(heap.i32, slots + i);
+      if (value === 0) return PROBE_EMPTY;
+      if (value === MOVED) return PROBE_MOVED;
+      if (this.#sameKey(value & ~TAGS, entry)) return slots + i;
+    }
+    return PROBE_FULL;
+  }
+
+  #entryHash(entry: number): number {
+    return this.#heap.i32[entry >> 2];
+  }
+
+  #valueAt(entry: number): number {
+    if (this.#fixedValueAt >= 0) return entry + this.#fixedValueAt;
+    const keyLength = this.#heap.i32[(entry + this.#keyLenAt) >> 2];
+    return align(entry + this.#keyAt + keyLength, this.#valueAlign);
+  }
+
+  #readKey(entry: number): K {
+    const heap = this.#heap;
+    heap.ensure(entry + 16);
+    const length = this.#keyLenAt < 0
+      ? this.#keys.fixedBytes
+      : heap.i32[(entry + this.#keyLenAt) >> 2];
+    heap.ensure(entry + this.#keyAt + length);
+    return this.#keys.decode(heap.u8, entry + this.#keyAt, length);
+  }
+
+  #readValue(entry: number): V {
+    const heap = this.#heap;
+    const at = this.#valueAt(entry);
+    switch (this.#valueKind) {
+      case 1:
+        return heap.i32[at >> 2] as V;
+      case 2:
+        return (heap.i32[at >> 2] >>> 0) as V;
+      case 3:
+        heap.ensure(at + 8);
+        return heap.f64[at >> 3] as V;
+      case 4:
+        heap.ensure(at + 8);
+        return heap.i64[at >> 3] as V;
+      default: {
+        const length = heap.i32[(entry + this.#valueLenAt) >> 2];
+        heap.ensure(at + length);
+        return this.#values.decode(heap.u8, at, length);
+      }
+    }
+  }
+
+  /** Allocates and fills an entry for a prepared key. */
+  #newEntry(key: K, hash: number, value: V): number {
+    const heap = this.#heap;
+    const keys = this.#keys;
+    const values = this.#values;
+    const keyLength = this.#keyLenAt < 0 ? keys.fixedBytes : this.#scratchLength;
+    const valueLength = values.fixedBytes !== 0 ? values.fixedBytes : values.encodedLength(value);
+    const valueAt = this.#fixedValueAt >= 0
+      ? this.#fixedValueAt
+      : align(this.#keyAt + keyLength, this.#valueAlign);
+    const size = Math.max(16, valueAt + valueLength);
+    const entry = heap.allocate(size);
+    const i32 = heap.i32;
+    i32[entry >> 2] = hash;
+    if (this.#keyLenAt >= 0) i32[(entry + this.#keyLenAt) >> 2] = keyLength;
+    if (this.#valueLenAt >= 0) i32[(entry + this.#valueLenAt) >> 2] = valueLength;
+    const u8 = heap.u8;
+    switch (this.#keyKind) {
+      case 1:
+      case 2:
+        i32[(entry + this.#keyAt) >> 2] = (key as number) | 0;
+        break;
+      case 3:
+      case 4:
+        i32[(entry + this.#keyAt) >> 2] = this.#keyLow;
+        i32[(entry + this.#keyAt + 4) >> 2] = this.#keyHigh;
+        break;
+      default:
+        u8.set(this.#scratch.subarray(0, keyLength), entry + this.#keyAt);
+    }
+    switch (this.#valueKind) {
+      case 1:
+      case 2:
+        i32[(entry + valueAt) >> 2] = (value as number) | 0;
+        break;
+      case 3:
+        heap.f64[(entry + valueAt) >> 3] = value as number;
+        break;
+      case 4:
+        heap.i64[(entry + valueAt) >> 3] = value as bigint;
+        break;
+      default:
+        values.encode(value, u8, entry + valueAt);
+    }
+    return entry;
+  }
+
+  #valueEquals(entry: number, expected: V): boolean {
+    return this.#values.equals(this.#readValue(entry), expected);
+  }
+
+  #stripe(delta: number): void {
+    const stripe = this.#heap.slot & (STRIPES - 1);
+    Atomics.add(this.#heap.i32, this.#header + STRIPE_WORDS * (stripe + 1), delta);
+  }
+
+  /**
+   * The write loop shared by set, swap, getOrInsert and compareAndSet. Returns
+   * whether it wrote and the previous value.
+   */
+  #write(key: K, value: V, mode: number, expected: V | undefined): WriteResult<V> {
+    const hash = this.#prepareKey(key, "key");
+    const checked = this.#values.check(value, "value");
+    const heap = this.#heap;
+    heap.pin();
+    let entry = 0;
+    try {
+      entry = this.#newEntry(key, hash, checked);
+      for (;;) {
+        const outcome = this.#tryWrite(this.#root(), key, hash, entry, mode, expected);
+        if (outcome !== RETRY) {
+          if (!outcome.written) heap.free(entry); // never published
+          return outcome;
+        }
+      }
+    } catch (e) {
+      if (entry !== 0 && !this.#published) heap.free(entry);
+      throw e;
+    } finally {
+      this.#published = false;
+      heap.unpin();
+    }
+  }
+
+  #published = false;
+
+  /** One attempt through the table chain starting at `table`. */
+  #tryWrite(
+    table: number,
+    key: K,
+    hash: number,
+    entry: number,
+    mode: number,
+    expected: V | undefined,
+  ): WriteResult<V> | typeof RETRY {
+    const heap = this.#heap;
+    for (;;) {
+      heap.ensure(table + TABLE_BYTES);
+      const next = this.#next(table);
+      if (next !== 0) this.#helpMigrate(table, next);
+      const slot = this.#probe(table, key, hash);
+      if (slot === PROBE_MOVED || (slot === PROBE_EMPTY && next !== 0)) {
+        table = this.#next(table);
+        continue;
+      }
+      if (slot === PROBE_FULL) {
+        this.#startResize(table, true);
+        table = this.#next(table) || table;
+        continue;
+      }
+      if (slot === PROBE_EMPTY) {
+        // A new key: claim the first empty slot of its probe sequence.
+        const claimed = this.#claim(table, hash, key, entry, mode, expected);
+        if (claimed === RETRY) continue;
+        return claimed;
+      }
+      const seen = Atomics.load(heap.i32, slot);
+      if ((seen & FROZEN) !== 0) {
+        // Migrating: copy it across (if nobody has), then write over there.
+        this.#copySlot(table, slot, next);
+        table = next;
+        continue;
+      }
+      const old = seen & ~TAGS;
+      const present = (seen & DELETED) === 0;
+      if (mode === WRITE_IF_ABSENT && present) {
+        return { written: false, previous: this.#readValue(old) };
+      }
+      if (mode === WRITE_IF_EQUAL) {
+        const ok = expected === undefined ? !present : present && this.#valueEquals(old, expected);
+        if (!ok) return { written: false, previous: present ? this.#readValue(old) : undefined };
+      }
+      const previous = present ? this.#readValue(old) : undefined;
+      this.#published = true;
+      if (Atomics.compareExchange(heap.i32, slot, seen, entry) !== seen) {
+        this.#published = false;
+        continue; // the slot changed: look again
+      }
+      if (!present) this.#stripe(1);
+      // A COPIED entry is still referenced by an older table; its
+      // retirement takes care of it.
+      if ((seen & COPIED) === 0) heap.retire(old);
+      return { written: true, previous };
+    }
+  }
+
+  /** Claims an empty slot for a new key in `table` (no resize in progress). */
+  #claim(
+    table: number,
+    hash: number,
+    key: K,
+    entry: number,
+    mode: number,
+    expected: V | undefined,
+  ): WriteResult<V> | typeof RETRY {
+    if (mode === WRITE_IF_EQUAL && expected !== undefined) {
+      return { written: false, previous: undefined };
+    }
+    const heap = this.#heap;
+    const i32 = heap.i32;
+    const capacity = i32[(table >> 2) + T_CAPACITY];
+    const slots = i32[(table >> 2) + T_SLOTS] >> 2;
+    const mask = capacity - 1;
+    let i = hash & mask;
+    for (let n = 0; n < capacity; n++, i = (i + 1) & mask) {
+      const seen = Atomics.load(i32, slots + i);
+      if (seen === 0) {
+        this.#published = true;
+        if (Atomics.compareExchange(i32, slots + i, 0, entry) === 0) {
+          this.#stripe(1);
+          const claimed = Atomics.add(i32, (table >> 2) + T_CLAIMED, 1) + 1;
+          if (claimed * 4 > capacity * 3) this.#startResize(table, false);
+          return { written: true, previous: undefined };
+        }
+        this.#published = false;
+        return RETRY; // someone claimed it: maybe for our key
+      }
+      if (seen === MOVED) return RETRY;
+      if (this.#matches(seen & ~TAGS, key, hash)) return RETRY;
+    }
+    this.#startResize(table, true);
+    return RETRY;
+  }
+
+  /** Delete loop; returns the removed entry or NOT_FOUND. */
+  #remove(key: K, conditional: boolean, expected: V | undefined): number {
+    const hash = this.#prepareKey(key, "key");
+    const heap = this.#heap;
+    heap.pin();
+    try {
+      let table = this.#root();
+      for (;;) {
+        heap.ensure(table + TABLE_BYTES);
+        const next = this.#next(table);
+        if (next !== 0) this.#helpMigrate(table, next);
+        const slot = this.#probe(table, key, hash);
+        if (slot === PROBE_MOVED) {
+          table = next || this.#next(table);
+          if (table === 0) return NOT_FOUND;
+          continue;
+        }
+        if (slot < 0) {
+          if (next === 0) return NOT_FOUND;
+          table = next;
+          continue;
+        }
+        const seen = Atomics.load(heap.i32, slot);
+        if ((seen & FROZEN) !== 0) {
+          this.#copySlot(table, slot, next);
+          table = next;
+          continue;
+        }
+        if ((seen & DELETED) !== 0) return NOT_FOUND;
+        const old = seen & ~TAGS;
+        if (conditional && !this.#valueEquals(old, expected as V)) return NOT_FOUND;
+        if (Atomics.compareExchange(heap.i32, slot, seen, seen | DELETED) !== seen) continue;
+        this.#stripe(-1);
+        if (++this.#deletesSinceCheck >= 256) {
+          this.#deletesSinceCheck = 0;
+          this.#maybeShrink(table);
+        }
+        return old;
+      }
+    } finally {
+      heap.unpin();
+    }
+  }
+
+  // --------------------------------------------------------------- resizing
+
+  #maybeShrink(table: number): void {
+    const capacity = this.#heap.i32[(table >> 2) + T_CAPACITY];
+    if (capacity > MIN_CAPACITY * 4 && this.size * 8 < capacity) this.#startResize(table, false);
+  }
+
+  /** Publishes a next table for `table` unless one exists. */
+  #startResize(table: number, urgent: boolean): void {
+    const heap = this.#heap;
+    const i32 = heap.i32;
+    if (Atomics.load(i32, (table >> 2) + T_NEXT) !== 0) return;
+    const capacity = i32[(table >> 2) + T_CAPACITY];
+    const live = Math.max(this.size, 1);
+    let target = nextPowerOfTwo(live * 2);
+    if (target < capacity && !urgent && live * 8 >= capacity) target = capacity;
+    if (target > MAX_CAPACITY) target = MAX_CAPACITY;
+    let next: number;
+    try {
+      next = newTable(heap, target);
+    } catch (e) {
+      // Out of memory: keep using this table while it has room.
+      if (urgent) throw e;
+      return;
+    }
+    crashPoint("hashmap.resize.publish");
+    if (Atomics.compareExchange(heap.i32, (table >> 2) + T_NEXT, 0, next) !== 0) {
+      freeTable(heap, next); // lost the race; never published
+    }
+  }
+
+  /** Migrates up to two chunks of `table` into `next`, then tries to promote. */
+  #helpMigrate(table: number, next: number): void {
+    const heap = this.#heap;
+    const i32 = heap.i32;
+    const capacity = i32[(table >> 2) + T_CAPACITY];
+    const chunks = Math.ceil(capacity / CHUNK);
+    for (let round = 0; round < 2; round++) {
+      const chunk = Atomics.add(heap.i32, (table >> 2) + T_CURSOR, 1);
+      if (chunk >= chunks) {
+        if (Atomics.load(heap.i32, (table >> 2) + T_DONE) < chunks) {
+          this.#sweep(table, next, chunks);
+        }
+        break;
+      }
+      const end = Math.min(capacity, (chunk + 1) * CHUNK);
+      const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
+      for (let i = chunk * CHUNK; i < end; i++) {
+        this.#freeze(slots + i);
+        this.#copySlot(table, slots + i, next);
+        if (i === chunk * CHUNK + 1) crashPoint("hashmap.migrate.chunk");
+      }
+      Atomics.add(heap.i32, (table >> 2) + T_DONE, 1);
+    }
+    this.#tryPromote();
+  }
+
+  /**
+   * Every chunk is claimed but not all are done: a helper may have died.
+   * One worker at a time freezes and copies the whole table (idempotent),
+   * then marks it done.
+   */
+  #sweep(table: number, next: number, chunks: number): void {
+    const heap = this.#heap;
+    const sweepWord = (table >> 2) + T_SWEEP;
+    if (Atomics.compareExchange(heap.i32, sweepWord, 0, 1) !== 0) return;
+    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
+    const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
+    for (let i = 0; i < capacity; i++) {
+      this.#freeze(slots + i);
+      this.#copySlot(table, slots + i, next);
+    }
+    Atomics.store(heap.i32, (table >> 2) + T_DONE, chunks);
+  }
+
+  #freeze(slot: number): void {
+    const i32 = this.#heap.i32;
+    for (;;) {
+      const seen = Atomics.load(i32, slot);
+      if ((seen & FROZEN) !== 0) return;
+      if (Atomics.compareExchange(i32, slot, seen, seen | FROZEN) === seen) return;
+    }
+  }
+
+  /** Copies the frozen live entry in `slot` of `table` into `next`, unless its key is there. */
+  #copySlot(table: number, slot: number, next: number): void {
+    const heap = this.#heap;
+    const seen = Atomics.load(heap.i32, slot);
+    const entry = seen & ~TAGS;
+    if (entry === 0 || (seen & DELETED) !== 0) return;
+    void table;
+    this.#insertCopy(next, entry);
+  }
+
+  #insertCopy(table: number, entry: number): void {
+    const heap = this.#heap;
+    heap.ensure(table + TABLE_BYTES);
+    const i32 = heap.i32;
+    const capacity = i32[(table >> 2) + T_CAPACITY];
+    const slots = i32[(table >> 2) + T_SLOTS] >> 2;
+    heap.ensure((slots + capacity) * 4);
+    const mask = capacity - 1;
+    const hash = this.#entryHash(entry);
+    let i = hash & mask;
+    for (let n = 0; n < capacity; n++, i = (i + 1) & mask) {
+      const seen = Atomics.load(heap.i32, slots + i);
+      if (seen === 0) {
+        if (Atomics.compareExchange(heap.i32, slots + i, 0, entry | COPIED) === 0) {
+          Atomics.add(heap.i32, (table >> 2) + T_CLAIMED, 1);
+          return;
+        }
+        i = (i - 1) & mask; // look at this slot again
+        n--;
+        continue;
+      }
+      if (seen === MOVED) {
+        // The next table is itself migrating: copy into its successor.
+        const further = this.#next(table);
+        if (further !== 0) this.#insertCopy(further, entry);
+        return;
+      }
+      if (this.#sameKey(seen & ~TAGS, entry)) return; // copied, or newer
+    }
+    // The next table is full; resize it first.
+    this.#startResize(table, true);
+    const further = this.#next(table);
+    if (further !== 0) this.#insertCopy(further, entry);
+  }
+
+  /** Moves the root past fully migrated tables, retiring them. */
+  #tryPromote(): void {
+    const heap = this.#heap;
+    const header = this.#header;
+    if (Atomics.compareExchange(heap.i32, header + H_PROMOTING, 0, 1) !== 0) return;
+    try {
+      for (;;) {
+        const table = Atomics.load(heap.i32, header + H_TABLE);
+        const next = this.#next(table);
+        if (next === 0) return;
+        const capacity = heap.i32[(table >> 2) + T_CAPACITY];
+        if (Atomics.load(heap.i32, (table >> 2) + T_DONE) < Math.ceil(capacity / CHUNK)) return;
+        Atomics.store(heap.i32, header + H_TABLE, next);
+        crashPoint("hashmap.promote");
+        this.#retireTable(table, next);
+      }
+    } finally {
+      Atomics.store(heap.i32, header + H_PROMOTING, 0);
+    }
+  }
+
+  /**
+   * Retires a table that no reader can reach from the root any more, and the
+   * entries only it owns (see "Ownership" in the module doc).
+   */
+  #retireTable(table: number, next: number): void {
+    const heap = this.#heap;
+    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
+    const slotsPtr = heap.i32[(table >> 2) + T_SLOTS];
+    heap.ensure(slotsPtr + capacity * 4);
+    for (let i = 0; i < capacity; i++) {
+      const seen = Atomics.load(heap.i32, (slotsPtr >> 2) + i);
+      const entry = seen & ~TAGS;
+      if (entry === 0) continue;
+      if ((seen & DELETED) !== 0) {
+        if ((seen & COPIED) === 0) heap.retire(entry);
+        continue;
+      }
+      if (!this.#handOver(next, entry)) heap.retire(entry);
+    }
+    heap.retire(slotsPtr);
+    heap.retire(table);
+  }
+
+  /**
+   * Clears COPIED on `entry` in the table chain from `table`; false when no
+   * table references it any more (a writer replaced it there).
+   */
+  #handOver(table: number, entry: number): boolean {
+    const heap = this.#heap;
+    for (let t = table; t !== 0; t = this.#next(t)) {
+      const slot = this.#probeEntry(t, entry);
+      if (slot < 0) continue;
+      for (;;) {
+        const seen = Atomics.load(heap.i32, slot);
+        if ((seen & ~TAGS) !== entry) break;
+        if ((seen & COPIED) === 0) return true;
+        if (Atomics.compareExchange(heap.i32, slot, seen, seen & ~COPIED) === seen) return true;
+      }
+    }
+    return false;
+  }
+}
+
+interface WriteResult<V> {
+  written: boolean;
+  previous: V | undefined;
+}
+
+const WRITE_ALWAYS = 0;
+const WRITE_IF_ABSENT = 1;
+const WRITE_IF_EQUAL = 2;
+const RETRY: unique symbol = Symbol("retry");
+const NOT_FOUND = -1;
+const PROBE_EMPTY = -1;
+const PROBE_MOVED = -2;
+const PROBE_FULL = -3;
+
+function align(n: number, to: number): number {
+  return to <= 1 ? n : Math.ceil(n / to) * to;
+}
+
+/** Allocates an empty table; throws HeapExhaustedError with nothing allocated. */
+function newTable(heap: SharedHeap, capacity: number): number {
+  const slots = heap.allocateZeroed(capacity * 4);
+  let table: number;
+  try {
+    table = heap.allocateZeroed(TABLE_BYTES);
+  } catch (e) {
+    heap.free(slots);
+    throw e;
+  }
+  heap.i32[(table >> 2) + T_CAPACITY] = capacity;
+  heap.i32[(table >> 2) + T_SLOTS] = slots;
+  return table;
+}
+
+function freeTable(heap: SharedHeap, table: number): void {
+  heap.free(heap.i32[(table >> 2) + T_SLOTS]);
+  heap.free(table);
+}
