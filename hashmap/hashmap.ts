@@ -461,7 +461,7 @@ export class HashMap<K, V> {
         }
         return 0;
       }
-      const value = Atomics.load(this.#heap.i32, slot);
+      const value = this.#probed;
       if ((value & FROZEN) !== 0) {
         // Frozen: a newer version may live in the next table.
         const next = this.#next(table);
@@ -484,7 +484,7 @@ export class HashMap<K, V> {
       }
       return NOT_FOUND;
     }
-    const value = Atomics.load(this.#heap.i32, slot);
+    const value = this.#probed;
     if ((value & FROZEN) !== 0) {
       const next = this.#next(table);
       if (next !== 0) {
@@ -512,10 +512,16 @@ export class HashMap<K, V> {
       const value = Atomics.load(heap.i32, slots + i);
       if (value === 0) return PROBE_EMPTY;
       if (value === MOVED) return PROBE_MOVED;
-      if (this.#matches(value & ~TAGS, key, hash)) return slots + i;
+      if (this.#matches(value & ~TAGS, key, hash)) {
+        this.#probed = value;
+        return slots + i;
+      }
     }
     return PROBE_FULL;
   }
+
+  /** The slot word that the last successful #probe matched. */
+  #probed = 0;
 
   // ------------------------------------------------------------------ writes
 
