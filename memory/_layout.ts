@@ -72,8 +72,10 @@ export const S_STATE = 16;
 export const S_LIVE_BLOCKS = 17;
 export const S_LIVE_BYTES = 18;
 export const S_RETIRED = 19;
-/** Head page of this slot's page queue for each size class. */
+/** Head page of this slot's queue of pages with free room, per size class. */
 export const S_CLASS_QUEUES = 32;
+/** Head page of this slot's list of full pages, per size class. */
+export const S_FULL_QUEUES = 80;
 
 // ---- named roots ----
 export const ROOT_COUNT = 64;
@@ -103,8 +105,13 @@ export const D_REMOTE = 2;
 export const D_LOCAL = 3;
 /** Blocks counted as in use in a small page; owner only. */
 export const D_USED = 4;
-/** Small page: byte offset of the first never-used block. Large: block bytes. */
+/**
+ * Small page: byte offset of the first never-used block, plus IN_FULL_LIST
+ * while the page sits on its owner's full list. Large: block bytes.
+ */
 export const D_BUMP = 5;
+/** Flag in D_BUMP of a small page on its owner's full list. */
+export const IN_FULL_LIST = 1 << 30;
 /** Links of the pool free list or of the owner's class queue (page indexes). */
 export const D_NEXT = 6;
 export const D_PREV = 7;

@@ -67,6 +67,7 @@ import {
   H_UID_LO,
   H_VERSION,
   HEAP_KIND,
+  IN_FULL_LIST,
   K_INTERIOR,
   K_LARGE,
   K_META,
@@ -92,6 +93,7 @@ import {
   ROOT_NAME_MAX,
   S_CLASS_QUEUES,
   S_EPOCH,
+  S_FULL_QUEUES,
   S_LIVE_BLOCKS,
   S_LIVE_BYTES,
   S_RETIRED,
@@ -945,6 +947,7 @@ export class SharedHeap implements Disposable {
   /** Moves blocks freed by other workers onto the local list. Owner only. */
   #collectRemote(d: number): void {
     const i32 = this.i32;
+    if (Atomics.load(i32, d + D_REMOTE) === 0) return; // a load is cheaper than an exchange
     let block = Atomics.exchange(i32, d + D_REMOTE, 0);
     if (block === 0) return;
     crashPoint("heap.remote.take");
@@ -969,13 +972,19 @@ export class SharedHeap implements Disposable {
     i32[d + D_USED] -= count;
   }
 
-  /** Local list empty: refill from remote frees, bump space, other pages, or the pool. */
+  /**
+   * Local list empty: refill from remote frees, bump space, another page of
+   * the class, a full page that others freed into, or the pool. Pages found
+   * full move to the class's full list, so later walks skip them; a free
+   * into a full page brings it back (see free()). Amortized O(1).
+   */
   #allocateSlow(cls: number): number {
     const i32 = this.i32;
-    const queue = this.#slotBase + S_CLASS_QUEUES + cls;
+    const available = this.#slotBase + S_CLASS_QUEUES + cls;
+    const full = this.#slotBase + S_FULL_QUEUES + cls;
     const size = CLASS_SIZE[cls];
     const span = PAGE_BYTES << CLASS_ORDER[cls];
-    let page = i32[queue];
+    let page = i32[available];
     let found = 0;
     while (page !== 0) {
       const d = this.#descBase + page * DESC_WORDS;
@@ -984,17 +993,38 @@ export class SharedHeap implements Disposable {
         found = page;
         break;
       }
-      page = i32[d + D_NEXT];
+      const next = i32[d + D_NEXT];
+      this.#unlinkQueue(available, page);
+      this.#pushQueue(full, page);
+      i32[d + D_BUMP] |= IN_FULL_LIST;
+      page = next;
+    }
+    if (found === 0) {
+      // Before taking a new page: full pages that other workers freed into.
+      page = i32[full];
+      while (page !== 0) {
+        const d = this.#descBase + page * DESC_WORDS;
+        const next = i32[d + D_NEXT];
+        if (Atomics.load(i32, d + D_REMOTE) !== 0) {
+          this.#collectRemote(d);
+          this.#unlinkQueue(full, page);
+          i32[d + D_BUMP] &= ~IN_FULL_LIST;
+          this.#pushQueue(available, page);
+          found = page;
+          break;
+        }
+        page = next;
+      }
     }
     if (found === 0) {
       found = this.#takePages(CLASS_ORDER[cls], size, H_SMALL_PAGES);
       crashPoint("heap.page.take");
       this.#initSmallPage(found, cls);
-      this.#pushQueue(queue, found);
-    } else if (i32[queue] !== found) {
+      this.#pushQueue(available, found);
+    } else if (i32[available] !== found) {
       // A page deeper in the queue: move it to the front.
-      this.#unlinkQueue(queue, found);
-      this.#pushQueue(queue, found);
+      this.#unlinkQueue(available, found);
+      this.#pushQueue(available, found);
     }
     const d = this.#descBase + found * DESC_WORDS;
     let block = i32[d + D_LOCAL];
@@ -1039,6 +1069,23 @@ export class SharedHeap implements Disposable {
     i32[queue] = page;
   }
 
+  /** Links `page` right after the head of `queue` (or as the head of an empty one). */
+  #insertSecond(queue: number, page: number): void {
+    const i32 = this.i32;
+    const head = i32[queue];
+    if (head === 0) {
+      this.#pushQueue(queue, page);
+      return;
+    }
+    const hd = this.#descBase + head * DESC_WORDS;
+    const d = this.#descBase + page * DESC_WORDS;
+    const next = i32[hd + D_NEXT];
+    i32[d + D_PREV] = head;
+    i32[d + D_NEXT] = next;
+    if (next !== 0) i32[this.#descBase + next * DESC_WORDS + D_PREV] = page;
+    i32[hd + D_NEXT] = page;
+  }
+
   #unlinkQueue(queue: number, page: number): void {
     const i32 = this.i32;
     const d = this.#descBase + page * DESC_WORDS;
@@ -1070,7 +1117,8 @@ export class SharedHeap implements Disposable {
     const kind = stateKind(state);
     const start = ((d - this.#descBase) / DESC_WORDS) << PAGE_SHIFT;
     const bad = kind === K_SMALL
-      ? (ptr - start) % CLASS_SIZE[stateClass(state)] !== 0 || ptr - start >= i32[d + D_BUMP]
+      ? (ptr - start) % CLASS_SIZE[stateClass(state)] !== 0 ||
+        ptr - start >= (i32[d + D_BUMP] & ~IN_FULL_LIST)
       : kind !== K_LARGE || ptr !== start;
     if (bad) {
       throw new RangeError(
@@ -1117,7 +1165,16 @@ export class SharedHeap implements Disposable {
       i32[ptr >> 2] = i32[d + D_LOCAL];
       i32[d + D_LOCAL] = ptr;
       // Linked before uncounted: a crash here only leaks.
-      if (--i32[d + D_USED] === 0) this.#maybeReleasePage(d, cls);
+      if (--i32[d + D_USED] === 0) {
+        this.#maybeReleasePage(d, cls);
+      } else if ((i32[d + D_BUMP] & IN_FULL_LIST) !== 0) {
+        // It has room again: next in line after the current page (not the
+        // current page itself, which is never released when it drains).
+        const page = (d - this.#descBase) / DESC_WORDS;
+        this.#unlinkQueue(slotBase + S_FULL_QUEUES + cls, page);
+        i32[d + D_BUMP] &= ~IN_FULL_LIST;
+        this.#insertSecond(slotBase + S_CLASS_QUEUES + cls, page);
+      }
       return;
     }
     // Pattern (b): the link is written before the CAS that publishes it.
@@ -1135,9 +1192,11 @@ export class SharedHeap implements Disposable {
 
   /** An owned page became empty: give it back unless it is the class's current page. */
   #maybeReleasePage(d: number, cls: number): void {
-    const queue = this.#slotBase + S_CLASS_QUEUES + cls;
+    const i32 = this.i32;
+    const inFull = (i32[d + D_BUMP] & IN_FULL_LIST) !== 0;
+    const queue = this.#slotBase + (inFull ? S_FULL_QUEUES : S_CLASS_QUEUES) + cls;
     const page = (d - this.#descBase) / DESC_WORDS;
-    if (this.i32[queue] === page) return;
+    if (!inFull && i32[queue] === page) return;
     this.#unlinkQueue(queue, page);
     this.#returnPages(page, CLASS_ORDER[cls], H_SMALL_PAGES);
   }
@@ -1151,8 +1210,9 @@ export class SharedHeap implements Disposable {
   #abandonPages(slotBase: number, ownerSlot: number): void {
     const i32 = this.i32;
     const maxPages = this.maxBytes / PAGE_BYTES;
-    for (let cls = 0; cls < CLASS_COUNT; cls++) {
-      const queue = slotBase + S_CLASS_QUEUES + cls;
+    for (let list = 0; list < 2 * CLASS_COUNT; list++) {
+      const cls = list % CLASS_COUNT;
+      const queue = slotBase + (list < CLASS_COUNT ? S_CLASS_QUEUES : S_FULL_QUEUES) + cls;
       let page = i32[queue];
       // Bounded walk: a worker that died mid-update may have left a bad link.
       for (let steps = 0; page > 0 && page < maxPages && steps < maxPages; steps++) {
@@ -1160,6 +1220,7 @@ export class SharedHeap implements Disposable {
         const next = i32[d + D_NEXT];
         i32[d + D_NEXT] = 0;
         i32[d + D_PREV] = 0;
+        i32[d + D_BUMP] &= ~IN_FULL_LIST;
         Atomics.store(i32, d + D_OWNER, ABANDONED);
         this.#adopt(d, cls, ownerSlot, false);
         page = next;
@@ -1189,6 +1250,7 @@ export class SharedHeap implements Disposable {
         return;
       }
       if (keep) {
+        i32[d + D_BUMP] &= ~IN_FULL_LIST;
         this.#pushQueue(this.#slotBase + S_CLASS_QUEUES + cls, page);
         return;
       }
