@@ -74,10 +74,10 @@ import {
   type CodecValue,
   crashPoint,
   describeValue,
+  HandleError,
   objectHandle,
   type Placement,
   placeObject,
-  SabreError,
   type SharedHandle,
   SharedHeap,
   tagOf,
@@ -118,6 +118,8 @@ const MOVED = FROZEN;
 const CHUNK = 256;
 const MIN_CAPACITY = 16;
 const MAX_CAPACITY = 1 << 28;
+/** Largest maxKeyBytes/maxValueBytes: the codecs' own limit. */
+const MAX_LIMIT_BYTES = 1 << 20;
 
 const CODEC_IDS: Record<CodecName, number> = {
   i32: 1,
@@ -253,6 +255,8 @@ export class HashMap<K, V> {
       ? -1
       : align(at + this.#keys.fixedBytes, this.#valueAlign);
     this.#scratch = new Uint8Array(Math.max(8, this.#keys.maxBytes));
+    // The heap may have grown past this worker's views since it attached.
+    heap.ensure(placement.offset + HEADER_BYTES);
   }
 
   /**
@@ -285,7 +289,8 @@ export class HashMap<K, V> {
       );
     }
     for (const field of ["key", "value"] as const) {
-      if (!(options[field] in CODEC_IDS)) {
+      // Own names only: "toString" and the like are in every object literal.
+      if (typeof options[field] !== "string" || !Object.hasOwn(CODEC_IDS, options[field])) {
         throw new TypeError(
           `Cannot create HashMap as '${field}' must be one of ${
             Object.keys(CODEC_IDS).join(", ")
@@ -293,7 +298,25 @@ export class HashMap<K, V> {
         );
       }
     }
-    // Validates the limits (throws naming them) before anything is allocated.
+    // The codecs check the limits too, but their messages name 'maxBytes'.
+    for (const field of ["maxKeyBytes", "maxValueBytes"] as const) {
+      const limit: unknown = options[field];
+      if (limit === undefined) continue;
+      if (typeof limit !== "number") {
+        throw new TypeError(
+          `Cannot create HashMap as '${field}' must be a number: current value is ${
+            describeValue(limit)
+          }`,
+        );
+      }
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT_BYTES) {
+        throw new RangeError(
+          `Cannot create HashMap as '${field}' must be an integer from 1 to ${MAX_LIMIT_BYTES}: current value is ${
+            describeValue(limit)
+          }`,
+        );
+      }
+    }
     const keys = codec(options.key, { role: "key", maxBytes: options.maxKeyBytes });
     const values = codec(options.value, { role: "value", maxBytes: options.maxValueBytes });
     const capacity = options.capacity ?? MIN_CAPACITY;
@@ -336,7 +359,9 @@ export class HashMap<K, V> {
   static attach<K = unknown, V = unknown>(handle: HashMapHandle): HashMap<K, V> {
     const placement = attachObject(handle, KIND, LAYOUT_VERSION, HEADER_BYTES, TAG, "HashMap");
     if (placement.heap === undefined) {
-      throw new SabreError("Cannot attach HashMap as its handle does not point into a SharedHeap");
+      throw new HandleError(
+        "Cannot attach HashMap as its handle does not point into a SharedHeap: current value is a non-growable buffer",
+      );
     }
     return new HashMap<K, V>(placement.heap, placement);
   }
@@ -455,7 +480,7 @@ export class HashMap<K, V> {
       const slot = this.#probe(table, key, hash);
       if (slot < 0) {
         // Not in this table; a MOVED slot or a full scan sends us onward.
-        if (slot === PROBE_MOVED) {
+        if (slot !== PROBE_EMPTY) {
           table = this.#next(table);
           if (table !== 0) continue;
         }
@@ -478,7 +503,7 @@ export class HashMap<K, V> {
   #findFrom(table: number, key: K, hash: number): number {
     const slot = this.#probe(table, key, hash);
     if (slot < 0) {
-      if (slot === PROBE_MOVED) {
+      if (slot !== PROBE_EMPTY) {
         const next = this.#next(table);
         if (next !== 0) return this.#findFrom(next, key, hash);
       }
@@ -804,6 +829,8 @@ export class HashMap<K, V> {
   }
 
   #next(table: number): number {
+    // Tables are allocated by any worker, possibly past this one's views.
+    this.#heap.ensure(table + TABLE_BYTES);
     return Atomics.load(this.#heap.i32, (table >> 2) + T_NEXT);
   }
 
@@ -812,11 +839,11 @@ export class HashMap<K, V> {
     const keys = this.#keys;
     switch (this.#keyKind) {
       case 1: // i32
-        if ((key as number | 0) !== key) keys.check(key, what);
+        if (typeof key !== "number" || (key | 0) !== key) keys.check(key, what);
         return mix32(key as number);
       case 2: // u32
         if (typeof key !== "number" || (key >>> 0) !== key) keys.check(key, what);
-        return mix32(key as number | 0);
+        return mix32((key as number) | 0);
       case 3: // f64 (-0 normalized by check)
         f64Scratch[0] = keys.check(key, what) as number;
         this.#keyLow = f64Words[0];
@@ -904,6 +931,9 @@ export class HashMap<K, V> {
   }
 
   #entryHash(entry: number): number {
+    // Past this worker's views, the plain read would give undefined (and a
+    // probe from slot 0): map the entry first.
+    this.#heap.ensure(entry + 16);
     return this.#heap.i32[entry >> 2];
   }
 
@@ -1046,7 +1076,13 @@ export class HashMap<K, V> {
       const next = this.#next(table);
       if (next !== 0) this.#helpMigrate(table, next);
       const slot = this.#probe(table, key, hash);
-      if (slot === PROBE_MOVED || (slot === PROBE_EMPTY && next !== 0)) {
+      // A key absent from this table is claimed here even while a resize is
+      // under way, unless its probe sequence reached a MOVED slot: readers
+      // stop at the first empty slot of the oldest table, and a key put in
+      // the next table behind an empty, unfrozen slot would be invisible to
+      // them (and could be claimed here a second time by a writer that has
+      // not seen the resize yet). Migration copies it later like any other.
+      if (slot === PROBE_MOVED) {
         table = this.#next(table);
         continue;
       }
@@ -1064,8 +1100,11 @@ export class HashMap<K, V> {
       const seen = Atomics.load(heap.i32, slot);
       if ((seen & FROZEN) !== 0) {
         // Migrating: copy it across (if nobody has), then write over there.
-        this.#copySlot(table, slot, next);
-        table = next;
+        // `next` was read before the probe, and the resize that froze the
+        // slot may have started since: a frozen slot implies a next table.
+        const after = next || this.#next(table);
+        this.#copySlot(table, slot, after);
+        table = after;
         continue;
       }
       const old = seen & ~TAGS;
@@ -1153,8 +1192,10 @@ export class HashMap<K, V> {
         }
         const seen = Atomics.load(heap.i32, slot);
         if ((seen & FROZEN) !== 0) {
-          this.#copySlot(table, slot, next);
-          table = next;
+          // As in #tryWrite: `next` may predate the resize that froze it.
+          const after = next || this.#next(table);
+          this.#copySlot(table, slot, after);
+          table = after;
           continue;
         }
         if ((seen & DELETED) !== 0) return NOT_FOUND;
@@ -1220,6 +1261,7 @@ export class HashMap<K, V> {
       }
       const end = Math.min(capacity, (chunk + 1) * CHUNK);
       const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
+      heap.ensure((slots + end) * 4); // allocated apart from the descriptor
       for (let i = chunk * CHUNK; i < end; i++) {
         this.#freeze(slots + i);
         this.#copySlot(table, slots + i, next);
@@ -1241,6 +1283,7 @@ export class HashMap<K, V> {
     if (Atomics.compareExchange(heap.i32, sweepWord, 0, 1) !== 0) return;
     const capacity = heap.i32[(table >> 2) + T_CAPACITY];
     const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
+    heap.ensure((slots + capacity) * 4);
     for (let i = 0; i < capacity; i++) {
       this.#freeze(slots + i);
       this.#copySlot(table, slots + i, next);

@@ -1,0 +1,670 @@
+/**
+ * Worker bodies for the multi-worker HashMap tests (hashmap_workers_test.ts).
+ * Each export runs inside a worker started by the testing harness; a worker
+ * that sees something wrong throws, which fails the test with its seed.
+ *
+ * @module
+ */
+
+import { HashMap, type HashMapHandle } from "./mod.ts";
+import { faultInjection, type SharedHeap } from "../memory/mod.ts";
+import type { WorkerContext } from "../testing/harness.ts";
+import {
+  HistoryClock,
+  type HistoryClockHandle,
+  HistoryRecorder,
+  type OpRecord,
+} from "../testing/history.ts";
+
+function heapOf(ctx: WorkerContext<unknown>): SharedHeap {
+  if (ctx.heap === undefined) throw new Error("this worker needs a heap");
+  return ctx.heap;
+}
+
+/** Waits until word `at` of `flags` reaches `value`, staying stoppable. */
+function awaitWord(ctx: WorkerContext<unknown>, flags: Int32Array, at: number, value: number) {
+  while (Atomics.load(flags, at) < value) {
+    ctx.checkpoint();
+    Atomics.wait(flags, at, Atomics.load(flags, at), 20);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Stale views: a worker whose views of the heap predate its growth
+
+export interface StaleViewArgs {
+  /** Int32 words: [0] this worker is ready, [1] go. */
+  readonly flags: SharedArrayBuffer;
+  /** What to do once told to go. */
+  readonly action: "delete-absent" | "read-write";
+  /** For "read-write": keys 0..n-1 hold value ~k. */
+  readonly n: number;
+}
+
+/**
+ * Signals that it is running (its views now cover the heap as it is), waits
+ * for the go, then finds the map under the heap root "map" and uses it.
+ * Returns how many bytes its views covered just before, so the test can
+ * tell that they really were stale.
+ */
+export function afterGrowth(ctx: WorkerContext<StaleViewArgs>): number {
+  const heap = heapOf(ctx);
+  const flags = new Int32Array(ctx.args.flags);
+  Atomics.store(flags, 0, 1);
+  Atomics.notify(flags, 0);
+  awaitWord(ctx, flags, 1, 1);
+  const mapped = heap.mappedBytes;
+  const map = HashMap.attach<number, number>(heap.root("map") as HashMapHandle);
+  if (ctx.args.action === "delete-absent") {
+    if (map.delete(-1)) throw new Error("deleted a key that was never set");
+    return mapped;
+  }
+  const { n } = ctx.args;
+  for (let k = 0; k < n; k++) {
+    const got = map.get(k);
+    if (got !== ~k) throw new Error(`get(${k}) returned ${got}, expected ${~k}`);
+  }
+  for (let k = 0; k < n; k++) map.set(k, k);
+  for (let k = n; k < 2 * n; k++) map.set(k, k);
+  for (let k = 0; k < 2 * n; k++) {
+    if (map.get(k) !== k) throw new Error(`get(${k}) after writing returned ${map.get(k)}`);
+  }
+  return mapped;
+}
+
+// ---------------------------------------------------------------------------
+// Linearizability
+
+export interface LinearizableArgs {
+  /** One fresh map per round, all with i32 values. */
+  readonly maps: readonly HashMapHandle[];
+  readonly clock: HistoryClockHandle;
+  readonly opsPerRound: number;
+  /** Tracked keys per round. */
+  readonly keys: number;
+  /** Whether the maps have string keys (else i32). */
+  readonly stringKeys: boolean;
+  /**
+   * Untracked keys each worker inserts per round, in bursts between its
+   * tracked operations, so that tables grow and migrate while tracked
+   * operations run. 0 for none.
+   */
+  readonly noise: number;
+}
+
+/**
+ * Per round (rounds start together on the group's barrier), random get, set
+ * (swap, so that the previous value is known), delete, getOrInsert,
+ * compareAndSet and add on a few keys of that round's map, recorded on the
+ * shared clock. Values written are unique per worker and operation.
+ */
+export function linearizableRounds(ctx: WorkerContext<LinearizableArgs>): OpRecord[][] {
+  const { maps, opsPerRound, keys, stringKeys, noise } = ctx.args;
+  const clock = HistoryClock.attach(ctx.args.clock);
+  const histories: OpRecord[][] = [];
+  const keyOf = (i: number): unknown => stringKeys ? `key ${i}` : i + 1;
+  const noiseKey = (round: number, j: number): unknown =>
+    stringKeys ? `noise ${ctx.index}.${round}.${j}` : 1_000_000 * (ctx.index + 1) + j;
+  for (let round = 0; round < maps.length; round++) {
+    const map = HashMap.attach<unknown, number>(maps[round]);
+    const recorder = new HistoryRecorder(ctx.index, clock);
+    const lastSeen = new Map<unknown, number | undefined>();
+    let inserted = 0;
+    let deleted = 0;
+    ctx.barrier.wait();
+    for (let op = 0; op < opsPerRound; op++) {
+      if (noise > 0 && ctx.random() < 0.6) {
+        const burst = 1 + ctx.randomInt(Math.ceil((2 * noise) / opsPerRound));
+        for (let j = 0; j < burst; j++) map.set(noiseKey(round, inserted++), j);
+        if (ctx.random() < 0.3) {
+          const gone = Math.min(inserted - deleted, 1 + ctx.randomInt(burst));
+          for (let j = 0; j < gone; j++) map.delete(noiseKey(round, deleted++));
+        }
+      }
+      const k = keyOf(ctx.randomInt(keys));
+      const value = (ctx.index + 1) * 1000 + op;
+      const r = ctx.random();
+      if (r < 0.22) {
+        lastSeen.set(k, recorder.record("get", [k], () => map.get(k)));
+      } else if (r < 0.42) {
+        recorder.record("set", [k, value], () => map.swap(k, value));
+        lastSeen.set(k, value);
+      } else if (r < 0.52) {
+        recorder.record("delete", [k], () => map.delete(k));
+        lastSeen.set(k, undefined);
+      } else if (r < 0.62) {
+        lastSeen.set(
+          k,
+          recorder.record("getOrInsert", [k, value], () => map.getOrInsert(k, value)),
+        );
+      } else if (r < 0.85) {
+        const pick = ctx.random();
+        const expected = pick < 0.6 ? lastSeen.get(k) : pick < 0.8 ? undefined : 1000 + op;
+        const done = recorder.record(
+          "compareAndSet",
+          [k, expected, value],
+          () => map.compareAndSet(k, expected, value),
+        );
+        if (done) lastSeen.set(k, value);
+      } else {
+        const delta = 1 + ctx.randomInt(3);
+        lastSeen.set(k, recorder.record("add", [k, delta], () => map.add(k, delta)));
+      }
+    }
+    histories.push(recorder.records);
+  }
+  return histories;
+}
+
+// ---------------------------------------------------------------------------
+// Counters under resizing
+
+export interface CountersArgs {
+  readonly map: HashMapHandle;
+  /** Workers 0..writers-1 write; the others read. */
+  readonly writers: number;
+  /** Shared counter keys 0..counters-1. */
+  readonly counters: number;
+  /** Steps per writer. */
+  readonly steps: number;
+  /** Length of each writer's chain of keys, incremented in order every step. */
+  readonly chain: number;
+  /** Int32 words: [0] writers done. */
+  readonly flags: SharedArrayBuffer;
+}
+
+export interface WriterReport {
+  /** Increments of each shared counter by this writer. */
+  readonly increments: number[];
+}
+
+export interface ReaderReport {
+  /** Complete passes over every counter and chain. */
+  readonly passes: number;
+  /** Passes during which the table was replaced. */
+  readonly passesAcrossResize: number;
+}
+
+const CHAIN_BASE = 10_000_000;
+
+/** The key of link `j` of writer `w`'s chain. */
+export function chainKey(w: number, chain: number, j: number): number {
+  return CHAIN_BASE + w * chain + j;
+}
+
+/** Increments `key` by one, by one of several read-modify-write forms. */
+function increment(map: HashMap<number, number>, key: number, how: number): void {
+  switch (how % 4) {
+    case 0:
+      map.add(key, 1);
+      return;
+    case 1:
+      map.update(key, (v) => (v ?? 0) + 1);
+      return;
+    case 2:
+      for (;;) {
+        const current = map.get(key);
+        if (map.compareAndSet(key, current, (current ?? 0) + 1)) return;
+      }
+    default: {
+      let current = map.getOrInsert(key, 0);
+      while (!map.compareAndSet(key, current, current + 1)) current = map.get(key) ?? 0;
+    }
+  }
+}
+
+/**
+ * Writers increment counters (shared ones at random, and their own chain of
+ * keys in order, every step) and churn keys of their own so that the table
+ * grows, rehashes and shrinks all along. Readers check, pass after pass,
+ * that no counter ever goes down and that each chain read backwards never
+ * goes up: link j is incremented before link j+1, so a reader that saw
+ * link j+1 at n cannot see link j below n afterwards.
+ */
+export function counters(ctx: WorkerContext<CountersArgs>): WriterReport | ReaderReport {
+  const { writers, counters: n, steps, chain } = ctx.args;
+  const map = HashMap.attach<number, number>(ctx.args.map);
+  const flags = new Int32Array(ctx.args.flags);
+  if (ctx.index < writers) {
+    const increments = new Array<number>(n).fill(0);
+    const churnBase = 20_000_000 + ctx.index * 1_000_000;
+    let churned = 0;
+    let oldest = 0;
+    for (let step = 0; step < steps; step++) {
+      for (let j = 0; j < chain; j++) increment(map, chainKey(ctx.index, chain, j), step + j);
+      for (let i = 0; i < 4; i++) {
+        const k = ctx.randomInt(n);
+        increment(map, k, ctx.randomInt(4));
+        increments[k]++;
+      }
+      // Churn: bursts of new keys, then most of them go again.
+      if (ctx.random() < 0.3) { for (let i = 0; i < 24; i++) map.set(churnBase + churned++, i); }
+      while (churned - oldest > 400) map.delete(churnBase + oldest++);
+      if (step % 200 === 199) { while (oldest < churned) map.delete(churnBase + oldest++); }
+    }
+    while (oldest < churned) map.delete(churnBase + oldest++);
+    Atomics.add(flags, 0, 1);
+    Atomics.notify(flags, 0);
+    return { increments };
+  }
+  const last = new Int32Array(n);
+  const lastChain = new Int32Array(writers * chain);
+  let passes = 0;
+  let passesAcrossResize = 0;
+  while (Atomics.load(flags, 0) < writers) {
+    ctx.checkpoint();
+    const capacity = map.capacity;
+    for (let k = 0; k < n; k++) {
+      const v = map.get(k) ?? 0;
+      if (v < last[k]) throw new Error(`counter ${k} went down from ${last[k]} to ${v}`);
+      last[k] = v;
+    }
+    for (let w = 0; w < writers; w++) {
+      let later = 0;
+      for (let j = chain - 1; j >= 0; j--) {
+        const v = map.get(chainKey(w, chain, j)) ?? 0;
+        if (v < later) {
+          throw new Error(
+            `writer ${w}'s chain link ${j} reads ${v} after link ${j + 1} read ${later}`,
+          );
+        }
+        if (v < lastChain[w * chain + j]) {
+          throw new Error(`writer ${w}'s chain link ${j} went down to ${v}`);
+        }
+        lastChain[w * chain + j] = v;
+        later = v;
+      }
+    }
+    passes++;
+    if (map.capacity !== capacity) passesAcrossResize++;
+  }
+  return { passes, passesAcrossResize };
+}
+
+// ---------------------------------------------------------------------------
+// Iteration under change
+
+export interface IterationArgs {
+  readonly map: HashMapHandle;
+  /** Keys "stable 0" .. "stable n-1" are present throughout. */
+  readonly stable: number;
+  /** Workers 0..iterators-1 iterate; the others change the map. */
+  readonly iterators: number;
+  /** Rounds of churn per mutator. */
+  readonly rounds: number;
+  /** Int32 words: [0] mutators done. */
+  readonly flags: SharedArrayBuffer;
+}
+
+export interface IteratorReport {
+  readonly passes: number;
+  readonly passesAcrossResize: number;
+}
+
+/**
+ * Mutators insert bursts of new keys (growing the table), delete them again
+ * (shrinking it) and overwrite stable keys; iterators check on every pass
+ * that each stable key is yielded exactly once and no key twice.
+ */
+export function iterateWhileChanging(ctx: WorkerContext<IterationArgs>): IteratorReport | number {
+  const { stable, iterators, rounds } = ctx.args;
+  const map = HashMap.attach<string, number>(ctx.args.map);
+  const flags = new Int32Array(ctx.args.flags);
+  const mutators = ctx.workers - iterators;
+  if (ctx.index >= iterators) {
+    let writes = 0;
+    for (let round = 0; round < rounds; round++) {
+      const burst = 200 + ctx.randomInt(1500);
+      const prefix = `churn ${ctx.index}.${round}.`;
+      for (let i = 0; i < burst; i++, writes++) {
+        map.set(prefix + i, i);
+        if (i % 16 === 0) map.set(`stable ${ctx.randomInt(stable)}`, writes);
+      }
+      for (let i = 0; i < burst; i++) map.delete(prefix + i);
+    }
+    Atomics.add(flags, 0, 1);
+    return writes;
+  }
+  let passes = 0;
+  let passesAcrossResize = 0;
+  const counts = new Map<string, number>();
+  while (passes < 2 || Atomics.load(flags, 0) < mutators) {
+    ctx.checkpoint();
+    counts.clear();
+    const capacity = map.capacity;
+    for (const [key] of map.entries()) {
+      const seen = (counts.get(key) ?? 0) + 1;
+      if (seen > 1) throw new Error(`pass ${passes} yielded ${JSON.stringify(key)} twice`);
+      counts.set(key, seen);
+    }
+    for (let i = 0; i < stable; i++) {
+      if (counts.get(`stable ${i}`) !== 1) {
+        throw new Error(`pass ${passes} missed "stable ${i}" (${counts.size} keys seen)`);
+      }
+    }
+    passes++;
+    if (map.capacity !== capacity) passesAcrossResize++;
+  }
+  return { passes, passesAcrossResize };
+}
+
+// ---------------------------------------------------------------------------
+// Memory under churn
+
+export interface ChurnArgs {
+  readonly map: HashMapHandle;
+  readonly keysPerWorker: number;
+  /** Set-or-delete operations per worker. */
+  readonly ops: number;
+  readonly valueBytes: number;
+}
+
+export interface ChurnReport {
+  readonly maxLiveBlocks: number;
+  readonly maxHeapBytes: number;
+}
+
+/**
+ * Each worker sets and deletes its own keys at random (about half present
+ * at any time), sampling the heap's counters as it goes, then deletes all.
+ */
+export function churn(ctx: WorkerContext<ChurnArgs>): ChurnReport {
+  const heap = heapOf(ctx);
+  const { keysPerWorker, ops, valueBytes } = ctx.args;
+  const map = HashMap.attach<number, string>(ctx.args.map);
+  const base = ctx.index * keysPerWorker;
+  const present = new Uint8Array(keysPerWorker);
+  const value = "v".repeat(valueBytes);
+  let maxLiveBlocks = 0;
+  let maxHeapBytes = 0;
+  for (let i = 0; i < ops; i++) {
+    const j = ctx.randomInt(keysPerWorker);
+    if (present[j] === 0) {
+      map.set(base + j, value);
+      present[j] = 1;
+    } else {
+      if (!map.delete(base + j)) throw new Error(`key ${base + j} was not there to delete`);
+      present[j] = 0;
+    }
+    if ((i & 4095) === 0) {
+      const stats = heap.stats();
+      maxLiveBlocks = Math.max(maxLiveBlocks, stats.liveBlocks);
+      maxHeapBytes = Math.max(maxHeapBytes, stats.heapBytes);
+    }
+  }
+  for (let j = 0; j < keysPerWorker; j++) {
+    if ((map.get(base + j) !== undefined) !== (present[j] === 1)) {
+      throw new Error(`key ${base + j} should be ${present[j] ? "present" : "absent"}`);
+    }
+    if (present[j] === 1) map.delete(base + j);
+  }
+  return { maxLiveBlocks, maxHeapBytes };
+}
+
+// ---------------------------------------------------------------------------
+// Termination at crash points
+
+export interface OwnedKeysArgs {
+  readonly map: HashMapHandle;
+  /** Keys each worker may use; worker w owns indexes w*perWorker ... */
+  readonly perWorker: number;
+  /** Int32 words per key index: [present, value], updated after each completed operation. */
+  readonly state: SharedArrayBuffer;
+  /** Int32 words per worker: [active, key index, present, value] of the operation in flight. */
+  readonly pending: SharedArrayBuffer;
+  /** Int32 words: [0] the doomed worker is dying, [1] workers done. */
+  readonly flags: SharedArrayBuffer;
+  /** Operations each survivor runs before and after the death (at least). */
+  readonly opsBefore: number;
+  readonly opsAfter: number;
+  /** Worker 0 dies at the `after`-th visit of crash point `site`. */
+  readonly dieAt: { readonly site: string; readonly after: number } | undefined;
+}
+
+/** The map key of key index `i`: spread out, and never 0. */
+export function ownedKey(i: number): number {
+  return Math.imul(i + 1, 0x9e3779b1) | 1;
+}
+
+/**
+ * Random operations, each on a key this worker owns, checked against a
+ * model of those keys: every result must be what the model says. Each
+ * completed operation's effect is published in `state`; the one in flight
+ * is described in `pending`, so that the parent knows what a worker that
+ * died in the middle of an operation may have done.
+ */
+export function ownedKeys(ctx: WorkerContext<OwnedKeysArgs>): number {
+  const { perWorker, opsBefore, opsAfter, dieAt } = ctx.args;
+  const map = HashMap.attach<number, number>(ctx.args.map);
+  const state = new Int32Array(ctx.args.state);
+  const pending = new Int32Array(ctx.args.pending);
+  const flags = new Int32Array(ctx.args.flags);
+  const doomed = dieAt !== undefined && ctx.index === 0;
+  if (doomed) {
+    let visits = 0;
+    faultInjection.hook = (site) => {
+      if (site === dieAt.site && ++visits === dieAt.after) {
+        Atomics.store(flags, 0, 1);
+        Atomics.notify(flags, 0);
+        ctx.post("dying");
+        ctx.hang();
+      }
+    };
+  }
+  const base = ctx.index * perWorker;
+  const present = new Uint8Array(perWorker);
+  const values = new Int32Array(perWorker);
+  let used = 64; // keys in play; grows so that new keys keep coming
+  let seq = 0;
+  const p = ctx.index * 4;
+  const run = (): void => {
+    if (used < perWorker && ctx.random() < 0.3) used = Math.min(perWorker, used + 8);
+    const j = ctx.random() < 0.5 ? Math.max(0, used - 1 - ctx.randomInt(16)) : ctx.randomInt(used);
+    const key = ownedKey(base + j);
+    const had = present[j] === 1;
+    const old = values[j];
+    const fresh = ((ctx.index + 1) << 24) + (++seq & 0xffffff);
+    const expect = (what: string, got: unknown, wanted: unknown) => {
+      if (!Object.is(got, wanted)) {
+        throw new Error(`${what} on key ${key} returned ${got}, expected ${wanted} (op ${seq})`);
+      }
+    };
+    const announce = (isPresent: boolean, value: number) => {
+      Atomics.store(pending, p + 1, base + j);
+      Atomics.store(pending, p + 2, isPresent ? 1 : 0);
+      Atomics.store(pending, p + 3, value);
+      Atomics.store(pending, p, 1);
+    };
+    const settle = (isPresent: boolean, value: number) => {
+      present[j] = isPresent ? 1 : 0;
+      values[j] = value;
+      Atomics.store(state, 2 * (base + j) + 1, value);
+      Atomics.store(state, 2 * (base + j), isPresent ? 1 : 0);
+      Atomics.store(pending, p, 0);
+    };
+    const r = ctx.randomInt(10);
+    switch (r) {
+      case 0:
+      case 1:
+        announce(true, fresh);
+        map.set(key, fresh);
+        return settle(true, fresh);
+      case 2:
+        announce(true, fresh);
+        expect("swap", map.swap(key, fresh), had ? old : undefined);
+        return settle(true, fresh);
+      case 3:
+        announce(false, 0);
+        expect("delete", map.delete(key), had);
+        return settle(false, 0);
+      case 4: {
+        const sum = (had ? old : 0) + 5;
+        announce(true, sum);
+        expect("add", map.add(key, 5), sum);
+        return settle(true, sum);
+      }
+      case 5: {
+        // Right or wrong expectation, half and half.
+        const right = ctx.random() < 0.5;
+        const expected = right ? (had ? old : undefined) : had ? old + 1 : 7;
+        if (right) announce(true, fresh);
+        expect("compareAndSet", map.compareAndSet(key, expected, fresh), right);
+        if (right) settle(true, fresh);
+        return;
+      }
+      case 6:
+        if (!had) announce(true, fresh);
+        expect("getOrInsert", map.getOrInsert(key, fresh), had ? old : fresh);
+        if (!had) settle(true, fresh);
+        return;
+      case 7:
+        if (had) announce(false, 0);
+        expect("deleteIf", map.deleteIf(key, old), had);
+        if (had) settle(false, 0);
+        return;
+      default:
+        expect("get", map.get(key), had ? old : undefined);
+        expect("has", map.has(key), had);
+    }
+  };
+  if (doomed) {
+    for (let i = 0; i < 2_000_000; i++) run();
+    throw new Error(`crash point ${dieAt.site} was never reached`);
+  }
+  for (let i = 0; i < opsBefore; i++) run();
+  if (dieAt !== undefined) awaitWord(ctx, flags, 0, 1);
+  for (let i = 0; i < opsAfter; i++) run();
+  // Everything this worker did is there, as it left it.
+  for (let j = 0; j < perWorker; j++) {
+    const got = map.get(ownedKey(base + j));
+    const wanted = present[j] === 1 ? values[j] : undefined;
+    if (got !== wanted) throw new Error(`key ${ownedKey(base + j)}: ${got}, expected ${wanted}`);
+  }
+  return seq;
+}
+
+export interface VerifyArgs {
+  readonly map: HashMapHandle;
+  /** Key indexes 0..keys-1, with `state` and `pending` as ownedKeys left them. */
+  readonly keys: number;
+  readonly state: SharedArrayBuffer;
+  readonly pending: SharedArrayBuffer;
+  readonly workers: number;
+  /** New keys to insert afterwards (key indexes from `keys` on). */
+  readonly grow: number;
+}
+
+/**
+ * A newcomer: every key holds what its owner last did (or, for an operation
+ * a dying worker left in flight, what that operation would have done);
+ * then it rewrites, deletes and inserts keys and checks them all again.
+ * Returns the number of keys present at the end.
+ */
+export function verifyAndRewrite(ctx: WorkerContext<VerifyArgs>): number {
+  const { keys, workers, grow } = ctx.args;
+  const map = HashMap.attach<number, number>(ctx.args.map);
+  const state = new Int32Array(ctx.args.state);
+  const pending = new Int32Array(ctx.args.pending);
+  const inFlight = new Map<number, [boolean, number]>();
+  for (let w = 0; w < workers; w++) {
+    if (Atomics.load(pending, w * 4) === 1) {
+      inFlight.set(pending[w * 4 + 1], [pending[w * 4 + 2] === 1, pending[w * 4 + 3]]);
+    }
+  }
+  const expected = new Map<number, number>();
+  for (let i = 0; i < keys; i++) {
+    const key = ownedKey(i);
+    const got = map.get(key);
+    const before = state[2 * i] === 1 ? state[2 * i + 1] : undefined;
+    const flight = inFlight.get(i);
+    const after = flight === undefined ? before : flight[0] ? flight[1] : undefined;
+    if (got !== before && got !== after) {
+      throw new Error(`key index ${i}: ${got}, expected ${before}${flight ? ` or ${after}` : ""}`);
+    }
+    if (got !== undefined) expected.set(key, got);
+  }
+  if (map.size !== expected.size) throw new Error(`size ${map.size}, expected ${expected.size}`);
+  let i = 0;
+  for (const key of [...expected.keys()]) {
+    if (i++ % 3 === 0) {
+      if (!map.delete(key)) throw new Error(`could not delete ${key}`);
+      expected.delete(key);
+    } else {
+      map.set(key, -i);
+      expected.set(key, -i);
+    }
+  }
+  for (let j = keys; j < keys + grow; j++) {
+    map.set(ownedKey(j), j);
+    expected.set(ownedKey(j), j);
+  }
+  for (const [key, value] of expected) {
+    if (map.get(key) !== value) throw new Error(`after rewriting, ${key}: ${map.get(key)}`);
+  }
+  const seen = new Set<number>();
+  for (const [key, value] of map) {
+    if (seen.has(key)) throw new Error(`iteration yielded ${key} twice`);
+    seen.add(key);
+    if (expected.get(key) !== value) throw new Error(`iteration: ${key} => ${value}`);
+  }
+  if (seen.size !== expected.size) {
+    throw new Error(`iteration saw ${seen.size} of ${expected.size}`);
+  }
+  if (map.size !== expected.size) throw new Error(`size ${map.size} after rewriting`);
+  return expected.size;
+}
+
+// ---------------------------------------------------------------------------
+// Oversubscription
+
+export interface MixedArgs {
+  readonly map: HashMapHandle;
+  readonly ops: number;
+  /** Keys each worker owns (set/delete/compareAndSet), beside the shared counters. */
+  readonly owned: number;
+  /** Shared counters 0..counters-1, incremented with add by everyone. */
+  readonly counters: number;
+}
+
+/**
+ * Mixed operations: own keys (checked against a model), shared counters
+ * (add), reads of anything, occasional iteration. Returns this worker's
+ * increments per counter.
+ */
+export function mixed(ctx: WorkerContext<MixedArgs>): number[] {
+  const { ops, owned, counters: n } = ctx.args;
+  const map = HashMap.attach<number, number>(ctx.args.map);
+  const mine = new Map<number, number>();
+  const increments = new Array<number>(n).fill(0);
+  const base = 1_000_000 * (ctx.index + 1);
+  for (let i = 0; i < ops; i++) {
+    const r = ctx.randomInt(20);
+    const key = base + ctx.randomInt(owned);
+    if (r < 6) {
+      map.set(key, i);
+      mine.set(key, i);
+    } else if (r < 9) {
+      if (map.delete(key) !== mine.delete(key)) throw new Error(`delete(${key}) disagreed`);
+    } else if (r < 11) {
+      const ok = map.compareAndSet(key, mine.get(key), -i);
+      if (!ok) throw new Error(`compareAndSet(${key}) failed on an owned key`);
+      mine.set(key, -i);
+    } else if (r < 15) {
+      const k = ctx.randomInt(n);
+      map.add(k, 1);
+      increments[k]++;
+    } else if (r < 19) {
+      if (map.get(key) !== mine.get(key)) throw new Error(`get(${key}) disagreed`);
+      map.get(1_000_000 * (1 + ctx.randomInt(ctx.workers)) + ctx.randomInt(owned));
+    } else if (i % 50 === 0) {
+      let count = 0;
+      for (const _ of map.keys()) count++;
+      if (count < mine.size) throw new Error(`iteration saw ${count} keys, I own ${mine.size}`);
+    }
+    if ((i & 1023) === 0) ctx.checkpoint();
+  }
+  for (const [key, value] of mine) {
+    if (map.get(key) !== value) throw new Error(`final get(${key}) disagreed`);
+  }
+  return increments;
+}

@@ -1,0 +1,1265 @@
+/**
+ * Single-thread tests of HashMap: model-based property tests for every codec
+ * pair that matters, codec round trips, validation before any write, handles,
+ * heap exhaustion, iteration while the map changes, and replayed
+ * interleavings of other workers at precise points of an operation.
+ *
+ * Multi-worker tests live in hashmap_workers_test.ts.
+ */
+
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { HashMap, type HashMapOptions } from "./mod.ts";
+import {
+  type CodecName,
+  HandleError,
+  HeapExhaustedError,
+  SharedHeap,
+  tagOf,
+} from "../memory/mod.ts";
+
+const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
+
+type AnyMap = HashMap<unknown, unknown>;
+
+function createMap(heap: SharedHeap, options: HashMapOptions<CodecName, CodecName>): AnyMap {
+  return HashMap.create(heap, options) as unknown as AnyMap;
+}
+
+const utf8 = new TextEncoder();
+
+function hex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Model-based property tests
+
+/** How a codec pair is generated, compared and modelled. */
+interface PairSpec {
+  readonly name: string;
+  readonly options: HashMapOptions<CodecName, CodecName>;
+  /** Keys drawn for single operations (small pools collide often). */
+  readonly key: fc.Arbitrary<unknown>;
+  /** The i-th key of bulk inserts: distinct for distinct i. */
+  readonly bulkKey: (i: number) => unknown;
+  readonly value: fc.Arbitrary<unknown>;
+  /** Identity of a key as the map sees it (-0 and 0 are one f64/i32 key). */
+  readonly keyId: (key: unknown) => string;
+  /** The value codec's equality (what compareAndSet and deleteIf use). */
+  readonly eq: (a: unknown, b: unknown) => boolean;
+  /** What `get` returns after `set(k, v)`. */
+  readonly norm: (value: unknown) => unknown;
+  /** A pure function for `update`. */
+  readonly next: (current: unknown) => unknown;
+  /** For numeric values: deltas, and the sum or undefined when out of range. */
+  readonly add?: {
+    readonly delta: fc.Arbitrary<unknown>;
+    readonly apply: (current: unknown, delta: unknown) => unknown;
+  };
+}
+
+const numberId = (k: unknown): string => String(k === 0 ? 0 : k);
+const I32_MIN = -2147483648;
+const I32_MAX = 2147483647;
+const U32_MAX = 4294967295;
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+
+const i32Value = fc.oneof(fc.integer(), fc.constantFrom(-0, I32_MIN, I32_MAX, 0, 1));
+const i32Norm = (v: unknown) => (v as number) | 0;
+const i32Add = {
+  delta: fc.oneof(
+    { weight: 4, arbitrary: fc.integer({ min: -1000, max: 1000 }) },
+    { weight: 1, arbitrary: fc.constantFrom(I32_MIN, I32_MAX) },
+  ),
+  apply: (current: unknown, delta: unknown) => {
+    const sum = ((current ?? 0) as number) + (delta as number);
+    return sum >= I32_MIN && sum <= I32_MAX ? sum | 0 : undefined;
+  },
+};
+const sameNumber = (a: unknown, b: unknown) => a === b;
+const f64Value = fc.oneof(
+  fc.double(),
+  fc.constantFrom(NaN, -0, 0, Infinity, -Infinity, Number.MIN_VALUE, -Number.MAX_VALUE),
+);
+const bigintValue = fc.oneof(
+  fc.bigInt({ min: I64_MIN, max: I64_MAX }),
+  fc.constantFrom(I64_MIN, I64_MAX, 0n, -1n),
+);
+const utf8Length = (s: string) => utf8.encode(s).length;
+const stringKey = (maxBytes: number) =>
+  fc.oneof(
+    fc.constantFrom("", "a", "é", "e\u0301", "😀", "\u0000", "\uFFFF", "𝔘𝔫𝔦", "key"),
+    fc.string({ unit: "binary", maxLength: 6 }),
+    fc.string({ unit: "grapheme", maxLength: 3 }),
+  ).filter((s) => utf8Length(s) <= maxBytes);
+const stringValue = (maxBytes: number) =>
+  fc.oneof(
+    fc.constantFrom("", "x", "ü", "👩‍👩‍👧"),
+    fc.string({ unit: "binary", maxLength: 12 }),
+  ).filter((s) => utf8Length(s) <= maxBytes);
+const stringNext = (v: unknown) => v === undefined ? "∅" : (v as string).length < 8 ? v + "+" : "↺";
+
+const SPECS: PairSpec[] = [
+  {
+    name: "i32 -> i32",
+    options: { key: "i32", value: "i32" },
+    key: fc.oneof(
+      fc.integer({ min: -8, max: 8 }),
+      fc.constantFrom(I32_MIN, I32_MAX, -0),
+      fc.integer(),
+      fc.nat(3000).map((i) => Math.imul(i + 1, 0x9e3779b1)),
+    ),
+    bulkKey: (i) => Math.imul(i + 1, 0x9e3779b1),
+    value: i32Value,
+    keyId: numberId,
+    eq: sameNumber,
+    norm: i32Norm,
+    next: (v) => v === undefined ? 1 : ((v as number) ^ 0x5a5a5a5a) | 0,
+    add: i32Add,
+  },
+  {
+    name: "u32 -> f64",
+    options: { key: "u32", value: "f64" },
+    key: fc.oneof(
+      fc.nat(16),
+      fc.constantFrom(0, U32_MAX, 2 ** 31),
+      fc.integer().map((x) => x >>> 0),
+      fc.nat(3000).map((i) => Math.imul(i + 1, 0x9e3779b1) >>> 0),
+    ),
+    bulkKey: (i) => Math.imul(i + 1, 0x9e3779b1) >>> 0,
+    value: f64Value,
+    keyId: numberId,
+    eq: Object.is,
+    norm: (v) => v,
+    next: (v) => v === undefined ? 0.5 : (v as number) * -0.5,
+    add: {
+      delta: f64Value,
+      apply: (current, delta) => ((current ?? 0) as number) + (delta as number),
+    },
+  },
+  {
+    name: "f64 -> bigint64",
+    options: { key: "f64", value: "bigint64" },
+    key: fc.oneof(
+      fc.constantFrom(
+        0,
+        -0,
+        1.5,
+        -1.5,
+        Infinity,
+        -Infinity,
+        Number.MIN_VALUE,
+        -Number.MIN_VALUE,
+        Number.MAX_VALUE,
+        2 ** 53,
+        0.1,
+      ),
+      fc.integer({ min: -8, max: 8 }),
+      fc.double({ noNaN: true }),
+      fc.nat(3000).map((i) => i + 0.25),
+    ),
+    bulkKey: (i) => i + 0.25,
+    value: bigintValue,
+    keyId: numberId,
+    eq: (a, b) => a === b,
+    norm: (v) => v,
+    next: (v) => v === undefined ? 1n : BigInt.asIntN(64, (v as bigint) * 3n + 1n),
+    add: {
+      delta: fc.oneof(
+        { weight: 4, arbitrary: fc.bigInt({ min: -100n, max: 100n }) },
+        { weight: 1, arbitrary: fc.constantFrom(I64_MIN, I64_MAX) },
+      ),
+      apply: (current, delta) => {
+        const sum = ((current ?? 0n) as bigint) + (delta as bigint);
+        return sum >= I64_MIN && sum <= I64_MAX ? sum : undefined;
+      },
+    },
+  },
+  {
+    name: "string -> string",
+    options: { key: "string", value: "string", maxKeyBytes: 48, maxValueBytes: 64 },
+    key: fc.oneof(stringKey(48), fc.nat(3000).map((i) => `κ${i}`)),
+    bulkKey: (i) => `κ${i}`,
+    value: stringValue(64),
+    keyId: (k) => k as string,
+    eq: (a, b) => a === b,
+    norm: (v) => v,
+    next: stringNext,
+  },
+  {
+    name: "bytes -> i32",
+    options: { key: "bytes", value: "i32", maxKeyBytes: 24 },
+    key: fc.oneof(
+      fc.uint8Array({ maxLength: 24 }),
+      fc.constantFrom(new Uint8Array(0), new Uint8Array(24).fill(255)),
+      fc.nat(3000).map((i) => bulkBytes(i)),
+    ),
+    bulkKey: (i) => bulkBytes(i),
+    value: i32Value,
+    keyId: (k) => hex(k as Uint8Array),
+    eq: sameNumber,
+    norm: i32Norm,
+    next: (v) => v === undefined ? -1 : ((v as number) + 7) | 0,
+    add: i32Add,
+  },
+  {
+    name: "bigint64 -> string",
+    options: { key: "bigint64", value: "string", maxValueBytes: 64 },
+    key: fc.oneof(
+      fc.bigInt({ min: -8n, max: 8n }),
+      fc.constantFrom(I64_MIN, I64_MAX),
+      fc.bigInt({ min: I64_MIN, max: I64_MAX }),
+      fc.nat(3000).map((i) => bulkBigint(i)),
+    ),
+    bulkKey: (i) => bulkBigint(i),
+    value: stringValue(64),
+    keyId: (k) => String(k),
+    eq: (a, b) => a === b,
+    norm: (v) => v,
+    next: stringNext,
+  },
+];
+
+function bulkBytes(i: number): Uint8Array {
+  return new Uint8Array([0x0b, i & 255, (i >> 8) & 255, (i >> 16) & 255, 0xff]);
+}
+
+function bulkBigint(i: number): bigint {
+  return BigInt.asIntN(64, BigInt(i + 1) * 0x9e3779b97f4a7c15n);
+}
+
+type Op =
+  | { t: "set" | "swap" | "getOrInsert"; k: unknown; v: unknown }
+  | { t: "get" | "has" | "delete" | "update"; k: unknown }
+  | { t: "deleteIf"; k: unknown; v: unknown; useCurrent: boolean }
+  | { t: "compareAndSet"; k: unknown; v: unknown; expected: unknown; mode: number }
+  | { t: "add"; k: unknown; d: unknown }
+  | { t: "clear" | "size" | "iterate" }
+  | { t: "bulkSet"; start: number; count: number; v: unknown }
+  | { t: "bulkDelete"; fraction: number };
+
+function opArbitrary(spec: PairSpec): fc.Arbitrary<Op> {
+  const { key: k, value: v } = spec;
+  const pick = <T>(weight: number, arbitrary: fc.Arbitrary<T>) => ({ weight, arbitrary });
+  const ops: { weight: number; arbitrary: fc.Arbitrary<Op> }[] = [
+    pick(6, fc.record({ t: fc.constantFrom("set", "swap", "getOrInsert" as const), k, v })),
+    pick(6, fc.record({ t: fc.constantFrom("get", "has", "delete", "update" as const), k })),
+    pick(2, fc.record({ t: fc.constant("deleteIf" as const), k, v, useCurrent: fc.boolean() })),
+    pick(
+      3,
+      fc.record({
+        t: fc.constant("compareAndSet" as const),
+        k,
+        v,
+        expected: v,
+        mode: fc.nat(2),
+      }),
+    ),
+    pick(1, fc.record({ t: fc.constantFrom("clear", "size", "iterate" as const) })),
+    pick(
+      2,
+      fc.record({
+        t: fc.constant("bulkSet" as const),
+        start: fc.nat(2500),
+        count: fc.integer({ min: 50, max: 1600 }),
+        v,
+      }),
+    ),
+    pick(
+      2,
+      fc.record({
+        t: fc.constant("bulkDelete" as const),
+        fraction: fc.oneof(fc.double({ min: 0.2, max: 1 }), fc.double({ min: 0.85, max: 1 })),
+      }),
+    ),
+  ];
+  if (spec.add !== undefined) {
+    ops.push(pick(2, fc.record({ t: fc.constant("add" as const), k, d: spec.add.delta })));
+  }
+  return fc.oneof(...ops);
+}
+
+/** The model: a JS Map from key identity to [key, value]. */
+class Model {
+  readonly entries = new Map<string, [unknown, unknown]>();
+  constructor(readonly spec: PairSpec) {}
+  has(k: unknown): boolean {
+    return this.entries.has(this.spec.keyId(k));
+  }
+  get(k: unknown): unknown {
+    return this.entries.get(this.spec.keyId(k))?.[1];
+  }
+  set(k: unknown, v: unknown): void {
+    const id = this.spec.keyId(k);
+    const old = this.entries.get(id);
+    this.entries.set(id, [old?.[0] ?? k, this.spec.norm(v)]);
+  }
+  delete(k: unknown): boolean {
+    return this.entries.delete(this.spec.keyId(k));
+  }
+}
+
+interface ResizeStats {
+  grows: number;
+  shrinks: number;
+  maxCapacity: number;
+}
+
+/** Compares every entry of the map with the model: iteration, get, has, size. */
+function checkWhole(map: AnyMap, model: Model, where: string): void {
+  const spec = model.spec;
+  assert.equal(map.size, model.entries.size, `${where}: size`);
+  const seen = new Set<string>();
+  for (const [k, v] of map.entries()) {
+    const id = spec.keyId(k);
+    assert.ok(!seen.has(id), `${where}: iteration yielded key ${id} twice`);
+    seen.add(id);
+    const expected = model.entries.get(id);
+    assert.ok(expected !== undefined, `${where}: iteration yielded absent key ${id}`);
+    assert.ok(spec.eq(v, expected[1]), `${where}: iteration value of ${id}`);
+  }
+  assert.equal(seen.size, model.entries.size, `${where}: iteration missed keys`);
+  for (const [id, [k, v]] of model.entries) {
+    assert.ok(map.has(k), `${where}: has(${id})`);
+    assert.ok(spec.eq(map.get(k), v), `${where}: get(${id}) = ${map.get(k)}, expected ${v}`);
+  }
+}
+
+function runOps(spec: PairSpec, ops: Op[], stats: ResizeStats): void {
+  const heap = SharedHeap.create();
+  const map = createMap(heap, spec.options);
+  const model = new Model(spec);
+  let capacity = map.capacity;
+  const observe = () => {
+    const now = map.capacity;
+    if (now > capacity) stats.grows++;
+    if (now < capacity) stats.shrinks++;
+    stats.maxCapacity = Math.max(stats.maxCapacity, now);
+    capacity = now;
+  };
+  const valueOf = (v: unknown) => v instanceof Uint8Array ? v.slice() : v;
+  for (let step = 0; step < ops.length; step++) {
+    const op = ops[step];
+    const where = `${spec.name} step ${step} ${op.t}`;
+    switch (op.t) {
+      case "set":
+        assert.equal(map.set(op.k, op.v), map);
+        model.set(op.k, op.v);
+        break;
+      case "swap": {
+        const previous = model.get(op.k);
+        const got = map.swap(op.k, op.v);
+        assert.ok(
+          previous === undefined ? got === undefined : spec.eq(got, previous),
+          `${where}: swap returned ${got}, expected ${previous}`,
+        );
+        model.set(op.k, op.v);
+        break;
+      }
+      case "getOrInsert": {
+        const present = model.has(op.k);
+        const got = map.getOrInsert(op.k, op.v);
+        const expected = present ? model.get(op.k) : spec.norm(op.v);
+        assert.ok(spec.eq(spec.norm(got), expected), `${where}: got ${got}`);
+        if (!present) model.set(op.k, op.v);
+        break;
+      }
+      case "get": {
+        const got = map.get(op.k);
+        const expected = model.get(op.k);
+        assert.ok(
+          expected === undefined ? got === undefined : spec.eq(got, expected),
+          `${where}: get returned ${got}, expected ${expected}`,
+        );
+        break;
+      }
+      case "has":
+        assert.equal(map.has(op.k), model.has(op.k), where);
+        break;
+      case "delete":
+        assert.equal(map.delete(op.k), model.delete(op.k), where);
+        break;
+      case "update": {
+        const nextValue = spec.next(model.get(op.k));
+        let calls = 0;
+        const got = map.update(op.k, (current) => {
+          calls++;
+          const expected = model.get(op.k);
+          assert.ok(
+            expected === undefined ? current === undefined : spec.eq(current, expected),
+            `${where}: update saw ${current}`,
+          );
+          return spec.next(current);
+        });
+        assert.equal(calls, 1, `${where}: update called fn ${calls} times without contention`);
+        assert.ok(spec.eq(got, nextValue), where);
+        model.set(op.k, nextValue);
+        break;
+      }
+      case "deleteIf": {
+        const present = model.has(op.k);
+        const value = op.useCurrent && present ? valueOf(model.get(op.k)) : op.v;
+        const expected = present && spec.eq(model.get(op.k), spec.norm(value));
+        assert.equal(map.deleteIf(op.k, value), expected, where);
+        if (expected) model.delete(op.k);
+        break;
+      }
+      case "compareAndSet": {
+        const present = model.has(op.k);
+        const expected = op.mode === 0 && present
+          ? valueOf(model.get(op.k))
+          : op.mode === 1 || (op.mode === 0 && !present)
+          ? undefined
+          : op.expected;
+        const matches = expected === undefined
+          ? !present
+          : present && spec.eq(model.get(op.k), spec.norm(expected));
+        assert.equal(map.compareAndSet(op.k, expected, op.v), matches, where);
+        if (matches) model.set(op.k, op.v);
+        break;
+      }
+      case "add": {
+        const sum = spec.add!.apply(model.get(op.k), op.d);
+        const before = model.get(op.k);
+        if (sum === undefined) {
+          assert.throws(() => map.add(op.k, op.d), RangeError, where);
+          const after = map.get(op.k);
+          assert.ok(
+            before === undefined ? after === undefined : spec.eq(after, before),
+            `${where}: a failed add changed the value`,
+          );
+        } else {
+          assert.ok(spec.eq(map.add(op.k, op.d), sum), where);
+          model.set(op.k, sum);
+        }
+        break;
+      }
+      case "clear":
+        map.clear();
+        model.entries.clear();
+        assert.equal(map.size, 0, where);
+        break;
+      case "size":
+        assert.equal(map.size, model.entries.size, where);
+        break;
+      case "iterate":
+        checkWhole(map, model, where);
+        break;
+      case "bulkSet":
+        for (let i = op.start; i < op.start + op.count; i++) {
+          const k = spec.bulkKey(i);
+          map.set(k, op.v);
+          model.set(k, op.v);
+          // Read back at once: a key written while a resize is under way
+          // must be visible to the very next read.
+          assert.ok(spec.eq(map.get(k), spec.norm(op.v)), `${where}: get right after set(${i})`);
+          observe();
+        }
+        break;
+      case "bulkDelete": {
+        const victims = [...model.entries.values()].slice(
+          0,
+          Math.ceil(model.entries.size * op.fraction),
+        );
+        for (const [k] of victims) {
+          assert.ok(map.delete(k), `${where}: delete of a present key`);
+          model.delete(k);
+          assert.ok(!map.has(k), `${where}: has after delete`);
+          observe();
+        }
+        break;
+      }
+    }
+    assert.equal(map.size, model.entries.size, `${where}: size after the step`);
+    observe();
+  }
+  checkWhole(map, model, `${spec.name} at the end`);
+}
+
+for (const spec of SPECS) {
+  Deno.test(`model: random operations on ${spec.name} match a Map, across many resizes`, () => {
+    const stats: ResizeStats = { grows: 0, shrinks: 0, maxCapacity: 0 };
+    fc.assert(
+      fc.property(
+        fc.array(opArbitrary(spec), { minLength: 1, maxLength: 40, size: "max" }),
+        (ops) => {
+          runOps(spec, ops, stats);
+        },
+      ),
+      { numRuns: 120 * STRESS },
+    );
+    // The runs must really have crossed grow and shrink thresholds, and
+    // tables large enough that a migration spans several operations.
+    assert.ok(stats.grows >= 200, `only ${stats.grows} grows`);
+    assert.ok(stats.shrinks >= 20, `only ${stats.shrinks} shrinks`);
+    assert.ok(stats.maxCapacity >= 4096, `largest table had ${stats.maxCapacity} slots`);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Resizing
+
+Deno.test("resize: every key written while a migration spans several operations reads back at once", () => {
+  const heap = SharedHeap.create();
+  const map = createMap(heap, { key: "i32", value: "i32" });
+  const n = 40_000;
+  for (let k = 0; k < n; k++) {
+    map.set(k, ~k);
+    assert.equal(map.get(k), ~k, `get(${k}) right after set, capacity ${map.capacity}`);
+    if (k % 5 === 4) {
+      // Deletes and overwrites of older keys interleave with the helping.
+      assert.ok(map.delete(k - 2), `delete(${k - 2})`);
+      assert.equal(map.get(k - 2), undefined);
+      assert.equal(map.swap(k - 4, k), ~(k - 4));
+      assert.equal(map.get(k - 4), k);
+    }
+  }
+  assert.ok(map.capacity >= 32_768, `capacity ${map.capacity}: migrations spanned many chunks`);
+  for (let k = 0; k < n; k++) {
+    const expected = k % 5 === 2 ? undefined : k % 5 === 0 && k + 4 < n ? k + 4 : ~k;
+    assert.equal(map.get(k), expected, `final get(${k})`);
+  }
+  assert.equal(map.size, n - n / 5);
+});
+
+Deno.test("resize: grows past many thresholds, then shrinks back as keys go", () => {
+  const heap = SharedHeap.create();
+  const map = createMap(heap, { key: "u32", value: "u32" });
+  const capacities = new Set<number>([map.capacity]);
+  for (let k = 0; k < 50_000; k++) {
+    map.set(k, k * 3);
+    capacities.add(map.capacity);
+  }
+  assert.ok(map.capacity >= 65_536, `capacity ${map.capacity}`);
+  assert.ok(capacities.size >= 12, `saw only capacities ${[...capacities]}`);
+  for (let k = 0; k < 50_000 - 50; k++) assert.ok(map.delete(k));
+  assert.ok(map.capacity <= 1024, `capacity ${map.capacity} after deleting all but 50 keys`);
+  for (let k = 50_000 - 50; k < 50_000; k++) assert.equal(map.get(k), k * 3);
+  assert.equal(map.size, 50);
+  map.clear();
+  assert.equal(map.size, 0);
+  assert.deepEqual([...map.entries()], []);
+});
+
+Deno.test("resize: churning distinct keys at a steady count rehashes in place instead of growing", () => {
+  const heap = SharedHeap.create();
+  const map = createMap(heap, { key: "i32", value: "i32" });
+  const live = 100;
+  let largest = 0;
+  for (let k = 0; k < 100_000 * STRESS; k++) {
+    map.set(k, k);
+    if (k >= live) assert.ok(map.delete(k - live));
+    largest = Math.max(largest, map.capacity);
+  }
+  // Every key is new, so every insert claims a slot: without rehashing at
+  // the same size when deleted slots dominate, the table would keep growing.
+  assert.ok(largest <= 1024, `the table grew to ${largest} slots for ${live} live keys`);
+  assert.equal(map.size, live);
+  for (let k = 100_000 * STRESS - live; k < 100_000 * STRESS; k++) assert.equal(map.get(k), k);
+  for (let i = 0; i < 4; i++) heap.collect();
+  // Entries of claimed slots (live or deleted, at most 3/4 of the table),
+  // the slot array, the table, the header: no pile of old ones.
+  const blocks = heap.stats().liveBlocks;
+  assert.ok(blocks <= (largest * 3) / 4 + 16, `${blocks} live blocks for ${live} live keys`);
+});
+
+Deno.test("create: capacity is rounded up to a power of two, at least 16", () => {
+  const heap = SharedHeap.create();
+  assert.equal(createMap(heap, { key: "i32", value: "i32" }).capacity, 16);
+  assert.equal(createMap(heap, { key: "i32", value: "i32", capacity: 1 }).capacity, 16);
+  assert.equal(createMap(heap, { key: "i32", value: "i32", capacity: 100 }).capacity, 128);
+  assert.equal(createMap(heap, { key: "i32", value: "i32", capacity: 1024 }).capacity, 1024);
+});
+
+// ---------------------------------------------------------------------------
+// Interleavings replayed in one thread
+//
+// Another worker may act between any two steps of an operation. These tests
+// make that happen at a chosen point: they wrap `heap.ensure`, which every
+// operation calls before it reads a table, and run a second HashMap object
+// (attached to the same map, as another worker would be) from inside the
+// call. An operation calls `ensure(table + header)` right before it loads the
+// table's next-table pointer and again right after, when it starts probing;
+// the wrapper acts on the second of two such identical calls in a row, so the
+// other "worker" acts after the pointer was read and before the probe.
+
+interface Interleaving {
+  readonly fired: boolean;
+  restore(): void;
+}
+
+function actAfterNextTableRead(heap: SharedHeap, action: () => void): Interleaving {
+  const original = heap.ensure;
+  let previous = -1;
+  const state = { fired: false, restore: () => (heap.ensure = original) };
+  heap.ensure = (end: number) => {
+    if (!state.fired && end === previous) {
+      state.fired = true;
+      action();
+    }
+    previous = end;
+    original.call(heap, end);
+  };
+  return state;
+}
+
+/** Inserts new keys through `other` until its table has been replaced. */
+function resizeThrough(other: AnyMap, firstKey: number): number {
+  const capacity = other.capacity;
+  let k = firstKey;
+  while (other.capacity === capacity) other.set(k, k), k++;
+  return k;
+}
+
+Deno.test("interleaving: a write that finds its key frozen by a resize it has not seen yet", () => {
+  const heap = SharedHeap.create();
+  const map = createMap(heap, { key: "i32", value: "i32" });
+  for (let k = 0; k < 10; k++) map.set(k, k);
+  const other = HashMap.attach<number, number>(map.handle) as unknown as AnyMap;
+  let end = 0;
+  const interleaving = actAfterNextTableRead(heap, () => (end = resizeThrough(other, 100)));
+  try {
+    assert.equal(map.swap(5, 555), 5);
+  } finally {
+    interleaving.restore();
+  }
+  assert.ok(interleaving.fired, "the other worker never acted");
+  assert.ok(map.capacity > 16, "the table was replaced in the middle of the write");
+  assert.equal(map.get(5), 555);
+  for (let k = 0; k < 10; k++) if (k !== 5) assert.equal(map.get(k), k);
+  for (let k = 100; k < end; k++) assert.equal(map.get(k), k);
+  assert.equal(map.size, 10 + end - 100);
+});
+
+Deno.test("interleaving: a delete that finds its key frozen by a resize it has not seen yet", () => {
+  const heap = SharedHeap.create();
+  const map = createMap(heap, { key: "i32", value: "i32" });
+  for (let k = 0; k < 10; k++) map.set(k, k);
+  const other = HashMap.attach<number, number>(map.handle) as unknown as AnyMap;
+  let end = 0;
+  const interleaving = actAfterNextTableRead(heap, () => (end = resizeThrough(other, 100)));
+  try {
+    assert.equal(map.delete(5), true);
+  } finally {
+    interleaving.restore();
+  }
+  assert.ok(interleaving.fired, "the other worker never acted");
+  assert.equal(map.get(5), undefined);
+  for (let k = 0; k < 10; k++) if (k !== 5) assert.equal(map.get(k), k);
+  assert.equal(map.size, 9 + end - 100);
+  assert.equal(map.delete(5), false);
+});
+
+Deno.test("interleaving: a new key inserted by two workers across the start of a resize exists once", () => {
+  // The table is one claim short of its resize threshold and spans 16
+  // migration chunks. Our writer reads "no resize", then the other worker
+  // starts the resize, helps migrate the first chunks and inserts the same
+  // key; then our writer goes on. Its write comes last, so it must win, and
+  // the key must be counted and iterated once.
+  for (const key of [-11, -22, -33, -44, -55, -66, -77, -88]) {
+    const heap = SharedHeap.create();
+    const map = createMap(heap, { key: "i32", value: "i32", capacity: 4096 });
+    for (let k = 0; k < 3072; k++) map.set(k, k);
+    assert.equal(map.capacity, 4096);
+    const other = HashMap.attach<number, number>(map.handle) as unknown as AnyMap;
+    const interleaving = actAfterNextTableRead(heap, () => {
+      other.set(-1, -1); // the claim that starts the resize
+      other.set(key, 2);
+    });
+    try {
+      map.set(key, 1);
+    } finally {
+      interleaving.restore();
+    }
+    assert.ok(interleaving.fired, "the other worker never acted");
+    const where = `key ${key}`;
+    assert.equal(map.get(key), 1, `${where}: the later write must win`);
+    assert.equal(map.size, 3074, `${where}: size`);
+    // Finish the migration (deletes of absent keys help), then look again.
+    for (let i = 0; map.capacity === 4096; i++) {
+      assert.ok(i < 100, "the migration never finished");
+      map.delete(-1000 - i);
+    }
+    assert.equal(map.get(key), 1, `${where}: after the migration`);
+    assert.equal(map.size, 3074, `${where}: size after the migration`);
+    const keys = [...map.keys()];
+    assert.equal(keys.length, 3074, `${where}: iteration`);
+    assert.equal(new Set(keys).size, 3074, `${where}: iteration yielded a key twice`);
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Iteration
+
+Deno.test("iteration: keys present throughout are seen exactly once while the map changes and resizes", () => {
+  const heap = SharedHeap.create();
+  const map = createMap(heap, { key: "string", value: "u32" });
+  // 3073 distinct keys, none deleted: the 4096-slot table has just passed
+  // 3/4 of its slots claimed, so a resize has been published and nothing
+  // migrated yet. The iteration starts with two tables, and every step
+  // below helps move keys from the first to the second.
+  const stable = 3073;
+  for (let i = 0; i < stable; i++) map.set(`stable ${i}`, i);
+  assert.equal(map.capacity, 4096);
+  let churn = 0;
+  let oldest = 0;
+  const capacityBefore = map.capacity;
+  const seen = new Map<string, number>();
+  let steps = 0;
+  for (const [key, value] of map) {
+    seen.set(key as string, (seen.get(key as string) ?? 0) + 1);
+    if (typeof key === "string" && key.startsWith("stable ")) {
+      assert.equal(value, Number(key.slice(7)), `value of ${key}`);
+    }
+    // Between two steps: insert new keys, delete old ones (other keys only).
+    for (let j = 0; j < 6; j++) map.set(`churn ${churn++}`, churn);
+    if (steps++ % 2 === 0) {
+      for (let j = 0; j < 4 && oldest < churn; j++) map.delete(`churn ${oldest++}`);
+    }
+  }
+  assert.ok(map.capacity > capacityBefore, "no resize happened during the iteration");
+  for (let i = 0; i < stable; i++) {
+    assert.equal(seen.get(`stable ${i}`), 1, `stable ${i} seen ${seen.get(`stable ${i}`)} times`);
+  }
+  for (const [key, count] of seen) assert.equal(count, 1, `${key} seen ${count} times`);
+});
+
+Deno.test("iteration: entries, keys, values, forEach, Symbol.iterator and new Map agree", () => {
+  const heap = SharedHeap.create();
+  const map = HashMap.create(heap, { key: "i32", value: "string" });
+  for (let k = -50; k < 50; k++) map.set(k, `v${k}`);
+  const expected = new Map<number, string>();
+  for (let k = -50; k < 50; k++) expected.set(k, `v${k}`);
+  const sort = <T>(a: T[]) => a.sort();
+  assert.deepEqual(sort([...map.entries()].map(String)), sort([...expected].map(String)));
+  assert.deepEqual(sort([...map.keys()]), sort([...expected.keys()]));
+  assert.deepEqual(sort([...map.values()]), sort([...expected.values()]));
+  const viaForEach: string[] = [];
+  map.forEach((value, key, self) => {
+    assert.equal(self, map);
+    viaForEach.push(`${key},${value}`);
+  });
+  assert.deepEqual(sort(viaForEach), sort([...expected].map(String)));
+  assert.deepEqual(new Map(map), expected);
+  // Breaking out of an iteration releases its epoch pin.
+  for (const _ of map) break;
+  assert.equal(heap.isPinned, false);
+});
+
+// ---------------------------------------------------------------------------
+// Codec round trips
+
+Deno.test("codecs: strings, empty and unicode, up to exactly maxKeyBytes and maxValueBytes", () => {
+  const heap = SharedHeap.create();
+  const map = HashMap.create(heap, {
+    key: "string",
+    value: "string",
+    maxKeyBytes: 8,
+    maxValueBytes: 12,
+  });
+  const pairs: [string, string][] = [
+    ["", ""],
+    ["é", "e\u0301"], // precomposed key, combining value
+    ["e\u0301", "é"], // a different key from "é"
+    ["😀", "𝔘𝔫𝔦"], // astral (surrogate pairs)
+    ["12345678", "123456789012"], // exactly at the limits
+    ["😀😀", "😀😀😀"], // 8 and 12 bytes of astral characters
+    ["\u0000\uFFFF", "\u0000"],
+  ];
+  for (const [k, v] of pairs) map.set(k, v);
+  for (const [k, v] of pairs) assert.equal(map.get(k), v, JSON.stringify(k));
+  assert.equal(map.size, pairs.length);
+  assert.deepEqual(new Set(map.keys()), new Set(pairs.map(([k]) => k)));
+  assert.throws(() => map.set("123456789", "x"), RangeError); // 9 bytes
+  assert.throws(() => map.set("😀😀a", "x"), RangeError);
+  assert.throws(() => map.set("k", "1234567890123"), RangeError); // 13 bytes
+  assert.throws(() => map.set("k", "😀😀😀a"), RangeError);
+  assert.throws(() => map.get("123456789"), RangeError);
+  assert.equal(map.size, pairs.length);
+});
+
+Deno.test("codecs: bytes keys and values, empty and exactly at the limit, copied in and out", () => {
+  const heap = SharedHeap.create();
+  const map = HashMap.create(heap, {
+    key: "bytes",
+    value: "bytes",
+    maxKeyBytes: 16,
+    maxValueBytes: 40_000, // over the largest size class: the entry takes whole pages
+  });
+  const empty = new Uint8Array(0);
+  const full = new Uint8Array(16).map((_, i) => 255 - i);
+  const big = new Uint8Array(40_000).map((_, i) => i * 7);
+  map.set(empty, full);
+  map.set(full, big);
+  assert.deepEqual(map.get(new Uint8Array(0)), full);
+  const got = map.get(full.slice())!;
+  assert.deepEqual(got, big);
+  got[0] ^= 1; // the result is a copy
+  assert.deepEqual(map.get(full), big);
+  const input = new Uint8Array([1, 2, 3]);
+  map.set(input, input);
+  input[0] = 9; // and so is what was stored
+  assert.deepEqual(map.get(new Uint8Array([1, 2, 3])), new Uint8Array([1, 2, 3]));
+  assert.equal(map.get(input), undefined);
+  assert.throws(() => map.set(new Uint8Array(17), empty), RangeError);
+  assert.throws(() => map.set(empty, new Uint8Array(40_001)), RangeError);
+  assert.equal(map.size, 3);
+});
+
+Deno.test("codecs: f64 keys -0 and 0 are one key, NaN keys are refused, NaN and -0 values kept", () => {
+  const heap = SharedHeap.create();
+  const map = HashMap.create(heap, { key: "f64", value: "f64" });
+  map.set(-0, 1);
+  assert.equal(map.get(0), 1);
+  assert.ok(map.has(-0) && map.has(0));
+  map.set(0, 2);
+  assert.equal(map.get(-0), 2);
+  assert.equal(map.size, 1);
+  assert.ok(Object.is([...map.keys()][0], 0), "the key reads back as +0");
+  for (const op of [() => map.set(NaN, 1), () => map.get(NaN), () => map.has(NaN)]) {
+    assert.throws(op, (e: Error) => e instanceof RangeError && /NaN/.test(e.message));
+  }
+  assert.throws(() => map.delete(NaN), RangeError);
+  map.set(Infinity, NaN);
+  map.set(-Infinity, -0);
+  map.set(Number.MIN_VALUE, Number.MAX_VALUE);
+  assert.ok(Number.isNaN(map.get(Infinity)));
+  assert.ok(Object.is(map.get(-Infinity), -0));
+  assert.equal(map.get(Number.MIN_VALUE), Number.MAX_VALUE);
+  // Values compare with Object.is: NaN matches NaN, -0 does not match 0.
+  assert.ok(map.compareAndSet(Infinity, NaN, 3));
+  assert.equal(map.compareAndSet(-Infinity, 0, 4), false);
+  assert.ok(map.deleteIf(-Infinity, -0));
+  assert.equal(map.size, 3);
+});
+
+Deno.test("codecs: integer and bigint extremes round-trip, one past them is refused", () => {
+  const heap = SharedHeap.create();
+  const ints = HashMap.create(heap, { key: "i32", value: "u32" });
+  ints.set(I32_MIN, U32_MAX).set(I32_MAX, 0).set(-0, 1);
+  assert.equal(ints.get(I32_MIN), U32_MAX);
+  assert.equal(ints.get(I32_MAX), 0);
+  assert.equal(ints.get(0), 1);
+  assert.throws(() => ints.set(I32_MAX + 1, 0), RangeError);
+  assert.throws(() => ints.set(I32_MIN - 1, 0), RangeError);
+  assert.throws(() => ints.set(0, U32_MAX + 1), RangeError);
+  assert.throws(() => ints.set(0, -1), RangeError);
+  const big = HashMap.create(heap, { key: "bigint64", value: "bigint64" });
+  big.set(I64_MIN, I64_MAX).set(I64_MAX, I64_MIN).set(-1n, 0n);
+  assert.equal(big.get(I64_MIN), I64_MAX);
+  assert.equal(big.get(I64_MAX), I64_MIN);
+  assert.equal(big.get(-1n), 0n);
+  assert.throws(() => big.set(I64_MAX + 1n, 0n), RangeError);
+  assert.throws(() => big.set(0n, I64_MIN - 1n), RangeError);
+  assert.throws(() => big.add(I64_MIN, 1n), RangeError); // I64_MAX + 1
+  assert.equal(big.add(I64_MAX, 0n), I64_MIN);
+  assert.throws(() => big.add(I64_MAX, -1n), RangeError); // I64_MIN - 1
+  assert.equal(big.get(I64_MAX), I64_MIN, "a failed add changes nothing");
+  const unsigned = HashMap.create(heap, { key: "u32", value: "i32" });
+  unsigned.set(U32_MAX, I32_MIN).set(0, I32_MAX);
+  assert.equal(unsigned.get(U32_MAX), I32_MIN);
+  assert.throws(() => unsigned.add(0, 1), RangeError);
+  assert.equal(unsigned.get(0), I32_MAX);
+  assert.deepEqual([...unsigned.keys()].sort((a, b) => a - b), [0, U32_MAX]);
+});
+
+// ---------------------------------------------------------------------------
+// Bad input: refused before anything is written
+
+/** Everything observable about a map and its heap's allocations. */
+function snapshot(map: AnyMap, heap: SharedHeap): string {
+  const entries = [...map.entries()].map(([k, v]) =>
+    `${k instanceof Uint8Array ? hex(k) : String(k)}=${
+      v instanceof Uint8Array ? hex(v) : Object.is(v, -0) ? "-0" : String(v)
+    }`
+  ).sort();
+  const stats = heap.stats();
+  return JSON.stringify({
+    entries,
+    size: map.size,
+    capacity: map.capacity,
+    liveBlocks: stats.liveBlocks,
+    liveBytes: stats.liveBytes,
+    retiredBlocks: stats.retiredBlocks,
+  });
+}
+
+type ErrorClass = typeof TypeError | typeof RangeError;
+
+/** [call, error class, parameter named in the message, value as the message shows it] */
+type BadCall = [(map: AnyMap) => unknown, ErrorClass, string, string];
+
+function expectRefused(map: AnyMap, heap: SharedHeap, cases: BadCall[]): void {
+  for (const [call, errorClass, parameter, shown] of cases) {
+    const before = snapshot(map, heap);
+    const source = call.toString();
+    assert.throws(
+      () => call(map),
+      (e: Error) => {
+        assert.ok(e instanceof errorClass, `${source}: ${e.name} is not a ${errorClass.name}`);
+        assert.match(e.message, new RegExp(`\\b${parameter}\\b`), `${source}: ${e.message}`);
+        assert.ok(
+          e.message.includes(`current value is ${shown}`),
+          `${source}: the message should show ${shown}: ${e.message}`,
+        );
+        return true;
+      },
+      `${source} did not throw`,
+    );
+    assert.equal(snapshot(map, heap), before, `${source} changed the map or the heap`);
+  }
+}
+
+function filled(heap: SharedHeap, options: HashMapOptions<CodecName, CodecName>, entries: [
+  unknown,
+  unknown,
+][]): AnyMap {
+  const map = createMap(heap, options);
+  for (const [k, v] of entries) map.set(k, v);
+  return map;
+}
+
+Deno.test("bad input: i32 and u32 keys and values of the wrong type or range are refused", () => {
+  const heap = SharedHeap.create();
+  const i32 = filled(heap, { key: "i32", value: "i32" }, [[1, 1], [2, 2], [-3, 3]]);
+  expectRefused(i32, heap, [
+    [(m) => m.set("1", 1), TypeError, "key", '"1"'],
+    [(m) => m.set(2 ** 31, 1), RangeError, "key", "2147483648"],
+    [(m) => m.set(-(2 ** 31) - 1, 1), RangeError, "key", "-2147483649"],
+    [(m) => m.set(1.5, 1), RangeError, "key", "1.5"],
+    [(m) => m.set(undefined, 1), TypeError, "key", "undefined"],
+    [(m) => m.set(true, 1), TypeError, "key", "true"],
+    [(m) => m.set(1, "1"), TypeError, "value", '"1"'],
+    [(m) => m.set(1, 2 ** 31), RangeError, "value", "2147483648"],
+    [(m) => m.get(NaN), RangeError, "key", "NaN"],
+    [(m) => m.has(null), TypeError, "key", "null"],
+    [(m) => m.delete(1n), TypeError, "key", "1n"],
+    [(m) => m.swap(-1.5, 0), RangeError, "key", "-1.5"],
+    [(m) => m.getOrInsert(4, null), TypeError, "value", "null"],
+    [(m) => m.compareAndSet(1, "x", 2), TypeError, "expected", '"x"'],
+    [(m) => m.compareAndSet(1, 1, 0.5), RangeError, "value", "0.5"],
+    [(m) => m.compareAndSet("1", 1, 2), TypeError, "key", '"1"'],
+    [(m) => m.deleteIf(1, {}), TypeError, "value", "[object Object]"],
+    [(m) => m.deleteIf(Infinity, 1), RangeError, "key", "Infinity"],
+    [(m) => m.add(1, 1.5), RangeError, "delta", "1.5"],
+    [(m) => m.add(1, I32_MAX), RangeError, "value", "2147483648"],
+    [(m) => m.update(1, () => "bad"), TypeError, "value", '"bad"'],
+    [(m) => m.update("1", (v) => v), TypeError, "key", '"1"'],
+  ]);
+  const u32 = filled(heap, { key: "u32", value: "u32" }, [[0, 0], [U32_MAX, 1]]);
+  expectRefused(u32, heap, [
+    [(m) => m.set(-1, 0), RangeError, "key", "-1"],
+    [(m) => m.set(2 ** 32, 0), RangeError, "key", "4294967296"],
+    [(m) => m.set(0, -1), RangeError, "value", "-1"],
+    [(m) => m.get("0"), TypeError, "key", '"0"'],
+    [(m) => m.add(U32_MAX, -2), RangeError, "delta", "-2"],
+    [(m) => m.add(U32_MAX, U32_MAX), RangeError, "value", "4294967296"],
+  ]);
+});
+
+Deno.test("bad input: NaN f64 keys and non-number f64 keys and values are refused", () => {
+  const heap = SharedHeap.create();
+  const map = filled(heap, { key: "f64", value: "f64" }, [[0, NaN], [1.5, -0]]);
+  expectRefused(map, heap, [
+    [(m) => m.set(NaN, 1), RangeError, "key", "NaN"],
+    [(m) => m.getOrInsert(NaN, 1), RangeError, "key", "NaN"],
+    [(m) => m.delete(NaN), RangeError, "key", "NaN"],
+    [(m) => m.set("1", 1), TypeError, "key", '"1"'],
+    [(m) => m.set(1, 1n), TypeError, "value", "1n"],
+    [(m) => m.add(1.5, "1"), TypeError, "delta", '"1"'],
+  ]);
+});
+
+Deno.test("bad input: oversize, ill-formed or mistyped strings and bytes are refused", () => {
+  const heap = SharedHeap.create();
+  const strings = filled(
+    heap,
+    { key: "string", value: "string", maxKeyBytes: 4, maxValueBytes: 4 },
+    [["a", "b"], ["😀", "é"]],
+  );
+  expectRefused(strings, heap, [
+    [(m) => m.set("12345", "v"), RangeError, "key", '"12345"'],
+    [(m) => m.set("ééé", "v"), RangeError, "key", '"ééé"'],
+    [(m) => m.set("\uD800", "v"), TypeError, "key", '"\\ud800"'],
+    [(m) => m.set("k", "12345"), RangeError, "value", '"12345"'],
+    [(m) => m.set("k", "a\uDC00"), TypeError, "value", '"a\\udc00"'],
+    [(m) => m.set(1, "v"), TypeError, "key", "1"],
+    [(m) => m.set("k", 1), TypeError, "value", "1"],
+    [(m) => m.getOrInsert("k", "12345"), RangeError, "value", '"12345"'],
+    [(m) => m.compareAndSet("a", "12345", "c"), RangeError, "expected", '"12345"'],
+  ]);
+  assert.throws(() => strings.add("a", "b"), TypeError);
+  const bytes = filled(
+    heap,
+    { key: "bytes", value: "bytes", maxKeyBytes: 4, maxValueBytes: 4 },
+    [[new Uint8Array([1]), new Uint8Array([2])]],
+  );
+  const u8 = new Uint8Array([1]);
+  expectRefused(bytes, heap, [
+    [(m) => m.set([1, 2], u8), TypeError, "key", "Array(2)"],
+    [(m) => m.set(new Uint8Array(5), u8), RangeError, "key", "Uint8Array(5)"],
+    [(m) => m.set(u8, new Uint8Array(5)), RangeError, "value", "Uint8Array(5)"],
+    [(m) => m.set(u8, "x"), TypeError, "value", '"x"'],
+    [(m) => m.has(new Uint16Array(1)), TypeError, "key", "[object Uint16Array]"],
+  ]);
+  assert.throws(() => bytes.add(u8, u8), TypeError);
+});
+
+Deno.test("bad input: bigint64 keys and values of the wrong type or out of range are refused", () => {
+  const heap = SharedHeap.create();
+  const map = filled(heap, { key: "bigint64", value: "bigint64" }, [[0n, 1n], [I64_MAX, I64_MAX]]);
+  expectRefused(map, heap, [
+    [(m) => m.set(1, 1n), TypeError, "key", "1"],
+    [(m) => m.set(2n ** 63n, 0n), RangeError, "key", "9223372036854775808n"],
+    [(m) => m.set(0n, 1), TypeError, "value", "1"],
+    [(m) => m.set(0n, I64_MIN - 1n), RangeError, "value", "-9223372036854775809n"],
+    [(m) => m.add(0n, 1), TypeError, "delta", "1"],
+    [(m) => m.add(I64_MAX, 1n), RangeError, "value", "9223372036854775808n"],
+  ]);
+});
+
+Deno.test("bad input: create refuses a non-heap and bad options before allocating", () => {
+  const heap = SharedHeap.create();
+  const blocks = () => heap.stats().liveBlocks;
+  const before = blocks();
+  const refuse = (
+    call: () => unknown,
+    errorClass: ErrorClass | ErrorClass[],
+    parameter: string,
+    shown: string,
+  ) => {
+    const classes = Array.isArray(errorClass) ? errorClass : [errorClass];
+    assert.throws(call, (e: Error) => {
+      assert.ok(classes.some((c) => e instanceof c), `${call}: ${e.name}: ${e.message}`);
+      assert.ok(
+        e.message.includes(`'${parameter}'`),
+        `${call}: names no '${parameter}': ${e.message}`,
+      );
+      assert.ok(e.message.includes(`current value is ${shown}`), `${call}: ${e.message}`);
+      return true;
+    }, `${call} did not throw`);
+    assert.equal(blocks(), before, `${call} allocated`);
+  };
+  const create = (options: unknown, ...on: unknown[]) =>
+    HashMap.create(
+      (on.length > 0 ? on[0] : heap) as SharedHeap,
+      options as HashMapOptions<"i32", "i32">,
+    );
+  refuse(() => create({ key: "i32", value: "i32" }, {}), TypeError, "heap", "[object Object]");
+  refuse(() => create({ key: "i32", value: "i32" }, undefined), TypeError, "heap", "undefined");
+  refuse(() => create({ key: "i32", value: "i32" }, heap.sab), TypeError, "heap", "[object");
+  refuse(() => create(null), TypeError, "options", "null");
+  refuse(() => create("i32"), TypeError, "options", '"i32"');
+  refuse(() => create({ key: "int", value: "i32" }), TypeError, "key", '"int"');
+  refuse(() => create({ key: "i32", value: "float" }), TypeError, "value", '"float"');
+  refuse(() => create({ value: "i32" }), TypeError, "key", "undefined");
+  refuse(() => create({ key: 1, value: "i32" }), TypeError, "key", "1");
+  // Names that an object literal inherits are no codec names either.
+  refuse(() => create({ key: "toString", value: "i32" }), TypeError, "key", '"toString"');
+  refuse(() => create({ key: "i32", value: "constructor" }), TypeError, "value", '"constructor"');
+  for (const capacity of [0, -1, 1.5, 2 ** 28 + 1, NaN, Infinity]) {
+    refuse(
+      () => create({ key: "i32", value: "i32", capacity }),
+      RangeError,
+      "capacity",
+      Object.is(capacity, NaN) ? "NaN" : String(capacity),
+    );
+  }
+  refuse(
+    () => create({ key: "i32", value: "i32", capacity: "16" }),
+    [TypeError, RangeError],
+    "capacity",
+    '"16"',
+  );
+  for (
+    const [field, value, errorClass] of [
+      ["maxKeyBytes", 0, RangeError],
+      ["maxKeyBytes", 2 ** 20 + 1, RangeError],
+      ["maxKeyBytes", 1.5, RangeError],
+      ["maxKeyBytes", "8", TypeError],
+      ["maxValueBytes", -1, RangeError],
+      ["maxValueBytes", null, TypeError],
+    ] as const
+  ) {
+    for (const codecs of [{ key: "string", value: "bytes" }, { key: "i32", value: "i32" }]) {
+      refuse(
+        () => create({ ...codecs, [field]: value }),
+        errorClass,
+        field,
+        typeof value === "string" ? `"${value}"` : String(value),
+      );
+    }
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Handles
+
+Deno.test("handles: attach refuses wrong kinds, truncated and random handles with HandleError", () => {
+  const heap = SharedHeap.create();
+  const map = HashMap.create(heap, { key: "i32", value: "i32" });
+  map.set(1, 10);
+  const good = map.handle;
+  assert.equal(HashMap.attach<number, number>(structuredClone(good)).get(1), 10);
+  const block = heap.allocateZeroed(8192);
+  const plain = new SharedArrayBuffer(8192);
+  // A tag like a map's in a buffer that is no heap.
+  new Int32Array(plain)[0] = tagOf("HMAP");
+  const bad: unknown[] = [
+    null,
+    undefined,
+    "sabre.HashMap",
+    {},
+    { kind: good.kind, version: good.version, sab: good.sab },
+    { kind: good.kind, version: good.version, offset: good.offset },
+    { ...good, kind: "sabre.Mutex" },
+    { ...good, kind: "sabre.SharedHeap" },
+    { ...good, version: 2 },
+    { ...good, version: 0 },
+    { ...good, sab: new ArrayBuffer(64) },
+    { ...good, sab: plain, offset: 64 },
+    { ...good, sab: plain, offset: 0 },
+    { ...good, offset: 0 },
+    { ...good, offset: good.offset + 2 },
+    { ...good, offset: -64 },
+    { ...good, offset: block },
+    { ...good, offset: heap.sab.byteLength - 64 },
+    { ...good, offset: heap.sab.byteLength + 64 },
+    { ...good, offset: 1.5 },
+  ];
+  const random = (n: number) => Math.floor(Math.random() * n);
+  for (let i = 0; i < 200; i++) bad.push({ ...good, offset: random(heap.sab.byteLength) * 4 });
+  for (const handle of bad) {
+    if (
+      handle !== null && typeof handle === "object" && "offset" in handle &&
+      handle.offset === good.offset && "sab" in handle && handle.sab === good.sab
+    ) continue; // a random offset that happens to be the map's own
+    assert.throws(
+      () => HashMap.attach(handle as typeof good),
+      HandleError,
+      `attach(${Deno.inspect(handle, { depth: 0 })})`,
+    );
+  }
+  assert.equal(map.get(1), 10);
+});
+
+// ---------------------------------------------------------------------------
+// Heap exhaustion
+
+/** Fills `map` with new keys until the heap is exhausted; returns the model. */
+function fillUntilExhausted(
+  map: HashMap<number, string>,
+  model: Map<number, string>,
+  first: number,
+  value: (k: number) => string,
+): number {
+  for (let k = first;; k++) {
+    try {
+      map.set(k, value(k));
+    } catch (e) {
+      assert.ok(e instanceof HeapExhaustedError, `set(${k}) threw ${e}`);
+      assert.equal(map.has(k), false, `the set(${k}) that failed left the key behind`);
+      return k;
+    }
+    model.set(k, value(k));
+  }
+}
+
+function assertMatches(map: HashMap<number, string>, model: Map<number, string>, where: string) {
+  assert.equal(map.size, model.size, `${where}: size`);
+  for (const [k, v] of model) assert.equal(map.get(k), v, `${where}: get(${k})`);
+  const keys = [...map.keys()];
+  assert.equal(keys.length, model.size, `${where}: iteration`);
+  assert.equal(new Set(keys).size, model.size, `${where}: iteration repeats keys`);
+}
+
+Deno.test("exhaustion: a full heap fails inserts with HeapExhaustedError and the map stays whole", () => {
+  const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 1 << 20 });
+  // Memory the test gives back later, as an application freeing its own.
+  const ballast = Array.from({ length: 6 }, () => heap.allocate(60_000));
+  const map = HashMap.create(heap, { key: "u32", value: "string" });
+  const model = new Map<number, string>();
+  const value = (k: number) => `value ${k} `.padEnd(100, ".");
+  const failed = fillUntilExhausted(map, model, 0, value);
+  assert.ok(model.size > 500, `only ${model.size} keys fit`);
+  assertMatches(map, model, "after the first failure");
+  // Writes that need memory fail without effect; reads and deletes still work.
+  for (let i = 0; i < 50; i++) {
+    const k = i * 7;
+    for (
+      const op of [
+        () => map.set(k, "new"),
+        () => map.swap(k, "new"),
+        () => map.compareAndSet(k, value(k), "new"),
+        () => map.getOrInsert(failed + i, "new"),
+        () => map.update(k, () => "new"),
+      ]
+    ) {
+      try {
+        op();
+        model.set(k, map.get(k)!); // it fitted after all
+        if (map.has(failed + i)) model.set(failed + i, "new");
+      } catch (e) {
+        assert.ok(e instanceof HeapExhaustedError, String(e));
+      }
+    }
+  }
+  assertMatches(map, model, "after failed writes");
+  assert.ok(map.delete(1) && model.delete(1));
+  assertMatches(map, model, "after a delete");
+  // Free memory: inserts work again, through more resizes.
+  for (const block of ballast) heap.free(block);
+  for (let k = failed + 1000; k < failed + 1600; k++) {
+    map.set(k, value(k));
+    model.set(k, value(k));
+  }
+  assertMatches(map, model, "after freeing memory");
+});
+
+Deno.test("exhaustion: deleting most keys of a map that filled the heap lets new keys in", () => {
+  const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 1 << 20 });
+  const map = HashMap.create(heap, { key: "u32", value: "string" });
+  const model = new Map<number, string>();
+  const value = (k: number) => `value ${k} `.padEnd(100, ".");
+  const failed = fillUntilExhausted(map, model, 0, value);
+  // Deleted entries keep their memory until their table is replaced: a map
+  // shrinks once fewer than 1/8 of its slots are live, and frees them then.
+  for (let k = 0; k < failed * 0.9; k++) {
+    assert.ok(map.delete(k));
+    model.delete(k);
+  }
+  for (let i = 0; i < 4; i++) heap.collect();
+  for (let k = failed; k < failed + 100; k++) {
+    map.set(k, value(k));
+    model.set(k, value(k));
+  }
+  assertMatches(map, model, "after deleting and inserting again");
+  // And the cycle repeats: fill up again, empty again.
+  fillUntilExhausted(map, model, failed + 100, value);
+  assertMatches(map, model, "after filling again");
+});
+
+Deno.test("exhaustion: create on a full heap throws HeapExhaustedError and leaks nothing", () => {
+  const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 1 << 20 });
+  const blocks: number[] = [];
+  for (const size of [60_000, 4096, 64]) {
+    for (;;) {
+      try {
+        blocks.push(heap.allocate(size));
+      } catch {
+        break;
+      }
+    }
+  }
+  const before = heap.stats().liveBlocks;
+  assert.throws(() => HashMap.create(heap, { key: "i32", value: "i32" }), HeapExhaustedError);
+  assert.equal(heap.stats().liveBlocks, before);
+  for (const block of blocks) heap.free(block);
+  const map = HashMap.create(heap, { key: "i32", value: "i32" });
+  map.set(1, 1);
+  assert.equal(map.get(1), 1);
+});

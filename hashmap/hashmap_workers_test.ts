@@ -1,0 +1,493 @@
+/**
+ * Multi-worker tests of HashMap: linearizability of small histories (also
+ * across resizes), counters and iteration while tables are replaced, memory
+ * under churn, workers dying at crash points, oversubscription, and workers
+ * whose views of the heap predate its growth.
+ *
+ * Worker bodies live in _hashmap_test_workers.ts.
+ */
+
+import assert from "node:assert/strict";
+import { HashMap } from "./mod.ts";
+import { SharedHeap } from "../memory/mod.ts";
+import { runWorkers, spawnWorkers } from "../testing/harness.ts";
+import { HistoryClock, mergeHistories, type OpRecord } from "../testing/history.ts";
+import { checkLinearizable, firstArgKey, mapModel } from "../testing/linearizability.ts";
+import {
+  chainKey,
+  type ChurnArgs,
+  type ChurnReport,
+  type CountersArgs,
+  type IterationArgs,
+  type IteratorReport,
+  type LinearizableArgs,
+  type MixedArgs,
+  ownedKey,
+  type OwnedKeysArgs,
+  type ReaderReport,
+  type StaleViewArgs,
+  type VerifyArgs,
+  type WriterReport,
+} from "./_hashmap_test_workers.ts";
+
+const fixtures = new URL("./_hashmap_test_workers.ts", import.meta.url).href;
+const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
+const MiB = 1 << 20;
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 2));
+}
+
+// ---------------------------------------------------------------------------
+// Linearizability
+
+interface LinearizabilityRun {
+  workers: number;
+  rounds: number;
+  opsPerRound: number;
+  keys: number;
+  stringKeys: boolean;
+  noise: number;
+  /** Untracked keys each map holds before its round starts. */
+  prefill?: number;
+}
+
+/** Rounds per spawn: each spawn has its own heap, which holds that many maps. */
+const ROUNDS_PER_SPAWN = 350;
+
+/**
+ * Runs `rounds` histories, many per spawn (a fresh map per round), and
+ * checks each, partitioned by key, against the sequential map model.
+ * Returns the maps' final capacities.
+ */
+async function checkHistories(run: LinearizabilityRun): Promise<number[]> {
+  const capacities: number[] = [];
+  for (let first = 0; first < run.rounds; first += ROUNDS_PER_SPAWN) {
+    const rounds = Math.min(ROUNDS_PER_SPAWN, run.rounds - first);
+    const heap = SharedHeap.create({ maxBytes: 256 * MiB });
+    const maps = Array.from(
+      { length: rounds },
+      () => HashMap.create(heap, { key: run.stringKeys ? "string" : "i32", value: "i32" }),
+    ) as unknown as HashMap<unknown, number>[];
+    for (const map of maps) {
+      for (let i = 0; i < (run.prefill ?? 0); i++) {
+        map.set(run.stringKeys ? `prefill ${i}` : -1 - i, i);
+      }
+    }
+    const clock = HistoryClock.create();
+    const group = spawnWorkers<LinearizableArgs, OpRecord[][]>({
+      module: fixtures,
+      fn: "linearizableRounds",
+      workers: run.workers,
+      heap,
+      args: {
+        maps: maps.map((map) => map.handle),
+        clock: clock.handle,
+        opsPerRound: run.opsPerRound,
+        keys: run.keys,
+        stringKeys: run.stringKeys,
+        noise: run.noise,
+      },
+      timeoutMs: 240_000,
+    });
+    let perWorker: OpRecord[][][];
+    try {
+      perWorker = await group.results;
+    } finally {
+      await group.terminateAll();
+    }
+    const model = mapModel();
+    for (let round = 0; round < rounds; round++) {
+      const history = mergeHistories(perWorker.map((histories) => histories[round]));
+      assert.equal(history.length, run.workers * run.opsPerRound);
+      const result = checkLinearizable(history, model, {
+        partition: firstArgKey,
+        timeoutMs: 20_000,
+      });
+      if (result.ok !== true) {
+        assert.fail(
+          `round ${first + round} of ${run.rounds} (seed ${group.seed}):\n${result.reason}`,
+        );
+      }
+    }
+    for (const map of maps) capacities.push(map.capacity);
+  }
+  return capacities;
+}
+
+Deno.test(`linearizable: 4 workers, 3 keys, 12 operations each, ${350 * STRESS} histories`, async () => {
+  await checkHistories({
+    workers: 4,
+    rounds: 350 * STRESS,
+    opsPerRound: 12,
+    keys: 3,
+    stringKeys: false,
+    noise: 0,
+  });
+});
+
+Deno.test(`linearizable: 3 workers, 2 keys, 16 operations each, ${200 * STRESS} histories`, async () => {
+  await checkHistories({
+    workers: 3,
+    rounds: 200 * STRESS,
+    opsPerRound: 16,
+    keys: 2,
+    stringKeys: false,
+    noise: 0,
+  });
+});
+
+Deno.test(`linearizable: string keys while tables grow and migrate mid-history, ${300 * STRESS} histories`, async () => {
+  const capacities = await checkHistories({
+    workers: 3,
+    rounds: 300 * STRESS,
+    opsPerRound: 12,
+    keys: 3,
+    stringKeys: true,
+    noise: 40,
+    // Just under 3/4 of a 4096-slot table: the workers' first few
+    // untracked inserts start a resize whose 16 chunks take the helping of
+    // about 8 writes, so the migration spans several tracked operations.
+    prefill: 3066,
+  });
+  assert.ok(Math.min(...capacities) >= 8192, `smallest final table ${Math.min(...capacities)}`);
+});
+
+Deno.test(`linearizable: 8 workers on 2 cores, 4 keys, 6 operations each, ${150 * STRESS} histories`, async () => {
+  await checkHistories({
+    workers: 8,
+    rounds: 150 * STRESS,
+    opsPerRound: 6,
+    keys: 4,
+    stringKeys: false,
+    noise: 40,
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Counters while tables are replaced
+
+Deno.test("resize under load: counters never go down, ordered chains stay ordered, totals add up", async () => {
+  const heap = SharedHeap.create();
+  const map = HashMap.create(heap, { key: "i32", value: "i32" });
+  const writers = 3;
+  const args: CountersArgs = {
+    map: map.handle,
+    writers,
+    counters: 3000,
+    steps: 1500 * STRESS,
+    chain: 8,
+    flags: new SharedArrayBuffer(8),
+  };
+  const results = await runWorkers<CountersArgs, WriterReport | ReaderReport>({
+    module: fixtures,
+    fn: "counters",
+    workers: writers + 2,
+    heap,
+    args,
+    timeoutMs: 240_000,
+  });
+  let touched = 0;
+  for (let k = 0; k < args.counters; k++) {
+    let total = 0;
+    for (let w = 0; w < writers; w++) total += (results[w] as WriterReport).increments[k];
+    assert.equal(map.get(k) ?? 0, total, `counter ${k}`);
+    if (total > 0) touched++;
+  }
+  for (let w = 0; w < writers; w++) {
+    for (let j = 0; j < args.chain; j++) {
+      assert.equal(map.get(chainKey(w, args.chain, j)), args.steps, `chain ${w}.${j}`);
+    }
+  }
+  assert.equal(map.size, touched + writers * args.chain);
+  assert.ok(map.capacity >= 4096, `capacity ${map.capacity}: the table did not grow`);
+  const readers = results.slice(writers) as ReaderReport[];
+  for (const reader of readers) assert.ok(reader.passes >= 1, "a reader made no pass");
+  const across = readers.reduce((sum, r) => sum + r.passesAcrossResize, 0);
+  assert.ok(across >= 1, "no reader pass overlapped a resize");
+});
+
+// ---------------------------------------------------------------------------
+// Iteration
+
+Deno.test("iteration: stable keys are seen exactly once per pass while others insert, delete and resize", async () => {
+  const heap = SharedHeap.create();
+  const map = HashMap.create(heap, { key: "string", value: "u32" });
+  // Few enough stable keys that every burst of churn grows the table and
+  // deleting it again shrinks it: passes overlap table replacements often.
+  const stable = 400;
+  for (let i = 0; i < stable; i++) map.set(`stable ${i}`, i);
+  const iterators = 2;
+  const results = await runWorkers<IterationArgs, IteratorReport | number>({
+    module: fixtures,
+    fn: "iterateWhileChanging",
+    workers: iterators + 2,
+    heap,
+    args: {
+      map: map.handle,
+      stable,
+      iterators,
+      rounds: 30 * STRESS,
+      flags: new SharedArrayBuffer(8),
+    },
+    timeoutMs: 240_000,
+  });
+  const reports = results.slice(0, iterators) as IteratorReport[];
+  for (const report of reports) assert.ok(report.passes >= 2);
+  const across = reports.reduce((sum, r) => sum + r.passesAcrossResize, 0);
+  assert.ok(across >= 1, "no iteration overlapped a resize");
+  assert.equal(map.size, stable);
+  for (let i = 0; i < stable; i++) assert.ok(map.has(`stable ${i}`));
+});
+
+// ---------------------------------------------------------------------------
+// Memory
+
+Deno.test("memory: set/delete churn on 10k keys keeps the heap and its live blocks bounded", async () => {
+  const heap = SharedHeap.create({ maxBytes: 256 * MiB });
+  const map = HashMap.create(heap, { key: "u32", value: "string" });
+  const workers = 4;
+  const keysPerWorker = 2500;
+  const valueBytes = 40;
+  const reports = await runWorkers<ChurnArgs, ChurnReport>({
+    module: fixtures,
+    fn: "churn",
+    workers,
+    heap,
+    // 2M set/delete cycles (4M operations) at STRESS=1.
+    args: { map: map.handle, keysPerWorker, ops: 1_000_000 * STRESS, valueBytes },
+    timeoutMs: 600_000,
+  });
+  assert.equal(map.size, 0);
+  // Live data at most: one entry per key (live or deleted, 64-byte blocks
+  // here) and the largest table the keys need (16 Ki slots). Replaced
+  // entries wait for the epoch to move on, which it cannot while a pinned
+  // worker is preempted (4 workers on 2 cores): for a time slice, retired
+  // blocks pile up. The bounds allow for that, not for a leak, which would
+  // hold on the order of a block per cycle (millions).
+  const keys = workers * keysPerWorker;
+  const liveData = keys * 64 + 16_384 * 4;
+  const heapBytes = Math.max(heap.stats().heapBytes, ...reports.map((r) => r.maxHeapBytes));
+  assert.ok(heapBytes <= 24 * liveData, `heap grew to ${heapBytes} bytes for ${liveData} of data`);
+  const maxLiveBlocks = Math.max(...reports.map((r) => r.maxLiveBlocks));
+  assert.ok(maxLiveBlocks <= 20 * keys, `${maxLiveBlocks} live blocks for ${keys} keys`);
+  // Deleted entries keep their slots (and memory) until the table is
+  // rehashed, which a run of deletes on a sparse table starts: do one, let
+  // writes finish it and the epochs move on. What is left: the entries of
+  // the slots claimed in the last table (at most 3/4 of it) and the table.
+  for (let i = 0; i < 300; i++) map.set(4_000_000_000 + i, "x");
+  for (let i = 0; i < 300; i++) map.delete(4_000_000_000 + i);
+  for (let i = 0; i < 64; i++) map.delete(4_000_000_000 + i);
+  for (let i = 0; i < 4; i++) heap.collect();
+  const stats = heap.stats();
+  assert.equal(stats.retiredBlocks, 0);
+  assert.ok(map.capacity <= 256, `capacity ${map.capacity} for an empty map`);
+  const bound = (map.capacity * 3) / 4 + 8;
+  assert.ok(stats.liveBlocks <= bound, `${stats.liveBlocks} blocks still live in an empty map`);
+});
+
+// ---------------------------------------------------------------------------
+// Termination
+
+const CRASH_SITES: { site: string; after: number; rootMoves: boolean | undefined }[] = [
+  { site: "hashmap.resize.publish", after: 2, rootMoves: true },
+  { site: "hashmap.migrate.chunk", after: 3, rootMoves: true },
+  // The promotion lock stays with the dead worker: the map keeps working on
+  // its chain of tables, whose root never moves again.
+  { site: "hashmap.promote", after: 2, rootMoves: false },
+  { site: "heap.page.take", after: 6, rootMoves: undefined },
+  { site: "pool.split", after: 3, rootMoves: undefined },
+  { site: "pool.grow", after: 1, rootMoves: undefined },
+  { site: "heap.remote.push", after: 2, rootMoves: undefined },
+];
+
+for (const { site, after, rootMoves } of CRASH_SITES) {
+  Deno.test(`termination: a worker dying at ${site} inside a map write leaves the map whole`, async () => {
+    const heap = SharedHeap.create({ initialBytes: 4 * 65536, maxBytes: 256 * MiB });
+    const map = HashMap.create(heap, { key: "i32", value: "i32" });
+    const workers = 3;
+    // Room for the doomed worker to keep inserting new keys (growing tables
+    // and the heap) until it reaches its crash point.
+    const perWorker = 60_000;
+    const args: OwnedKeysArgs = {
+      map: map.handle,
+      perWorker,
+      state: new SharedArrayBuffer(workers * perWorker * 8),
+      pending: new SharedArrayBuffer(workers * 16),
+      flags: new SharedArrayBuffer(8),
+      opsBefore: 3000,
+      opsAfter: 15_000 * STRESS,
+      dieAt: { site, after },
+    };
+    const registered = heap.stats().workers; // this thread, which created the map
+    const group = spawnWorkers<OwnedKeysArgs, number>({
+      module: fixtures,
+      fn: "ownedKeys",
+      workers,
+      heap,
+      args,
+      timeoutMs: 240_000,
+    });
+    group.onMessage((index, value) => {
+      if (index === 0 && value === "dying") group.terminate(0); // evicts its heap slot
+    });
+    let results: number[];
+    try {
+      results = await group.results;
+    } finally {
+      await group.terminateAll();
+    }
+    assert.equal(results[0], undefined, "worker 0 should have died");
+    for (let w = 1; w < workers; w++) assert.ok(results[w] > args.opsAfter, `worker ${w}`);
+    assert.equal(heap.stats().workers, registered, "a slot was left behind");
+    // A newcomer finds every key as its owner left it, then rewrites them
+    // and inserts enough new ones to need bigger tables.
+    const rootCapacity = map.capacity;
+    const grow = 3 * rootCapacity;
+    const [size] = await runWorkers<VerifyArgs, number>({
+      module: fixtures,
+      fn: "verifyAndRewrite",
+      workers: 1,
+      heap,
+      args: {
+        map: map.handle,
+        keys: workers * perWorker,
+        state: args.state,
+        pending: args.pending,
+        workers,
+        grow,
+      },
+      timeoutMs: 240_000,
+    });
+    assert.equal(map.size, size);
+    assert.ok(size >= grow);
+    if (rootMoves === true) {
+      assert.ok(map.capacity > rootCapacity, `the root table stayed at ${rootCapacity} slots`);
+    } else if (rootMoves === false) {
+      assert.equal(map.capacity, rootCapacity, "the root moved, yet its lock holder died");
+    }
+    // And the main thread, another newcomer, reads and writes too.
+    for (let j = 0; j < 100; j++) {
+      map.set(ownedKey(workers * perWorker + grow + j), j);
+      assert.equal(map.get(ownedKey(workers * perWorker + grow + j)), j);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Oversubscription
+
+Deno.test("oversubscription: 8 workers on 2 cores with mixed operations finish, counters add up", async () => {
+  const heap = SharedHeap.create();
+  const map = HashMap.create(heap, { key: "i32", value: "i32" });
+  const args: MixedArgs = { map: map.handle, ops: 20_000 * STRESS, owned: 400, counters: 64 };
+  const results = await runWorkers<MixedArgs, number[]>({
+    module: fixtures,
+    fn: "mixed",
+    workers: 8,
+    heap,
+    args,
+    timeoutMs: 240_000,
+  });
+  for (let k = 0; k < args.counters; k++) {
+    const total = results.reduce((sum, increments) => sum + increments[k], 0);
+    assert.equal(map.get(k) ?? 0, total, `counter ${k}`);
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Workers whose views of the heap are older than its growth
+
+/** Spawns one worker, waits until it runs, then lets `prepare` grow the heap. */
+async function withStaleWorker(
+  heap: SharedHeap,
+  action: StaleViewArgs["action"],
+  n: number,
+  prepare: () => void,
+): Promise<number> {
+  const flags = new Int32Array(new SharedArrayBuffer(8));
+  const group = spawnWorkers<StaleViewArgs, number>({
+    module: fixtures,
+    fn: "afterGrowth",
+    workers: 1,
+    heap,
+    args: { flags: flags.buffer as SharedArrayBuffer, action, n },
+    timeoutMs: 60_000,
+  });
+  try {
+    await until(() => Atomics.load(flags, 0) === 1);
+    prepare();
+    Atomics.store(flags, 1, 1);
+    Atomics.notify(flags, 1);
+    const [mapped] = await group.results;
+    assert.ok(mapped < heap.stats().heapBytes, "the worker's views were not stale");
+    return mapped;
+  } finally {
+    await group.terminateAll();
+  }
+}
+
+function growHeap(heap: SharedHeap): void {
+  const bytes = heap.stats().heapBytes;
+  while (heap.stats().heapBytes === bytes) heap.allocate(60_000);
+}
+
+Deno.test("stale views: a worker that joined before the heap grew uses a map created after", async () => {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 64 * MiB });
+  let map: HashMap<number, number> | undefined;
+  const mapped = await withStaleWorker(heap, "read-write", 1000, () => {
+    growHeap(heap);
+    map = HashMap.create(heap, { key: "i32", value: "i32" });
+    for (let k = 0; k < 1000; k++) map.set(k, ~k);
+    heap.setRoot("map", map.handle);
+  });
+  assert.ok(mapped <= map!.handle.offset, "the map lay inside the worker's views");
+  for (let k = 0; k < 2000; k++) assert.equal(map!.get(k), k);
+});
+
+Deno.test("stale views: a worker that has not mapped new entries helps migrate them", async () => {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 64 * MiB });
+  const map = HashMap.create(heap, { key: "i32", value: "string", capacity: 4096 });
+  // The slot array of the next table (8192 slots) will reuse this block,
+  // which lies inside the worker's views; the entries will all lie outside.
+  heap.free(heap.allocate(8192 * 4));
+  heap.setRoot("map", map.handle);
+  const value = (k: number) => `value ${k} `.padEnd(1000, "-");
+  const n = 3073; // one claim past 3/4 of 4096: starts a resize, helps nothing
+  await withStaleWorker(heap, "delete-absent", 0, () => {
+    growHeap(heap);
+    for (let k = 0; k < n; k++) map.set(k, value(k));
+    assert.equal(map.capacity, 4096);
+  });
+  // Finish the migration the worker started, then read everything.
+  for (let i = 0; map.capacity === 4096; i++) {
+    assert.ok(i < 100, "the migration never finished");
+    map.delete(-2 - i);
+  }
+  for (let k = 0; k < n; k++) assert.equal(map.get(k), value(k), `get(${k})`);
+  // Old entries are freed only when no table refers to them any more: reuse
+  // the freed memory and look again.
+  for (let i = 0; i < 4; i++) heap.collect();
+  for (let k = n; k < 2 * n; k++) map.set(k, value(k));
+  for (let k = 0; k < 2 * n; k++) assert.equal(map.get(k), value(k), `get(${k}) after reuse`);
+});
+
+Deno.test("stale views: a worker that has not mapped a table's slots helps migrate it", async () => {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 64 * MiB });
+  // Pages for the map's header and table blocks, inside the worker's views.
+  heap.allocate(32);
+  heap.free(heap.allocate(4160));
+  let map: HashMap<number, number> | undefined;
+  await withStaleWorker(heap, "delete-absent", 0, () => {
+    growHeap(heap);
+    // Its 64 KiB slot array comes from the grown part of the heap.
+    map = HashMap.create(heap, { key: "i32", value: "i32", capacity: 16_384 });
+    for (let k = 0; k < 12_289; k++) map.set(k, k); // starts a resize
+    heap.setRoot("map", map.handle);
+  });
+  for (let i = 0; map!.capacity === 16_384; i++) {
+    assert.ok(i < 100, "the migration never finished");
+    map!.delete(-2 - i);
+  }
+  for (let k = 0; k < 12_289; k++) assert.equal(map!.get(k), k);
+});
