@@ -59,9 +59,11 @@
  * A worker that dies mid-write leaks at most its new entry. One that dies
  * during migration leaves its chunk unfinished: the next writer that finds
  * every chunk claimed but not all done sweeps the whole table (freezing and
- * copying are idempotent). One that dies while promoting holds the promotion
- * lock: the map keeps working on the chain of tables, and memory of old
- * tables is not reclaimed.
+ * copying are idempotent). One that dies during that sweep, or while
+ * promoting (holding the promotion lock), stops the root from moving on: the
+ * map keeps working correctly on the chain of tables, but lookups walk the
+ * chain and the old tables' memory is not reclaimed. A sweep cut short by an
+ * error (a full heap) is retried by the next writer.
  *
  * @module
  */
@@ -1284,11 +1286,19 @@ export class HashMap<K, V> {
     const capacity = heap.i32[(table >> 2) + T_CAPACITY];
     const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
     heap.ensure((slots + capacity) * 4);
-    for (let i = 0; i < capacity; i++) {
-      this.#freeze(slots + i);
-      this.#copySlot(table, slots + i, next);
+    let swept = false;
+    try {
+      for (let i = 0; i < capacity; i++) {
+        this.#freeze(slots + i);
+        this.#copySlot(table, slots + i, next);
+      }
+      swept = true;
+      Atomics.store(heap.i32, (table >> 2) + T_DONE, chunks);
+    } finally {
+      // A sweep cut short by an error (a full heap while copying) lets the
+      // next writer sweep again; only a worker dying here leaves it taken.
+      if (!swept) Atomics.store(heap.i32, sweepWord, 0);
     }
-    Atomics.store(heap.i32, (table >> 2) + T_DONE, chunks);
   }
 
   #freeze(slot: number): void {
