@@ -19,8 +19,8 @@
  *
  * `[tag, seq, mutex (2 words)]`. seq is even at rest and odd while a writer is
  * inside; each write adds 2. A reader that meets an odd sequence spins
- * briefly, then parks on the sequence word with a 1 ms bound (writers notify
- * it at the end of a write); it never writes shared memory.
+ * briefly, then parks on the sequence word until the writer's notify at the
+ * end of the write (or its timeout); it never writes shared memory.
  *
  * @module
  */
@@ -50,7 +50,7 @@ export const MUTEX_OFFSET = 8;
 
 /**
  * Waits while `words[SEQ]` is odd (a writer is inside) and returns the even
- * sequence. Spins first, then parks in 1 ms slices. Throws TimeoutError
+ * sequence. Spins first, then parks until the writer's notify. Throws TimeoutError
  * (reporting `timeoutMs`, the caller's option) after `deadline`. Shared by
  * SeqLock and SeqCell.
  */
@@ -65,8 +65,11 @@ export function waitEvenSequence(
     if (spin < SPIN_LIMIT) {
       pause();
     } else {
-      if (performance.now() >= deadline) throw new TimeoutError(`read ${what}`, timeoutMs);
-      Atomics.wait(words, SEQ, seq, 1);
+      const left = deadline - performance.now();
+      if (left <= 0) throw new TimeoutError(`read ${what}`, timeoutMs);
+      // The writer notifies when it ends the write; waiting for the odd value
+      // we saw cannot miss that (a finished write changed the value).
+      Atomics.wait(words, SEQ, seq, left === Infinity ? undefined : left);
     }
     seq = Atomics.load(words, SEQ);
   }

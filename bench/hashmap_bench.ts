@@ -1,0 +1,618 @@
+/**
+ * HashMap benches, every figure a ratio against a baseline measured in the
+ * same run.
+ *
+ * 1. **One thread, 1M entries, against JS `Map`.** `get` of random present
+ *    keys (i32 keys, and 16-byte string keys), `set` over existing keys, and
+ *    insertion of 1M new keys into an empty map; also `get` on a 10,000-entry
+ *    map that fits in the caches, which shows the fixed cost per operation.
+ *    The "inside one heap.pin() per batch" benches pin once around the
+ *    batch: nested pins only bump a counter in JS, so the difference from
+ *    the plain bench is the cost of the pin+unpin every operation pays.
+ *    Goals: `get` at most 1.5× Map's time for i32 keys and 2× for 16-byte
+ *    strings. A setup step prints the bytes per entry of an i32 → i32 map
+ *    just before and just after it grows.
+ * 2. **Concache's shape.** W writers and R readers over 10,000 keys, uniform
+ *    or Zipf(1.03), on four maps: `sharedmap` (npm, the baseline), an
+ *    open-addressing table under one sabre RwLock, and sabre's HashMap with
+ *    i32 and with string keys (sharedmap has string keys only; the string
+ *    row compares like with like). Each configuration has a "reads" group
+ *    (the readers are measured, the writers run beside them until they
+ *    finish) and a "writes" group (the other way round); time per operation
+ *    is the inverse of total reads/s or writes/s. Goal: at least 5×
+ *    sharedmap's reads/s. Configurations: every pair of
+ *    `SABRE_BENCH_WRITERS` (default 1) and `SABRE_BENCH_READERS` (default
+ *    1,3), comma-separated counts.
+ * 3. **Against message passing.** A worker owns a JS Map and answers get and
+ *    set messages, one reply per request (what users do without shared
+ *    memory); the main thread sends requests one round trip at a time, or
+ *    all of a batch at once. The sabre rows do the same on a HashMap
+ *    directly. Goal: at least 100× the round-trip ops/s.
+ *
+ * Every bench runs a batch of operations per iteration and its name ends in
+ * `(xN)`; within a group N is the same for every bench, so `deno bench`'s own
+ * summary ratios are per operation too, and `deno task bench:report` divides.
+ *
+ * Run: `deno bench --allow-read --allow-env bench/hashmap_bench.ts`
+ *
+ * @module
+ */
+
+// First: it captures Atomics.waitAsync before any peer package can replace it.
+import { ContentionSuite, workerCounts } from "./_contention.ts";
+import {
+  CONCACHE_MAPS,
+  type ConcacheArgs,
+  concacheScenario,
+  GET,
+  KEYS,
+  LockedTable,
+  type MapRequest,
+  seededUniform,
+  SET,
+  SharedMap,
+  stringKey,
+} from "./_hashmap_workers.ts";
+import { HashMap } from "../hashmap/mod.ts";
+import { SharedHeap } from "../memory/mod.ts";
+
+let sink = 0;
+
+// ====================================================================== 1. one thread
+
+/** Entries of the single-thread maps. */
+const N = 1_000_000;
+/** Operations per iteration of the single-thread benches. */
+export const BATCH = 1000;
+/** Random indices into the keys, walked BATCH at a time. */
+const ORDER_LENGTH = 1 << 20;
+
+const random = seededUniform(20240601);
+const order = new Int32Array(ORDER_LENGTH);
+for (let i = 0; i < ORDER_LENGTH; i++) order[i] = Math.floor(random() * N);
+let cursor = 0;
+/** Start of the next batch in `order`; consecutive batches read different keys. */
+function nextBatch(): number {
+  if (cursor + BATCH > ORDER_LENGTH) cursor = 0;
+  const at = cursor;
+  cursor += BATCH;
+  return at;
+}
+
+/** The i32 key of index i: small integers, so that Map stores them unboxed. */
+const intKey = (i: number) => i * 7;
+
+// ------------------------------------------------------------ bytes per entry
+
+/**
+ * Memory of an i32 → i32 map at the edge of growth. A table of C slots grows
+ * when a claim makes more than 3C/4 slots used: with C = 2^20 that is at
+ * 786,433 keys. "Before" is the heap's live bytes at 786,432 keys; "after"
+ * is at 786,433 keys once the migration to the 2^21-slot table is done and
+ * the old table reclaimed (overwrites drive the migration: every write
+ * helps with 512 slots). "During" is the peak while both tables exist.
+ */
+function bytesPerEntry(): void {
+  const capacity = 1 << 20;
+  const heap = SharedHeap.create({ maxBytes: 128 << 20 });
+  const empty = heap.stats().liveBytes;
+  const map = HashMap.create(heap, { key: "i32", value: "i32", capacity });
+  const fill = (capacity * 3) / 4;
+  for (let k = 0; k < fill; k++) map.set(k, k);
+  const settle = () => {
+    for (let i = 0; i < 4; i++) heap.collect();
+    return heap.stats().liveBytes - empty;
+  };
+  const before = settle();
+  if (map.capacity !== capacity) throw new Error(`grew early: capacity ${map.capacity}`);
+  map.set(fill, fill);
+  const during = heap.stats().liveBytes - empty;
+  let rounds = 0;
+  while (map.capacity === capacity) {
+    const k = rounds++ % fill;
+    map.set(k, k);
+  }
+  // Overwrites retired their old entries; reclaim them and the old table.
+  const after = settle();
+  const size = map.size;
+  const grown = map.capacity;
+  const perEntry = (bytes: number, entries: number) => (bytes / entries).toFixed(1);
+  console.log(
+    [
+      "HashMap i32 -> i32, bytes per entry (heap liveBytes of the map / size; an entry is one",
+      "16-byte block: hash, key, value and 4 bytes of padding; a slot is one 4-byte word):",
+      `  before growth: ${perEntry(before, fill)} B at ${fill} entries, ${capacity} slots` +
+      ` (accounting: 16 B entry + 4 B x ${capacity} / ${fill} slots = ` +
+      `${(16 + (4 * capacity) / fill).toFixed(1)} B, plus header)`,
+      `  after growth:  ${perEntry(after, size)} B at ${size} entries, ${grown} slots` +
+      ` (accounting: 16 + 4 x ${grown} / ${size} = ${(16 + (4 * grown) / size).toFixed(1)} B)`,
+      `  peak during the migration, both tables live: ${perEntry(during, size)} B` +
+      ` (${rounds} overwrites finished it)`,
+    ].join("\n"),
+  );
+}
+bytesPerEntry();
+
+// ------------------------------------------------------------ i32 keys
+
+const intHeap = SharedHeap.create({ maxBytes: 256 << 20 });
+const intMap = HashMap.create(intHeap, { key: "i32", value: "i32" });
+const jsIntMap = new Map<number, number>();
+for (let i = 0; i < N; i++) {
+  intMap.set(intKey(i), i);
+  jsIntMap.set(intKey(i), i);
+}
+for (let i = 0; i < 1000; i++) {
+  const k = intKey(order[i]);
+  if (intMap.get(k) !== order[i]) throw new Error(`HashMap lost key ${k}`);
+}
+
+const GET_INT = "get, i32 keys, 1M entries";
+
+Deno.bench({
+  name: `Map.get (x${BATCH})`,
+  group: GET_INT,
+  baseline: true,
+  fn() {
+    const at = nextBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += jsIntMap.get(intKey(order[at + i]))!;
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.get (x${BATCH})`,
+  group: GET_INT,
+  fn() {
+    const at = nextBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += intMap.get(intKey(order[at + i]))!;
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.get, inside one heap.pin() per batch (x${BATCH})`,
+  group: GET_INT,
+  fn() {
+    const at = nextBatch();
+    let s = 0;
+    intHeap.pin();
+    for (let i = 0; i < BATCH; i++) s += intMap.get(intKey(order[at + i]))!;
+    intHeap.unpin();
+    sink ^= s;
+  },
+});
+
+const SET_INT = "set existing key, i32 keys, 1M entries";
+
+Deno.bench({
+  name: `Map.set (x${BATCH})`,
+  group: SET_INT,
+  baseline: true,
+  fn() {
+    const at = nextBatch();
+    for (let i = 0; i < BATCH; i++) jsIntMap.set(intKey(order[at + i]), at + i);
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.set (x${BATCH})`,
+  group: SET_INT,
+  fn() {
+    const at = nextBatch();
+    for (let i = 0; i < BATCH; i++) intMap.set(intKey(order[at + i]), at + i);
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.set, inside one heap.pin() per batch (x${BATCH})`,
+  group: SET_INT,
+  fn() {
+    const at = nextBatch();
+    intHeap.pin();
+    for (let i = 0; i < BATCH; i++) intMap.set(intKey(order[at + i]), at + i);
+    intHeap.unpin();
+  },
+});
+
+// ------------------------------------------------------------ small map
+
+/** Entries of the small map: it fits in the caches, so this shows the fixed cost per operation. */
+const SMALL = 10_000;
+const smallHeap = SharedHeap.create();
+const smallMap = HashMap.create(smallHeap, { key: "i32", value: "i32" });
+const jsSmallMap = new Map<number, number>();
+for (let i = 0; i < SMALL; i++) {
+  smallMap.set(intKey(i), i);
+  jsSmallMap.set(intKey(i), i);
+}
+const smallOrder = new Int32Array(1 << 16);
+for (let i = 0; i < smallOrder.length; i++) smallOrder[i] = intKey(Math.floor(random() * SMALL));
+let smallCursor = 0;
+function nextSmallBatch(): number {
+  if (smallCursor + BATCH > smallOrder.length) smallCursor = 0;
+  const at = smallCursor;
+  smallCursor += BATCH;
+  return at;
+}
+
+const GET_SMALL = `get, i32 keys, ${SMALL} entries (in cache)`;
+
+Deno.bench({
+  name: `Map.get (x${BATCH})`,
+  group: GET_SMALL,
+  baseline: true,
+  fn() {
+    const at = nextSmallBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += jsSmallMap.get(smallOrder[at + i])!;
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.get (x${BATCH})`,
+  group: GET_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += smallMap.get(smallOrder[at + i])!;
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.get, inside one heap.pin() per batch (x${BATCH})`,
+  group: GET_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    let s = 0;
+    smallHeap.pin();
+    for (let i = 0; i < BATCH; i++) s += smallMap.get(smallOrder[at + i])!;
+    smallHeap.unpin();
+    sink ^= s;
+  },
+});
+
+// ------------------------------------------------------------ insertion
+
+const INSERT = "insert 1M new i32 keys into an empty map";
+const INSERT_ITERATIONS = { n: 5, warmup: 1 };
+
+Deno.bench({
+  name: `Map.set of new keys (x${N})`,
+  group: INSERT,
+  baseline: true,
+  ...INSERT_ITERATIONS,
+  fn(b) {
+    const map = new Map<number, number>();
+    b.start();
+    for (let i = 0; i < N; i++) map.set(intKey(i), i);
+    b.end();
+    sink ^= map.size;
+  },
+});
+
+for (const presized of [false, true]) {
+  Deno.bench({
+    name: `sabre HashMap.set of new keys, ${
+      presized ? "created with capacity 2M (no growth)" : "growing from 16 slots"
+    } (x${N})`,
+    group: INSERT,
+    ...INSERT_ITERATIONS,
+    fn(b) {
+      const heap = SharedHeap.create({ maxBytes: 256 << 20 });
+      const map = HashMap.create(heap, {
+        key: "i32",
+        value: "i32",
+        capacity: presized ? 2 * N : undefined,
+      });
+      b.start();
+      for (let i = 0; i < N; i++) map.set(intKey(i), i);
+      b.end();
+      sink ^= map.size;
+      heap.close();
+    },
+  });
+}
+
+// ------------------------------------------------------------ 16-byte string keys
+
+const stringHeap = SharedHeap.create({ maxBytes: 256 << 20 });
+// Default options (maxKeyBytes 1024), and the same map with maxKeyBytes set
+// to the keys' length, as a user who knows the keys might create it.
+const stringMap = HashMap.create(stringHeap, { key: "string", value: "i32" });
+const tightMap = HashMap.create(stringHeap, { key: "string", value: "i32", maxKeyBytes: 16 });
+const jsStringMap = new Map<string, number>();
+for (let i = 0; i < N; i++) {
+  const key = stringKey(i);
+  stringMap.set(key, i);
+  tightMap.set(key, i);
+  jsStringMap.set(key, i);
+}
+// Lookups use other string objects than the ones stored (as keys parsed or
+// built elsewhere would be), flattened by one use each.
+const lookupKeys: string[] = [];
+for (let i = 0; i < N; i++) lookupKeys.push(stringKey(i));
+for (let i = 0; i < N; i++) {
+  const key = lookupKeys[i];
+  if (stringMap.get(key) !== i || tightMap.get(key) !== i || jsStringMap.get(key) !== i) {
+    throw new Error(`lost key ${lookupKeys[i]}`);
+  }
+}
+
+const GET_STRING = "get, 16-byte string keys, 1M entries";
+
+Deno.bench({
+  name: `Map.get (x${BATCH})`,
+  group: GET_STRING,
+  baseline: true,
+  fn() {
+    const at = nextBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += jsStringMap.get(lookupKeys[order[at + i]])!;
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.get (x${BATCH})`,
+  group: GET_STRING,
+  fn() {
+    const at = nextBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += stringMap.get(lookupKeys[order[at + i]])!;
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.get, inside one heap.pin() per batch (x${BATCH})`,
+  group: GET_STRING,
+  fn() {
+    const at = nextBatch();
+    let s = 0;
+    stringHeap.pin();
+    for (let i = 0; i < BATCH; i++) s += stringMap.get(lookupKeys[order[at + i]])!;
+    stringHeap.unpin();
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.get, created with maxKeyBytes 16 (x${BATCH})`,
+  group: GET_STRING,
+  fn() {
+    const at = nextBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += tightMap.get(lookupKeys[order[at + i]])!;
+    sink ^= s;
+  },
+});
+
+const SET_STRING = "set existing key, 16-byte string keys, 1M entries";
+
+Deno.bench({
+  name: `Map.set (x${BATCH})`,
+  group: SET_STRING,
+  baseline: true,
+  fn() {
+    const at = nextBatch();
+    for (let i = 0; i < BATCH; i++) jsStringMap.set(lookupKeys[order[at + i]], at + i);
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.set (x${BATCH})`,
+  group: SET_STRING,
+  fn() {
+    const at = nextBatch();
+    for (let i = 0; i < BATCH; i++) stringMap.set(lookupKeys[order[at + i]], at + i);
+  },
+});
+
+// ====================================================================== 3. message passing
+
+/** Keys of the message-passing benches (as in the concache benches). */
+const MP_KEYS = KEYS;
+/** Requests per iteration of the message-passing benches. */
+export const MP_BATCH = 200;
+const MP_ITERATIONS = { n: 200, warmup: 20 };
+
+const server = new Worker(new URL("./_hashmap_workers.ts", import.meta.url), { type: "module" });
+let pending: ((value: unknown) => void) | undefined;
+let replies = 0;
+let pipelineDone: (() => void) | undefined;
+server.onmessage = (event: MessageEvent) => {
+  if (pipelineDone !== undefined) {
+    if (--replies === 0) pipelineDone();
+    return;
+  }
+  const resolve = pending!;
+  pending = undefined;
+  resolve(event.data);
+};
+server.onerror = (event) => {
+  throw new Error(`map server worker failed: ${event.message}`);
+};
+/** Sends one request and resolves with its reply. */
+function request(message: MapRequest): Promise<unknown> {
+  return new Promise((resolve) => {
+    pending = resolve;
+    server.postMessage(message);
+  });
+}
+/** Sends `messages` without waiting, then resolves once every reply has come. */
+function requestAll(messages: readonly MapRequest[]): Promise<void> {
+  return new Promise((resolve) => {
+    replies = messages.length;
+    pipelineDone = () => {
+      pipelineDone = undefined;
+      resolve();
+    };
+    for (const message of messages) server.postMessage(message);
+  });
+}
+await new Promise((resolve) => {
+  pending = resolve;
+  server.postMessage(MP_KEYS);
+});
+globalThis.addEventListener("beforeunload", () => server.terminate(), { once: true });
+
+const mpHeap = SharedHeap.create();
+const mpMap = HashMap.create(mpHeap, { key: "i32", value: "i32" });
+for (let k = 0; k < MP_KEYS; k++) mpMap.set(k, k);
+const mpOrder = new Int32Array(1 << 16);
+for (let i = 0; i < mpOrder.length; i++) mpOrder[i] = Math.floor(random() * MP_KEYS);
+let mpCursor = 0;
+function nextMpBatch(): number {
+  if (mpCursor + MP_BATCH > mpOrder.length) mpCursor = 0;
+  const at = mpCursor;
+  mpCursor += MP_BATCH;
+  return at;
+}
+const getRequests: MapRequest[][] = [];
+for (let at = 0; at + MP_BATCH <= mpOrder.length; at += MP_BATCH) {
+  getRequests.push(Array.from(mpOrder.subarray(at, at + MP_BATCH), (k) => [GET, k] as const));
+}
+
+const MP_GET = `get, ${MP_KEYS} i32 keys, Map in another worker vs sabre HashMap`;
+
+Deno.bench({
+  name: `postMessage get, one round trip at a time (x${MP_BATCH})`,
+  group: MP_GET,
+  baseline: true,
+  ...MP_ITERATIONS,
+  async fn() {
+    const at = nextMpBatch();
+    for (let i = 0; i < MP_BATCH; i++) {
+      const k = mpOrder[at + i];
+      if (await request([GET, k]) !== k) throw new Error(`map server lost key ${k}`);
+    }
+  },
+});
+
+Deno.bench({
+  name: `postMessage get, the whole batch in flight (x${MP_BATCH})`,
+  group: MP_GET,
+  ...MP_ITERATIONS,
+  async fn() {
+    const at = nextMpBatch();
+    await requestAll(getRequests[at / MP_BATCH]);
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.get in this thread (x${MP_BATCH})`,
+  group: MP_GET,
+  fn() {
+    const at = nextMpBatch();
+    let s = 0;
+    for (let i = 0; i < MP_BATCH; i++) s += mpMap.get(mpOrder[at + i])!;
+    sink ^= s;
+  },
+});
+
+const MP_SET = `set, ${MP_KEYS} i32 keys, Map in another worker vs sabre HashMap`;
+
+Deno.bench({
+  name: `postMessage set, one round trip at a time (x${MP_BATCH})`,
+  group: MP_SET,
+  baseline: true,
+  ...MP_ITERATIONS,
+  async fn() {
+    const at = nextMpBatch();
+    for (let i = 0; i < MP_BATCH; i++) {
+      const k = mpOrder[at + i];
+      await request([SET, k, k]);
+    }
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.set in this thread (x${MP_BATCH})`,
+  group: MP_SET,
+  fn() {
+    const at = nextMpBatch();
+    for (let i = 0; i < MP_BATCH; i++) mpMap.set(mpOrder[at + i], mpOrder[at + i]);
+  },
+});
+
+// ====================================================================== 2. concache's shape
+
+/** Reads per measured reader, and writes per measured writer, in one batch. */
+export const READ_OPS = 10_000;
+export const WRITE_OPS = 5_000;
+const CONCACHE_ITERATIONS = { n: 8, warmup: 2 };
+
+/** Fills the four maps of one configuration with keys 0 to KEYS - 1 (value = key). */
+function concacheMaps(seed: number): ConcacheArgs {
+  const heap = SharedHeap.create({ maxBytes: 64 << 20 });
+  const sabreInt = HashMap.create(heap, { key: "i32", value: "i32" });
+  const sabreString = HashMap.create(heap, { key: "string", value: "i32", maxKeyBytes: 16 });
+  const lockedHandle = LockedTable.create(16384);
+  const locked = new LockedTable(lockedHandle);
+  // Key and value room in UTF-16 code units; sharedmap writes a terminator
+  // after each, so give both more room than the longest (16 and 10 units).
+  const sharedMap = new SharedMap(16384, 20, 12);
+  for (let k = 0; k < KEYS; k++) {
+    sabreInt.set(k, k);
+    sabreString.set(stringKey(k), k);
+    locked.set(k, k);
+    sharedMap.set(stringKey(k), k);
+  }
+  return {
+    sabreInt: sabreInt.handle,
+    sabreString: sabreString.handle,
+    locked: lockedHandle,
+    sharedMap,
+    seed,
+  };
+}
+
+const writerCounts = workerCounts("SABRE_BENCH_WRITERS", [1]);
+const readerCounts = workerCounts("SABRE_BENCH_READERS", [1, 3]);
+for (const writers of writerCounts) {
+  for (const readers of readerCounts) {
+    const suite = await ContentionSuite.start({
+      module: new URL("./_hashmap_workers.ts", import.meta.url),
+      setup: "concacheScenarios",
+      workers: writers + readers,
+      args: concacheMaps(writers * 100 + readers),
+    });
+    const shape = `${writers} writer${writers === 1 ? "" : "s"} + ${readers} reader${
+      readers === 1 ? "" : "s"
+    }`;
+    for (const distribution of ["uniform", "zipf"] as const) {
+      const keys = `${KEYS} keys ${distribution === "zipf" ? "Zipf(1.03)" : "uniform"}`;
+      for (const map of CONCACHE_MAPS) {
+        suite.bench({
+          name: `${map}: reads beside ${shape}`,
+          group: `concache reads, ${shape}, ${keys}`,
+          baseline: map === "sharedmap",
+          scenario: concacheScenario(map, distribution, "reads"),
+          ops: READ_OPS,
+          measured: readers,
+          ...CONCACHE_ITERATIONS,
+        });
+      }
+      for (const map of CONCACHE_MAPS) {
+        suite.bench({
+          name: `${map}: writes beside ${shape}`,
+          group: `concache writes, ${shape}, ${keys}`,
+          baseline: map === "sharedmap",
+          scenario: concacheScenario(map, distribution, "writes"),
+          ops: WRITE_OPS,
+          measured: writers,
+          ...CONCACHE_ITERATIONS,
+        });
+      }
+    }
+  }
+}
+
+globalThis.addEventListener("unload", () => {
+  if (sink === 0.5) console.log(sink);
+});
