@@ -244,6 +244,8 @@ const DEFAULT_INITIAL_BYTES = 1 << 20;
 const DEFAULT_MAX_WORKERS = 64;
 /** D_OWNER of a small page whose owner left with blocks still in use. */
 const ABANDONED = -1;
+/** Pins between two loads of the global epoch (see pin()). */
+const EPOCH_REFRESH = 16;
 /** Retired blocks between two collection attempts. */
 const COLLECT_EVERY = 64;
 /** Entries of one orphan bag: [next, count, (epoch, ptr) x N]. */
@@ -382,6 +384,8 @@ export class SharedHeap implements Disposable {
   #closed = false;
   #lease: SlotLease | undefined;
   #pinDepth = 0;
+  #cachedEpoch = 0;
+  #pinsUntilRefresh = 0;
   readonly #guard: EpochGuard;
   // Retired blocks of this worker, FIFO with the epoch at retirement.
   #retiredPtr = new Int32Array(256);
@@ -1290,11 +1294,18 @@ export class SharedHeap implements Disposable {
         }
         slotBase = this.#slotBase;
       }
-      // SC store after SC load: a collector that scans after this store sees
-      // us; one that scanned before cannot have freed anything we can reach,
-      // because we read the structure only after this store.
+      // Safety holds for any epoch value this worker loaded earlier: a block
+      // freed while we are pinned at e was retired at r <= e - 1 or before
+      // the advance that our store follows, so it was unlinked before we
+      // read anything. The load only serves liveness (the epoch advances
+      // when every pinned slot shows the current one), so it is refreshed
+      // every EPOCH_REFRESH pins instead of every time.
       const i32 = this.i32;
-      Atomics.store(i32, slotBase + S_EPOCH, Atomics.load(i32, H_EPOCH));
+      if (--this.#pinsUntilRefresh <= 0) {
+        this.#pinsUntilRefresh = EPOCH_REFRESH;
+        this.#cachedEpoch = Atomics.load(i32, H_EPOCH);
+      }
+      Atomics.store(i32, slotBase + S_EPOCH, this.#cachedEpoch);
     }
     return this.#guard;
   }
@@ -1401,6 +1412,7 @@ export class SharedHeap implements Disposable {
       this.join();
     }
     const i32 = this.i32;
+    this.#pinsUntilRefresh = 0; // the next pin shows the newest epoch
     this.#adoptOrphans();
     this.#tryAdvance();
     const epoch = Atomics.load(i32, H_EPOCH);
