@@ -257,6 +257,8 @@ export class HashMap<K, V> {
       ? -1
       : align(at + this.#keys.fixedBytes, this.#valueAlign);
     this.#scratch = new Uint8Array(Math.max(8, this.#keys.maxBytes));
+    this.#int32Keys = (this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32) &&
+      this.#values.fixedBytes !== 0;
     // The heap may have grown past this worker's views since it attached.
     heap.ensure(placement.offset + HEADER_BYTES);
   }
@@ -439,12 +441,56 @@ export class HashMap<K, V> {
    * ```
    */
   get(key: K): V | undefined {
+    if (this.#int32Keys && typeof key === "number" && (key | 0) === key) {
+      const found = this.#getInt32Key(key);
+      if (found !== FALL_BACK) return found as V | undefined;
+    }
     const hash = this.#prepareKey(key, "key");
     const heap = this.#heap;
     heap.pin();
     try {
       const entry = this.#find(key, hash);
       return entry === 0 ? undefined : this.#readValue(entry);
+    } finally {
+      heap.unpin();
+    }
+  }
+
+  /** i32 keys (and u32 keys below 2^31) with fixed-size values. */
+  readonly #int32Keys: boolean;
+
+  /**
+   * `get` for an int key, small enough to inline: one table, no frozen slot.
+   * Anything unusual (a resize under way, a frozen or moved slot, a full
+   * probe) returns FALL_BACK for the general path.
+   */
+  #getInt32Key(key: number): V | undefined | typeof FALL_BACK {
+    const heap = this.#heap;
+    const hash = mix32(key);
+    heap.pin();
+    try {
+      const table = Atomics.load(heap.i32, this.#header + H_TABLE);
+      heap.ensure(table + TABLE_BYTES);
+      let i32 = heap.i32;
+      if (Atomics.load(i32, (table >> 2) + T_NEXT) !== 0) return FALL_BACK;
+      const capacity = i32[(table >> 2) + T_CAPACITY];
+      const slots = i32[(table >> 2) + T_SLOTS] >> 2;
+      heap.ensure((slots + capacity) * 4);
+      i32 = heap.i32;
+      const mask = capacity - 1;
+      const keyWord = this.#keyAt >> 2;
+      for (let n = 0, i = hash & mask; n < capacity; n++, i = (i + 1) & mask) {
+        const value = Atomics.load(i32, slots + i);
+        if (value === 0) return undefined;
+        if ((value & FROZEN) !== 0) return FALL_BACK;
+        const entry = value & ~TAGS;
+        heap.ensure(entry + 16);
+        i32 = heap.i32;
+        if (i32[entry >> 2] === hash && i32[(entry >> 2) + keyWord] === key) {
+          return (value & DELETED) !== 0 ? undefined : this.#readValue(entry);
+        }
+      }
+      return FALL_BACK;
     } finally {
       heap.unpin();
     }
@@ -1428,6 +1474,7 @@ const WRITE_ALWAYS = 0;
 const WRITE_IF_ABSENT = 1;
 const WRITE_IF_EQUAL = 2;
 const RETRY: unique symbol = Symbol("retry");
+const FALL_BACK: unique symbol = Symbol("fall back");
 const NOT_FOUND = -1;
 const PROBE_EMPTY = -1;
 const PROBE_MOVED = -2;
