@@ -289,3 +289,18 @@ export function allocateLarge(ctx: WorkerContext<{ count: number }>): number {
   }
   return total;
 }
+
+/**
+ * Grows the heap, then retires small blocks while the parent keeps an epoch
+ * pinned (so none can be freed) and closes: its retired blocks go to an orphan
+ * bag allocated far past the parent's views, which the parent must adopt.
+ */
+export function retireAfterGrowth(ctx: WorkerContext<{ blocks: number }>): number {
+  const heap = heapOf(ctx);
+  for (let i = 0; i < 8; i++) heap.allocate(1 << 20); // kept: the heap stays grown
+  // Fill pages of the orphan bag's size class, so the bag lands in a page
+  // taken late, far past the parent's views.
+  for (let i = 0; i < 400; i++) heap.allocate(2040);
+  for (let i = 0; i < ctx.args.blocks; i++) heap.retire(heap.allocate(64));
+  return heap.stats().retiredBlocks;
+}

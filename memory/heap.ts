@@ -1446,7 +1446,6 @@ export class SharedHeap implements Disposable {
 
   /** On close: moves retired blocks into bags on the shared orphan stack. */
   #orphanRetired(): void {
-    const i32 = this.i32;
     while (this.#retiredCount > 0) {
       const n = Math.min(this.#retiredCount, ORPHAN_BAG_ENTRIES);
       let bag: number;
@@ -1455,6 +1454,8 @@ export class SharedHeap implements Disposable {
       } catch {
         return; // heap exhausted: the rest leaks rather than failing close()
       }
+      // allocate() may have grown the heap: take the views after it.
+      const i32 = this.i32;
       i32[(bag >> 2) + 1] = n;
       for (let i = 0; i < n; i++) {
         const at = this.#retiredHead;
@@ -1476,13 +1477,15 @@ export class SharedHeap implements Disposable {
 
   /** Takes every orphan bag and adds its entries to this worker's list. */
   #adoptOrphans(): void {
-    const i32 = this.i32;
-    if (Atomics.load(i32, H_ORPHANS) === 0) return;
-    let bag = Atomics.exchange(i32, H_ORPHANS, 0);
+    if (Atomics.load(this.i32, H_ORPHANS) === 0) return;
+    let bag = Atomics.exchange(this.i32, H_ORPHANS, 0);
     while (bag !== 0) {
+      // Bags were allocated by other workers, maybe past our views: map
+      // first, and read through the views ensure() leaves behind.
       this.ensure(bag + 8);
-      const count = i32[(bag >> 2) + 1];
+      const count = this.i32[(bag >> 2) + 1];
       this.ensure(bag + 8 + count * 8);
+      const i32 = this.i32;
       for (let i = 0; i < count; i++) {
         this.#pushRetired(i32[(bag >> 2) + 3 + i * 2], i32[(bag >> 2) + 2 + i * 2]);
       }

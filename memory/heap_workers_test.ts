@@ -205,3 +205,30 @@ Deno.test("termination: a worker killed holding the pool lock is recovered by ev
   assert.deepEqual(await blocked, [1225, 1225]);
   assert.equal(heap.stats().liveBlocks, 0);
 });
+
+Deno.test("epochs: a worker's orphaned retired blocks are adopted past the adopter's views", async () => {
+  // The smallest heap: almost every page the worker takes lies past the
+  // parent's views, which were made at creation and never refreshed here.
+  const heap = SharedHeap.create({ initialBytes: 4 * 65536, maxBytes: 64 * MiB });
+  const mappedBefore = heap.mappedBytes;
+  heap.pin(); // holds the epoch: the worker cannot free what it retires
+  const [retired] = await runWorkers<{ blocks: number }, number>({
+    module: fixtures,
+    fn: "retireAfterGrowth",
+    workers: 1,
+    heap,
+    args: { blocks: 300 },
+    timeoutMs: 60_000,
+  });
+  assert.ok(retired > 0, "the worker should have left retired blocks");
+  assert.equal(heap.mappedBytes, mappedBefore, "the parent's views must still be the old ones");
+  assert.ok(heap.sab.byteLength > mappedBefore, "the worker should have grown the heap");
+  heap.unpin();
+  // Orphaned blocks are not counted as retired: they are live until a
+  // collection adopts and frees them, together with their bag.
+  const liveBefore = heap.stats().liveBlocks;
+  for (let i = 0; i < 4; i++) heap.collect();
+  const bags = Math.ceil(retired / 254); // entries per orphan bag
+  assert.equal(heap.stats().liveBlocks, liveBefore - retired - bags, "orphans were not reclaimed");
+  assert.equal(heap.stats().retiredBlocks, 0);
+});
