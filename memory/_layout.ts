@@ -60,6 +60,8 @@ export const H_POOL_HEADS = 32;
 export const H_EPOCH = 48;
 /** Treiber stack of retire bags left by workers that closed. */
 export const H_ORPHANS = 64;
+/** Retired blocks waiting in orphan bags (for statistics). Atomics only. */
+export const H_ORPHANED_BLOCKS = 65;
 export const HEADER_WORDS = 128;
 
 // ---- worker slot words (from slotsOffset + slot * SLOT_BYTES) ----

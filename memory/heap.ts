@@ -58,6 +58,7 @@ import {
   H_MAX_PAGES,
   H_MAX_WORKERS,
   H_META_PAGES,
+  H_ORPHANED_BLOCKS,
   H_ORPHANS,
   H_ROOTS_OFFSET,
   H_SLOT_HIGH,
@@ -206,7 +207,7 @@ export interface HeapStats {
   liveBlocks: number;
   /** Bytes of those blocks, counted at their size-class size. */
   liveBytes: number;
-  /** Blocks retired and not yet freed by reclamation. */
+  /** Blocks retired and not yet freed by reclamation (orphan bags included). */
   retiredBlocks: number;
   /** Times the buffer has grown. */
   growCount: number;
@@ -1465,6 +1466,7 @@ export class SharedHeap implements Disposable {
         this.#retiredCount--;
         i32[this.#slotBase + S_RETIRED]--;
       }
+      Atomics.add(i32, H_ORPHANED_BLOCKS, n);
       let head = Atomics.load(i32, H_ORPHANS);
       for (;;) {
         i32[bag >> 2] = head;
@@ -1489,6 +1491,7 @@ export class SharedHeap implements Disposable {
       for (let i = 0; i < count; i++) {
         this.#pushRetired(i32[(bag >> 2) + 3 + i * 2], i32[(bag >> 2) + 2 + i * 2]);
       }
+      Atomics.sub(i32, H_ORPHANED_BLOCKS, count);
       const next = i32[bag >> 2];
       this.free(bag);
       bag = next;
@@ -1738,7 +1741,7 @@ export class SharedHeap implements Disposable {
       largeBytes: Atomics.load(i32, H_LARGE_PAGES) * PAGE_BYTES,
       liveBlocks,
       liveBytes,
-      retiredBlocks: retired,
+      retiredBlocks: (retired + Atomics.load(i32, H_ORPHANED_BLOCKS)) | 0,
       growCount: Atomics.load(i32, H_GROW_COUNT),
       workers,
       maxWorkers: this.maxWorkers,

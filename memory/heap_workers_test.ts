@@ -224,8 +224,9 @@ Deno.test("epochs: a worker's orphaned retired blocks are adopted past the adopt
   assert.equal(heap.mappedBytes, mappedBefore, "the parent's views must still be the old ones");
   assert.ok(heap.sab.byteLength > mappedBefore, "the worker should have grown the heap");
   heap.unpin();
-  // Orphaned blocks are not counted as retired: they are live until a
-  // collection adopts and frees them, together with their bag.
+  // Orphaned blocks count as retired, and as live until a collection adopts
+  // and frees them, together with their bag.
+  assert.equal(heap.stats().retiredBlocks, retired);
   const liveBefore = heap.stats().liveBlocks;
   for (let i = 0; i < 4; i++) heap.collect();
   const bags = Math.ceil(retired / 254); // entries per orphan bag
