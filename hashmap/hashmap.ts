@@ -523,31 +523,15 @@ export class HashMap<K, V> {
    * prepared the key. Follows the table chain as described in the module doc.
    */
   #find(key: K, hash: number): number {
-    let table = this.#root();
-    for (;;) {
-      const slot = this.#probe(table, key, hash);
-      if (slot < 0) {
-        // Not in this table; a MOVED slot or a full scan sends us onward.
-        if (slot !== PROBE_EMPTY) {
-          table = this.#next(table);
-          if (table !== 0) continue;
-        }
-        return 0;
-      }
-      const value = this.#probed;
-      if ((value & FROZEN) !== 0) {
-        // Frozen: a newer version may live in the next table.
-        const next = this.#next(table);
-        if (next !== 0) {
-          const newer = this.#findFrom(next, key, hash);
-          if (newer !== NOT_FOUND) return newer;
-        }
-      }
-      return (value & DELETED) !== 0 ? 0 : value & ~TAGS;
-    }
+    const entry = this.#findFrom(this.#root(), key, hash);
+    return entry === NOT_FOUND ? 0 : entry;
   }
 
-  /** Like #find from `table`, but NOT_FOUND when no table from there has the key at all. */
+  /**
+   * Entry of the live `key`, searching from `table` down the chain of
+   * tables: 0 when the key is deleted, NOT_FOUND when no table from there
+   * has a slot for it. Caller is pinned and has prepared the key.
+   */
   #findFrom(table: number, key: K, hash: number): number {
     const slot = this.#probe(table, key, hash);
     if (slot < 0) {
@@ -613,7 +597,7 @@ export class HashMap<K, V> {
    * ```
    */
   set(key: K, value: V): this {
-    this.#write(key, value, WRITE_ALWAYS, undefined);
+    this.#write(key, value, WRITE_ALWAYS, undefined, false);
     return this;
   }
 
@@ -628,7 +612,7 @@ export class HashMap<K, V> {
    * ```
    */
   swap(key: K, value: V): V | undefined {
-    return this.#write(key, value, WRITE_ALWAYS, undefined).previous;
+    return this.#write(key, value, WRITE_ALWAYS, undefined, true).previous;
   }
 
   /**
@@ -642,7 +626,7 @@ export class HashMap<K, V> {
    * ```
    */
   getOrInsert(key: K, value: V): V {
-    const result = this.#write(key, value, WRITE_IF_ABSENT, undefined);
+    const result = this.#write(key, value, WRITE_IF_ABSENT, undefined, true);
     return result.written ? value : result.previous as V;
   }
 
@@ -660,7 +644,7 @@ export class HashMap<K, V> {
    */
   compareAndSet(key: K, expected: V | undefined, next: V): boolean {
     if (expected !== undefined) this.#values.check(expected, "expected");
-    return this.#write(key, next, WRITE_IF_EQUAL, expected).written;
+    return this.#write(key, next, WRITE_IF_EQUAL, expected, false).written;
   }
 
   /**
@@ -1083,7 +1067,13 @@ export class HashMap<K, V> {
    * The write loop shared by set, swap, getOrInsert and compareAndSet. Returns
    * whether it wrote and the previous value.
    */
-  #write(key: K, value: V, mode: number, expected: V | undefined): WriteResult<V> {
+  #write(
+    key: K,
+    value: V,
+    mode: number,
+    expected: V | undefined,
+    wantPrevious: boolean,
+  ): WriteResult<V> {
     const hash = this.#prepareKey(key, "key");
     const checked = this.#values.check(value, "value");
     const heap = this.#heap;
@@ -1092,7 +1082,15 @@ export class HashMap<K, V> {
     try {
       entry = this.#newEntry(key, hash, checked);
       for (;;) {
-        const outcome = this.#tryWrite(this.#root(), key, hash, entry, mode, expected);
+        const outcome = this.#tryWrite(
+          this.#root(),
+          key,
+          hash,
+          entry,
+          mode,
+          expected,
+          wantPrevious,
+        );
         if (outcome !== RETRY) {
           if (!outcome.written) heap.free(entry); // never published
           return outcome;
@@ -1117,6 +1115,7 @@ export class HashMap<K, V> {
     entry: number,
     mode: number,
     expected: V | undefined,
+    wantPrevious: boolean,
   ): WriteResult<V> | typeof RETRY {
     const heap = this.#heap;
     for (;;) {
@@ -1162,9 +1161,16 @@ export class HashMap<K, V> {
       }
       if (mode === WRITE_IF_EQUAL) {
         const ok = expected === undefined ? !present : present && this.#valueEquals(old, expected);
-        if (!ok) return { written: false, previous: present ? this.#readValue(old) : undefined };
+        if (!ok) {
+          return {
+            written: false,
+            previous: present && wantPrevious ? this.#readValue(old) : undefined,
+          };
+        }
       }
-      const previous = present ? this.#readValue(old) : undefined;
+      // Decoded only when the caller uses it (set() does not): for string
+      // values that is an allocation per write.
+      const previous = present && wantPrevious ? this.#readValue(old) : undefined;
       this.#published = true;
       if (Atomics.compareExchange(heap.i32, slot, seen, entry) !== seen) {
         this.#published = false;

@@ -19,6 +19,13 @@
  * - Descriptor D_STATE/D_OWNER of an allocated block: written under the pool
  *   lock before the block is handed out, and the block reaches any other worker
  *   only through a later Atomics publication, so (b) for everyone who frees it.
+ *   D_OWNER later changes only by Atomics (abandon, adopt). free() still reads
+ *   it plainly, to compare it with its own slot: the value equal to a worker's
+ *   slot is only ever written by that worker (page init, adoption), and a
+ *   slot reused after eviction is joined through a CAS that follows the
+ *   evictor's ABANDONED store, so the comparison cannot be fooled. free()
+ *   also reads D_BUMP plainly, only as a bounds check: it only grows while the
+ *   page is owned, and the block's allocation happens-before the free.
  * - Free-list links inside freed blocks: written before the CAS that publishes
  *   the block on a remote list, read after the exchange that takes it, (b).
  * - Named roots: (a), under a per-entry sequence word.
