@@ -132,7 +132,12 @@ export function churn(ctx: WorkerContext<ChurnArgs>): { allocations: number; rem
     heap.free(ptr);
   }
   if (dieAt !== undefined) {
-    if (ctx.index === 0) throw new Error(`crash point ${dieAt.site} was never reached`);
+    if (ctx.index === 0) {
+      // The other worker may have done every growth this churn needed; keep
+      // large blocks until this worker must grow the heap itself.
+      if (dieAt.site === "pool.grow") { for (;;) heap.allocate(256 * 1024); }
+      throw new Error(`crash point ${dieAt.site} was never reached`);
+    }
     takeHandoff();
     return { allocations, remote };
   }
