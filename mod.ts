@@ -26,3 +26,4 @@ export * from "./memory/mod.ts";
 export * from "./latch/mod.ts";
 export * from "./seqlock/mod.ts";
 export * from "./hashmap/mod.ts";
+export * from "./btree/mod.ts";

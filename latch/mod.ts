@@ -47,6 +47,7 @@ export {
   storeF64,
   Unwind,
 } from "./hybrid_latch.ts";
+export { LatchWords } from "./latch_words.ts";
 export {
   deadlineOf,
   type LockOptions,

@@ -1,0 +1,207 @@
+/**
+ * Cursors over a {@linkcode BPlusTree}: a shared {@linkcode Cursor} that
+ * moves in both directions, and an {@linkcode ExclusiveCursor} that also
+ * writes at its position.
+ *
+ * A cursor sits in a gap between two entries. `next()` returns the entry
+ * after the gap and moves past it; `prev()` returns the one before. Each move
+ * is one linearizable lookup of the next (or previous) key from the cursor's
+ * remembered position, so a cursor holds no latch and pins nothing between
+ * calls, and entries that other workers insert or remove around it are seen
+ * or not as if it looked right now. A walk with `next()` returns strictly
+ * increasing keys.
+ *
+ * @module
+ */
+
+import type { BPlusTree } from "./btree.ts";
+
+const START = 0;
+const END = 1;
+const BEFORE = 2;
+const AFTER = 3;
+
+/**
+ * A cursor over a {@linkcode BPlusTree}, from `tree.cursor()`. It holds no
+ * shared resource; `close()` (or `using`) only ends its use.
+ *
+ * @example
+ * ```ts
+ * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+ * const tree = BPlusTree.create<string, number>(SharedHeap.create(), { key: "string", value: "i32" });
+ * for (const [i, k] of ["a", "b", "c"].entries()) tree.set(k, i);
+ * using cursor = tree.cursor();
+ * cursor.seekForPrev("bb");
+ * console.assert(cursor.prev()?.[0] === "b" && cursor.prev()?.[0] === "a" && cursor.prev() === undefined);
+ * ```
+ */
+export class Cursor<K, V> implements Disposable {
+  /** The tree this cursor walks. */
+  readonly tree: BPlusTree<K, V>;
+  #gap = START;
+  #key: K | undefined = undefined;
+  #closed = false;
+  /** Key of the entry last returned by next() or prev(), while it is the cursor's neighbour. */
+  protected lastKey: K | undefined = undefined;
+  protected hasLast = false;
+
+  /** Use `tree.cursor()`. */
+  constructor(tree: BPlusTree<K, V>) {
+    this.tree = tree;
+  }
+
+  protected checkOpen(what: string): void {
+    if (this.#closed) throw new Error(`Cannot ${what} as the cursor is closed`);
+  }
+
+  protected place(gap: number, key: K | undefined): void {
+    this.#gap = gap;
+    this.#key = key;
+    this.hasLast = false;
+  }
+
+  /**
+   * Positions the cursor so that `next()` returns the first entry with a
+   * key ≥ `key`.
+   */
+  seek(key: K): void {
+    this.checkOpen("seek");
+    this.place(BEFORE, this.tree._checkKey(key));
+  }
+
+  /**
+   * Positions the cursor so that `prev()` returns the last entry with a
+   * key ≤ `key`.
+   */
+  seekForPrev(key: K): void {
+    this.checkOpen("seek");
+    this.place(AFTER, this.tree._checkKey(key));
+  }
+
+  /**
+   * Positions the cursor just before `key` and tells whether it is present
+   * (then `next()` returns it, unless another worker removes it first).
+   */
+  seekExact(key: K): boolean {
+    this.checkOpen("seek");
+    this.place(BEFORE, this.tree._checkKey(key));
+    return this.tree.has(key);
+  }
+
+  /** Positions the cursor before the first entry. */
+  seekToFirst(): void {
+    this.checkOpen("seek");
+    this.place(START, undefined);
+  }
+
+  /** Positions the cursor after the last entry. */
+  seekToLast(): void {
+    this.checkOpen("seek");
+    this.place(END, undefined);
+  }
+
+  /** The entry after the cursor, moving past it; undefined at the end. */
+  next(): [K, V] | undefined {
+    this.checkOpen("move");
+    const gap = this.#gap;
+    if (gap === END) return undefined;
+    const entry = gap === START
+      ? this.tree._step(false, undefined, false)
+      : this.tree._step(false, this.#key, gap === AFTER);
+    if (entry === undefined) {
+      this.place(END, undefined);
+      return undefined;
+    }
+    this.place(AFTER, entry[0]);
+    this.lastKey = entry[0];
+    this.hasLast = true;
+    return entry;
+  }
+
+  /** The entry before the cursor, moving before it; undefined at the start. */
+  prev(): [K, V] | undefined {
+    this.checkOpen("move");
+    const gap = this.#gap;
+    if (gap === START) return undefined;
+    const entry = gap === END
+      ? this.tree._step(true, undefined, false)
+      : this.tree._step(true, this.#key, gap === BEFORE);
+    if (entry === undefined) {
+      this.place(START, undefined);
+      return undefined;
+    }
+    this.place(BEFORE, entry[0]);
+    this.lastKey = entry[0];
+    this.hasLast = true;
+    return entry;
+  }
+
+  /** Ends the cursor's use; later calls throw. */
+  close(): void {
+    this.#closed = true;
+  }
+
+  /** Same as `close()`, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * A cursor that also writes, from `tree.cursorMut()`. Every write is one
+ * linearizable tree operation.
+ *
+ * @example
+ * ```ts
+ * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+ * const tree = BPlusTree.create<number, number>(SharedHeap.create(), { key: "i32", value: "i32" });
+ * using cursor = tree.cursorMut();
+ * cursor.insert(5, 50);
+ * console.assert(cursor.prev()?.[0] === 5);
+ * cursor.remove(5);
+ * console.assert(tree.size === 0);
+ * ```
+ */
+export class ExclusiveCursor<K, V> extends Cursor<K, V> {
+  /**
+   * Sets `key` to `value` anywhere in the tree and returns the previous
+   * value; the cursor then sits just after `key`.
+   */
+  insert(key: K, value: V): V | undefined {
+    this.checkOpen("insert");
+    const old = this.tree.set(key, value);
+    this.place(AFTER, this.tree._checkKey(key));
+    return old;
+  }
+
+  /**
+   * Removes `key` anywhere in the tree and returns its value; the cursor
+   * then sits where the key was.
+   */
+  remove(key: K): V | undefined {
+    this.checkOpen("remove");
+    const old = this.tree.delete(key);
+    this.place(BEFORE, this.tree._checkKey(key));
+    return old;
+  }
+
+  /**
+   * Replaces the value of the entry that `next()` or `prev()` returned
+   * last. Throws when there is none, or when another worker removed it.
+   */
+  setValue(value: V): void {
+    this.checkOpen("set a value");
+    if (!this.hasLast) {
+      throw new Error("Cannot set a value as the cursor has not returned an entry since it moved");
+    }
+    const key = this.lastKey as K;
+    let present = false;
+    this.tree.update(key, (old) => {
+      present = old !== undefined;
+      return present ? value : undefined;
+    });
+    if (!present) {
+      throw new Error("Cannot set a value as its entry was removed by another worker");
+    }
+  }
+}
