@@ -90,6 +90,11 @@ export class Format<K, V> {
   readonly kw: number;
   /** Value words (fixed kinds), 0 for variable values. */
   readonly vw: number;
+  /**
+   * Nonzero when keys and values are both i32 or u32: bit 0 for i32 keys,
+   * bit 1 for u32 keys, bit 2 for u32 values (bit 3 for i32 values).
+   */
+  readonly intEntries: number;
   readonly keyCodec: Codec<K>;
   readonly valueCodec: Codec<V>;
   readonly #keyName: CodecName;
@@ -120,6 +125,9 @@ export class Format<K, V> {
     this.keyKind = keyCodec.fixedBytes === 4 ? K_W1 : keyCodec.fixedBytes === 8 ? K_W2 : K_VAR;
     this.kw = this.keyKind === K_W1 ? 1 : 2;
     this.vw = valueCodec.fixedBytes === 0 ? 0 : valueCodec.fixedBytes >> 2;
+    const keyBits = keyCodec.name === "i32" ? 1 : keyCodec.name === "u32" ? 2 : 0;
+    const valueBits = valueCodec.name === "u32" ? 4 : valueCodec.name === "i32" ? 8 : 0;
+    this.intEntries = keyBits !== 0 && valueBits !== 0 ? keyBits | valueBits : 0;
     this.qBytes = new Uint8Array(this.keyKind === K_VAR ? keyCodec.maxBytes : 8);
     this.#saved = new Uint8Array(this.qBytes.length);
     this.vBytes = new Uint8Array(Math.max(8, valueCodec.maxBytes));

@@ -94,6 +94,7 @@ import {
   buildFromArrays,
   C_BYTES,
   C_FLAGS,
+  C_KEYS,
   countOf,
   Format,
   HIGH_INF,
@@ -157,6 +158,22 @@ const W_INSERT = 1;
 const W_DELETE = 2;
 const W_GET_OR_INSERT = 3;
 const W_UPDATE = 4;
+
+/** A scan's position and bounds. */
+interface ScanState<K> {
+  /** The next leaf is the one for this key (undefined: the edge). */
+  at: K | undefined;
+  /** Whether `at` itself is excluded. */
+  open: boolean;
+  stop: K | undefined;
+  stopOpen: boolean;
+  reverse: boolean;
+  /** Entries still wanted. */
+  left: number;
+  done: boolean;
+}
+
+const SIGN_BIT = 0x80000000 | 0;
 
 /** What a write returns when there was no value. */
 const NONE: unique symbol = Symbol("none");
@@ -1469,6 +1486,18 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   range(options: RangeOptions<K> = {}): IterableIterator<[K, V]> {
+    const b = this.#bounds(options);
+    return this.#scan(b.lower, b.lowerOpen, b.upper, b.upperOpen, b.reverse, b.limit);
+  }
+
+  #bounds(options: RangeOptions<K>): {
+    lower: K | undefined;
+    lowerOpen: boolean;
+    upper: K | undefined;
+    upperOpen: boolean;
+    reverse: boolean;
+    limit: number;
+  } {
     if (typeof options !== "object" || options === null) {
       throw new TypeError(
         `Cannot scan BPlusTree as 'options' must be an object: current value is ${
@@ -1503,14 +1532,14 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         }`,
       );
     }
-    return this.#scan(
+    return {
       lower,
-      options.gt !== undefined,
+      lowerOpen: options.gt !== undefined,
       upper,
-      options.lt !== undefined,
-      options.reverse === true,
+      upperOpen: options.lt !== undefined,
+      reverse: options.reverse === true,
       limit,
-    );
+    };
   }
 
   *#scan(
@@ -1521,72 +1550,159 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     reverse: boolean,
     limit: number,
   ): IterableIterator<[K, V]> {
-    const heap = this.#heap, format = this.#format, keys = this.#keys;
+    const state = this.#scanState(lower, lowerOpen, upper, upperOpen, reverse, limit);
     const batchKeys: K[] = [];
     const batchValues: V[] = [];
-    let left = limit;
-    // The position: the next leaf is the one for `at` (a key, or undefined
-    // for the edge), which is inclusive or not.
-    let at: K | undefined = reverse ? upper : lower;
-    let open = reverse ? upperOpen : lowerOpen;
-    const stop: K | undefined = reverse ? lower : upper;
-    const stopOpen = reverse ? lowerOpen : upperOpen;
-    if (lower !== undefined && upper !== undefined) {
-      const order = keys.compare(lower, upper);
-      if (order > 0 || (order === 0 && (lowerOpen || upperOpen))) return;
-    }
-    while (left > 0) {
-      let more = false;
+    const collect = (k: K, v: V): boolean => {
+      batchKeys.push(k);
+      batchValues.push(v);
+      return true;
+    };
+    while (!state.done) {
       batchKeys.length = 0;
       batchValues.length = 0;
-      heap.pin();
-      try {
-        let c: number;
-        if (at === undefined) c = this.#leafFor(reverse ? TO_MAX : TO_MIN);
-        else {
-          format.stageKey(at);
-          c = this.#leafFor(reverse ? (open ? TO_BELOW : TO_KEY) : TO_KEY);
-        }
-        const i32 = heap.i32, u8 = heap.u8, w = c >> 2;
-        const n = countOf(i32, w);
-        let i: number;
-        if (at === undefined) i = reverse ? n - 1 : 0;
-        else if (reverse) {
-          i = (open ? format.lowerBound(i32, u8, w) : format.upperBound(i32, u8, w)) - 1;
-        } else i = open ? format.upperBound(i32, u8, w) : format.lowerBound(i32, u8, w);
-        if (stop !== undefined) format.stageKey(stop);
-        for (; reverse ? i >= 0 : i < n; reverse ? i-- : i++) {
-          if (left === 0) break;
-          if (stop !== undefined) {
-            const order = format.compareStaged(i32, u8, w, i); // stop vs key
-            if (
-              reverse
-                ? (order > 0 || (order === 0 && stopOpen))
-                : (order < 0 || (order === 0 && stopOpen))
-            ) {
-              left = 0;
-              break;
-            }
-          }
-          batchKeys.push(format.keyAt(i32, u8, w, i));
-          batchValues.push(format.valueAt(i32, u8, w, i));
-          left--;
-        }
-        const flags = i32[w + C_FLAGS];
-        if (left > 0 && (flags & (reverse ? LOW_INF : HIGH_INF)) === 0) {
-          // Continue from this leaf's fence: the keys ≥ its high fence, or
-          // the keys < its low fence.
-          format.stageKeyFrom(i32, u8, w, reverse ? LOW_REF : HIGH_REF);
-          at = format.stagedKey();
-          open = reverse;
-          more = true;
-        }
-      } finally {
-        heap.unpin();
-      }
+      this.#scanLeaf(state, collect);
       for (let e = 0; e < batchKeys.length; e++) yield [batchKeys[e], batchValues[e]];
-      if (!more) return;
     }
+  }
+
+  #scanState(
+    lower: K | undefined,
+    lowerOpen: boolean,
+    upper: K | undefined,
+    upperOpen: boolean,
+    reverse: boolean,
+    limit: number,
+  ): ScanState<K> {
+    const state: ScanState<K> = {
+      at: reverse ? upper : lower,
+      open: reverse ? upperOpen : lowerOpen,
+      stop: reverse ? lower : upper,
+      stopOpen: reverse ? lowerOpen : upperOpen,
+      reverse,
+      left: limit,
+      done: limit <= 0,
+    };
+    if (lower !== undefined && upper !== undefined) {
+      const order = this.#keys.compare(lower, upper);
+      if (order > 0 || (order === 0 && (lowerOpen || upperOpen))) state.done = true;
+    }
+    return state;
+  }
+
+  /**
+   * Emits the entries of one leaf snapshot from the scan's position, and
+   * moves the position to the leaf's fence (or ends the scan). `emit`
+   * returns false to end the scan.
+   */
+  #scanLeaf(state: ScanState<K>, emit: (key: K, value: V) => unknown): void {
+    const heap = this.#heap, format = this.#format;
+    const reverse = state.reverse;
+    heap.pin();
+    try {
+      const at = state.at;
+      let c: number;
+      if (at === undefined) c = this.#leafFor(reverse ? TO_MAX : TO_MIN);
+      else {
+        format.stageKey(at);
+        c = this.#leafFor(reverse && state.open ? TO_BELOW : TO_KEY);
+      }
+      const i32 = heap.i32, u8 = heap.u8, w = c >> 2;
+      const n = countOf(i32, w);
+      const open = state.open;
+      let i: number;
+      if (at === undefined) i = reverse ? n - 1 : 0;
+      else if (reverse) {
+        i = (open ? format.lowerBound(i32, u8, w) : format.upperBound(i32, u8, w)) - 1;
+      } else i = open ? format.upperBound(i32, u8, w) : format.lowerBound(i32, u8, w);
+      // Where the bound stops the scan within this leaf.
+      let end = reverse ? -1 : n;
+      let stopped = false;
+      if (state.stop !== undefined) {
+        format.stageKey(state.stop);
+        const bound = reverse
+          ? (state.stopOpen ? format.upperBound(i32, u8, w) : format.lowerBound(i32, u8, w)) - 1
+          : state.stopOpen
+          ? format.lowerBound(i32, u8, w)
+          : format.upperBound(i32, u8, w);
+        if (reverse ? bound > end : bound < end) {
+          end = bound;
+          stopped = true;
+        }
+      }
+      let left = state.left;
+      if (format.intEntries !== 0) {
+        // i32/u32 keys and values: read the words in place.
+        const keys = w + C_KEYS, values = format.valueWord(w, n, 0);
+        const keyFlip = format.intEntries & 1 ? 0 : SIGN_BIT;
+        const unsignedKeys = keyFlip !== 0, unsignedValues = (format.intEntries & 4) !== 0;
+        const step = reverse ? -1 : 1;
+        for (; (reverse ? i > end : i < end) && left > 0; i += step, left--) {
+          const k = unsignedKeys ? (i32[keys + i] ^ keyFlip) >>> 0 : i32[keys + i];
+          const v = unsignedValues ? i32[values + i] >>> 0 : i32[values + i];
+          if (emit(k as K, v as V) === false) {
+            left = -1;
+            break;
+          }
+        }
+      } else if (reverse) {
+        for (; i > end && left > 0; i--, left--) {
+          if (emit(format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)) === false) {
+            left = -1;
+            break;
+          }
+        }
+      } else {
+        for (; i < end && left > 0; i++, left--) {
+          if (emit(format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)) === false) {
+            left = -1;
+            break;
+          }
+        }
+      }
+      state.left = left;
+      const flags = i32[w + C_FLAGS];
+      if (left <= 0 || stopped || (flags & (reverse ? LOW_INF : HIGH_INF)) !== 0) {
+        state.done = true;
+        return;
+      }
+      // Continue from this leaf's fence: the keys ≥ its high fence, or the
+      // keys below its low fence.
+      format.stageKeyFrom(i32, u8, w, reverse ? LOW_REF : HIGH_REF);
+      state.at = format.stagedKey();
+      state.open = reverse;
+    } finally {
+      heap.unpin();
+    }
+  }
+
+  /**
+   * Calls `fn(key, value)` for the entries within the bounds, in order,
+   * until `fn` returns false: the fastest way to scan, with no entry arrays.
+   * `fn` runs with the worker's epoch pinned, one leaf at a time; it may use
+   * the tree. Same bounds and guarantees as {@linkcode BPlusTree.range}.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const tree = BPlusTree.create<number, number>(SharedHeap.create(), { key: "i32", value: "i32" });
+   * for (let i = 0; i < 100; i++) tree.set(i, i);
+   * let sum = 0;
+   * tree.scan({ gte: 10, limit: 5 }, (_, v) => {
+   *   sum += v;
+   * });
+   * console.assert(sum === 10 + 11 + 12 + 13 + 14);
+   * ```
+   */
+  scan(options: RangeOptions<K>, fn: (key: K, value: V) => boolean | void): void {
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Cannot scan BPlusTree as 'fn' must be a function: current value is ${describeValue(fn)}`,
+      );
+    }
+    const b = this.#bounds(options);
+    const state = this.#scanState(b.lower, b.lowerOpen, b.upper, b.upperOpen, b.reverse, b.limit);
+    while (!state.done) this.#scanLeaf(state, fn);
   }
 
   /**
