@@ -919,6 +919,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         let result: unknown = NONE;
         let fresh = 0;
         let delta = 0;
+        let split = false;
         try {
           if (found) result = format.valueAt(i32, u8, w, i);
           let put: boolean; // put the staged value, or remove the key
@@ -944,10 +945,9 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
             default: {
               if (!found && n >= this.#leafCapacity) {
                 // Split before calling fn, so that fn runs once.
-                LatchWords.unlock(i32, latch);
-                this.#pathVersions[d] += 2; // our own unlock, nothing changed
-                this.#split(d);
-                continue;
+                split = true;
+                put = false;
+                break;
               }
               const next = fn!(found ? result : undefined);
               if (next === undefined) {
@@ -965,28 +965,32 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
               u8 = heap.u8;
             }
           }
-          if (put && !found && n >= this.#leafCapacity) {
-            LatchWords.unlock(i32, latch);
-            this.#pathVersions[d] += 2; // our own unlock, nothing changed
-            this.#split(d);
-            continue;
+          if (put && !found && n >= this.#leafCapacity) split = true;
+          if (!split) {
+            format.begin();
+            format.piece(c, 0, i);
+            if (put) format.piece(STAGED, 0, 0);
+            format.piece(c, found ? i + 1 : i, n);
+            fresh = format.build(
+              heap,
+              true,
+              this.#fenceW(i32, c, LOW_INF),
+              LOW_REF,
+              this.#fenceW(i32, c, HIGH_INF),
+              HIGH_REF,
+            );
+            delta = put ? (found ? 0 : 1) : -1;
           }
-          format.begin();
-          format.piece(c, 0, i);
-          if (put) format.piece(STAGED, 0, 0);
-          format.piece(c, found ? i + 1 : i, n);
-          fresh = format.build(
-            heap,
-            true,
-            this.#fenceW(i32, c, LOW_INF),
-            LOW_REF,
-            this.#fenceW(i32, c, HIGH_INF),
-            HIGH_REF,
-          );
-          delta = put ? (found ? 0 : 1) : -1;
         } catch (e) {
           LatchWords.unlock(heap.i32, latch);
           throw e;
+        }
+        if (split) {
+          // Outside the try: the split takes its own latches.
+          LatchWords.unlock(heap.i32, latch);
+          this.#pathVersions[d] += 2; // our own unlock, nothing changed
+          this.#split(d);
+          continue;
         }
         this.#publish(node, c, fresh);
         LatchWords.unlock(heap.i32, latch);
