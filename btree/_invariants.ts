@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { BPlusTree } from "./btree.ts";
+import { type BPlusTree, treeInternals } from "./btree.ts";
 import {
   C_FLAGS,
   countOf,
@@ -45,9 +45,10 @@ export function checkTree<K, V>(
   options: { strictFill?: boolean } = {},
 ): TreeShape {
   const heap = tree.heap;
-  const format = tree._format();
+  const internals = treeInternals(tree);
+  const format = internals.format;
   const strictFill = options.strictFill ?? true;
-  const minFill = tree._minFill();
+  const minFill = internals.minFill;
   const caps = tree.capacities;
   const shape: TreeShape = { size: 0, height: tree.height, leaves: 0, innerNodes: 0 };
   heap.pin();
@@ -154,7 +155,7 @@ export function checkTree<K, V>(
         visit(child, depth + 1, false);
       }
     };
-    visit(tree._root(), 0, true);
+    visit(internals.root(), 0, true);
   } finally {
     heap.unpin();
   }

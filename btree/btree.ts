@@ -88,6 +88,7 @@ import {
   type SharedHandle,
   SharedHeap,
   tagOf,
+  TimeoutError,
 } from "../memory/mod.ts";
 import { LatchWords } from "../latch/mod.ts";
 import {
@@ -174,6 +175,29 @@ interface ScanState<K> {
 }
 
 const SIGN_BIT = 0x80000000 | 0;
+
+/** What cursors and the invariant checker see of a tree. Internal. */
+export interface TreeInternals<K, V> {
+  /**
+   * The first entry with key ≥ `key` (> when `open`; the first of all when
+   * undefined), or with `backward` the last ≤ `key` (< when `open`).
+   */
+  step(backward: boolean, key: K | undefined, open: boolean): [K, V] | undefined;
+  /** `key` checked by the key codec. */
+  checkKey(key: K): K;
+  /** The root node. */
+  root(): number;
+  format: Format<K, V>;
+  /** Minimum fill of non-root leaves (entries) and inner nodes (children). */
+  minFill: { leaf: number; inner: number };
+}
+
+let internalsOf: <K, V>(tree: BPlusTree<K, V>) => TreeInternals<K, V>;
+
+/** The internals of `tree`, for cursors and the invariant checker. Internal. */
+export function treeInternals<K, V>(tree: BPlusTree<K, V>): TreeInternals<K, V> {
+  return internalsOf(tree);
+}
 
 /** What a write returns when there was no value. */
 const NONE: unique symbol = Symbol("none");
@@ -319,6 +343,9 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #pathDepth = 0;
   #rootVersion = 0;
   #stripe = 0;
+  #timeoutMs = Infinity;
+  /** When the current write gives up waiting for a latch. */
+  #deadline = Infinity;
 
   private constructor(heap: SharedHeap, placement: Placement) {
     this.#heap = heap;
@@ -490,6 +517,37 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   get height(): number {
     return Atomics.load(this.#heap.i32, this.#header + H_HEIGHT);
+  }
+
+  /**
+   * How long a write of this worker's instance may wait for a node latch
+   * before it throws `TimeoutError`, having changed nothing (default:
+   * forever). Writers wait only for a latch that another writer holds for
+   * the few hundred nanoseconds of a node rewrite, or forever for one that a
+   * worker killed in the middle of a structure change left held; readers
+   * never wait.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const tree = BPlusTree.create(SharedHeap.create(), { key: "i32", value: "i32" });
+   * tree.writeTimeoutMs = 250;
+   * console.assert(tree.writeTimeoutMs === 250);
+   * ```
+   */
+  get writeTimeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
+  set writeTimeoutMs(ms: number) {
+    if (typeof ms !== "number" || !(ms >= 0)) {
+      throw new RangeError(
+        `Cannot set BPlusTree.writeTimeoutMs as it must be a number >= 0: current value is ${
+          describeValue(ms)
+        }`,
+      );
+    }
+    this.#timeoutMs = ms;
   }
 
   /** Entries per leaf and children per inner node. */
@@ -830,6 +888,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   #pop(first: boolean): [K, V] | undefined {
     const heap = this.#heap, format = this.#format;
+    this.#startDeadline();
     heap.pin();
     try {
       for (;;) {
@@ -902,6 +961,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   #write(mode: number, fn: ((old: unknown) => unknown) | undefined): unknown {
     const heap = this.#heap, format = this.#format;
+    this.#startDeadline();
     heap.pin();
     try {
       for (;;) {
@@ -1011,11 +1071,13 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #descend(mode: number): boolean {
     const heap = this.#heap, format = this.#format, header = this.#header;
     let i32 = heap.i32;
-    const rv = LatchWords.optimistic(i32, header + H_ROOT_LATCH, Infinity);
+    const rv = LatchWords.optimistic(i32, header + H_ROOT_LATCH, this.#deadline);
+    if (rv < 0) this.#timedOut();
     let node = Atomics.load(i32, header + H_ROOT);
     if (node + NODE_BYTES > heap.mappedBytes) heap.ensure(node + NODE_BYTES);
     i32 = heap.i32;
-    let v = LatchWords.optimistic(i32, (node >> 2) + N_VERSION, Infinity);
+    let v = LatchWords.optimistic(i32, (node >> 2) + N_VERSION, this.#deadline);
+    if (v < 0) this.#timedOut();
     if (!LatchWords.validate(i32, header + H_ROOT_LATCH, rv)) return false;
     this.#rootVersion = rv;
     for (let depth = 0; depth < MAX_HEIGHT; depth++) {
@@ -1040,7 +1102,8 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const next = i32[format.childWord(w, n, child)];
       if (next + NODE_BYTES > heap.mappedBytes) heap.ensure(next + NODE_BYTES);
       i32 = heap.i32;
-      const nv = LatchWords.optimistic(i32, (next >> 2) + N_VERSION, Infinity);
+      const nv = LatchWords.optimistic(i32, (next >> 2) + N_VERSION, this.#deadline);
+      if (nv < 0) this.#timedOut();
       if (!LatchWords.validate(i32, (node >> 2) + N_VERSION, v)) return false;
       node = next;
       v = nv;
@@ -1215,8 +1278,16 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     try {
       this.#rebalance(mode, depth);
     } catch (e) {
-      if (!(e instanceof HeapExhaustedError)) throw e;
+      if (!(e instanceof HeapExhaustedError) && !(e instanceof TimeoutError)) throw e;
     }
+  }
+
+  #startDeadline(): void {
+    this.#deadline = this.#timeoutMs === Infinity ? Infinity : performance.now() + this.#timeoutMs;
+  }
+
+  #timedOut(): never {
+    throw new TimeoutError("BPlusTree write", this.#timeoutMs);
   }
 
   /**
@@ -1802,7 +1873,8 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       vs.push(v);
     }
     if (ks.length === 0) return;
-    const heap = this.#heap, format = this.#format;
+    const heap = this.#heap;
+    this.#startDeadline();
     heap.pin();
     try {
       if (!this.#descend(TO_MIN) || this.#pathDepth !== 0) {
@@ -1942,35 +2014,18 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   // ------------------------------------------------------------- internals
 
-  /**
-   * For cursors: the first entry with key ≥ `key` (> when `open`; the first
-   * of all when undefined), or with `backward` the last ≤ `key` (< when
-   * `open`).
-   */
-  _step(backward: boolean, key: K | undefined, open: boolean): [K, V] | undefined {
-    const it = backward
-      ? this.#scan(undefined, false, key, open, true, 1)
-      : this.#scan(key, open, undefined, false, false, 1);
-    return it.next().value as [K, V] | undefined;
-  }
-
-  /** For cursors: `key` checked by the key codec. */
-  _checkKey(key: K): K {
-    return this.#keys.check(key, "key");
-  }
-
-  /** For the invariant checker and cursors: the raw root node. */
-  _root(): number {
-    return Atomics.load(this.#heap.i32, this.#header + H_ROOT);
-  }
-
-  /** For cursors and the checker: the codec-aware node format. */
-  _format(): Format<K, V> {
-    return this.#format;
-  }
-
-  /** For the checker: minimum fill of leaves and inner nodes. */
-  _minFill(): { leaf: number; inner: number } {
-    return { leaf: this.#minLeaf, inner: this.#minInner };
+  static {
+    internalsOf = <K, V>(tree: BPlusTree<K, V>): TreeInternals<K, V> => ({
+      step: (backward, key, open) => {
+        const it = backward
+          ? tree.#scan(undefined, false, key, open, true, 1)
+          : tree.#scan(key, open, undefined, false, false, 1);
+        return it.next().value as [K, V] | undefined;
+      },
+      checkKey: (key) => tree.#keys.check(key, "key"),
+      root: () => Atomics.load(tree.#heap.i32, tree.#header + H_ROOT),
+      format: tree.#format,
+      minFill: { leaf: tree.#minLeaf, inner: tree.#minInner },
+    });
   }
 }

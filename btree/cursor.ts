@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { BPlusTree } from "./btree.ts";
+import { type BPlusTree, type TreeInternals, treeInternals } from "./btree.ts";
 
 const START = 0;
 const END = 1;
@@ -38,22 +38,32 @@ const AFTER = 3;
 export class Cursor<K, V> implements Disposable {
   /** The tree this cursor walks. */
   readonly tree: BPlusTree<K, V>;
+  readonly #internals: TreeInternals<K, V>;
   #gap = START;
   #key: K | undefined = undefined;
   #closed = false;
   /** Key of the entry last returned by next() or prev(), while it is the cursor's neighbour. */
   protected lastKey: K | undefined = undefined;
+  /** Whether `lastKey` is set. */
   protected hasLast = false;
 
   /** Use `tree.cursor()`. */
   constructor(tree: BPlusTree<K, V>) {
     this.tree = tree;
+    this.#internals = treeInternals(tree);
   }
 
+  /** Throws when the cursor is closed. */
   protected checkOpen(what: string): void {
     if (this.#closed) throw new Error(`Cannot ${what} as the cursor is closed`);
   }
 
+  /** `key` checked by the tree's key codec. */
+  protected checkKey(key: K): K {
+    return this.#internals.checkKey(key);
+  }
+
+  /** Moves the cursor to a gap (START, END, BEFORE or AFTER `key`). */
   protected place(gap: number, key: K | undefined): void {
     this.#gap = gap;
     this.#key = key;
@@ -66,7 +76,7 @@ export class Cursor<K, V> implements Disposable {
    */
   seek(key: K): void {
     this.checkOpen("seek");
-    this.place(BEFORE, this.tree._checkKey(key));
+    this.place(BEFORE, this.#internals.checkKey(key));
   }
 
   /**
@@ -75,7 +85,7 @@ export class Cursor<K, V> implements Disposable {
    */
   seekForPrev(key: K): void {
     this.checkOpen("seek");
-    this.place(AFTER, this.tree._checkKey(key));
+    this.place(AFTER, this.#internals.checkKey(key));
   }
 
   /**
@@ -84,7 +94,7 @@ export class Cursor<K, V> implements Disposable {
    */
   seekExact(key: K): boolean {
     this.checkOpen("seek");
-    this.place(BEFORE, this.tree._checkKey(key));
+    this.place(BEFORE, this.#internals.checkKey(key));
     return this.tree.has(key);
   }
 
@@ -106,8 +116,8 @@ export class Cursor<K, V> implements Disposable {
     const gap = this.#gap;
     if (gap === END) return undefined;
     const entry = gap === START
-      ? this.tree._step(false, undefined, false)
-      : this.tree._step(false, this.#key, gap === AFTER);
+      ? this.#internals.step(false, undefined, false)
+      : this.#internals.step(false, this.#key, gap === AFTER);
     if (entry === undefined) {
       this.place(END, undefined);
       return undefined;
@@ -124,8 +134,8 @@ export class Cursor<K, V> implements Disposable {
     const gap = this.#gap;
     if (gap === START) return undefined;
     const entry = gap === END
-      ? this.tree._step(true, undefined, false)
-      : this.tree._step(true, this.#key, gap === BEFORE);
+      ? this.#internals.step(true, undefined, false)
+      : this.#internals.step(true, this.#key, gap === BEFORE);
     if (entry === undefined) {
       this.place(START, undefined);
       return undefined;
@@ -170,7 +180,7 @@ export class ExclusiveCursor<K, V> extends Cursor<K, V> {
   insert(key: K, value: V): V | undefined {
     this.checkOpen("insert");
     const old = this.tree.set(key, value);
-    this.place(AFTER, this.tree._checkKey(key));
+    this.place(AFTER, this.checkKey(key));
     return old;
   }
 
@@ -181,7 +191,7 @@ export class ExclusiveCursor<K, V> extends Cursor<K, V> {
   remove(key: K): V | undefined {
     this.checkOpen("remove");
     const old = this.tree.delete(key);
-    this.place(BEFORE, this.tree._checkKey(key));
+    this.place(BEFORE, this.checkKey(key));
     return old;
   }
 
