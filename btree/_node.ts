@@ -256,7 +256,7 @@ export class Format<K, V> {
   // --------------------------------------------------------------- layout
 
   /** Word index of key `i` (or LOW_REF / HIGH_REF) of fixed-key content `w`. */
-  keyWord(i32: Int32Array, w: number, i: number): number {
+  keyWord(_i32: Int32Array, w: number, i: number): number {
     if (i >= 0) return w + C_KEYS + i * this.kw;
     return w + (i === LOW_REF ? C_LOW : C_HIGH);
   }

@@ -41,6 +41,35 @@ import { pause, remainingMs, SPIN_LIMIT } from "./parking.ts";
 const LATCH_WORDS = 2;
 
 /**
+ * The functions of {@linkcode LatchWords}.
+ *
+ * @example
+ * ```ts
+ * import { LatchWords, type LatchWordsApi } from "@sabre/sabre";
+ * const api: LatchWordsApi = LatchWords;
+ * console.assert(api.words === 2);
+ * ```
+ */
+export interface LatchWordsApi {
+  /** Words one latch occupies. */
+  readonly words: number;
+  /** Whether the latch is exclusively held now. */
+  isLocked(words: Int32Array, at: number): boolean;
+  /** An even version to read under, waiting while held; -1 past `deadline`. */
+  optimistic(words: Int32Array, at: number, deadline: number): number;
+  /** Whether the version is still `version`. */
+  validate(words: Int32Array, at: number, version: number): boolean;
+  /** Takes the latch if its version is still the even `version`; never waits. */
+  tryUpgrade(words: Int32Array, at: number, version: number): boolean;
+  /** Takes the latch if it is free now; never waits. */
+  tryLock(words: Int32Array, at: number): boolean;
+  /** Leaves exclusive mode. */
+  unlock(words: Int32Array, at: number): void;
+  /** Waits while the latch is held; false past `deadline`. */
+  waitUnlocked(words: Int32Array, at: number, deadline: number): boolean;
+}
+
+/**
  * Functions over an embedded latch at `words[at]` (version) and
  * `words[at + 1]` (parked waiters).
  *
@@ -51,7 +80,7 @@ const LATCH_WORDS = 2;
  * console.assert(LatchWords.words === 2 && !LatchWords.isLocked(words, 0));
  * ```
  */
-export const LatchWords = {
+export const LatchWords: LatchWordsApi = {
   /** Words one latch occupies. */
   words: LATCH_WORDS,
 
@@ -124,4 +153,4 @@ export const LatchWords = {
       Atomics.sub(words, at + 1, 1);
     }
   },
-} as const;
+};

@@ -47,7 +47,7 @@ export {
   storeF64,
   Unwind,
 } from "./hybrid_latch.ts";
-export { LatchWords } from "./latch_words.ts";
+export { LatchWords, type LatchWordsApi } from "./latch_words.ts";
 export {
   deadlineOf,
   type LockOptions,
