@@ -130,7 +130,7 @@ const STRIPE_WORDS = 16;
 const STRIPES_AT = 32;
 const HEADER_BYTES = 4 * (STRIPES_AT + STRIPES * STRIPE_WORDS);
 
-const DEFAULT_CAPACITY = 64;
+const DEFAULT_CAPACITY = 128;
 const MIN_CAPACITY = 4;
 const MAX_CAPACITY = 1024;
 const MAX_LIMIT_BYTES = 1 << 16;
@@ -199,6 +199,62 @@ export function treeInternals<K, V>(tree: BPlusTree<K, V>): TreeInternals<K, V> 
   return internalsOf(tree);
 }
 
+const ENTRIES = 0;
+const KEYS = 1;
+const VALUES = 2;
+
+/**
+ * The iterator of range(), keys(), values() and entries(): it reads one
+ * leaf snapshot at a time into two arrays (pinned only while reading), then
+ * hands the entries out.
+ */
+class ScanIterator<K, V> implements IterableIterator<[K, V]> {
+  readonly #kind: number;
+  readonly #state: ScanState<K>;
+  readonly #read: (state: ScanState<K>, keys: K[], values: V[]) => void;
+  readonly #keys: K[] = [];
+  readonly #values: V[] = [];
+  #at = 0;
+
+  constructor(
+    kind: number,
+    state: ScanState<K>,
+    read: (state: ScanState<K>, keys: K[], values: V[]) => void,
+  ) {
+    this.#kind = kind;
+    this.#state = state;
+    this.#read = read;
+  }
+
+  next(): IteratorResult<[K, V]> {
+    while (this.#at >= this.#keys.length) {
+      if (this.#state.done) return { value: undefined, done: true };
+      this.#keys.length = 0;
+      this.#values.length = 0;
+      this.#at = 0;
+      this.#read(this.#state, this.#keys, this.#values);
+    }
+    const i = this.#at++;
+    const kind = this.#kind;
+    const value = kind === ENTRIES
+      ? [this.#keys[i], this.#values[i]]
+      : kind === KEYS
+      ? this.#keys[i]
+      : this.#values[i];
+    return { value: value as [K, V], done: false };
+  }
+
+  return(): IteratorResult<[K, V]> {
+    this.#state.done = true;
+    this.#keys.length = 0;
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.iterator](): this {
+    return this;
+  }
+}
+
 /** What a write returns when there was no value. */
 const NONE: unique symbol = Symbol("none");
 
@@ -234,9 +290,9 @@ export interface BPlusTreeOptions {
   readonly maxKeyBytes?: number;
   /** Longest string/bytes value in bytes (default 256, at most 65536). */
   readonly maxValueBytes?: number;
-  /** Entries per leaf, 4 to 1024 (default 64). */
+  /** Entries per leaf, 4 to 1024 (default 128). */
   readonly leafCapacity?: number;
-  /** Children per inner node, 4 to 1024 (default 64). */
+  /** Children per inner node, 4 to 1024 (default 128). */
   readonly innerCapacity?: number;
 }
 
@@ -1617,28 +1673,21 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     };
   }
 
-  *#scan(
+  #scan(
     lower: K | undefined,
     lowerOpen: boolean,
     upper: K | undefined,
     upperOpen: boolean,
     reverse: boolean,
     limit: number,
-  ): IterableIterator<[K, V]> {
+    kind: number = ENTRIES,
+  ): ScanIterator<K, V> {
     const state = this.#scanState(lower, lowerOpen, upper, upperOpen, reverse, limit);
-    const batchKeys: K[] = [];
-    const batchValues: V[] = [];
-    const collect = (k: K, v: V): boolean => {
-      batchKeys.push(k);
-      batchValues.push(v);
-      return true;
-    };
-    while (!state.done) {
-      batchKeys.length = 0;
-      batchValues.length = 0;
-      this.#scanLeaf(state, collect);
-      for (let e = 0; e < batchKeys.length; e++) yield [batchKeys[e], batchValues[e]];
-    }
+    return new ScanIterator(
+      kind,
+      state,
+      (st, keys, values) => this.#scanLeaf(st, undefined, keys, values),
+    );
   }
 
   #scanState(
@@ -1670,7 +1719,12 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * moves the position to the leaf's fence (or ends the scan). `emit`
    * returns false to end the scan.
    */
-  #scanLeaf(state: ScanState<K>, emit: (key: K, value: V) => unknown): void {
+  #scanLeaf(
+    state: ScanState<K>,
+    emit: ((key: K, value: V) => unknown) | undefined,
+    keysOut?: K[],
+    valuesOut?: V[],
+  ): void {
     const heap = this.#heap, format = this.#format;
     const reverse = state.reverse;
     heap.pin();
@@ -1715,21 +1769,22 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         for (; (reverse ? i > end : i < end) && left > 0; i += step, left--) {
           const k = unsignedKeys ? (i32[keys + i] ^ keyFlip) >>> 0 : i32[keys + i];
           const v = unsignedValues ? i32[values + i] >>> 0 : i32[values + i];
-          if (emit(k as K, v as V) === false) {
-            left = -1;
-            break;
-          }
-        }
-      } else if (reverse) {
-        for (; i > end && left > 0; i--, left--) {
-          if (emit(format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)) === false) {
+          if (emit === undefined) {
+            keysOut!.push(k as K);
+            valuesOut!.push(v as V);
+          } else if (emit(k as K, v as V) === false) {
             left = -1;
             break;
           }
         }
       } else {
-        for (; i < end && left > 0; i++, left--) {
-          if (emit(format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)) === false) {
+        const step = reverse ? -1 : 1;
+        for (; (reverse ? i > end : i < end) && left > 0; i += step, left--) {
+          const k = format.keyAt(i32, u8, w, i), v = format.valueAt(i32, u8, w, i);
+          if (emit === undefined) {
+            keysOut!.push(k);
+            valuesOut!.push(v);
+          } else if (emit(k, v) === false) {
             left = -1;
             break;
           }
@@ -1791,8 +1846,16 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.assert([...tree.keys()].join() === "a,b");
    * ```
    */
-  *keys(): IterableIterator<K> {
-    for (const [k] of this.#scan(undefined, false, undefined, false, false, Infinity)) yield k;
+  keys(): IterableIterator<K> {
+    return this.#scan(
+      undefined,
+      false,
+      undefined,
+      false,
+      false,
+      Infinity,
+      KEYS,
+    ) as unknown as IterableIterator<K>;
   }
 
   /**
@@ -1806,8 +1869,16 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.assert([...tree.values()].join() === "1,2");
    * ```
    */
-  *values(): IterableIterator<V> {
-    for (const [, v] of this.#scan(undefined, false, undefined, false, false, Infinity)) yield v;
+  values(): IterableIterator<V> {
+    return this.#scan(
+      undefined,
+      false,
+      undefined,
+      false,
+      false,
+      Infinity,
+      VALUES,
+    ) as unknown as IterableIterator<V>;
   }
 
   /**
