@@ -27,3 +27,4 @@ export * from "./latch/mod.ts";
 export * from "./seqlock/mod.ts";
 export * from "./hashmap/mod.ts";
 export * from "./btree/mod.ts";
+export * from "./stm/mod.ts";

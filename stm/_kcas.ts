@@ -1,0 +1,584 @@
+/**
+ * The engine under Loc, Xt and Op: the STM domain header of a heap, value
+ * cells, commit descriptors, the multi-word CAS that installs and decides
+ * them, and the wait/notify table for blocking transactions. Internal; the
+ * module doc of `stm/mod.ts` explains the algorithm and why it is sound.
+ *
+ * ## Shared memory and its memory-model patterns
+ *
+ * - **Domain header** (one per heap, under the root `"sabre.stm"`): tag and
+ *   version (b); the commit counter, the waiting count and the bucket words
+ *   `[seq, waiters]` are (a), each on its own cache line.
+ * - **Loc block** (16 bytes): tag, kind and domain written before the tag's
+ *   Atomics store, (b); word 2, the loc word, is (a): a cell pointer, or a
+ *   descriptor entry pointer with bit 0 set.
+ * - **Cell** (16 bytes): f64 value, stamp (slot, sequence). Filled with plain
+ *   writes, published by the CAS that puts it (or an entry naming it) into a
+ *   loc word, never changed, retired through epochs: (b).
+ * - **Descriptor**: word 0 status (a); the rest (count, owner, entries of
+ *   `[loc, expected cell, expected stamp x2, new cell, descriptor, flags, 0]`)
+ *   is written before the first install CAS publishes it, (b).
+ *
+ * @module
+ */
+
+import { crashPoint, describeValue, HandleError, type SharedHeap, tagOf } from "../memory/mod.ts";
+import { parkAsync, parkSync, pause } from "../latch/mod.ts";
+
+// ------------------------------------------------------------------ layout
+
+/** Root name of a heap's STM domain. */
+export const ROOT_NAME = "sabre.stm";
+/** Kind of the domain's root handle. */
+export const DOMAIN_KIND = "sabre.stm.Domain";
+/** Layout version of every STM block of this build. */
+export const STM_VERSION = 1;
+const DOMAIN_TAG = tagOf("STMD");
+/** Tag word of a Loc block. */
+export const LOC_TAG = tagOf("SLOC");
+
+const H_TAG = 0;
+const H_VERSION = 1;
+/** Commit counter (index in `Domain.words`): bumped before every status change to AFTER. */
+export const H_COUNTER = 16;
+/** Workers registered as waiting, in any bucket. */
+const H_WAITING = 32;
+const H_BUCKETS = 48;
+const BUCKET_WORDS = 16;
+const BUCKET_COUNT = 64;
+/** The bucket of waiters whose read set spans several buckets. */
+const MULTI = BUCKET_COUNT;
+const B_SEQ = 0;
+const B_WAITERS = 1;
+const HEADER_BYTES = (H_BUCKETS + (BUCKET_COUNT + 1) * BUCKET_WORDS) * 4;
+
+/** Loc block words. */
+export const L_TAG = 0;
+export const L_KIND = 1;
+export const L_WORD = 2;
+export const L_DOMAIN = 3;
+export const LOC_BYTES = 16;
+
+/** Cell: f64 value at byte 0, stamp slot at word 2, stamp sequence at word 3. */
+const CELL_BYTES = 16;
+const C_SLOT = 2;
+const C_SEQ = 3;
+
+/** Descriptor header words. */
+const D_STATUS = 0;
+const D_COUNT = 1;
+const D_OWNER = 2;
+/** Read-only entries that decide must validate (F_CHECK). */
+const D_CHECKS = 3;
+const D_HEADER = 16;
+/** Entry words. */
+const E_LOC = 0;
+const E_EXP = 1;
+const E_EXP_SLOT = 2;
+const E_EXP_SEQ = 3;
+const E_NEW = 4;
+const E_DESC = 5;
+const E_FLAGS = 6;
+const ENTRY_BYTES = 32;
+
+/** Status: the owner is still installing; others may only abort it. */
+export const INSTALLING = 0;
+/** Status: the commit succeeded; entries resolve to their new cells. */
+export const AFTER = 1;
+/** Status: the commit failed; entries resolve to their expected cells. */
+export const BEFORE = 2;
+/** Status: every entry is installed; anyone may decide it. */
+export const INSTALLED = 3;
+
+/** Entry flags. */
+const F_WRITE = 0;
+/** A read-only entry installed like a write (lock-free mode). */
+const F_LOCK = 1;
+/** A read-only entry only validated (obstruction-free mode). */
+const F_CHECK = 2;
+
+/** Spin steps before a committer aborts a descriptor whose owner is still installing. */
+const ABORT_SPIN = 200;
+
+/** Value kinds of a Loc. */
+export type LocKind = "f64" | "i32" | "ref";
+/** Kind codes stored in a Loc block. */
+export const KIND_CODES: Record<LocKind, number> = { f64: 1, i32: 2, ref: 3 };
+/** Kind names by code. */
+export const KIND_NAMES: readonly LocKind[] = ["f64", "f64", "i32", "ref"];
+
+/** How a commit treats entries it only read. */
+export type CommitMode = "obstruction-free" | "lock-free";
+
+/** Per-realm stamp sequence: with the slot it makes cell stamps unique. */
+let stampSeq = 0;
+
+function bucketOf(addr: number): number {
+  return Math.imul(addr >>> 4, 0x9e3779b1) >>> 26;
+}
+
+/** Domains of this realm: the root domain per heap, and every attached one. */
+const rootDomains = new WeakMap<SharedHeap, Domain>();
+const attachedDomains = new WeakMap<SharedHeap, Map<number, Domain>>();
+
+/**
+ * The STM state of one heap: its header words and the operations on cells,
+ * loc words and descriptors.
+ */
+export class Domain {
+  /** The heap. */
+  readonly heap: SharedHeap;
+  /** Byte offset of the header. */
+  readonly hdr: number;
+  /** Int32 index of the commit counter. */
+  readonly counter: number;
+  readonly #waiting: number;
+  readonly #buckets: number;
+  /** Fixed view of the header's words (stays valid when the heap grows). */
+  readonly words: Int32Array;
+
+  private constructor(heap: SharedHeap, hdr: number) {
+    this.heap = heap;
+    this.hdr = hdr;
+    this.counter = (hdr >> 2) + H_COUNTER;
+    this.#waiting = (hdr >> 2) + H_WAITING;
+    this.#buckets = (hdr >> 2) + H_BUCKETS;
+    this.words = new Int32Array(heap.sab, hdr, HEADER_BYTES >> 2);
+  }
+
+  /** The domain of `heap`, created and published under the root on first use. */
+  static of(heap: SharedHeap): Domain {
+    const cached = rootDomains.get(heap);
+    if (cached !== undefined) return cached;
+    let handle = heap.root(ROOT_NAME);
+    if (handle === undefined) {
+      const hdr = heap.allocateZeroed(HEADER_BYTES);
+      const i32 = heap.i32;
+      i32[(hdr >> 2) + H_VERSION] = STM_VERSION;
+      Atomics.store(i32, (hdr >> 2) + H_TAG, DOMAIN_TAG);
+      heap.setRoot(ROOT_NAME, {
+        kind: DOMAIN_KIND,
+        version: STM_VERSION,
+        sab: heap.sab,
+        offset: hdr,
+      });
+      // A creation race leaves one of the headers unused: it is leaked, not
+      // freed, since a worker may have adopted it in between.
+      handle = heap.root(ROOT_NAME)!;
+    }
+    if (handle.kind !== DOMAIN_KIND) {
+      throw new HandleError(
+        `Cannot use STM in this heap as its root "${ROOT_NAME}" holds another kind: current value is ${
+          describeValue(handle.kind)
+        }`,
+      );
+    }
+    const domain = Domain.at(heap, handle.offset);
+    rootDomains.set(heap, domain);
+    return domain;
+  }
+
+  /** The domain whose header is at `hdr`, checking its tag. */
+  static at(heap: SharedHeap, hdr: number): Domain {
+    let map = attachedDomains.get(heap);
+    if (map === undefined) attachedDomains.set(heap, map = new Map());
+    let domain = map.get(hdr);
+    if (domain !== undefined) return domain;
+    heap.ensure(hdr + HEADER_BYTES);
+    const tag = Atomics.load(heap.i32, (hdr >> 2) + H_TAG);
+    if (tag !== DOMAIN_TAG || hdr % 16 !== 0) {
+      throw new HandleError(
+        `Cannot use STM domain as the memory at offset ${hdr} holds no STM domain (tag ${
+          tag >>> 0
+        })`,
+      );
+    }
+    domain = new Domain(heap, hdr);
+    map.set(hdr, domain);
+    return domain;
+  }
+
+  // ------------------------------------------------------------------ cells
+
+  /**
+   * A new cell holding `value`, not yet published, with `extra` bytes after
+   * it in the same block (for a descriptor that lives with it).
+   */
+  newCell(value: number, extra = 0): number {
+    const heap = this.heap;
+    const cell = heap.allocate(CELL_BYTES + extra);
+    const i = cell >> 2;
+    heap.f64[cell >> 3] = value;
+    const i32 = heap.i32;
+    i32[i + C_SLOT] = heap.slot;
+    i32[i + C_SEQ] = stampSeq = (stampSeq + 1) | 0;
+    return cell;
+  }
+
+  /** The value of a published cell (pattern (b): plain read after an Atomics load). */
+  valueOf(cell: number): number {
+    const heap = this.heap;
+    if (cell + CELL_BYTES > heap.mappedBytes) heap.ensure(cell + CELL_BYTES);
+    return heap.f64[cell >> 3];
+  }
+
+  /**
+   * The cell that holds the logical value of the loc word at Int32 index
+   * `w`, helping to decide a descriptor that is fully installed (so that a
+   * reader never returns a value that a pending decision could contradict).
+   * The caller is pinned.
+   */
+  resolve(w: number): number {
+    const heap = this.heap;
+    for (;;) {
+      const p = Atomics.load(heap.i32, w);
+      if ((p & 1) === 0) return p;
+      const e = p - 1;
+      if (e + ENTRY_BYTES > heap.mappedBytes) heap.ensure(e + ENTRY_BYTES);
+      const i32 = heap.i32;
+      const d = i32[(e >> 2) + E_DESC];
+      if (d + D_HEADER > heap.mappedBytes) heap.ensure(d + D_HEADER);
+      const status = Atomics.load(heap.i32, d >> 2);
+      if (status === AFTER) return heap.i32[(e >> 2) + E_NEW];
+      if (status !== INSTALLED) return heap.i32[(e >> 2) + E_EXP];
+      this.decide(d);
+    }
+  }
+
+  // ------------------------------------------------------------ descriptors
+
+  /**
+   * Decides a descriptor whose entries are all installed: validates its
+   * read-only entries, bumps the commit counter, and CASes the status to
+   * AFTER (or BEFORE when a read-only entry changed). Anyone may run it, any
+   * number of times; exactly one status CAS wins, and its winner notifies
+   * waiters. Returns the final status.
+   */
+  decide(d: number): number {
+    const heap = this.heap;
+    let i32 = heap.i32;
+    const s = d >> 2;
+    const n = i32[s + D_COUNT];
+    const end = d + D_HEADER + n * ENTRY_BYTES;
+    if (end > heap.mappedBytes) {
+      heap.ensure(end);
+      i32 = heap.i32;
+    }
+    let ok = true;
+    let checked = false;
+    for (let k = 0; k < n && ok && i32[s + D_CHECKS] !== 0; k++) {
+      const e = (d + D_HEADER + k * ENTRY_BYTES) >> 2;
+      if (i32[e + E_FLAGS] !== F_CHECK) continue;
+      ok = this.#checkEntry(e);
+      checked = true;
+      i32 = heap.i32;
+    }
+    if (checked && ok) crashPoint("stm.validated");
+    if (!ok) {
+      Atomics.compareExchange(heap.i32, s + D_STATUS, INSTALLED, BEFORE);
+      return Atomics.load(heap.i32, s + D_STATUS);
+    }
+    // The counter moves before any value does: see the opacity argument.
+    Atomics.add(this.words, H_COUNTER, 1);
+    if (Atomics.compareExchange(heap.i32, s + D_STATUS, INSTALLED, AFTER) === INSTALLED) {
+      this.#notifyDesc(d);
+      return AFTER;
+    }
+    return Atomics.load(heap.i32, s + D_STATUS);
+  }
+
+  /** Whether the read-only entry at Int32 index `e` still holds its expected cell. */
+  #checkEntry(e: number): boolean {
+    const heap = this.heap;
+    const locAddr = heap.i32[e + E_LOC];
+    // Another worker's Loc may lie past our views.
+    if (locAddr + LOC_BYTES > heap.mappedBytes) heap.ensure(locAddr + LOC_BYTES);
+    const i32 = heap.i32;
+    const w = (locAddr >> 2) + L_WORD;
+    const expected = i32[e + E_EXP];
+    const p = Atomics.load(i32, w);
+    let cell = p;
+    if ((p & 1) !== 0) {
+      const other = p - 1;
+      if (other + ENTRY_BYTES > heap.mappedBytes) heap.ensure(other + ENTRY_BYTES);
+      const v = heap.i32;
+      const d2 = v[(other >> 2) + E_DESC];
+      if (d2 + D_HEADER > heap.mappedBytes) heap.ensure(d2 + D_HEADER);
+      const status = Atomics.load(heap.i32, d2 >> 2);
+      // Undecided writer on a location we only read: a conflict (this is
+      // what makes read-only entries obstruction-free, not lock-free).
+      if (status === INSTALLING || status === INSTALLED) return false;
+      cell = heap.i32[(other >> 2) + (status === AFTER ? E_NEW : E_EXP)];
+    }
+    if (cell !== expected) return false;
+    // A dead owner's expected cell may have been freed and reused: the
+    // stamp tells a reused block from the one that was read.
+    if (cell + CELL_BYTES > heap.mappedBytes) heap.ensure(cell + CELL_BYTES);
+    const v = heap.i32;
+    return v[(cell >> 2) + C_SLOT] === heap.i32[e + E_EXP_SLOT] &&
+      v[(cell >> 2) + C_SEQ] === v[e + E_EXP_SEQ];
+  }
+
+  /**
+   * Clears a loc word that holds the entry `p` (bit 0 set) of another
+   * descriptor, helping or aborting that descriptor first. Returns after
+   * one step; the caller re-reads the word.
+   */
+  #clearOther(w: number, p: number): void {
+    const heap = this.heap;
+    const other = p - 1;
+    if (other + ENTRY_BYTES > heap.mappedBytes) heap.ensure(other + ENTRY_BYTES);
+    const d2 = heap.i32[(other >> 2) + E_DESC];
+    if (d2 + D_HEADER > heap.mappedBytes) heap.ensure(d2 + D_HEADER);
+    let status = Atomics.load(heap.i32, d2 >> 2);
+    if (status === INSTALLING) {
+      // Its owner is installing: give it a moment, then abort it. A dead
+      // owner is aborted the same way.
+      for (let spin = 0; spin < ABORT_SPIN && status === INSTALLING; spin++) {
+        pause();
+        status = Atomics.load(heap.i32, d2 >> 2);
+      }
+      if (status === INSTALLING) {
+        Atomics.compareExchange(heap.i32, d2 >> 2, INSTALLING, BEFORE);
+        status = Atomics.load(heap.i32, d2 >> 2);
+      }
+    }
+    if (status === INSTALLED) status = this.decide(d2);
+    if (status === AFTER || status === BEFORE) {
+      const final = heap.i32[(other >> 2) + (status === AFTER ? E_NEW : E_EXP)];
+      Atomics.compareExchange(heap.i32, w, p, final);
+    }
+  }
+
+  /**
+   * Single-location commit: replaces `expected` (the cell the caller
+   * resolved, while pinned) in the loc word at index `w` by a new cell
+   * holding `value`. Returns false, having published nothing, when the
+   * word no longer holds `expected`. The caller is pinned.
+   */
+  casOne(locAddr: number, expected: number, value: number): boolean {
+    const heap = this.heap;
+    const w = (locAddr >> 2) + L_WORD;
+    // The descriptor shares the new cell's block (see `commit`).
+    const cell = this.newCell(value, D_HEADER + ENTRY_BYTES);
+    const d = cell + CELL_BYTES;
+    let i32 = heap.i32;
+    const s = d >> 2;
+    i32[s + D_STATUS] = INSTALLED; // one entry: installed by the CAS that publishes it
+    i32[s + D_COUNT] = 1;
+    i32[s + D_OWNER] = heap.slot;
+    i32[s + D_CHECKS] = 0;
+    const e = s + (D_HEADER >> 2);
+    i32[e + E_LOC] = locAddr;
+    i32[e + E_EXP] = expected;
+    i32[e + E_EXP_SLOT] = 0;
+    i32[e + E_EXP_SEQ] = 0;
+    i32[e + E_NEW] = cell;
+    i32[e + E_DESC] = d;
+    i32[e + E_FLAGS] = F_WRITE;
+    const tagged = (d + D_HEADER) | 1;
+    for (;;) {
+      const p = Atomics.compareExchange(i32, w, expected, tagged);
+      if (p === expected) break;
+      if ((p & 1) !== 0) {
+        // Another commit holds it: finish it, and look again.
+        this.#clearOther(w, p);
+        i32 = heap.i32;
+        if (Atomics.load(i32, w) === expected) continue;
+      }
+      heap.free(cell); // never published
+      return false;
+    }
+    crashPoint("stm.single.installed");
+    const status = this.decide(d);
+    i32 = heap.i32;
+    Atomics.compareExchange(i32, w, tagged, status === AFTER ? cell : expected);
+    heap.retire(status === AFTER ? expected : cell);
+    return status === AFTER;
+  }
+
+  /**
+   * Multi-location commit of `n` entries given in `order` (indexes sorted by
+   * loc address): `addrs[i]` the Loc block, `cells[i]` the cell read,
+   * `values[i]` the value to write, `writes[i]` whether entry i writes.
+   * Read-only entries are validated (obstruction-free mode) or installed
+   * unchanged (lock-free mode). Returns whether it committed. Pinned caller.
+   */
+  commit(
+    n: number,
+    order: ArrayLike<number>,
+    addrs: ArrayLike<number>,
+    cells: ArrayLike<number>,
+    values: ArrayLike<number>,
+    writes: ArrayLike<boolean>,
+    mode: CommitMode,
+  ): boolean {
+    const heap = this.heap;
+    // The descriptor lives in the block of the first new cell, after the
+    // cell: one allocation and one retirement fewer per commit. The block is
+    // retired with that cell (when a later commit replaces it, or by us if
+    // this commit fails); the descriptor part is dead by then, since no loc
+    // word names it after our cleanup below.
+    let d = 0;
+    for (let k = 0; k < n; k++) {
+      const i = order[k];
+      if (!writes[i]) continue;
+      let cell: number;
+      if (d === 0) {
+        cell = this.newCell(values[i], D_HEADER + n * ENTRY_BYTES);
+        d = cell + CELL_BYTES;
+      } else {
+        cell = this.newCell(values[i]);
+      }
+      heap.i32[(d >> 2) + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2) + E_NEW] = cell;
+    }
+    const s = d >> 2;
+    let i32 = heap.i32;
+    i32[s + D_STATUS] = INSTALLING;
+    i32[s + D_COUNT] = n;
+    i32[s + D_OWNER] = heap.slot;
+    let checks = 0;
+    for (let k = 0; k < n; k++) {
+      const i = order[k];
+      const e = s + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2);
+      const expected = cells[i];
+      i32[e + E_LOC] = addrs[i];
+      i32[e + E_EXP] = expected;
+      i32[e + E_EXP_SLOT] = i32[(expected >> 2) + C_SLOT];
+      i32[e + E_EXP_SEQ] = i32[(expected >> 2) + C_SEQ];
+      i32[e + E_DESC] = d;
+      if (writes[i]) {
+        i32[e + E_FLAGS] = F_WRITE;
+      } else {
+        i32[e + E_NEW] = expected;
+        i32[e + E_FLAGS] = mode === "lock-free" ? F_LOCK : F_CHECK;
+        if (mode !== "lock-free") checks++;
+      }
+    }
+    i32[s + D_CHECKS] = checks;
+    // Install in address order (no cycles of helping), then decide.
+    let installed = 0;
+    let status = INSTALLING;
+    for (let k = 0; k < n; k++) {
+      const e = s + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2);
+      if (i32[e + E_FLAGS] === F_CHECK) {
+        installed = k + 1;
+        continue;
+      }
+      const w = (i32[e + E_LOC] >> 2) + L_WORD;
+      const expected = i32[e + E_EXP];
+      const tagged = ((e << 2) + 0) | 1;
+      let ok = false;
+      for (;;) {
+        const p = Atomics.compareExchange(i32, w, expected, tagged);
+        if (p === expected) {
+          ok = true;
+          break;
+        }
+        if ((p & 1) === 0) break; // the location changed: fail
+        this.#clearOther(w, p);
+        i32 = heap.i32;
+      }
+      installed = k + 1;
+      if (!ok) {
+        Atomics.compareExchange(i32, s + D_STATUS, INSTALLING, BEFORE);
+        break;
+      }
+      crashPoint("stm.install");
+    }
+    // Someone may have aborted us while we were installing: then this CAS
+    // fails and we clean up what we installed.
+    status = Atomics.compareExchange(i32, s + D_STATUS, INSTALLING, INSTALLED);
+    if (status === INSTALLING) {
+      crashPoint("stm.installed");
+      status = this.decide(d);
+    }
+    crashPoint("stm.decided");
+    // Clean up: replace our entries by the cells they resolve to. Nobody
+    // but us installs our entries, so after this no loc word names d.
+    i32 = heap.i32;
+    for (let k = 0; k < installed; k++) {
+      const e = s + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2);
+      if (i32[e + E_FLAGS] === F_CHECK) continue;
+      const w = (i32[e + E_LOC] >> 2) + L_WORD;
+      const final = i32[e + (status === AFTER ? E_NEW : E_EXP)];
+      Atomics.compareExchange(i32, w, (e << 2) | 1, final);
+      if (k === 0) crashPoint("stm.cleanup");
+    }
+    // AFTER: the replaced cells die. BEFORE: the new ones (the descriptor's
+    // block among them).
+    for (let k = 0; k < n; k++) {
+      const e = s + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2);
+      if (i32[e + E_FLAGS] !== F_WRITE) continue;
+      heap.retire(i32[e + (status === AFTER ? E_EXP : E_NEW)]);
+      i32 = heap.i32;
+    }
+    return status === AFTER;
+  }
+
+  // ------------------------------------------------------- waiting, waking
+
+  #notifyDesc(d: number): void {
+    if (Atomics.load(this.words, H_WAITING) === 0) return;
+    const heap = this.heap;
+    const i32 = heap.i32;
+    const s = d >> 2;
+    const n = i32[s + D_COUNT];
+    for (let k = 0; k < n; k++) {
+      const e = s + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2);
+      if (i32[e + E_FLAGS] === F_WRITE) this.#wake(bucketOf(i32[e + E_LOC]));
+    }
+    this.#wake(MULTI);
+  }
+
+  #wake(bucket: number): void {
+    const b = H_BUCKETS + bucket * BUCKET_WORDS;
+    if (Atomics.load(this.words, b + B_WAITERS) === 0) return;
+    Atomics.add(this.words, b + B_SEQ, 1);
+    Atomics.notify(this.words, b + B_SEQ);
+  }
+
+  /**
+   * Registers as a waiter for the locs `addrs[0..n)` and checks that each
+   * still resolves to `cells[i]`. Returns the bucket word to park on and the
+   * sequence seen, or -1 when something already changed (then nothing stays
+   * registered). Pinned caller; it must unpin before parking, then call
+   * `unregister`.
+   */
+  register(n: number, addrs: ArrayLike<number>, cells: ArrayLike<number>): number {
+    let bucket = n === 0 ? MULTI : bucketOf(addrs[0]);
+    for (let i = 1; i < n && bucket !== MULTI; i++) {
+      if (bucketOf(addrs[i]) !== bucket) bucket = MULTI;
+    }
+    const b = H_BUCKETS + bucket * BUCKET_WORDS;
+    Atomics.add(this.words, H_WAITING, 1);
+    Atomics.add(this.words, b + B_WAITERS, 1);
+    this.seen = Atomics.load(this.words, b + B_SEQ);
+    for (let i = 0; i < n; i++) {
+      if (this.resolve((addrs[i] >> 2) + L_WORD) !== cells[i]) {
+        this.unregister(b);
+        return -1;
+      }
+    }
+    return b;
+  }
+
+  /** The sequence value that `register` saw. */
+  seen = 0;
+
+  /** Parks on bucket word `b` (from `register`) until woken or `deadline`. */
+  parkSync(b: number, seen: number, deadline: number): boolean {
+    return parkSync(this.words, b + B_SEQ, seen, deadline);
+  }
+
+  /** Async twin of parkSync. */
+  parkAsync(b: number, seen: number, deadline: number): Promise<boolean> {
+    return parkAsync(this.words, b + B_SEQ, seen, deadline);
+  }
+
+  /** Undoes `register`. */
+  unregister(b: number): void {
+    Atomics.sub(this.words, b + B_WAITERS, 1);
+    Atomics.sub(this.words, H_WAITING, 1);
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Transactional data structures built only on the public API of `stm/`
+ * (Loc, Xt, Retry), in the style of kcas_data. They hold numbers; each has
+ * a handle to share it with other workers, blocking forms (sync, async,
+ * with `timeoutMs`), non-blocking `try…` forms, and `xt…` forms that
+ * compose into larger transactions: take from one queue and put into an
+ * Mvar, atomically, or wait until both are possible.
+ *
+ * - {@linkcode Mvar}: a synchronizing variable (empty or full).
+ * - {@linkcode StmPromise}: a write-once value to await (kcas_data's Promise).
+ * - {@linkcode Accumulator}: a sharded counter.
+ * - {@linkcode Queue}: a bounded FIFO queue.
+ * - {@linkcode Stack}: a bounded LIFO stack.
+ *
+ * Not yet here: kcas_data's unbounded Queue and Stack, Hashtbl and Dllist,
+ * which need nodes allocated and reclaimed inside transactions.
+ *
+ * @example
+ * ```ts
+ * import { Mvar, Queue } from "@sabre/sabre/stm/data";
+ * import { Xt } from "@sabre/sabre";
+ * import { SharedHeap } from "@sabre/sabre";
+ *
+ * const heap = SharedHeap.create();
+ * const jobs = Queue.create(heap, { capacity: 16 });
+ * const current = Mvar.create(heap);
+ * jobs.add(7);
+ * // Move a job into the empty Mvar, atomically (waits for both conditions).
+ * Xt.commit((xt) => current.xtPut(xt, jobs.xtTake(xt)));
+ * console.assert(current.take() === 7 && jobs.tryTake() === undefined);
+ * ```
+ *
+ * @module
+ */
+
+export { Accumulator, type AccumulatorHandle } from "./accumulator.ts";
+export { Mvar, type MvarHandle } from "./mvar.ts";
+export { StmPromise, type StmPromiseHandle } from "./promise.ts";
+export { Queue, type QueueHandle } from "./queue.ts";
+export { Stack, type StackHandle } from "./stack.ts";

@@ -1,0 +1,125 @@
+/**
+ * StmPromise: a write-once shared value, kcas_data's `Promise` (named so as
+ * not to shadow JavaScript's `Promise`). Built on two Locs.
+ *
+ * @module
+ */
+
+import { describeValue, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
+import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
+import { checkNumber, placeRecord, readRecord } from "./_record.ts";
+
+const KIND = "sabre.stm.Promise";
+const TAG = tagOf("SPRM");
+
+/**
+ * Handle of a {@linkcode StmPromise}.
+ *
+ * @example
+ * ```ts
+ * import { StmPromise, type StmPromiseHandle } from "@sabre/sabre/stm/data";
+ * import { SharedHeap } from "@sabre/sabre";
+ * const handle: StmPromiseHandle = StmPromise.create(SharedHeap.create()).handle;
+ * console.assert(!StmPromise.attach(handle).isResolved());
+ * ```
+ */
+export type StmPromiseHandle = SharedHandle<"sabre.stm.Promise">;
+
+/**
+ * A value that is resolved once, by any worker, and awaited by any number
+ * of workers: `await` blocks (`Atomics.wait`), `awaitAsync` does not block
+ * the event loop, both take `{ timeoutMs }`; `xtAwait` composes into a
+ * transaction.
+ *
+ * @example
+ * ```ts
+ * import { StmPromise } from "@sabre/sabre/stm/data";
+ * import { SharedHeap } from "@sabre/sabre";
+ *
+ * const answer = StmPromise.create(SharedHeap.create());
+ * const later = answer.awaitAsync();
+ * answer.resolve(42);
+ * console.assert((await later) === 42 && answer.await() === 42 && answer.peek() === 42);
+ * console.assert(!answer.tryResolve(7));
+ * ```
+ */
+export class StmPromise {
+  readonly #state: Loc;
+  readonly #value: Loc;
+  readonly #offset: number;
+
+  private constructor(state: Loc, value: Loc, offset: number) {
+    this.#state = state;
+    this.#value = value;
+    this.#offset = offset;
+  }
+
+  /** Creates an unresolved promise in `heap`. */
+  static create(heap: SharedHeap): StmPromise {
+    const state = Loc.make(heap, 0, { kind: "i32" });
+    const value = Loc.make(heap, 0);
+    return new StmPromise(state, value, placeRecord(heap, TAG, [state, value], 0));
+  }
+
+  /** Rebuilds a promise from its handle; `HandleError` when it names none. */
+  static attach(handle: StmPromiseHandle): StmPromise {
+    const { locs, offset } = readRecord(handle, KIND, TAG, "StmPromise");
+    return new StmPromise(locs[0], locs[1], offset);
+  }
+
+  /** The handle to send to other workers. */
+  get handle(): StmPromiseHandle {
+    return { kind: KIND, version: 1, sab: this.#state.heap.sab, offset: this.#offset };
+  }
+
+  /** Whether it has been resolved. */
+  isResolved(): boolean {
+    return this.#state.get() !== 0;
+  }
+
+  /** In a transaction: resolves with `value` if unresolved; returns whether it did. */
+  xtTryResolve(xt: Xt, value: number): boolean {
+    checkNumber(value, "resolve StmPromise");
+    if (xt.get(this.#state) !== 0) return false;
+    xt.set(this.#state, 1);
+    xt.set(this.#value, value);
+    return true;
+  }
+
+  /** In a transaction: the value, retrying until it is resolved. */
+  xtAwait(xt: Xt): number {
+    Retry.unless(xt.get(this.#state) !== 0);
+    return xt.get(this.#value);
+  }
+
+  /** Resolves with `value` if unresolved; returns whether it did. */
+  tryResolve(value: number): boolean {
+    return Xt.commit((xt) => this.xtTryResolve(xt, value));
+  }
+
+  /** Resolves with `value`; throws `RangeError` when it was already resolved. */
+  resolve(value: number): void {
+    if (!this.tryResolve(value)) {
+      throw new RangeError(
+        `Cannot resolve StmPromise as it is already resolved: current value is ${
+          describeValue(this.peek())
+        }`,
+      );
+    }
+  }
+
+  /** The value, waiting until it is resolved. */
+  await(options?: CommitOptions): number {
+    return Xt.commit((xt) => this.xtAwait(xt), options);
+  }
+
+  /** The value, waiting (asynchronously) until it is resolved. */
+  awaitAsync(options?: CommitOptions): Promise<number> {
+    return Xt.commitAsync((xt) => this.xtAwait(xt), options);
+  }
+
+  /** The value, or undefined while unresolved. */
+  peek(): number | undefined {
+    return Xt.commit((xt) => (xt.get(this.#state) === 0 ? undefined : xt.get(this.#value)));
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Retry: how a transaction says "not now". `Retry.later()` blocks the
+ * transaction until a location it read changes; `Retry.unless(cond)` does so
+ * when `cond` is false; `Retry.invalid()` restarts the attempt at once.
+ *
+ * The signals are thrown as preallocated plain objects, not Errors: they are
+ * control flow inside `Xt.commit`, cost no stack capture, and never reach
+ * the caller of a commit.
+ *
+ * @module
+ */
+
+/**
+ * The value thrown by {@linkcode Retry.later}. Catch-all handlers inside a
+ * transaction should rethrow it (see {@linkcode isRetry}).
+ *
+ * @example
+ * ```ts
+ * import { Later, Retry } from "@sabre/sabre";
+ * try {
+ *   Retry.later();
+ * } catch (e) {
+ *   console.assert(e === Later);
+ * }
+ * ```
+ */
+export const Later: { readonly retry: "later" } = Object.freeze({ retry: "later" as const });
+
+/**
+ * The value thrown by {@linkcode Retry.invalid} and by a read that finds the
+ * attempt inconsistent.
+ *
+ * @example
+ * ```ts
+ * import { Invalid, Retry } from "@sabre/sabre";
+ * try {
+ *   Retry.invalid();
+ * } catch (e) {
+ *   console.assert(e === Invalid);
+ * }
+ * ```
+ */
+export const Invalid: { readonly retry: "invalid" } = Object.freeze({
+  retry: "invalid" as const,
+});
+
+/**
+ * Whether `e` is one of the retry signals ({@linkcode Later} or
+ * {@linkcode Invalid}). Code inside a transaction that catches everything
+ * must rethrow these.
+ *
+ * @example
+ * ```ts
+ * import { isRetry, Later } from "@sabre/sabre";
+ * console.assert(isRetry(Later) && !isRetry(new Error("x")));
+ * ```
+ */
+export function isRetry(e: unknown): boolean {
+  return e === Later || e === Invalid;
+}
+
+/**
+ * Signals for blocking and restarting transactions and blocking
+ * single-location operations (`Loc.getAs`, `Loc.update`, `Loc.modify`).
+ *
+ * @example
+ * ```ts
+ * import { Loc, Retry, Xt } from "@sabre/sabre";
+ * import { SharedHeap } from "@sabre/sabre";
+ *
+ * const heap = SharedHeap.create();
+ * const items = Loc.make(heap, 1);
+ * // Take one item, or block until there is one (here: there is).
+ * const left = Xt.commit((xt) => {
+ *   const n = xt.get(items);
+ *   Retry.unless(n > 0);
+ *   xt.set(items, n - 1);
+ *   return n - 1;
+ * });
+ * console.assert(left === 0);
+ * ```
+ */
+export const Retry = {
+  /**
+   * Abandons the current attempt and blocks until one of the locations the
+   * transaction has read so far is changed by another commit, then runs the
+   * transaction again. Inside {@linkcode Xt.first}, moves on to the next
+   * alternative instead. A transaction that read nothing blocks until its
+   * timeout.
+   */
+  later(): never {
+    throw Later;
+  },
+  /** `Retry.later()` when `condition` is false. */
+  unless(condition: boolean): void {
+    if (!condition) throw Later;
+  },
+  /** Abandons the current attempt and runs the transaction again at once. */
+  invalid(): never {
+    throw Invalid;
+  },
+} as const;

@@ -1,0 +1,889 @@
+/**
+ * Xt: transactions over {@linkcode Loc}s with an explicitly passed log, in
+ * the style of kcas's `Xt`. A transaction is a function of the log; commit
+ * runs it, and re-runs it until its accesses can be committed atomically.
+ *
+ * The log lives in the worker's own JS memory. Every first access of a
+ * location reads it (resolving, and helping to decide, a commit in flight)
+ * and records the cell read; reads are checked for consistency against the
+ * domain's commit counter (opacity), and the commit is one multi-word CAS
+ * over the log (see `_kcas.ts` and the module doc of `mod.ts`).
+ *
+ * @module
+ */
+
+import { describeValue, TimeoutError } from "../memory/mod.ts";
+import { deadlineOf, parkAsync, parkSync, pause } from "../latch/mod.ts";
+import { type CommitMode, type Domain, H_COUNTER, L_WORD } from "./_kcas.ts";
+import { addValue, checkValue, Loc, sameValueZero } from "./loc.ts";
+import { Invalid, Later } from "./retry.ts";
+
+/**
+ * A transaction: a function of the log that reads and writes locations
+ * through it and returns a result. It may run several times, so it should
+ * have no other side effects (use {@linkcode Xt.postCommit} for those).
+ *
+ * @example
+ * ```ts
+ * import { Loc, type Tx, Xt } from "@sabre/sabre";
+ * import { SharedHeap } from "@sabre/sabre";
+ * const loc = Loc.make(SharedHeap.create(), 1);
+ * const double: Tx<number> = (xt) => xt.update(loc, (x) => x * 2);
+ * console.assert(Xt.commit(double) === 1 && loc.get() === 2);
+ * ```
+ */
+export type Tx<T> = (xt: Xt) => T;
+
+/**
+ * Options of {@linkcode Xt.commit}, {@linkcode Xt.commitAsync} and the
+ * blocking single-location operations.
+ *
+ * @example
+ * ```ts
+ * import { type CommitOptions, Loc, Xt } from "@sabre/sabre";
+ * import { SharedHeap } from "@sabre/sabre";
+ * const options: CommitOptions = { timeoutMs: 50, mode: "lock-free" };
+ * const loc = Loc.make(SharedHeap.create(), 1);
+ * console.assert(Xt.commit((xt) => xt.get(loc), options) === 1);
+ * ```
+ */
+export interface CommitOptions {
+  /**
+   * Give up blocking (in `Retry.later`) after this many milliseconds and
+   * throw `TimeoutError`. A number >= 0; default: wait forever.
+   */
+  timeoutMs?: number;
+  /**
+   * How locations that the transaction only read take part in its commit:
+   * `"obstruction-free"` (default) validates them without writing, so
+   * readers of the same locations never disturb each other;
+   * `"lock-free"` installs them like writes, so that one of several
+   * conflicting commits always succeeds. After two failed attempts an
+   * obstruction-free commit switches to lock-free.
+   */
+  mode?: CommitMode;
+}
+
+/**
+ * A point of a transaction's log to return to with {@linkcode Xt.rollback}.
+ *
+ * @example
+ * ```ts
+ * import { Loc, Xt, type XtSnapshot } from "@sabre/sabre";
+ * import { SharedHeap } from "@sabre/sabre";
+ * const loc = Loc.make(SharedHeap.create(), 1);
+ * Xt.commit((xt) => {
+ *   const snap: XtSnapshot = xt.snapshot();
+ *   xt.set(loc, 2);
+ *   xt.rollback(snap);
+ * });
+ * console.assert(loc.get() === 1);
+ * ```
+ */
+export interface XtSnapshot {
+  /** Entries in the log when it was taken. */
+  readonly entries: number;
+}
+
+interface Snap extends XtSnapshot {
+  readonly attempt: number;
+  readonly values: number[];
+  readonly post: number;
+}
+
+/** Log size from which lookups use a Map. */
+const INDEX_FROM = 8;
+/** Failed obstruction-free attempts before a commit switches to lock-free. */
+const SWITCH_AFTER = 2;
+
+const OK = 0;
+const BLOCK = 1;
+const AGAIN = 2;
+
+const pool: Xt[] = [];
+/** A word nobody notifies: where a transaction that read nothing waits for its timeout. */
+const nowhere = new Int32Array(new SharedArrayBuffer(4));
+let attempts = 0;
+
+function checkMode(options: CommitOptions | undefined): CommitMode {
+  const mode = options?.mode ?? "obstruction-free";
+  if (mode !== "obstruction-free" && mode !== "lock-free") {
+    throw new RangeError(
+      `Cannot commit transaction as 'mode' must be "obstruction-free" or "lock-free": current value is ${
+        describeValue(mode)
+      }`,
+    );
+  }
+  return mode;
+}
+
+function checkTx(tx: unknown): void {
+  if (typeof tx !== "function") {
+    throw new TypeError(
+      `Cannot commit transaction as 'tx' must be a function: current value is ${describeValue(tx)}`,
+    );
+  }
+}
+
+function checkLoc(loc: unknown, what: string): void {
+  if (!(loc instanceof Loc)) {
+    throw new TypeError(
+      `Cannot ${what} as 'loc' is not a Loc: current value is ${describeValue(loc)}`,
+    );
+  }
+}
+
+/**
+ * The log of one transaction attempt, passed to the transaction function.
+ * Accesses through it are recorded, not performed: the commit performs them
+ * all at once, or runs the transaction again.
+ *
+ * Guarantees:
+ *
+ * - **Strict serializability**: committed transactions take effect in an
+ *   order that respects real time, each at one instant.
+ * - **Opacity**: within one attempt, every read is consistent with every
+ *   earlier read of the attempt (all of them held at one instant), even in
+ *   an attempt that later fails. A read that would break this abandons the
+ *   attempt, which then runs again.
+ * - A transaction that throws (anything but a retry signal) commits nothing
+ *   and the error reaches the caller of `commit`.
+ *
+ * @example
+ * ```ts
+ * import { Loc, Xt } from "@sabre/sabre";
+ * import { SharedHeap } from "@sabre/sabre";
+ *
+ * const heap = SharedHeap.create();
+ * const a = Loc.make(heap, 10);
+ * const b = Loc.make(heap, 52);
+ * const x = Loc.make(heap, 0);
+ * Xt.commit((xt) => xt.set(x, xt.get(b) - xt.get(a)));
+ * console.assert(x.get() === 42);
+ * ```
+ */
+export class Xt {
+  #active = false;
+  #attempt = 0;
+  #domain: Domain | undefined = undefined;
+  #n = 0;
+  readonly #locs: Loc[] = [];
+  readonly #addrs: number[] = [];
+  readonly #cells: number[] = [];
+  readonly #orig: number[] = [];
+  readonly #values: number[] = [];
+  readonly #writes: boolean[] = [];
+  readonly #order: number[] = [];
+  #index: Map<number, number> | undefined = undefined;
+  #seen = 0;
+  readonly #post: (() => void)[] = [];
+  readonly #awaitAddrs: number[] = [];
+  readonly #awaitCells: number[] = [];
+  #result: unknown = undefined;
+  #bucket = -1;
+  #bucketSeen = 0;
+
+  private constructor() {}
+
+  // ------------------------------------------------------------- committing
+
+  /**
+   * Runs `tx` and commits its accesses atomically, re-running it when a
+   * concurrent commit interferes, and returns its result. When `tx` calls
+   * `Retry.later()`, blocks (`Atomics.wait`) until another commit changes a
+   * location it read, then runs it again. Throws `TimeoutError` when a
+   * blocked transaction waits past `options.timeoutMs`; rethrows whatever
+   * else `tx` throws, having committed nothing. Post-commit actions run
+   * after the commit, in order.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const from = Loc.make(heap, 100);
+   * const to = Loc.make(heap, 0);
+   * Xt.commit((xt) => {
+   *   xt.fetchAndAdd(from, -30);
+   *   xt.fetchAndAdd(to, 30);
+   * });
+   * console.assert(from.get() === 70 && to.get() === 30);
+   * ```
+   */
+  static commit<T>(tx: Tx<T>, options?: CommitOptions): T {
+    checkTx(tx);
+    let mode = checkMode(options);
+    const deadline = deadlineOf(options, "commit transaction");
+    const xt = pool.pop() ?? new Xt();
+    try {
+      for (let failures = 0, backoff = 1;;) {
+        const outcome = xt.#run(tx, mode);
+        if (outcome === OK) return xt.#finish() as T;
+        if (outcome === BLOCK) {
+          const domain = xt.#domain;
+          const b = xt.#bucket;
+          xt.#release();
+          let woken: boolean;
+          if (b >= 0 && domain !== undefined) {
+            woken = domain.parkSync(b, xt.#bucketSeen, deadline);
+            domain.unregister(b);
+          } else {
+            // Read nothing: nothing can wake it; wait for the timeout.
+            woken = parkSync(nowhere, 0, 0, deadline);
+          }
+          if (!woken) throw new TimeoutError("commit transaction", options?.timeoutMs ?? 0);
+          continue;
+        }
+        xt.#release();
+        if (++failures >= SWITCH_AFTER) mode = "lock-free";
+        for (let i = 0; i < backoff; i++) pause();
+        backoff = Math.min(backoff * 2, 1024);
+      }
+    } finally {
+      xt.#release();
+      pool.push(xt);
+    }
+  }
+
+  /**
+   * Like {@linkcode Xt.commit}, but blocks with `Atomics.waitAsync`, so that
+   * the event loop keeps running while the transaction waits. `tx` itself
+   * runs synchronously.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Retry, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const flag = Loc.make(SharedHeap.create(), 0);
+   * const waiting = Xt.commitAsync((xt) => {
+   *   Retry.unless(xt.get(flag) === 1);
+   *   return "set";
+   * });
+   * flag.set(1);
+   * console.assert((await waiting) === "set");
+   * ```
+   */
+  static async commitAsync<T>(tx: Tx<T>, options?: CommitOptions): Promise<T> {
+    checkTx(tx);
+    let mode = checkMode(options);
+    const deadline = deadlineOf(options, "commit transaction");
+    for (let failures = 0, backoff = 1;;) {
+      // One log per step: another async commit may run while we wait.
+      const xt = pool.pop() ?? new Xt();
+      let domain: Domain | undefined;
+      let b = -1;
+      let seen = 0;
+      let blocked = false;
+      try {
+        const outcome = xt.#run(tx, mode);
+        if (outcome === OK) return xt.#finish() as T;
+        if (outcome === BLOCK) {
+          blocked = true;
+          domain = xt.#domain;
+          b = xt.#bucket;
+          seen = xt.#bucketSeen;
+        } else {
+          if (++failures >= SWITCH_AFTER) mode = "lock-free";
+          for (let i = 0; i < backoff; i++) pause();
+          backoff = Math.min(backoff * 2, 1024);
+        }
+      } finally {
+        xt.#release();
+        pool.push(xt);
+      }
+      if (b >= 0 && domain !== undefined) {
+        let woken: boolean;
+        try {
+          woken = await domain.parkAsync(b, seen, deadline);
+        } finally {
+          domain.unregister(b);
+        }
+        if (!woken) throw new TimeoutError("commit transaction", options?.timeoutMs ?? 0);
+      } else if (blocked) {
+        if (!(await parkAsync(nowhere, 0, 0, deadline))) {
+          throw new TimeoutError("commit transaction", options?.timeoutMs ?? 0);
+        }
+      }
+    }
+  }
+
+  /**
+   * A transaction that tries `alternatives` in order and returns the result
+   * of the first one that does not call `Retry.later()`; the log entries of
+   * an alternative that retried are rolled back first. When all of them
+   * retry, the transaction blocks until a location that any of them read
+   * changes. Throws `TypeError` for an empty list or a non-function.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Retry, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const [a, b, c, d] = [10, 20, 30, 27].map((v) => Loc.make(heap, v));
+   * const transfer = (amount: number, source: Loc, target: Loc) => (xt: Xt) => {
+   *   Retry.unless(xt.fetchAndAdd(source, -amount) >= amount);
+   *   xt.fetchAndAdd(target, amount);
+   * };
+   * Xt.commit(Xt.first([transfer(15, a, d), transfer(15, b, d), transfer(15, c, d)]));
+   * console.assert([a, b, c, d].map((l) => l.get()).join() === "10,5,30,42");
+   * ```
+   */
+  static first<T>(alternatives: readonly Tx<T>[]): Tx<T> {
+    if (!Array.isArray(alternatives) || alternatives.length === 0) {
+      throw new TypeError(
+        `Cannot combine alternatives as 'alternatives' must be a non-empty array: current value is ${
+          describeValue(alternatives)
+        }`,
+      );
+    }
+    for (const alternative of alternatives) checkTx(alternative);
+    const list = alternatives.slice();
+    return (xt: Xt): T => {
+      const last = list.length - 1;
+      for (let i = 0; i < last; i++) {
+        const snap = xt.snapshot();
+        try {
+          return list[i](xt);
+        } catch (e) {
+          if (e !== Later) throw e;
+          xt.rollback(snap);
+        }
+      }
+      return list[last](xt);
+    };
+  }
+
+  /** One attempt: OK (committed), BLOCK (registered to wait) or AGAIN. */
+  #run(tx: Tx<unknown>, mode: CommitMode): number {
+    this.#active = true;
+    this.#attempt = ++attempts;
+    try {
+      this.#result = tx(this);
+      return this.#commitLog(mode) ? OK : AGAIN;
+    } catch (e) {
+      if (e === Invalid) return AGAIN;
+      if (e !== Later) throw e;
+      return this.#register();
+    }
+  }
+
+  /** Registers as a waiter on everything read (rolled-back reads included). */
+  #register(): number {
+    const domain = this.#domain;
+    const n = this.#n;
+    const addrs = this.#awaitAddrs;
+    const cells = this.#awaitCells;
+    for (let i = 0; i < n; i++) {
+      addrs.push(this.#addrs[i]);
+      cells.push(this.#cells[i]);
+    }
+    if (domain === undefined) {
+      // Read nothing: wait for the timeout (any commit may wake us early).
+      this.#bucket = -1;
+      return BLOCK;
+    }
+    const b = domain.register(addrs.length, addrs, cells);
+    if (b < 0) return AGAIN;
+    this.#bucket = b;
+    this.#bucketSeen = domain.seen;
+    return BLOCK;
+  }
+
+  #finish(): unknown {
+    const result = this.#result;
+    const post = this.#post;
+    if (post.length === 0) return result;
+    const actions = post.slice();
+    this.#release();
+    for (const action of actions) action();
+    return result;
+  }
+
+  /** Ends the attempt: unpins and empties the log. Idempotent. */
+  #release(): void {
+    this.#active = false;
+    const domain = this.#domain;
+    if (domain !== undefined) {
+      this.#domain = undefined;
+      domain.heap.unpin();
+    }
+    const n = this.#n;
+    for (let i = 0; i < n; i++) this.#locs[i] = undefined as unknown as Loc;
+    this.#n = 0;
+    this.#index = undefined;
+    // Setting an array's length is a runtime call in V8: only when needed.
+    if (this.#post.length !== 0) this.#post.length = 0;
+    if (this.#awaitAddrs.length !== 0) {
+      this.#awaitAddrs.length = 0;
+      this.#awaitCells.length = 0;
+    }
+    this.#result = undefined;
+  }
+
+  #commitLog(mode: CommitMode): boolean {
+    const n = this.#n;
+    if (n === 0) return true;
+    const domain = this.#domain!;
+    const values = this.#values;
+    const orig = this.#orig;
+    const writes = this.#writes;
+    let written = 0;
+    for (let i = 0; i < n; i++) {
+      // !Object.is(v, o), inline: -0 and 0 differ, NaN equals NaN.
+      const v = values[i];
+      const o = orig[i];
+      const w = v === o ? v === 0 && 1 / v !== 1 / o : v === v || o === o;
+      writes[i] = w;
+      if (w) written++;
+    }
+    if (written === 0) {
+      // Read-only: every read held at the instant of the last one (that is
+      // what the per-read checks ensure), which lies inside this commit.
+      return true;
+    }
+    if (n === 1) return domain.casOne(this.#addrs[0], this.#cells[0], values[0]);
+    const order = this.#order;
+    const addrs = this.#addrs;
+    for (let i = 0; i < n; i++) {
+      // Insertion sort by address: logs are short.
+      const a = addrs[i];
+      let j = i;
+      while (j > 0 && addrs[order[j - 1]] > a) {
+        order[j] = order[j - 1];
+        j--;
+      }
+      order[j] = i;
+    }
+    return domain.commit(n, order, addrs, this.#cells, values, writes, mode);
+  }
+
+  // -------------------------------------------------------------- the log
+
+  #find(addr: number): number {
+    const n = this.#n;
+    if (n <= INDEX_FROM) {
+      const addrs = this.#addrs;
+      for (let i = 0; i < n; i++) if (addrs[i] === addr) return i;
+      return -1;
+    }
+    let index = this.#index;
+    if (index === undefined) {
+      index = this.#index = new Map();
+      for (let i = 0; i < n; i++) index.set(this.#addrs[i], i);
+    }
+    return index.get(addr) ?? -1;
+  }
+
+  /** Index of `loc`'s entry, reading it into the log first if needed. */
+  #entry(loc: Loc, what: string): number {
+    if (!this.#active) {
+      throw new TypeError(
+        `Cannot ${what} as this Xt belongs to a transaction attempt that has ended`,
+      );
+    }
+    // Only Locs hold a Domain (not exported), so a match proves a Loc.
+    const maybe = (loc as Loc | undefined)?.["d"];
+    if (this.#domain === maybe && maybe !== undefined) {
+      const found = this.#find(loc["a"]);
+      if (found >= 0) return found;
+    } else {
+      checkLoc(loc, what);
+    }
+    const d = loc["d"];
+    const addr = loc["a"];
+    if (this.#domain !== d) {
+      if (this.#domain !== undefined) {
+        throw new RangeError(
+          `Cannot ${what} as the Loc at offset ${addr} belongs to another heap (or STM domain) than the transaction's other locations`,
+        );
+      }
+      d.heap.pin();
+      this.#domain = d;
+      // Before the first read (opacity: see #revalidate).
+      this.#seen = Atomics.load(d.words, H_COUNTER);
+    }
+    const cell = d.resolve(loc["w"]);
+    const value = d.valueOf(cell);
+    const i = this.#n++;
+    this.#locs[i] = loc;
+    this.#addrs[i] = addr;
+    this.#cells[i] = cell;
+    this.#orig[i] = value;
+    this.#values[i] = value;
+    if (this.#index !== undefined) this.#index.set(addr, i);
+    // A lone first read is consistent with itself: the counter value loaded
+    // before it already covers it (no commit changes it unseen afterwards).
+    if (i !== 0 || this.#awaitAddrs.length !== 0) {
+      const c = Atomics.load(d.words, H_COUNTER);
+      if (c !== this.#seen) this.#revalidate(c);
+    }
+    return i;
+  }
+
+  /**
+   * Checks that every logged location still resolves to the cell read
+   * (counter value `c` was loaded before the checks); abandons the attempt
+   * otherwise.
+   */
+  #revalidate(c: number): void {
+    const d = this.#domain!;
+    const n = this.#n;
+    for (let i = 0; i < n; i++) {
+      if (d.resolve((this.#addrs[i] >> 2) + L_WORD) !== this.#cells[i]) throw Invalid;
+    }
+    // Reads rolled back by Xt.first or rollback were seen by the attempt
+    // too: they stay consistent with the rest.
+    const awaited = this.#awaitAddrs;
+    for (let i = 0; i < awaited.length; i++) {
+      if (d.resolve((awaited[i] >> 2) + L_WORD) !== this.#awaitCells[i]) throw Invalid;
+    }
+    this.#seen = c;
+  }
+
+  // ------------------------------------------------------------- accesses
+
+  /**
+   * The location's value as this transaction sees it.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create(), 7);
+   * console.assert(Xt.commit((xt) => xt.get(loc)) === 7);
+   * ```
+   */
+  get(loc: Loc): number {
+    return this.#values[this.#entry(loc, "get in transaction")];
+  }
+
+  /**
+   * Sets the location's value (on commit). Throws `TypeError`/`RangeError`
+   * for a value the location's kind cannot hold.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create());
+   * Xt.commit((xt) => xt.set(loc, 3));
+   * console.assert(loc.get() === 3);
+   * ```
+   */
+  set(loc: Loc, value: number): void {
+    const i = this.#entry(loc, "set in transaction");
+    this.#values[i] = checkValue(loc["k"], value, "set in transaction");
+  }
+
+  /**
+   * Replaces the value `v` by `fn(v)` and returns `v`.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create(), 2);
+   * console.assert(Xt.commit((xt) => xt.update(loc, (x) => x + 1)) === 2 && loc.get() === 3);
+   * ```
+   */
+  update(loc: Loc, fn: (value: number) => number): number {
+    const i = this.#entry(loc, "update in transaction");
+    const old = this.#values[i];
+    this.#values[i] = checkValue(loc["k"], fn(old), "update in transaction");
+    return old;
+  }
+
+  /**
+   * Replaces the value `v` by `fn(v)`.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create(), 2);
+   * Xt.commit((xt) => xt.modify(loc, (x) => x * 10));
+   * console.assert(loc.get() === 20);
+   * ```
+   */
+  modify(loc: Loc, fn: (value: number) => number): void {
+    this.update(loc, fn);
+  }
+
+  /**
+   * Sets the value and returns the one it replaces.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create(), 2);
+   * console.assert(Xt.commit((xt) => xt.exchange(loc, 5)) === 2 && loc.get() === 5);
+   * ```
+   */
+  exchange(loc: Loc, value: number): number {
+    const i = this.#entry(loc, "exchange in transaction");
+    const old = this.#values[i];
+    this.#values[i] = checkValue(loc["k"], value, "exchange in transaction");
+    return old;
+  }
+
+  /**
+   * Swaps the values of two locations.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const a = Loc.make(heap, 1);
+   * const b = Loc.make(heap, 2);
+   * Xt.commit((xt) => xt.swap(a, b));
+   * console.assert(a.get() === 2 && b.get() === 1);
+   * ```
+   */
+  swap(a: Loc, b: Loc): void {
+    const i = this.#entry(a, "swap in transaction");
+    const j = this.#entry(b, "swap in transaction");
+    const va = this.#values[i];
+    const vb = this.#values[j];
+    this.#values[i] = checkValue(a["k"], vb, "swap in transaction");
+    this.#values[j] = checkValue(b["k"], va, "swap in transaction");
+  }
+
+  /**
+   * Adds `delta` and returns the value before (Int32 wrapping for `"i32"`
+   * locations).
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create(), 5);
+   * console.assert(Xt.commit((xt) => xt.fetchAndAdd(loc, 2)) === 5 && loc.get() === 7);
+   * ```
+   */
+  fetchAndAdd(loc: Loc, delta: number): number {
+    const i = this.#entry(loc, "fetchAndAdd in transaction");
+    const old = this.#values[i];
+    this.#values[i] = addValue(loc["k"], old, delta, "fetchAndAdd in transaction");
+    return old;
+  }
+
+  /**
+   * Adds 1.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create());
+   * Xt.commit((xt) => xt.incr(loc));
+   * console.assert(loc.get() === 1);
+   * ```
+   */
+  incr(loc: Loc): void {
+    this.fetchAndAdd(loc, 1);
+  }
+
+  /**
+   * Subtracts 1.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create());
+   * Xt.commit((xt) => xt.decr(loc));
+   * console.assert(loc.get() === -1);
+   * ```
+   */
+  decr(loc: Loc): void {
+    this.fetchAndAdd(loc, -1);
+  }
+
+  /**
+   * Sets `desired` when the value is `expected` (SameValueZero); returns
+   * the value seen either way.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create(), 1);
+   * console.assert(Xt.commit((xt) => xt.compareAndSwap(loc, 1, 2)) === 1 && loc.get() === 2);
+   * ```
+   */
+  compareAndSwap(loc: Loc, expected: number, desired: number): number {
+    const i = this.#entry(loc, "compareAndSwap in transaction");
+    const old = this.#values[i];
+    if (sameValueZero(old, expected)) {
+      this.#values[i] = checkValue(loc["k"], desired, "compareAndSwap in transaction");
+    }
+    return old;
+  }
+
+  /**
+   * Sets `desired` when the value is `expected` (SameValueZero); returns
+   * whether it did.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create(), 1);
+   * console.assert(!Xt.commit((xt) => xt.compareAndSet(loc, 0, 2)) && loc.get() === 1);
+   * ```
+   */
+  compareAndSet(loc: Loc, expected: number, desired: number): boolean {
+    const i = this.#entry(loc, "compareAndSet in transaction");
+    if (!sameValueZero(this.#values[i], expected)) return false;
+    this.#values[i] = checkValue(loc["k"], desired, "compareAndSet in transaction");
+    return true;
+  }
+
+  // -------------------------------------------------------------- control
+
+  /**
+   * Registers `action` to run once, after this attempt commits (not when it
+   * is abandoned). Actions run in registration order, outside the
+   * transaction.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create());
+   * const log: string[] = [];
+   * Xt.commit((xt) => {
+   *   xt.incr(loc);
+   *   xt.postCommit(() => log.push("sent"));
+   * });
+   * console.assert(log.length === 1);
+   * ```
+   */
+  postCommit(action: () => void): void {
+    if (!this.#active) {
+      throw new TypeError("Cannot add post-commit action as this Xt's attempt has ended");
+    }
+    if (typeof action !== "function") {
+      throw new TypeError(
+        `Cannot add post-commit action as 'action' must be a function: current value is ${
+          describeValue(action)
+        }`,
+      );
+    }
+    this.#post.push(action);
+  }
+
+  /**
+   * A snapshot of the log, to undo later accesses with `rollback`.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create(), 1);
+   * const seen = Xt.commit((xt) => {
+   *   const snap = xt.snapshot();
+   *   xt.set(loc, 9);
+   *   xt.rollback(snap);
+   *   return xt.get(loc);
+   * });
+   * console.assert(seen === 1);
+   * ```
+   */
+  snapshot(): XtSnapshot {
+    if (!this.#active) throw new TypeError("Cannot take snapshot as this Xt's attempt has ended");
+    const snap: Snap = {
+      entries: this.#n,
+      attempt: this.#attempt,
+      values: this.#values.slice(0, this.#n),
+      post: this.#post.length,
+    };
+    return snap;
+  }
+
+  /**
+   * Returns the log to `snapshot` (taken in this attempt): accesses since
+   * then are forgotten, post-commit actions registered since are dropped.
+   * Locations first read since the snapshot still count for blocking: a
+   * later `Retry.later()` also waits for them to change. Throws `TypeError`
+   * for a snapshot of another attempt.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create(), 1);
+   * Xt.commit((xt) => {
+   *   const snap = xt.snapshot();
+   *   xt.incr(loc);
+   *   xt.rollback(snap);
+   * });
+   * console.assert(loc.get() === 1);
+   * ```
+   */
+  rollback(snapshot: XtSnapshot): void {
+    const snap = snapshot as Snap;
+    if (
+      !this.#active || typeof snap !== "object" || snap === null ||
+      snap.attempt !== this.#attempt || !(snap.entries <= this.#n)
+    ) {
+      throw new TypeError(
+        `Cannot roll back as the snapshot was not taken in this transaction attempt: current value is ${
+          describeValue(snapshot)
+        }`,
+      );
+    }
+    const keep = snap.entries;
+    for (let i = keep; i < this.#n; i++) {
+      this.#awaitAddrs.push(this.#addrs[i]);
+      this.#awaitCells.push(this.#cells[i]);
+      this.#locs[i] = undefined as unknown as Loc;
+    }
+    this.#n = keep;
+    for (let i = 0; i < keep; i++) this.#values[i] = snap.values[i];
+    this.#post.length = snap.post;
+    this.#index = undefined;
+  }
+
+  /**
+   * Whether the transaction has accessed `loc` (and not rolled it back).
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create());
+   * console.assert(Xt.commit((xt) => [xt.isInLog(loc), (xt.get(loc), xt.isInLog(loc))].join()) === "false,true");
+   * ```
+   */
+  isInLog(loc: Loc): boolean {
+    checkLoc(loc, "check log");
+    return this.#active && this.#domain === loc["d"] && this.#find(loc["a"]) >= 0;
+  }
+
+  /**
+   * Checks that `loc`, if the transaction accessed it, has not been changed
+   * by another commit since; otherwise abandons the attempt (it runs
+   * again). Reads are already kept consistent with each other
+   * automatically; this is for checking early.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create(), 1);
+   * Xt.commit((xt) => {
+   *   xt.get(loc);
+   *   xt.validate(loc);
+   * });
+   * ```
+   */
+  validate(loc: Loc): void {
+    checkLoc(loc, "validate");
+    if (!this.#active || this.#domain !== loc["d"]) return;
+    const i = this.#find(loc["a"]);
+    if (i >= 0 && this.#domain.resolve(loc["w"]) !== this.#cells[i]) throw Invalid;
+  }
+}

@@ -1,0 +1,419 @@
+/**
+ * Single-thread tests of Xt: random transactions (every access, snapshots
+ * and rollbacks, aborts) against a model, Xt.first, post-commit actions,
+ * isInLog/validate, blocking and timeouts, commitAsync, log misuse and bad
+ * input.
+ */
+
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { isRetry, Loc, Retry, Xt, type XtSnapshot } from "./mod.ts";
+import { faultInjection, SharedHeap, TimeoutError } from "../memory/mod.ts";
+
+const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
+const LOCS = 12; // more than the log's linear-scan limit
+
+type XtOp =
+  | { op: "get" | "incr" | "decr"; i: number }
+  | { op: "set" | "exchange" | "fetchAndAdd" | "update" | "modify"; i: number; v: number }
+  | { op: "swap"; i: number; j: number }
+  | { op: "compareAndSwap" | "compareAndSet"; i: number; expected: number; v: number }
+  | { op: "snapshot" }
+  | { op: "rollback" };
+
+const xtOpArb: fc.Arbitrary<XtOp> = (() => {
+  const i = fc.integer({ min: 0, max: LOCS - 1 });
+  const v = fc.integer({ min: -4, max: 4 });
+  return fc.oneof(
+    fc.record({ op: fc.constantFrom("get" as const, "incr" as const, "decr" as const), i }),
+    fc.record({
+      op: fc.constantFrom(
+        "set" as const,
+        "exchange" as const,
+        "fetchAndAdd" as const,
+        "update" as const,
+        "modify" as const,
+      ),
+      i,
+      v,
+    }),
+    fc.record({ op: fc.constant("swap" as const), i, j: i }),
+    fc.record({
+      op: fc.constantFrom("compareAndSwap" as const, "compareAndSet" as const),
+      i,
+      expected: v,
+      v,
+    }),
+    fc.record({ op: fc.constantFrom("snapshot" as const, "rollback" as const) }),
+  );
+})();
+
+class Abort extends Error {}
+
+Deno.test("model: random transactions (all accesses, snapshots, rollbacks, aborts) match a model", () => {
+  const heap = SharedHeap.create();
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({ ops: fc.array(xtOpArb, { maxLength: 25 }), abort: fc.boolean() }),
+        { minLength: 1, maxLength: 8 },
+      ),
+      (txs) => {
+        const locs = Loc.makeArray(heap, LOCS, 0);
+        const model = new Array(LOCS).fill(0);
+        for (const { ops, abort } of txs) {
+          const results: unknown[] = [];
+          const work = model.slice();
+          const snaps: number[][] = [];
+          const expectResults: unknown[] = [];
+          // The model: apply to `work`, keep snapshots as copies.
+          for (const o of ops) {
+            switch (o.op) {
+              case "get":
+                expectResults.push(work[o.i]);
+                break;
+              case "incr":
+              case "decr":
+                work[o.i] += o.op === "incr" ? 1 : -1;
+                break;
+              case "set":
+              case "modify":
+                work[o.i] = o.v;
+                break;
+              case "exchange":
+              case "fetchAndAdd":
+              case "update":
+                expectResults.push(work[o.i]);
+                work[o.i] = o.op === "fetchAndAdd" ? work[o.i] + o.v : o.v;
+                break;
+              case "swap": {
+                const t = work[o.i];
+                work[o.i] = work[o.j];
+                work[o.j] = t;
+                break;
+              }
+              case "compareAndSwap":
+              case "compareAndSet": {
+                const old = work[o.i];
+                expectResults.push(o.op === "compareAndSwap" ? old : old === o.expected);
+                if (old === o.expected) work[o.i] = o.v;
+                break;
+              }
+              case "snapshot":
+                snaps.push(work.slice());
+                break;
+              case "rollback":
+                if (snaps.length > 0) {
+                  const s = snaps.pop()!;
+                  for (let k = 0; k < LOCS; k++) work[k] = s[k];
+                }
+                break;
+            }
+          }
+          try {
+            Xt.commit((xt) => {
+              results.length = 0;
+              const taken: XtSnapshot[] = [];
+              for (const o of ops) {
+                switch (o.op) {
+                  case "get":
+                    results.push(xt.get(locs[o.i]));
+                    break;
+                  case "incr":
+                    xt.incr(locs[o.i]);
+                    break;
+                  case "decr":
+                    xt.decr(locs[o.i]);
+                    break;
+                  case "set":
+                    xt.set(locs[o.i], o.v);
+                    break;
+                  case "modify":
+                    xt.modify(locs[o.i], () => o.v);
+                    break;
+                  case "exchange":
+                    results.push(xt.exchange(locs[o.i], o.v));
+                    break;
+                  case "fetchAndAdd":
+                    results.push(xt.fetchAndAdd(locs[o.i], o.v));
+                    break;
+                  case "update":
+                    results.push(xt.update(locs[o.i], () => o.v));
+                    break;
+                  case "swap":
+                    if (o.i === o.j) {
+                      xt.swap(locs[o.i], locs[o.j]);
+                    } else xt.swap(locs[o.i], locs[o.j]);
+                    break;
+                  case "compareAndSwap":
+                    results.push(xt.compareAndSwap(locs[o.i], o.expected, o.v));
+                    break;
+                  case "compareAndSet":
+                    results.push(xt.compareAndSet(locs[o.i], o.expected, o.v));
+                    break;
+                  case "snapshot":
+                    taken.push(xt.snapshot());
+                    break;
+                  case "rollback":
+                    if (taken.length > 0) xt.rollback(taken.pop()!);
+                    break;
+                }
+              }
+              if (abort) throw new Abort();
+            });
+          } catch (e) {
+            if (!(e instanceof Abort)) throw e;
+          }
+          assert.deepEqual(results, expectResults);
+          if (!abort) { for (let k = 0; k < LOCS; k++) model[k] = work[k]; }
+          assert.deepEqual(locs.map((l) => l.get()), model);
+        }
+      },
+    ),
+    { numRuns: 200 * STRESS },
+  );
+  assert.equal(heap.isPinned, false);
+});
+
+Deno.test("Xt: a transaction sees its own writes; an exception commits nothing", () => {
+  const heap = SharedHeap.create();
+  const a = Loc.make(heap, 1);
+  const b = Loc.make(heap, 2);
+  assert.throws(
+    () =>
+      Xt.commit((xt) => {
+        xt.set(a, 10);
+        assert.equal(xt.get(a), 10);
+        xt.swap(a, b);
+        throw new RangeError("no");
+      }),
+    RangeError,
+  );
+  assert.deepEqual([a.get(), b.get()], [1, 2]);
+  assert.equal(heap.isPinned, false);
+});
+
+Deno.test("Xt.first: takes the first alternative that does not retry, rolling back the others", () => {
+  const heap = SharedHeap.create();
+  const [a, b, c, d] = [10, 20, 30, 27].map((v) => Loc.make(heap, v));
+  const transfer = (amount: number, source: Loc, target: Loc) => (xt: Xt) => {
+    const snap = xt.snapshot();
+    if (xt.fetchAndAdd(source, -amount) < amount) {
+      xt.rollback(snap);
+      Retry.later();
+    }
+    xt.fetchAndAdd(target, amount);
+    return source;
+  };
+  const used = Xt.commit(
+    Xt.first([transfer(15, a, d), transfer(15, b, d), transfer(15, c, d)]),
+  );
+  assert.equal(used, b);
+  assert.deepEqual([a, b, c, d].map((l) => l.get()), [10, 5, 30, 42]);
+  // All retry: blocks on everything any alternative read, here until the timeout.
+  assert.throws(
+    () => Xt.commit(Xt.first([transfer(50, a, d), transfer(50, b, d)]), { timeoutMs: 20 }),
+    TimeoutError,
+  );
+  assert.throws(() => Xt.first([]), TypeError);
+  assert.throws(() => Xt.first([1 as never]), TypeError);
+});
+
+Deno.test("Xt.first: when every alternative retries, a change to any location read wakes it", async () => {
+  const heap = SharedHeap.create();
+  const x = Loc.make(heap, 0);
+  const y = Loc.make(heap, 0);
+  const waiting = Xt.commitAsync(
+    Xt.first([
+      (xt) => {
+        Retry.unless(xt.get(x) > 0);
+        return "x";
+      },
+      (xt) => {
+        Retry.unless(xt.get(y) > 0);
+        return "y";
+      },
+    ]),
+    { timeoutMs: 5000 },
+  );
+  await new Promise((r) => setTimeout(r, 20));
+  x.set(1); // x was read only by the first, rolled-back alternative
+  assert.equal(await waiting, "x");
+});
+
+Deno.test("Xt: post-commit actions run once, after a successful commit, in order", () => {
+  const heap = SharedHeap.create();
+  const a = Loc.make(heap, 0);
+  const log: string[] = [];
+  let runs = 0;
+  Xt.commit((xt) => {
+    runs++;
+    xt.incr(a);
+    xt.postCommit(() => log.push(`one ${a.get()}`));
+    const snap = xt.snapshot();
+    xt.postCommit(() => log.push("dropped"));
+    xt.rollback(snap);
+    xt.postCommit(() => log.push("two"));
+    if (runs === 1) Retry.invalid(); // the first attempt is abandoned
+  });
+  assert.equal(runs, 2);
+  assert.deepEqual(log, ["one 1", "two"]);
+  assert.throws(() => Xt.commit((xt) => xt.postCommit(5 as never)), TypeError);
+});
+
+Deno.test("Xt: isInLog, validate, and a log used after its attempt", () => {
+  const heap = SharedHeap.create();
+  const a = Loc.make(heap, 0);
+  const b = Loc.make(heap, 0);
+  let leaked: Xt | undefined;
+  let attempts = 0;
+  Xt.commit((xt) => {
+    attempts++;
+    leaked = xt;
+    assert.equal(xt.isInLog(a), false);
+    xt.get(a);
+    assert.equal(xt.isInLog(a), true);
+    assert.equal(xt.isInLog(b), false);
+    xt.validate(a);
+    xt.validate(b); // not in the log: nothing to check
+    if (attempts === 1) {
+      a.set(5); // a change outside the transaction
+      xt.validate(a); // abandons this attempt
+      assert.fail("validate should have thrown");
+    }
+  });
+  assert.equal(attempts, 2);
+  assert.throws(() => leaked!.get(a), /attempt that has ended/);
+  assert.throws(() => leaked!.snapshot(), TypeError);
+  assert.equal(leaked!.isInLog(a), false);
+});
+
+Deno.test("Xt: opacity in one thread: a read after another commit never mixes states", () => {
+  const heap = SharedHeap.create();
+  const a = Loc.make(heap, 0);
+  const b = Loc.make(heap, 0);
+  let attempts = 0;
+  const sum = Xt.commit((xt) => {
+    attempts++;
+    const va = xt.get(a);
+    if (attempts === 1) {
+      // Another commit changes both between our two reads.
+      Xt.commit((inner) => {
+        inner.incr(a);
+        inner.decr(b);
+      });
+    }
+    const vb = xt.get(b); // inconsistent with va on the first attempt: restarts
+    return va + vb;
+  });
+  assert.equal(sum, 0);
+  assert.equal(attempts, 2);
+});
+
+Deno.test("Xt: Retry.later with nothing read waits for the timeout", () => {
+  assert.throws(() => Xt.commit(() => Retry.later(), { timeoutMs: 10 }), TimeoutError);
+});
+
+Deno.test("Xt: commitAsync is woken by a commit and times out", async () => {
+  const heap = SharedHeap.create();
+  const a = Loc.make(heap, 0);
+  const b = Loc.make(heap, 0);
+  await assert.rejects(
+    Xt.commitAsync((xt) => Retry.unless(xt.get(a) > 0), { timeoutMs: 20 }),
+    TimeoutError,
+  );
+  const waiting = Xt.commitAsync((xt) => {
+    Retry.unless(xt.get(a) + xt.get(b) >= 2);
+    return xt.exchange(a, 0);
+  });
+  await new Promise((r) => setTimeout(r, 10));
+  a.incr();
+  await new Promise((r) => setTimeout(r, 10));
+  b.incr();
+  assert.equal(await waiting, 1);
+  assert.equal(a.get(), 0);
+  await assert.rejects(
+    Xt.commitAsync(() => {
+      throw new URIError("x");
+    }),
+    URIError,
+  );
+});
+
+Deno.test("Xt: bad input throws typed errors naming the value", () => {
+  const heap = SharedHeap.create();
+  const other = SharedHeap.create();
+  const a = Loc.make(heap, 0, { kind: "i32" });
+  const foreign = Loc.make(other, 0);
+  assert.throws(() => Xt.commit(5 as never), /'tx' must be a function: current value is 5/);
+  assert.throws(() => Xt.commit(() => 0, { mode: "fast" as never }), /'mode'.*"fast"/);
+  assert.throws(() => Xt.commit(() => 0, { timeoutMs: -1 }), /'timeoutMs'.*-1/);
+  assert.throws(() => Xt.commit((xt) => xt.get({} as never)), /'loc' is not a Loc/);
+  assert.throws(() => Xt.commit((xt) => xt.set(a, 0.5)), /0\.5/);
+  assert.throws(() => Xt.commit((xt) => xt.set(a, "x" as never)), TypeError);
+  assert.throws(() => Xt.commit((xt) => xt.fetchAndAdd(a, 0.5)), RangeError);
+  assert.throws(
+    () => Xt.commit((xt) => xt.get(a) + xt.get(foreign)),
+    (e) => e instanceof RangeError && /another heap/.test(e.message),
+  );
+  assert.throws(() => Xt.commit((xt) => xt.rollback({ entries: 0 })), /snapshot/);
+  assert.equal(a.get(), 0);
+  assert.equal(heap.isPinned, false);
+  assert.equal(other.isPinned, false);
+});
+
+Deno.test("Retry: the signals are recognisable and caught by commit", () => {
+  let caught: unknown;
+  try {
+    Retry.later();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(isRetry(caught));
+  assert.ok(!isRetry(new Error()));
+  Retry.unless(true);
+});
+
+Deno.test("Xt: lock-free mode commits like the default", () => {
+  const heap = SharedHeap.create();
+  const a = Loc.make(heap, 1);
+  const b = Loc.make(heap, 2);
+  const c = Loc.make(heap, 0);
+  Xt.commit((xt) => xt.set(c, xt.get(a) + xt.get(b)), { mode: "lock-free" });
+  assert.equal(c.get(), 3);
+  assert.deepEqual([a.get(), b.get()], [1, 2]);
+});
+
+Deno.test("interleaving: a reader of a written location helps decide, so a read-only entry changed after validation cannot slip by", () => {
+  const heap = SharedHeap.create();
+  const x = Loc.make(heap, 0);
+  const y = Loc.make(heap, 0);
+  let readerSaw: number | undefined;
+  let fired = false;
+  faultInjection.hook = (site) => {
+    if (site !== "stm.validated" || fired) return;
+    fired = true;
+    // Between the owner's validation of y and its status CAS: another
+    // commit changes y, then a reader reads x.
+    y.set(1);
+    readerSaw = x.get();
+  };
+  let attempts = 0;
+  let ySeen: number;
+  try {
+    ySeen = Xt.commit((xt) => {
+      attempts++;
+      const vy = xt.get(y);
+      xt.set(x, 10 + vy);
+      return vy;
+    });
+  } finally {
+    faultInjection.hook = undefined;
+  }
+  assert.ok(fired);
+  // The reader ran after y's change completed. If it saw x's old value, the
+  // transaction must be ordered after it, so it must have read y = 1.
+  if (readerSaw === 0) assert.equal(ySeen, 1, `attempts ${attempts}`);
+  else assert.equal(readerSaw, 10 + ySeen);
+  assert.equal(x.get(), 10 + ySeen);
+});
