@@ -742,6 +742,9 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** Node of the leaf #leafFor returned last. */
   #lastLeafNode = 0;
+  /** Content of that leaf's parent (0 for a root leaf), and the leaf's index in it. */
+  #lastParent = 0;
+  #lastChild = 0;
 
   /**
    * The content of the leaf for the staged key (or the edge, or the leaf
@@ -752,6 +755,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     restart: for (;;) {
       let i32 = heap.i32;
       let node = Atomics.load(i32, header + H_ROOT);
+      this.#lastParent = 0;
       for (let depth = 0; depth < MAX_HEIGHT; depth++) {
         if (node + NODE_BYTES > heap.mappedBytes) heap.ensure(node + NODE_BYTES);
         i32 = heap.i32;
@@ -800,6 +804,8 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
           }
           child = format.lowerBound(i32, u8, w);
         }
+        this.#lastParent = c;
+        this.#lastChild = child;
         node = i32[format.childWord(w, countOf(i32, w), child)];
       }
       throw new Error("internal: BPlusTree descent found no leaf");
@@ -1729,88 +1735,139 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const reverse = state.reverse;
     heap.pin();
     try {
-      const at = state.at;
+      let at = state.at;
+      let open = state.open;
       let c: number;
       if (at === undefined) c = this.#leafFor(reverse ? TO_MAX : TO_MIN);
       else {
         format.stageKey(at);
-        c = this.#leafFor(reverse && state.open ? TO_BELOW : TO_KEY);
+        c = this.#leafFor(reverse && open ? TO_BELOW : TO_KEY);
       }
-      const i32 = heap.i32, u8 = heap.u8, w = c >> 2;
-      const n = countOf(i32, w);
-      const open = state.open;
-      let i: number;
-      if (at === undefined) i = reverse ? n - 1 : 0;
-      else if (reverse) {
-        i = (open ? format.lowerBound(i32, u8, w) : format.upperBound(i32, u8, w)) - 1;
-      } else i = open ? format.upperBound(i32, u8, w) : format.lowerBound(i32, u8, w);
-      // Where the bound stops the scan within this leaf.
-      let end = reverse ? -1 : n;
-      let stopped = false;
-      if (state.stop !== undefined) {
-        format.stageKey(state.stop);
-        const bound = reverse
-          ? (state.stopOpen ? format.upperBound(i32, u8, w) : format.lowerBound(i32, u8, w)) - 1
-          : state.stopOpen
-          ? format.lowerBound(i32, u8, w)
-          : format.upperBound(i32, u8, w);
-        if (reverse ? bound > end : bound < end) {
-          end = bound;
-          stopped = true;
-        }
-      }
-      let left = state.left;
-      if (format.intEntries !== 0) {
-        // i32/u32 keys and values: read the words in place.
-        const keys = w + C_KEYS, values = format.valueWord(w, n, 0);
-        const keyFlip = format.intEntries & 1 ? 0 : SIGN_BIT;
-        const unsignedKeys = keyFlip !== 0, unsignedValues = (format.intEntries & 4) !== 0;
-        const step = reverse ? -1 : 1;
-        for (; (reverse ? i > end : i < end) && left > 0; i += step, left--) {
-          const k = unsignedKeys ? (i32[keys + i] ^ keyFlip) >>> 0 : i32[keys + i];
-          const v = unsignedValues ? i32[values + i] >>> 0 : i32[values + i];
-          if (emit === undefined) {
-            keysOut!.push(k as K);
-            valuesOut!.push(v as V);
-          } else if (emit(k as K, v as V) === false) {
-            left = -1;
-            break;
+      // Up to 8 leaves per pin: the next leaf is the parent's next child
+      // when its fence meets this leaf's (checked on its own snapshot), else
+      // the leaf found by a descent to the fence.
+      for (let leaves = 1;; leaves++) {
+        const i32 = heap.i32, u8 = heap.u8, w = c >> 2;
+        const n = countOf(i32, w);
+        let i: number;
+        if (at === undefined) i = reverse ? n - 1 : 0;
+        else if (reverse) {
+          i = (open ? format.lowerBound(i32, u8, w) : format.upperBound(i32, u8, w)) - 1;
+        } else i = open ? format.upperBound(i32, u8, w) : format.lowerBound(i32, u8, w);
+        // Where the bound stops the scan within this leaf.
+        let end = reverse ? -1 : n;
+        let stopped = false;
+        if (state.stop !== undefined) {
+          format.stageKey(state.stop);
+          const bound = reverse
+            ? (state.stopOpen ? format.upperBound(i32, u8, w) : format.lowerBound(i32, u8, w)) - 1
+            : state.stopOpen
+            ? format.lowerBound(i32, u8, w)
+            : format.upperBound(i32, u8, w);
+          if (reverse ? bound > end : bound < end) {
+            end = bound;
+            stopped = true;
           }
         }
-      } else {
-        const step = reverse ? -1 : 1;
-        for (; (reverse ? i > end : i < end) && left > 0; i += step, left--) {
-          const k = format.keyAt(i32, u8, w, i), v = format.valueAt(i32, u8, w, i);
-          if (emit === undefined) {
-            keysOut!.push(k);
-            valuesOut!.push(v);
-          } else if (emit(k, v) === false) {
-            left = -1;
-            break;
+        let left = state.left;
+        if (format.intEntries !== 0) {
+          // i32/u32 keys and values: read the words in place.
+          const keys = w + C_KEYS, values = format.valueWord(w, n, 0);
+          const keyFlip = format.intEntries & 1 ? 0 : SIGN_BIT;
+          const unsignedKeys = keyFlip !== 0, unsignedValues = (format.intEntries & 4) !== 0;
+          const step = reverse ? -1 : 1;
+          for (; (reverse ? i > end : i < end) && left > 0; i += step, left--) {
+            const k = unsignedKeys ? (i32[keys + i] ^ keyFlip) >>> 0 : i32[keys + i];
+            const v = unsignedValues ? i32[values + i] >>> 0 : i32[values + i];
+            if (emit === undefined) {
+              keysOut!.push(k as K);
+              valuesOut!.push(v as V);
+            } else if (emit(k as K, v as V) === false) {
+              left = -1;
+              break;
+            }
+          }
+        } else {
+          const step = reverse ? -1 : 1;
+          for (; (reverse ? i > end : i < end) && left > 0; i += step, left--) {
+            const k = format.keyAt(i32, u8, w, i), v = format.valueAt(i32, u8, w, i);
+            if (emit === undefined) {
+              keysOut!.push(k);
+              valuesOut!.push(v);
+            } else if (emit(k, v) === false) {
+              left = -1;
+              break;
+            }
           }
         }
+        state.left = left;
+        const flags = heap.i32[w + C_FLAGS];
+        if (left <= 0 || stopped || (flags & (reverse ? LOW_INF : HIGH_INF)) !== 0) {
+          state.done = true;
+          return;
+        }
+        const next = leaves < 8 ? this.#sibling(c, reverse) : 0;
+        if (next !== 0) {
+          c = next;
+          at = undefined; // start at the sibling's edge
+          continue;
+        }
+        // Continue from this leaf's fence: the keys ≥ its high fence, or the
+        // keys below its low fence.
+        format.stageKeyFrom(heap.i32, heap.u8, w, reverse ? LOW_REF : HIGH_REF);
+        at = format.stagedKey();
+        open = reverse;
+        state.at = at;
+        state.open = open;
+        if (leaves >= 8) return;
+        c = this.#leafFor(reverse ? TO_BELOW : TO_KEY);
       }
-      state.left = left;
-      const flags = i32[w + C_FLAGS];
-      if (left <= 0 || stopped || (flags & (reverse ? LOW_INF : HIGH_INF)) !== 0) {
-        state.done = true;
-        return;
-      }
-      // Continue from this leaf's fence: the keys ≥ its high fence, or the
-      // keys below its low fence.
-      format.stageKeyFrom(i32, u8, w, reverse ? LOW_REF : HIGH_REF);
-      state.at = format.stagedKey();
-      state.open = reverse;
     } finally {
       heap.unpin();
     }
   }
 
   /**
+   * The content of the leaf next to `c` (the leaf #leafFor found last, or
+   * its sibling found by this), read through the parent snapshot #leafFor
+   * passed: when its own snapshot's fence meets `c`'s, it is the truth for
+   * the keys right after (or before) `c`'s. 0 when that does not hold.
+   * Pinned.
+   */
+  #sibling(c: number, reverse: boolean): number {
+    const pc = this.#lastParent;
+    if (pc === 0) return 0;
+    const heap = this.#heap, format = this.#format;
+    let i32 = heap.i32;
+    const pw = pc >> 2;
+    const pn = countOf(i32, pw);
+    const index = this.#lastChild + (reverse ? -1 : 1);
+    if (index < 0 || index > pn) return 0;
+    const node = i32[format.childWord(pw, pn, index)];
+    if (node + NODE_BYTES > heap.mappedBytes) heap.ensure(node + NODE_BYTES);
+    i32 = heap.i32;
+    const cc = Atomics.load(i32, (node >> 2) + N_CONTENT);
+    if (cc === 0) return 0;
+    if (cc + 16 > heap.mappedBytes) heap.ensure(cc + 16);
+    i32 = heap.i32;
+    const cw = cc >> 2;
+    if (cc + i32[cw + C_BYTES] > heap.mappedBytes) heap.ensure(cc + i32[cw + C_BYTES]);
+    i32 = heap.i32;
+    const u8 = heap.u8;
+    if (!isLeaf(i32, cw) || (i32[cw + C_FLAGS] & (reverse ? HIGH_INF : LOW_INF)) !== 0) return 0;
+    format.stageKeyFrom(i32, u8, c >> 2, reverse ? LOW_REF : HIGH_REF);
+    if (format.compareStaged(i32, u8, cw, reverse ? HIGH_REF : LOW_REF) !== 0) return 0;
+    this.#lastChild = index;
+    this.#lastLeafNode = node;
+    return cc;
+  }
+
+  /**
    * Calls `fn(key, value)` for the entries within the bounds, in order,
    * until `fn` returns false: the fastest way to scan, with no entry arrays.
-   * `fn` runs with the worker's epoch pinned, one leaf at a time; it may use
-   * the tree. Same bounds and guarantees as {@linkcode BPlusTree.range}.
+   * `fn` runs with the worker's epoch pinned (up to 8 leaves at a time), so
+   * it should be quick; it may use the tree. Same bounds and guarantees as
+   * {@linkcode BPlusTree.range}.
    *
    * @example
    * ```ts
