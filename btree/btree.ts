@@ -212,8 +212,8 @@ class ScanIterator<K, V> implements IterableIterator<[K, V]> {
   readonly #kind: number;
   readonly #state: ScanState<K>;
   readonly #read: (state: ScanState<K>, keys: K[], values: V[]) => void;
-  readonly #keys: K[] = [];
-  readonly #values: V[] = [];
+  #keys: K[] = [];
+  #values: V[] = [];
   #at = 0;
 
   constructor(
@@ -227,26 +227,33 @@ class ScanIterator<K, V> implements IterableIterator<[K, V]> {
   }
 
   next(): IteratorResult<[K, V]> {
-    while (this.#at >= this.#keys.length) {
-      if (this.#state.done) return { value: undefined, done: true };
-      this.#keys.length = 0;
-      this.#values.length = 0;
+    let i = this.#at;
+    if (i >= this.#keys.length) {
+      if (!this.#refill()) return { value: undefined, done: true };
+      i = 0;
+    }
+    this.#at = i + 1;
+    const kind = this.#kind;
+    if (kind === ENTRIES) return { value: [this.#keys[i], this.#values[i]], done: false };
+    return { value: (kind === KEYS ? this.#keys[i] : this.#values[i]) as [K, V], done: false };
+  }
+
+  /** Reads the next leaves; false at the end. Fresh arrays each time keep them packed. */
+  #refill(): boolean {
+    for (;;) {
+      if (this.#state.done) return false;
+      this.#keys = [];
+      this.#values = [];
       this.#at = 0;
       this.#read(this.#state, this.#keys, this.#values);
+      if (this.#keys.length > 0) return true;
     }
-    const i = this.#at++;
-    const kind = this.#kind;
-    const value = kind === ENTRIES
-      ? [this.#keys[i], this.#values[i]]
-      : kind === KEYS
-      ? this.#keys[i]
-      : this.#values[i];
-    return { value: value as [K, V], done: false };
   }
 
   return(): IteratorResult<[K, V]> {
     this.#state.done = true;
-    this.#keys.length = 0;
+    this.#keys = [];
+    this.#at = 0;
     return { value: undefined, done: true };
   }
 
