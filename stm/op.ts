@@ -108,7 +108,14 @@ const order: number[] = [];
  * console.assert(a.get() === 10 && b.get() === 52);
  * ```
  */
-export const Op = {
+export const Op: {
+  /** An entry that requires `loc` to hold `expected` and sets it to `desired`. */
+  cas(loc: Loc, expected: number, desired: number): OpEntry;
+  /** An entry that only requires `loc` to hold `expected`. */
+  cmp(loc: Loc, expected: number): OpEntry;
+  /** Performs `entries` atomically; false, changing nothing, on a mismatch. */
+  atomically(entries: readonly OpEntry[], options?: AtomicallyOptions): boolean;
+} = {
   /**
    * An entry that requires `loc` to hold `expected` and sets it to
    * `desired`. Throws `TypeError`/`RangeError` for values the location

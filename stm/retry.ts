@@ -80,7 +80,14 @@ export function isRetry(e: unknown): boolean {
  * console.assert(left === 0);
  * ```
  */
-export const Retry = {
+export const Retry: {
+  /** Abandons the attempt and blocks until something it read changes. */
+  later(): never;
+  /** `Retry.later()` when `condition` is false. */
+  unless(condition: boolean): void;
+  /** Abandons the attempt and runs the transaction again at once. */
+  invalid(): never;
+} = {
   /**
    * Abandons the current attempt and blocks until one of the locations the
    * transaction has read so far is changed by another commit, then runs the
@@ -99,4 +106,4 @@ export const Retry = {
   invalid(): never {
     throw Invalid;
   },
-} as const;
+};
