@@ -1119,15 +1119,17 @@ export class SharedHeap implements Disposable {
         }`,
       );
     }
-    this.ensure(ptr + 1);
+    if (ptr >= this.mappedBytes) this.ensure(ptr + 1);
     const i32 = this.i32;
-    let d = this.#descBase + (ptr >>> PAGE_SHIFT) * DESC_WORDS;
+    let page = ptr >>> PAGE_SHIFT;
+    let d = this.#descBase + page * DESC_WORDS;
     if (stateKind(i32[d + D_STATE]) === K_INTERIOR) {
-      d = this.#descBase + i32[d + D_OWNER] * DESC_WORDS;
+      page = i32[d + D_OWNER];
+      d = this.#descBase + page * DESC_WORDS;
     }
     const state = i32[d + D_STATE];
     const kind = stateKind(state);
-    const start = ((d - this.#descBase) / DESC_WORDS) << PAGE_SHIFT;
+    const start = page << PAGE_SHIFT;
     const bad = kind === K_SMALL
       ? (ptr - start) % CLASS_SIZE[stateClass(state)] !== 0 ||
         ptr - start >= (i32[d + D_BUMP] & ~IN_FULL_LIST)
