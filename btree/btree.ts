@@ -211,23 +211,50 @@ const VALUES = 2;
 class ScanIterator<K, V> implements IterableIterator<[K, V]> {
   readonly #kind: number;
   readonly #state: ScanState<K>;
-  readonly #read: (state: ScanState<K>, keys: K[], values: V[]) => void;
+  readonly #read: (state: ScanState<K>, keys: K[], values: V[], ints?: IntBatch) => void;
   #keys: K[] = [];
   #values: V[] = [];
   #at = 0;
+  /** For i32/u32 entries: raw words instead of JS arrays. */
+  readonly #ints: IntBatch | undefined;
+  readonly #keyFlip: number;
+  readonly #unsignedValues: boolean;
 
   constructor(
     kind: number,
     state: ScanState<K>,
-    read: (state: ScanState<K>, keys: K[], values: V[]) => void,
+    read: (state: ScanState<K>, keys: K[], values: V[], ints?: IntBatch) => void,
+    intEntries: number,
+    leafCapacity: number,
   ) {
     this.#kind = kind;
     this.#state = state;
     this.#read = read;
+    this.#ints = intEntries === 0 ? undefined : {
+      keys: new Int32Array(8 * leafCapacity),
+      values: new Int32Array(8 * leafCapacity),
+      count: 0,
+    };
+    this.#keyFlip = intEntries & 1 ? 0 : SIGN_BIT;
+    this.#unsignedValues = (intEntries & 4) !== 0;
   }
 
   next(): IteratorResult<[K, V]> {
     let i = this.#at;
+    const ints = this.#ints;
+    if (ints !== undefined) {
+      if (i >= ints.count) {
+        if (!this.#refill()) return { value: undefined, done: true };
+        i = 0;
+      }
+      this.#at = i + 1;
+      const flip = this.#keyFlip;
+      const k = flip === 0 ? ints.keys[i] : (ints.keys[i] ^ flip) >>> 0;
+      const v = this.#unsignedValues ? ints.values[i] >>> 0 : ints.values[i];
+      const kind = this.#kind;
+      if (kind === ENTRIES) return { value: [k as K, v as V], done: false };
+      return { value: (kind === KEYS ? k : v) as unknown as [K, V], done: false };
+    }
     if (i >= this.#keys.length) {
       if (!this.#refill()) return { value: undefined, done: true };
       i = 0;
@@ -242,9 +269,16 @@ class ScanIterator<K, V> implements IterableIterator<[K, V]> {
   #refill(): boolean {
     for (;;) {
       if (this.#state.done) return false;
+      this.#at = 0;
+      const ints = this.#ints;
+      if (ints !== undefined) {
+        ints.count = 0;
+        this.#read(this.#state, this.#keys, this.#values, ints);
+        if (ints.count > 0) return true;
+        continue;
+      }
       this.#keys = [];
       this.#values = [];
-      this.#at = 0;
       this.#read(this.#state, this.#keys, this.#values);
       if (this.#keys.length > 0) return true;
     }
@@ -253,6 +287,7 @@ class ScanIterator<K, V> implements IterableIterator<[K, V]> {
   return(): IteratorResult<[K, V]> {
     this.#state.done = true;
     this.#keys = [];
+    if (this.#ints !== undefined) this.#ints.count = 0;
     this.#at = 0;
     return { value: undefined, done: true };
   }
@@ -260,6 +295,13 @@ class ScanIterator<K, V> implements IterableIterator<[K, V]> {
   [Symbol.iterator](): this {
     return this;
   }
+}
+
+/** Raw i32 words of a scan batch. */
+interface IntBatch {
+  readonly keys: Int32Array;
+  readonly values: Int32Array;
+  count: number;
 }
 
 /** What a write returns when there was no value. */
@@ -1699,7 +1741,9 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return new ScanIterator(
       kind,
       state,
-      (st, keys, values) => this.#scanLeaf(st, undefined, keys, values),
+      (st, keys, values, ints) => this.#scanLeaf(st, undefined, keys, values, ints),
+      this.#format.intEntries,
+      this.#leafCapacity,
     );
   }
 
@@ -1737,6 +1781,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     emit: ((key: K, value: V) => unknown) | undefined,
     keysOut?: K[],
     valuesOut?: V[],
+    ints?: IntBatch,
   ): void {
     const heap = this.#heap, format = this.#format;
     const reverse = state.reverse;
@@ -1783,6 +1828,16 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
           const keyFlip = format.intEntries & 1 ? 0 : SIGN_BIT;
           const unsignedKeys = keyFlip !== 0, unsignedValues = (format.intEntries & 4) !== 0;
           const step = reverse ? -1 : 1;
+          if (ints !== undefined) {
+            // Raw words; the iterator decodes them.
+            const kb = ints.keys, vb = ints.values;
+            let at = ints.count;
+            for (; (reverse ? i > end : i < end) && left > 0; i += step, left--, at++) {
+              kb[at] = i32[keys + i];
+              vb[at] = i32[values + i];
+            }
+            ints.count = at;
+          }
           for (; (reverse ? i > end : i < end) && left > 0; i += step, left--) {
             const k = unsignedKeys ? (i32[keys + i] ^ keyFlip) >>> 0 : i32[keys + i];
             const v = unsignedValues ? i32[values + i] >>> 0 : i32[values + i];
