@@ -208,6 +208,7 @@ export function attachRecords(args: RecordArgs): RecordObjects {
 export const RECORD_READS = [
   "RwLock acquireRead, plain reads, releaseRead",
   "SeqLock.read(fn), Atomics loads",
+  "SeqLock readBegin/readRetry, Atomics loads",
   "SeqCell.readInto(target)",
   "SeqCell.read()",
   "HybridLatch.read(fn), Atomics loads",
@@ -259,6 +260,22 @@ export function recordReaders(o: RecordObjects): Record<RecordRead, (ops: number
       let torn = 0;
       for (let i = 0; i < ops; i++) {
         seqLock.read(readSeqLock);
+        if (b - a !== 1 || c - a !== 2 || d - a !== 3) torn++;
+      }
+      return torn;
+    },
+    "SeqLock readBegin/readRetry, Atomics loads": (ops) => {
+      let torn = 0;
+      for (let i = 0; i < ops; i++) {
+        let a, b, c, d;
+        do {
+          const stamp = seqLock.readBegin();
+          a = Atomics.load(sd, 0);
+          b = Atomics.load(sd, 1);
+          c = Atomics.load(sd, 2);
+          d = Atomics.load(sd, 3);
+          if (!seqLock.readRetry(stamp)) break;
+        } while (true);
         if (b - a !== 1 || c - a !== 2 || d - a !== 3) torn++;
       }
       return torn;
@@ -340,6 +357,14 @@ export function recordWriters(o: RecordObjects): Record<RecordRead, (v: number) 
       rwLock.releaseWrite();
     },
     "SeqLock.read(fn), Atomics loads": (v) => {
+      seqLock.beginWrite();
+      Atomics.store(sd, 0, v);
+      Atomics.store(sd, 1, v + 1);
+      Atomics.store(sd, 2, v + 2);
+      Atomics.store(sd, 3, v + 3);
+      seqLock.endWrite();
+    },
+    "SeqLock readBegin/readRetry, Atomics loads": (v) => {
       seqLock.beginWrite();
       Atomics.store(sd, 0, v);
       Atomics.store(sd, 1, v + 1);
