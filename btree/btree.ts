@@ -762,10 +762,19 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         }
         if ((i32[w + C_FLAGS] & (first ? HIGH_INF : LOW_INF)) !== 0) return undefined;
         // The edge leaf is empty but not the only one (a merge has not
-        // happened yet): walk on, then check that the edge leaf did not change
-        // meanwhile. Pinned, a replaced content block is never reused, so an
-        // unchanged pointer means unchanged content.
-        const edgeNode = this.#lastLeafNode;
+        // happened yet): walk on, then check that every empty leaf passed
+        // did not change meanwhile, so that all of them were empty at one
+        // instant together with the snapshot that answers. Pinned, a
+        // replaced content block is never reused, so an unchanged pointer
+        // means unchanged content.
+        const nodes = [this.#lastLeafNode], contents = [c];
+        const unchanged = (): boolean => {
+          const now = heap.i32;
+          for (let k = 0; k < nodes.length; k++) {
+            if (Atomics.load(now, (nodes[k] >> 2) + N_CONTENT) !== contents[k]) return false;
+          }
+          return true;
+        };
         for (;;) {
           format.stageKeyFrom(i32, u8, w, first ? HIGH_REF : LOW_REF);
           const next = this.#leafFor(first ? TO_KEY : TO_BELOW);
@@ -774,14 +783,16 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
           w = next >> 2;
           const n = countOf(i32, w);
           if (n > 0) {
-            if (Atomics.load(i32, (edgeNode >> 2) + N_CONTENT) !== c) break;
+            if (!unchanged()) break;
             const i = first ? 0 : n - 1;
             return [format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)];
           }
           if ((i32[w + C_FLAGS] & (first ? HIGH_INF : LOW_INF)) !== 0) {
-            if (Atomics.load(i32, (edgeNode >> 2) + N_CONTENT) !== c) break;
+            if (!unchanged()) break;
             return undefined;
           }
+          nodes.push(this.#lastLeafNode);
+          contents.push(next);
         }
       }
     } finally {
