@@ -144,8 +144,8 @@ export function addValue(code: number, old: number, delta: unknown, what: string
  * are lock-free, except that a commit still installing its entries is given
  * a short spin before it is aborted.
  *
- * A Loc lives as long as its heap. All Locs of one heap belong to that
- * heap's STM domain (created by the first `Loc.make`, so create one before
+ * A Loc lives as long as its heap, or until {@linkcode Loc.free}. All
+ * Locs of one heap belong to that heap's STM domain (created by the first `Loc.make`, so create one before
  * several workers create Locs at once), and one transaction may only use
  * Locs of one heap.
  *
@@ -609,6 +609,47 @@ export class Loc {
       for (let i = 0; i < backoff; i++) pause();
     }
     return Xt.commit((xt) => xt.update(this, fn), options);
+  }
+
+  /**
+   * Gives the location's memory (its block and its current value cell) back
+   * to the heap through epochs: it is freed once every worker pinned now
+   * (every transaction in flight, say) has unpinned, so those may still read
+   * it safely. The caller promises that no worker will use the Loc after
+   * this call: unlink it from every shared structure in a committed
+   * transaction first, and free it from that transaction's
+   * {@linkcode Xt.postCommit} action (or free a Loc that no other worker
+   * has seen). Using a freed Loc, or freeing it twice, corrupts the heap.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const slot = Loc.make(heap, 0, { kind: "ref" });
+   * const node = Loc.make(heap, 42);
+   * slot.set(node.address);
+   * // Unlink the node, and free it once the unlinking has committed.
+   * Xt.commit((xt) => {
+   *   const old = Loc.fromAddress(heap, xt.exchange(slot, 0));
+   *   xt.postCommit(() => old.free());
+   * });
+   * console.assert(slot.get() === 0);
+   * ```
+   */
+  free(): void {
+    const d = this.d;
+    const heap = d.heap;
+    heap.pin();
+    try {
+      // A commit still in flight on it can only fail (the caller's promise);
+      // its cleanup puts back the cell resolved here.
+      const cell = d.resolve(this.w);
+      heap.retire(cell);
+      heap.retire(this.a);
+    } finally {
+      heap.unpin();
+    }
   }
 
   /**

@@ -119,7 +119,8 @@
  * - A transaction blocked in `Retry.later()` inside an outer `heap.pin()`
  *   (or inside another transaction) stays pinned while parked, which holds
  *   back memory reclamation for every worker.
- * - A Loc lives as long as its heap (no `free` yet).
+ * - A Loc lives as long as its heap, unless `loc.free()` gives it back
+ *   (after it has been unlinked from every structure that reached it).
  * - The commit counter is one shared word that every committing worker
  *   bumps: it caps write scaling across many workers.
  * - A worker that dies right after winning a status CAS, before it

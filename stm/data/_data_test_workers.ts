@@ -7,10 +7,17 @@
 import {
   Accumulator,
   type AccumulatorHandle,
+  Dllist,
+  type DllistHandle,
+  type DllistNode,
+  Hashtbl,
+  type HashtblHandle,
   Mvar,
   type MvarHandle,
   Queue,
   type QueueHandle,
+  Stack,
+  type StackHandle,
 } from "./mod.ts";
 import { Loc, type LocHandle, Xt } from "../mod.ts";
 import type { WorkerContext } from "../../testing/harness.ts";
@@ -79,4 +86,164 @@ export async function pipeline(ctx: WorkerContext<PipelineArgs>): Promise<number
     sum.add(v);
   }
   return share;
+}
+
+// ------------------------------------------------- node-based structures
+
+export interface QueueArgs {
+  readonly queue: QueueHandle;
+  readonly producers: number;
+  readonly perProducer: number;
+}
+
+/**
+ * Producers add `index * 1e6 + i` to an unbounded queue; consumers take a
+ * fixed share (sync or async by index) and check that each producer's
+ * numbers arrive in order. Returns what a consumer took.
+ */
+export async function unboundedQueue(ctx: WorkerContext<QueueArgs>): Promise<number[]> {
+  const queue = Queue.attach(ctx.args.queue);
+  const { producers, perProducer } = ctx.args;
+  if (ctx.index < producers) {
+    for (let i = 0; i < perProducer; i++) {
+      if (i % 3 === 0) Xt.commit((xt) => queue.xtAdd(xt, ctx.index * 1e6 + i));
+      else queue.add(ctx.index * 1e6 + i);
+      if ((i & 63) === 0) ctx.checkpoint();
+    }
+    return [];
+  }
+  const consumers = ctx.workers - producers;
+  const c = ctx.index - producers;
+  const total = producers * perProducer;
+  const share = Math.floor(total / consumers) + (c < total % consumers ? 1 : 0);
+  const last = new Array<number>(producers).fill(-1);
+  const taken: number[] = [];
+  for (let i = 0; i < share; i++) {
+    const v = c % 2 === 0
+      ? queue.take({ timeoutMs: 20_000 })
+      : await queue.takeAsync({ timeoutMs: 20_000 });
+    const p = Math.floor(v / 1e6);
+    if (v % 1e6 <= last[p]) throw new Error(`producer ${p}: ${v} after ${last[p]}`);
+    last[p] = v % 1e6;
+    taken.push(v);
+  }
+  return taken;
+}
+
+export interface StackArgs {
+  readonly stack: StackHandle;
+  readonly perWorker: number;
+}
+
+/** Pushes `index * 1e6 + i` and pops at random; returns what it popped. */
+export function unboundedStack(ctx: WorkerContext<StackArgs>): number[] {
+  const stack = Stack.attach(ctx.args.stack);
+  const popped: number[] = [];
+  for (let i = 0; i < ctx.args.perWorker; i++) {
+    stack.push(ctx.index * 1e6 + i);
+    if (ctx.random() < 0.4) {
+      const v = stack.tryPop();
+      if (v !== undefined) popped.push(v);
+    }
+    if (ctx.random() < 0.1) {
+      // Two pops at once, or none.
+      const pair = Xt.commit((xt) => {
+        if (stack.xtLength(xt) < 2) return [];
+        return [stack.xtPop(xt), stack.xtPop(xt)];
+      });
+      popped.push(...pair);
+    }
+    if ((i & 63) === 0) ctx.checkpoint();
+  }
+  return popped;
+}
+
+export interface HashtblArgs {
+  readonly table: HashtblHandle;
+  readonly keys: number;
+  readonly rounds: number;
+}
+
+/**
+ * Sets and removes the keys it owns (`k % workers === index`) at random,
+ * reading other keys meanwhile; returns its own keys' final contents.
+ */
+export function hashtblOwner(ctx: WorkerContext<HashtblArgs>): [number, number][] {
+  const table = Hashtbl.attach(ctx.args.table);
+  const model = new Map<number, number>();
+  const own = (r: number) => {
+    const k = r * ctx.workers + ctx.index;
+    return k;
+  };
+  const perWorker = Math.ceil(ctx.args.keys / ctx.workers);
+  for (let round = 0; round < ctx.args.rounds; round++) {
+    const key = own(ctx.randomInt(perWorker));
+    const roll = ctx.random();
+    // Grow phases and shrink phases, so that the table rehashes both ways.
+    const removing = Math.floor(round / 200) % 2 === 1;
+    if (roll < (removing ? 0.2 : 0.7)) {
+      const value = round;
+      table.set(key, value);
+      model.set(key, value);
+    } else if (roll < 0.95) {
+      const had = model.get(key);
+      if (table.remove(key) !== had) throw new Error(`remove ${key}: expected ${had}`);
+      model.delete(key);
+    } else {
+      // Two own keys at once, plus a read of someone else's.
+      const other = own(ctx.randomInt(perWorker));
+      Xt.commit((xt) => {
+        table.xtSet(xt, key, -1);
+        table.xtSet(xt, other, -2);
+        table.xtGet(xt, key + 1);
+      });
+      model.set(key, -1);
+      model.set(other, -2);
+    }
+    if (table.get(key) !== model.get(key)) throw new Error(`get ${key}`);
+    if ((round & 63) === 0) ctx.checkpoint();
+  }
+  return [...model];
+}
+
+export interface DllistArgs {
+  readonly list: DllistHandle;
+  readonly rounds: number;
+}
+
+/**
+ * Adds nodes to a shared list and moves and removes only its own nodes;
+ * returns the values of its nodes still in the list.
+ */
+export function dllistOwner(ctx: WorkerContext<DllistArgs>): number[] {
+  const list = Dllist.attach(ctx.args.list);
+  const mine: DllistNode[] = [];
+  let next = 0;
+  for (let round = 0; round < ctx.args.rounds; round++) {
+    const roll = ctx.random();
+    if (mine.length === 0 || roll < 0.35) {
+      const value = ctx.index * 1e6 + next++;
+      mine.push(roll < 0.17 ? list.addFirst(value) : list.addLast(value));
+    } else {
+      const i = ctx.randomInt(mine.length);
+      const node = mine[i];
+      if (roll < 0.6) {
+        list.remove(node);
+        mine.splice(i, 1);
+      } else if (roll < 0.8) {
+        list.moveFirst(node);
+      } else if (roll < 0.95) {
+        list.moveLast(node);
+      } else if (mine.length >= 2) {
+        // Swap the ends of two own nodes, atomically.
+        const other = mine[(i + 1) % mine.length];
+        Xt.commit((xt) => {
+          list.xtMoveFirst(xt, other);
+          list.xtMoveLast(xt, node);
+        });
+      }
+    }
+    if ((round & 63) === 0) ctx.checkpoint();
+  }
+  return mine.map((n) => n.value);
 }

@@ -128,7 +128,8 @@ Deno.test("stm/data: handles round-trip and are checked", () => {
   q.add(4);
   assert.equal(Queue.attach(structuredClone(q.handle)).tryTake(), 4);
   const s = Stack.create(heap);
-  assert.equal(Stack.attach(s.handle).capacity, 64);
+  assert.equal(Stack.attach(s.handle).capacity, Infinity);
+  assert.equal(Stack.attach(Stack.create(heap, { capacity: 64 }).handle).capacity, 64);
   const m = Mvar.create(heap, 2);
   assert.equal(Mvar.attach(m.handle).tryPeek(), 2);
   const p = StmPromise.create(heap);

@@ -9,11 +9,21 @@
  * - {@linkcode Mvar}: a synchronizing variable (empty or full).
  * - {@linkcode StmPromise}: a write-once value to await (kcas_data's Promise).
  * - {@linkcode Accumulator}: a sharded counter.
- * - {@linkcode Queue}: a bounded FIFO queue.
- * - {@linkcode Stack}: a bounded LIFO stack.
+ * - {@linkcode Queue}: a FIFO queue, unbounded or bounded.
+ * - {@linkcode Stack}: a LIFO stack, unbounded or bounded.
+ * - {@linkcode Hashtbl}: a hash table from numbers to numbers that rehashes
+ *   as it grows and shrinks.
+ * - {@linkcode Dllist}: a doubly linked list whose nodes can be removed and
+ *   moved between lists.
  *
- * Not yet here: kcas_data's unbounded Queue and Stack, Hashtbl and Dllist,
- * which need nodes allocated and reclaimed inside transactions.
+ * The unbounded structures allocate their nodes inside transactions. What
+ * an attempt allocated is freed again when the attempt does not commit
+ * (fails, blocks, throws, or is rolled back by `Xt.first`/`rollback`): each
+ * allocation is recorded in the attempt's own log through a per-worker
+ * marker Loc, so a committed marker value tells exactly which allocations
+ * took effect. Removed nodes are retired through the heap's epochs after
+ * the commit that unlinked them (`Xt.postCommit`), so transactions still
+ * reading them stay safe.
  *
  * @example
  * ```ts
@@ -38,3 +48,5 @@ export { Mvar, type MvarHandle } from "./mvar.ts";
 export { StmPromise, type StmPromiseHandle } from "./promise.ts";
 export { Queue, type QueueHandle } from "./queue.ts";
 export { Stack, type StackHandle } from "./stack.ts";
+export { Hashtbl, type HashtblHandle } from "./hashtbl.ts";
+export { Dllist, type DllistHandle, DllistNode } from "./dllist.ts";

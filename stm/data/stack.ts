@@ -1,7 +1,15 @@
 /**
- * Stack: a bounded LIFO stack of numbers, an array of Locs with a size;
- * kcas_data's `Stack` with a capacity (pushing onto a full stack waits,
- * like popping from an empty one). Built only on the public Loc/Xt API.
+ * Stack: a LIFO stack of numbers, kcas_data's `Stack`. Built only on the
+ * public Loc/Xt API, in one of two layouts:
+ *
+ * - **unbounded** (the default): one `"ref"` Loc pointing to an immutable
+ *   list of 16-byte nodes `[f64 value, i32 next, i32 count]` (pattern (b):
+ *   filled before the commit that publishes them, never changed). A push
+ *   allocates a node inside the transaction (freed again when the attempt
+ *   does not commit: see `_alloc.ts`); a pop retires the node through the
+ *   heap's epochs after its commit.
+ * - **bounded** (`capacity` given): an array of Locs with a size; pushing
+ *   onto a full stack waits, like popping from an empty one.
  *
  * @module
  */
@@ -9,6 +17,15 @@
 import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import { checkCapacity, checkNumber, placeRecord, readRecord } from "./_record.ts";
+import {
+  commitTracked,
+  commitTrackedAsync,
+  cons,
+  nodeCount,
+  nodeNext,
+  nodeValue,
+  retireAfter,
+} from "./_alloc.ts";
 
 const KIND = "sabre.stm.Stack";
 const TAG = tagOf("SSTK");
@@ -29,7 +46,8 @@ const SLOTS = 1;
 export type StackHandle = SharedHandle<"sabre.stm.Stack">;
 
 /**
- * A bounded LIFO stack of numbers in shared memory. Blocking forms wait
+ * A LIFO stack of numbers in shared memory, unbounded unless created with
+ * a `capacity`. Blocking forms wait
  * with `Atomics.wait` (`…Async` with `waitAsync`) and take
  * `{ timeoutMs }`; `try…` forms never wait; `xt…` forms compose into
  * transactions.
@@ -53,24 +71,38 @@ export class Stack {
   readonly #locs: Loc[];
   readonly #capacity: number;
   readonly #offset: number;
+  readonly #heap: SharedHeap;
+  /** Unbounded: the head Loc; bounded: undefined. */
+  readonly #head: Loc | undefined;
 
-  private constructor(locs: Loc[], offset: number) {
+  private constructor(locs: Loc[], offset: number, bounded: boolean) {
     this.#locs = locs;
-    this.#capacity = locs.length - SLOTS;
+    this.#capacity = bounded ? locs.length - SLOTS : Infinity;
     this.#offset = offset;
+    this.#heap = locs[0].heap;
+    this.#head = bounded ? undefined : locs[0];
   }
 
-  /** Creates an empty stack in `heap` holding up to `options.capacity` numbers (default 64, at most 65536). */
+  /**
+   * Creates an empty stack in `heap`: unbounded by default, or holding up
+   * to `options.capacity` numbers (an integer from 1 to 65536; `Infinity`
+   * means unbounded).
+   */
   static create(heap: SharedHeap, options?: { capacity?: number }): Stack {
-    const capacity = checkCapacity(options?.capacity ?? 64, "Stack", 65536);
+    const wanted = options?.capacity ?? Infinity;
+    if (wanted === Infinity) {
+      const head = Loc.make(heap, 0, { kind: "ref" });
+      return new Stack([head], placeRecord(heap, TAG, [head], 0), false);
+    }
+    const capacity = checkCapacity(wanted, "Stack", 65536);
     const locs = Loc.makeArray(heap, SLOTS + capacity, 0);
-    return new Stack(locs, placeRecord(heap, TAG, locs, capacity));
+    return new Stack(locs, placeRecord(heap, TAG, locs, capacity), true);
   }
 
   /** Rebuilds a stack from its handle; `HandleError` when it names none. */
   static attach(handle: StackHandle): Stack {
-    const { locs, offset } = readRecord(handle, KIND, TAG, "Stack");
-    return new Stack(locs, offset);
+    const { locs, offset, extra } = readRecord(handle, KIND, TAG, "Stack");
+    return new Stack(locs, offset, extra !== 0);
   }
 
   /** The handle to send to other workers. */
@@ -78,19 +110,33 @@ export class Stack {
     return { kind: KIND, version: 1, sab: this.#locs[0].heap.sab, offset: this.#offset };
   }
 
-  /** How many numbers it can hold. */
+  /** How many numbers it can hold (`Infinity` when unbounded). */
   get capacity(): number {
     return this.#capacity;
   }
 
   /** How many numbers it holds now. */
   get length(): number {
-    return this.#locs[SIZE].get();
+    const head = this.#head;
+    if (head === undefined) return this.#locs[SIZE].get();
+    return Xt.commit((xt) => this.xtLength(xt));
+  }
+
+  /** In a transaction: how many numbers it holds. */
+  xtLength(xt: Xt): number {
+    const head = this.#head;
+    if (head === undefined) return xt.get(this.#locs[SIZE]);
+    return nodeCount(this.#heap, xt.get(head));
   }
 
   /** In a transaction: pushes `value` if there is room; returns whether it did. */
   xtTryPush(xt: Xt, value: number): boolean {
     checkNumber(value, "push onto Stack");
+    const head = this.#head;
+    if (head !== undefined) {
+      xt.set(head, cons(this.#heap, xt, value, xt.get(head)));
+      return true;
+    }
     const size = xt.get(this.#locs[SIZE]);
     if (size >= this.#capacity) return false;
     xt.set(this.#locs[SLOTS + size], value);
@@ -105,6 +151,15 @@ export class Stack {
 
   /** In a transaction: pops the top number, or returns undefined when empty. */
   xtTryPop(xt: Xt): number | undefined {
+    const head = this.#head;
+    if (head !== undefined) {
+      const heap = this.#heap;
+      const top = xt.get(head);
+      if (top === 0) return undefined;
+      xt.set(head, nodeNext(heap, top));
+      retireAfter(heap, xt, top);
+      return nodeValue(heap, top);
+    }
     const size = xt.get(this.#locs[SIZE]);
     if (size === 0) return undefined;
     xt.set(this.#locs[SIZE], size - 1);
@@ -119,33 +174,38 @@ export class Stack {
 
   /** In a transaction: the top number without popping it, or undefined. */
   xtTryTop(xt: Xt): number | undefined {
+    const head = this.#head;
+    if (head !== undefined) {
+      const top = xt.get(head);
+      return top === 0 ? undefined : nodeValue(this.#heap, top);
+    }
     const size = xt.get(this.#locs[SIZE]);
     return size === 0 ? undefined : xt.get(this.#locs[SLOTS + size - 1]);
   }
 
   /** Pushes `value`, waiting while full. */
   push(value: number, options?: CommitOptions): void {
-    Xt.commit((xt) => this.xtPush(xt, value), options);
+    commitTracked(this.#heap, (xt) => this.xtPush(xt, value), options);
   }
 
   /** Pushes `value` if there is room; returns whether it did. */
   tryPush(value: number): boolean {
-    return Xt.commit((xt) => this.xtTryPush(xt, value));
+    return commitTracked(this.#heap, (xt) => this.xtTryPush(xt, value));
   }
 
   /** Pops the top number, waiting while empty. */
   pop(options?: CommitOptions): number {
-    return Xt.commit((xt) => this.xtPop(xt), options);
+    return commitTracked(this.#heap, (xt) => this.xtPop(xt), options);
   }
 
   /** Pops the top number, waiting (asynchronously) while empty. */
   popAsync(options?: CommitOptions): Promise<number> {
-    return Xt.commitAsync((xt) => this.xtPop(xt), options);
+    return commitTrackedAsync(this.#heap, (xt) => this.xtPop(xt), options);
   }
 
   /** Pops the top number, or returns undefined when empty. */
   tryPop(): number | undefined {
-    return Xt.commit((xt) => this.xtTryPop(xt));
+    return commitTracked(this.#heap, (xt) => this.xtTryPop(xt));
   }
 
   /** The top number without popping it, or undefined when empty. */

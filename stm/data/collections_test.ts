@@ -1,0 +1,270 @@
+/**
+ * Single-thread tests of the node-based stm/data structures: unbounded
+ * Queue and Stack, Hashtbl and Dllist against plain models (fast-check),
+ * composition, and memory: what aborted, blocked, thrown or rolled-back
+ * attempts allocated is freed, and removed nodes are reclaimed.
+ */
+
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { Dllist, type DllistNode, Hashtbl, Queue, Stack } from "./mod.ts";
+import { Retry, Xt } from "../mod.ts";
+import { SharedHeap, TimeoutError } from "../../memory/mod.ts";
+
+const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
+
+/** Blocks in use that are not waiting in a retire list, after reclamation. */
+function inUse(heap: SharedHeap): number {
+  for (let i = 0; i < 4; i++) heap.collect();
+  const s = heap.stats();
+  return s.liveBlocks - s.retiredBlocks;
+}
+
+Deno.test("unbounded Queue and Stack: random operations match an array", () => {
+  const heap = SharedHeap.create();
+  fc.assert(
+    fc.property(
+      fc.array(fc.oneof(fc.double(), fc.constant(null), fc.constant(undefined)), {
+        maxLength: 120,
+      }),
+      (ops) => {
+        const queue = Queue.create(heap);
+        const stack = Stack.create(heap);
+        const fifo: number[] = [];
+        const lifo: number[] = [];
+        for (const op of ops) {
+          if (op === null) {
+            assert.equal(queue.tryTake(), fifo.shift());
+            assert.equal(stack.tryPop(), lifo.pop());
+          } else if (op === undefined) {
+            // Two adds and a take in one transaction.
+            Xt.commit((xt) => {
+              queue.xtAdd(xt, 1);
+              queue.xtAdd(xt, 2);
+              stack.xtPush(xt, 3);
+              assert.equal(queue.xtTryTake(xt), fifo.length > 0 ? fifo[0] : 1);
+            });
+            fifo.push(1, 2);
+            fifo.shift();
+            lifo.push(3);
+          } else {
+            assert.ok(queue.tryAdd(op));
+            fifo.push(op);
+            stack.push(op);
+            lifo.push(op);
+          }
+          assert.equal(queue.length, fifo.length);
+          assert.equal(stack.length, lifo.length);
+          assert.equal(queue.tryPeek(), fifo[0]);
+          assert.equal(stack.tryTop(), lifo.at(-1));
+        }
+        assert.equal(queue.capacity, Infinity);
+      },
+    ),
+    { numRuns: 100 * STRESS },
+  );
+});
+
+Deno.test("Hashtbl: random operations match a Map, through growth and shrinking", () => {
+  const heap = SharedHeap.create();
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.tuple(
+          fc.constantFrom("set", "set", "remove", "get"),
+          fc.oneof(fc.integer({ min: -40, max: 40 }), fc.constantFrom(NaN, -0, 0.5)),
+          fc.double(),
+        ),
+        { maxLength: 300 },
+      ),
+      (ops) => {
+        const table = Hashtbl.create(heap, { capacity: 2 });
+        const model = new Map<number, number>();
+        for (const [op, key, value] of ops) {
+          if (op === "set") {
+            table.set(key, value);
+            model.set(key, value);
+          } else if (op === "remove") {
+            assert.ok(Object.is(table.remove(key), model.get(key)));
+            model.delete(key);
+          } else {
+            assert.ok(Object.is(table.get(key), model.get(key)));
+            assert.equal(table.has(key), model.has(key));
+          }
+          assert.equal(table.length, model.size);
+        }
+        const entries = table.entries();
+        assert.equal(entries.length, model.size);
+        for (const [k, v] of entries) assert.ok(Object.is(model.get(k), v));
+        // Load stays bounded: the table grew with its contents.
+        assert.ok(table.capacity * 2 >= model.size, `capacity ${table.capacity}`);
+      },
+    ),
+    { numRuns: 60 * STRESS },
+  );
+});
+
+Deno.test("Hashtbl: grows and shrinks back, and reclaims its memory", () => {
+  const heap = SharedHeap.create();
+  const table = Hashtbl.create(heap, { capacity: 4 });
+  table.set(-1, -1);
+  table.remove(-1);
+  const before = inUse(heap);
+  for (let i = 0; i < 1000; i++) table.set(i, i * 2);
+  assert.ok(table.capacity >= 512, `grew to ${table.capacity}`);
+  assert.equal(Hashtbl.attach(table.handle).get(999), 1998);
+  for (let i = 0; i < 1000; i++) assert.equal(table.remove(i), i * 2);
+  assert.equal(table.length, 0);
+  assert.ok(table.capacity <= 8, `shrank to ${table.capacity}`);
+  table.set(-1, -1);
+  table.remove(-1);
+  // Extra buckets (a Loc and its cell each) when it stopped shrinking above 4.
+  const slack = 2 * (table.capacity - 4) + 2;
+  assert.ok(inUse(heap) - before <= slack, `${inUse(heap) - before} blocks left over`);
+});
+
+Deno.test("Dllist: random adds, takes, moves and removes match an array", () => {
+  const heap = SharedHeap.create();
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 7 }), fc.nat(), fc.integer({ min: 0, max: 1 })), {
+        maxLength: 80,
+      }),
+      (ops) => {
+        const lists = [Dllist.create(heap), Dllist.create(heap)];
+        const models: DllistNode[][] = [[], []];
+        let next = 0;
+        for (const [op, pick, which] of ops) {
+          const list = lists[which];
+          const model = models[which];
+          const all = [...models[0], ...models[1]];
+          const node = all.length > 0 ? all[pick % all.length] : undefined;
+          const detach = (n: DllistNode) => {
+            for (const m of models) {
+              const i = m.indexOf(n);
+              if (i >= 0) m.splice(i, 1);
+            }
+          };
+          switch (op) {
+            case 0:
+              model.unshift(list.addFirst(next++));
+              break;
+            case 1:
+              model.push(list.addLast(next++));
+              break;
+            case 2:
+              assert.equal(list.tryTakeFirst(), model.shift()?.value);
+              break;
+            case 3:
+              assert.equal(list.tryTakeLast(), model.pop()?.value);
+              break;
+            case 4:
+              if (node === undefined) break;
+              list.remove(node);
+              detach(node);
+              break;
+            case 5:
+              if (node === undefined) break;
+              list.moveFirst(node);
+              detach(node);
+              model.unshift(node);
+              break;
+            case 6:
+              if (node === undefined) break;
+              list.moveLast(node);
+              detach(node);
+              model.push(node);
+              break;
+            case 7:
+              if (node === undefined) break;
+              assert.equal(list.nodeAt(node.address).value, node.value);
+              break;
+          }
+          for (let i = 0; i < 2; i++) {
+            assert.deepEqual(lists[i].toArray(), models[i].map((n) => n.value));
+            assert.equal(lists[i].isEmpty(), models[i].length === 0);
+          }
+        }
+      },
+    ),
+    { numRuns: 100 * STRESS },
+  );
+});
+
+Deno.test("unbounded structures: blocking forms wait, time out, and are woken", async () => {
+  const heap = SharedHeap.create();
+  const queue = Queue.create(heap);
+  const stack = Stack.create(heap);
+  const list = Dllist.create(heap);
+  assert.throws(() => queue.take({ timeoutMs: 10 }), TimeoutError);
+  assert.throws(() => stack.pop({ timeoutMs: 10 }), TimeoutError);
+  assert.throws(() => list.takeLast({ timeoutMs: 10 }), TimeoutError);
+  const taking = queue.takeAsync({ timeoutMs: 5000 });
+  const popping = stack.popAsync({ timeoutMs: 5000 });
+  setTimeout(() => {
+    queue.add(5);
+    stack.push(6);
+  }, 10);
+  assert.equal(await taking, 5);
+  assert.equal(await popping, 6);
+  list.addFirst(1);
+  assert.equal(list.takeLast(), 1);
+});
+
+Deno.test("allocations of attempts that do not commit are freed; removed nodes are reclaimed", () => {
+  const heap = SharedHeap.create();
+  const queue = Queue.create(heap);
+  const stack = Stack.create(heap);
+  const table = Hashtbl.create(heap);
+  const list = Dllist.create(heap);
+  const round = () => {
+    // Thrown after allocating: nothing commits.
+    assert.throws(() =>
+      Xt.commit((xt) => {
+        queue.xtAdd(xt, 1);
+        stack.xtPush(xt, 1);
+        table.xtSet(xt, 1, 1);
+        list.xtAddLast(xt, 1);
+        throw new Error("no");
+      }), /no/);
+    // A rolled-back alternative that allocated, then one that commits.
+    Xt.commit(Xt.first([
+      (xt: Xt) => {
+        stack.xtPush(xt, 2);
+        list.xtAddFirst(xt, 2);
+        table.xtSet(xt, 2, 2);
+        Retry.later();
+      },
+      (xt: Xt) => {
+        queue.xtAdd(xt, 3);
+        stack.xtPush(xt, 3);
+      },
+    ]));
+    // Rollback inside one attempt, after an earlier allocation that stays.
+    Xt.commit((xt) => {
+      list.xtAddLast(xt, 4);
+      const snap = xt.snapshot();
+      list.xtAddLast(xt, 5);
+      queue.xtAdd(xt, 5);
+      xt.rollback(snap);
+    });
+    // Blocked, then timed out, after allocating.
+    assert.throws(
+      () =>
+        Xt.commit((xt) => {
+          stack.xtPush(xt, 6);
+          Retry.later();
+        }, { timeoutMs: 1 }),
+      TimeoutError,
+    );
+    assert.equal(queue.tryTake(), 3);
+    assert.equal(stack.tryPop(), 3);
+    assert.equal(list.tryTakeFirst(), 4);
+    assert.ok(queue.tryTake() === undefined && stack.tryPop() === undefined);
+    assert.ok(list.isEmpty() && table.length === 0);
+  };
+  round();
+  const before = inUse(heap);
+  for (let i = 0; i < 50; i++) round();
+  assert.ok(inUse(heap) - before <= 8, `${inUse(heap) - before} blocks leaked`);
+});

@@ -1,0 +1,392 @@
+/**
+ * Hashtbl: a hash table from numbers to numbers, kcas_data's `Hashtbl`
+ * (and the rehashable table of kcas's tour), built only on the public
+ * Loc/Xt API.
+ *
+ * ## Layout and memory-model patterns
+ *
+ * - Three Locs: `size` (i32), `pending` (i32: 0, or the capacity of a
+ *   rehash to do), `data` (ref to the bucket table).
+ * - Bucket table: an immutable block `[capacity, 0, f64 uid, loc x
+ *   capacity]` naming one `"ref"` Loc per bucket: pattern (b), filled
+ *   before the commit that publishes it through `data`, retired (with its
+ *   bucket Locs) after the commit that replaces it.
+ * - Each bucket Loc points to an immutable chain of 24-byte entries
+ *   `[f64 key, f64 value, i32 next]`: pattern (b). Changing a chain copies
+ *   the entries before the one changed; the replaced ones are retired
+ *   through epochs after the commit.
+ *
+ * Keys compare by SameValueZero (NaN is one key, -0 and 0 are one key).
+ *
+ * **Rehashing** follows the tour: a mutator that finds the table too full
+ * (more than 2 entries per bucket) or too empty (fewer than 1 per 8
+ * buckets, down to the initial capacity) first marks `pending` in a quick
+ * commit of its own (when `pending` is not yet in its log), and then every
+ * mutator that sees `pending` does the rehash inside its transaction; one
+ * of them wins, the others re-run. Lookups never rehash.
+ *
+ * @module
+ */
+
+import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
+import { type CommitOptions, Loc, Xt } from "../mod.ts";
+import { checkCapacity, checkNumber, placeRecord, readRecord } from "./_record.ts";
+import { allocIn, commitTracked, makeLocIn, retireAfter } from "./_alloc.ts";
+
+const KIND = "sabre.stm.Hashtbl";
+const TAG = tagOf("SHTB");
+const SIZE = 0;
+const PENDING = 1;
+const DATA = 2;
+const ENTRY_BYTES = 24;
+const T_HEADER = 16;
+
+const scratch = new Float64Array(1);
+const scratchWords = new Int32Array(scratch.buffer);
+
+function hashOf(key: number): number {
+  if (key === 0 || key !== key) key = key === 0 ? 0 : NaN;
+  scratch[0] = key;
+  let h = Math.imul(scratchWords[0] ^ 0x27d4eb2f, 0x85ebca6b) ^ scratchWords[1];
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+function sameKey(a: number, b: number): boolean {
+  return a === b || (a !== a && b !== b);
+}
+
+/**
+ * Handle of a {@linkcode Hashtbl}.
+ *
+ * @example
+ * ```ts
+ * import { Hashtbl, type HashtblHandle } from "@sabre/sabre/stm/data";
+ * import { SharedHeap } from "@sabre/sabre";
+ * const table = Hashtbl.create(SharedHeap.create());
+ * table.set(1, 2);
+ * const handle: HashtblHandle = table.handle;
+ * console.assert(Hashtbl.attach(handle).get(1) === 2);
+ * ```
+ */
+export type HashtblHandle = SharedHandle<"sabre.stm.Hashtbl">;
+
+/**
+ * A hash table from numbers to numbers in shared memory, with direct forms
+ * (each one transaction) and `xt…` forms that compose into larger
+ * transactions. It grows and shrinks by rehashing (see the module notes).
+ * Lookups that find nothing commit nothing and never block others.
+ *
+ * @example
+ * ```ts
+ * import { Hashtbl } from "@sabre/sabre/stm/data";
+ * import { Xt } from "@sabre/sabre";
+ * import { SharedHeap } from "@sabre/sabre";
+ *
+ * const heap = SharedHeap.create();
+ * const stock = Hashtbl.create(heap);
+ * stock.set(101, 5);
+ * stock.set(42, 0);
+ * // Move one unit from item 101 to item 42, atomically.
+ * Xt.commit((xt) => {
+ *   stock.xtSet(xt, 101, stock.xtGet(xt, 101)! - 1);
+ *   stock.xtSet(xt, 42, (stock.xtGet(xt, 42) ?? 0) + 1);
+ * });
+ * console.assert(stock.get(101) === 4 && stock.get(42) === 1 && stock.length === 2);
+ * console.assert(stock.remove(42) === 1 && !stock.has(42));
+ * ```
+ */
+export class Hashtbl {
+  readonly #heap: SharedHeap;
+  readonly #size: Loc;
+  readonly #pending: Loc;
+  readonly #data: Loc;
+  readonly #minCapacity: number;
+  readonly #offset: number;
+  /** Bucket Locs of the last table seen, by its uid (a table block never changes). */
+  #cacheUid = -1;
+  #cache: (Loc | undefined)[] = [];
+
+  private constructor(locs: Loc[], minCapacity: number, offset: number) {
+    this.#heap = locs[0].heap;
+    this.#size = locs[SIZE];
+    this.#pending = locs[PENDING];
+    this.#data = locs[DATA];
+    this.#minCapacity = minCapacity;
+    this.#offset = offset;
+  }
+
+  /**
+   * Creates an empty table in `heap` with `options.capacity` buckets
+   * (default 8; a power of two from 1 to 2^20), which is also the least it
+   * shrinks to.
+   */
+  static create(heap: SharedHeap, options?: { capacity?: number }): Hashtbl {
+    const capacity = checkCapacity(options?.capacity ?? 8, "Hashtbl", 1 << 20);
+    if ((capacity & (capacity - 1)) !== 0) {
+      throw new RangeError(
+        `Cannot create Hashtbl as 'capacity' must be a power of two: current value is ${capacity}`,
+      );
+    }
+    const block = heap.allocate(T_HEADER + 4 * capacity);
+    const buckets = Loc.makeArray(heap, capacity, 0, { kind: "ref" });
+    fillTable(heap, block, buckets.map((b) => b.address));
+    const size = Loc.make(heap, 0, { kind: "i32" });
+    const pending = Loc.make(heap, 0, { kind: "i32" });
+    const data = Loc.make(heap, block, { kind: "ref" });
+    const locs = [size, pending, data];
+    return new Hashtbl(locs, capacity, placeRecord(heap, TAG, locs, capacity));
+  }
+
+  /** Rebuilds a table from its handle; `HandleError` when it names none. */
+  static attach(handle: HashtblHandle): Hashtbl {
+    const { locs, offset, extra } = readRecord(handle, KIND, TAG, "Hashtbl");
+    return new Hashtbl(locs, extra, offset);
+  }
+
+  /** The handle to send to other workers. */
+  get handle(): HashtblHandle {
+    return { kind: KIND, version: 1, sab: this.#heap.sab, offset: this.#offset };
+  }
+
+  /** How many keys it holds. */
+  get length(): number {
+    return this.#size.get();
+  }
+
+  /** How many buckets it has now (changes when it rehashes). */
+  get capacity(): number {
+    return Xt.commit((xt) => this.#capacityOf(xt.get(this.#data)));
+  }
+
+  // ------------------------------------------------------------- xt forms
+
+  /** In a transaction: how many keys it holds. */
+  xtLength(xt: Xt): number {
+    return xt.get(this.#size);
+  }
+
+  /** In a transaction: the value of `key`, or undefined. */
+  xtGet(xt: Xt, key: number): number | undefined {
+    checkNumber(key, "get from Hashtbl");
+    const heap = this.#heap;
+    for (let p = xt.get(this.#bucket(xt, key)); p !== 0; p = entryNext(heap, p)) {
+      if (sameKey(entryKey(heap, p), key)) return entryValue(heap, p);
+    }
+    return undefined;
+  }
+
+  /** In a transaction: whether it holds `key`. */
+  xtHas(xt: Xt, key: number): boolean {
+    return this.xtGet(xt, key) !== undefined;
+  }
+
+  /** In a transaction: sets the value of `key` (adding it when absent). */
+  xtSet(xt: Xt, key: number, value: number): void {
+    checkNumber(key, "set in Hashtbl");
+    checkNumber(value, "set in Hashtbl");
+    this.#maybeRehash(xt, 1);
+    const heap = this.#heap;
+    const bucket = this.#bucket(xt, key);
+    const chain = xt.get(bucket);
+    const before: number[] = [];
+    for (let p = chain; p !== 0; p = entryNext(heap, p)) {
+      if (sameKey(entryKey(heap, p), key)) {
+        if (Object.is(entryValue(heap, p), value)) return;
+        const rest = newEntry(heap, xt, key, value, entryNext(heap, p));
+        xt.set(bucket, this.#copy(xt, before, rest));
+        retireAfter(heap, xt, p);
+        return;
+      }
+      before.push(p);
+    }
+    xt.set(bucket, newEntry(heap, xt, key, value, chain));
+    xt.incr(this.#size);
+  }
+
+  /** In a transaction: removes `key`; returns its value, or undefined when absent. */
+  xtRemove(xt: Xt, key: number): number | undefined {
+    checkNumber(key, "remove from Hashtbl");
+    if (this.xtGet(xt, key) === undefined) return undefined;
+    this.#maybeRehash(xt, -1);
+    const heap = this.#heap;
+    const bucket = this.#bucket(xt, key);
+    const before: number[] = [];
+    for (let p = xt.get(bucket); p !== 0; p = entryNext(heap, p)) {
+      if (sameKey(entryKey(heap, p), key)) {
+        const value = entryValue(heap, p);
+        xt.set(bucket, this.#copy(xt, before, entryNext(heap, p)));
+        retireAfter(heap, xt, p);
+        xt.decr(this.#size);
+        return value;
+      }
+      before.push(p);
+    }
+    return undefined; // unreachable: xtGet found it in the same snapshot
+  }
+
+  /** In a transaction: every `[key, value]`, in no particular order. */
+  xtEntries(xt: Xt): [number, number][] {
+    const heap = this.#heap;
+    const table = xt.get(this.#data);
+    const capacity = this.#capacityOf(table);
+    const out: [number, number][] = [];
+    for (let i = 0; i < capacity; i++) {
+      for (let p = xt.get(this.#bucketLoc(table, i)); p !== 0; p = entryNext(heap, p)) {
+        out.push([entryKey(heap, p), entryValue(heap, p)]);
+      }
+    }
+    return out;
+  }
+
+  // --------------------------------------------------------- direct forms
+
+  /** The value of `key`, or undefined. */
+  get(key: number): number | undefined {
+    return Xt.commit((xt) => this.xtGet(xt, key));
+  }
+
+  /** Whether it holds `key`. */
+  has(key: number): boolean {
+    return Xt.commit((xt) => this.xtHas(xt, key));
+  }
+
+  /** Sets the value of `key`. */
+  set(key: number, value: number, options?: CommitOptions): void {
+    commitTracked(this.#heap, (xt) => this.xtSet(xt, key, value), options);
+  }
+
+  /** Removes `key`; returns its value, or undefined when absent. */
+  remove(key: number, options?: CommitOptions): number | undefined {
+    return commitTracked(this.#heap, (xt) => this.xtRemove(xt, key), options);
+  }
+
+  /** Every `[key, value]` at one instant, in no particular order. */
+  entries(): [number, number][] {
+    return Xt.commit((xt) => this.xtEntries(xt));
+  }
+
+  // ------------------------------------------------------------ internals
+
+  #capacityOf(table: number): number {
+    const heap = this.#heap;
+    if (table + T_HEADER > heap.mappedBytes) heap.ensure(table + T_HEADER);
+    const capacity = heap.i32[table >> 2];
+    heap.ensure(table + T_HEADER + 4 * capacity);
+    return capacity;
+  }
+
+  /** The Loc of bucket `i` of the table block `table` (pinned caller). */
+  #bucketLoc(table: number, i: number): Loc {
+    const heap = this.#heap;
+    const uid = heap.f64[(table >> 3) + 1];
+    if (uid !== this.#cacheUid) {
+      this.#cacheUid = uid;
+      this.#cache = [];
+    }
+    let loc = this.#cache[i];
+    if (loc === undefined) {
+      loc = this.#cache[i] = Loc.fromAddress(heap, heap.i32[(table >> 2) + 4 + i]);
+    }
+    return loc;
+  }
+
+  #bucket(xt: Xt, key: number): Loc {
+    const table = xt.get(this.#data);
+    const capacity = this.#capacityOf(table);
+    return this.#bucketLoc(table, hashOf(key) & (capacity - 1));
+  }
+
+  /** Copies the entries `before` (in chain order) in front of `rest`, retiring the originals. */
+  #copy(xt: Xt, before: number[], rest: number): number {
+    const heap = this.#heap;
+    for (let i = before.length - 1; i >= 0; i--) {
+      const p = before[i];
+      rest = newEntry(heap, xt, entryKey(heap, p), entryValue(heap, p), rest);
+      retireAfter(heap, xt, p);
+    }
+    return rest;
+  }
+
+  /** Marks a rehash as pending when `size + delta` calls for one; quick, own commit. */
+  #prepareRehash(xt: Xt, delta: number): void {
+    const tx = (x: Xt): void => {
+      if (x.get(this.#pending) !== 0) return;
+      const size = Math.max(1, x.get(this.#size) + delta);
+      const capacity = this.#capacityOf(x.get(this.#data));
+      if (size > 2 * capacity) x.set(this.#pending, capacity * 2);
+      else if (8 * size < capacity && capacity > this.#minCapacity) {
+        x.set(this.#pending, capacity / 2);
+      }
+    };
+    // Once pending is in our log, a separate commit would poison it.
+    if (xt.isInLog(this.#pending)) tx(xt);
+    else Xt.commit(tx);
+  }
+
+  #maybeRehash(xt: Xt, delta: number): void {
+    this.#prepareRehash(xt, delta);
+    const capacity = xt.get(this.#pending);
+    if (capacity === 0) return;
+    xt.set(this.#pending, 0);
+    this.#rehash(xt, capacity);
+  }
+
+  #rehash(xt: Xt, capacity: number): void {
+    const heap = this.#heap;
+    const old = xt.get(this.#data);
+    const oldCapacity = this.#capacityOf(old);
+    const heads = new Array<number>(capacity).fill(0);
+    const oldLocs: Loc[] = [];
+    for (let i = 0; i < oldCapacity; i++) {
+      const loc = this.#bucketLoc(old, i);
+      oldLocs.push(loc);
+      for (let p = xt.get(loc); p !== 0; p = entryNext(heap, p)) {
+        const key = entryKey(heap, p);
+        const h = hashOf(key) & (capacity - 1);
+        heads[h] = newEntry(heap, xt, key, entryValue(heap, p), heads[h]);
+        retireAfter(heap, xt, p);
+      }
+    }
+    const addrs = heads.map((head) => makeLocIn(heap, xt, head, "ref").address);
+    const block = allocIn(heap, xt, T_HEADER + 4 * capacity);
+    fillTable(heap, block, addrs);
+    xt.set(this.#data, block);
+    xt.postCommit(() => {
+      heap.retire(old);
+      for (const loc of oldLocs) loc.free();
+    });
+  }
+}
+
+function fillTable(heap: SharedHeap, block: number, addrs: number[]): void {
+  heap.i32[block >> 2] = addrs.length;
+  heap.i32[(block >> 2) + 1] = 0;
+  heap.f64[(block >> 3) + 1] = Math.floor(Math.random() * 2 ** 52);
+  const i32 = heap.i32;
+  for (let i = 0; i < addrs.length; i++) i32[(block >> 2) + 4 + i] = addrs[i];
+}
+
+function entryNext(heap: SharedHeap, p: number): number {
+  if (p + ENTRY_BYTES > heap.mappedBytes) heap.ensure(p + ENTRY_BYTES);
+  return heap.i32[(p >> 2) + 4];
+}
+
+function newEntry(heap: SharedHeap, xt: Xt, key: number, value: number, next: number): number {
+  const p = allocIn(heap, xt, ENTRY_BYTES);
+  heap.f64[p >> 3] = key;
+  heap.f64[(p >> 3) + 1] = value;
+  heap.i32[(p >> 2) + 4] = next;
+  return p;
+}
+
+function entryKey(heap: SharedHeap, p: number): number {
+  if (p + ENTRY_BYTES > heap.mappedBytes) heap.ensure(p + ENTRY_BYTES);
+  return heap.f64[p >> 3];
+}
+
+function entryValue(heap: SharedHeap, p: number): number {
+  if (p + ENTRY_BYTES > heap.mappedBytes) heap.ensure(p + ENTRY_BYTES);
+  return heap.f64[(p >> 3) + 1];
+}
