@@ -1030,10 +1030,11 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
           continue;
         }
         const i = first ? 0 : n - 1;
-        const u8 = heap.u8;
-        const entry: [K, V] = [format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)];
+        let entry: [K, V];
         let fresh: number;
         try {
+          const u8 = heap.u8;
+          entry = [format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)];
           format.begin();
           format.piece(c, first ? 1 : 0, first ? n : n - 1);
           fresh = format.build(
@@ -1194,12 +1195,12 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const heap = this.#heap, format = this.#format, header = this.#header;
     let i32 = heap.i32;
     const rv = LatchWords.optimistic(i32, header + H_ROOT_LATCH, this.#deadline);
-    if (rv < 0) this.#timedOut();
+    if (rv === -1) this.#timedOut(); // an even version is never -1
     let node = Atomics.load(i32, header + H_ROOT);
     if (node + NODE_BYTES > heap.mappedBytes) heap.ensure(node + NODE_BYTES);
     i32 = heap.i32;
     let v = LatchWords.optimistic(i32, (node >> 2) + N_VERSION, this.#deadline);
-    if (v < 0) this.#timedOut();
+    if (v === -1) this.#timedOut();
     if (!LatchWords.validate(i32, header + H_ROOT_LATCH, rv)) return false;
     this.#rootVersion = rv;
     for (let depth = 0; depth < MAX_HEIGHT; depth++) {
@@ -1225,7 +1226,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       if (next + NODE_BYTES > heap.mappedBytes) heap.ensure(next + NODE_BYTES);
       i32 = heap.i32;
       const nv = LatchWords.optimistic(i32, (next >> 2) + N_VERSION, this.#deadline);
-      if (nv < 0) this.#timedOut();
+      if (nv === -1) this.#timedOut();
       if (!LatchWords.validate(i32, (node >> 2) + N_VERSION, v)) return false;
       node = next;
       v = nv;
@@ -1440,8 +1441,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       if (pn === 0) {
         // The parent has this node only (a merge below it went ahead of
         // the merge of the parent itself): rebalance the parent first.
-        depth--;
-        attempt++;
+        depth--; // bounded by the height: not an attempt
         continue;
       }
       const at = this.#pathChild[depth - 1];
@@ -1585,7 +1585,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     }
     // Publish the node that grows first, so that moved keys are always in a
     // node whose fences cover them.
-    const leftGrows = leaf ? m > ln : m > ln;
+    const leftGrows = m > ln;
     if (leftGrows) {
       this.#publish(leftNode, lc, newLeft);
       this.#publish(parent, pc, newParent);
@@ -1901,6 +1901,61 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
+   * A cursor move: the first entry with key ≥ `key` (> when `open`; the
+   * first of all when undefined), or with `backward` the last ≤ `key` (<
+   * when `open`). Linearizable: when it passes leaves with nothing to
+   * return, it checks that none of them changed before it answers from a
+   * later one (while pinned, an unchanged content pointer means unchanged
+   * content), so all of them were current at one instant.
+   */
+  #step(backward: boolean, key: K | undefined, open: boolean): [K, V] | undefined {
+    const heap = this.#heap, format = this.#format;
+    heap.pin();
+    try {
+      restart: for (;;) {
+        let c: number;
+        if (key === undefined) c = this.#leafFor(backward ? TO_MAX : TO_MIN);
+        else {
+          format.stageKey(key);
+          c = this.#leafFor(backward && open ? TO_BELOW : TO_KEY);
+        }
+        let passed: number[] | undefined;
+        for (let first = true;; first = false) {
+          const i32 = heap.i32, u8 = heap.u8, w = c >> 2;
+          const n = countOf(i32, w);
+          let i: number;
+          if (!first || key === undefined) i = backward ? n - 1 : 0;
+          else if (backward) {
+            i = (open ? format.lowerBound(i32, u8, w) : format.upperBound(i32, u8, w)) - 1;
+          } else i = open ? format.upperBound(i32, u8, w) : format.lowerBound(i32, u8, w);
+          const found = backward ? i >= 0 : i < n;
+          const edge = (i32[w + C_FLAGS] & (backward ? LOW_INF : HIGH_INF)) !== 0;
+          if (found || edge) {
+            if (passed !== undefined) {
+              for (let k = 0; k < passed.length; k += 2) {
+                if (Atomics.load(heap.i32, (passed[k] >> 2) + N_CONTENT) !== passed[k + 1]) {
+                  continue restart;
+                }
+              }
+            }
+            return found ? [format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)] : undefined;
+          }
+          (passed ??= []).push(this.#lastLeafNode, c);
+          const next = this.#sibling(c, backward);
+          if (next !== 0) {
+            c = next;
+            continue;
+          }
+          format.stageKeyFrom(i32, u8, w, backward ? LOW_REF : HIGH_REF);
+          c = this.#leafFor(backward ? TO_BELOW : TO_KEY);
+        }
+      }
+    } finally {
+      heap.unpin();
+    }
+  }
+
+  /**
    * The content of the leaf next to `c` (the leaf #leafFor found last, or
    * its sibling found by this), read through the parent snapshot #leafFor
    * passed: when its own snapshot's fence meets `c`'s, it is the truth for
@@ -2078,17 +2133,22 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     this.#startDeadline();
     heap.pin();
     try {
-      if (!this.#descend(TO_MIN) || this.#pathDepth !== 0) {
-        throw new Error("Cannot bulk-load BPlusTree as it is not empty");
-      }
-      const root = this.#pathNodes[0], oldRoot = this.#pathContents[0];
-      let i32 = heap.i32;
-      if (countOf(i32, oldRoot >> 2) !== 0) {
-        throw new Error("Cannot bulk-load BPlusTree as it is not empty");
-      }
+      // Latch the root pointer and the (empty) root leaf, so that no write
+      // can slip into the leaf that the new tree replaces.
       const rootLatch = this.#header + H_ROOT_LATCH;
-      if (!LatchWords.tryUpgrade(i32, rootLatch, this.#rootVersion)) {
-        throw new Error("Cannot bulk-load BPlusTree as another worker is writing to it");
+      let root: number, oldRoot: number;
+      let i32 = heap.i32;
+      for (;;) {
+        if (!this.#descend(TO_MIN)) continue;
+        root = this.#pathNodes[0];
+        oldRoot = this.#pathContents[0];
+        i32 = heap.i32;
+        if (this.#pathDepth !== 0 || countOf(i32, oldRoot >> 2) !== 0) {
+          throw new Error("Cannot bulk-load BPlusTree as it is not empty");
+        }
+        if (!LatchWords.tryUpgrade(i32, rootLatch, this.#rootVersion)) continue;
+        if (LatchWords.tryUpgrade(i32, (root >> 2) + N_VERSION, this.#pathVersions[0])) break;
+        LatchWords.unlock(i32, rootLatch);
       }
       const built: number[] = [];
       try {
@@ -2111,6 +2171,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         for (const p of built) heap.free(p);
         throw e;
       } finally {
+        LatchWords.unlock(heap.i32, (root >> 2) + N_VERSION);
         LatchWords.unlock(heap.i32, rootLatch);
       }
     } finally {
@@ -2166,9 +2227,8 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
           low,
           high,
         );
-      built.push(content);
-      const node = this.#newNode(content, false);
-      built.push(node);
+      const node = this.#newNode(content, false); // frees content if it fails
+      built.push(content, node);
       nodes.push(node);
       nodeLows.push(lows[start]);
       start = end;
@@ -2217,12 +2277,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   static {
     internalsOf = <K, V>(tree: BPlusTree<K, V>): TreeInternals<K, V> => ({
-      step: (backward, key, open) => {
-        const it = backward
-          ? tree.#scan(undefined, false, key, open, true, 1)
-          : tree.#scan(key, open, undefined, false, false, 1);
-        return it.next().value as [K, V] | undefined;
-      },
+      step: (backward, key, open) => tree.#step(backward, key, open),
       checkKey: (key) => tree.#keys.check(key, "key"),
       root: () => Atomics.load(tree.#heap.i32, tree.#header + H_ROOT),
       format: tree.#format,

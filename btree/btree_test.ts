@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { BPlusTree, type BPlusTreeOptions } from "./mod.ts";
 import { checkTree } from "./_invariants.ts";
+import { treeInternals } from "./btree.ts";
 import { type CodecName, HeapExhaustedError, SharedHeap } from "../memory/mod.ts";
 import {
   comparatorOf,
@@ -1517,4 +1518,43 @@ Deno.test("fuzz: string and bytes keys with shared prefixes against the model", 
       { numRuns: 40 * STRESS },
     );
   }
+});
+
+// ---------------------------------------------------------------------------
+// Regressions
+
+Deno.test("regression: a node whose latch version wrapped past 2^31 still takes writes", () => {
+  const heap = SharedHeap.create();
+  const tree = BPlusTree.create<number, number>(heap, { key: "i32", value: "i32" });
+  tree.set(1, 1);
+  const root = treeInternals(tree).root();
+  // The version is a counter that every write moves on by 2: pretend ~2^30 writes happened.
+  Atomics.store(heap.i32, root >> 2, 0x7ffffffe);
+  assert.equal(tree.set(2, 2), undefined); // unlocking wraps the version to -2^31
+  assert.ok(Atomics.load(heap.i32, root >> 2) < 0);
+  assert.equal(tree.set(3, 3), undefined);
+  assert.equal(tree.get(3), 3);
+  checkTree(tree);
+});
+
+Deno.test("regression: bulkLoad failing on a node header frees the leaf content once", () => {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: MiB });
+  const tree = BPlusTree.create<number, number>(heap, { key: "i32", value: "i32" });
+  // Room in the class of a one-entry leaf's content (40 bytes), none for a 16-byte header.
+  const spare = [heap.allocate(40), heap.allocate(40)];
+  const smalls: number[] = [];
+  try {
+    for (;;) smalls.push(heap.allocate(16));
+  } catch (e) {
+    if (!(e instanceof HeapExhaustedError)) throw e;
+  }
+  for (const p of spare) heap.free(p);
+  const before = heap.stats().liveBlocks;
+  assert.throws(() => tree.bulkLoad([[1, 1]]), HeapExhaustedError);
+  assert.equal(heap.stats().liveBlocks, before, "a block was freed twice (or leaked)");
+  const blocks = [heap.allocate(40), heap.allocate(40), heap.allocate(40)];
+  assert.equal(new Set(blocks).size, 3, `one block handed out twice: ${blocks}`);
+  for (const p of [...blocks, ...smalls]) heap.free(p);
+  tree.set(1, 1);
+  checkTree(tree);
 });
