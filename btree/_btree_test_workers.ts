@@ -11,6 +11,7 @@
 import { BPlusTree, type BPlusTreeHandle } from "./mod.ts";
 import { faultInjection, TimeoutError } from "../memory/mod.ts";
 import type { WorkerContext } from "../testing/harness.ts";
+import { checkTree } from "./_invariants.ts";
 import {
   HistoryClock,
   type HistoryClockHandle,
@@ -997,4 +998,73 @@ export function attachedAndBadInput(ctx: WorkerContext<AttachArgs>): string[] {
   ctx.barrier.wait();
   for (let i = 0; i < 200; i++) tree.set(`w${ctx.index}.${i}`, i + 0.5);
   return refusals;
+}
+
+// ---------------------------------------------------------------------------
+// bulkLoad against a racing writer
+
+/** Arguments of {@linkcode bulkLoadRace}. */
+export interface BulkLoadRaceArgs {
+  readonly rounds: number;
+  /** Byte offset of a heap word: 1 once worker 0's bulkLoad went through. */
+  readonly flag: number;
+}
+/**
+ * Worker 0 bulk-loads a fresh tree each round while worker 1, the only
+ * writer of key 0, inserts and deletes it: no insert may be lost, and the
+ * tree must stay whole. Returns the problems seen.
+ */
+export function bulkLoadRace(ctx: WorkerContext<BulkLoadRaceArgs>): string[] {
+  const heap = ctx.heap!;
+  const flag = ctx.args.flag >> 2;
+  const problems: string[] = [];
+  let attempts = 0;
+  for (let round = 0; round < ctx.args.rounds; round++) {
+    if (ctx.index === 0) {
+      const t = BPlusTree.create<number, number>(heap, { key: "i32", value: "i32" });
+      heap.setRoot("t", t.handle);
+      Atomics.store(heap.i32, flag, 0);
+    }
+    ctx.barrier.wait();
+    const tree = BPlusTree.attach<number, number>(heap.root("t") as BPlusTreeHandle);
+    ctx.barrier.wait();
+    if (ctx.index === 0) {
+      for (;;) {
+        attempts++;
+        try {
+          tree.bulkLoad([[1, 1], [2, 2], [3, 3]]);
+          break;
+        } catch (e) {
+          if (!/not empty|another worker/.test((e as Error).message)) throw e;
+        }
+      }
+      Atomics.store(heap.i32, flag, 1);
+    } else {
+      let present = false;
+      let after = 0;
+      while (after < 20) {
+        if (Atomics.load(heap.i32, flag) === 1) after++;
+        if (!present) {
+          if (!tree.insert(0, 7)) problems.push(`round ${round}: insert(0) found 0 present`);
+          present = true;
+        } else {
+          const v = tree.delete(0);
+          if (v !== 7) problems.push(`round ${round}: delete(0) returned ${v}: an insert was lost`);
+          present = false;
+        }
+      }
+    }
+    ctx.barrier.wait();
+    if (ctx.index === 0) {
+      try {
+        checkTree(tree, { strictFill: false });
+      } catch (e) {
+        problems.push(`round ${round}: checkTree: ${(e as Error).message.slice(0, 120)}`);
+      }
+    }
+    ctx.barrier.wait();
+    if (problems.length > 5) break;
+  }
+  void attempts;
+  return problems;
 }

@@ -23,6 +23,7 @@ import {
 } from "../testing/linearizability.ts";
 import {
   type AttachArgs,
+  type BulkLoadRaceArgs,
   type DyingArgs,
   type LinearizableArgs,
   type NewcomerArgs,
@@ -478,4 +479,21 @@ Deno.test("workers: handles posted to workers attach; bad input inside a worker 
     for (let i = 0; i < 200; i++) assert.equal(tree.get(`w${w}.${i}`), i + 0.5);
   }
   checkTree(tree);
+});
+
+// ---------------------------------------------------------------------------
+// Regressions
+
+Deno.test("regression: bulkLoad racing a writer of the empty tree loses no insert and frees nothing twice", async () => {
+  const heap = SharedHeap.create({ maxBytes: 256 * MiB });
+  const flag = heap.allocateZeroed(16);
+  const results = await runWorkers<BulkLoadRaceArgs, string[]>({
+    module: fixtures,
+    fn: "bulkLoadRace",
+    workers: 2,
+    heap,
+    args: { rounds: 200 * STRESS, flag },
+    timeoutMs: 120_000,
+  });
+  assert.deepEqual(results, [[], []]);
 });
