@@ -583,7 +583,16 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
   }
 
-  /** The heap the tree lives in. */
+  /**
+   * The heap the tree lives in.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(BPlusTree.create(heap, { key: "i32", value: "i32" }).heap === heap);
+   * ```
+   */
   get heap(): SharedHeap {
     return this.#heap;
   }
@@ -655,7 +664,16 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     this.#timeoutMs = ms;
   }
 
-  /** Entries per leaf and children per inner node. */
+  /**
+   * Entries per leaf and children per inner node.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const tree = BPlusTree.create(SharedHeap.create(), { key: "i32", value: "i32", leafCapacity: 32 });
+   * console.assert(tree.capacities.leaf === 32 && tree.capacities.inner === 128);
+   * ```
+   */
   get capacities(): { leaf: number; inner: number } {
     return { leaf: this.#leafCapacity, inner: this.#innerCapacity };
   }
