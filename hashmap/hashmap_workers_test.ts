@@ -305,7 +305,9 @@ const CRASH_SITES: {
   // The first growth must be the doomed worker's own: the others wait for it
   // (opsBefore 0) instead of racing it to every growth the map needs.
   { site: "pool.grow", after: 1, rootMoves: undefined, opsBefore: 0 },
-  { site: "heap.remote.push", after: 2, rootMoves: undefined },
+  // The doomed worker alone frees blocks of another slot for sure: the
+  // first tables, which this thread allocated when it created the map.
+  { site: "heap.remote.push", after: 2, rootMoves: undefined, opsBefore: 0 },
 ];
 
 for (const { site, after, rootMoves, opsBefore = 3000 } of CRASH_SITES) {
