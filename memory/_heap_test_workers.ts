@@ -49,6 +49,8 @@ export interface ChurnArgs {
    * closing barriers, which a dead worker would break.
    */
   dieAt?: { site: string; after: number };
+  /** With dieAt: word 0 becomes 1 when worker 0 dies. */
+  died?: SharedArrayBuffer;
 }
 
 /**
@@ -65,6 +67,7 @@ export function churn(ctx: WorkerContext<ChurnArgs>): { allocations: number; rem
     let visits = 0;
     faultInjection.hook = (site) => {
       if (site === dieAt.site && ++visits === dieAt.after) {
+        if (ctx.args.died !== undefined) Atomics.store(new Int32Array(ctx.args.died), 0, 1);
         ctx.post("dying");
         ctx.hang();
       }
@@ -91,7 +94,7 @@ export function churn(ctx: WorkerContext<ChurnArgs>): { allocations: number; rem
       remote++;
     }
   };
-  for (let i = 0; i < ops; i++) {
+  const step = (i: number): void => {
     const r = ctx.random();
     if (live.length === 0 || (r < 0.55 && live.length < 600)) {
       const kind = ctx.random();
@@ -120,13 +123,14 @@ export function churn(ctx: WorkerContext<ChurnArgs>): { allocations: number; rem
           Atomics.store(handoff, slot + 1, size);
           Atomics.store(handoff, slot + 2, word);
           Atomics.store(handoff, slot, ptr);
-          continue;
+          return;
         }
       }
       heap.free(ptr);
     }
     if ((i & 63) === 0) takeHandoff();
-  }
+  };
+  for (let i = 0; i < ops; i++) step(i);
   for (const [ptr, size, word] of live) {
     check(heap, ptr, size, word, `worker ${ctx.index} (final)`);
     heap.free(ptr);
@@ -136,7 +140,16 @@ export function churn(ctx: WorkerContext<ChurnArgs>): { allocations: number; rem
       // The other worker may have done every growth this churn needed; keep
       // large blocks until this worker must grow the heap itself.
       if (dieAt.site === "pool.grow") { for (;;) heap.allocate(256 * 1024); }
-      throw new Error(`crash point ${dieAt.site} was never reached`);
+      // Other sites need the other worker's frees of our blocks (handed to
+      // it), which it keeps making until we die: churn on.
+      for (let i = ops;; i++) step(i);
+    }
+    // Keep freeing what worker 0 hands over until it has died, however fast
+    // our own share went.
+    const died = ctx.args.died === undefined ? undefined : new Int32Array(ctx.args.died);
+    while (died !== undefined && Atomics.load(died, 0) === 0) {
+      takeHandoff();
+      Atomics.wait(died, 0, 0, 1);
     }
     takeHandoff();
     return { allocations, remote };

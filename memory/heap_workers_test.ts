@@ -143,6 +143,7 @@ for (const site of CRASH_SITES) {
         ops: 40_000,
         handoff: new SharedArrayBuffer(2 * 2 * 8 * 3 * 4),
         dieAt: { site, after: site === "pool.grow" ? 1 : 3 },
+        died: new SharedArrayBuffer(4),
       },
       timeoutMs: 120_000,
     });
