@@ -573,14 +573,8 @@ export class Format<K, V> {
           continue;
         }
         const from = pieces[p + 1], to = pieces[p + 2];
-        const sw = src >> 2;
-        const sOffs = sw + C_KEYS;
-        const start = i32[sOffs + from];
-        const shift = at - start;
-        for (let e = from; e < to; e++) i32[offs + k++] = i32[sOffs + e] + shift;
-        const end = i32[sOffs + to];
-        u8.copyWithin(ptr + at, src + start, src + end);
-        at += end - start;
+        at = copyVarRun(i32, u8, src, (src >> 2) + C_KEYS, from, to, ptr, offs + k, at);
+        k += to - from;
       }
       i32[offs + n] = at;
       at = this.#writeVarFence(i32, u8, ptr, at, lowW, lowI);
@@ -674,13 +668,18 @@ export class Format<K, V> {
       }
       const from = pieces[p + 1], to = pieces[p + 2];
       const sw = src >> 2;
-      const sOffs = this.valueWord(sw, countOf(i32, sw), 0);
-      const start = i32[sOffs + from];
-      const shift = at - start;
-      for (let e = from; e < to; e++) i32[offs + k++] = i32[sOffs + e] + shift;
-      const end = i32[sOffs + to];
-      u8.copyWithin(ptr + at, src + start, src + end);
-      at += end - start;
+      at = copyVarRun(
+        i32,
+        u8,
+        src,
+        this.valueWord(sw, countOf(i32, sw), 0),
+        from,
+        to,
+        ptr,
+        offs + k,
+        at,
+      );
+      k += to - from;
     }
     i32[offs + n] = at;
   }
@@ -703,6 +702,30 @@ export class Format<K, V> {
     }
     if (k !== n + 1) throw new Error(`internal: inner node built with ${k} children for ${n} keys`);
   }
+}
+
+/**
+ * Copies variable-size items [from, to) of content `src` (offsets at word
+ * `srcOffsets`, relative to `src`) into the content at `ptr`: their offsets,
+ * rebased, from word `offsets` on, and their bytes from byte `at` (relative
+ * to `ptr`). Returns the byte offset after them.
+ */
+function copyVarRun(
+  i32: Int32Array,
+  u8: Uint8Array,
+  src: number,
+  srcOffsets: number,
+  from: number,
+  to: number,
+  ptr: number,
+  offsets: number,
+  at: number,
+): number {
+  const start = i32[srcOffsets + from], end = i32[srcOffsets + to];
+  const shift = at - start;
+  for (let e = from; e < to; e++) i32[offsets + e - from] = i32[srcOffsets + e] + shift;
+  u8.copyWithin(ptr + at, src + start, src + end);
+  return at + end - start;
 }
 
 /** Compares a[0, aLength) with b[bAt, bAt + bLength) as unsigned bytes. */

@@ -747,7 +747,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   first(): [K, V] | undefined {
-    return this.#edge(true);
+    return this.#step(false, undefined, false);
   }
 
   /**
@@ -762,60 +762,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   last(): [K, V] | undefined {
-    return this.#edge(false);
-  }
-
-  #edge(first: boolean): [K, V] | undefined {
-    const heap = this.#heap, format = this.#format;
-    heap.pin();
-    try {
-      for (;;) {
-        const c = this.#leafFor(first ? TO_MIN : TO_MAX);
-        let i32 = heap.i32;
-        let u8 = heap.u8;
-        let w = c >> 2;
-        if (countOf(i32, w) > 0) {
-          const i = first ? 0 : countOf(i32, w) - 1;
-          return [format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)];
-        }
-        if ((i32[w + C_FLAGS] & (first ? HIGH_INF : LOW_INF)) !== 0) return undefined;
-        // The edge leaf is empty but not the only one (a merge has not
-        // happened yet): walk on, then check that every empty leaf passed
-        // did not change meanwhile, so that all of them were empty at one
-        // instant together with the snapshot that answers. Pinned, a
-        // replaced content block is never reused, so an unchanged pointer
-        // means unchanged content.
-        const nodes = [this.#lastLeafNode], contents = [c];
-        const unchanged = (): boolean => {
-          const now = heap.i32;
-          for (let k = 0; k < nodes.length; k++) {
-            if (Atomics.load(now, (nodes[k] >> 2) + N_CONTENT) !== contents[k]) return false;
-          }
-          return true;
-        };
-        for (;;) {
-          format.stageKeyFrom(i32, u8, w, first ? HIGH_REF : LOW_REF);
-          const next = this.#leafFor(first ? TO_KEY : TO_BELOW);
-          i32 = heap.i32;
-          u8 = heap.u8;
-          w = next >> 2;
-          const n = countOf(i32, w);
-          if (n > 0) {
-            if (!unchanged()) break;
-            const i = first ? 0 : n - 1;
-            return [format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)];
-          }
-          if ((i32[w + C_FLAGS] & (first ? HIGH_INF : LOW_INF)) !== 0) {
-            if (!unchanged()) break;
-            return undefined;
-          }
-          nodes.push(this.#lastLeafNode);
-          contents.push(next);
-        }
-      }
-    } finally {
-      heap.unpin();
-    }
+    return this.#step(true, undefined, false);
   }
 
   /** Node of the leaf #leafFor returned last. */
@@ -839,11 +786,9 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         i32 = heap.i32;
         const c = Atomics.load(i32, (node >> 2) + N_CONTENT);
         if (c === 0) continue restart; // removed by a merge
-        if (c + 16 > heap.mappedBytes) heap.ensure(c + 16);
+        this.#ensureContent(c);
         i32 = heap.i32;
         const w = c >> 2;
-        if (c + i32[w + C_BYTES] > heap.mappedBytes) heap.ensure(c + i32[w + C_BYTES]);
-        i32 = heap.i32;
         const u8 = heap.u8;
         const flags = i32[w + C_FLAGS];
         let child: number;
@@ -1225,11 +1170,9 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       i32 = heap.i32;
       const c = Atomics.load(i32, (node >> 2) + N_CONTENT);
       if (c === 0 || !LatchWords.validate(i32, (node >> 2) + N_VERSION, v)) return false;
-      if (c + 16 > heap.mappedBytes) heap.ensure(c + 16);
+      this.#ensureContent(c);
       i32 = heap.i32;
       const w = c >> 2;
-      if (c + i32[w + C_BYTES] > heap.mappedBytes) heap.ensure(c + i32[w + C_BYTES]);
-      i32 = heap.i32;
       this.#pathNodes[depth] = node;
       this.#pathVersions[depth] = v;
       this.#pathContents[depth] = c;
@@ -1250,6 +1193,17 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       v = nv;
     }
     throw new Error("internal: BPlusTree deeper than its height limit");
+  }
+
+  /**
+   * Maps content block `c` into this worker's views (another worker may
+   * have allocated it past them): its header first, for its size.
+   */
+  #ensureContent(c: number): void {
+    const heap = this.#heap;
+    if (c + 16 > heap.mappedBytes) heap.ensure(c + 16);
+    const end = c + heap.i32[(c >> 2) + C_BYTES];
+    if (end > heap.mappedBytes) heap.ensure(end);
   }
 
   /** A new node header for `content`, latched if `locked`. Pinned. */
@@ -1315,11 +1269,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         const rc = format.build(heap, false, INFINITE, 0, INFINITE, 0);
         rootNode = this.#newNode(rc, false);
       } catch (e) {
-        for (const p of [left, right]) if (p !== 0) heap.free(p);
-        if (rightNode !== 0) {
-          heap.free(Atomics.load(heap.i32, (rightNode >> 2) + N_CONTENT));
-          heap.free(rightNode);
-        }
+        this.#freeSplit(left, right, rightNode);
         i32 = heap.i32;
         LatchWords.unlock(i32, latch);
         LatchWords.unlock(i32, rootLatch);
@@ -1373,11 +1323,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         HIGH_REF,
       );
     } catch (e) {
-      for (const p of [left, right]) if (p !== 0) heap.free(p);
-      if (rightNode !== 0) {
-        heap.free(Atomics.load(heap.i32, (rightNode >> 2) + N_CONTENT));
-        heap.free(rightNode);
-      }
+      this.#freeSplit(left, right, rightNode);
       i32 = heap.i32;
       LatchWords.unlock(i32, latch);
       LatchWords.unlock(i32, parentLatch);
@@ -1390,6 +1336,21 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     LatchWords.unlock(i32, (rightNode >> 2) + N_VERSION);
     LatchWords.unlock(i32, latch);
     LatchWords.unlock(i32, parentLatch);
+  }
+
+  /**
+   * Frees what a failed split built and never published: the halves (0
+   * when not built, or owned by the right node) and the right node with its
+   * content.
+   */
+  #freeSplit(left: number, right: number, rightNode: number): void {
+    const heap = this.#heap;
+    if (left !== 0) heap.free(left);
+    if (right !== 0) heap.free(right);
+    if (rightNode !== 0) {
+      heap.free(Atomics.load(heap.i32, (rightNode >> 2) + N_CONTENT));
+      heap.free(rightNode);
+    }
   }
 
   /**
@@ -1486,11 +1447,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         continue;
       }
       const sc = Atomics.load(i32, (sibling >> 2) + N_CONTENT);
-      if (sc + 16 > heap.mappedBytes) heap.ensure(sc + 16);
-      i32 = heap.i32;
-      if (sc + i32[(sc >> 2) + C_BYTES] > heap.mappedBytes) {
-        heap.ensure(sc + i32[(sc >> 2) + C_BYTES]);
-      }
+      this.#ensureContent(sc);
       const leftNode = at < pn ? node : sibling, rightNode = at < pn ? sibling : node;
       const lc = at < pn ? c : sc, rc = at < pn ? sc : c;
       let parentUnderfull = false;
@@ -1994,11 +1951,9 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     i32 = heap.i32;
     const cc = Atomics.load(i32, (node >> 2) + N_CONTENT);
     if (cc === 0) return 0;
-    if (cc + 16 > heap.mappedBytes) heap.ensure(cc + 16);
+    this.#ensureContent(cc);
     i32 = heap.i32;
     const cw = cc >> 2;
-    if (cc + i32[cw + C_BYTES] > heap.mappedBytes) heap.ensure(cc + i32[cw + C_BYTES]);
-    i32 = heap.i32;
     const u8 = heap.u8;
     if (!isLeaf(i32, cw) || (i32[cw + C_FLAGS] & (reverse ? HIGH_INF : LOW_INF)) !== 0) return 0;
     format.stageKeyFrom(i32, u8, c >> 2, reverse ? LOW_REF : HIGH_REF);
