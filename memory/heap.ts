@@ -1536,6 +1536,47 @@ export class SharedHeap implements Disposable {
    * ```
    */
   setRoot(name: string, handle: SharedHandle): void {
+    this.#writeRoot(name, handle, false);
+  }
+
+  /**
+   * Publishes `handle` under `name` unless a root of that name exists, as one
+   * atomic step, and returns the handle under `name` afterwards: `handle`
+   * itself when it was published, or the earlier root. Use it when several
+   * workers may create the same structure at once: exactly one of them wins,
+   * and the others learn which structure to adopt (and may free their own,
+   * which no other worker saw).
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const first = heap.allocate(64);
+   * const second = heap.allocate(64);
+   * const handle = (offset: number) => ({ kind: "app.Config", version: 1, sab: heap.sab, offset });
+   * console.assert(heap.setRootIfAbsent("config", handle(first)).offset === first);
+   * const winner = heap.setRootIfAbsent("config", handle(second));
+   * console.assert(winner.offset === first); // the earlier root stays
+   * heap.free(second);
+   * ```
+   */
+  setRootIfAbsent<K extends string = string>(
+    name: string,
+    handle: SharedHandle<K>,
+  ): SharedHandle<K> {
+    return this.#writeRoot(name, handle, true) ?? handle;
+  }
+
+  /**
+   * setRoot and setRootIfAbsent: checks the handle, then writes the entry
+   * under the pool lock. With `ifAbsent`, an existing entry is returned
+   * instead of replaced (the check and the write share one lock hold).
+   */
+  #writeRoot<K extends string>(
+    name: string,
+    handle: SharedHandle<K>,
+    ifAbsent: boolean,
+  ): SharedHandle<K> | undefined {
     const nameBytes = encodeRootString("name", name, ROOT_NAME_MAX);
     if (typeof handle !== "object" || handle === null) {
       throw new TypeError(
@@ -1577,6 +1618,10 @@ export class SharedHeap implements Disposable {
     lockPool(i32, this.#slot);
     try {
       let entry = this.#findRoot(nameBytes);
+      if (entry >= 0 && ifAbsent) {
+        // Under the pool lock no writer changes the entry, so one read holds.
+        return this.#readRoot<K>(entry);
+      }
       if (entry < 0) {
         for (let r = 0; r < ROOT_COUNT && entry < 0; r++) {
           const e = this.#rootsBase + r * (ROOT_BYTES >> 2);
@@ -1599,6 +1644,7 @@ export class SharedHeap implements Disposable {
       storeBytes(i32, entry + R_KIND, kindBytes, ROOT_KIND_MAX);
       Atomics.store(i32, entry + R_USED, 1);
       Atomics.store(i32, entry + R_SEQ, seq + 2);
+      return undefined;
     } finally {
       unlockPool(i32);
     }
@@ -1622,14 +1668,21 @@ export class SharedHeap implements Disposable {
       if (entry < 0) return undefined;
       const seq = Atomics.load(i32, entry + R_SEQ);
       if ((seq & 1) !== 0) continue;
-      const offset = Atomics.load(i32, entry + R_OFFSET);
-      const version = Atomics.load(i32, entry + R_VERSION);
-      const kind = new TextDecoder().decode(
-        loadBytes(i32, entry + R_KIND, Atomics.load(i32, entry + R_KIND_LEN)),
-      );
+      const handle = this.#readRoot<K>(entry);
       if (Atomics.load(i32, entry + R_SEQ) !== seq) continue;
-      return { kind: kind as K, version, sab: this.sab, offset };
+      return handle;
     }
+  }
+
+  /** The handle in root entry `entry` (callers validate it by R_SEQ or hold the pool lock). */
+  #readRoot<K extends string>(entry: number): SharedHandle<K> {
+    const i32 = this.i32;
+    const offset = Atomics.load(i32, entry + R_OFFSET);
+    const version = Atomics.load(i32, entry + R_VERSION);
+    const kind = new TextDecoder().decode(
+      loadBytes(i32, entry + R_KIND, Atomics.load(i32, entry + R_KIND_LEN)),
+    );
+    return { kind: kind as K, version, sab: this.sab, offset };
   }
 
   /**

@@ -378,3 +378,31 @@ Deno.test("registry: join, slot reuse after close, evictWorker validation", () =
   heap.close();
   assert.equal(SharedHeap.attach(heap.handle).stats().workers, 0);
 });
+
+Deno.test("heap: setRootIfAbsent publishes once and hands later callers the first root", () => {
+  const heap = SharedHeap.create();
+  const a = heap.allocate(64);
+  const b = heap.allocate(64);
+  const handle = (offset: number, kind = "app.Counts") => ({
+    kind,
+    version: 1,
+    sab: heap.sab,
+    offset,
+  });
+  assert.deepEqual(heap.setRootIfAbsent("counts", handle(a)), handle(a));
+  assert.deepEqual(heap.setRootIfAbsent("counts", handle(b, "app.Other")), handle(a));
+  assert.deepEqual(heap.root("counts"), handle(a));
+  heap.setRoot("counts", handle(b));
+  assert.equal(heap.setRootIfAbsent("counts", handle(a)).offset, b);
+  assert.ok(heap.deleteRoot("counts"));
+  assert.equal(heap.setRootIfAbsent("counts", handle(a)).offset, a);
+  // Bad input is refused before the lookup, even when the name exists.
+  assertThrowsWith(() => heap.setRootIfAbsent("counts", handle(-8)), RangeError, "offset", "-8");
+  assertThrowsWith(() => heap.setRootIfAbsent("", handle(a)), RangeError, "1 to 64", '""');
+  const other = SharedHeap.create();
+  assertThrowsWith(
+    () => heap.setRootIfAbsent("counts", { ...handle(a), sab: other.sab }),
+    RangeError,
+    "another heap",
+  );
+});

@@ -156,15 +156,16 @@ export class Domain {
       const i32 = heap.i32;
       i32[(hdr >> 2) + H_VERSION] = STM_VERSION;
       Atomics.store(i32, (hdr >> 2) + H_TAG, DOMAIN_TAG);
-      heap.setRoot(ROOT_NAME, {
+      crashPoint("stm.domain.create");
+      // Workers that race here all agree on the first header published; the
+      // losers free theirs, which no other worker has seen.
+      handle = heap.setRootIfAbsent(ROOT_NAME, {
         kind: DOMAIN_KIND,
         version: STM_VERSION,
         sab: heap.sab,
         offset: hdr,
       });
-      // A creation race leaves one of the headers unused: it is leaked, not
-      // freed, since a worker may have adopted it in between.
-      handle = heap.root(ROOT_NAME)!;
+      if (handle.offset !== hdr) heap.free(hdr);
     }
     if (handle.kind !== DOMAIN_KIND) {
       throw new HandleError(

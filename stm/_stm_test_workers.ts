@@ -445,3 +445,22 @@ export function staleHelper(ctx: WorkerContext<StaleArgs>): number {
   Atomics.notify(flags, 2);
   return value;
 }
+
+// ---------------------------------------------------------------------------
+// Domain creation race
+
+/**
+ * Every worker makes the first Loc of a fresh heap at once: each stops inside
+ * the domain creation window (after it saw no domain, before it publishes
+ * its own) until all of them are there. Returns the domain header offset of
+ * the Loc it made, from the loc block's domain word.
+ */
+export function domainRace(ctx: WorkerContext<undefined>): number {
+  faultInjection.hook = (site) => {
+    if (site === "stm.domain.create") ctx.barrier.wait();
+  };
+  const loc = Loc.make(ctx.heap!, ctx.index);
+  faultInjection.hook = undefined;
+  Xt.commit((xt) => xt.incr(loc));
+  return ctx.heap!.i32[(loc.address >> 2) + 3];
+}

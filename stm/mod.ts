@@ -128,9 +128,6 @@
  *   commit that touches their bucket, or their timeout.
  * - A worker blocked in a sync `Retry.later()` cannot be terminated while
  *   parked (Deno's `terminate()` does not interrupt `Atomics.wait`).
- * - The first `Loc.make` of a heap creates its STM domain; make one before
- *   several workers can create Locs at once (two domains created in a race
- *   are detected when a transaction mixes their Locs: `RangeError`).
  *
  * @module
  */

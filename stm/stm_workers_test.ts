@@ -314,3 +314,28 @@ Deno.test("stale views: a worker helps decide a commit whose read-only entry lie
     await group.terminateAll();
   }
 });
+
+// ---------------------------------------------------------------------------
+// Domain creation
+
+Deno.test("domain: workers that make the first Loc of a heap at once all join one STM domain", async () => {
+  const heap = SharedHeap.create();
+  const before = heap.stats().liveBytes;
+  const domains = await runWorkers<undefined, number>({
+    module: fixtures,
+    fn: "domainRace",
+    workers: 4,
+    heap,
+    args: undefined,
+    timeoutMs: 60_000,
+  });
+  const root = heap.root("sabre.stm");
+  assert.ok(root !== undefined);
+  assert.deepEqual(domains, [root.offset, root.offset, root.offset, root.offset]);
+  // The losers freed their headers: one header and four locs stay live.
+  const locs = Loc.make(heap, 0);
+  const header = heap.stats().liveBytes - before;
+  locs.free();
+  // A domain header is 4,352 bytes; four of them would be left if the losers leaked theirs.
+  assert.ok(header < 2 * 4352, `live bytes after the race: ${header}`);
+});
