@@ -17,7 +17,8 @@
  *      against sorted-btree's `entries(lo)` iterator (the baseline) and its
  *      `forRange` callback (goal: at most 1× the peer's time).
  * 2. **Read scaling**: lookups in 1 worker and in 2 workers at once on the
- *    same 1M-key tree (goal: 2 workers at least 1.8× the throughput of one;
+ *    same 1M-key tree (`SABRE_BENCH_WORKERS` picks other counts, e.g.
+ *    `1,2,4,8`; goal: 2 workers at least 1.8× the throughput of one;
  *    each bench name ends in `(xN)`, N = workers × operations, so the time
  *    per operation is the iteration time over N).
  * 3. **Mixed 90/10 read/write, 2 workers**: the tree's own latching against
@@ -29,7 +30,7 @@
  */
 
 // First: it captures Atomics.waitAsync before any peer package can replace it.
-import { ContentionSuite, sharedStructsEnabled } from "./_contention.ts";
+import { ContentionSuite, sharedStructsEnabled, workerCounts } from "./_contention.ts";
 import { type BtreeBenchArgs, mulberry32, TREE_KEYS } from "./_btree_workers.ts";
 import sortedBtreeModule from "sorted-btree";
 import { BPlusTree } from "../btree/mod.ts";
@@ -330,32 +331,33 @@ if (!sharedStructsEnabled()) {
     lock: RwLock.create().handle,
     seed: 77,
   };
+  const readers = workerCounts("SABRE_BENCH_WORKERS", [1, 2]);
   const suite = await ContentionSuite.start({
+    module: new URL("./_btree_workers.ts", import.meta.url),
+    setup: "btreeScenarios",
+    workers: Math.max(2, ...readers),
+    args,
+  });
+  const SCALING = `read scaling: lookups, ${N} keys, ${readers.join(", ")} workers`;
+  for (const count of readers) {
+    suite.bench({
+      name: `sabre BPlusTree.get, ${count} worker${count === 1 ? "" : "s"}`,
+      group: SCALING,
+      baseline: count === readers[0],
+      scenario: "lookups",
+      ops: LOOKUP_OPS,
+      measured: count,
+      ...ITERATIONS,
+    });
+  }
+  const mixedSuite = await ContentionSuite.start({
     module: new URL("./_btree_workers.ts", import.meta.url),
     setup: "btreeScenarios",
     workers: 2,
     args,
   });
-  const SCALING = `read scaling: lookups, ${N} keys, 1 vs 2 workers`;
-  suite.bench({
-    name: "sabre BPlusTree.get, 1 worker",
-    group: SCALING,
-    baseline: true,
-    scenario: "lookups",
-    ops: LOOKUP_OPS,
-    measured: 1,
-    ...ITERATIONS,
-  });
-  suite.bench({
-    name: "sabre BPlusTree.get, 2 workers",
-    group: SCALING,
-    scenario: "lookups",
-    ops: LOOKUP_OPS,
-    measured: 2,
-    ...ITERATIONS,
-  });
   const MIXED = `mixed 90% lookups / 10% insert or delete, ${N} keys, 2 workers`;
-  suite.bench({
+  mixedSuite.bench({
     name: "one global sabre RwLock around the tree",
     group: MIXED,
     baseline: true,
@@ -363,7 +365,7 @@ if (!sharedStructsEnabled()) {
     ops: MIXED_OPS,
     ...ITERATIONS,
   });
-  suite.bench({
+  mixedSuite.bench({
     name: "sabre BPlusTree's own latches",
     group: MIXED,
     scenario: "mixed, sabre latches",

@@ -475,12 +475,14 @@ export function renderReport(
   report: BenchReport,
   machine: string,
   plots: readonly ScalingPlot[] = [],
+  counts = "",
 ): string {
   const lines: string[] = [
     "# sabre benchmark results",
     "",
     `Machine: ${machine}. Bench runtime: ${report.runtime}.`,
     "",
+    ...(counts === "" ? [] : [`Worker counts: ${counts}.`, ""]),
     "Each figure is the mean time per operation; the ratio compares it with the",
     "group's baseline (marked ★) measured in the same run: below 1 is faster.",
     "",
@@ -560,6 +562,7 @@ export async function writeReport(
   report: BenchReport,
   machine: MachineInfo,
   dir: URL,
+  counts = "",
 ): Promise<string[]> {
   const plots = scalingPlots(report);
   const plotDir = new URL("plots/", dir);
@@ -577,7 +580,10 @@ export async function writeReport(
     written.push(file.pathname);
   }
   const results = new URL("RESULTS.md", dir);
-  await Deno.writeTextFile(results, renderReport(report, describeMachine(machine), plots) + "\n");
+  await Deno.writeTextFile(
+    results,
+    renderReport(report, describeMachine(machine), plots, counts) + "\n",
+  );
   written.unshift(results.pathname);
   return written;
 }
@@ -587,13 +593,53 @@ export function parseBenchOutput(text: string): BenchReport {
   return JSON.parse(text.slice(text.indexOf("{"))) as BenchReport;
 }
 
+/** Worker counts the report's bench run uses unless the environment sets them. */
+export const REPORT_COUNTS: Readonly<Record<string, string>> = {
+  SABRE_BENCH_WORKERS: "1,2,4",
+  SABRE_BENCH_READERS: "1,2,4",
+};
+
+/**
+ * Runs every bench with `deno bench --json` (the {@linkcode REPORT_COUNTS}
+ * filled in where the environment leaves them unset), writes the raw output
+ * to `output`, and returns it with the counts it used, as "NAME=value, …".
+ */
+export async function runBenches(output: string): Promise<{ text: string; counts: string }> {
+  const env: Record<string, string> = {};
+  for (const [name, fallback] of Object.entries(REPORT_COUNTS)) {
+    env[name] = Deno.env.get(name) || fallback;
+  }
+  if (Deno.env.get("SABRE_BENCH_WRITERS")) {
+    env.SABRE_BENCH_WRITERS = Deno.env.get("SABRE_BENCH_WRITERS")!;
+  }
+  const counts = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(", ");
+  console.log(`deno bench --json with ${counts}`);
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["bench", "--allow-read", "--allow-env", "--json"],
+    env,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const text = new TextDecoder().decode(run.stdout);
+  await Deno.writeTextFile(output, text);
+  if (!run.success) throw new Error(`deno bench failed with exit code ${run.code}`);
+  return { text, counts };
+}
+
 if (import.meta.main) {
-  const input = Deno.args[0] ?? "bench/results.json";
-  const report = parseBenchOutput(await Deno.readTextFile(input));
+  // `--run` runs the benches first (deno task bench:report); otherwise the
+  // first argument is an existing `deno bench --json` output.
+  const run = Deno.args[0] === "--run";
+  const args = run ? Deno.args.slice(1) : Deno.args;
+  const input = args[0] ?? "bench/results.json";
+  const { text, counts } = run
+    ? await runBenches(input)
+    : { text: await Deno.readTextFile(input), counts: "" };
+  const report = parseBenchOutput(text);
   // An optional second argument names the output directory (default: bench/).
-  const dir = Deno.args[1] === undefined
+  const dir = args[1] === undefined
     ? new URL("./", import.meta.url)
-    : new URL(`${Deno.args[1].replace(/\/*$/, "/")}`, `file://${Deno.cwd()}/`);
-  const written = await writeReport(report, currentMachine(report), dir);
+    : new URL(`${args[1].replace(/\/*$/, "/")}`, `file://${Deno.cwd()}/`);
+  const written = await writeReport(report, currentMachine(report), dir, counts);
   for (const path of written) console.log(`wrote ${path.replace(/^.*\/bench\//, "bench/")}`);
 }
