@@ -168,6 +168,12 @@ export class Format<K, V> {
   }
 
   /** Stages a value that `valueCodec.check` returned. */
+  /** stageKey(keyCodec.check(key, what)), in one pass for string keys. */
+  stageCheckedKey(key: unknown, what: string): void {
+    if (this.keyKind === K_VAR) {
+      this.qLength = this.keyCodec.encodeChecked(key, what, this.qBytes, 0);
+    } else this.stageKey(this.keyCodec.check(key, what));
+  }
   stageValue(value: V): void {
     if (this.vw !== 0) this.valueCodec.encode(value, this.#vView, 0);
     else this.vLength = this.valueCodec.encode(value, this.vBytes, 0);

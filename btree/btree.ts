@@ -693,7 +693,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   get(key: K): V | undefined {
     const format = this.#format;
-    format.stageKey(this.#keys.check(key, "key"));
+    format.stageCheckedKey(key, "key");
     const heap = this.#heap;
     heap.pin();
     try {
@@ -722,7 +722,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   has(key: K): boolean {
     const format = this.#format;
-    format.stageKey(this.#keys.check(key, "key"));
+    format.stageCheckedKey(key, "key");
     const heap = this.#heap;
     heap.pin();
     try {
@@ -909,7 +909,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   delete(key: K): V | undefined {
-    this.#format.stageKey(this.#keys.check(key, "key"));
+    this.#format.stageCheckedKey(key, "key");
     const old = this.#write(W_DELETE, undefined);
     return old === NONE ? undefined : old as V;
   }
@@ -936,7 +936,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         }`,
       );
     }
-    this.#format.stageKey(this.#keys.check(key, "key"));
+    this.#format.stageCheckedKey(key, "key");
     const result = this.#write(W_UPDATE, fn as (old: unknown) => unknown);
     return result === NONE ? undefined : result as V;
   }

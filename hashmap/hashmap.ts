@@ -886,11 +886,9 @@ export class HashMap<K, V> {
         this.#keyLow = f64Words[0];
         this.#keyHigh = f64Words[1];
         return mix32(this.#keyLow ^ mix32(this.#keyHigh));
-      default: {
-        const checked = keys.check(key, what);
-        this.#scratchLength = keys.encode(checked, this.#scratch, 0);
+      default:
+        this.#scratchLength = keys.encodeChecked(key, what, this.#scratch, 0);
         return keys.hash(this.#scratch, 0, this.#scratchLength) | 0;
-      }
     }
   }
 

@@ -168,6 +168,15 @@ export interface Codec<T> {
    */
   encode(value: T, target: Uint8Array, offset: number): number;
   /**
+   * `encode(check(value, what), target, offset)`, in one pass over a string
+   * where the target has room for three bytes per code unit. Unlike
+   * `encode`, it may have written into `target` when it throws.
+   *
+   * @throws {TypeError} As {@linkcode Codec.check}.
+   * @throws {RangeError} As {@linkcode Codec.check}, or if the encoding does not fit in `target`.
+   */
+  encodeChecked(value: unknown, what: string, target: Uint8Array, offset: number): number;
+  /**
    * Reads the value encoded in `length` bytes of `source` at `offset`. A
    * fixed-size codec requires `length === fixedBytes`. `bytes` returns a new
    * array that does not share memory with `source`. A malformed UTF-8 sequence
@@ -514,6 +523,10 @@ class I32Codec implements Codec<number> {
     return 4;
   }
 
+  encodeChecked(value: unknown, what: string, target: Uint8Array, offset: number): number {
+    return this.encode(this.check(value, what), target, offset);
+  }
+
   encode(value: number, target: Uint8Array, offset: number): number {
     if (!inBounds(target, offset, 4)) throw spanError("encode", "i32", target, offset, 4);
     writeI32(target, offset, value);
@@ -583,6 +596,10 @@ class U32Codec implements Codec<number> {
 
   encodedLength(_value: number): number {
     return 4;
+  }
+
+  encodeChecked(value: unknown, what: string, target: Uint8Array, offset: number): number {
+    return this.encode(this.check(value, what), target, offset);
   }
 
   encode(value: number, target: Uint8Array, offset: number): number {
@@ -664,6 +681,10 @@ class F64Codec implements Codec<number> {
 
   encodedLength(_value: number): number {
     return 8;
+  }
+
+  encodeChecked(value: unknown, what: string, target: Uint8Array, offset: number): number {
+    return this.encode(this.check(value, what), target, offset);
   }
 
   encode(value: number, target: Uint8Array, offset: number): number {
@@ -761,6 +782,10 @@ class BigInt64Codec implements Codec<bigint> {
 
   encodedLength(_value: bigint): number {
     return 8;
+  }
+
+  encodeChecked(value: unknown, what: string, target: Uint8Array, offset: number): number {
+    return this.encode(this.check(value, what), target, offset);
   }
 
   encode(value: bigint, target: Uint8Array, offset: number): number {
@@ -938,6 +963,35 @@ function writeUtf8(s: string, t: Uint8Array, p: number): number {
   return p - start;
 }
 
+/** writeUtf8, but returns -1 at a lone surrogate (with some bytes written) instead of writing U+FFFD. */
+function writeUtf8Strict(s: string, t: Uint8Array, p: number): number {
+  const start = p;
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) {
+      t[p++] = c;
+    } else if (c < 0x800) {
+      t[p++] = 0xc0 | (c >> 6);
+      t[p++] = 0x80 | (c & 0x3f);
+    } else if (c < 0xd800 || c > 0xdfff) {
+      t[p++] = 0xe0 | (c >> 12);
+      t[p++] = 0x80 | ((c >> 6) & 0x3f);
+      t[p++] = 0x80 | (c & 0x3f);
+    } else {
+      const d = c <= 0xdbff && i + 1 < n ? s.charCodeAt(i + 1) : 0;
+      if (d < 0xdc00 || d > 0xdfff) return -1;
+      i++;
+      const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+      t[p++] = 0xf0 | (cp >> 18);
+      t[p++] = 0x80 | ((cp >> 12) & 0x3f);
+      t[p++] = 0x80 | ((cp >> 6) & 0x3f);
+      t[p++] = 0x80 | (cp & 0x3f);
+    }
+  }
+  return p - start;
+}
+
 /**
  * Decodes UTF-8 from `s[i]` up to `s[end]`, following the WHATWG decoder: a
  * byte that cannot start or continue a sequence, or a sequence cut short,
@@ -1052,6 +1106,19 @@ class StringCodec implements Codec<string> {
     return utf8Length(value);
   }
 
+  encodeChecked(value: unknown, what: string, target: Uint8Array, offset: number): number {
+    if (
+      typeof value === "string" && value.length < NATIVE_ENCODE_MIN_UNITS &&
+      inBounds(target, offset, 3 * value.length)
+    ) {
+      // One pass instead of check's scan plus encode's: a lone surrogate or
+      // an encoding over maxBytes falls through to check, which throws.
+      const n = writeUtf8Strict(value, target, offset);
+      if (n >= 0 && n <= this.maxBytes) return n;
+    }
+    return this.encode(this.check(value, what), target, offset);
+  }
+
   encode(value: string, target: Uint8Array, offset: number): number {
     // Three bytes per code unit always suffice, which spares a length scan
     // unless the target is tight.
@@ -1156,6 +1223,10 @@ class BytesCodec implements Codec<Uint8Array> {
 
   encodedLength(value: Uint8Array): number {
     return value.length;
+  }
+
+  encodeChecked(value: unknown, what: string, target: Uint8Array, offset: number): number {
+    return this.encode(this.check(value, what), target, offset);
   }
 
   encode(value: Uint8Array, target: Uint8Array, offset: number): number {

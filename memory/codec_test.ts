@@ -893,3 +893,54 @@ Deno.test("codec: decode, hash and compareEncoded refuse bad spans and lengths",
     assertThrowsWith(() => c.compareEncoded(src, 0, 2.5, src, 0, 1), RangeError, "'aLen'");
   }
 });
+
+// ---------------------------------------------------------------- encodeChecked
+
+/** What `fn` returns, or the class and message of what it throws. */
+function outcome(fn: () => number): { bytes?: number; error?: string } {
+  try {
+    return { bytes: fn() };
+  } catch (e) {
+    return { error: `${(e as Error).constructor.name}: ${(e as Error).message}` };
+  }
+}
+
+Deno.test("codec: encodeChecked writes what encode(check(...)) writes, and throws what check throws", () => {
+  const loneSurrogates = fc.constantFrom("\ud800", "\udfff", "a\ud83d", "\ude00b", "\ud83d\ud83d");
+  const text = fc.oneof(
+    fc.string({ unit: "grapheme", maxLength: 40 }),
+    fc.string({ unit: "binary", maxLength: 40 }),
+    fc.tuple(fc.string({ maxLength: 10 }), loneSurrogates, fc.string({ maxLength: 10 }))
+      .map(([a, b, c]) => a + b + c),
+  );
+  const anything = fc.oneof(text, fc.integer(), fc.double(), fc.bigInt(), fc.constant(undefined));
+  for (const name of ["i32", "u32", "f64", "bigint64", "string", "bytes"] as const) {
+    for (const maxBytes of [8, 64]) {
+      const c = codec(name, { maxBytes }) as Codec<unknown>;
+      const input = name === "bytes"
+        ? fc.oneof(fc.uint8Array({ maxLength: 80 }), anything)
+        : anything;
+      fc.assert(
+        fc.property(input, (value) => {
+          const one = new Uint8Array(new SharedArrayBuffer(256));
+          const two = new Uint8Array(256);
+          const got = outcome(() => c.encodeChecked(value, "key", one, 3));
+          const want = outcome(() => c.encode(c.check(value, "key"), two, 3));
+          assert.deepEqual(got, want);
+          if (got.bytes !== undefined) {
+            assert.deepEqual(one.slice(3, 3 + got.bytes), two.slice(3, 3 + got.bytes));
+          }
+        }),
+        { numRuns: 300 },
+      );
+    }
+  }
+});
+
+Deno.test("codec: encodeChecked of a string that does not fit throws RangeError", () => {
+  const c = codec("string", { maxBytes: 64 });
+  const target = new Uint8Array(10);
+  assert.throws(() => c.encodeChecked("é".repeat(6), "key", target, 0), RangeError);
+  assert.equal(c.encodeChecked("é".repeat(5), "key", target, 0), 10);
+  assert.equal(new TextDecoder().decode(target), "é".repeat(5));
+});
