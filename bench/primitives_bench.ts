@@ -1,7 +1,9 @@
 /**
  * The physical limits every other sabre figure is read against: plain reads
  * against Atomics, fixed views against length-tracking views of a growable
- * buffer, and the heap's own allocate+free and pin+unpin.
+ * buffer, the heap's own allocate+free and pin+unpin, and what one
+ * Atomics.load per lookup costs in memory-level parallelism when every
+ * lookup misses the cache.
  *
  * Every bench runs a batch of BATCH operations per iteration, so divide the
  * reported time by BATCH for ns/op (`deno task bench:report` does). Ratios
@@ -175,6 +177,73 @@ Deno.bench({
   fn() {
     let s = 0;
     for (let i = 0, k = 0; i < BATCH; i++, k = (k + 7 * 7919) % 700_000) s += map.get(k) ?? 0;
+    sink ^= s;
+  },
+});
+
+// ---------------------------------------------------------------- memory-level parallelism
+// Dependent pairs of loads at random places in 64 MiB (a slot, then the
+// 16-byte entry it points at), as a hash table lookup does. Plain loads let
+// the CPU overlap the cache misses of successive lookups; an Atomics.load is
+// a call into a V8 builtin (not inlined), and the longer instruction stream
+// leaves fewer lookups in flight, so each miss costs more.
+
+const TABLE_SLOTS = 1 << 21;
+const ENTRY_WORDS = 4;
+const ENTRIES = 1 << 20;
+const tableSab = new SharedArrayBuffer((TABLE_SLOTS + ENTRIES * ENTRY_WORDS) * 4);
+const table = new Int32Array(tableSab);
+{
+  // Entry e lives at word TABLE_SLOTS + e * 4; slots point at entries in random order.
+  let seed = 12345;
+  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  for (let e = 0; e < ENTRIES; e++) {
+    const at = TABLE_SLOTS + e * ENTRY_WORDS;
+    table[at] = e;
+    let slot = Math.floor(random() * TABLE_SLOTS);
+    while (table[slot] !== 0) slot = (slot + 1) & (TABLE_SLOTS - 1);
+    table[slot] = at;
+  }
+}
+let probe = 1;
+const nextProbe = () =>
+  (probe = (Math.imul(probe, 1664525) + 1013904223) >>> 0) & (TABLE_SLOTS - 1);
+
+Deno.bench({
+  name: `slot then entry, plain loads, 64 MiB (x${BATCH})`,
+  group: "random dependent loads",
+  baseline: true,
+  fn() {
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) {
+      const at = table[nextProbe()];
+      if (at !== 0) s += table[at];
+    }
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `slot then entry, Atomics.load of the slot, 64 MiB (x${BATCH})`,
+  group: "random dependent loads",
+  fn() {
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) {
+      const at = Atomics.load(table, nextProbe());
+      if (at !== 0) s += table[at];
+    }
+    sink ^= s;
+  },
+});
+
+const bigMap = new Map<number, number>();
+for (let e = 0; e < ENTRIES; e++) bigMap.set(e * 7, e);
+Deno.bench({
+  name: `Map.get, 1M int keys, random (x${BATCH})`,
+  group: "random dependent loads",
+  fn() {
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += bigMap.get((nextProbe() & (ENTRIES - 1)) * 7) ?? 0;
     sink ^= s;
   },
 });
