@@ -401,6 +401,8 @@ export class SharedHeap implements Disposable {
   #retiredHead = 0;
   #retiredCount = 0;
   #collectAt = COLLECT_EVERY;
+  // Caches of retired blocks kept outside this heap's lists (see addReclaimer).
+  readonly #reclaimers: (() => number)[] = [];
 
   private constructor(sab: SharedArrayBuffer) {
     this.sab = sab;
@@ -751,11 +753,12 @@ export class SharedHeap implements Disposable {
         `Cannot close SharedHeap as this worker has ${this.#pinDepth} pinned epoch guard(s)`,
       );
     }
+    if (this.#slot >= 0) this.#runReclaimers();
     this.#closed = true;
     if (realmHeaps.get(this.#uid)?.deref() === this) realmHeaps.delete(this.#uid);
     if (this.#slot < 0) return;
     slotFinalizer.unregister(this);
-    this.collect();
+    this.#collect();
     this.#orphanRetired();
     this.#abandonPages(this.#slotBase, this.#slot);
     const i32 = this.i32;
@@ -1374,7 +1377,7 @@ export class SharedHeap implements Disposable {
     const epoch = Atomics.load(this.i32, H_EPOCH);
     this.#pushRetired(ptr, epoch);
     if (this.#retiredCount >= this.#collectAt) {
-      this.collect();
+      this.#collect();
       this.#collectAt = this.#retiredCount + COLLECT_EVERY;
     }
   }
@@ -1421,6 +1424,12 @@ export class SharedHeap implements Disposable {
       if (this.#closed) return 0;
       this.join();
     }
+    const freed = this.#runReclaimers();
+    return freed + this.#collect();
+  }
+
+  /** collect() without the reclaimers: the periodic one of retire(). */
+  #collect(): number {
     const i32 = this.i32;
     this.#pinsUntilRefresh = 0; // the next pin shows the newest epoch
     this.#adoptOrphans();
@@ -1438,6 +1447,38 @@ export class SharedHeap implements Disposable {
       freed++;
     }
     return freed;
+  }
+
+  /**
+   * Internal, for the STM's block pools (called as `heap["addReclaimer"]`):
+   * registers `fn`, which `collect()` and `close()` run first, so that a
+   * cache of retired blocks kept outside the heap's lists goes back to the
+   * heap (freed, or retired here) whenever the heap is asked to reclaim.
+   * `fn` returns how many blocks it freed.
+   */
+  private addReclaimer(fn: () => number): void {
+    this.#reclaimers.push(fn);
+  }
+
+  #runReclaimers(): number {
+    const reclaimers = this.#reclaimers;
+    let freed = 0;
+    for (let i = 0; i < reclaimers.length; i++) freed += reclaimers[i]();
+    return freed;
+  }
+
+  /**
+   * Internal, for the STM's block pools (called as `heap["advanceEpoch"]`):
+   * tries to advance the global epoch and returns it, loaded afterwards. A
+   * block unlinked before a call that returned e is unreachable for every
+   * pinned worker once a later call returns e + 2 or more (the rule of
+   * collect()); it may then be reused in place instead of freed.
+   */
+  private advanceEpoch(): number {
+    if (this.#slotBase < 0) this.join();
+    this.#pinsUntilRefresh = 0; // the next pin shows the newest epoch
+    this.#tryAdvance();
+    return Atomics.load(this.i32, H_EPOCH);
   }
 
   /** Advances the epoch when every pinned worker has seen the current one. */

@@ -14,10 +14,15 @@
  *   descriptor entry pointer with bit 0 set.
  * - **Cell** (16 bytes): f64 value, stamp (slot, sequence). Filled with plain
  *   writes, published by the CAS that puts it (or an entry naming it) into a
- *   loc word, never changed, retired through epochs: (b).
- * - **Descriptor**: word 0 status (a); the rest (count, owner, entries of
- *   `[loc, expected cell, expected stamp x2, new cell, descriptor, flags, 0]`)
- *   is written before the first install CAS publishes it, (b).
+ *   loc word, never changed while published, retired through epochs: (b).
+ * - **Descriptor** (its own block): word 0 status (a); the rest (count,
+ *   owner, entries of `[loc, expected cell, expected stamp x2, new cell,
+ *   descriptor, flags, 0]`) is written before the first install CAS
+ *   publishes it, (b). Only its owner retires it, after its cleanup.
+ * - **Pools** (worker-local JS memory): retired cells and descriptors wait
+ *   there until the epoch proves them unreachable, then are rewritten in
+ *   place for a new commit (plain writes, then publication: (b) again)
+ *   instead of being freed and allocated. A worker that dies leaks them.
  *
  * @module
  */
@@ -100,6 +105,63 @@ const F_CHECK = 2;
 /** Spin steps before a committer aborts a descriptor whose owner is still installing. */
 const ABORT_SPIN = 200;
 
+/** Slots of a block pool's ring (a power of 2). */
+const POOL_SLOTS = 512;
+const POOL_MASK = POOL_SLOTS - 1;
+/** Blocks put into a domain's pools between two epoch stamps. */
+const STAMP_EVERY = 32;
+
+/** Index of the descriptor pool for `n` entries (capacity 1, 2, 4 or 8), or -1. */
+function descPool(n: number): number {
+  return n <= 2 ? n - 1 : n <= 4 ? 2 : n <= 8 ? 3 : -1;
+}
+
+/**
+ * Dead blocks of one size that this worker unlinked, oldest first: a ring
+ * in the worker's own JS memory. The first `stamped` of them carry an epoch
+ * loaded (by `advanceEpoch`) after they were unlinked; a block may be
+ * reused once an epoch loaded later is 2 past its own, the rule by which
+ * the heap frees retired blocks, so that no pinned worker can still read it.
+ */
+class Pool {
+  readonly ptrs = new Int32Array(POOL_SLOTS);
+  readonly epochs = new Int32Array(POOL_SLOTS);
+  head = 0;
+  count = 0;
+  stamped = 0;
+  /** Block size, for allocations when no block is ready. */
+  readonly size: number;
+
+  constructor(size: number) {
+    this.size = size;
+  }
+}
+
+function stampPool(pool: Pool, e: number): void {
+  for (let j = pool.stamped; j < pool.count; j++) pool.epochs[(pool.head + j) & POOL_MASK] = e;
+  pool.stamped = pool.count;
+}
+
+/** Empties `pool` into `heap` (`e`: an epoch loaded now); returns how many blocks it freed. */
+function flushPool(heap: SharedHeap, pool: Pool, e: number): number {
+  let freed = 0;
+  while (pool.count > 0) {
+    const at = pool.head;
+    const ptr = pool.ptrs[at];
+    const safe = pool.stamped !== 0 && ((e - pool.epochs[at]) | 0) >= 2;
+    pool.head = (at + 1) & POOL_MASK;
+    pool.count--;
+    if (pool.stamped !== 0) pool.stamped--;
+    if (safe) {
+      heap.free(ptr);
+      freed++;
+    } else {
+      heap.retire(ptr);
+    }
+  }
+  return freed;
+}
+
 /** Value kinds of a Loc. */
 export type LocKind = "f64" | "i32" | "ref";
 /** Kind codes stored in a Loc block. */
@@ -136,6 +198,14 @@ export class Domain {
   readonly #buckets: number;
   /** Fixed view of the header's words (stays valid when the heap grows). */
   readonly words: Int32Array;
+  /** This worker's dead cells, reused instead of freed and allocated again. */
+  readonly #cells = new Pool(CELL_BYTES);
+  /** This worker's dead descriptors, by capacity 1, 2, 4, 8 entries. */
+  readonly #descs = [1, 2, 4, 8].map((k) => new Pool(D_HEADER + k * ENTRY_BYTES));
+  /** The last epoch stamped on pool entries. */
+  #epoch = 0;
+  /** Blocks put into the pools since the last stamp. */
+  #unstamped = 0;
 
   private constructor(heap: SharedHeap, hdr: number) {
     this.heap = heap;
@@ -144,6 +214,8 @@ export class Domain {
     this.#waiting = (hdr >> 2) + H_WAITING;
     this.#buckets = (hdr >> 2) + H_BUCKETS;
     this.words = new Int32Array(heap.sab, hdr, HEADER_BYTES >> 2);
+    // collect() and close() take the pooled blocks back.
+    heap["addReclaimer"](() => this.#flush());
   }
 
   /** The domain of `heap`, created and published under the root on first use. */
@@ -201,13 +273,10 @@ export class Domain {
 
   // ------------------------------------------------------------------ cells
 
-  /**
-   * A new cell holding `value`, not yet published, with `extra` bytes after
-   * it in the same block (for a descriptor that lives with it).
-   */
-  newCell(value: number, extra = 0): number {
+  /** A new cell holding `value`, not yet published. */
+  newCell(value: number): number {
     const heap = this.heap;
-    const cell = heap.allocate(CELL_BYTES + extra);
+    const cell = this.#take(this.#cells);
     const i = cell >> 2;
     heap.f64[cell >> 3] = value;
     const i32 = heap.i32;
@@ -360,9 +429,8 @@ export class Domain {
   casOne(locAddr: number, expected: number, value: number): boolean {
     const heap = this.heap;
     const w = (locAddr >> 2) + L_WORD;
-    // The descriptor shares the new cell's block (see `commit`).
-    const cell = this.newCell(value, D_HEADER + ENTRY_BYTES);
-    const d = cell + CELL_BYTES;
+    const cell = this.newCell(value);
+    const d = this.#take(this.#descs[0]);
     let i32 = heap.i32;
     const s = d >> 2;
     i32[s + D_STATUS] = INSTALLED; // one entry: installed by the CAS that publishes it
@@ -387,14 +455,18 @@ export class Domain {
         i32 = heap.i32;
         if (Atomics.load(i32, w) === expected) continue;
       }
-      heap.free(cell); // never published
+      // Never published: reusable at once.
+      this.#untake(this.#descs[0], d);
+      this.#untake(this.#cells, cell);
       return false;
     }
     crashPoint("stm.single.installed");
     const status = this.decide(d);
     i32 = heap.i32;
     Atomics.compareExchange(i32, w, tagged, status === AFTER ? cell : expected);
-    heap.retire(status === AFTER ? expected : cell);
+    // No loc word names d or the dead cell any more.
+    this.#put(this.#cells, status === AFTER ? expected : cell);
+    this.#put(this.#descs[0], d);
     return status === AFTER;
   }
 
@@ -415,22 +487,12 @@ export class Domain {
     mode: CommitMode,
   ): boolean {
     const heap = this.heap;
-    // The descriptor lives in the block of the first new cell, after the
-    // cell: one allocation and one retirement fewer per commit. The block is
-    // retired with that cell (when a later commit replaces it, or by us if
-    // this commit fails); the descriptor part is dead by then, since no loc
-    // word names it after our cleanup below.
-    let d = 0;
+    const c = descPool(n);
+    const d = c >= 0 ? this.#take(this.#descs[c]) : heap.allocate(D_HEADER + n * ENTRY_BYTES);
     for (let k = 0; k < n; k++) {
       const i = order[k];
       if (!writes[i]) continue;
-      let cell: number;
-      if (d === 0) {
-        cell = this.newCell(values[i], D_HEADER + n * ENTRY_BYTES);
-        d = cell + CELL_BYTES;
-      } else {
-        cell = this.newCell(values[i]);
-      }
+      const cell = this.newCell(values[i]);
       heap.i32[(d >> 2) + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2) + E_NEW] = cell;
     }
     const s = d >> 2;
@@ -506,15 +568,92 @@ export class Domain {
       Atomics.compareExchange(i32, w, (e << 2) | 1, final);
       if (k === 0) crashPoint("stm.cleanup");
     }
-    // AFTER: the replaced cells die. BEFORE: the new ones (the descriptor's
-    // block among them).
+    // AFTER: the replaced cells die. BEFORE: the new ones. And d: no loc
+    // word names it any more.
     for (let k = 0; k < n; k++) {
       const e = s + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2);
       if (i32[e + E_FLAGS] !== F_WRITE) continue;
-      heap.retire(i32[e + (status === AFTER ? E_EXP : E_NEW)]);
+      this.#put(this.#cells, i32[e + (status === AFTER ? E_EXP : E_NEW)]);
       i32 = heap.i32;
     }
+    if (c >= 0) this.#put(this.#descs[c], d);
+    else heap.retire(d);
     return status === AFTER;
+  }
+
+  // ------------------------------------------------------------ block pools
+
+  /**
+   * A block of `pool`'s size: the oldest pooled one when the epoch proves
+   * that no pinned worker can still read it (rewriting it with plain writes
+   * before a new publication is then pattern (b) again), else a new one.
+   */
+  #take(pool: Pool): number {
+    if (pool.stamped !== 0) {
+      const at = pool.head;
+      if (((this.#epoch - pool.epochs[at]) | 0) >= 2) {
+        pool.head = (at + 1) & POOL_MASK;
+        pool.count--;
+        pool.stamped--;
+        const ptr = pool.ptrs[at];
+        // Another worker's block may lie past our views.
+        if (ptr + pool.size > this.heap.mappedBytes) this.heap.ensure(ptr + pool.size);
+        return ptr;
+      }
+    }
+    return this.heap.allocate(pool.size);
+  }
+
+  /** Gives back a block that `#take` returned and that was never published. */
+  #untake(pool: Pool, ptr: number): void {
+    if (pool.count === POOL_SLOTS) {
+      this.heap.free(ptr);
+      return;
+    }
+    const at = pool.head = (pool.head - 1) & POOL_MASK;
+    pool.ptrs[at] = ptr;
+    pool.epochs[at] = (this.#epoch - 2) | 0; // reusable at once
+    pool.count++;
+    pool.stamped++;
+  }
+
+  /**
+   * Retires `ptr`, a block of `pool`'s size that no loc word names any more
+   * (unlinked before this call, so any later epoch load may stamp it), into
+   * the pool (into the heap when the pool is full).
+   */
+  #put(pool: Pool, ptr: number): void {
+    if (pool.count === POOL_SLOTS) {
+      this.heap.retire(ptr);
+      return;
+    }
+    pool.ptrs[(pool.head + pool.count) & POOL_MASK] = ptr;
+    pool.count++;
+    if (++this.#unstamped >= STAMP_EVERY) this.#stamp();
+  }
+
+  /**
+   * Stamps every unstamped pool entry with the epoch loaded now (after they
+   * were all unlinked), trying to advance it first.
+   */
+  #stamp(): void {
+    this.#unstamped = 0;
+    const e = this.heap["advanceEpoch"]();
+    this.#epoch = e;
+    stampPool(this.#cells, e);
+    const descs = this.#descs;
+    for (let c = 0; c < descs.length; c++) stampPool(descs[c], e);
+  }
+
+  /** The heap's reclaimer: frees the pooled blocks that are safe, retires the others. */
+  #flush(): number {
+    this.#unstamped = 0;
+    const heap = this.heap;
+    const e = heap["advanceEpoch"]();
+    let freed = flushPool(heap, this.#cells, e);
+    const descs = this.#descs;
+    for (let c = 0; c < descs.length; c++) freed += flushPool(heap, descs[c], e);
+    return freed;
   }
 
   // ------------------------------------------------------- waiting, waking

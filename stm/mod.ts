@@ -49,10 +49,17 @@
  * A loc word that names an entry resolves to the entry's new cell when the
  * status is AFTER and to its expected cell otherwise, so the status CAS
  * switches every location at one instant. The owner then replaces each
- * entry pointer by the cell it resolves to, and retires the dead cells
- * through the heap's epochs. The descriptor shares a block with the first
- * new cell (one allocation and one retirement fewer per commit): that block
- * dies with the cell, by which time nothing names the descriptor.
+ * entry pointer by the cell it resolves to, and retires the dead cells and
+ * the descriptor (nothing names it any more) through the heap's epochs.
+ *
+ * **Recycling**: retired cells and descriptors go into the worker's own
+ * pools (JS rings of block and epoch), not to the heap: a pooled block is
+ * rewritten for the next commit once an epoch loaded after it was unlinked
+ * is 2 behind the current one, the same proof by which the heap frees
+ * retired blocks (no worker pinned when it was unlinked is still pinned).
+ * This replaces an allocate, a retire and a free per block by two ring
+ * operations. `heap.collect()` and `heap.close()` empty the pools into the
+ * heap; a full pool retires into the heap directly.
  *
  * This is the Harris-Fraser-Pratt shape with GKMZ's single status decision
  * (kcas's algorithm), changed for manual memory management: only the owner
@@ -81,8 +88,8 @@
  * commit whose counter bump came before the recorded value had installed
  * its entries earlier still, so the re-check sees them. Cells are never
  * reused while the reader is pinned, so "the same cell" means "the same
- * value throughout". Single-location operations are one-entry commits (one
- * allocation for the cell and its descriptor, 3 CAS and one counter bump).
+ * value throughout". Single-location operations are one-entry commits (a
+ * pooled cell and descriptor, 3 CAS and one counter bump).
  * Pointers read from shared memory (cells, entries, other workers' Locs)
  * are checked against the worker's views and `ensure`d first.
  *
@@ -104,18 +111,24 @@
  * - Loc block: tag, kind, domain: (b), written before the Atomics store of
  *   the tag; loc word: (a).
  * - Cells: (b): filled with plain writes before the CAS that publishes them
- *   (directly, or through an entry), never changed, retired through epochs.
+ *   (directly, or through an entry), never changed until retired and proven
+ *   unreachable through epochs (then reused as a new cell, or freed).
  *   `Loc.get` reads the value with a plain f64 read after the Atomics load
  *   of the loc word, while pinned.
  * - Descriptor: status (a); count, owner and entries (b), written before the
- *   first install CAS.
+ *   first install CAS (recycled like cells).
  * - Domain header: commit counter, waiting count and bucket words (a), each
  *   on its own cache line; tag and version (b).
  *
  * ## Known limits
  *
- * - A live cell written by a k-location commit keeps that commit's dead
- *   descriptor (16 + 32k bytes) in its block until the cell is replaced.
+ * - A worker's pools hold up to 512 dead blocks each (cells, and
+ *   descriptors of up to 1, 2, 4 and 8 entries); they count as live blocks
+ *   in `heap.stats()` until `collect()` or `close()` takes them back, and
+ *   are leaked, like its retired blocks, when the worker dies.
+ * - A worker that stays pinned (an outer `heap.pin()`) across many commits
+ *   stops the epoch, so its pools cannot refill: each commit then allocates
+ *   its cells and descriptor from the heap.
  * - A transaction blocked in `Retry.later()` inside an outer `heap.pin()`
  *   (or inside another transaction) stays pinned while parked, which holds
  *   back memory reclamation for every worker.
