@@ -14,7 +14,14 @@
  * `attach()` needs only the handle, and a root can name a SeqCell.
  *
  * Words: `[tag, seq, fieldCount, dataWords, mutex (2 words), schemaBytes, _,
- * data..., schema...]`.
+ * data..., schema...]`. Memory-model pattern (see DESIGN.md): data words
+ * are all-atomic (a); the schema is immutable after publication (b).
+ *
+ * Reads and full writes go through a `Codec` specialised per
+ * schema shape: straight-line code built once with `new Function`, shared
+ * by every cell of that shape, with field names only ever inside
+ * `JSON.stringify`d string literals. Where code generation is refused
+ * (CSP), a generic loop-based codec with the same behaviour is used.
  *
  * @module
  */
@@ -175,6 +182,284 @@ function decodeSchema(bytes: Uint8Array, count: number): Field[] {
   return fields;
 }
 
+/** Throws the error `#check` gives for `value` in `field` (not a number, or out of range). */
+function badValue(field: Field, value: unknown): never {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot write SeqCell field '${field.name}' as it is not a number: current value is ${
+        describeValue(value)
+      }`,
+    );
+  }
+  const [min, max] = field.type === "i32" ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1];
+  throw new RangeError(
+    `Cannot write SeqCell field '${field.name}' as it is not an integer in [${min}, ${max}] (${field.type}): current value is ${
+      describeValue(value)
+    }`,
+  );
+}
+
+type NumberRecord = Record<string, number>;
+
+/** Whether `value` may be stored in a field of `type`. */
+function fits(type: SeqCellFieldType, value: unknown): value is number {
+  if (typeof value !== "number") return false;
+  if (type === "i32") return (value | 0) === value;
+  if (type === "u32") return (value >>> 0) === value;
+  return true;
+}
+
+/**
+ * Stores an own data property. Used for `__proto__`, where a plain `o[k] = v`
+ * would call Object.prototype's setter instead of creating the field.
+ */
+function setOwn(o: NumberRecord, key: string, value: number): void {
+  if (Object.hasOwn(o, key)) o[key] = value;
+  else {
+    Object.defineProperty(o, key, { value, writable: true, enumerable: true, configurable: true });
+  }
+}
+
+/**
+ * Reads and writes the data words of one schema shape. Stateless between
+ * calls except `scratch`, which holds encoded words from `encodeAll` until
+ * the caller's `publishAll` (no user code runs in between).
+ */
+interface Codec {
+  /** Waits out writers (as `waitEvenSequence`), then fills `out` with a snapshot. */
+  readInto(
+    words: Int32Array,
+    out: NumberRecord,
+    deadline: number,
+    timeoutMs?: number,
+  ): NumberRecord;
+  /** Like `readInto`, into a new object. */
+  read(words: Int32Array, deadline: number, timeoutMs?: number): NumberRecord;
+  /** One attempt; `undefined` if a write was in progress or intervened. */
+  tryRead(words: Int32Array): NumberRecord | undefined;
+  /**
+   * When `values` has exactly the schema's fields as own keys in schema
+   * order: validates them in that order (same errors as `#check`) and
+   * encodes all data words into `scratch`. Otherwise returns false and
+   * leaves `scratch` alone.
+   */
+  encodeAll(values: object, scratch: Int32Array): boolean;
+  /** Stores all of `scratch` as one write. Caller holds the writer mutex. */
+  publishAll(words: Int32Array, scratch: Int32Array): void;
+  /** Encoding area for `encodeAll`, shared by the cells of this shape. */
+  readonly scratch: Int32Array;
+}
+
+/** Codecs by schema shape, so cells of one shape share functions (monomorphic call sites). */
+const codecs = new Map<string, Codec>();
+/** Bounds `codecs` for programs that make many schemas; cells keep their codec. */
+const MAX_CODECS = 1024;
+
+function codecOf(fields: readonly Field[]): Codec {
+  const shape = JSON.stringify(fields.map((f) => [f.name, f.type]));
+  let codec = codecs.get(shape);
+  if (codec === undefined) {
+    codec = specialisedCodec(fields) ?? genericCodec(fields);
+    if (codecs.size >= MAX_CODECS) codecs.clear();
+    codecs.set(shape, codec);
+  }
+  return codec;
+}
+
+/**
+ * Generates straight-line code for `fields`: constant word indices, one
+ * `Atomics.load` per data word between the two sequence loads, decoding
+ * and stores into the result only after the re-check. Field names enter
+ * the source only as `JSON.stringify` string literals (a valid, inert JS
+ * string literal for any string); `__proto__` goes through `setOwn` or a
+ * computed literal key so it defines an own property. Returns undefined
+ * where `new Function` is refused.
+ */
+function specialisedCodec(fields: readonly Field[]): Codec | undefined {
+  const n = fields.length;
+  const dataWords = fields.reduce((w, f) => w + (f.type === "f64" ? 2 : 1), 0);
+  const loads: string[] = [];
+  for (let i = 0; i < dataWords; i++) loads.push(`const w${i} = Atomics.load(w, ${DATA + i});`);
+  const decode: string[] = [];
+  const assign: string[] = [];
+  const literal: string[] = [];
+  fields.forEach((f, i) => {
+    const key = JSON.stringify(f.name);
+    const at = f.word;
+    if (f.type === "i32") decode.push(`const v${i} = w${at};`);
+    else if (f.type === "u32") decode.push(`const v${i} = w${at} >>> 0;`);
+    else decode.push(`f64w[0] = w${at}; f64w[1] = w${at + 1}; const v${i} = f64s[0];`);
+    if (f.name === "__proto__") {
+      assign.push(`setOwn(out, ${key}, v${i});`);
+      literal.push(`[${key}]: v${i}`);
+    } else {
+      assign.push(`out[${key}] = v${i};`);
+      literal.push(`${key}: v${i}`);
+    }
+  });
+  const snapshot = `for (;;) {
+      let s = Atomics.load(w, ${SEQ});
+      if ((s & 1) === 1) s = wait(w, deadline, "SeqCell", timeoutMs);
+      ${loads.join("\n      ")}
+      if (Atomics.load(w, ${SEQ}) !== s) continue;
+      ${decode.join("\n      ")}`;
+  // encodeAll: values read (getters run) and checked in key order into
+  // locals; scratch is written only after the last user code has run.
+  const keyChecks = fields.map((f, i) => `k[${i}] !== ${JSON.stringify(f.name)}`);
+  const gets: string[] = [];
+  const stores: string[] = [];
+  fields.forEach((f, i) => {
+    const check = f.type === "i32"
+      ? `(x${i} | 0) !== x${i}`
+      : f.type === "u32"
+      ? `(x${i} >>> 0) !== x${i}`
+      : "false";
+    gets.push(
+      `const x${i} = values[${JSON.stringify(f.name)}];`,
+      `if (typeof x${i} !== "number" || ${check}) bad(fields[${i}], x${i});`,
+    );
+    if (f.type === "f64") {
+      stores.push(
+        `f64s[0] = x${i}; scratch[${f.word}] = f64w[0]; scratch[${f.word + 1}] = f64w[1];`,
+      );
+    } else stores.push(`scratch[${f.word}] = x${i} | 0;`);
+  });
+  const publish: string[] = [];
+  for (let i = 0; i < dataWords; i++) publish.push(`Atomics.store(w, ${DATA + i}, scratch[${i}]);`);
+  const source = `"use strict";
+return {
+  readInto(w, out, deadline, timeoutMs) {
+    ${snapshot}
+      ${assign.join("\n      ")}
+      return out;
+    }
+  },
+  read(w, deadline, timeoutMs) {
+    ${snapshot}
+      return { ${literal.join(", ")} };
+    }
+  },
+  tryRead(w) {
+    const s = Atomics.load(w, ${SEQ});
+    if ((s & 1) === 1) return undefined;
+    ${loads.join("\n    ")}
+    if (Atomics.load(w, ${SEQ}) !== s) return undefined;
+    ${decode.join("\n    ")}
+    return { ${literal.join(", ")} };
+  },
+  encodeAll(values, scratch) {
+    if (typeof values !== "object" || values === null) return false;
+    const k = Object.keys(values);
+    if (k.length !== ${n} || ${keyChecks.join(" || ")}) return false;
+    ${gets.join("\n    ")}
+    ${stores.join("\n    ")}
+    return true;
+  },
+  publishAll(w, scratch) {
+    Atomics.add(w, ${SEQ}, 1);
+    ${publish.join("\n    ")}
+    end(w);
+  },
+};`;
+  let make: (...args: unknown[]) => Omit<Codec, "scratch">;
+  try {
+    make = new Function("wait", "end", "bad", "setOwn", "fields", "f64s", "f64w", source) as never;
+  } catch {
+    return undefined; // Code generation refused (CSP, --disallow-code-generation-from-strings).
+  }
+  const methods = make(waitEvenSequence, endWrite, badValue, setOwn, fields, f64Scratch, f64Words);
+  return { ...methods, scratch: new Int32Array(dataWords) };
+}
+
+/** The same behaviour as `specialisedCodec`'s, with loops; `encodeAll` always declines. */
+function genericCodec(fields: readonly Field[]): Codec {
+  const dataWords = fields.reduce((w, f) => w + (f.type === "f64" ? 2 : 1), 0);
+  const copy = new Int32Array(dataWords);
+  /** Copies the data words into `copy`; false if the sequence was odd or moved. */
+  const attempt = (words: Int32Array, stamp: number): boolean => {
+    for (let w = 0; w < dataWords; w++) copy[w] = Atomics.load(words, DATA + w);
+    return Atomics.load(words, SEQ) === stamp;
+  };
+  const snapshot = (words: Int32Array, deadline: number, timeoutMs?: number): void => {
+    for (;;) {
+      let stamp = Atomics.load(words, SEQ);
+      if ((stamp & 1) === 1) stamp = waitEvenSequence(words, deadline, "SeqCell", timeoutMs);
+      if (attempt(words, stamp)) return;
+    }
+  };
+  const values = new Float64Array(fields.length); // exact for i32, u32 and f64
+  let storing = false;
+  /**
+   * Decodes `copy` fully before storing, so setters on `out` cannot see it
+   * half used; a read from such a setter decodes into its own array.
+   */
+  const decodeInto = (out: NumberRecord): NumberRecord => {
+    const decoded = storing ? new Float64Array(fields.length) : values;
+    for (let i = 0; i < fields.length; i++) {
+      const field = fields[i];
+      const low = copy[field.word];
+      if (field.type === "i32") decoded[i] = low;
+      else if (field.type === "u32") decoded[i] = low >>> 0;
+      else {
+        f64Words[0] = low;
+        f64Words[1] = copy[field.word + 1];
+        decoded[i] = f64Scratch[0];
+      }
+    }
+    const outer = storing;
+    storing = true;
+    try {
+      for (let i = 0; i < fields.length; i++) {
+        const name = fields[i].name;
+        if (name === "__proto__") setOwn(out, name, decoded[i]);
+        else out[name] = decoded[i];
+      }
+    } finally {
+      storing = outer;
+    }
+    return out;
+  };
+  /** Decodes `copy` into a new object: no user code runs, so straight in. */
+  const decodeNew = (): NumberRecord => {
+    const out: NumberRecord = {};
+    for (const field of fields) {
+      const low = copy[field.word];
+      let value = low;
+      if (field.type === "u32") value = low >>> 0;
+      else if (field.type === "f64") {
+        f64Words[0] = low;
+        f64Words[1] = copy[field.word + 1];
+        value = f64Scratch[0];
+      }
+      if (field.name === "__proto__") setOwn(out, field.name, value);
+      else out[field.name] = value;
+    }
+    return out;
+  };
+  return {
+    readInto(words, out, deadline, timeoutMs) {
+      snapshot(words, deadline, timeoutMs);
+      return decodeInto(out);
+    },
+    read(words, deadline, timeoutMs) {
+      snapshot(words, deadline, timeoutMs);
+      return decodeNew();
+    },
+    tryRead(words) {
+      const stamp = Atomics.load(words, SEQ);
+      if ((stamp & 1) === 1 || !attempt(words, stamp)) return undefined;
+      return decodeNew();
+    },
+    encodeAll: () => false,
+    publishAll(words, scratch) {
+      Atomics.add(words, SEQ, 1);
+      for (let w = 0; w < dataWords; w++) Atomics.store(words, DATA + w, scratch[w]);
+      endWrite(words);
+    },
+    scratch: new Int32Array(dataWords),
+  };
+}
+
 /**
  * A record of number fields that any number of workers read as consistent
  * snapshots while writers update it. Readers never write shared memory and
@@ -199,8 +484,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
   readonly #writers: Mutex;
   readonly #fields: readonly Field[];
   readonly #byName: ReadonlyMap<string, Field>;
-  readonly #dataWords: number;
-  readonly #copy: Int32Array;
+  readonly #codec: Codec;
 
   private constructor(placement: Placement, fields: Field[], init: boolean) {
     this.#placement = placement;
@@ -208,8 +492,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
     this.#writers = Mutex.embedded(placement.sab, placement.offset + MUTEX_OFFSET, init);
     this.#fields = fields;
     this.#byName = new Map(fields.map((f) => [f.name, f]));
-    this.#dataWords = fields.reduce((n, f) => n + (f.type === "f64" ? 2 : 1), 0);
-    this.#copy = new Int32Array(this.#dataWords);
+    this.#codec = codecOf(fields);
   }
 
   /**
@@ -322,7 +605,8 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   read(options?: LockOptions): SeqCellRecord<S> {
-    return this.readInto({} as SeqCellRecord<S>, options);
+    const deadline = options === undefined ? Infinity : deadlineOf(options, "read SeqCell");
+    return this.#codec.read(this.#words, deadline, options?.timeoutMs) as SeqCellRecord<S>;
   }
 
   /**
@@ -339,8 +623,8 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    */
   readInto<T extends SeqCellRecord<S>>(target: T, options?: LockOptions): T {
     const deadline = options === undefined ? Infinity : deadlineOf(options, "read SeqCell");
-    this.#snapshot(deadline, options?.timeoutMs);
-    return this.#decodeInto(target);
+    this.#codec.readInto(this.#words, target, deadline, options?.timeoutMs);
+    return target;
   }
 
   /**
@@ -354,13 +638,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   tryRead(): SeqCellRecord<S> | undefined {
-    const words = this.#words;
-    const copy = this.#copy;
-    const stamp = Atomics.load(words, SEQ);
-    if ((stamp & 1) === 1) return undefined;
-    for (let w = 0; w < this.#dataWords; w++) copy[w] = Atomics.load(words, DATA + w);
-    if (Atomics.load(words, SEQ) !== stamp) return undefined;
-    return this.#decodeInto({} as SeqCellRecord<S>);
+    return this.#codec.tryRead(this.#words) as SeqCellRecord<S> | undefined;
   }
 
   /**
@@ -405,7 +683,9 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   write(values: Partial<SeqCellRecord<S>>, options?: LockOptions): void {
-    const updates = this.#check(values);
+    const codec = this.#codec;
+    // Full writes in schema order: the scratch stays valid through acquire().
+    const updates = codec.encodeAll(values, codec.scratch) ? undefined : this.#check(values);
     this.#writers.acquire(options);
     try {
       this.#publish(updates);
@@ -426,10 +706,14 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   async writeAsync(values: Partial<SeqCellRecord<S>>, options?: LockOptions): Promise<void> {
-    const updates = this.#check(values);
+    const codec = this.#codec;
+    // Other code runs while this waits: take the encoded words out of the shared scratch.
+    const encoded = codec.encodeAll(values, codec.scratch) ? codec.scratch.slice() : undefined;
+    const updates = encoded === undefined ? this.#check(values) : undefined;
     await this.#writers.acquireAsync(options);
     try {
-      this.#publish(updates);
+      if (encoded === undefined) this.#publish(updates);
+      else codec.publishAll(this.#words, encoded);
     } finally {
       this.#writers.release();
     }
@@ -445,7 +729,8 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   tryWrite(values: Partial<SeqCellRecord<S>>): boolean {
-    const updates = this.#check(values);
+    const codec = this.#codec;
+    const updates = codec.encodeAll(values, codec.scratch) ? undefined : this.#check(values);
     if (!this.#writers.tryAcquire()) return false;
     try {
       this.#publish(updates);
@@ -472,9 +757,9 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
     this.#writers.acquire(options);
     try {
       // Writers are excluded, so this snapshot cannot be torn.
-      this.#snapshot(Infinity);
-      const next = fn(this.#decodeInto({} as SeqCellRecord<S>));
-      this.#publish(this.#check(next));
+      const codec = this.#codec;
+      const next = fn(codec.read(this.#words, Infinity) as SeqCellRecord<S>);
+      this.#publish(codec.encodeAll(next, codec.scratch) ? undefined : this.#check(next));
     } finally {
       this.#writers.release();
     }
@@ -493,35 +778,6 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
     const { heap, offset, words } = this.#placement;
     Atomics.store(words, 0, 0);
     if (heap !== undefined) heap.free(offset);
-  }
-
-  /** Copies a consistent image of the data words into #copy. */
-  #snapshot(deadline: number, timeoutMs?: number): void {
-    const words = this.#words;
-    const copy = this.#copy;
-    const n = this.#dataWords;
-    for (;;) {
-      let stamp = Atomics.load(words, SEQ);
-      if ((stamp & 1) === 1) stamp = waitEvenSequence(words, deadline, "SeqCell", timeoutMs);
-      for (let w = 0; w < n; w++) copy[w] = Atomics.load(words, DATA + w);
-      if (Atomics.load(words, SEQ) === stamp) return;
-    }
-  }
-
-  #decodeInto<T extends SeqCellRecord<S>>(target: T): T {
-    const copy = this.#copy;
-    const out = target as Record<string, number>;
-    for (const field of this.#fields) {
-      const low = copy[field.word];
-      if (field.type === "i32") out[field.name] = low;
-      else if (field.type === "u32") out[field.name] = low >>> 0;
-      else {
-        f64Words[0] = low;
-        f64Words[1] = copy[field.word + 1];
-        out[field.name] = f64Scratch[0];
-      }
-    }
-    return target;
   }
 
   #field(name: string, what: string): Field {
@@ -548,34 +804,24 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
     const updates: number[] = [];
     for (const [name, value] of Object.entries(values)) {
       const field = this.#field(name, "write");
-      if (typeof value !== "number") {
-        throw new TypeError(
-          `Cannot write SeqCell field '${name}' as it is not a number: current value is ${
-            describeValue(value)
-          }`,
-        );
-      }
+      if (!fits(field.type, value)) badValue(field, value);
       if (field.type === "f64") {
         f64Scratch[0] = value;
         updates.push(field.word, f64Words[0], field.word + 1, f64Words[1]);
         continue;
-      }
-      const [min, max] = field.type === "i32" ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1];
-      if (!Number.isInteger(value) || value < min || value > max) {
-        throw new RangeError(
-          `Cannot write SeqCell field '${name}' as it is not an integer in [${min}, ${max}] (${field.type}): current value is ${
-            describeValue(value)
-          }`,
-        );
       }
       updates.push(field.word, value | 0);
     }
     return updates;
   }
 
-  /** Caller holds the writer mutex. */
-  #publish(updates: number[]): void {
+  /**
+   * Publishes `updates` from `#check`, or when undefined the codec's
+   * scratch as filled by `encodeAll`. Caller holds the writer mutex.
+   */
+  #publish(updates: number[] | undefined): void {
     const words = this.#words;
+    if (updates === undefined) return this.#codec.publishAll(words, this.#codec.scratch);
     Atomics.add(words, SEQ, 1);
     for (let i = 0; i < updates.length; i += 2) {
       Atomics.store(words, DATA + updates[i], updates[i + 1]);

@@ -293,3 +293,219 @@ Deno.test("SeqCell: attach refuses handles that do not name a SeqCell", () => {
   cell.destroy();
   bad(handle);
 });
+
+/** Field names that would break naive code generation, and JS property edge cases. */
+const ODD_NAMES = [
+  "__proto__",
+  'quo"te',
+  "it's",
+  "back\\slash\\",
+  "${x}`",
+  "*/ }); throw 1; //",
+  '"]; globalThis.pwned = 1; ["',
+  "line\nbreak\u2028\u2029",
+  "\u0000nul",
+  "0",
+  "01",
+  "-1",
+  "4294967295",
+  "1.5",
+  "",
+  "constructor",
+  "toString",
+  "hasOwnProperty",
+  "név ü 🦀",
+  "𝒳",
+];
+
+/** Checks every read and write path of a cell with fields `names` (ODD_NAMES and more) of mixed types. */
+function checkOddNames(names: readonly string[]): void {
+  const types = ["i32", "u32", "f64"] as const;
+  const schema: SeqCellSchema = Object.fromEntries(names.map((n, i) => [n, types[i % 3]]));
+  assert.deepEqual(Object.keys(schema).sort(), [...names].sort());
+  const valueOf = (i: number, v: number) => [v - i, v + i, (v + i) / 4][i % 3];
+  const record = (v: number) =>
+    Object.fromEntries(Object.keys(schema).map((n) => [n, valueOf(names.indexOf(n), v)]));
+  const cell = SeqCell.create(schema, { initial: record(100) });
+  const same = SeqCell.attach(structuredClone(cell.handle));
+  assert.deepEqual(same.fields, cell.fields);
+  const expectRecord = (got: Record<string, number>, v: number) => {
+    const want = record(v);
+    assert.equal(Object.getPrototypeOf(got), Object.prototype);
+    assert.ok(Object.hasOwn(got, "__proto__"), "__proto__ is an own field");
+    assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort());
+    for (const name of names) {
+      assert.equal(got[name], want[name], `field ${JSON.stringify(name)}`);
+    }
+  };
+  for (const reader of [cell, same]) {
+    expectRecord(reader.read(), 100);
+    expectRecord(reader.tryRead()!, 100);
+    for (const name of names) {
+      assert.equal(reader.get(name), record(100)[name], `get(${JSON.stringify(name)})`);
+    }
+  }
+  // readInto: a fresh object, and one whose __proto__ is already an own field.
+  expectRecord(same.readInto({}), 100);
+  const target = JSON.parse('{"__proto__": -5, "extra": 1}');
+  assert.equal(same.readInto(target), target);
+  assert.equal(target.extra, 1);
+  delete target.extra;
+  expectRecord(target, 100);
+  // Full writes in schema order, in another order, partial writes and update.
+  same.write(record(200));
+  expectRecord(cell.read(), 200);
+  const reversed = Object.fromEntries(Object.entries(record(300)).reverse());
+  cell.write(reversed);
+  expectRecord(same.read(), 300);
+  cell.write(JSON.parse('{"__proto__": 7}'));
+  assert.equal(same.get("__proto__"), 7);
+  assert.equal(same.read()["*/ }); throw 1; //"], record(300)["*/ }); throw 1; //"]);
+  cell.write(record(400));
+  cell.update((r) => {
+    expectRecord(r, 400);
+    return record(500);
+  });
+  expectRecord(same.read(), 500);
+  assert.equal(cell.version, 6);
+  assert.equal((globalThis as Record<string, unknown>).pwned, undefined);
+  // An unknown field is still refused, with nothing written.
+  assert.throws(() => cell.write({ ...record(1), nope: 1 }), /no field "nope"/);
+  expectRecord(same.read(), 500);
+}
+
+Deno.test("SeqCell: odd field names (quotes, backslashes, __proto__, numeric-like, unicode) work everywhere", () => {
+  checkOddNames(ODD_NAMES);
+});
+
+/** Runs `fn` while `new Function` refuses code generation, as under CSP; returns the attempts. */
+function withoutCodeGeneration(fn: () => void): number {
+  const original = globalThis.Function;
+  let attempts = 0;
+  globalThis.Function = function () {
+    attempts++;
+    throw new EvalError("Code generation from strings disallowed for this context");
+  } as unknown as FunctionConstructor;
+  try {
+    fn();
+  } finally {
+    globalThis.Function = original;
+  }
+  return attempts;
+}
+
+Deno.test("SeqCell: without code generation the generic path behaves the same", async () => {
+  // Shapes no other test uses, so no specialised codec is cached for them.
+  let cell!: SeqCell<{ g1: "i32"; g2: "u32"; g3: "f64" }>;
+  const attempts = withoutCodeGeneration(() => {
+    checkOddNames([...ODD_NAMES, "generic"]);
+    cell = SeqCell.create({ g1: "i32", g2: "u32", g3: "f64" }, { initial: { g2: 2 ** 32 - 1 } });
+  });
+  assert.ok(attempts >= 2, "code generation was attempted and refused");
+  assert.deepEqual(cell.read(), { g1: 0, g2: 2 ** 32 - 1, g3: 0 });
+  cell.write({ g1: -1, g2: 3, g3: -0.5 });
+  await cell.writeAsync({ g3: 1.25 });
+  assert.deepEqual(cell.tryRead(), { g1: -1, g2: 3, g3: 1.25 });
+  assert.deepEqual(cell.readInto({ g1: 0, g2: 0, g3: 0 }), { g1: -1, g2: 3, g3: 1.25 });
+  cell.update((r) => ({ g1: r.g1 - 1 }));
+  assert.equal(cell.get("g1"), -2);
+  assert.throws(() => cell.write({ g1: 1, g2: -1, g3: 0 }), /'g2'.*-1/);
+  assert.equal(cell.version, 4);
+  fakeWriteInProgress(cell, true);
+  try {
+    assert.equal(cell.tryRead(), undefined);
+    assert.throws(() => cell.read({ timeoutMs: 5 }), TimeoutError);
+    assert.throws(() => cell.readInto({ g1: 0, g2: 0, g3: 0 }, { timeoutMs: 0 }), TimeoutError);
+  } finally {
+    fakeWriteInProgress(cell, false);
+  }
+});
+
+Deno.test("SeqCell: cells of one schema shape share one generated codec", () => {
+  const original = globalThis.Function;
+  let generated = 0;
+  globalThis.Function = function (...args: string[]) {
+    generated++;
+    return original(...args);
+  } as unknown as FunctionConstructor;
+  try {
+    const a = SeqCell.create({ shared1: "i32", shared2: "f64" });
+    SeqCell.create({ shared1: "i32", shared2: "f64" }, { initial: { shared1: 1 } });
+    SeqCell.attach(a.handle);
+    SeqCell.create({ shared2: "f64", shared1: "i32" }); // another order: another shape
+  } finally {
+    globalThis.Function = original;
+  }
+  assert.equal(generated, 2);
+});
+
+Deno.test("SeqCell: full writes check values in order, read each once, and write nothing when one is bad", async () => {
+  const cell = SeqCell.create({ i: "i32", u: "u32", f: "f64" }, { initial: { i: 1, u: 2, f: 3 } });
+  const refuse = (values: object, error: typeof TypeError, pattern: RegExp) => {
+    assert.throws(
+      () => cell.write(values as never),
+      (e) => e instanceof error && pattern.test(e.message),
+    );
+    assert.deepEqual(cell.read(), { i: 1, u: 2, f: 3 });
+  };
+  refuse({ i: 7, u: 8, f: "9" }, TypeError, /'f'.*not a number: current value is "9"/);
+  refuse({ i: 2 ** 31, u: -1, f: 0 }, RangeError, /'i'.*2147483648/);
+  refuse({ i: 0, u: 2 ** 32, f: 0 }, RangeError, /'u'.*4294967296/);
+  refuse({ i: 0.5, u: 0, f: 0 }, RangeError, /'i'.*0\.5/);
+  refuse({ i: 0, u: NaN, f: 0 }, RangeError, /'u'.*NaN/);
+  refuse({ i: undefined, u: 0, f: 0 }, TypeError, /'i'.*undefined/);
+  await assert.rejects(cell.writeAsync({ i: 0, u: 0, f: 0n } as never), /'f'.*0n/);
+  assert.equal(cell.version, 1);
+  // Getters run once each, in key order; -0 is a valid i32/u32 (stored as 0).
+  const order: string[] = [];
+  const values = {
+    get i() {
+      order.push("i");
+      return -0;
+    },
+    get u() {
+      order.push("u");
+      return -0;
+    },
+    get f() {
+      order.push("f");
+      return -0;
+    },
+  };
+  cell.write(values);
+  assert.deepEqual(order, ["i", "u", "f"]);
+  const read = cell.read();
+  assert.ok(Object.is(read.i, 0) && Object.is(read.u, 0) && Object.is(read.f, -0));
+  // Inherited fields are not written, as with Object.entries.
+  const inherited = Object.assign(Object.create({ f: 50 }), { i: 5, u: 6 });
+  cell.write(inherited);
+  assert.deepEqual(cell.read(), { i: 5, u: 6, f: -0 });
+  // writeAsync keeps its own copy of the encoded words while it waits.
+  // (An overlapping sync write would deadlock this thread; a same-shape
+  // encode by another cell overwrites the shared scratch instead.)
+  const other = SeqCell.create({ i: "i32", u: "u32", f: "f64" });
+  const pending = cell.writeAsync({ i: 10, u: 11, f: 12.5 });
+  other.write({ i: 20, u: 21, f: 22.5 });
+  await pending;
+  assert.deepEqual(cell.read(), { i: 10, u: 11, f: 12.5 });
+  assert.equal(cell.version, 4);
+  assert.equal(cell.tryWrite({ i: -3, u: 3, f: 3.5 }), true);
+  assert.deepEqual(cell.read(), { i: -3, u: 3, f: 3.5 });
+});
+
+Deno.test("SeqCell: readInto decodes fully before calling a target's setters", () => {
+  const one = SeqCell.create({ s1: "i32", s2: "f64" }, { initial: { s1: 1, s2: 1.5 } });
+  const two = SeqCell.create({ s1: "i32", s2: "f64" }, { initial: { s1: 2, s2: 2.5 } });
+  const seen: number[] = [];
+  const target = {
+    set s1(v: number) {
+      seen.push(v);
+      two.read(); // same shape: reuses the codec and the f64 scratch
+    },
+    set s2(v: number) {
+      seen.push(v);
+    },
+  };
+  one.readInto(target as never);
+  assert.deepEqual(seen, [1, 1.5]);
+});
