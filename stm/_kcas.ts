@@ -7,12 +7,13 @@
  * ## Shared memory and its memory-model patterns
  *
  * - **Domain header** (one per heap, under the root `"sabre.stm"`): tag and
- *   version (b); the commit counter, the waiting count and the bucket words
- *   `[seq, waiters]` are (a), each on its own cache line.
+ *   version (b); the stamp id counter, the commit counter, the waiting count
+ *   and the bucket words `[seq, waiters]` are (a), the last three each on
+ *   its own cache line.
  * - **Loc block** (16 bytes): tag, kind and domain written before the tag's
  *   Atomics store, (b); word 2, the loc word, is (a): a cell pointer, or a
  *   descriptor entry pointer with bit 0 set.
- * - **Cell** (16 bytes): f64 value, stamp (slot, sequence). Filled with plain
+ * - **Cell** (16 bytes): f64 value, stamp (stamp id, sequence). Filled with plain
  *   writes, published by the CAS that puts it (or an entry naming it) into a
  *   loc word, never changed while published, retired through epochs: (b).
  * - **Descriptor** (its own block): word 0 status (a); the rest (count,
@@ -44,6 +45,8 @@ export const LOC_TAG = tagOf("SLOC");
 
 const H_TAG = 0;
 const H_VERSION = 1;
+/** Stamp ids handed out, one per Domain object (zero in a new header). */
+const H_STAMP_IDS = 2;
 /** Commit counter (index in `Domain.words`): bumped before every status change to AFTER. */
 export const H_COUNTER = 16;
 /** Workers registered as waiting, in any bucket. */
@@ -64,7 +67,7 @@ export const L_WORD = 2;
 export const L_DOMAIN = 3;
 export const LOC_BYTES = 16;
 
-/** Cell: f64 value at byte 0, stamp slot at word 2, stamp sequence at word 3. */
+/** Cell: f64 value at byte 0, stamp id at word 2, stamp sequence at word 3. */
 const CELL_BYTES = 16;
 const C_SLOT = 2;
 const C_SEQ = 3;
@@ -172,7 +175,13 @@ export const KIND_NAMES: readonly LocKind[] = ["f64", "f64", "i32", "ref"];
 /** How a commit treats entries it only read. */
 export type CommitMode = "obstruction-free" | "lock-free";
 
-/** Per-realm stamp sequence: with the slot it makes cell stamps unique. */
+/**
+ * Per-realm stamp sequence: with the Domain's stamp id it makes cell stamps
+ * unique. (The slot would not do: a new worker that takes over a slot
+ * starts its sequence again, and its pool reuses cells at the Loc they came
+ * from, so a reused cell could carry the very stamp a dead owner's read-only
+ * entry expects.)
+ */
 let stampSeq = 0;
 
 function bucketOf(addr: number): number {
@@ -206,6 +215,8 @@ export class Domain {
   #epoch = 0;
   /** Blocks put into the pools since the last stamp. */
   #unstamped = 0;
+  /** Word 2 of the cells this object makes: no other Domain object, in any worker, has it. */
+  readonly #stampId: number;
 
   private constructor(heap: SharedHeap, hdr: number) {
     this.heap = heap;
@@ -214,6 +225,7 @@ export class Domain {
     this.#waiting = (hdr >> 2) + H_WAITING;
     this.#buckets = (hdr >> 2) + H_BUCKETS;
     this.words = new Int32Array(heap.sab, hdr, HEADER_BYTES >> 2);
+    this.#stampId = (Atomics.add(this.words, H_STAMP_IDS, 1) + 1) | 0;
     // collect() and close() take the pooled blocks back.
     heap["addReclaimer"](() => this.#flush());
   }
@@ -280,7 +292,7 @@ export class Domain {
     const i = cell >> 2;
     heap.f64[cell >> 3] = value;
     const i32 = heap.i32;
-    i32[i + C_SLOT] = heap.slot;
+    i32[i + C_SLOT] = this.#stampId;
     i32[i + C_SEQ] = stampSeq = (stampSeq + 1) | 0;
     return cell;
   }

@@ -464,3 +464,18 @@ export function domainRace(ctx: WorkerContext<undefined>): number {
   Xt.commit((xt) => xt.incr(loc));
   return ctx.heap!.i32[(loc.address >> 2) + 3];
 }
+
+// ---------------------------------------------------------------------------
+// Cell stamps across slot reuse
+
+/**
+ * Makes one Loc in a fresh realm and returns `[slot, stamp word 0, stamp
+ * word 1]` of its cell (words 2 and 3 of the cell the loc word names).
+ */
+export function cellStamp(ctx: WorkerContext<undefined>): number[] {
+  const heap = ctx.heap!;
+  const loc = Loc.make(heap, ctx.index);
+  const i32 = heap.i32;
+  const cell = Atomics.load(i32, (loc.address >> 2) + 2);
+  return [heap.slot, i32[(cell >> 2) + 2], i32[(cell >> 2) + 3]];
+}

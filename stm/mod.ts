@@ -94,9 +94,10 @@
  * are checked against the worker's views and `ensure`d first.
  *
  * **Stamps**: a dead owner's pin no longer protects the cells it read, so a
- * helper validating its read-only entries compares the cell's stamp (slot
- * and a per-worker sequence) too; a reused block cannot pass as the cell
- * that was read.
+ * helper validating its read-only entries compares the cell's stamp (an id
+ * that the domain header gives each worker's Domain object once, and a
+ * per-worker sequence) too; a reused block cannot pass as the cell that was
+ * read, even one reused by a new worker in a dead owner's old slot.
  *
  * **Blocking**: the domain header holds 64 buckets of `[seq, waiters]`
  * words (plus one for read sets that span buckets). A waiter counts itself

@@ -339,3 +339,29 @@ Deno.test("domain: workers that make the first Loc of a heap at once all join on
   // A domain header is 4,352 bytes; four of them would be left if the losers leaked theirs.
   assert.ok(header < 2 * 4352, `live bytes after the race: ${header}`);
 });
+
+// ---------------------------------------------------------------------------
+// Cell stamps
+
+Deno.test("stamps: workers that hold the same heap slot in turn never give two cells the same stamp", async () => {
+  // A helper deciding a dead owner's descriptor takes "same cell pointer,
+  // same stamp" for "unchanged since it was read": a pooled cell reused at
+  // the same Loc must not get the stamp it had, even from a new worker (a
+  // new realm, its sequence restarted) that took over the slot.
+  const heap = SharedHeap.create();
+  Loc.make(heap, 0); // the domain, and this worker's slot
+  const seen: number[][] = [];
+  for (let run = 0; run < 2; run++) {
+    const [report] = await runWorkers<undefined, number[]>({
+      module: fixtures,
+      fn: "cellStamp",
+      workers: 1,
+      heap,
+      args: undefined,
+      timeoutMs: 30_000,
+    });
+    seen.push(report);
+  }
+  assert.equal(seen[0][0], seen[1][0], "the second worker reused the first one's slot");
+  assert.notDeepEqual(seen[0].slice(1), seen[1].slice(1), `stamps ${seen[0]} and ${seen[1]}`);
+});
