@@ -247,3 +247,66 @@ export function dllistOwner(ctx: WorkerContext<DllistArgs>): number[] {
   }
   return mine.map((n) => n.value);
 }
+
+export interface DllistRaceArgs {
+  readonly list: DllistHandle;
+  /** Addresses of the nodes every worker races on. */
+  readonly shared: number[];
+  readonly rounds: number;
+}
+
+export interface DllistRaceReport {
+  /** Values of the nodes this worker removed (remove returned true, or taken). */
+  readonly removed: number[];
+  /** Values this worker added. */
+  readonly added: number[];
+  /** Operations through handles of removed nodes that returned true (must be 0). */
+  readonly staleHits: number;
+}
+
+/**
+ * Every worker removes and moves the same shared nodes, adds its own (which
+ * reuse the memory of removed ones) and keeps using handles of nodes that
+ * others removed: those must only ever get `false`.
+ */
+export function dllistRace(ctx: WorkerContext<DllistRaceArgs>): DllistRaceReport {
+  const list = Dllist.attach(ctx.args.list);
+  const handles = ctx.args.shared.map((a) => list.nodeAt(a));
+  const removed: number[] = [];
+  const added: number[] = [];
+  const dead: DllistNode[] = [];
+  let staleHits = 0;
+  let next = 0;
+  ctx.barrier.wait();
+  for (let round = 0; round < ctx.args.rounds; round++) {
+    const roll = ctx.random();
+    if (roll < 0.2) {
+      const value = (ctx.index + 1) * 1e6 + next++;
+      handles.push(roll < 0.1 ? list.addFirst(value) : list.addLast(value));
+      added.push(value);
+    } else if (roll < 0.3) {
+      const value = list.tryTakeFirst();
+      if (value !== undefined) removed.push(value);
+    } else if (roll < 0.4 && dead.length > 0) {
+      const stale = dead[ctx.randomInt(dead.length)];
+      if (list.remove(stale) || list.moveLast(stale)) staleHits++;
+    } else if (handles.length > 0) {
+      const i = ctx.randomInt(handles.length);
+      const node = handles[i];
+      const r = ctx.random();
+      if (r < 0.5) {
+        if (list.remove(node)) removed.push(node.value);
+        // Removed now, by this worker or another: the handle is stale from here.
+        handles[i] = handles[handles.length - 1];
+        handles.pop();
+        dead.push(node);
+      } else if (r < 0.75) {
+        list.moveFirst(node);
+      } else {
+        list.moveLast(node);
+      }
+    }
+    if ((round & 63) === 0) ctx.checkpoint();
+  }
+  return { removed, added, staleHits };
+}

@@ -127,12 +127,14 @@ Deno.test("Dllist: random adds, takes, moves and removes match an array", () => 
   const heap = SharedHeap.create();
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.integer({ min: 0, max: 7 }), fc.nat(), fc.integer({ min: 0, max: 1 })), {
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 9 }), fc.nat(), fc.integer({ min: 0, max: 1 })), {
         maxLength: 80,
       }),
       (ops) => {
         const lists = [Dllist.create(heap), Dllist.create(heap)];
         const models: DllistNode[][] = [[], []];
+        // Handles of removed or taken nodes: their memory is reused by later adds.
+        const dead: DllistNode[] = [];
         let next = 0;
         for (const [op, pick, which] of ops) {
           const list = lists[which];
@@ -152,26 +154,33 @@ Deno.test("Dllist: random adds, takes, moves and removes match an array", () => 
             case 1:
               model.push(list.addLast(next++));
               break;
-            case 2:
-              assert.equal(list.tryTakeFirst(), model.shift()?.value);
+            case 2: {
+              const taken = model.shift();
+              assert.equal(list.tryTakeFirst(), taken?.value);
+              if (taken !== undefined) dead.push(taken);
               break;
-            case 3:
-              assert.equal(list.tryTakeLast(), model.pop()?.value);
+            }
+            case 3: {
+              const taken = model.pop();
+              assert.equal(list.tryTakeLast(), taken?.value);
+              if (taken !== undefined) dead.push(taken);
               break;
+            }
             case 4:
               if (node === undefined) break;
-              list.remove(node);
+              assert.equal(list.remove(node), true);
               detach(node);
+              dead.push(node);
               break;
             case 5:
               if (node === undefined) break;
-              list.moveFirst(node);
+              assert.equal(list.moveFirst(node), true);
               detach(node);
               model.unshift(node);
               break;
             case 6:
               if (node === undefined) break;
-              list.moveLast(node);
+              assert.equal(list.moveLast(node), true);
               detach(node);
               model.push(node);
               break;
@@ -179,6 +188,14 @@ Deno.test("Dllist: random adds, takes, moves and removes match an array", () => 
               if (node === undefined) break;
               assert.equal(list.nodeAt(node.address).value, node.value);
               break;
+            case 8:
+            case 9: {
+              // A stale handle, whose node may since have been reused: a no-op.
+              if (dead.length === 0) break;
+              const stale = dead[pick % dead.length];
+              assert.equal(op === 8 ? list.remove(stale) : list.moveFirst(stale), false);
+              break;
+            }
           }
           for (let i = 0; i < 2; i++) {
             assert.deepEqual(lists[i].toArray(), models[i].map((n) => n.value));

@@ -12,7 +12,14 @@ import assert from "node:assert/strict";
 import { Dllist, Hashtbl, Queue, Stack } from "./mod.ts";
 import { SharedHeap } from "../../memory/mod.ts";
 import { runWorkers } from "../../testing/harness.ts";
-import type { DllistArgs, HashtblArgs, QueueArgs, StackArgs } from "./_data_test_workers.ts";
+import type {
+  DllistArgs,
+  DllistRaceArgs,
+  DllistRaceReport,
+  HashtblArgs,
+  QueueArgs,
+  StackArgs,
+} from "./_data_test_workers.ts";
 
 const fixtures = new URL("./_data_test_workers.ts", import.meta.url).href;
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
@@ -103,4 +110,31 @@ Deno.test("Dllist: 8 workers add, move and remove their own nodes of one list: i
   for (let v = list.tryTakeLast(); v !== undefined; v = list.tryTakeLast()) backward.push(v);
   assert.deepEqual(backward.reverse(), forward);
   assert.ok(list.isEmpty());
+});
+
+Deno.test("Dllist: 6 workers race to remove and move the same nodes while adds reuse removed ones: each node is removed once, stale handles get false", async () => {
+  const heap = SharedHeap.create();
+  const list = Dllist.create(heap);
+  const initial = Array.from({ length: 200 }, (_, i) => i);
+  const shared = initial.map((v) => list.addLast(v).address);
+  const results = await runWorkers<DllistRaceArgs, DllistRaceReport>({
+    module: fixtures,
+    fn: "dllistRace",
+    workers: 6,
+    heap,
+    args: { list: list.handle, shared, rounds: 1500 * STRESS },
+    timeoutMs: 120_000,
+  });
+  const removed = results.flatMap((r) => r.removed);
+  assert.equal(new Set(removed).size, removed.length, "a node was removed twice");
+  assert.equal(results.reduce((n, r) => n + r.staleHits, 0), 0);
+  const gone = new Set(removed);
+  const expected = sorted(
+    [...initial, ...results.flatMap((r) => r.added)].filter((v) => !gone.has(v)),
+  );
+  const forward = list.toArray();
+  assert.deepEqual(sorted(forward), expected);
+  const backward: number[] = [];
+  for (let v = list.tryTakeLast(); v !== undefined; v = list.tryTakeLast()) backward.push(v);
+  assert.deepEqual(backward.reverse(), forward);
 });

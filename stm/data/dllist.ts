@@ -5,16 +5,21 @@
  *
  * ## Layout and memory-model patterns
  *
- * - A node is an immutable 24-byte block `[tag, prev, next, 0, f64 value]`
- *   (pattern (b): filled before the commit that links it) where `prev` and
- *   `next` are the addresses of two `"ref"` Locs holding the addresses of
- *   the neighbouring node blocks.
+ * - A node is an immutable 24-byte block `[tag, prev, next, gen, value, sentinel]`
+ *   (pattern (b): filled before it is first published) naming four Locs:
+ *   `prev` and `next` hold the addresses of the neighbouring node blocks,
+ *   `gen` counts the node's removals, `value` holds its number.
  * - A list is a sentinel node (its value unused) in a circle with its
  *   nodes: an empty list's sentinel points to itself both ways.
- * - A removed node (by `remove` or a `take…`) is freed after its commit:
- *   the block is retired through the heap's epochs, its Locs with
- *   `Loc.free`. It must not be used again, by any worker, after that
- *   commit; in particular, only one worker may remove a given node.
+ * - **Nodes are type-stable**: a removed node (by `remove` or a `take…`) is
+ *   never freed to the heap. The removing transaction bumps its `gen`, sets
+ *   its `prev` to 0 (free) and pushes it on one of the heap's 16 free lists
+ *   (a root shared by every Dllist of the heap, chained through `next`);
+ *   a later insert pops it and links it again. A `DllistNode` handle
+ *   remembers the `gen` it was made at, and every operation checks it in
+ *   the same transaction, so a handle to a removed node, held by any
+ *   worker, only gets `false` (or `HandleError` from `nodeAt`), even after
+ *   the node was reused. Its block and Locs stay valid memory for good.
  *
  * @module
  */
@@ -28,8 +33,28 @@ const KIND = "sabre.stm.Dllist";
 const TAG = tagOf("SDLL");
 const NODE_TAG = tagOf("DLND");
 const NODE_BYTES = 24;
+/** Free lists of removed nodes, per heap: a root naming STRIPES "ref" Locs. */
+const POOL_ROOT = "sabre.stm.dllist.free";
+const POOL_KIND = "sabre.stm.DllistFree";
+const POOL_TAG = tagOf("SDLF");
+const STRIPES = 16;
+/** Inserts between two scans of the other free lists when this worker's is empty. */
+const SCAN_EVERY = 32;
 
-let makeNode: (address: number, value: number, prev: Loc, next: Loc) => DllistNode;
+let makeNode: (
+  address: number,
+  value: number,
+  gen: number,
+  locs: NodeLocs,
+) => DllistNode;
+
+/** The four Locs of a node block. */
+interface NodeLocs {
+  readonly prev: Loc;
+  readonly next: Loc;
+  readonly gen: Loc;
+  readonly value: Loc;
+}
 
 /**
  * Handle of a {@linkcode Dllist}.
@@ -48,8 +73,10 @@ export type DllistHandle = SharedHandle<"sabre.stm.Dllist">;
 
 /**
  * A node of a {@linkcode Dllist}: its value, and its `address` (a number
- * that other workers turn back into the node with `Dllist.nodeAt`). Valid
- * until the node is removed.
+ * that other workers turn back into the node with `Dllist.nodeAt`). Once
+ * the node is removed, by any worker, operations through this handle do
+ * nothing and return `false`; that stays true after the node's memory is
+ * reused for a new node.
  *
  * @example
  * ```ts
@@ -58,6 +85,7 @@ export type DllistHandle = SharedHandle<"sabre.stm.Dllist">;
  * const list = Dllist.create(SharedHeap.create());
  * const node: DllistNode = list.addFirst(7);
  * console.assert(node.value === 7 && list.nodeAt(node.address).value === 7);
+ * console.assert(list.remove(node) && !list.remove(node));
  * ```
  */
 export class DllistNode {
@@ -65,25 +93,28 @@ export class DllistNode {
   readonly address: number;
   /** The node's value (a node's value never changes). */
   readonly value: number;
-  private readonly prev: Loc;
-  private readonly next: Loc;
+  private readonly gen: number;
+  private readonly locs: NodeLocs;
 
-  private constructor(address: number, value: number, prev: Loc, next: Loc) {
+  private constructor(address: number, value: number, gen: number, locs: NodeLocs) {
     this.address = address;
     this.value = value;
-    this.prev = prev;
-    this.next = next;
+    this.gen = gen;
+    this.locs = locs;
   }
 
   static {
-    makeNode = (address, value, prev, next) => new DllistNode(address, value, prev, next);
+    makeNode = (address, value, gen, locs) => new DllistNode(address, value, gen, locs);
   }
 }
 
-const prevOf = (node: DllistNode): Loc => node["prev"];
-const nextOf = (node: DllistNode): Loc => node["next"];
+const locsOf = (node: DllistNode): NodeLocs => node["locs"];
+const genOf = (node: DllistNode): number => node["gen"];
+const prevOf = (node: DllistNode): Loc => node["locs"].prev;
+const nextOf = (node: DllistNode): Loc => node["locs"].next;
 
-function nodeOf(heap: SharedHeap, address: number): DllistNode {
+/** The Locs of the node block at `address`, checking that one is there. */
+function nodeLocs(heap: SharedHeap, address: number): NodeLocs {
   if (
     !Number.isInteger(address) || address <= 0 || address % 16 !== 0 ||
     address + NODE_BYTES > heap.sab.byteLength
@@ -95,15 +126,55 @@ function nodeOf(heap: SharedHeap, address: number): DllistNode {
   if (address + NODE_BYTES > heap.mappedBytes) heap.ensure(address + NODE_BYTES);
   const i32 = heap.i32;
   const i = address >> 2;
-  if (i32[i] !== NODE_TAG) {
+  if (Atomics.load(i32, i) !== NODE_TAG) {
     throw new HandleError(`Cannot find Dllist node as the memory at offset ${address} holds none`);
   }
-  return makeNode(
-    address,
-    heap.f64[(address >> 3) + 2],
-    Loc.fromAddress(heap, i32[i + 1]),
-    Loc.fromAddress(heap, i32[i + 2]),
-  );
+  // Immutable once tagged (and never freed), so plain reads are sound.
+  return {
+    prev: Loc.fromAddress(heap, i32[i + 1]),
+    next: Loc.fromAddress(heap, i32[i + 2]),
+    gen: Loc.fromAddress(heap, i32[i + 3]),
+    value: Loc.fromAddress(heap, i32[i + 4]),
+  };
+}
+
+/** In a transaction: the node linked at `address` (a neighbour, or a list's first or last). */
+function linkedNode(xt: Xt, heap: SharedHeap, address: number): DllistNode {
+  const locs = nodeLocs(heap, address);
+  return makeNode(address, xt.get(locs.value), xt.get(locs.gen), locs);
+}
+
+/** In a transaction: whether `node` is still the linked node its handle names. */
+function isLive(xt: Xt, node: DllistNode): boolean {
+  const locs = locsOf(node);
+  return xt.get(locs.gen) === genOf(node) && xt.get(locs.prev) !== 0;
+}
+
+/** The heap's free lists of removed nodes, created on first use. */
+const pools = new WeakMap<SharedHeap, Loc[]>();
+
+function freeListsOf(heap: SharedHeap): Loc[] {
+  let stripes = pools.get(heap);
+  if (stripes !== undefined) return stripes;
+  let handle = heap.root(POOL_ROOT);
+  if (handle === undefined) {
+    const made = Loc.makeArray(heap, STRIPES, 0, { kind: "ref" });
+    const record = placeRecord(heap, POOL_TAG, made, 0);
+    // Workers that race here agree on the first record; the others free theirs.
+    handle = heap.setRootIfAbsent(POOL_ROOT, {
+      kind: POOL_KIND,
+      version: 1,
+      sab: heap.sab,
+      offset: record,
+    });
+    if (handle.offset !== record) {
+      heap.free(record);
+      for (const loc of made) loc.free();
+    }
+  }
+  stripes = readRecord(handle, POOL_KIND, POOL_TAG, "Dllist free lists").locs;
+  pools.set(heap, stripes);
+  return stripes;
 }
 
 /**
@@ -138,27 +209,56 @@ export class Dllist {
   readonly #heap: SharedHeap;
   readonly #sentinel: DllistNode;
   readonly #offset: number;
+  /** The heap's free lists (see the module doc). */
+  readonly #freeLists: Loc[];
+  /** Inserts left before this worker scans the other free lists again. */
+  #skipScans = 0;
 
   private constructor(heap: SharedHeap, sentinel: DllistNode, offset: number) {
     this.#heap = heap;
     this.#sentinel = sentinel;
     this.#offset = offset;
+    this.#freeLists = freeListsOf(heap);
   }
 
-  /** Creates an empty list in `heap`. */
+  /**
+   * Creates an empty list in `heap`.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * console.assert(Dllist.create(SharedHeap.create()).isEmpty());
+   * ```
+   */
   static create(heap: SharedHeap): Dllist {
     const block = heap.allocate(NODE_BYTES);
-    const prev = Loc.make(heap, block, { kind: "ref" });
-    const next = Loc.make(heap, block, { kind: "ref" });
-    fillNode(heap, block, prev, next, 0);
-    const sentinel = makeNode(block, 0, prev, next);
-    return new Dllist(heap, sentinel, placeRecord(heap, TAG, [prev, next], block));
+    const locs: NodeLocs = {
+      prev: Loc.make(heap, block, { kind: "ref" }),
+      next: Loc.make(heap, block, { kind: "ref" }),
+      gen: Loc.make(heap, 0),
+      value: Loc.make(heap, 0),
+    };
+    fillNode(heap, block, locs, true);
+    const sentinel = makeNode(block, 0, 0, locs);
+    return new Dllist(heap, sentinel, placeRecord(heap, TAG, [locs.prev, locs.next], block));
   }
 
-  /** Rebuilds a list from its handle; `HandleError` when it names none. */
+  /**
+   * Rebuilds a list from its handle; `HandleError` when it names none.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addLast(4);
+   * console.assert(Dllist.attach(list.handle).toArray()[0] === 4);
+   * ```
+   */
   static attach(handle: DllistHandle): Dllist {
-    const { heap, locs, offset, extra } = readRecord(handle, KIND, TAG, "Dllist");
-    return new Dllist(heap, makeNode(extra, 0, locs[0], locs[1]), offset);
+    const { heap, offset, extra } = readRecord(handle, KIND, TAG, "Dllist");
+    return new Dllist(heap, makeNode(extra, 0, 0, nodeLocs(heap, extra)), offset);
   }
 
   /** The handle to send to other workers. */
@@ -167,16 +267,23 @@ export class Dllist {
   }
 
   /**
-   * The node at `address` (a {@linkcode DllistNode.address} of this heap),
-   * which must not have been removed. `HandleError` when no node is there.
+   * The node at `address` (a {@linkcode DllistNode.address} of this heap).
+   * `HandleError` when no node is there, or when it is not in a list.
    */
   nodeAt(address: number): DllistNode {
-    this.#heap.pin();
-    try {
-      return nodeOf(this.#heap, address);
-    } finally {
-      this.#heap.unpin();
+    const heap = this.#heap;
+    const locs = nodeLocs(heap, address);
+    if (heap.i32[(address >> 2) + 5] !== 0) {
+      throw new HandleError(`Cannot find Dllist node as offset ${address} is a list's sentinel`);
     }
+    return Xt.commit((xt) => {
+      if (xt.get(locs.prev) === 0) {
+        throw new HandleError(
+          `Cannot find Dllist node as the node at offset ${address} was removed`,
+        );
+      }
+      return makeNode(address, xt.get(locs.value), xt.get(locs.gen), locs);
+    });
   }
 
   // ------------------------------------------------------------- xt forms
@@ -184,36 +291,46 @@ export class Dllist {
   /** In a transaction: adds `value` at the front; returns its node. */
   xtAddFirst(xt: Xt, value: number): DllistNode {
     checkNumber(value, "add to Dllist");
-    return this.#insert(xt, value, this.#sentinel, true);
+    return this.#insert(xt, value, true);
   }
 
   /** In a transaction: adds `value` at the back; returns its node. */
   xtAddLast(xt: Xt, value: number): DllistNode {
     checkNumber(value, "add to Dllist");
-    return this.#insert(xt, value, this.#sentinel, false);
+    return this.#insert(xt, value, false);
   }
 
-  /** In a transaction: removes `node` (of any list of this heap) and frees it after the commit. */
-  xtRemove(xt: Xt, node: DllistNode): void {
-    this.#unlink(xt, node, false);
-    const heap = this.#heap;
-    xt.postCommit(() => {
-      heap.retire(node.address);
-      prevOf(node).free();
-      nextOf(node).free();
-    });
+  /**
+   * In a transaction: removes `node` (of any list of this heap). Returns
+   * `false`, changing nothing, when the node was already removed.
+   */
+  xtRemove(xt: Xt, node: DllistNode): boolean {
+    if (!isLive(xt, node)) return false;
+    this.#unlink(xt, node);
+    this.#free(xt, node);
+    return true;
   }
 
-  /** In a transaction: moves `node` (from wherever it is) to the front of this list. */
-  xtMoveFirst(xt: Xt, node: DllistNode): void {
-    this.#unlink(xt, node, true);
-    this.#link(xt, node, this.#sentinel, true);
+  /**
+   * In a transaction: moves `node` (from wherever it is) to the front of
+   * this list. Returns `false`, changing nothing, when it was removed.
+   */
+  xtMoveFirst(xt: Xt, node: DllistNode): boolean {
+    if (!isLive(xt, node)) return false;
+    this.#unlink(xt, node);
+    this.#link(xt, node.address, locsOf(node), true);
+    return true;
   }
 
-  /** In a transaction: moves `node` (from wherever it is) to the back of this list. */
-  xtMoveLast(xt: Xt, node: DllistNode): void {
-    this.#unlink(xt, node, true);
-    this.#link(xt, node, this.#sentinel, false);
+  /**
+   * In a transaction: moves `node` (from wherever it is) to the back of
+   * this list. Returns `false`, changing nothing, when it was removed.
+   */
+  xtMoveLast(xt: Xt, node: DllistNode): boolean {
+    if (!isLive(xt, node)) return false;
+    this.#unlink(xt, node);
+    this.#link(xt, node.address, locsOf(node), false);
+    return true;
   }
 
   /** In a transaction: removes the first node and returns its value, or undefined when empty. */
@@ -247,9 +364,9 @@ export class Dllist {
     const heap = this.#heap;
     const end = this.#sentinel.address;
     for (let p = xt.get(nextOf(this.#sentinel)); p !== end;) {
-      const node = nodeOf(heap, p);
-      out.push(node.value);
-      p = xt.get(nextOf(node));
+      const locs = nodeLocs(heap, p);
+      out.push(xt.get(locs.value));
+      p = xt.get(locs.next);
     }
     return out;
   }
@@ -266,19 +383,19 @@ export class Dllist {
     return commitTracked(this.#heap, (xt) => this.xtAddLast(xt, value));
   }
 
-  /** Removes `node` and frees it. */
-  remove(node: DllistNode): void {
-    Xt.commit((xt) => this.xtRemove(xt, node));
+  /** Removes `node`; `false` when it was already removed (by any worker). */
+  remove(node: DllistNode): boolean {
+    return Xt.commit((xt) => this.xtRemove(xt, node));
   }
 
-  /** Moves `node` to the front of this list. */
-  moveFirst(node: DllistNode): void {
-    Xt.commit((xt) => this.xtMoveFirst(xt, node));
+  /** Moves `node` to the front of this list; `false` when it was removed. */
+  moveFirst(node: DllistNode): boolean {
+    return Xt.commit((xt) => this.xtMoveFirst(xt, node));
   }
 
-  /** Moves `node` to the back of this list. */
-  moveLast(node: DllistNode): void {
-    Xt.commit((xt) => this.xtMoveLast(xt, node));
+  /** Moves `node` to the back of this list; `false` when it was removed. */
+  moveLast(node: DllistNode): boolean {
+    return Xt.commit((xt) => this.xtMoveLast(xt, node));
   }
 
   /** Removes the first node and returns its value, or undefined when empty. */
@@ -313,73 +430,116 @@ export class Dllist {
 
   // ------------------------------------------------------------ internals
 
-  /** A new node holding `value`, linked next to `anchor` (after it when `after`). */
-  #insert(xt: Xt, value: number, anchor: DllistNode, after: boolean): DllistNode {
+  /** A node holding `value` (a free one when there is one), linked at the front or back. */
+  #insert(xt: Xt, value: number, first: boolean): DllistNode {
     const heap = this.#heap;
-    const other = xt.get(after ? nextOf(anchor) : prevOf(anchor));
+    const free = this.#popFree(xt);
+    if (free !== 0) {
+      const locs = nodeLocs(heap, free);
+      xt.set(locs.value, value);
+      this.#link(xt, free, locs, first);
+      return makeNode(free, value, xt.get(locs.gen), locs);
+    }
     const block = allocIn(heap, xt, NODE_BYTES);
-    // Born linked: its own Locs hold their final values, outside the log.
-    const prev = makeLocIn(heap, xt, after ? anchor.address : other, "ref");
-    const next = makeLocIn(heap, xt, after ? other : anchor.address, "ref");
-    fillNode(heap, block, prev, next, value);
-    const node = makeNode(block, value, prev, next);
-    if (after) {
-      xt.set(nextOf(anchor), block);
-      xt.set(prevOf(nodeOf(heap, other)), block);
-    } else {
-      xt.set(prevOf(anchor), block);
-      xt.set(nextOf(nodeOf(heap, other)), block);
-    }
-    return node;
+    // Fresh Locs hold their final values outside the log (`#link` sets the
+    // links in it); an attempt that does not commit frees them.
+    const locs: NodeLocs = {
+      prev: makeLocIn(heap, xt, block, "ref"),
+      next: makeLocIn(heap, xt, block, "ref"),
+      gen: makeLocIn(heap, xt, 0, "f64"),
+      value: makeLocIn(heap, xt, value, "f64"),
+    };
+    fillNode(heap, block, locs);
+    this.#link(xt, block, locs, first);
+    return makeNode(block, value, 0, locs);
   }
 
-  /** Links the detached `node` next to `anchor`. */
-  #link(xt: Xt, node: DllistNode, anchor: DllistNode, after: boolean): void {
+  /** Links the node at `address` (not in any list) at the front or back. */
+  #link(xt: Xt, address: number, locs: NodeLocs, first: boolean): void {
     const heap = this.#heap;
-    const other = xt.get(after ? nextOf(anchor) : prevOf(anchor));
-    if (after) {
-      xt.set(prevOf(node), anchor.address);
-      xt.set(nextOf(node), other);
-      xt.set(nextOf(anchor), node.address);
-      xt.set(prevOf(nodeOf(heap, other)), node.address);
+    const s = this.#sentinel;
+    if (first) {
+      const other = xt.get(nextOf(s));
+      xt.set(locs.prev, s.address);
+      xt.set(locs.next, other);
+      xt.set(nextOf(s), address);
+      xt.set(nodeLocs(heap, other).prev, address);
     } else {
-      xt.set(nextOf(node), anchor.address);
-      xt.set(prevOf(node), other);
-      xt.set(prevOf(anchor), node.address);
-      xt.set(nextOf(nodeOf(heap, other)), node.address);
+      const other = xt.get(prevOf(s));
+      xt.set(locs.next, s.address);
+      xt.set(locs.prev, other);
+      xt.set(prevOf(s), address);
+      xt.set(nodeLocs(heap, other).next, address);
     }
   }
 
-  /** Unlinks `node` from its neighbours; `selfLink` leaves it pointing at itself. */
-  #unlink(xt: Xt, node: DllistNode, selfLink: boolean): void {
+  /** Unlinks the live `node` from its neighbours (its own links are left to the caller). */
+  #unlink(xt: Xt, node: DllistNode): void {
     const heap = this.#heap;
     const p = xt.get(prevOf(node));
     const n = xt.get(nextOf(node));
-    if (p === node.address) return; // detached
-    xt.set(nextOf(nodeOf(heap, p)), n);
-    xt.set(prevOf(nodeOf(heap, n)), p);
-    if (selfLink) {
-      xt.set(prevOf(node), node.address);
-      xt.set(nextOf(node), node.address);
+    xt.set(nodeLocs(heap, p).next, n);
+    xt.set(nodeLocs(heap, n).prev, p);
+  }
+
+  /** Marks the unlinked `node` removed (new gen, prev 0) and pushes it on this worker's free list. */
+  #free(xt: Xt, node: DllistNode): void {
+    const locs = locsOf(node);
+    const stripe = this.#freeLists[this.#heap.join() % STRIPES];
+    xt.set(locs.gen, genOf(node) + 1);
+    xt.set(locs.prev, 0);
+    xt.set(locs.next, xt.get(stripe));
+    xt.set(stripe, node.address);
+  }
+
+  /**
+   * Pops a removed node for reuse: from this worker's free list, else, once
+   * every SCAN_EVERY inserts, from the first non-empty other one (reading
+   * them all would put every free list in the read set of every insert).
+   * Returns 0 when the caller should allocate.
+   */
+  #popFree(xt: Xt): number {
+    const heap = this.#heap;
+    const lists = this.#freeLists;
+    const own = heap.join() % STRIPES;
+    let head = xt.get(lists[own]);
+    let from = own;
+    if (head === 0) {
+      if (this.#skipScans > 0) {
+        this.#skipScans--;
+        return 0;
+      }
+      for (let k = 1; k < STRIPES && head === 0; k++) {
+        from = (own + k) % STRIPES;
+        head = xt.get(lists[from]);
+      }
+      if (head === 0) {
+        this.#skipScans = SCAN_EVERY;
+        return 0;
+      }
     }
+    xt.set(lists[from], xt.get(nodeLocs(heap, head).next));
+    return head;
   }
 
   #take(xt: Xt, first: boolean): number | undefined {
     const s = this.#sentinel;
     const p = xt.get(first ? nextOf(s) : prevOf(s));
     if (p === s.address) return undefined;
-    const node = nodeOf(this.#heap, p);
-    this.xtRemove(xt, node);
+    const node = linkedNode(xt, this.#heap, p);
+    this.#unlink(xt, node);
+    this.#free(xt, node);
     return node.value;
   }
 }
 
-function fillNode(heap: SharedHeap, block: number, prev: Loc, next: Loc, value: number): void {
+function fillNode(heap: SharedHeap, block: number, locs: NodeLocs, sentinel = false): void {
   const i32 = heap.i32;
   const i = block >> 2;
-  i32[i + 1] = prev.address;
-  i32[i + 2] = next.address;
-  i32[i + 3] = 0;
-  heap.f64[(block >> 3) + 2] = value;
-  i32[i] = NODE_TAG;
+  i32[i + 1] = locs.prev.address;
+  i32[i + 2] = locs.next.address;
+  i32[i + 3] = locs.gen.address;
+  i32[i + 4] = locs.value.address;
+  i32[i + 5] = sentinel ? 1 : 0;
+  Atomics.store(i32, i, NODE_TAG);
 }

@@ -14,16 +14,19 @@
  * - {@linkcode Hashtbl}: a hash table from numbers to numbers that rehashes
  *   as it grows and shrinks.
  * - {@linkcode Dllist}: a doubly linked list whose nodes can be removed and
- *   moved between lists.
+ *   moved between lists, by any number of workers at once.
  *
  * The unbounded structures allocate their nodes inside transactions. What
  * an attempt allocated is freed again when the attempt does not commit
  * (fails, blocks, throws, or is rolled back by `Xt.first`/`rollback`): each
  * allocation is recorded in the attempt's own log through a per-worker
  * marker Loc, so a committed marker value tells exactly which allocations
- * took effect. Removed nodes are retired through the heap's epochs after
- * the commit that unlinked them (`Xt.postCommit`), so transactions still
- * reading them stay safe.
+ * took effect. Removed nodes of queues, stacks and tables are retired
+ * through the heap's epochs after the commit that unlinked them
+ * (`Xt.postCommit`), so transactions still reading them stay safe. A
+ * Dllist's nodes are handed out to callers, so they are type-stable
+ * instead: a removed node waits on a free list of the heap for reuse by a
+ * later insert, and a handle to it, in any worker, only gets `false`.
  *
  * @example
  * ```ts
