@@ -28,7 +28,14 @@
  * @module
  */
 
-import { crashPoint, describeValue, HandleError, type SharedHeap, tagOf } from "../memory/mod.ts";
+import {
+  crashPoint,
+  describeValue,
+  faultInjection,
+  HandleError,
+  type SharedHeap,
+  tagOf,
+} from "../memory/mod.ts";
 import { parkAsync, parkSync, pause } from "../latch/mod.ts";
 
 // ------------------------------------------------------------------ layout
@@ -112,7 +119,7 @@ const ABORT_SPIN = 200;
 const POOL_SLOTS = 512;
 const POOL_MASK = POOL_SLOTS - 1;
 /** Blocks put into a domain's pools between two epoch stamps. */
-const STAMP_EVERY = 32;
+const STAMP_EVERY = 64;
 
 /** Index of the descriptor pool for `n` entries (capacity 1, 2, 4 or 8), or -1. */
 function descPool(n: number): number {
@@ -452,8 +459,6 @@ export class Domain {
     const e = s + (D_HEADER >> 2);
     i32[e + E_LOC] = locAddr;
     i32[e + E_EXP] = expected;
-    i32[e + E_EXP_SLOT] = 0;
-    i32[e + E_EXP_SEQ] = 0;
     i32[e + E_NEW] = cell;
     i32[e + E_DESC] = d;
     i32[e + E_FLAGS] = F_WRITE;
@@ -472,9 +477,17 @@ export class Domain {
       this.#untake(this.#cells, cell);
       return false;
     }
-    crashPoint("stm.single.installed");
-    const status = this.decide(d);
-    i32 = heap.i32;
+    // (The check inline: a call per crash point is measurable here.)
+    if (faultInjection.hook !== undefined) crashPoint("stm.single.installed");
+    // decide(d), for one write entry: no read-only entry to validate.
+    Atomics.add(this.words, H_COUNTER, 1);
+    let status = Atomics.compareExchange(i32, s + D_STATUS, INSTALLED, AFTER);
+    if (status === INSTALLED) {
+      status = AFTER;
+      this.#notifyDesc(d);
+    }
+    // Else a helper decided it, and the CAS returned that final status
+    // (AFTER: nothing here to validate, so no helper can fail it).
     Atomics.compareExchange(i32, w, tagged, status === AFTER ? cell : expected);
     // No loc word names d or the dead cell any more.
     this.#put(this.#cells, status === AFTER ? expected : cell);
@@ -501,96 +514,107 @@ export class Domain {
     const heap = this.heap;
     const c = descPool(n);
     const d = c >= 0 ? this.#take(this.#descs[c]) : heap.allocate(D_HEADER + n * ENTRY_BYTES);
+    const s = d >> 2;
+    const e0 = s + (D_HEADER >> 2);
+    const EW = ENTRY_BYTES >> 2;
+    // New cells first: taking one may allocate, and so remap the views.
     for (let k = 0; k < n; k++) {
       const i = order[k];
       if (!writes[i]) continue;
       const cell = this.newCell(values[i]);
-      heap.i32[(d >> 2) + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2) + E_NEW] = cell;
+      heap.i32[e0 + k * EW + E_NEW] = cell;
     }
-    const s = d >> 2;
     let i32 = heap.i32;
     i32[s + D_STATUS] = INSTALLING;
     i32[s + D_COUNT] = n;
     i32[s + D_OWNER] = heap.slot;
+    const readFlag = mode === "lock-free" ? F_LOCK : F_CHECK;
     let checks = 0;
     for (let k = 0; k < n; k++) {
       const i = order[k];
-      const e = s + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2);
+      const e = e0 + k * EW;
       const expected = cells[i];
       i32[e + E_LOC] = addrs[i];
       i32[e + E_EXP] = expected;
-      i32[e + E_EXP_SLOT] = i32[(expected >> 2) + C_SLOT];
-      i32[e + E_EXP_SEQ] = i32[(expected >> 2) + C_SEQ];
       i32[e + E_DESC] = d;
       if (writes[i]) {
+        // (The expected stamp only serves #checkEntry, on F_CHECK entries.)
         i32[e + E_FLAGS] = F_WRITE;
       } else {
+        i32[e + E_EXP_SLOT] = i32[(expected >> 2) + C_SLOT];
+        i32[e + E_EXP_SEQ] = i32[(expected >> 2) + C_SEQ];
         i32[e + E_NEW] = expected;
-        i32[e + E_FLAGS] = mode === "lock-free" ? F_LOCK : F_CHECK;
-        if (mode !== "lock-free") checks++;
+        i32[e + E_FLAGS] = readFlag;
+        if (readFlag === F_CHECK) checks++;
       }
     }
     i32[s + D_CHECKS] = checks;
     // Install in address order (no cycles of helping), then decide.
     let installed = 0;
-    let status = INSTALLING;
     for (let k = 0; k < n; k++) {
-      const e = s + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2);
-      if (i32[e + E_FLAGS] === F_CHECK) {
-        installed = k + 1;
-        continue;
-      }
+      const e = e0 + k * EW;
+      installed = k + 1;
+      if (i32[e + E_FLAGS] === F_CHECK) continue;
       const w = (i32[e + E_LOC] >> 2) + L_WORD;
       const expected = i32[e + E_EXP];
-      const tagged = ((e << 2) + 0) | 1;
-      let ok = false;
-      for (;;) {
-        const p = Atomics.compareExchange(i32, w, expected, tagged);
-        if (p === expected) {
-          ok = true;
-          break;
-        }
-        if ((p & 1) === 0) break; // the location changed: fail
+      const tagged = (e << 2) | 1;
+      let p = Atomics.compareExchange(i32, w, expected, tagged);
+      while (p !== expected && (p & 1) !== 0) {
         this.#clearOther(w, p);
         i32 = heap.i32;
+        p = Atomics.compareExchange(i32, w, expected, tagged);
       }
-      installed = k + 1;
-      if (!ok) {
+      if (p !== expected) {
+        // The location changed: fail.
         Atomics.compareExchange(i32, s + D_STATUS, INSTALLING, BEFORE);
         break;
       }
-      crashPoint("stm.install");
+      // (Crash point checks inline: a call per crash point is measurable here.)
+      if (faultInjection.hook !== undefined) crashPoint("stm.install");
     }
     // Someone may have aborted us while we were installing: then this CAS
     // fails and we clean up what we installed.
-    status = Atomics.compareExchange(i32, s + D_STATUS, INSTALLING, INSTALLED);
+    let status = Atomics.compareExchange(i32, s + D_STATUS, INSTALLING, INSTALLED);
     if (status === INSTALLING) {
-      crashPoint("stm.installed");
-      status = this.decide(d);
+      if (faultInjection.hook !== undefined) crashPoint("stm.installed");
+      if (checks !== 0) {
+        status = this.decide(d);
+      } else {
+        // decide(d) without read-only entries to validate (so no helper
+        // can decide BEFORE either).
+        Atomics.add(this.words, H_COUNTER, 1);
+        status = Atomics.compareExchange(i32, s + D_STATUS, INSTALLED, AFTER);
+        if (status === INSTALLED) {
+          status = AFTER;
+          this.#notifyDesc(d);
+        }
+        // Else a helper won, and the CAS returned the final status (AFTER).
+      }
     }
-    crashPoint("stm.decided");
+    if (faultInjection.hook !== undefined) crashPoint("stm.decided");
     // Clean up: replace our entries by the cells they resolve to. Nobody
     // but us installs our entries, so after this no loc word names d.
+    const after = status === AFTER;
     i32 = heap.i32;
     for (let k = 0; k < installed; k++) {
-      const e = s + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2);
+      const e = e0 + k * EW;
       if (i32[e + E_FLAGS] === F_CHECK) continue;
       const w = (i32[e + E_LOC] >> 2) + L_WORD;
-      const final = i32[e + (status === AFTER ? E_NEW : E_EXP)];
-      Atomics.compareExchange(i32, w, (e << 2) | 1, final);
-      if (k === 0) crashPoint("stm.cleanup");
+      Atomics.compareExchange(i32, w, (e << 2) | 1, i32[e + (after ? E_NEW : E_EXP)]);
+      if (k === 0 && faultInjection.hook !== undefined) crashPoint("stm.cleanup");
     }
     // AFTER: the replaced cells die. BEFORE: the new ones. And d: no loc
     // word names it any more.
+    const cellPool = this.#cells;
     for (let k = 0; k < n; k++) {
-      const e = s + (D_HEADER >> 2) + k * (ENTRY_BYTES >> 2);
+      const e = e0 + k * EW;
       if (i32[e + E_FLAGS] !== F_WRITE) continue;
-      this.#put(this.#cells, i32[e + (status === AFTER ? E_EXP : E_NEW)]);
+      this.#put(cellPool, i32[e + (after ? E_EXP : E_NEW)]);
       i32 = heap.i32;
     }
     if (c >= 0) this.#put(this.#descs[c], d);
     else heap.retire(d);
-    return status === AFTER;
+    return after;
   }
 
   // ------------------------------------------------------------ block pools

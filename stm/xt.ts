@@ -167,7 +167,6 @@ export class Xt {
   #attempt = 0;
   #domain: Domain | undefined = undefined;
   #n = 0;
-  readonly #locs: Loc[] = [];
   readonly #addrs: number[] = [];
   readonly #cells: number[] = [];
   readonly #orig: number[] = [];
@@ -407,8 +406,6 @@ export class Xt {
       this.#domain = undefined;
       domain.heap.unpin();
     }
-    const n = this.#n;
-    for (let i = 0; i < n; i++) this.#locs[i] = undefined as unknown as Loc;
     this.#n = 0;
     this.#index = undefined;
     // Setting an array's length is a runtime call in V8: only when needed.
@@ -444,6 +441,12 @@ export class Xt {
     if (n === 1) return domain.casOne(this.#addrs[0], this.#cells[0], values[0]);
     const order = this.#order;
     const addrs = this.#addrs;
+    if (n === 2) {
+      const first = addrs[0] < addrs[1] ? 0 : 1;
+      order[0] = first;
+      order[1] = 1 - first;
+      return domain.commit(n, order, addrs, this.#cells, values, writes, mode);
+    }
     for (let i = 0; i < n; i++) {
       // Insertion sort by address: logs are short.
       const a = addrs[i];
@@ -505,7 +508,6 @@ export class Xt {
     const cell = d.resolve(loc["w"]);
     const value = d.valueOf(cell);
     const i = this.#n++;
-    this.#locs[i] = loc;
     this.#addrs[i] = addr;
     this.#cells[i] = cell;
     this.#orig[i] = value;
@@ -839,7 +841,6 @@ export class Xt {
     for (let i = keep; i < this.#n; i++) {
       this.#awaitAddrs.push(this.#addrs[i]);
       this.#awaitCells.push(this.#cells[i]);
-      this.#locs[i] = undefined as unknown as Loc;
     }
     this.#n = keep;
     for (let i = 0; i < keep; i++) this.#values[i] = snap.values[i];
