@@ -19,7 +19,7 @@ import {
   Stack,
   type StackHandle,
 } from "./mod.ts";
-import { Loc, type LocHandle, Xt } from "../mod.ts";
+import { Loc, type LocHandle, Retry, Xt } from "../mod.ts";
 import type { WorkerContext } from "../../testing/harness.ts";
 
 export interface PhilosopherArgs {
@@ -309,4 +309,35 @@ export function dllistRace(ctx: WorkerContext<DllistRaceArgs>): DllistRaceReport
     if ((round & 63) === 0) ctx.checkpoint();
   }
   return { removed, added, staleHits };
+}
+
+export interface DllistHandoffArgs {
+  readonly list: DllistHandle;
+  /** Batches the producer (worker 0) adds; the consumer (worker 1) takes them all. */
+  readonly batches: number;
+  readonly batch: number;
+}
+
+/**
+ * Worker 0 adds `batch` values, waits until worker 1 has taken them all,
+ * and again, `batches` times: the list never holds more than `batch`
+ * nodes, but every removal happens in another worker than every insert.
+ */
+export function dllistHandoff(ctx: WorkerContext<DllistHandoffArgs>): number {
+  const list = Dllist.attach(ctx.args.list);
+  const { batches, batch } = ctx.args;
+  ctx.barrier.wait();
+  let sum = 0;
+  for (let b = 0; b < batches; b++) {
+    if (ctx.index === 0) {
+      for (let i = 0; i < batch; i++) list.addLast(b * batch + i);
+      Xt.commit((xt) => {
+        if (!list.xtIsEmpty(xt)) Retry.later();
+      }, { timeoutMs: 20_000 });
+    } else {
+      for (let i = 0; i < batch; i++) sum += list.takeFirst({ timeoutMs: 20_000 });
+    }
+    if ((b & 15) === 0) ctx.checkpoint();
+  }
+  return sum;
 }

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Dllist, type DllistNode, Hashtbl, Queue, Stack } from "./mod.ts";
 import { Retry, Xt } from "../mod.ts";
-import { SharedHeap, TimeoutError } from "../../memory/mod.ts";
+import { HandleError, SharedHeap, TimeoutError } from "../../memory/mod.ts";
 
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
 
@@ -284,4 +284,55 @@ Deno.test("allocations of attempts that do not commit are freed; removed nodes a
   const before = inUse(heap);
   for (let i = 0; i < 50; i++) round();
   assert.ok(inUse(heap) - before <= 8, `${inUse(heap) - before} blocks leaked`);
+});
+
+Deno.test("Dllist: a value that is not a node, or a node of another heap, throws a clear error and changes nothing", () => {
+  const heap = SharedHeap.create();
+  const other = SharedHeap.create();
+  // The other heap's nodes lie where this heap has no nodes.
+  for (let i = 0; i < 2000; i++) other.allocate(64);
+  const list = Dllist.create(heap);
+  const foreign = Dllist.create(other);
+  list.addLast(1);
+  const stranger = foreign.addLast(10);
+  for (const bad of [undefined, null, 16, "node", {}, { locs: {}, gen: 0 }]) {
+    const node = bad as unknown as DllistNode;
+    assert.throws(() => list.remove(node), { name: "TypeError", message: /DllistNode/ });
+    assert.throws(() => list.moveFirst(node), { name: "TypeError", message: /DllistNode/ });
+    assert.throws(() => Xt.commit((xt) => list.xtMoveLast(xt, node)), {
+      name: "TypeError",
+      message: /DllistNode/,
+    });
+  }
+  assert.throws(() => list.remove(stranger), { name: "RangeError", message: /another heap/ });
+  assert.throws(() => list.moveFirst(stranger), { name: "RangeError", message: /another heap/ });
+  assert.throws(() => list.moveLast(stranger), { name: "RangeError", message: /another heap/ });
+  assert.deepEqual(list.toArray(), [1]);
+  assert.deepEqual(foreign.toArray(), [10]);
+  assert.throws(() => list.nodeAt("32" as unknown as number), { message: /"32"/ });
+});
+
+Deno.test("Dllist: nodeAt(address, generation) refuses a node whose memory was reused", () => {
+  const heap = SharedHeap.create();
+  const list = Dllist.create(heap);
+  const old = list.addLast(1);
+  const { address, generation } = old;
+  assert.equal(list.nodeAt(address, generation).value, 1);
+  assert.ok(list.remove(old));
+  assert.throws(() => list.nodeAt(address, generation), HandleError);
+  assert.throws(() => list.nodeAt(address), HandleError); // free, not in a list
+  const reused = list.addLast(2);
+  assert.equal(reused.address, address); // the same memory, a later generation
+  assert.equal(reused.generation, generation + 1);
+  assert.throws(() => list.nodeAt(address, generation), /of generation 0 was removed/);
+  assert.equal(list.nodeAt(address).value, 2);
+  assert.equal(list.nodeAt(address, reused.generation).value, 2);
+  assert.throws(() => list.nodeAt(list.handle.offset), HandleError);
+});
+
+Deno.test("Dllist: nodeAt refuses a generation that is not an integer", () => {
+  const list = Dllist.create(SharedHeap.create());
+  const node = list.addLast(1);
+  assert.throws(() => list.nodeAt(node.address, "0" as unknown as number), TypeError);
+  assert.throws(() => list.nodeAt(node.address, 0.5), /not an integer: current value is 0.5/);
 });

@@ -14,6 +14,7 @@ import { SharedHeap } from "../../memory/mod.ts";
 import { runWorkers } from "../../testing/harness.ts";
 import type {
   DllistArgs,
+  DllistHandoffArgs,
   DllistRaceArgs,
   DllistRaceReport,
   HashtblArgs,
@@ -137,4 +138,36 @@ Deno.test("Dllist: 6 workers race to remove and move the same nodes while adds r
   const backward: number[] = [];
   for (let v = list.tryTakeLast(); v !== undefined; v = list.tryTakeLast()) backward.push(v);
   assert.deepEqual(backward.reverse(), forward);
+});
+
+Deno.test("Dllist: one worker adds, another takes, the list never longer than 8: removed nodes are reused, memory stays bounded", async () => {
+  const heap = SharedHeap.create();
+  const list = Dllist.create(heap);
+  const inUse = () => {
+    for (let i = 0; i < 4; i++) heap.collect();
+    const s = heap.stats();
+    return s.liveBlocks - s.retiredBlocks;
+  };
+  const before = inUse();
+  const batches = 250;
+  const batch = 8;
+  const results = await runWorkers<DllistHandoffArgs, number>({
+    module: fixtures,
+    fn: "dllistHandoff",
+    workers: 2,
+    heap,
+    args: { list: list.handle, batches, batch },
+    timeoutMs: 60_000,
+  });
+  const n = batches * batch;
+  assert.equal(results[1], (n * (n - 1)) / 2);
+  assert.ok(list.isEmpty());
+  // A node is a block and four Locs (a block and a cell each): 9 blocks.
+  // 2000 inserts through a list of at most 8 nodes must not allocate
+  // hundreds of nodes (the free lists' root and markers are a few blocks).
+  const grown = inUse() - before;
+  assert.ok(
+    grown < 9 * 100,
+    `${grown} blocks in use after ${n} inserts (about ${Math.round(grown / 9)} nodes)`,
+  );
 });

@@ -24,7 +24,13 @@
  * @module
  */
 
-import { HandleError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
+import {
+  describeValue,
+  HandleError,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+} from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import { checkNumber, placeRecord, readRecord } from "./_record.ts";
 import { allocIn, commitTracked, makeLocIn } from "./_alloc.ts";
@@ -42,6 +48,7 @@ const STRIPES = 16;
 const SCAN_EVERY = 32;
 
 let makeNode: (
+  heap: SharedHeap,
   address: number,
   value: number,
   gen: number,
@@ -76,7 +83,14 @@ export type DllistHandle = SharedHandle<"sabre.stm.Dllist">;
  * that other workers turn back into the node with `Dllist.nodeAt`). Once
  * the node is removed, by any worker, operations through this handle do
  * nothing and return `false`; that stays true after the node's memory is
- * reused for a new node.
+ * reused for a new node. An address names the memory, not the insert: to
+ * hand a node to another worker, send `address` and `generation`, and
+ * `nodeAt(address, generation)` there throws `HandleError` once that node
+ * was removed (`nodeAt(address)` alone gives whatever node lives there
+ * now). A node returned inside a transaction attempt that did not
+ * commit (or was rolled back) must not be used. Operations throw
+ * `TypeError` for a value that is not a node and `RangeError` for a node of
+ * another heap.
  *
  * @example
  * ```ts
@@ -84,7 +98,8 @@ export type DllistHandle = SharedHandle<"sabre.stm.Dllist">;
  * import { SharedHeap } from "@sabre/sabre";
  * const list = Dllist.create(SharedHeap.create());
  * const node: DllistNode = list.addFirst(7);
- * console.assert(node.value === 7 && list.nodeAt(node.address).value === 7);
+ * // In another worker: list.nodeAt(address, generation).
+ * console.assert(list.nodeAt(node.address, node.generation).value === 7);
  * console.assert(list.remove(node) && !list.remove(node));
  * ```
  */
@@ -93,25 +108,49 @@ export class DllistNode {
   readonly address: number;
   /** The node's value (a node's value never changes). */
   readonly value: number;
-  private readonly gen: number;
+  /** How many times the node's memory was removed before this node was inserted there. */
+  readonly generation: number;
   private readonly locs: NodeLocs;
+  private readonly heap: SharedHeap;
 
-  private constructor(address: number, value: number, gen: number, locs: NodeLocs) {
+  private constructor(
+    heap: SharedHeap,
+    address: number,
+    value: number,
+    gen: number,
+    locs: NodeLocs,
+  ) {
+    this.heap = heap;
     this.address = address;
     this.value = value;
-    this.gen = gen;
+    this.generation = gen;
     this.locs = locs;
   }
 
   static {
-    makeNode = (address, value, gen, locs) => new DllistNode(address, value, gen, locs);
+    makeNode = (heap, address, value, gen, locs) => new DllistNode(heap, address, value, gen, locs);
   }
 }
 
 const locsOf = (node: DllistNode): NodeLocs => node["locs"];
-const genOf = (node: DllistNode): number => node["gen"];
+const genOf = (node: DllistNode): number => node.generation;
 const prevOf = (node: DllistNode): Loc => node["locs"].prev;
 const nextOf = (node: DllistNode): Loc => node["locs"].next;
+
+/** Checks that `node` is a node of `heap`, before anything is read or written. */
+function checkNode(heap: SharedHeap, node: unknown, what: string): DllistNode {
+  if (!(node instanceof DllistNode)) {
+    throw new TypeError(
+      `Cannot ${what} as 'node' is not a DllistNode: current value is ${describeValue(node)}`,
+    );
+  }
+  if (node["heap"].sab !== heap.sab) {
+    throw new RangeError(
+      `Cannot ${what} as the node at offset ${node.address} belongs to another heap than the list`,
+    );
+  }
+  return node;
+}
 
 /** The Locs of the node block at `address`, checking that one is there. */
 function nodeLocs(heap: SharedHeap, address: number): NodeLocs {
@@ -120,7 +159,9 @@ function nodeLocs(heap: SharedHeap, address: number): NodeLocs {
     address + NODE_BYTES > heap.sab.byteLength
   ) {
     throw new HandleError(
-      `Cannot find Dllist node as the address is not a node: current value is ${address}`,
+      `Cannot find Dllist node as the address is not a node: current value is ${
+        describeValue(address)
+      }`,
     );
   }
   if (address + NODE_BYTES > heap.mappedBytes) heap.ensure(address + NODE_BYTES);
@@ -141,7 +182,7 @@ function nodeLocs(heap: SharedHeap, address: number): NodeLocs {
 /** In a transaction: the node linked at `address` (a neighbour, or a list's first or last). */
 function linkedNode(xt: Xt, heap: SharedHeap, address: number): DllistNode {
   const locs = nodeLocs(heap, address);
-  return makeNode(address, xt.get(locs.value), xt.get(locs.gen), locs);
+  return makeNode(heap, address, xt.get(locs.value), xt.get(locs.gen), locs);
 }
 
 /** In a transaction: whether `node` is still the linked node its handle names. */
@@ -240,7 +281,7 @@ export class Dllist {
       value: Loc.make(heap, 0),
     };
     fillNode(heap, block, locs, true);
-    const sentinel = makeNode(block, 0, 0, locs);
+    const sentinel = makeNode(heap, block, 0, 0, locs);
     return new Dllist(heap, sentinel, placeRecord(heap, TAG, [locs.prev, locs.next], block));
   }
 
@@ -258,7 +299,7 @@ export class Dllist {
    */
   static attach(handle: DllistHandle): Dllist {
     const { heap, offset, extra } = readRecord(handle, KIND, TAG, "Dllist");
-    return new Dllist(heap, makeNode(extra, 0, 0, nodeLocs(heap, extra)), offset);
+    return new Dllist(heap, makeNode(heap, extra, 0, 0, nodeLocs(heap, extra)), offset);
   }
 
   /** The handle to send to other workers. */
@@ -268,21 +309,42 @@ export class Dllist {
 
   /**
    * The node at `address` (a {@linkcode DllistNode.address} of this heap).
-   * `HandleError` when no node is there, or when it is not in a list.
+   * `HandleError` when no node is there, when it is not in a list, or, with
+   * `generation` (a {@linkcode DllistNode.generation}), when the node that
+   * had it was removed since.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * const { address, generation } = list.addLast(3);
+   * console.assert(list.nodeAt(address, generation).value === 3);
+   * ```
    */
-  nodeAt(address: number): DllistNode {
+  nodeAt(address: number, generation?: number): DllistNode {
     const heap = this.#heap;
+    if (generation !== undefined && !Number.isSafeInteger(generation)) {
+      throw new TypeError(
+        `Cannot find Dllist node as 'generation' is not an integer: current value is ${
+          describeValue(generation)
+        }`,
+      );
+    }
     const locs = nodeLocs(heap, address);
     if (heap.i32[(address >> 2) + 5] !== 0) {
       throw new HandleError(`Cannot find Dllist node as offset ${address} is a list's sentinel`);
     }
     return Xt.commit((xt) => {
-      if (xt.get(locs.prev) === 0) {
+      const gen = xt.get(locs.gen);
+      if (xt.get(locs.prev) === 0 || (generation !== undefined && gen !== generation)) {
         throw new HandleError(
-          `Cannot find Dllist node as the node at offset ${address} was removed`,
+          `Cannot find Dllist node as the node at offset ${address}${
+            generation === undefined ? "" : ` of generation ${generation}`
+          } was removed`,
         );
       }
-      return makeNode(address, xt.get(locs.value), xt.get(locs.gen), locs);
+      return makeNode(heap, address, xt.get(locs.value), gen, locs);
     });
   }
 
@@ -305,6 +367,7 @@ export class Dllist {
    * `false`, changing nothing, when the node was already removed.
    */
   xtRemove(xt: Xt, node: DllistNode): boolean {
+    checkNode(this.#heap, node, "remove from Dllist");
     if (!isLive(xt, node)) return false;
     this.#unlink(xt, node);
     this.#free(xt, node);
@@ -316,6 +379,7 @@ export class Dllist {
    * this list. Returns `false`, changing nothing, when it was removed.
    */
   xtMoveFirst(xt: Xt, node: DllistNode): boolean {
+    checkNode(this.#heap, node, "move in Dllist");
     if (!isLive(xt, node)) return false;
     this.#unlink(xt, node);
     this.#link(xt, node.address, locsOf(node), true);
@@ -327,6 +391,7 @@ export class Dllist {
    * this list. Returns `false`, changing nothing, when it was removed.
    */
   xtMoveLast(xt: Xt, node: DllistNode): boolean {
+    checkNode(this.#heap, node, "move in Dllist");
     if (!isLive(xt, node)) return false;
     this.#unlink(xt, node);
     this.#link(xt, node.address, locsOf(node), false);
@@ -438,7 +503,7 @@ export class Dllist {
       const locs = nodeLocs(heap, free);
       xt.set(locs.value, value);
       this.#link(xt, free, locs, first);
-      return makeNode(free, value, xt.get(locs.gen), locs);
+      return makeNode(heap, free, value, xt.get(locs.gen), locs);
     }
     const block = allocIn(heap, xt, NODE_BYTES);
     // Fresh Locs hold their final values outside the log (`#link` sets the
@@ -451,7 +516,7 @@ export class Dllist {
     };
     fillNode(heap, block, locs);
     this.#link(xt, block, locs, first);
-    return makeNode(block, value, 0, locs);
+    return makeNode(heap, block, value, 0, locs);
   }
 
   /** Links the node at `address` (not in any list) at the front or back. */
