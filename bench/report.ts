@@ -146,11 +146,19 @@ export interface ScalingPoint {
   opsPerSecond: number;
 }
 
+/** Names of benches drawn as solid lines (see {@linkcode ScalingSeries.sabre}). */
+const SUBJECT = /\bsabre\b|^(SeqLock|SeqCell|HybridLatch|Xt\.|Loc\.|Op\.)/i;
+
 /** One line of a scaling plot: the same bench at several worker counts. */
 export interface ScalingSeries {
   /** The bench name without its count, such as "sabre Mutex acquire/release: lock, counter++, unlock". */
   name: string;
-  /** True for sabre's own benches (named "sabre …"), false for peers and baselines. */
+  /**
+   * True for the benches of what a plot is about: named "sabre …", or
+   * starting with one of sabre's lock-free read or transaction APIs
+   * (SeqLock, SeqCell, HybridLatch, Xt., Loc., Op.); false for peers and
+   * for the locks they are compared with.
+   */
   sabre: boolean;
   /** True when the bench is its group's baseline. */
   baseline: boolean;
@@ -240,7 +248,7 @@ export function scalingPlots(report: BenchReport): ScalingPlot[] {
         const name = withoutCount(m.label, x).replace(/\s*[,;]\s*N \w+$/, "").trim();
         let line = series.get(name);
         if (line === undefined) {
-          line = { name, sabre: /\bsabre\b/i.test(name), baseline: false, points: [] };
+          line = { name, sabre: SUBJECT.test(name), baseline: false, points: [] };
           series.set(name, line);
         }
         line.baseline ||= m.bench.baseline;

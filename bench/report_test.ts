@@ -220,3 +220,27 @@ Deno.test("report: writes RESULTS.md and one SVG per plot", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("report: SeqLock, SeqCell, HybridLatch and Xt benches are drawn solid, the locks they beat dashed", () => {
+  const names = [
+    "RwLock acquireRead, plain reads, releaseRead",
+    "SeqLock readBegin/readRetry, Atomics loads",
+    "SeqCell.readInto(target)",
+    "HybridLatch.read(fn), Atomics loads",
+    "Mutex acquire, plain reads, release",
+  ];
+  const benches = [1, 2].flatMap((n) =>
+    names.map((name, i) => ({
+      origin: "file:///x/bench/seqlock_bench.ts",
+      group: `record read, ${n} reader${n === 1 ? "" : "s"} + writer`,
+      name: `${name}; ${n} reader${n === 1 ? "" : "s"} (x${1000 * n})`,
+      baseline: i === 0,
+      results: [{
+        ok: { n: 10, min: 1e4, max: 1e4, avg: 1e4, p75: 1e4, p99: 1e4, p995: 1e4, p999: 1e4 },
+      }],
+    }))
+  );
+  const [plot] = scalingPlots({ version: 1, runtime: "Deno", cpu: "x", benches } as BenchReport);
+  const solid = plot.series.filter((s) => s.sabre).map((s) => s.name.split(/[ .]/)[0]);
+  assert(solid.join() === "SeqLock,SeqCell,HybridLatch", `solid: ${solid.join()}`);
+});
