@@ -930,8 +930,12 @@ function utf8Length(s: string): number {
   return bytes;
 }
 
-/** Writes `s` as UTF-8 at `t[p]`; the caller has checked that it fits. */
-function writeUtf8(s: string, t: Uint8Array, p: number): number {
+/**
+ * Writes `s` as UTF-8 at `t[p]`; the caller has checked that it fits. A lone
+ * surrogate becomes U+FFFD, or, when `strict`, stops the write: it returns
+ * -1 then (with some bytes written).
+ */
+function writeUtf8(s: string, t: Uint8Array, p: number, strict = false): number {
   const start = p;
   const n = s.length;
   for (let i = 0; i < n; i++) {
@@ -953,40 +957,12 @@ function writeUtf8(s: string, t: Uint8Array, p: number): number {
           t[p++] = 0x80 | (cp & 0x3f);
           continue;
         }
+        if (strict) return -1;
         c = 0xfffd;
       }
       t[p++] = 0xe0 | (c >> 12);
       t[p++] = 0x80 | ((c >> 6) & 0x3f);
       t[p++] = 0x80 | (c & 0x3f);
-    }
-  }
-  return p - start;
-}
-
-/** writeUtf8, but returns -1 at a lone surrogate (with some bytes written) instead of writing U+FFFD. */
-function writeUtf8Strict(s: string, t: Uint8Array, p: number): number {
-  const start = p;
-  const n = s.length;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) {
-      t[p++] = c;
-    } else if (c < 0x800) {
-      t[p++] = 0xc0 | (c >> 6);
-      t[p++] = 0x80 | (c & 0x3f);
-    } else if (c < 0xd800 || c > 0xdfff) {
-      t[p++] = 0xe0 | (c >> 12);
-      t[p++] = 0x80 | ((c >> 6) & 0x3f);
-      t[p++] = 0x80 | (c & 0x3f);
-    } else {
-      const d = c <= 0xdbff && i + 1 < n ? s.charCodeAt(i + 1) : 0;
-      if (d < 0xdc00 || d > 0xdfff) return -1;
-      i++;
-      const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-      t[p++] = 0xf0 | (cp >> 18);
-      t[p++] = 0x80 | ((cp >> 12) & 0x3f);
-      t[p++] = 0x80 | ((cp >> 6) & 0x3f);
-      t[p++] = 0x80 | (cp & 0x3f);
     }
   }
   return p - start;
@@ -1113,7 +1089,7 @@ class StringCodec implements Codec<string> {
     ) {
       // One pass instead of check's scan plus encode's: a lone surrogate or
       // an encoding over maxBytes falls through to check, which throws.
-      const n = writeUtf8Strict(value, target, offset);
+      const n = writeUtf8(value, target, offset, true);
       if (n >= 0 && n <= this.maxBytes) return n;
     }
     return this.encode(this.check(value, what), target, offset);
