@@ -379,11 +379,7 @@ export class Dllist {
    * this list. Returns `false`, changing nothing, when it was removed.
    */
   xtMoveFirst(xt: Xt, node: DllistNode): boolean {
-    checkNode(this.#heap, node, "move in Dllist");
-    if (!isLive(xt, node)) return false;
-    this.#unlink(xt, node);
-    this.#link(xt, node.address, locsOf(node), true);
-    return true;
+    return this.#move(xt, node, true);
   }
 
   /**
@@ -391,11 +387,7 @@ export class Dllist {
    * this list. Returns `false`, changing nothing, when it was removed.
    */
   xtMoveLast(xt: Xt, node: DllistNode): boolean {
-    checkNode(this.#heap, node, "move in Dllist");
-    if (!isLive(xt, node)) return false;
-    this.#unlink(xt, node);
-    this.#link(xt, node.address, locsOf(node), false);
-    return true;
+    return this.#move(xt, node, false);
   }
 
   /** In a transaction: removes the first node and returns its value, or undefined when empty. */
@@ -517,6 +509,15 @@ export class Dllist {
     fillNode(heap, block, locs);
     this.#link(xt, block, locs, first);
     return makeNode(heap, block, value, 0, locs);
+  }
+
+  /** xtMoveFirst and xtMoveLast. */
+  #move(xt: Xt, node: DllistNode, first: boolean): boolean {
+    checkNode(this.#heap, node, "move in Dllist");
+    if (!isLive(xt, node)) return false;
+    this.#unlink(xt, node);
+    this.#link(xt, node.address, locsOf(node), first);
+    return true;
   }
 
   /** Links the node at `address` (not in any list) at the front or back. */
