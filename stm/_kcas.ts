@@ -19,7 +19,9 @@
  * - **Descriptor** (its own block): word 0 status (a); the rest (count,
  *   owner, entries of `[loc, expected cell, expected stamp x2, new cell,
  *   descriptor, flags, 0]`) is written before the first install CAS
- *   publishes it, (b). Only its owner retires it, after its cleanup.
+ *   publishes it, (b). Only its owner retires it, after its cleanup. The
+ *   expected stamp is written for F_CHECK entries only (the one reader is
+ *   #checkEntry); elsewhere, in a recycled descriptor, it is stale.
  * - **Pools** (worker-local JS memory): retired cells and descriptors wait
  *   there until the epoch proves them unreachable, then are rewritten in
  *   place for a new commit (plain writes, then publication: (b) again)
@@ -341,7 +343,9 @@ export class Domain {
    * read-only entries, bumps the commit counter, and CASes the status to
    * AFTER (or BEFORE when a read-only entry changed). Anyone may run it, any
    * number of times; exactly one status CAS wins, and its winner notifies
-   * waiters. Returns the final status.
+   * waiters. Returns the final status. `casOne` and `commit` (when no entry
+   * needs validating) repeat the counter bump, status CAS and notify inline
+   * for their owners: a change here (crash point, opacity rule) goes there too.
    */
   decide(d: number): number {
     const heap = this.heap;
@@ -541,11 +545,13 @@ export class Domain {
         // (The expected stamp only serves #checkEntry, on F_CHECK entries.)
         i32[e + E_FLAGS] = F_WRITE;
       } else {
-        i32[e + E_EXP_SLOT] = i32[(expected >> 2) + C_SLOT];
-        i32[e + E_EXP_SEQ] = i32[(expected >> 2) + C_SEQ];
+        if (readFlag === F_CHECK) {
+          i32[e + E_EXP_SLOT] = i32[(expected >> 2) + C_SLOT];
+          i32[e + E_EXP_SEQ] = i32[(expected >> 2) + C_SEQ];
+          checks++;
+        }
         i32[e + E_NEW] = expected;
         i32[e + E_FLAGS] = readFlag;
-        if (readFlag === F_CHECK) checks++;
       }
     }
     i32[s + D_CHECKS] = checks;
