@@ -29,6 +29,7 @@
 import {
   attachObject,
   describeValue,
+  HandleError,
   objectHandle,
   type Placement,
   placeObject,
@@ -109,7 +110,9 @@ export interface SeqCellOptions<S extends SeqCellSchema> {
 const TYPE_CODES: Record<SeqCellFieldType, number> = { i32: 1, u32: 2, f64: 3 };
 const TYPE_NAMES: SeqCellFieldType[] = ["i32", "i32", "u32", "f64"];
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// Names round-trip exactly: a leading U+FEFF stays (no BOM stripping), and
+// bytes that are not UTF-8 (tampered memory) are refused, not replaced.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true, fatal: true });
 const f64Scratch = new Float64Array(1);
 const f64Words = new Int32Array(f64Scratch.buffer);
 
@@ -145,6 +148,14 @@ function layoutOf(schema: SeqCellSchema): { fields: Field[]; dataWords: number }
         }`,
       );
     }
+    if (!name.isWellFormed()) {
+      // A lone surrogate would come back from attach() as U+FFFD: another name.
+      throw new TypeError(
+        `Cannot create SeqCell as field names must be well-formed Unicode (no lone surrogates): current value is ${
+          describeValue(name)
+        }`,
+      );
+    }
     if (encoder.encode(name).length > 255) {
       throw new RangeError(
         `Cannot create SeqCell as field names must be at most 255 UTF-8 bytes: current value is ${
@@ -167,17 +178,40 @@ function encodeSchema(fields: Field[]): Uint8Array {
   return Uint8Array.from(parts);
 }
 
-function decodeSchema(bytes: Uint8Array, count: number): Field[] {
+/**
+ * The fields stored in shared memory, checked against the header (which
+ * memory, not the caller, vouches for): `HandleError` unless they are
+ * exactly what `encodeSchema` writes for a valid schema of `dataWords` words.
+ */
+function decodeSchema(bytes: Uint8Array, count: number, dataWords: number): Field[] {
+  const corrupt = (why: string): never => {
+    throw new HandleError(`Cannot attach SeqCell as its stored schema is corrupt: ${why}`);
+  };
   const fields: Field[] = [];
+  const names = new Set<string>();
   let at = 0;
   let word = 0;
   for (let i = 0; i < count; i++) {
+    if (at + 2 > bytes.length) corrupt(`field ${i} lies past the schema's ${bytes.length} bytes`);
     const type = TYPE_NAMES[bytes[at]];
+    if (bytes[at] === 0 || type === undefined) corrupt(`field ${i} has type code ${bytes[at]}`);
     const length = bytes[at + 1];
-    const name = decoder.decode(bytes.slice(at + 2, at + 2 + length));
+    if (at + 2 + length > bytes.length) corrupt(`field ${i}'s name lies past the schema's end`);
+    let name = "";
+    try {
+      name = decoder.decode(bytes.subarray(at + 2, at + 2 + length));
+    } catch {
+      corrupt(`field ${i}'s name is not UTF-8`);
+    }
+    if (names.has(name)) corrupt(`field name ${describeValue(name)} appears twice`);
+    names.add(name);
     at += 2 + length;
     fields.push({ name, type, word });
     word += type === "f64" ? 2 : 1;
+  }
+  if (at !== bytes.length) corrupt(`${bytes.length - at} bytes follow the last field`);
+  if (word !== dataWords) {
+    corrupt(`the fields take ${word} data words, the header says ${dataWords}`);
   }
   return fields;
 }
@@ -223,7 +257,8 @@ function setOwn(o: NumberRecord, key: string, value: number): void {
 /**
  * Reads and writes the data words of one schema shape. Stateless between
  * calls except `scratch`, which holds encoded words from `encodeAll` until
- * the caller's `publishAll` (no user code runs in between).
+ * the caller's `publishAll`; a caller that lets user code run in between
+ * (a `timeoutMs` getter, an await) publishes a copy instead.
  */
 interface Codec {
   /** Waits out writers (as `waitEvenSequence`), then fills `out` with a snapshot. */
@@ -364,8 +399,11 @@ return {
   let make: (...args: unknown[]) => Omit<Codec, "scratch">;
   try {
     make = new Function("wait", "end", "bad", "setOwn", "fields", "f64s", "f64w", source) as never;
-  } catch {
-    return undefined; // Code generation refused (CSP, --disallow-code-generation-from-strings).
+  } catch (e) {
+    // Code generation refused (CSP, --disallow-code-generation-from-strings)
+    // is an EvalError; anything else is a bug in the source built above.
+    if (e instanceof EvalError) return undefined;
+    throw e;
   }
   const methods = make(waitEvenSequence, endWrite, badValue, setOwn, fields, f64Scratch, f64Words);
   return { ...methods, scratch: new Int32Array(dataWords) };
@@ -540,13 +578,21 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
     const count = Atomics.load(head.words, FIELD_COUNT);
     const dataWords = Atomics.load(head.words, DATA_WORDS);
     const schemaBytes = Atomics.load(head.words, SCHEMA_BYTES);
+    if (
+      count < 1 || count > MAX_FIELDS || dataWords < count || dataWords > 2 * count ||
+      schemaBytes < 2 * count || schemaBytes > 257 * count
+    ) {
+      throw new HandleError(
+        `Cannot attach SeqCell as its header is corrupt: ${count} fields, ${dataWords} data words, ${schemaBytes} schema bytes`,
+      );
+    }
     const bytes = DATA * 4 + dataWords * 4 + schemaBytes;
     const placement = attachObject(handle, KIND, LAYOUT_VERSION, bytes, TAG, "SeqCell");
     const schema = new Uint8Array(schemaBytes);
     schema.set(
       new Uint8Array(placement.sab, placement.offset + DATA * 4 + dataWords * 4, schemaBytes),
     );
-    return new SeqCell<S>(placement, decodeSchema(schema, count), false);
+    return new SeqCell<S>(placement, decodeSchema(schema, count, dataWords), false);
   }
 
   /**
@@ -684,8 +730,15 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    */
   write(values: Partial<SeqCellRecord<S>>, options?: LockOptions): void {
     const codec = this.#codec;
-    // Full writes in schema order: the scratch stays valid through acquire().
-    const updates = codec.encodeAll(values, codec.scratch) ? undefined : this.#check(values);
+    // Full writes in schema order use the scratch shared by this shape's
+    // cells. acquire() runs no user code without options; with them it reads
+    // options.timeoutMs, and a getter there could encode another write of
+    // this shape into the scratch, so keep a copy then.
+    const updates = !codec.encodeAll(values, codec.scratch)
+      ? this.#check(values)
+      : options === undefined
+      ? codec.scratch
+      : codec.scratch.slice();
     this.#writers.acquire(options);
     try {
       this.#publish(updates);
@@ -708,12 +761,12 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
   async writeAsync(values: Partial<SeqCellRecord<S>>, options?: LockOptions): Promise<void> {
     const codec = this.#codec;
     // Other code runs while this waits: take the encoded words out of the shared scratch.
-    const encoded = codec.encodeAll(values, codec.scratch) ? codec.scratch.slice() : undefined;
-    const updates = encoded === undefined ? this.#check(values) : undefined;
+    const updates = codec.encodeAll(values, codec.scratch)
+      ? codec.scratch.slice()
+      : this.#check(values);
     await this.#writers.acquireAsync(options);
     try {
-      if (encoded === undefined) this.#publish(updates);
-      else codec.publishAll(this.#words, encoded);
+      this.#publish(updates);
     } finally {
       this.#writers.release();
     }
@@ -730,7 +783,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    */
   tryWrite(values: Partial<SeqCellRecord<S>>): boolean {
     const codec = this.#codec;
-    const updates = codec.encodeAll(values, codec.scratch) ? undefined : this.#check(values);
+    const updates = codec.encodeAll(values, codec.scratch) ? codec.scratch : this.#check(values);
     if (!this.#writers.tryAcquire()) return false;
     try {
       this.#publish(updates);
@@ -759,7 +812,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
       // Writers are excluded, so this snapshot cannot be torn.
       const codec = this.#codec;
       const next = fn(codec.read(this.#words, Infinity) as SeqCellRecord<S>);
-      this.#publish(codec.encodeAll(next, codec.scratch) ? undefined : this.#check(next));
+      this.#publish(codec.encodeAll(next, codec.scratch) ? codec.scratch : this.#check(next));
     } finally {
       this.#writers.release();
     }
@@ -816,12 +869,12 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
   }
 
   /**
-   * Publishes `updates` from `#check`, or when undefined the codec's
-   * scratch as filled by `encodeAll`. Caller holds the writer mutex.
+   * Publishes `updates`: [word, value] pairs from `#check`, or every data
+   * word as encoded by `encodeAll`. Caller holds the writer mutex.
    */
-  #publish(updates: number[] | undefined): void {
+  #publish(updates: number[] | Int32Array): void {
     const words = this.#words;
-    if (updates === undefined) return this.#codec.publishAll(words, this.#codec.scratch);
+    if (updates instanceof Int32Array) return this.#codec.publishAll(words, updates);
     Atomics.add(words, SEQ, 1);
     for (let i = 0; i < updates.length; i += 2) {
       Atomics.store(words, DATA + updates[i], updates[i + 1]);

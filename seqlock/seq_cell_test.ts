@@ -509,3 +509,72 @@ Deno.test("SeqCell: readInto decodes fully before calling a target's setters", (
   one.readInto(target as never);
   assert.deepEqual(seen, [1, 1.5]);
 });
+
+Deno.test("SeqCell: a timeoutMs getter writing a cell of the same shape does not change what write publishes", () => {
+  // The shape's encode scratch is shared; acquire() reads options.timeoutMs after encoding.
+  const a = SeqCell.create({ sc1: "i32", sc2: "f64" });
+  const b = SeqCell.create({ sc1: "i32", sc2: "f64" });
+  a.write({ sc1: 1, sc2: 1.5 }, {
+    get timeoutMs() {
+      b.write({ sc1: 2, sc2: 2.5 });
+      return 1000;
+    },
+  });
+  assert.deepEqual(a.read(), { sc1: 1, sc2: 1.5 });
+  assert.deepEqual(b.read(), { sc1: 2, sc2: 2.5 });
+  // The same cell: the outer write publishes last, so its values win.
+  a.write({ sc1: 3, sc2: 3.5 }, {
+    get timeoutMs() {
+      a.write({ sc1: 4, sc2: 4.5 });
+      return undefined;
+    },
+  });
+  assert.deepEqual(a.read(), { sc1: 3, sc2: 3.5 });
+  assert.equal(a.version, 3);
+});
+
+Deno.test("SeqCell: field names come back from attach exactly (leading U+FEFF kept, lone surrogates refused)", () => {
+  const cell = SeqCell.create({ "\ufeffbom": "i32", bom: "u32" }, {
+    initial: { "\ufeffbom": -4, bom: 4 },
+  });
+  const same = SeqCell.attach(structuredClone(cell.handle));
+  assert.deepEqual(same.fields, ["\ufeffbom", "bom"]);
+  assert.deepEqual(same.read(), { "\ufeffbom": -4, bom: 4 });
+  same.write({ "\ufeffbom": -5 });
+  assert.equal(cell.get("\ufeffbom"), -5);
+  // Both would be stored as U+FFFD, and attach() would see one name twice.
+  for (const name of ["\ud800", "a\udc00", "\udbff\ud800"]) {
+    const e = thrown(() => SeqCell.create({ [name]: "i32", "\udc00": "f64" }));
+    assert.ok(e instanceof TypeError && /well-formed/.test(e.message), String(e));
+  }
+  assert.deepEqual(SeqCell.create({ "\ud83e\udd80": "i32" }).fields, ["🦀"]);
+});
+
+Deno.test("SeqCell: attach refuses a cell whose header or stored schema is corrupt", () => {
+  const tampered = (
+    schema: SeqCellSchema,
+    edit: (words: Int32Array, bytes: Uint8Array) => void,
+  ) => {
+    const cell = SeqCell.create(schema);
+    const { sab, offset } = cell.handle;
+    edit(new Int32Array(sab, offset, 8), new Uint8Array(sab, offset));
+    return () => SeqCell.attach(cell.handle);
+  };
+  const refused = (fn: () => unknown, pattern: RegExp) => {
+    const e = thrown(fn);
+    assert.ok(e instanceof HandleError && pattern.test(e.message), String(e));
+  };
+  // Schema bytes start after 8 header words and the data words.
+  refused(tampered({ t: "i32" }, (_, b) => b[36] = 9), /type code 9/);
+  refused(tampered({ t: "i32" }, (_, b) => b[36] = 0), /type code 0/);
+  refused(tampered({ t: "f64" }, (_, b) => b[40] = 1), /take 1 data words, the header says 2/);
+  refused(tampered({ t: "f64", u: "f64" }, (w) => w[3] = 3), /corrupt/);
+  refused(tampered({ t: "f64", u: "f64" }, (w) => (w[3] = 0, w[6] = 0)), /header is corrupt/);
+  refused(tampered({ z: "i32" }, (w) => w[2] = 0), /header is corrupt/);
+  refused(tampered({ z: "i32" }, (w) => w[2] = 2 ** 31 - 1), /header is corrupt/);
+  refused(tampered({ y: "i32", z: "i32" }, (_, b) => b[40 + 5] = 0x79), /"y" appears twice/);
+  refused(tampered({ y: "i32" }, (_, b) => b[36 + 2] = 0xff), /not UTF-8/);
+  refused(tampered({ y: "i32" }, (_, b) => b[36 + 1] = 200), /past the schema's end/);
+  refused(tampered({ long: "i32" }, (_, b) => b[36 + 1] = 2), /2 bytes follow/);
+  refused(tampered({ long: "i32" }, (w) => w[6] = 5), /field 0's name lies past/);
+});
