@@ -182,7 +182,18 @@ export interface TreeInternals<K, V> {
    * The first entry with key ≥ `key` (> when `open`; the first of all when
    * undefined), or with `backward` the last ≤ `key` (< when `open`).
    */
-  step(backward: boolean, key: K | undefined, open: boolean): [K, V] | undefined;
+  step(
+    backward: boolean,
+    key: K | undefined,
+    open: boolean,
+    hint?: Int32Array,
+  ): [K, V] | undefined;
+  /**
+   * The entry at index `index` of the leaf a cursor's `hint` remembers,
+   * when that leaf is unchanged since the hint was taken; null when the
+   * caller must take the full step instead (see `#stepHinted`).
+   */
+  stepHinted(hint: Int32Array, index: number): [K, V] | undefined | null;
   /** `key` checked by the key codec. */
   checkKey(key: K): K;
   /** The root node. */
@@ -1883,7 +1894,12 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * later one (while pinned, an unchanged content pointer means unchanged
    * content), so all of them were current at one instant.
    */
-  #step(backward: boolean, key: K | undefined, open: boolean): [K, V] | undefined {
+  #step(
+    backward: boolean,
+    key: K | undefined,
+    open: boolean,
+    hint?: Int32Array,
+  ): [K, V] | undefined {
     const heap = this.#heap, format = this.#format;
     heap.pin();
     try {
@@ -1913,7 +1929,9 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
                 }
               }
             }
-            return found ? [format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)] : undefined;
+            if (!found) return undefined;
+            if (hint !== undefined) this.#takeHint(hint, this.#lastLeafNode, c, i);
+            return [format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)];
           }
           (passed ??= []).push(this.#lastLeafNode, c);
           const next = this.#sibling(c, backward);
@@ -1925,6 +1943,62 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
           c = this.#leafFor(backward ? TO_BELOW : TO_KEY);
         }
       }
+    } finally {
+      heap.unpin();
+    }
+  }
+
+  /**
+   * Remembers, for a cursor, that the entry at `index` of content `c` of
+   * leaf `node` was returned: [node, version, c, index], or node 0 when the
+   * leaf is latched or already changed. The version is loaded after `c` was
+   * (pinned, so `c` cannot have been reused in between) and `c` checked
+   * again after it: so `c` was the content while the latch had this
+   * version. Pinned.
+   */
+  #takeHint(hint: Int32Array, node: number, c: number, index: number): void {
+    const i32 = this.#heap.i32;
+    const version = Atomics.load(i32, (node >> 2) + N_VERSION);
+    const same = (version & 1) === 0 && Atomics.load(i32, (node >> 2) + N_CONTENT) === c;
+    hint[0] = same ? node : 0;
+    hint[1] = version;
+    hint[2] = c;
+    hint[3] = index;
+  }
+
+  /**
+   * A cursor move inside the leaf its hint names: the entry at `index` of
+   * the hinted content, when the leaf's latch still has the hinted version
+   * (no writer latched it since, so its content is still the hinted block,
+   * which our pin now keeps from reuse) and the header still points at it
+   * (a freed and reused header would have to repeat both). Linearizable at
+   * the version load: any key between the cursor's key and the answer
+   * would have to be in this leaf. Null when the hint does not hold, or
+   * `index` leaves the leaf: the caller takes the full step.
+   */
+  #stepHinted(hint: Int32Array, index: number): [K, V] | undefined | null {
+    const node = hint[0];
+    if (node === 0) return null;
+    const heap = this.#heap, format = this.#format;
+    heap.pin();
+    try {
+      if (node + NODE_BYTES > heap.mappedBytes) heap.ensure(node + NODE_BYTES);
+      let i32 = heap.i32;
+      const c = hint[2];
+      if (
+        Atomics.load(i32, (node >> 2) + N_VERSION) !== hint[1] ||
+        Atomics.load(i32, (node >> 2) + N_CONTENT) !== c
+      ) {
+        hint[0] = 0;
+        return null;
+      }
+      this.#ensureContent(c);
+      i32 = heap.i32;
+      const w = c >> 2;
+      if (index < 0 || index >= countOf(i32, w)) return null;
+      hint[3] = index;
+      const u8 = heap.u8;
+      return [format.keyAt(i32, u8, w, index), format.valueAt(i32, u8, w, index)];
     } finally {
       heap.unpin();
     }
@@ -2250,7 +2324,8 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   static {
     internalsOf = <K, V>(tree: BPlusTree<K, V>): TreeInternals<K, V> => ({
-      step: (backward, key, open) => tree.#step(backward, key, open),
+      step: (backward, key, open, hint) => tree.#step(backward, key, open, hint),
+      stepHinted: (hint, index) => tree.#stepHinted(hint, index),
       checkKey: (key) => tree.#keys.check(key, "key"),
       root: () => Atomics.load(tree.#heap.i32, tree.#header + H_ROOT),
       format: tree.#format,

@@ -9,7 +9,9 @@
  * remembered position, so a cursor holds no latch and pins nothing between
  * calls, and entries that other workers insert or remove around it are seen
  * or not as if it looked right now. A walk with `next()` returns strictly
- * increasing keys.
+ * increasing keys. A move that stays inside a leaf no writer latched since
+ * the last move costs one check of that leaf's latch version instead of a
+ * walk from the root.
  *
  * @module
  */
@@ -42,6 +44,12 @@ export class Cursor<K, V> implements Disposable {
   #gap = START;
   #key: K | undefined = undefined;
   #closed = false;
+  /**
+   * Where the entry last returned lies, while the cursor sits next to it:
+   * [leaf node, its latch version, content block, index] (node 0: none).
+   * A later move inside an unchanged leaf then costs one version check.
+   */
+  readonly #hint = new Int32Array(4);
   /** Key of the entry last returned by next() or prev(), while it is the cursor's neighbour. */
   protected lastKey: K | undefined = undefined;
   /** Whether `lastKey` is set. */
@@ -68,6 +76,34 @@ export class Cursor<K, V> implements Disposable {
     this.#gap = gap;
     this.#key = key;
     this.hasLast = false;
+    this.#hint[0] = 0;
+  }
+
+  /**
+   * The move's entry from the hint, when it holds: the hinted entry is
+   * just before the gap (AFTER it) or just after it (BEFORE it), so `next`
+   * wants the index after the gap and `prev` the one before. Null when the
+   * full step must run.
+   */
+  #fromHint(backward: boolean): [K, V] | undefined | null {
+    const hint = this.#hint;
+    if (hint[0] === 0) return null;
+    const at = hint[3];
+    const index = this.#gap === AFTER ? (backward ? at : at + 1) : (backward ? at - 1 : at);
+    return this.#internals.stepHinted(hint, index);
+  }
+
+  /** Moves past `entry` (or to the edge when undefined), keeping the hint the step left. */
+  #moved(entry: [K, V] | undefined, backward: boolean): [K, V] | undefined {
+    if (entry === undefined) {
+      this.place(backward ? START : END, undefined);
+      return undefined;
+    }
+    this.#gap = backward ? BEFORE : AFTER;
+    this.#key = entry[0];
+    this.lastKey = entry[0];
+    this.hasLast = true;
+    return entry;
   }
 
   /**
@@ -115,17 +151,12 @@ export class Cursor<K, V> implements Disposable {
     this.checkOpen("move");
     const gap = this.#gap;
     if (gap === END) return undefined;
+    const hinted = this.#fromHint(false);
+    if (hinted !== null) return this.#moved(hinted, false);
     const entry = gap === START
-      ? this.#internals.step(false, undefined, false)
-      : this.#internals.step(false, this.#key, gap === AFTER);
-    if (entry === undefined) {
-      this.place(END, undefined);
-      return undefined;
-    }
-    this.place(AFTER, entry[0]);
-    this.lastKey = entry[0];
-    this.hasLast = true;
-    return entry;
+      ? this.#internals.step(false, undefined, false, this.#hint)
+      : this.#internals.step(false, this.#key, gap === AFTER, this.#hint);
+    return this.#moved(entry, false);
   }
 
   /** The entry before the cursor, moving before it; undefined at the start. */
@@ -133,17 +164,12 @@ export class Cursor<K, V> implements Disposable {
     this.checkOpen("move");
     const gap = this.#gap;
     if (gap === START) return undefined;
+    const hinted = this.#fromHint(true);
+    if (hinted !== null) return this.#moved(hinted, true);
     const entry = gap === END
-      ? this.#internals.step(true, undefined, false)
-      : this.#internals.step(true, this.#key, gap === BEFORE);
-    if (entry === undefined) {
-      this.place(START, undefined);
-      return undefined;
-    }
-    this.place(BEFORE, entry[0]);
-    this.lastKey = entry[0];
-    this.hasLast = true;
-    return entry;
+      ? this.#internals.step(true, undefined, false, this.#hint)
+      : this.#internals.step(true, this.#key, gap === BEFORE, this.#hint);
+    return this.#moved(entry, true);
   }
 
   /** Ends the cursor's use; later calls throw. */

@@ -641,3 +641,62 @@ Deno.test("disposal: `using` and close() end cursors; close() twice is harmless;
   assert.equal(heap.isPinned, false);
   checkTree(tree);
 });
+
+Deno.test("cursor: moves interleaved with writes that split, merge and remove its neighbours match a key-based model", () => {
+  type Op = { t: "next" | "prev" | "set" | "delete" | "seek"; k: number };
+  const op: fc.Arbitrary<Op> = fc.record({
+    t: fc.constantFrom("next", "next", "prev", "prev", "set", "delete", "seek" as const),
+    k: fc.integer({ min: 0, max: 60 }),
+  });
+  fc.assert(
+    fc.property(fc.array(op, { minLength: 1, maxLength: 200 }), (ops) => {
+      const keys = Array.from({ length: 30 }, (_, i) => i * 2);
+      const { heap, tree, model } = buildTree(keys, 4);
+      {
+        using cursor = tree.cursor();
+        cursor.seekToFirst();
+        // The gap: -Infinity / Infinity at the ends, else after (or before) `at`.
+        let at = -Infinity;
+        let after = true;
+        for (const [j, o] of ops.entries()) {
+          const where = `op ${j} ${JSON.stringify(o)}`;
+          if (o.t === "set") {
+            tree.set(o.k, o.k * 10 + j);
+            model.set(o.k, o.k * 10 + j);
+          } else if (o.t === "delete") {
+            assert.equal(tree.delete(o.k), model.get(o.k), where);
+            model.delete(o.k);
+          } else if (o.t === "seek") {
+            cursor.seek(o.k);
+            at = o.k;
+            after = false;
+          } else if (o.t === "next") {
+            const i = at === Infinity
+              ? model.size
+              : after
+              ? model.upperBound(at)
+              : model.lowerBound(at);
+            const want = model.entry(i);
+            assert.deepEqual(cursor.next(), want, where);
+            if (want === undefined) at = Infinity;
+            else [at, after] = [want[0], true];
+          } else {
+            const i = at === -Infinity
+              ? -1
+              : at === Infinity
+              ? model.size - 1
+              : after
+              ? model.upperBound(at) - 1
+              : model.lowerBound(at) - 1;
+            const want = model.entry(i);
+            assert.deepEqual(cursor.prev(), want, where);
+            if (want === undefined) at = -Infinity;
+            else [at, after] = [want[0], false];
+          }
+        }
+      }
+      assert.equal(heap.isPinned, false);
+    }),
+    { numRuns: 200 * STRESS },
+  );
+});
