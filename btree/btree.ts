@@ -1950,31 +1950,43 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /**
    * Remembers, for a cursor, that the entry at `index` of content `c` of
-   * leaf `node` was returned: [node, version, c, index], or node 0 when the
-   * leaf is latched or already changed. The version is loaded after `c` was
-   * (pinned, so `c` cannot have been reused in between) and `c` checked
-   * again after it: so `c` was the content while the latch had this
-   * version. Pinned.
+   * leaf `node` was returned: [node, version, c, index, epoch], or node 0
+   * when the leaf is latched or already changed. The global epoch is loaded
+   * first and the version after `c` was (pinned, so `c` cannot have been
+   * reused in between), and `c` is checked again after both: so `c` was the
+   * content while the latch had this version, and the node (removed later,
+   * if ever) and `c` are retired at this epoch or a later one, so they
+   * cannot be freed before the global epoch has moved on by two. Pinned.
    */
   #takeHint(hint: Int32Array, node: number, c: number, index: number): void {
     const i32 = this.#heap.i32;
+    const epoch = this.#heap["epochNow"]();
     const version = Atomics.load(i32, (node >> 2) + N_VERSION);
     const same = (version & 1) === 0 && Atomics.load(i32, (node >> 2) + N_CONTENT) === c;
     hint[0] = same ? node : 0;
     hint[1] = version;
     hint[2] = c;
     hint[3] = index;
+    hint[4] = epoch;
   }
 
   /**
    * A cursor move inside the leaf its hint names: the entry at `index` of
-   * the hinted content, when the leaf's latch still has the hinted version
-   * (no writer latched it since, so its content is still the hinted block,
-   * which our pin now keeps from reuse) and the header still points at it
-   * (a freed and reused header would have to repeat both). Linearizable at
-   * the version load: any key between the cursor's key and the answer
-   * would have to be in this leaf. Null when the hint does not hold, or
-   * `index` leaves the leaf: the caller takes the full step.
+   * the hinted content, when the global epoch has not moved since the hint
+   * was taken and the leaf's latch still has the hinted version.
+   *
+   * The epoch check comes first: a header removed after the hint is
+   * retired at the hint's epoch or later, and freed only once the epoch
+   * has moved on by two; while we are pinned and the epoch we loaded equals
+   * the hint's, it can move on by one at most. So the header is still this
+   * leaf's, never freed and reused (by this tree, another tree in the heap
+   * or any other structure, where the version and content words could
+   * repeat the hinted ones by chance). Then an unchanged version means no
+   * writer latched the leaf since, so its content is still the hinted
+   * block, alive for the same reason. Linearizable at the version load: any
+   * key between the cursor's key and the answer would have to be in this
+   * leaf. Null when the hint does not hold, or `index` leaves the leaf: the
+   * caller takes the full step.
    */
   #stepHinted(hint: Int32Array, index: number): [K, V] | undefined | null {
     const node = hint[0];
@@ -1986,6 +1998,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       let i32 = heap.i32;
       const c = hint[2];
       if (
+        this.#heap["epochNow"]() !== hint[4] ||
         Atomics.load(i32, (node >> 2) + N_VERSION) !== hint[1] ||
         Atomics.load(i32, (node >> 2) + N_CONTENT) !== c
       ) {

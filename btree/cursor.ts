@@ -10,8 +10,8 @@
  * calls, and entries that other workers insert or remove around it are seen
  * or not as if it looked right now. A walk with `next()` returns strictly
  * increasing keys. A move that stays inside a leaf no writer latched since
- * the last move costs one check of that leaf's latch version instead of a
- * walk from the root.
+ * the last move, while the heap's reclamation epoch has not moved, costs one
+ * check of that leaf's latch version instead of a walk from the root.
  *
  * @module
  */
@@ -46,10 +46,11 @@ export class Cursor<K, V> implements Disposable {
   #closed = false;
   /**
    * Where the entry last returned lies, while the cursor sits next to it:
-   * [leaf node, its latch version, content block, index] (node 0: none).
-   * A later move inside an unchanged leaf then costs one version check.
+   * [leaf node, its latch version, content block, index, heap epoch]
+   * (node 0: none). A later move inside an unchanged leaf, while the heap's
+   * epoch has not moved, then costs one epoch and one version check.
    */
-  readonly #hint = new Int32Array(4);
+  readonly #hint = new Int32Array(5);
   /** Key of the entry last returned by next() or prev(), while it is the cursor's neighbour. */
   protected lastKey: K | undefined = undefined;
   /** Whether `lastKey` is set. */

@@ -1481,6 +1481,16 @@ export class SharedHeap implements Disposable {
     return Atomics.load(this.i32, H_EPOCH);
   }
 
+  /**
+   * Internal, for structures that keep a pointer across pins (called as
+   * `heap["epochNow"]()`): the global epoch. Something that was still
+   * reachable after a load that returned e is retired at e or later, so
+   * it is not freed while the epoch, read again pinned, is still e.
+   */
+  private epochNow(): number {
+    return Atomics.load(this.i32, H_EPOCH);
+  }
+
   /** Advances the epoch when every pinned worker has seen the current one. */
   #tryAdvance(): void {
     const i32 = this.i32;
