@@ -18,6 +18,7 @@
 import { BPlusTree, type BPlusTreeHandle } from "../btree/mod.ts";
 import { RwLock, type RwLockHandle } from "../latch/mod.ts";
 import type { Batch, Scenarios } from "./_contention.ts";
+import { seededRandom } from "../testing/harness.ts";
 
 /** Keys in the tree: 2i for i in 0 .. N - 1; odd keys are free for inserts. */
 export const TREE_KEYS = 1_000_000;
@@ -31,22 +32,10 @@ export interface BtreeBenchArgs {
   readonly seed: number;
 }
 
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function btreeScenarios(args: BtreeBenchArgs, ctx: { index: number }): Scenarios {
   const tree = BPlusTree.attach<number, number>(args.tree);
   const lock = RwLock.attach(args.lock);
-  const random = mulberry32(args.seed + ctx.index * 7919);
+  const random = seededRandom(args.seed + ctx.index * 7919);
   const present = new Int32Array(SEQUENCE_LENGTH);
   for (let i = 0; i < SEQUENCE_LENGTH; i++) present[i] = 2 * Math.floor(random() * TREE_KEYS);
   // 1 in 10 operations writes; which ones is precomputed too.

@@ -22,6 +22,7 @@ import sharedmapModule from "sharedmap";
 import { HashMap, type HashMapHandle } from "../hashmap/mod.ts";
 import { RwLock, type RwLockHandle } from "../latch/mod.ts";
 import type { Batch, Scenarios } from "./_contention.ts";
+import { seededRandom } from "../testing/harness.ts";
 
 // ---------------------------------------------------------------- keys
 
@@ -31,18 +32,6 @@ export const KEYS = 10_000;
 export const ZIPF_EXPONENT = 1.03;
 /** Length of each precomputed key sequence (a power of two). */
 export const SEQUENCE_LENGTH = 1 << 16;
-
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
-export function seededUniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A sampler of ranks 0 to n - 1 with P(rank r) proportional to
@@ -81,7 +70,7 @@ export function keySequence(
   length: number,
   seed: number,
 ): Int32Array {
-  const random = seededUniform(seed);
+  const random = seededRandom(seed);
   const out = new Int32Array(length);
   if (distribution === "uniform") {
     for (let i = 0; i < length; i++) out[i] = Math.floor(random() * keys);
@@ -89,7 +78,7 @@ export function keySequence(
   }
   const permutation = new Int32Array(keys);
   for (let i = 0; i < keys; i++) permutation[i] = i;
-  const shuffle = seededUniform(0x5eed);
+  const shuffle = seededRandom(0x5eed);
   for (let i = keys - 1; i > 0; i--) {
     const j = Math.floor(shuffle() * (i + 1));
     const t = permutation[i];

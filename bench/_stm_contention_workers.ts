@@ -23,6 +23,7 @@ import { Mutex, type MutexHandle } from "../latch/mod.ts";
 import { SharedHeap, type SharedHeapHandle } from "../memory/mod.ts";
 import { Loc, type LocHandle, Xt } from "../stm/mod.ts";
 import type { Batch, Scenarios } from "./_contention.ts";
+import { seededRandom } from "../testing/harness.ts";
 
 /** Length of each worker's precomputed transfer sequence (a power of two). */
 const SEQUENCE_LENGTH = 1 << 16;
@@ -62,18 +63,6 @@ export function stmScenario(accounts: number): string {
   return `stm, ${accounts} accounts`;
 }
 
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * The transfer suite's setup: attaches every account set and returns, for
  * each, the Mutex scenario and the STM scenario.
@@ -83,7 +72,7 @@ export function transferScenarios(args: TransferArgs, ctx: { index: number }): S
   const table: Record<string, (batch: Batch) => void> = {};
   for (const set of args.sets) {
     const n = set.accounts;
-    const random = mulberry32(args.seed + ctx.index * 7919 + n);
+    const random = seededRandom(args.seed + ctx.index * 7919 + n);
     const from = new Int32Array(SEQUENCE_LENGTH);
     const to = new Int32Array(SEQUENCE_LENGTH);
     const amount = new Int32Array(SEQUENCE_LENGTH);

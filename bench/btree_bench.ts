@@ -31,7 +31,8 @@
 
 // First: it captures Atomics.waitAsync before any peer package can replace it.
 import { ContentionSuite, sharedStructsEnabled, workerCounts } from "./_contention.ts";
-import { type BtreeBenchArgs, mulberry32, TREE_KEYS } from "./_btree_workers.ts";
+import { type BtreeBenchArgs, TREE_KEYS } from "./_btree_workers.ts";
+import { seededRandom } from "../testing/harness.ts";
 import sortedBtreeModule from "sorted-btree";
 import { BPlusTree } from "../btree/mod.ts";
 import { RwLock } from "../latch/mod.ts";
@@ -66,7 +67,7 @@ export const BATCH = 1000;
 export const SCAN = 1000;
 const ORDER_LENGTH = 1 << 20;
 
-const random = mulberry32(20240601);
+const random = seededRandom(20240601);
 /** Random present keys (even). */
 const order = new Int32Array(ORDER_LENGTH);
 for (let i = 0; i < ORDER_LENGTH; i++) order[i] = 2 * Math.floor(random() * N);

@@ -48,12 +48,12 @@ import {
   KEYS,
   LockedTable,
   type MapRequest,
-  seededUniform,
   SET,
   SharedMap,
   stringKey,
 } from "./_hashmap_workers.ts";
 import { HashMap } from "../hashmap/mod.ts";
+import { seededRandom } from "../testing/harness.ts";
 import { SharedHeap } from "../memory/mod.ts";
 
 let sink = 0;
@@ -67,7 +67,7 @@ export const BATCH = 1000;
 /** Random indices into the keys, walked BATCH at a time. */
 const ORDER_LENGTH = 1 << 20;
 
-const random = seededUniform(20240601);
+const random = seededRandom(20240601);
 const order = new Int32Array(ORDER_LENGTH);
 for (let i = 0; i < ORDER_LENGTH; i++) order[i] = Math.floor(random() * N);
 let cursor = 0;

@@ -74,13 +74,12 @@
  */
 
 import {
-  attachObject,
+  attachHeapObject,
   type Codec,
   codec,
   type CodecName,
   crashPoint,
   describeValue,
-  HandleError,
   HeapExhaustedError,
   objectHandle,
   type Placement,
@@ -571,12 +570,14 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   static attach<K = unknown, V = unknown>(handle: BPlusTreeHandle): BPlusTree<K, V> {
-    const placement = attachObject(handle, KIND, LAYOUT_VERSION, HEADER_BYTES, TAG, "BPlusTree");
-    if (placement.heap === undefined) {
-      throw new HandleError(
-        "Cannot attach BPlusTree as its handle does not point into a SharedHeap: current value is a non-growable buffer",
-      );
-    }
+    const placement = attachHeapObject(
+      handle,
+      KIND,
+      LAYOUT_VERSION,
+      HEADER_BYTES,
+      TAG,
+      "BPlusTree",
+    );
     return new BPlusTree<K, V>(placement.heap, placement);
   }
 
@@ -1011,14 +1012,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
           entry = [format.keyAt(i32, u8, w, i), format.valueAt(i32, u8, w, i)];
           format.begin();
           format.piece(c, first ? 1 : 0, first ? n : n - 1);
-          fresh = format.build(
-            heap,
-            true,
-            this.#fenceW(i32, c, LOW_INF),
-            LOW_REF,
-            this.#fenceW(i32, c, HIGH_INF),
-            HIGH_REF,
-          );
+          fresh = this.#buildWithFencesOf(c, true);
         } catch (e) {
           LatchWords.unlock(heap.i32, (node >> 2) + N_VERSION);
           throw e;
@@ -1036,6 +1030,19 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /** INFINITE when content `c` has that fence infinite, else `c`. */
+  /** Builds the staged pieces into a new content block with the fences of content `c`. */
+  #buildWithFencesOf(c: number, leaf: boolean): number {
+    const i32 = this.#heap.i32;
+    return this.#format.build(
+      this.#heap,
+      leaf,
+      this.#fenceW(i32, c, LOW_INF),
+      LOW_REF,
+      this.#fenceW(i32, c, HIGH_INF),
+      HIGH_REF,
+    );
+  }
+
   #fenceW(i32: Int32Array, c: number, flag: number): number {
     return (i32[(c >> 2) + C_FLAGS] & flag) !== 0 ? INFINITE : c;
   }
@@ -1128,14 +1135,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
             format.piece(c, 0, i);
             if (put) format.piece(STAGED, 0, 0);
             format.piece(c, found ? i + 1 : i, n);
-            fresh = format.build(
-              heap,
-              true,
-              this.#fenceW(i32, c, LOW_INF),
-              LOW_REF,
-              this.#fenceW(i32, c, HIGH_INF),
-              HIGH_REF,
-            );
+            fresh = this.#buildWithFencesOf(c, true);
             delta = put ? (found ? 0 : 1) : -1;
           }
         } catch (e) {
@@ -1325,14 +1325,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       format.children(pc, 0, at + 1);
       format.child(rightNode);
       format.children(pc, at + 1, pn + 1);
-      parentContent = format.build(
-        heap,
-        false,
-        this.#fenceW(i32, pc, LOW_INF),
-        LOW_REF,
-        this.#fenceW(i32, pc, HIGH_INF),
-        HIGH_REF,
-      );
+      parentContent = this.#buildWithFencesOf(pc, false);
     } catch (e) {
       this.#freeSplit(left, right, rightNode);
       i32 = heap.i32;
@@ -1514,14 +1507,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         format.piece(pc, sepAt + 1, pn);
         format.children(pc, 0, sepAt + 1);
         format.children(pc, sepAt + 2, pn + 1);
-        newParent = format.build(
-          heap,
-          false,
-          this.#fenceW(i32, pc, LOW_INF),
-          LOW_REF,
-          this.#fenceW(i32, pc, HIGH_INF),
-          HIGH_REF,
-        );
+        newParent = this.#buildWithFencesOf(pc, false);
       } catch (e) {
         heap.free(merged);
         throw e;
@@ -1556,14 +1542,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       format.piece(mw, mi, mi + 1);
       format.piece(pc, sepAt + 1, pn);
       format.children(pc, 0, pn + 1);
-      newParent = format.build(
-        heap,
-        false,
-        this.#fenceW(i32, pc, LOW_INF),
-        LOW_REF,
-        this.#fenceW(i32, pc, HIGH_INF),
-        HIGH_REF,
-      );
+      newParent = this.#buildWithFencesOf(pc, false);
     } catch (e) {
       heap.free(newLeft);
       if (newRight !== 0) heap.free(newRight);

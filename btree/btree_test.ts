@@ -25,6 +25,7 @@ import {
   show,
   SortedModel,
 } from "./_btree_test_workers.ts";
+import { seededRandom } from "../testing/harness.ts";
 
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
 const MiB = 1 << 20;
@@ -127,7 +128,7 @@ for (const capacities of [{ leafCapacity: 4, innerCapacity: 4 }, {}]) {
     });
     const n = 20_000;
     const order = Array.from({ length: n }, (_, i) => i);
-    const random = mulberry(42);
+    const random = seededRandom(42);
     for (let i = n - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1));
       [order[i], order[j]] = [order[j], order[i]];
@@ -390,7 +391,7 @@ for (const { codec, keys: listed, compare, options } of KEY_CASES) {
     for (let i = 1; i < keys.length; i++) {
       assert.ok(compare(keys[i - 1], keys[i]) < 0, `${show(keys[i - 1])} < ${show(keys[i])}`);
     }
-    const random = mulberry(7);
+    const random = seededRandom(7);
     for (const leafCapacity of [4, 64]) {
       const heap = SharedHeap.create();
       const tree = createTree(heap, {
@@ -440,7 +441,7 @@ Deno.test("key codec string: many keys sharing a 200-byte prefix, with astral su
   });
   const model = new SortedModel<string, number>(compareCodePoints);
   const alphabet = ["a", "b", "z", "é", "\uFFFF", "😀", "𝔘", "\u0000", "~"];
-  const random = mulberry(3);
+  const random = seededRandom(3);
   for (let i = 0; i < 4000; i++) {
     let suffix = "";
     const len = Math.floor(random() * 6);
@@ -1009,18 +1010,6 @@ Deno.test("exhaustion: bulkLoad that runs out of memory throws HeapExhaustedErro
 // ---------------------------------------------------------------------------
 // Differential fuzz against a sorted model
 
-/** mulberry32: a small seeded generator. */
-function mulberry(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Order-preserving maps from integers (within ±2^30) to keys of each codec, and back. */
 const KEY_MAPS: Record<CodecName, { enc: (i: number) => unknown; dec: (k: unknown) => number }> = {
   i32: { enc: (i) => i, dec: (k) => k as number },
@@ -1106,7 +1095,7 @@ interface FuzzParams {
  * to empty. Throws with the op number and the op on the first mismatch.
  */
 function fuzzRun(p: FuzzParams): void {
-  const random = mulberry(p.seed);
+  const random = seededRandom(p.seed);
   const int = (n: number) => Math.floor(random() * n);
   const heap = SharedHeap.create({ maxBytes: 256 * MiB });
   const codecName = p.codec ?? "i32";

@@ -69,14 +69,13 @@
  */
 
 import {
-  attachObject,
+  attachHeapObject,
   type Codec,
   codec,
   type CodecName,
   type CodecValue,
   crashPoint,
   describeValue,
-  HandleError,
   objectHandle,
   type Placement,
   placeObject,
@@ -361,12 +360,7 @@ export class HashMap<K, V> {
    * ```
    */
   static attach<K = unknown, V = unknown>(handle: HashMapHandle): HashMap<K, V> {
-    const placement = attachObject(handle, KIND, LAYOUT_VERSION, HEADER_BYTES, TAG, "HashMap");
-    if (placement.heap === undefined) {
-      throw new HandleError(
-        "Cannot attach HashMap as its handle does not point into a SharedHeap: current value is a non-growable buffer",
-      );
-    }
+    const placement = attachHeapObject(handle, KIND, LAYOUT_VERSION, HEADER_BYTES, TAG, "HashMap");
     return new HashMap<K, V>(placement.heap, placement);
   }
 

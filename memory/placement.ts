@@ -165,6 +165,36 @@ export function attachObject(
 }
 
 /**
+ * {@linkcode attachObject} for an object that can only live in a
+ * {@linkcode SharedHeap}: also throws {@linkcode HandleError} when the
+ * handle points into a standalone (non-growable) buffer.
+ *
+ * @example
+ * ```ts
+ * import { attachHeapObject, objectHandle, placeObject, SharedHeap, tagOf } from "@sabre/sabre";
+ * const placed = placeObject(SharedHeap.create(), 8, tagOf("DEMO"), "Demo");
+ * const again = attachHeapObject(objectHandle("app.Demo", 1, placed), "app.Demo", 1, 8, tagOf("DEMO"), "Demo");
+ * console.assert(again.heap === placed.heap);
+ * ```
+ */
+export function attachHeapObject(
+  handle: SharedHandle,
+  kind: string,
+  supportedVersion: number,
+  bytes: number,
+  tag: number,
+  what: string,
+): Placement & { readonly heap: SharedHeap } {
+  const placement = attachObject(handle, kind, supportedVersion, bytes, tag, what);
+  if (placement.heap === undefined) {
+    throw new HandleError(
+      `Cannot attach ${what} as its handle does not point into a SharedHeap: current value is a non-growable buffer`,
+    );
+  }
+  return placement as Placement & { readonly heap: SharedHeap };
+}
+
+/**
  * The handle of a placed object.
  *
  * @example

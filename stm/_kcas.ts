@@ -174,6 +174,33 @@ function flushPool(heap: SharedHeap, pool: Pool, e: number): number {
   return freed;
 }
 
+/**
+ * Fills `order[0..n)` with the indexes of `addrs[0..n)` in ascending address
+ * order, the order in which a commit installs its entries (so that helpers
+ * never wait on each other in a cycle). Insertion sort: logs are short.
+ */
+export function orderByAddress(
+  n: number,
+  addrs: ArrayLike<number>,
+  order: Int32Array | number[],
+): void {
+  if (n === 2) {
+    const first = addrs[0] < addrs[1] ? 0 : 1;
+    order[0] = first;
+    order[1] = 1 - first;
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    const a = addrs[i];
+    let j = i;
+    while (j > 0 && addrs[order[j - 1]] > a) {
+      order[j] = order[j - 1];
+      j--;
+    }
+    order[j] = i;
+  }
+}
+
 /** Value kinds of a Loc. */
 export type LocKind = "f64" | "i32" | "ref";
 /** Kind codes stored in a Loc block. */

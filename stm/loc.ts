@@ -442,7 +442,7 @@ export class Loc {
    * ```
    */
   set(value: number): void {
-    this.#swap(checkValue(this.k, value, "set Loc"));
+    this.#rmw(false, checkValue(this.k, value, "set Loc"));
   }
 
   /**
@@ -457,10 +457,14 @@ export class Loc {
    * ```
    */
   exchange(value: number): number {
-    return this.#swap(checkValue(this.k, value, "exchange Loc"));
+    return this.#rmw(false, checkValue(this.k, value, "exchange Loc"));
   }
 
-  #swap(value: number): number {
+  /**
+   * The CAS loop of exchange (`add` false: the new value is `operand`) and
+   * fetchAndAdd (`add` true: old value + `operand`); returns the old value.
+   */
+  #rmw(add: boolean, operand: number): number {
     const d = this.d;
     const heap = d.heap;
     for (let backoff = 1;; backoff = Math.min(backoff * 2, 256)) {
@@ -468,7 +472,8 @@ export class Loc {
       try {
         const cell = d.resolve(this.w);
         const old = d.valueOf(cell);
-        if (d.casOne(this.a, cell, value)) return old;
+        const next = add ? addValue(this.k, old, operand, "fetchAndAdd Loc") : operand;
+        if (d.casOne(this.a, cell, next)) return old;
       } finally {
         heap.unpin();
       }
@@ -526,19 +531,7 @@ export class Loc {
    * ```
    */
   fetchAndAdd(delta: number): number {
-    const d = this.d;
-    const heap = d.heap;
-    for (let backoff = 1;; backoff = Math.min(backoff * 2, 256)) {
-      heap.pin();
-      try {
-        const cell = d.resolve(this.w);
-        const old = d.valueOf(cell);
-        if (d.casOne(this.a, cell, addValue(this.k, old, delta, "fetchAndAdd Loc"))) return old;
-      } finally {
-        heap.unpin();
-      }
-      for (let i = 0; i < backoff; i++) pause();
-    }
+    return this.#rmw(true, delta);
   }
 
   /**

@@ -9,7 +9,7 @@
 
 import { describeValue } from "../memory/mod.ts";
 import { pause } from "../latch/mod.ts";
-import type { CommitMode, Domain } from "./_kcas.ts";
+import { type CommitMode, type Domain, orderByAddress } from "./_kcas.ts";
 import { checkValue, Loc, sameValueZero } from "./loc.ts";
 
 let makeEntry: (loc: Loc, expected: number, desired: number, isCmp: boolean) => OpEntry;
@@ -216,15 +216,7 @@ export const Op: {
         } else if (n === 1) {
           if (domain!.casOne(addrs[0], cells[0], values[0])) return true;
         } else {
-          for (let i = 0; i < n; i++) {
-            const a = addrs[i];
-            let j = i;
-            while (j > 0 && addrs[order[j - 1]] > a) {
-              order[j] = order[j - 1];
-              j--;
-            }
-            order[j] = i;
-          }
+          orderByAddress(n, addrs, order);
           if (domain!.commit(n, order, addrs, cells, values, writes, mode)) return true;
         }
       } finally {

@@ -14,7 +14,7 @@
 
 import { describeValue, TimeoutError } from "../memory/mod.ts";
 import { deadlineOf, parkAsync, parkSync, pause } from "../latch/mod.ts";
-import { type CommitMode, type Domain, H_COUNTER, L_WORD } from "./_kcas.ts";
+import { type CommitMode, type Domain, H_COUNTER, L_WORD, orderByAddress } from "./_kcas.ts";
 import { addValue, checkValue, Loc, sameValueZero } from "./loc.ts";
 import { Invalid, Later } from "./retry.ts";
 
@@ -441,22 +441,7 @@ export class Xt {
     if (n === 1) return domain.casOne(this.#addrs[0], this.#cells[0], values[0]);
     const order = this.#order;
     const addrs = this.#addrs;
-    if (n === 2) {
-      const first = addrs[0] < addrs[1] ? 0 : 1;
-      order[0] = first;
-      order[1] = 1 - first;
-      return domain.commit(n, order, addrs, this.#cells, values, writes, mode);
-    }
-    for (let i = 0; i < n; i++) {
-      // Insertion sort by address: logs are short.
-      const a = addrs[i];
-      let j = i;
-      while (j > 0 && addrs[order[j - 1]] > a) {
-        order[j] = order[j - 1];
-        j--;
-      }
-      order[j] = i;
-    }
+    orderByAddress(n, addrs, order);
     return domain.commit(n, order, addrs, this.#cells, values, writes, mode);
   }
 
