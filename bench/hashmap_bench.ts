@@ -120,12 +120,12 @@ function bytesPerEntry(): void {
   console.log(
     [
       "HashMap i32 -> i32, bytes per entry (heap liveBytes of the map / size; an entry is one",
-      "16-byte block: hash, key, value and 4 bytes of padding; a slot is one 4-byte word):",
+      "8-byte block: key and value, the hash being recomputed from the key; a slot is one 4-byte word):",
       `  before growth: ${perEntry(before, fill)} B at ${fill} entries, ${capacity} slots` +
-      ` (accounting: 16 B entry + 4 B x ${capacity} / ${fill} slots = ` +
-      `${(16 + (4 * capacity) / fill).toFixed(1)} B, plus header)`,
+      ` (accounting: 8 B entry + 4 B x ${capacity} / ${fill} slots = ` +
+      `${(8 + (4 * capacity) / fill).toFixed(1)} B, plus header)`,
       `  after growth:  ${perEntry(after, size)} B at ${size} entries, ${grown} slots` +
-      ` (accounting: 16 + 4 x ${grown} / ${size} = ${(16 + (4 * grown) / size).toFixed(1)} B)`,
+      ` (accounting: 8 + 4 x ${grown} / ${size} = ${(8 + (4 * grown) / size).toFixed(1)} B)`,
       `  peak during the migration, both tables live: ${perEntry(during, size)} B` +
       ` (${rounds} overwrites finished it)`,
     ].join("\n"),

@@ -10,6 +10,8 @@
  *   count, the next table during a resize, migration cursor and progress.
  * - **Slot array**: capacity Int32 words, open addressing, linear probing.
  * - **Entries**: immutable blocks `[hash, (keyLen), (valueLen), key, value]`.
+ *   i32 and u32 keys keep no hash word (it is recomputed from the key), so an
+ *   entry of an int key and an int value is one 8-byte block.
  *
  * A slot holds 0 (empty) or an entry pointer (16-byte aligned) with tag bits:
  * FROZEN (1: being migrated, no writer may change it), DELETED (2: the key
@@ -85,7 +87,7 @@ import {
 } from "../memory/mod.ts";
 
 const KIND = "sabre.HashMap";
-const LAYOUT_VERSION = 1;
+const LAYOUT_VERSION = 2;
 const TAG = tagOf("HMAP");
 
 // Header words.
@@ -221,6 +223,10 @@ export class HashMap<K, V> {
   readonly #keyAt: number; // byte offset of the key (after the length words)
   readonly #valueAlign: number;
   readonly #fixedValueAt: number; // byte offset of a fixed value after a fixed key, else -1
+  // Entries of i32/u32 keys keep no hash word (mix32 of the key is cheaper
+  // than the load), so an int -> int entry is one 8-byte block.
+  readonly #storesHash: boolean;
+  readonly #entryMinBytes: number; // smallest entry: readable after ensure(entry + this)
   // Per-worker scratch for encoding keys.
   readonly #scratch: Uint8Array;
   #scratchLength = 0;
@@ -246,7 +252,9 @@ export class HashMap<K, V> {
       role: "value",
       maxBytes: words[H_VALUE_MAX],
     }) as unknown as Codec<V>;
-    let at = 4;
+    this.#storesHash = this.#keys.fixedBytes !== 4;
+    this.#entryMinBytes = this.#storesHash ? 16 : 8;
+    let at = this.#storesHash ? 4 : 0;
     this.#keyLenAt = this.#keys.fixedBytes === 0 ? (at += 4) - 4 : -1;
     this.#valueLenAt = this.#values.fixedBytes === 0 ? (at += 4) - 4 : -1;
     if (this.#keys.fixedBytes === 8) at = (at + 7) & ~7;
@@ -478,9 +486,9 @@ export class HashMap<K, V> {
         if (value === 0) return undefined;
         if ((value & FROZEN) !== 0) return FALL_BACK;
         const entry = value & ~TAGS;
-        heap.ensure(entry + 16);
+        heap.ensure(entry + 8);
         i32 = heap.i32;
-        if (i32[entry >> 2] === hash && i32[(entry >> 2) + keyWord] === key) {
+        if (i32[(entry >> 2) + keyWord] === key) {
           return (value & DELETED) !== 0 ? undefined : this.#readValue(entry);
         }
       }
@@ -889,10 +897,10 @@ export class HashMap<K, V> {
   /** Whether entry `entry` holds `key` (prepared: scratch holds variable keys). */
   #matches(entry: number, key: K, hash: number): boolean {
     const heap = this.#heap;
-    heap.ensure(entry + 16);
+    heap.ensure(entry + this.#entryMinBytes);
     const i32 = heap.i32;
     const base = entry >> 2;
-    if (i32[base] !== hash) return false;
+    if (this.#storesHash && i32[base] !== hash) return false;
     switch (this.#keyKind) {
       case 1:
       case 2:
@@ -918,9 +926,9 @@ export class HashMap<K, V> {
   /** Whether entries `a` and `b` hold the same key (both immutable). */
   #sameKey(a: number, b: number): boolean {
     const heap = this.#heap;
-    heap.ensure(Math.max(a, b) + 16);
+    heap.ensure(Math.max(a, b) + this.#entryMinBytes);
     const i32 = heap.i32;
-    if (i32[a >> 2] !== i32[b >> 2]) return false;
+    if (this.#storesHash && i32[a >> 2] !== i32[b >> 2]) return false;
     if (this.#keyLenAt < 0) {
       const at = this.#keyAt >> 2;
       if (i32[(a >> 2) + at] !== i32[(b >> 2) + at]) return false;
@@ -957,8 +965,10 @@ export class HashMap<K, V> {
   #entryHash(entry: number): number {
     // Past this worker's views, the plain read would give undefined (and a
     // probe from slot 0): map the entry first.
-    this.#heap.ensure(entry + 16);
-    return this.#heap.i32[entry >> 2];
+    this.#heap.ensure(entry + this.#entryMinBytes);
+    return this.#storesHash
+      ? this.#heap.i32[entry >> 2]
+      : mix32(this.#heap.i32[(entry + this.#keyAt) >> 2]);
   }
 
   #valueAt(entry: number): number {
@@ -969,7 +979,7 @@ export class HashMap<K, V> {
 
   #readKey(entry: number): K {
     const heap = this.#heap;
-    heap.ensure(entry + 16);
+    heap.ensure(entry + this.#entryMinBytes);
     const length = this.#keyLenAt < 0
       ? this.#keys.fixedBytes
       : heap.i32[(entry + this.#keyLenAt) >> 2];
@@ -1009,10 +1019,10 @@ export class HashMap<K, V> {
     const valueAt = this.#fixedValueAt >= 0
       ? this.#fixedValueAt
       : align(this.#keyAt + keyLength, this.#valueAlign);
-    const size = Math.max(16, valueAt + valueLength);
+    const size = Math.max(this.#entryMinBytes, valueAt + valueLength);
     const entry = heap.allocate(size);
     const i32 = heap.i32;
-    i32[entry >> 2] = hash;
+    if (this.#storesHash) i32[entry >> 2] = hash;
     if (this.#keyLenAt >= 0) i32[(entry + this.#keyLenAt) >> 2] = keyLength;
     if (this.#valueLenAt >= 0) i32[(entry + this.#valueLenAt) >> 2] = valueLength;
     const u8 = heap.u8;

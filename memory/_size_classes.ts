@@ -1,9 +1,12 @@
 /**
  * Size classes of the small-object allocator. Internal.
  *
- * Classes are multiples of 16 bytes, so every block is 16-byte aligned and can
- * be read through Float64Array and BigInt64Array views. Up to 128 bytes they
- * step by 16; above, four classes per doubling keep internal waste under 25%.
+ * The smallest class is 8 bytes, for two-word records such as a hash map
+ * entry of an int key and an int value; its blocks are 8-byte aligned. The
+ * others are multiples of 16 bytes, so their blocks are 16-byte aligned. Every
+ * block can be read through Float64Array and BigInt64Array views. From 16 to
+ * 128 bytes classes step by 16; above, four classes per doubling keep
+ * internal waste under 25%.
  * A class is served from page blocks of 2^order pages holding at least 8 blocks.
  *
  * @module
@@ -15,7 +18,7 @@ import { PAGE_BYTES } from "./_layout.ts";
 export const SMALL_MAX = 32768;
 
 function buildClasses(): number[] {
-  const sizes: number[] = [];
+  const sizes: number[] = [8];
   for (let s = 16; s <= 128; s += 16) sizes.push(s);
   for (let base = 128; base < SMALL_MAX; base *= 2) {
     const step = base / 4;
@@ -35,8 +38,8 @@ export const CLASS_ORDER: Int32Array = CLASS_SIZE.map((size) => {
   return order;
 });
 
-/** Class of sizes 1..1024, indexed by (size + 15) >> 4. */
-export const CLASS_BY_16: Uint8Array = new Uint8Array(1024 / 16 + 1);
+/** Class of sizes 1..1024, indexed by (size + 7) >> 3. */
+export const CLASS_BY_8: Uint8Array = new Uint8Array(1024 / 8 + 1);
 /** Class of sizes 1025..SMALL_MAX, indexed by (size + 255) >> 8. */
 export const CLASS_BY_256: Uint8Array = new Uint8Array(SMALL_MAX / 256 + 1);
 
@@ -45,10 +48,10 @@ function smallestClassFor(size: number): number {
   while (CLASS_SIZE[c] < size) c++;
   return c;
 }
-for (let i = 1; i < CLASS_BY_16.length; i++) CLASS_BY_16[i] = smallestClassFor(i * 16);
+for (let i = 1; i < CLASS_BY_8.length; i++) CLASS_BY_8[i] = smallestClassFor(i * 8);
 for (let i = 1; i < CLASS_BY_256.length; i++) CLASS_BY_256[i] = smallestClassFor(i * 256);
 
 /** Class index for a request of 1..SMALL_MAX bytes. */
 export function classOf(size: number): number {
-  return size <= 1024 ? CLASS_BY_16[(size + 15) >> 4] : CLASS_BY_256[(size + 255) >> 8];
+  return size <= 1024 ? CLASS_BY_8[(size + 7) >> 3] : CLASS_BY_256[(size + 255) >> 8];
 }

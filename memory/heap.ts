@@ -342,7 +342,7 @@ function encodeRootString(what: string, value: unknown, max: number): Uint8Array
  * and leaves with `close()`.
  *
  * Pointers are byte offsets into the buffer; 0 is null. Blocks are 16-byte
- * aligned. Read and write them through the views (`i32`, `u8`, `f64`, ...),
+ * aligned, except blocks of 8 bytes or less, which are 8-byte aligned. Read and write them through the views (`i32`, `u8`, `f64`, ...),
  * after `ensure(ptr + size)` when the pointer came from another worker, since
  * a view created before the last growth does not cover the new pages.
  *
@@ -823,7 +823,7 @@ export class SharedHeap implements Disposable {
 
   /**
    * Allocates a block of at least `size` bytes and returns its offset. The
-   * block is 16-byte aligned and its contents are unspecified (see
+   * block is 16-byte aligned (8-byte aligned for 8 bytes or less) and its contents are unspecified (see
    * `allocateZeroed`). Any worker may free it. Throws
    * {@linkcode HeapExhaustedError} when the heap cannot grow enough; the heap
    * stays usable.
@@ -971,7 +971,7 @@ export class SharedHeap implements Disposable {
     // The caller owns the page and has it mapped; a list never holds more
     // blocks than the page, so a longer walk means corruption, not a cycle
     // to spin on forever.
-    const limit = (PAGE_BYTES << CLASS_ORDER[stateClass(i32[d + D_STATE])]) >> 4;
+    const limit = (PAGE_BYTES << CLASS_ORDER[stateClass(i32[d + D_STATE])]) >> 3;
     while (i32[block >> 2] !== 0) {
       block = i32[block >> 2];
       if (++count > limit) {
