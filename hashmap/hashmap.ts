@@ -462,9 +462,12 @@ export class HashMap<K, V> {
   readonly #int32Keys: boolean;
 
   /**
-   * `get` for an int key, small enough to inline: one table, no frozen slot.
-   * Anything unusual (a resize under way, a frozen or moved slot, a full
-   * probe) returns FALL_BACK for the general path.
+   * `get` for an int key, small enough to inline. A live slot that is not
+   * frozen holds the current entry, and an empty one that is not frozen
+   * means absent, even while a resize is under way (a key enters the next
+   * table only where its old slot is frozen, or the old table is full), so
+   * the next-table word need not be read. Anything unusual (a frozen or
+   * moved slot, a full probe) returns FALL_BACK for the general path.
    */
   #getInt32Key(key: number): V | undefined | typeof FALL_BACK {
     const heap = this.#heap;
@@ -474,7 +477,6 @@ export class HashMap<K, V> {
       const table = Atomics.load(heap.i32, this.#header + H_TABLE);
       heap.ensure(table + TABLE_BYTES);
       let i32 = heap.i32;
-      if (Atomics.load(i32, (table >> 2) + T_NEXT) !== 0) return FALL_BACK;
       const capacity = i32[(table >> 2) + T_CAPACITY];
       const slots = i32[(table >> 2) + T_SLOTS] >> 2;
       heap.ensure((slots + capacity) * 4);
