@@ -21,7 +21,7 @@
 /** "SABR" in ASCII, as a little-endian Int32. */
 export const MAGIC = 0x52424153;
 /** Version of the on-heap layout this build writes and reads. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 /** Kind string carried by heap handles. */
 export const HEAP_KIND = "sabre.SharedHeap";
 
