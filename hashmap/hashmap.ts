@@ -13,7 +13,7 @@
  *   i32 and u32 keys keep no hash word (it is recomputed from the key), so an
  *   entry of an int key and an int value is one 8-byte block.
  *
- * A slot holds 0 (empty) or an entry pointer (16-byte aligned) with tag bits:
+ * A slot holds 0 (empty) or an entry pointer (8-byte aligned) with tag bits:
  * FROZEN (1: being migrated, no writer may change it), DELETED (2: the key
  * is absent but keeps its slot, so a key never moves within a table), and
  * COPIED (4: the entry is shared with an older table, see below). A frozen
@@ -264,6 +264,7 @@ export class HashMap<K, V> {
       ? -1
       : align(at + this.#keys.fixedBytes, this.#valueAlign);
     this.#scratch = new Uint8Array(Math.max(8, this.#keys.maxBytes));
+    this.#signedKeys = this.#keyKind === CODEC_IDS.i32;
     this.#int32Keys = (this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32) &&
       this.#values.fixedBytes !== 0;
     // The heap may have grown past this worker's views since it attached.
@@ -443,7 +444,12 @@ export class HashMap<K, V> {
    * ```
    */
   get(key: K): V | undefined {
-    if (this.#int32Keys && typeof key === "number" && (key | 0) === key) {
+    // (key | 0) === key admits negative numbers, which are no u32 key: those
+    // take the general path, which refuses them.
+    if (
+      this.#int32Keys && typeof key === "number" && (key | 0) === key &&
+      (key >= 0 || this.#signedKeys)
+    ) {
       const found = this.#getInt32Key(key);
       if (found !== FALL_BACK) return found as V | undefined;
     }
@@ -460,6 +466,8 @@ export class HashMap<K, V> {
 
   /** i32 keys (and u32 keys below 2^31) with fixed-size values. */
   readonly #int32Keys: boolean;
+  /** i32 keys (u32 keys are never negative). */
+  readonly #signedKeys: boolean;
 
   /**
    * `get` for an int key, small enough to inline. A live slot that is not

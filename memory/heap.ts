@@ -342,9 +342,10 @@ function encodeRootString(what: string, value: unknown, max: number): Uint8Array
  * and leaves with `close()`.
  *
  * Pointers are byte offsets into the buffer; 0 is null. Blocks are 16-byte
- * aligned, except blocks of 8 bytes or less, which are 8-byte aligned. Read and write them through the views (`i32`, `u8`, `f64`, ...),
- * after `ensure(ptr + size)` when the pointer came from another worker, since
- * a view created before the last growth does not cover the new pages.
+ * aligned, except those of 8 bytes or less, which are 8-byte aligned. Read
+ * and write them through the views (`i32`, `u8`, `f64`, ...), after
+ * `ensure(ptr + size)` when the pointer came from another worker, since a
+ * view created before the last growth does not cover the new pages.
  *
  * @example
  * ```ts
@@ -533,7 +534,9 @@ export class SharedHeap implements Disposable {
   /**
    * Validates a structure's handle and returns the heap it lives in. For
    * structure implementers: `attach()` of every sabre structure calls it.
-   * Throws {@linkcode HandleError} naming what is wrong.
+   * The handle's version must equal `supportedVersion` (a layout is read by
+   * exactly one version), and so must the heap's layout version. Throws
+   * {@linkcode HandleError} naming what is wrong.
    *
    * @example
    * ```ts
@@ -564,9 +567,12 @@ export class SharedHeap implements Disposable {
     if (!Number.isInteger(handle.version) || handle.version < 1) {
       fail("the handle's version is not a positive integer", handle.version);
     }
-    if (handle.version > supportedVersion) {
+    // Layouts are read by exactly one version: no build converts an older one.
+    if (handle.version !== supportedVersion) {
       fail(
-        `the handle was made by a newer sabre (this build reads ${what} version ${supportedVersion})`,
+        `the handle was made by ${
+          handle.version > supportedVersion ? "a newer" : "an older"
+        } sabre (this build reads ${what} version ${supportedVersion} only)`,
         handle.version,
       );
     }
@@ -583,9 +589,10 @@ export class SharedHeap implements Disposable {
       fail("the buffer is not a sabre heap (bad magic number)", header[H_MAGIC] >>> 0);
     }
     const version = Atomics.load(header, H_VERSION);
-    if (version > LAYOUT_VERSION) {
+    if (version !== LAYOUT_VERSION) {
       fail(
-        `the heap was made by a newer sabre (heap layout version ${version}, this build reads ${LAYOUT_VERSION})`,
+        `the heap was made by ${version > LAYOUT_VERSION ? "a newer" : "an older"} sabre ` +
+          `(heap layout version ${version}, this build reads ${LAYOUT_VERSION} only)`,
         version,
       );
     }
@@ -823,10 +830,10 @@ export class SharedHeap implements Disposable {
 
   /**
    * Allocates a block of at least `size` bytes and returns its offset. The
-   * block is 16-byte aligned (8-byte aligned for 8 bytes or less) and its contents are unspecified (see
-   * `allocateZeroed`). Any worker may free it. Throws
-   * {@linkcode HeapExhaustedError} when the heap cannot grow enough; the heap
-   * stays usable.
+   * block is 16-byte aligned (8-byte aligned for 8 bytes or less), and its
+   * contents are unspecified (see `allocateZeroed`). Any worker may free it.
+   * Throws {@linkcode HeapExhaustedError} when the heap cannot grow enough;
+   * the heap stays usable.
    *
    * @example
    * ```ts

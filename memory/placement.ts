@@ -124,12 +124,9 @@ export function attachObject(
         }`,
       );
     }
-    if (
-      !Number.isInteger(handle.version) || handle.version < 1 ||
-      handle.version > supportedVersion
-    ) {
+    if (handle.version !== supportedVersion) {
       throw new HandleError(
-        `Cannot attach ${what} as this build reads version ${supportedVersion}: current value is ${
+        `Cannot attach ${what} as this build reads version ${supportedVersion} only: current value is ${
           describeValue(handle.version)
         }`,
       );
