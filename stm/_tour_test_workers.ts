@@ -342,6 +342,10 @@ export function msTryDequeue(xt: Xt, q: MsQueue): number | undefined {
 
 export function msEnqueue(xt: Xt, mem: Mem, q: MsQueue, value: number): void {
   const heap = mem.heap;
+  // `tail` is read outside the log, before the attempt's first logged
+  // access pins the heap: without this pin, the Loc it names could be
+  // dequeued, retired and freed between that read and the use.
+  using _pin = heap.pin();
   const newTail = mem.loc(0);
   const node = mem.alloc(16);
   heap.f64[node >> 3] = value;

@@ -274,6 +274,11 @@ export class Loc {
    * as stored in a `"ref"` location. Throws {@linkcode HandleError} when no
    * Loc is there, `TypeError` when `heap` is not a SharedHeap.
    *
+   * When Locs are freed (`free()`), read the address and use the Loc inside
+   * one pinned section: inside a transaction (after its first logged access),
+   * or inside `heap.pin()`. An address read outside of both may name a Loc
+   * that another worker frees before this call.
+   *
    * @example
    * ```ts
    * import { Loc } from "@sabre/sabre";
