@@ -75,9 +75,12 @@
 
 import {
   attachHeapObject,
+  checkKeyedOptions,
   type Codec,
   codec,
+  CODEC_IDS,
   type CodecName,
+  codecNameOf,
   crashPoint,
   describeValue,
   HeapExhaustedError,
@@ -85,7 +88,7 @@ import {
   type Placement,
   placeObject,
   type SharedHandle,
-  SharedHeap,
+  type SharedHeap,
   tagOf,
   TimeoutError,
 } from "../memory/mod.ts";
@@ -134,16 +137,6 @@ const MIN_CAPACITY = 4;
 const MAX_CAPACITY = 1024;
 const MAX_LIMIT_BYTES = 1 << 16;
 const MAX_HEIGHT = 48;
-
-const CODEC_IDS: Record<CodecName, number> = {
-  i32: 1,
-  u32: 2,
-  f64: 3,
-  bigint64: 4,
-  string: 5,
-  bytes: 6,
-};
-const CODEC_NAMES: CodecName[] = ["i32", "i32", "u32", "f64", "bigint64", "string", "bytes"];
 
 // Descent modes.
 const TO_KEY = 0;
@@ -467,11 +460,11 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     this.#placement = placement;
     this.#header = placement.offset >> 2;
     const words = placement.words;
-    this.#keys = codec(CODEC_NAMES[words[H_KEY_CODEC]], {
+    this.#keys = codec(codecNameOf(words[H_KEY_CODEC]), {
       role: "key",
       maxBytes: words[H_KEY_MAX],
     }) as unknown as Codec<K>;
-    this.#values = codec(CODEC_NAMES[words[H_VALUE_CODEC]], {
+    this.#values = codec(codecNameOf(words[H_VALUE_CODEC]), {
       role: "value",
       maxBytes: words[H_VALUE_MAX],
     }) as unknown as Codec<V>;
@@ -502,29 +495,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     heap: SharedHeap,
     options: BPlusTreeOptions,
   ): BPlusTree<K, V> {
-    if (!(heap instanceof SharedHeap)) {
-      throw new TypeError(
-        `Cannot create BPlusTree as 'heap' is not a SharedHeap: current value is ${
-          describeValue(heap)
-        }`,
-      );
-    }
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(
-        `Cannot create BPlusTree as 'options' must be an object: current value is ${
-          describeValue(options)
-        }`,
-      );
-    }
-    for (const field of ["key", "value"] as const) {
-      if (typeof options[field] !== "string" || !Object.hasOwn(CODEC_IDS, options[field])) {
-        throw new TypeError(
-          `Cannot create BPlusTree as '${field}' must be one of ${
-            Object.keys(CODEC_IDS).join(", ")
-          }: current value is ${describeValue(options[field])}`,
-        );
-      }
-    }
+    checkKeyedOptions("BPlusTree", heap, options);
     checkLimit(options, "maxKeyBytes");
     checkLimit(options, "maxValueBytes");
     const leafCapacity = checkCapacity(options, "leafCapacity");

@@ -72,9 +72,12 @@
 
 import {
   attachHeapObject,
+  checkKeyedOptions,
   type Codec,
   codec,
+  CODEC_IDS,
   type CodecName,
+  codecNameOf,
   type CodecValue,
   crashPoint,
   describeValue,
@@ -82,7 +85,7 @@ import {
   type Placement,
   placeObject,
   type SharedHandle,
-  SharedHeap,
+  type SharedHeap,
   tagOf,
 } from "../memory/mod.ts";
 
@@ -123,16 +126,6 @@ const MIN_CAPACITY = 16;
 const MAX_CAPACITY = 1 << 28;
 /** Largest maxKeyBytes/maxValueBytes: the codecs' own limit. */
 const MAX_LIMIT_BYTES = 1 << 20;
-
-const CODEC_IDS: Record<CodecName, number> = {
-  i32: 1,
-  u32: 2,
-  f64: 3,
-  bigint64: 4,
-  string: 5,
-  bytes: 6,
-};
-const CODEC_NAMES: CodecName[] = ["i32", "i32", "u32", "f64", "bigint64", "string", "bytes"];
 
 /**
  * Handle of a {@linkcode HashMap}.
@@ -240,8 +233,8 @@ export class HashMap<K, V> {
     this.#placement = placement;
     this.#header = placement.offset >> 2;
     const words = placement.words;
-    const keyName = CODEC_NAMES[words[H_KEY_CODEC]];
-    const valueName = CODEC_NAMES[words[H_VALUE_CODEC]];
+    const keyName = codecNameOf(words[H_KEY_CODEC]);
+    const valueName = codecNameOf(words[H_VALUE_CODEC]);
     this.#keyKind = words[H_KEY_CODEC];
     this.#valueKind = words[H_VALUE_CODEC];
     this.#keys = codec(keyName, {
@@ -286,30 +279,7 @@ export class HashMap<K, V> {
     heap: SharedHeap,
     options: HashMapOptions<KN, VN>,
   ): HashMap<CodecValue<KN>, CodecValue<VN>> {
-    if (!(heap instanceof SharedHeap)) {
-      throw new TypeError(
-        `Cannot create HashMap as 'heap' is not a SharedHeap: current value is ${
-          describeValue(heap)
-        }`,
-      );
-    }
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(
-        `Cannot create HashMap as 'options' must be an object: current value is ${
-          describeValue(options)
-        }`,
-      );
-    }
-    for (const field of ["key", "value"] as const) {
-      // Own names only: "toString" and the like are in every object literal.
-      if (typeof options[field] !== "string" || !Object.hasOwn(CODEC_IDS, options[field])) {
-        throw new TypeError(
-          `Cannot create HashMap as '${field}' must be one of ${
-            Object.keys(CODEC_IDS).join(", ")
-          }: current value is ${describeValue(options[field])}`,
-        );
-      }
-    }
+    checkKeyedOptions("HashMap", heap, options);
     // The codecs check the limits too, but their messages name 'maxBytes'.
     for (const field of ["maxKeyBytes", "maxValueBytes"] as const) {
       const limit: unknown = options[field];
@@ -697,7 +667,7 @@ export class HashMap<K, V> {
     const kind = this.#valueKind;
     if (kind === CODEC_IDS.string || kind === CODEC_IDS.bytes) {
       throw new TypeError(
-        `Cannot add to HashMap values as they are ${CODEC_NAMES[kind]}, not numbers`,
+        `Cannot add to HashMap values as they are ${codecNameOf(kind)}, not numbers`,
       );
     }
     this.#values.check(delta, "delta");

@@ -65,6 +65,49 @@ import { describeValue } from "./errors.ts";
 export type CodecName = "i32" | "u32" | "f64" | "bigint64" | "string" | "bytes";
 
 /**
+ * The number that stands for each codec in a structure's shared header
+ * (from 1; 0 is never used), so that `attach()` in another worker rebuilds
+ * the same codecs. Own properties only: check names with `Object.hasOwn`.
+ *
+ * @example
+ * ```ts
+ * import { CODEC_IDS, codecNameOf } from "@sabre/sabre";
+ * console.assert(codecNameOf(CODEC_IDS.string) === "string");
+ * ```
+ */
+export const CODEC_IDS: Readonly<Record<CodecName, number>> = Object.freeze({
+  i32: 1,
+  u32: 2,
+  f64: 3,
+  bigint64: 4,
+  string: 5,
+  bytes: 6,
+});
+
+const CODEC_BY_ID: readonly CodecName[] = [
+  "i32",
+  "i32",
+  "u32",
+  "f64",
+  "bigint64",
+  "string",
+  "bytes",
+];
+
+/**
+ * The codec name of a {@linkcode CODEC_IDS} number read from a header.
+ *
+ * @example
+ * ```ts
+ * import { CODEC_IDS, codecNameOf } from "@sabre/sabre";
+ * console.assert(codecNameOf(CODEC_IDS.u32) === "u32");
+ * ```
+ */
+export function codecNameOf(id: number): CodecName {
+  return CODEC_BY_ID[id];
+}
+
+/**
  * The JS type of the values a codec of name `N` handles.
  *
  * @example

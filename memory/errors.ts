@@ -146,7 +146,15 @@ export class WorkerLimitError extends SabreError {
   }
 }
 
-/** Formats a value for an error message: strings quoted, long ones cut. */
+/**
+ * Formats a value for an error message: strings quoted, long ones cut.
+ *
+ * @example
+ * ```ts
+ * import { describeValue } from "@sabre/sabre";
+ * console.assert(describeValue("x") === '"x"' && describeValue(1n) === "1n");
+ * ```
+ */
 export function describeValue(value: unknown): string {
   if (typeof value === "string") {
     const cut = value.length > 40 ? value.slice(0, 40) + "…" : value;

@@ -12,11 +12,30 @@
  */
 
 import { describeValue, HandleError, type SharedHandle, SharedHeap } from "../memory/mod.ts";
+import { CODEC_IDS } from "./codec.ts";
 
-/** Layout version of every latch object in this build. */
+/**
+ * Layout version of every latch object in this build.
+ *
+ * @example
+ * ```ts
+ * import { LATCH_VERSION, Mutex } from "@sabre/sabre";
+ * console.assert(Mutex.create().handle.version === LATCH_VERSION);
+ * ```
+ */
 export const LATCH_VERSION = 1;
 
-/** A latch object's words and where they are. */
+/**
+ * A shared object's words and where they are, as {@linkcode placeObject}
+ * returns them.
+ *
+ * @example
+ * ```ts
+ * import { type Placement, placeObject, tagOf } from "@sabre/sabre";
+ * const placement: Placement = placeObject(undefined, 8, tagOf("DEMO"), "Demo");
+ * console.assert(placement.heap === undefined && placement.words.length >= 2);
+ * ```
+ */
 export interface Placement {
   /** The buffer: a heap's, or the object's own. */
   readonly sab: SharedArrayBuffer;
@@ -222,4 +241,49 @@ export function tagOf(name: string): number {
   let tag = 0;
   for (let i = 0; i < 4; i++) tag |= name.charCodeAt(i) << (8 * i);
   return tag;
+}
+
+/**
+ * Checks what every keyed structure's `create` takes: `heap` must be a
+ * SharedHeap, `options` an object whose `key` and `value` name codecs (own
+ * names of {@linkcode CODEC_IDS} only: "toString" and the like are in every
+ * object). Throws `TypeError` naming `what`, the argument and its value.
+ *
+ * @example
+ * ```ts
+ * import { checkKeyedOptions, SharedHeap } from "@sabre/sabre";
+ * checkKeyedOptions("Demo", SharedHeap.create(), { key: "i32", value: "string" });
+ * try {
+ *   checkKeyedOptions("Demo", SharedHeap.create(), { key: "int", value: "string" });
+ * } catch (e) {
+ *   console.assert(e instanceof TypeError);
+ * }
+ * ```
+ */
+export function checkKeyedOptions(what: string, heap: unknown, options: unknown): void {
+  if (!(heap instanceof SharedHeap)) {
+    throw new TypeError(
+      `Cannot create ${what} as 'heap' is not a SharedHeap: current value is ${
+        describeValue(heap)
+      }`,
+    );
+  }
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot create ${what} as 'options' must be an object: current value is ${
+        describeValue(options)
+      }`,
+    );
+  }
+  const fields = options as Record<string, unknown>;
+  for (const field of ["key", "value"] as const) {
+    const name = fields[field];
+    if (typeof name !== "string" || !Object.hasOwn(CODEC_IDS, name)) {
+      throw new TypeError(
+        `Cannot create ${what} as '${field}' must be one of ${
+          Object.keys(CODEC_IDS).join(", ")
+        }: current value is ${describeValue(name)}`,
+      );
+    }
+  }
 }
