@@ -88,6 +88,7 @@ import {
   type SharedHeap,
   tagOf,
 } from "../memory/mod.ts";
+import { encodeAsciiKey } from "../memory/_murmur.ts";
 
 const KIND = "sabre.HashMap";
 const LAYOUT_VERSION = 2;
@@ -220,7 +221,10 @@ export class HashMap<K, V> {
   // than the load), so an int -> int entry is one 8-byte block.
   readonly #storesHash: boolean;
   readonly #entryMinBytes: number; // smallest entry: readable after ensure(entry + this)
-  // Per-worker scratch for encoding keys.
+  // Per-worker scratch for encoding keys: the key's bytes, at byte 8 of
+  // #keyWords, whose words 0 and 1 hold an ASCII string key's hash and
+  // length (the layout of a string entry's first words; see encodeAsciiKey).
+  readonly #keyWords: Int32Array;
   readonly #scratch: Uint8Array;
   #scratchLength = 0;
   // The prepared key's two Int32 words, for f64 and bigint64 keys.
@@ -256,7 +260,10 @@ export class HashMap<K, V> {
     this.#fixedValueAt = this.#keys.fixedBytes === 0
       ? -1
       : align(at + this.#keys.fixedBytes, this.#valueAlign);
-    this.#scratch = new Uint8Array(Math.max(8, this.#keys.maxBytes));
+    const scratchBytes = Math.max(8, this.#keys.maxBytes);
+    this.#keyWords = new Int32Array(2 + ((scratchBytes + 3) >> 2));
+    this.#scratch = new Uint8Array(this.#keyWords.buffer, 8, scratchBytes);
+    this.#stringKeys = this.#keyKind === CODEC_IDS.string;
     this.#signedKeys = this.#keyKind === CODEC_IDS.i32;
     this.#int32Keys = (this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32) &&
       this.#values.fixedBytes !== 0;
@@ -422,6 +429,9 @@ export class HashMap<K, V> {
     ) {
       const found = this.#getInt32Key(key);
       if (found !== FALL_BACK) return found as V | undefined;
+    } else if (this.#stringKeys && typeof key === "string") {
+      const found = this.#getAsciiKey(key);
+      if (found !== FALL_BACK) return found as V | undefined;
     }
     const hash = this.#prepareKey(key, "key");
     const heap = this.#heap;
@@ -471,6 +481,61 @@ export class HashMap<K, V> {
         if (i32[(entry >> 2) + keyWord] === key) {
           return (value & DELETED) !== 0 ? undefined : this.#readValue(entry);
         }
+      }
+      return FALL_BACK;
+    } finally {
+      heap.unpin();
+    }
+  }
+
+  /** String keys. */
+  readonly #stringKeys: boolean;
+
+  /**
+   * `get` for a string key of ASCII characters: one pass encodes and hashes
+   * it (encodeAsciiKey), and entries are compared a word at a time. Keys
+   * with other characters, and anything unusual in the table (as in
+   * #getInt32Key), return FALL_BACK for the general path.
+   */
+  #getAsciiKey(key: string): V | undefined | typeof FALL_BACK {
+    const words = this.#keyWords;
+    const length = encodeAsciiKey(key, words, this.#keys.maxBytes);
+    if (length < 0) return FALL_BACK;
+    const hash = words[0];
+    const fullWords = length >> 2;
+    const tailMask = (length & 3) === 0 ? 0 : (1 << ((length & 3) << 3)) - 1;
+    const keyWord = this.#keyAt >> 2;
+    const heap = this.#heap;
+    heap.pin();
+    try {
+      const table = Atomics.load(heap.i32, this.#header + H_TABLE);
+      heap.ensure(table + TABLE_BYTES);
+      let i32 = heap.i32;
+      const capacity = i32[(table >> 2) + T_CAPACITY];
+      const slots = i32[(table >> 2) + T_SLOTS] >> 2;
+      heap.ensure((slots + capacity) * 4);
+      i32 = heap.i32;
+      const mask = capacity - 1;
+      probe: for (let n = 0, i = hash & mask; n < capacity; n++, i = (i + 1) & mask) {
+        const value = Atomics.load(i32, slots + i);
+        if (value === 0) return undefined;
+        if ((value & FROZEN) !== 0) return FALL_BACK;
+        const entry = value & ~TAGS;
+        // Hash and length first; the key's words only when both match.
+        heap.ensure(entry + 8);
+        i32 = heap.i32;
+        const base = entry >> 2;
+        if (i32[base] !== hash || i32[base + 1] !== length) continue;
+        heap.ensure(entry + this.#keyAt + ((length + 3) & ~3));
+        i32 = heap.i32;
+        const at = base + keyWord;
+        for (let w = 0; w < fullWords; w++) {
+          if (i32[at + w] !== words[2 + w]) continue probe;
+        }
+        if (tailMask !== 0 && (i32[at + fullWords] & tailMask) !== words[2 + fullWords]) {
+          continue;
+        }
+        return (value & DELETED) !== 0 ? undefined : this.#readValue(entry);
       }
       return FALL_BACK;
     } finally {
@@ -868,6 +933,15 @@ export class HashMap<K, V> {
         this.#keyLow = f64Words[0];
         this.#keyHigh = f64Words[1];
         return mix32(this.#keyLow ^ mix32(this.#keyHigh));
+      case 5: // string: ASCII keys in one pass (same bytes and hash)
+        if (typeof key === "string") {
+          const length = encodeAsciiKey(key, this.#keyWords, keys.maxBytes);
+          if (length >= 0) {
+            this.#scratchLength = length;
+            return this.#keyWords[0];
+          }
+        }
+      // falls through
       default:
         this.#scratchLength = keys.encodeChecked(key, what, this.#scratch, 0);
         return keys.hash(this.#scratch, 0, this.#scratchLength) | 0;

@@ -782,6 +782,58 @@ Deno.test("codecs: strings, empty and unicode, up to exactly maxKeyBytes and max
   assert.equal(map.size, pairs.length);
 });
 
+Deno.test("codecs: ASCII string keys that differ in one byte anywhere are distinct, for every length", () => {
+  // get compares ASCII keys a word at a time, the last word masked to the
+  // key's length; entries keep the key 8 bytes in (i32 values) or 12 bytes
+  // in (string values, after their length word).
+  for (const value of ["i32", "string"] as const) {
+    const heap = SharedHeap.create();
+    const map = HashMap.create(heap, { key: "string", value, maxKeyBytes: 15 });
+    const stored = new Map<string, number>();
+    for (let length = 0; length <= 13; length++) {
+      const base = "abcdefghijklm".slice(0, length);
+      stored.set(base, stored.size);
+      // Every other key of this length differs from base in one position;
+      // half of them are left out, so lookups of absent neighbours too.
+      for (let at = 0; at < length; at++) {
+        const near = base.slice(0, at) + "Z" + base.slice(at + 1);
+        if (at % 2 === 0) stored.set(near, stored.size);
+      }
+    }
+    for (const [k, v] of stored) map.set(k, (value === "i32" ? v : `v${v}`) as never);
+    for (let length = 0; length <= 13; length++) {
+      const base = "abcdefghijklm".slice(0, length);
+      for (let at = -1; at < length; at++) {
+        const key = at < 0 ? base : base.slice(0, at) + "Z" + base.slice(at + 1);
+        const v = stored.get(key);
+        const expected = v === undefined ? undefined : value === "i32" ? v : `v${v}`;
+        assert.equal(map.get(key), expected, JSON.stringify(key));
+        assert.equal(map.has(key), v !== undefined, JSON.stringify(key));
+        // The same key with a non-ASCII character takes the general path.
+        assert.equal(map.get(key + "é"), undefined);
+      }
+    }
+    // Two 12-byte keys with the same hash (found by search): only the
+    // comparison of their words tells them apart. (Keys of one length that
+    // differ in one 4-byte block never share a hash: MurmurHash3 mixes each
+    // block bijectively.)
+    const [first, second] = ["k000007bxxyz", "k00000smaxyz"];
+    map.set(first, (value === "i32" ? -1 : "first") as never);
+    assert.equal(map.get(second), undefined);
+    assert.equal(map.has(second), false);
+    map.set(second, (value === "i32" ? -2 : "second") as never);
+    assert.equal(map.get(first), value === "i32" ? -1 : "first");
+    assert.equal(map.get(second), value === "i32" ? -2 : "second");
+    assert.ok(map.delete(first));
+    assert.equal(map.get(first), undefined);
+    assert.equal(map.get(second), value === "i32" ? -2 : "second");
+    assert.ok(map.delete(second));
+    // Keys past the length limit are refused, whichever path sees them.
+    assert.throws(() => map.get("abcdefghijklmnop"), RangeError);
+    assert.equal(map.size, stored.size);
+  }
+});
+
 Deno.test("codecs: bytes keys and values, empty and exactly at the limit, copied in and out", () => {
   const heap = SharedHeap.create();
   const map = HashMap.create(heap, {

@@ -50,6 +50,7 @@
  */
 
 import { describeValue } from "./errors.ts";
+import { hashBytes } from "./_murmur.ts";
 
 /**
  * The name of a codec.
@@ -475,43 +476,6 @@ function readF64(s: Uint8Array, o: number): number {
 
 function sign(a: number, b: number): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/**
- * MurmurHash3, x86 32-bit variant, over `len` bytes of `s` at `off`, read as
- * little-endian 32-bit blocks. Every input bit affects every output bit
- * through the final avalanche mix.
- */
-function hashBytes(s: Uint8Array, off: number, len: number, seed: number): number {
-  let h = seed | 0;
-  const blocksEnd = off + (len & ~3);
-  let i = off;
-  for (; i < blocksEnd; i += 4) {
-    let k = s[i] | (s[i + 1] << 8) | (s[i + 2] << 16) | (s[i + 3] << 24);
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  const rest = len & 3;
-  if (rest !== 0) {
-    let k = s[i];
-    if (rest >= 2) k |= s[i + 1] << 8;
-    if (rest === 3) k |= s[i + 2] << 16;
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-  }
-  h ^= len;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** Lexicographic byte order; a proper prefix sorts first. */
