@@ -248,6 +248,106 @@ Deno.bench({
   },
 });
 
+// ------------------------------------------------------- inline int table
+// The fastest read an int -> int hash table can have under the memory-model
+// rule: 1M keys inline in a 2M-slot open-addressing table, `[key, value]`
+// words read with Atomics.load (pattern (a), so no entry pointer to chase
+// and nothing to pin). Variants add what a real table built this way would
+// need: a table sequence word read before and after (a reader holding a
+// recycled table must notice), and a heap.pin()/unpin() pair per lookup
+// (what reclaiming through epochs costs). Against Map.get over the same keys.
+// The spread between runs is wide (JIT and placement); compare ratios within
+// one run.
+
+const INLINE_KEYS = 1 << 20;
+const INLINE_SLOTS = 1 << 21;
+const INLINE_EMPTY = 0; // key words hold key ^ INLINE_FLIP, so 0 is free
+const INLINE_FLIP = 0x80000000 | 0;
+const inlineWords = new Int32Array(new SharedArrayBuffer(64 + INLINE_SLOTS * 8));
+const INLINE_SEQ = 0;
+const INLINE_BASE = 16;
+const inlineKeys = new Int32Array(INLINE_KEYS);
+const inlineMap = new Map<number, number>();
+function inlineHash(x: number): number {
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return x ^ (x >>> 16);
+}
+for (let i = 0; i < INLINE_KEYS; i++) {
+  const key = i * 7; // small integers, as in hashmap_bench.ts
+  inlineKeys[i] = key;
+  inlineMap.set(key, i);
+  let slot = inlineHash(key) & (INLINE_SLOTS - 1);
+  while (inlineWords[INLINE_BASE + 2 * slot] !== INLINE_EMPTY) {
+    slot = (slot + 1) & (INLINE_SLOTS - 1);
+  }
+  inlineWords[INLINE_BASE + 2 * slot] = key ^ INLINE_FLIP;
+  inlineWords[INLINE_BASE + 2 * slot + 1] = i;
+}
+let inlineAt = 1;
+const nextInlineKey = () =>
+  inlineKeys[(inlineAt = (Math.imul(inlineAt, 1664525) + 1013904223) >>> 0) & (INLINE_KEYS - 1)];
+
+/** Value of `key` in the inline table, -1 when absent. */
+function inlineGet(key: number): number {
+  const keyWord = key ^ INLINE_FLIP;
+  for (let slot = inlineHash(key) & (INLINE_SLOTS - 1);; slot = (slot + 1) & (INLINE_SLOTS - 1)) {
+    const at = INLINE_BASE + 2 * slot;
+    const word = Atomics.load(inlineWords, at);
+    if (word === keyWord) return Atomics.load(inlineWords, at + 1);
+    if (word === INLINE_EMPTY) return -1;
+  }
+}
+
+Deno.bench({
+  name: `Map.get, 1M i32 keys (x${BATCH})`,
+  group: "inline int table",
+  baseline: true,
+  fn() {
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += inlineMap.get(nextInlineKey())!;
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `inline slots, Atomics.load of key and value (x${BATCH})`,
+  group: "inline int table",
+  fn() {
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += inlineGet(nextInlineKey());
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `inline slots, plus a table sequence check (x${BATCH})`,
+  group: "inline int table",
+  fn() {
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) {
+      const seq = Atomics.load(inlineWords, INLINE_SEQ);
+      const value = inlineGet(nextInlineKey());
+      if (Atomics.load(inlineWords, INLINE_SEQ) === seq) s += value;
+    }
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `inline slots, plus heap.pin()/unpin() per lookup (x${BATCH})`,
+  group: "inline int table",
+  fn() {
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) {
+      heap.pin();
+      s += inlineGet(nextInlineKey());
+      heap.unpin();
+    }
+    sink ^= s;
+  },
+});
+
 globalThis.addEventListener("unload", () => {
   if (sink === 0.5) console.log(sink);
 });
