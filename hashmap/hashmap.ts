@@ -462,13 +462,9 @@ export class HashMap<K, V> {
     const hash = mix32(key);
     heap.pin();
     try {
-      const table = Atomics.load(heap.i32, this.#header + H_TABLE);
-      heap.ensure(table + TABLE_BYTES);
+      const slots = this.#rootSlots();
+      const capacity = this.#rootCapacity;
       let i32 = heap.i32;
-      const capacity = i32[(table >> 2) + T_CAPACITY];
-      const slots = i32[(table >> 2) + T_SLOTS] >> 2;
-      heap.ensure((slots + capacity) * 4);
-      i32 = heap.i32;
       const mask = capacity - 1;
       const keyWord = this.#keyAt >> 2;
       for (let n = 0, i = hash & mask; n < capacity; n++, i = (i + 1) & mask) {
@@ -487,6 +483,24 @@ export class HashMap<K, V> {
       heap.unpin();
     }
   }
+
+  /**
+   * Int32 index of the root table's slot array, mapped in this worker's
+   * views; its capacity goes to #rootCapacity. Caller is pinned.
+   */
+  #rootSlots(): number {
+    const heap = this.#heap;
+    const table = Atomics.load(heap.i32, this.#header + H_TABLE);
+    heap.ensure(table + TABLE_BYTES);
+    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
+    const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
+    heap.ensure((slots + capacity) * 4);
+    this.#rootCapacity = capacity;
+    return slots;
+  }
+
+  /** Capacity of the table that the last #rootSlots call read. */
+  #rootCapacity = 0;
 
   /** String keys. */
   readonly #stringKeys: boolean;
@@ -508,13 +522,9 @@ export class HashMap<K, V> {
     const heap = this.#heap;
     heap.pin();
     try {
-      const table = Atomics.load(heap.i32, this.#header + H_TABLE);
-      heap.ensure(table + TABLE_BYTES);
+      const slots = this.#rootSlots();
+      const capacity = this.#rootCapacity;
       let i32 = heap.i32;
-      const capacity = i32[(table >> 2) + T_CAPACITY];
-      const slots = i32[(table >> 2) + T_SLOTS] >> 2;
-      heap.ensure((slots + capacity) * 4);
-      i32 = heap.i32;
       const mask = capacity - 1;
       probe: for (let n = 0, i = hash & mask; n < capacity; n++, i = (i + 1) & mask) {
         const value = Atomics.load(i32, slots + i);
