@@ -340,6 +340,14 @@ export function recordWriters(o: RecordObjects): Record<RecordRead, (v: number) 
   const { seqLock, seqLockData: sd, cell, hybrid, hybridData: hd } = o;
   const { rwLock, rwLockData: rd, mutex, mutexData: md } = o;
   const values = { a: 0, b: 0, c: 0, d: 0 };
+  const seqLockWrite = (v: number) => {
+    seqLock.beginWrite();
+    Atomics.store(sd, 0, v);
+    Atomics.store(sd, 1, v + 1);
+    Atomics.store(sd, 2, v + 2);
+    Atomics.store(sd, 3, v + 3);
+    seqLock.endWrite();
+  };
   const seqCellWrite = (v: number) => {
     values.a = v;
     values.b = v + 1;
@@ -356,22 +364,8 @@ export function recordWriters(o: RecordObjects): Record<RecordRead, (v: number) 
       rd[3] = v + 3;
       rwLock.releaseWrite();
     },
-    "SeqLock.read(fn), Atomics loads": (v) => {
-      seqLock.beginWrite();
-      Atomics.store(sd, 0, v);
-      Atomics.store(sd, 1, v + 1);
-      Atomics.store(sd, 2, v + 2);
-      Atomics.store(sd, 3, v + 3);
-      seqLock.endWrite();
-    },
-    "SeqLock readBegin/readRetry, Atomics loads": (v) => {
-      seqLock.beginWrite();
-      Atomics.store(sd, 0, v);
-      Atomics.store(sd, 1, v + 1);
-      Atomics.store(sd, 2, v + 2);
-      Atomics.store(sd, 3, v + 3);
-      seqLock.endWrite();
-    },
+    "SeqLock.read(fn), Atomics loads": seqLockWrite,
+    "SeqLock readBegin/readRetry, Atomics loads": seqLockWrite,
     "SeqCell.readInto(target)": seqCellWrite,
     "SeqCell.read()": seqCellWrite,
     "HybridLatch.read(fn), Atomics loads": (v) => writeHybrid(hybrid, hd, v),
