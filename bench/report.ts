@@ -5,7 +5,11 @@
  *
  * Run: `deno task bench:report` (it runs the benches first), or
  * `deno run --allow-read --allow-write bench/report.ts results.json [outdir]`
- * (default outdir: `bench/`).
+ * (default outdir: `bench/`). The input may name several outputs,
+ * comma-separated (`a.json,b.json`), which are joined in order. For a run
+ * taken on another machine, `--cores N` gives its core count (the CPU model
+ * comes from the JSON) and `--counts "SABRE_BENCH_WORKERS=1,2"` the worker
+ * counts it used.
  *
  * A bench whose name ends in `(xN)` runs N operations per iteration; its time
  * per operation is the iteration time divided by N.
@@ -634,20 +638,72 @@ export async function runBenches(output: string): Promise<{ text: string; counts
   return { text, counts };
 }
 
+/**
+ * Joins several `deno bench --json` outputs (one per bench file, say) into
+ * one report, in order. The runtime and CPU are the first one's.
+ */
+export function mergeReports(reports: readonly BenchReport[]): BenchReport {
+  if (reports.length === 0) throw new RangeError("mergeReports: no report to merge");
+  return { ...reports[0], benches: reports.flatMap((report) => report.benches) };
+}
+
+/** Options of the command line, with the positional arguments apart. */
+export interface ReportArgs {
+  /** `--run`: run the benches first. */
+  run: boolean;
+  /** `--cores N`: the core count of the machine that ran the benches. */
+  cores?: number;
+  /** `--counts TEXT`: the worker counts that run used, as "NAME=value, …". */
+  counts?: string;
+  /** Inputs (comma-separated in the first argument), then the output directory. */
+  positional: string[];
+}
+
+/** Parses the command line of `bench/report.ts`. */
+export function parseReportArgs(args: readonly string[]): ReportArgs {
+  const parsed: ReportArgs = { run: false, positional: [] };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--run") parsed.run = true;
+    else if (arg === "--cores" || arg === "--counts") {
+      const value = args[++i];
+      if (value === undefined) throw new TypeError(`report.ts: ${arg} needs a value`);
+      if (arg === "--counts") parsed.counts = value;
+      else {
+        const cores = Number(value);
+        if (!Number.isInteger(cores) || cores < 1) {
+          throw new RangeError(`report.ts: --cores takes a positive integer, got "${value}"`);
+        }
+        parsed.cores = cores;
+      }
+    } else parsed.positional.push(arg);
+  }
+  return parsed;
+}
+
 if (import.meta.main) {
   // `--run` runs the benches first (deno task bench:report); otherwise the
-  // first argument is an existing `deno bench --json` output.
-  const run = Deno.args[0] === "--run";
-  const args = run ? Deno.args.slice(1) : Deno.args;
-  const input = args[0] ?? "bench/results.json";
-  const { text, counts } = run
-    ? await runBenches(input)
-    : { text: await Deno.readTextFile(input), counts: "" };
-  const report = parseBenchOutput(text);
+  // first argument names existing `deno bench --json` outputs, comma-separated.
+  // `--cores` and `--counts` describe a run taken on another machine.
+  const args = parseReportArgs(Deno.args);
+  const input = args.positional[0] ?? "bench/results.json";
+  let report: BenchReport;
+  let counts = args.counts ?? "";
+  if (args.run) {
+    const ran = await runBenches(input);
+    report = parseBenchOutput(ran.text);
+    counts = args.counts ?? ran.counts;
+  } else {
+    const texts = await Promise.all(input.split(",").map((path) => Deno.readTextFile(path)));
+    report = mergeReports(texts.map(parseBenchOutput));
+  }
   // An optional second argument names the output directory (default: bench/).
-  const dir = args[1] === undefined
+  const outdir = args.positional[1];
+  const dir = outdir === undefined
     ? new URL("./", import.meta.url)
-    : new URL(`${args[1].replace(/\/*$/, "/")}`, `file://${Deno.cwd()}/`);
-  const written = await writeReport(report, currentMachine(report), dir, counts);
+    : new URL(`${outdir.replace(/\/*$/, "/")}`, `file://${Deno.cwd()}/`);
+  const machine = currentMachine(report);
+  if (args.cores !== undefined) machine.cores = args.cores;
+  const written = await writeReport(report, machine, dir, counts);
   for (const path of written) console.log(`wrote ${path.replace(/^.*\/bench\//, "bench/")}`);
 }

@@ -1,9 +1,12 @@
+import { throws as nodeThrows } from "node:assert/strict";
 import {
   type BenchEntry,
   type BenchReport,
   escapeXml,
   formatRate,
+  mergeReports,
   parseBenchOutput,
+  parseReportArgs,
   parseWorkerCounts,
   renderReport,
   renderSvg,
@@ -13,6 +16,10 @@ import {
 
 function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(message);
+}
+
+function assertThrows(fn: () => unknown, type: new (...args: never[]) => Error, includes: string) {
+  nodeThrows(fn, (error: unknown) => error instanceof type && error.message.includes(includes));
 }
 
 function bench(
@@ -243,4 +250,24 @@ Deno.test("report: SeqLock, SeqCell, HybridLatch and Xt benches are drawn solid,
   const [plot] = scalingPlots({ version: 1, runtime: "Deno", cpu: "x", benches } as BenchReport);
   const solid = plot.series.filter((s) => s.sabre).map((s) => s.name.split(/[ .]/)[0]);
   assert(solid.join() === "SeqLock,SeqCell,HybridLatch", `solid: ${solid.join()}`);
+});
+
+Deno.test("report: mergeReports joins bench files in order and refuses an empty list", () => {
+  const first = synthetic();
+  const second = { ...synthetic(), cpu: "Other CPU" };
+  const merged = mergeReports([first, second]);
+  assert(merged.cpu === first.cpu, merged.cpu);
+  assert(merged.benches.length === first.benches.length * 2, String(merged.benches.length));
+  assert(merged.benches[first.benches.length] === second.benches[0], "order");
+  assertThrows(() => mergeReports([]), RangeError, "no report");
+});
+
+Deno.test("report: parseReportArgs reads --run, --cores and --counts, and says what is wrong", () => {
+  const args = parseReportArgs(["--cores", "16", "a.json,b.json", "--counts", "W=1,2", "out"]);
+  assert(args.cores === 16 && args.counts === "W=1,2" && !args.run, JSON.stringify(args));
+  assert(args.positional.join(" ") === "a.json,b.json out", args.positional.join(" "));
+  assert(parseReportArgs(["--run"]).run, "--run");
+  assertThrows(() => parseReportArgs(["--cores", "0"]), RangeError, 'got "0"');
+  assertThrows(() => parseReportArgs(["--cores", "x1"]), RangeError, 'got "x1"');
+  assertThrows(() => parseReportArgs(["--counts"]), TypeError, "--counts needs a value");
 });
