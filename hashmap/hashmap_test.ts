@@ -824,12 +824,16 @@ Deno.test("codecs: ASCII string keys that differ in one byte anywhere are distin
     map.set(second, (value === "i32" ? -2 : "second") as never);
     assert.equal(map.get(first), value === "i32" ? -1 : "first");
     assert.equal(map.get(second), value === "i32" ? -2 : "second");
+    assert.ok(map.has(first) && map.has(second));
     assert.ok(map.delete(first));
     assert.equal(map.get(first), undefined);
+    assert.equal(map.has(first), false);
     assert.equal(map.get(second), value === "i32" ? -2 : "second");
     assert.ok(map.delete(second));
+    assert.equal(map.has(second), false);
     // Keys past the length limit are refused, whichever path sees them.
     assert.throws(() => map.get("abcdefghijklmnop"), RangeError);
+    assert.throws(() => map.has("abcdefghijklmnop"), RangeError);
     assert.equal(map.size, stored.size);
   }
 });
