@@ -421,13 +421,8 @@ export class HashMap<K, V> {
    * ```
    */
   get(key: K): V | undefined {
-    const fast = this.#fastKind(key);
-    if (fast !== FAST_NONE) {
-      const found = fast === FAST_INT32
-        ? this.#getInt32Key(key as number)
-        : this.#getAsciiKey(key as string);
-      if (found !== FALL_BACK) return found as V | undefined;
-    }
+    const found = this.#getFastPath(key);
+    if (found !== FALL_BACK) return found;
     const hash = this.#prepareKey(key, "key");
     const heap = this.#heap;
     heap.pin();
@@ -439,46 +434,19 @@ export class HashMap<K, V> {
     }
   }
 
-  /** `get` for an int key: #findInt32Key under a pin. */
-  #getInt32Key(key: number): V | undefined | typeof FALL_BACK {
-    const heap = this.#heap;
-    heap.pin();
-    try {
-      const entry = this.#findInt32Key(key);
-      if (entry < 0) return FALL_BACK;
-      return entry === 0 ? undefined : this.#readValue(entry);
-    } finally {
-      heap.unpin();
-    }
-  }
-
-  /** `get` for a string key: #findAsciiKey under a pin. */
-  #getAsciiKey(key: string): V | undefined | typeof FALL_BACK {
-    const heap = this.#heap;
-    heap.pin();
-    try {
-      const entry = this.#findAsciiKey(key);
-      if (entry < 0) return FALL_BACK;
-      return entry === 0 ? undefined : this.#readValue(entry);
-    } finally {
-      heap.unpin();
-    }
-  }
-
   /**
-   * Which fast lookup `key` may take: FAST_INT32 for an int key of an int
-   * map, FAST_ASCII for a string key of a string map (which may still turn
-   * out not to be ASCII), else FAST_NONE.
+   * `get` through its fast path for int keys or ASCII string keys, or
+   * FALL_BACK where the general path must answer.
    */
-  #fastKind(key: K): number {
+  #getFastPath(key: K): V | undefined | typeof FALL_BACK {
     // (key | 0) === key admits negative numbers, which are no u32 key: those
     // take the general path, which refuses them.
     if (
       this.#int32Keys && typeof key === "number" && (key | 0) === key &&
       (key >= 0 || this.#signedKeys)
-    ) return FAST_INT32;
-    if (this.#stringKeys && typeof key === "string") return FAST_ASCII;
-    return FAST_NONE;
+    ) return this.#getInt32Key(key);
+    if (this.#stringKeys && typeof key === "string") return this.#getAsciiKey(key);
+    return FALL_BACK;
   }
 
   /** i32 keys (and u32 keys below 2^31) with fixed-size values. */
@@ -487,32 +455,38 @@ export class HashMap<K, V> {
   readonly #signedKeys: boolean;
 
   /**
-   * Lookup of an int key, small enough to inline: the live entry, 0 when
-   * absent, or -1 (FALL_BACK_ENTRY) for the general path. Caller is pinned. A
-   * live slot that is not frozen holds the current entry, and an empty one
-   * that is not frozen means absent, even while a resize is under way (a key
-   * enters the next table only where its old slot is frozen, or the old
-   * table is full), so the next-table word need not be read. Anything
-   * unusual (a frozen or moved slot, a full probe) falls back.
+   * `get` for an int key, small enough to inline. A live slot that is not
+   * frozen holds the current entry, and an empty one that is not frozen
+   * means absent, even while a resize is under way (a key enters the next
+   * table only where its old slot is frozen, or the old table is full), so
+   * the next-table word need not be read. Anything unusual (a frozen or
+   * moved slot, a full probe) returns FALL_BACK for the general path.
    */
-  #findInt32Key(key: number): number {
+  #getInt32Key(key: number): V | undefined | typeof FALL_BACK {
     const heap = this.#heap;
     const hash = mix32(key);
-    const slots = this.#rootSlots();
-    const capacity = this.#rootCapacity;
-    let i32 = heap.i32;
-    const mask = capacity - 1;
-    const keyWord = this.#keyAt >> 2;
-    for (let n = 0, i = hash & mask; n < capacity; n++, i = (i + 1) & mask) {
-      const value = Atomics.load(i32, slots + i);
-      if (value === 0) return 0;
-      if ((value & FROZEN) !== 0) return FALL_BACK_ENTRY;
-      const entry = value & ~TAGS;
-      heap.ensure(entry + 8);
-      i32 = heap.i32;
-      if (i32[(entry >> 2) + keyWord] === key) return (value & DELETED) !== 0 ? 0 : entry;
+    heap.pin();
+    try {
+      const slots = this.#rootSlots();
+      const capacity = this.#rootCapacity;
+      let i32 = heap.i32;
+      const mask = capacity - 1;
+      const keyWord = this.#keyAt >> 2;
+      for (let n = 0, i = hash & mask; n < capacity; n++, i = (i + 1) & mask) {
+        const value = Atomics.load(i32, slots + i);
+        if (value === 0) return undefined;
+        if ((value & FROZEN) !== 0) return FALL_BACK;
+        const entry = value & ~TAGS;
+        heap.ensure(entry + 8);
+        i32 = heap.i32;
+        if (i32[(entry >> 2) + keyWord] === key) {
+          return (value & DELETED) !== 0 ? undefined : this.#readValue(entry);
+        }
+      }
+      return FALL_BACK;
+    } finally {
+      heap.unpin();
     }
-    return FALL_BACK_ENTRY;
   }
 
   /**
@@ -537,46 +511,51 @@ export class HashMap<K, V> {
   readonly #stringKeys: boolean;
 
   /**
-   * Lookup of a string key of ASCII characters, as #findInt32Key returns it:
-   * one pass encodes and hashes the key (encodeAsciiKey), and entries are
-   * compared a word at a time. Keys with other characters, and anything
-   * unusual in the table, fall back. Caller is pinned.
+   * `get` for a string key of ASCII characters: one pass encodes and hashes
+   * it (encodeAsciiKey), and entries are compared a word at a time. Keys
+   * with other characters, and anything unusual in the table (as in
+   * #getInt32Key), return FALL_BACK for the general path.
    */
-  #findAsciiKey(key: string): number {
+  #getAsciiKey(key: string): V | undefined | typeof FALL_BACK {
     const words = this.#keyWords;
     const length = encodeAsciiKey(key, words, this.#keys.maxBytes);
-    if (length < 0) return FALL_BACK_ENTRY;
+    if (length < 0) return FALL_BACK;
     const hash = words[0];
     const fullWords = length >> 2;
     const tailMask = (length & 3) === 0 ? 0 : (1 << ((length & 3) << 3)) - 1;
     const keyWord = this.#keyAt >> 2;
     const heap = this.#heap;
-    const slots = this.#rootSlots();
-    const capacity = this.#rootCapacity;
-    let i32 = heap.i32;
-    const mask = capacity - 1;
-    probe: for (let n = 0, i = hash & mask; n < capacity; n++, i = (i + 1) & mask) {
-      const value = Atomics.load(i32, slots + i);
-      if (value === 0) return 0;
-      if ((value & FROZEN) !== 0) return FALL_BACK_ENTRY;
-      const entry = value & ~TAGS;
-      // Hash and length first; the key's words only when both match.
-      heap.ensure(entry + 8);
-      i32 = heap.i32;
-      const base = entry >> 2;
-      if (i32[base] !== hash || i32[base + 1] !== length) continue;
-      heap.ensure(entry + this.#keyAt + ((length + 3) & ~3));
-      i32 = heap.i32;
-      const at = base + keyWord;
-      for (let w = 0; w < fullWords; w++) {
-        if (i32[at + w] !== words[2 + w]) continue probe;
+    heap.pin();
+    try {
+      const slots = this.#rootSlots();
+      const capacity = this.#rootCapacity;
+      let i32 = heap.i32;
+      const mask = capacity - 1;
+      probe: for (let n = 0, i = hash & mask; n < capacity; n++, i = (i + 1) & mask) {
+        const value = Atomics.load(i32, slots + i);
+        if (value === 0) return undefined;
+        if ((value & FROZEN) !== 0) return FALL_BACK;
+        const entry = value & ~TAGS;
+        // Hash and length first; the key's words only when both match.
+        heap.ensure(entry + 8);
+        i32 = heap.i32;
+        const base = entry >> 2;
+        if (i32[base] !== hash || i32[base + 1] !== length) continue;
+        heap.ensure(entry + this.#keyAt + ((length + 3) & ~3));
+        i32 = heap.i32;
+        const at = base + keyWord;
+        for (let w = 0; w < fullWords; w++) {
+          if (i32[at + w] !== words[2 + w]) continue probe;
+        }
+        if (tailMask !== 0 && (i32[at + fullWords] & tailMask) !== words[2 + fullWords]) {
+          continue;
+        }
+        return (value & DELETED) !== 0 ? undefined : this.#readValue(entry);
       }
-      if (tailMask !== 0 && (i32[at + fullWords] & tailMask) !== words[2 + fullWords]) {
-        continue;
-      }
-      return (value & DELETED) !== 0 ? 0 : entry;
+      return FALL_BACK;
+    } finally {
+      heap.unpin();
     }
-    return FALL_BACK_ENTRY;
   }
 
   /**
@@ -591,18 +570,13 @@ export class HashMap<K, V> {
    * ```
    */
   has(key: K): boolean {
-    const fast = this.#fastKind(key);
-    if (fast !== FAST_NONE) {
-      const heap = this.#heap;
-      heap.pin();
-      try {
-        const entry = fast === FAST_INT32
-          ? this.#findInt32Key(key as number)
-          : this.#findAsciiKey(key as string);
-        if (entry >= 0) return entry !== 0;
-      } finally {
-        heap.unpin();
-      }
+    // With a fixed-size value (codecs 1 to 4), get's fast paths answer as
+    // cheaply as a presence test would: no codec stores undefined, so a
+    // value means present. Variable-size values would be decoded for
+    // nothing, so those maps take the general path.
+    if (this.#valueKind <= 4) {
+      const found = this.#getFastPath(key);
+      if (found !== FALL_BACK) return found !== undefined;
     }
     const hash = this.#prepareKey(key, "key");
     const heap = this.#heap;
@@ -1585,13 +1559,7 @@ const WRITE_ALWAYS = 0;
 const WRITE_IF_ABSENT = 1;
 const WRITE_IF_EQUAL = 2;
 const RETRY: unique symbol = Symbol("retry");
-/** What the fast lookups return when the general path must answer. */
-const FALL_BACK_ENTRY = -1;
 const FALL_BACK: unique symbol = Symbol("fall back");
-/** Fast lookup kinds (#fastKind). */
-const FAST_NONE = 0;
-const FAST_INT32 = 1;
-const FAST_ASCII = 2;
 const NOT_FOUND = -1;
 const PROBE_EMPTY = -1;
 const PROBE_MOVED = -2;
