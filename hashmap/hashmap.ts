@@ -570,11 +570,11 @@ export class HashMap<K, V> {
    * ```
    */
   has(key: K): boolean {
-    // With a fixed-size value (codecs 1 to 4), get's fast paths answer as
-    // cheaply as a presence test would: no codec stores undefined, so a
-    // value means present. Variable-size values would be decoded for
-    // nothing, so those maps take the general path.
-    if (this.#valueKind <= 4) {
+    // With fixed-size values, get's fast paths answer as cheaply as a
+    // presence test would: no codec stores undefined, so a value means
+    // present. Variable-size values would be decoded for nothing, so those
+    // maps take the general path.
+    if (this.#values.fixedBytes !== 0) {
       const found = this.#getFastPath(key);
       if (found !== FALL_BACK) return found !== undefined;
     }
