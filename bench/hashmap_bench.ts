@@ -20,7 +20,9 @@
  *    (the readers are measured, the writers run beside them until they
  *    finish) and a "writes" group (the other way round); time per operation
  *    is the inverse of total reads/s or writes/s. Goal: at least 5×
- *    sharedmap's reads/s. Configurations: every pair of
+ *    sharedmap's reads/s. Batches are long (see READ_OPS) so that time
+ *    slicing on a machine with fewer cores than threads weighs the same on
+ *    every map. Configurations: every pair of
  *    `SABRE_BENCH_WRITERS` (default 1) and `SABRE_BENCH_READERS` (default
  *    1,3), comma-separated counts.
  * 3. **Against message passing.** A worker owns a JS Map and answers get and
@@ -542,9 +544,17 @@ Deno.bench({
 
 // ====================================================================== 2. concache's shape
 
-/** Reads per measured reader, and writes per measured writer, in one batch. */
-export const READ_OPS = 10_000;
-export const WRITE_OPS = 5_000;
+/**
+ * Reads per measured reader, and writes per measured writer, in one batch:
+ * enough that a batch of the fastest map lasts 10 ms or more, several
+ * scheduler time slices. With more threads than cores, a reader descheduled
+ * near the end of a short batch stretches it by a whole slice, which costs a
+ * 1 ms batch far more than a 15 ms one. With 10,000 reads on a 2-core
+ * machine, sabre's batches of 1–3 ms ranged over 0.8–19 ms, while
+ * sharedmap's, ten times longer, absorbed the same stalls.
+ */
+export const READ_OPS = 100_000;
+export const WRITE_OPS = 50_000;
 const CONCACHE_ITERATIONS = { n: 8, warmup: 2 };
 
 /** Fills the four maps of one configuration with keys 0 to KEYS - 1 (value = key). */
