@@ -872,4 +872,78 @@ export class Xt {
     const i = this.#find(loc["a"]);
     if (i >= 0 && this.#domain.resolve(loc["w"]) !== this.#cells[i]) throw Invalid;
   }
+
+  /**
+   * Runs `tx` inside this transaction and returns its result, except that a
+   * result of `undefined` means "not yet": the attempt then blocks as
+   * `Retry.later()` does, until a location read so far changes. Turns a
+   * transaction that answers `undefined` when it has nothing (a `tryTake`,
+   * say) into one that waits (kcas's `to_blocking`). Throws `TypeError` for
+   * a non-function, or once the attempt has ended.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const slot = Loc.make(SharedHeap.create(), 7);
+   * // Take the slot's value, or wait while it is 0.
+   * const tryTake = (xt: Xt) => {
+   *   const value = xt.exchange(slot, 0);
+   *   return value === 0 ? undefined : value;
+   * };
+   * console.assert(Xt.commit((xt) => xt.toBlocking(tryTake)) === 7 && slot.get() === 0);
+   * ```
+   */
+  toBlocking<T>(tx: (xt: Xt) => T | undefined): T {
+    this.#checkNested(tx, "make transaction blocking");
+    const value = tx(this);
+    if (value === undefined) throw Later;
+    return value;
+  }
+
+  /**
+   * Runs `tx` inside this transaction and returns its result, or
+   * `undefined` where it calls `Retry.later()` (or `Retry.unless(false)`).
+   * Then the accesses and post-commit actions that `tx` added are rolled
+   * back, as by `rollback`, and the locations it read still count if the
+   * whole transaction blocks later. The opposite of `toBlocking` (kcas's
+   * `to_nonblocking`, which keeps what `tx` logged before retrying). Other
+   * errors, `Retry.invalid()` among them, pass through. Throws `TypeError`
+   * for a non-function, or once the attempt has ended.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Retry, Xt } from "@sabre/sabre";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stock = Loc.make(SharedHeap.create(), 2);
+   * const take = (n: number) => (xt: Xt) => {
+   *   Retry.unless(xt.get(stock) >= n);
+   *   xt.fetchAndAdd(stock, -n);
+   *   return n;
+   * };
+   * // Take 5 if there are 5, else whatever is left, without waiting.
+   * const got = Xt.commit((xt) => xt.toNonblocking(take(5)) ?? xt.exchange(stock, 0));
+   * console.assert(got === 2 && stock.get() === 0);
+   * ```
+   */
+  toNonblocking<T>(tx: Tx<T>): T | undefined {
+    this.#checkNested(tx, "make transaction non-blocking");
+    const snap = this.snapshot();
+    try {
+      return tx(this);
+    } catch (e) {
+      if (e !== Later) throw e;
+      this.rollback(snap);
+      return undefined;
+    }
+  }
+
+  #checkNested(tx: unknown, what: string): void {
+    if (!this.#active) throw new TypeError(`Cannot ${what} as this Xt's attempt has ended`);
+    if (typeof tx !== "function") {
+      throw new TypeError(
+        `Cannot ${what} as 'tx' must be a function: current value is ${describeValue(tx)}`,
+      );
+    }
+  }
 }

@@ -241,6 +241,107 @@ Deno.test("Xt.first: when every alternative retries, a change to any location re
   assert.equal(await waiting, "x");
 });
 
+Deno.test("Xt.toBlocking: a defined result returns, undefined waits until a location read changes", async () => {
+  const heap = SharedHeap.create();
+  const slot = Loc.make(heap, 0);
+  const other = Loc.make(heap, 0);
+  const tryTake = (xt: Xt) => {
+    const value = xt.exchange(slot, 0);
+    return value === 0 ? undefined : value;
+  };
+  slot.set(4);
+  assert.equal(Xt.commit((xt) => xt.toBlocking(tryTake)), 4);
+  assert.equal(slot.get(), 0);
+  // Falsy results other than undefined are results.
+  assert.equal(Xt.commit((xt) => xt.toBlocking(() => 0)), 0);
+  assert.equal(Xt.commit((xt) => xt.toBlocking(() => null)), null);
+  // Nothing to take: blocks, and nothing it logged is committed.
+  assert.throws(
+    () =>
+      Xt.commit((xt) => {
+        xt.incr(other);
+        return xt.toBlocking(tryTake);
+      }, { timeoutMs: 20 }),
+    TimeoutError,
+  );
+  assert.equal(other.get(), 0);
+  const waiting = Xt.commitAsync((xt) => xt.toBlocking(tryTake), { timeoutMs: 5000 });
+  await new Promise((r) => setTimeout(r, 20));
+  slot.set(9);
+  assert.equal(await waiting, 9);
+  assert.equal(slot.get(), 0);
+});
+
+Deno.test("Xt.toNonblocking: a retry becomes undefined and its accesses are rolled back", async () => {
+  const heap = SharedHeap.create();
+  const stock = Loc.make(heap, 2);
+  const audit = Loc.make(heap, 0);
+  const log: string[] = [];
+  const take = (n: number) => (xt: Xt) => {
+    xt.incr(audit); // logged before the check: must not survive a retry
+    xt.postCommit(() => log.push(`took ${n}`));
+    Retry.unless(xt.get(stock) >= n);
+    xt.fetchAndAdd(stock, -n);
+    return n;
+  };
+  assert.equal(Xt.commit((xt) => xt.toNonblocking(take(5))), undefined);
+  assert.deepEqual([stock.get(), audit.get(), log], [2, 0, []]);
+  assert.equal(Xt.commit((xt) => xt.toNonblocking(take(1))), 1);
+  assert.deepEqual([stock.get(), audit.get(), log], [1, 1, ["took 1"]]);
+  // Accesses logged before the call are kept either way.
+  assert.equal(
+    Xt.commit((xt) => {
+      xt.set(audit, 10);
+      return xt.toNonblocking(take(5)) ?? xt.get(audit);
+    }),
+    10,
+  );
+  assert.equal(audit.get(), 10);
+  // Round trip: toNonblocking of toBlocking.
+  assert.equal(
+    Xt.commit((xt) => xt.toNonblocking((xt) => xt.toBlocking(() => undefined))),
+    undefined,
+  );
+  // Other signals and errors pass through.
+  let attempts = 0;
+  Xt.commit((xt) => {
+    if (++attempts === 1) xt.toNonblocking(() => Retry.invalid());
+  });
+  assert.equal(attempts, 2);
+  assert.throws(
+    () =>
+      Xt.commit((xt) =>
+        xt.toNonblocking(() => {
+          throw new RangeError("boom");
+        })
+      ),
+    RangeError,
+  );
+  // A location read only inside the rolled-back call still wakes the transaction.
+  const waiting = Xt.commitAsync((xt) => {
+    const got = xt.toNonblocking(take(2));
+    if (got === undefined) Retry.later();
+    return got;
+  }, { timeoutMs: 5000 });
+  await new Promise((r) => setTimeout(r, 20));
+  stock.set(3);
+  assert.equal(await waiting, 2);
+  assert.equal(stock.get(), 1);
+});
+
+Deno.test("Xt.toBlocking/toNonblocking: bad input and a log used after its attempt", () => {
+  const heap = SharedHeap.create();
+  let leaked: Xt | undefined;
+  Xt.commit((xt) => {
+    leaked = xt;
+    assert.throws(() => xt.toBlocking(5 as never), /'tx' must be a function: current value is 5/);
+    assert.throws(() => xt.toNonblocking("tx" as never), TypeError);
+  });
+  assert.throws(() => leaked!.toBlocking(() => 1), /attempt has ended/);
+  assert.throws(() => leaked!.toNonblocking(() => 1), /attempt has ended/);
+  heap.close();
+});
+
 Deno.test("Xt: post-commit actions run once, after a successful commit, in order", () => {
   const heap = SharedHeap.create();
   const a = Loc.make(heap, 0);
