@@ -908,8 +908,10 @@ export class Xt {
    * back, as by `rollback`, and the locations it read still count if the
    * whole transaction blocks later. The opposite of `toBlocking` (kcas's
    * `to_nonblocking`, which keeps what `tx` logged before retrying). Other
-   * errors, `Retry.invalid()` among them, pass through. Throws `TypeError`
-   * for a non-function, or once the attempt has ended.
+   * errors, `Retry.invalid()` among them, pass through. A `tx` that itself
+   * returns `undefined` looks the same as one that retried, so give such
+   * transactions another result for "done". Throws `TypeError` for a
+   * non-function, or once the attempt has ended.
    *
    * @example
    * ```ts
