@@ -50,6 +50,96 @@ const xtOpArb: fc.Arbitrary<XtOp> = (() => {
 
 class Abort extends Error {}
 
+/** Applies `o` to the model state `work`, pushing what the access returns. */
+function modelStep(o: XtOp, work: number[], snaps: number[][], expect: unknown[]): void {
+  switch (o.op) {
+    case "get":
+      expect.push(work[o.i]);
+      break;
+    case "incr":
+    case "decr":
+      work[o.i] += o.op === "incr" ? 1 : -1;
+      break;
+    case "set":
+    case "modify":
+      work[o.i] = o.v;
+      break;
+    case "exchange":
+    case "fetchAndAdd":
+    case "update":
+      expect.push(work[o.i]);
+      work[o.i] = o.op === "fetchAndAdd" ? work[o.i] + o.v : o.v;
+      break;
+    case "swap": {
+      const t = work[o.i];
+      work[o.i] = work[o.j];
+      work[o.j] = t;
+      break;
+    }
+    case "compareAndSwap":
+    case "compareAndSet": {
+      const old = work[o.i];
+      expect.push(o.op === "compareAndSwap" ? old : old === o.expected);
+      if (old === o.expected) work[o.i] = o.v;
+      break;
+    }
+    case "snapshot":
+      snaps.push(work.slice());
+      break;
+    case "rollback":
+      if (snaps.length > 0) {
+        const s = snaps.pop()!;
+        for (let k = 0; k < LOCS; k++) work[k] = s[k];
+      }
+      break;
+  }
+}
+
+/** Performs `o` in `xt`, pushing what the access returns. */
+function xtStep(xt: Xt, o: XtOp, locs: Loc[], taken: XtSnapshot[], results: unknown[]): void {
+  switch (o.op) {
+    case "get":
+      results.push(xt.get(locs[o.i]));
+      break;
+    case "incr":
+      xt.incr(locs[o.i]);
+      break;
+    case "decr":
+      xt.decr(locs[o.i]);
+      break;
+    case "set":
+      xt.set(locs[o.i], o.v);
+      break;
+    case "modify":
+      xt.modify(locs[o.i], () => o.v);
+      break;
+    case "exchange":
+      results.push(xt.exchange(locs[o.i], o.v));
+      break;
+    case "fetchAndAdd":
+      results.push(xt.fetchAndAdd(locs[o.i], o.v));
+      break;
+    case "update":
+      results.push(xt.update(locs[o.i], () => o.v));
+      break;
+    case "swap":
+      xt.swap(locs[o.i], locs[o.j]);
+      break;
+    case "compareAndSwap":
+      results.push(xt.compareAndSwap(locs[o.i], o.expected, o.v));
+      break;
+    case "compareAndSet":
+      results.push(xt.compareAndSet(locs[o.i], o.expected, o.v));
+      break;
+    case "snapshot":
+      taken.push(xt.snapshot());
+      break;
+    case "rollback":
+      if (taken.length > 0) xt.rollback(taken.pop()!);
+      break;
+  }
+}
+
 Deno.test("model: random transactions (all accesses, snapshots, rollbacks, aborts) match a model", () => {
   const heap = SharedHeap.create();
   fc.assert(
@@ -67,98 +157,12 @@ Deno.test("model: random transactions (all accesses, snapshots, rollbacks, abort
           const snaps: number[][] = [];
           const expectResults: unknown[] = [];
           // The model: apply to `work`, keep snapshots as copies.
-          for (const o of ops) {
-            switch (o.op) {
-              case "get":
-                expectResults.push(work[o.i]);
-                break;
-              case "incr":
-              case "decr":
-                work[o.i] += o.op === "incr" ? 1 : -1;
-                break;
-              case "set":
-              case "modify":
-                work[o.i] = o.v;
-                break;
-              case "exchange":
-              case "fetchAndAdd":
-              case "update":
-                expectResults.push(work[o.i]);
-                work[o.i] = o.op === "fetchAndAdd" ? work[o.i] + o.v : o.v;
-                break;
-              case "swap": {
-                const t = work[o.i];
-                work[o.i] = work[o.j];
-                work[o.j] = t;
-                break;
-              }
-              case "compareAndSwap":
-              case "compareAndSet": {
-                const old = work[o.i];
-                expectResults.push(o.op === "compareAndSwap" ? old : old === o.expected);
-                if (old === o.expected) work[o.i] = o.v;
-                break;
-              }
-              case "snapshot":
-                snaps.push(work.slice());
-                break;
-              case "rollback":
-                if (snaps.length > 0) {
-                  const s = snaps.pop()!;
-                  for (let k = 0; k < LOCS; k++) work[k] = s[k];
-                }
-                break;
-            }
-          }
+          for (const o of ops) modelStep(o, work, snaps, expectResults);
           try {
             Xt.commit((xt) => {
               results.length = 0;
               const taken: XtSnapshot[] = [];
-              for (const o of ops) {
-                switch (o.op) {
-                  case "get":
-                    results.push(xt.get(locs[o.i]));
-                    break;
-                  case "incr":
-                    xt.incr(locs[o.i]);
-                    break;
-                  case "decr":
-                    xt.decr(locs[o.i]);
-                    break;
-                  case "set":
-                    xt.set(locs[o.i], o.v);
-                    break;
-                  case "modify":
-                    xt.modify(locs[o.i], () => o.v);
-                    break;
-                  case "exchange":
-                    results.push(xt.exchange(locs[o.i], o.v));
-                    break;
-                  case "fetchAndAdd":
-                    results.push(xt.fetchAndAdd(locs[o.i], o.v));
-                    break;
-                  case "update":
-                    results.push(xt.update(locs[o.i], () => o.v));
-                    break;
-                  case "swap":
-                    if (o.i === o.j) {
-                      xt.swap(locs[o.i], locs[o.j]);
-                    } else xt.swap(locs[o.i], locs[o.j]);
-                    break;
-                  case "compareAndSwap":
-                    results.push(xt.compareAndSwap(locs[o.i], o.expected, o.v));
-                    break;
-                  case "compareAndSet":
-                    results.push(xt.compareAndSet(locs[o.i], o.expected, o.v));
-                    break;
-                  case "snapshot":
-                    taken.push(xt.snapshot());
-                    break;
-                  case "rollback":
-                    if (taken.length > 0) xt.rollback(taken.pop()!);
-                    break;
-                }
-              }
+              for (const o of ops) xtStep(xt, o, locs, taken, results);
               if (abort) throw new Abort();
             });
           } catch (e) {
@@ -170,6 +174,64 @@ Deno.test("model: random transactions (all accesses, snapshots, rollbacks, abort
         }
       },
     ),
+    { numRuns: 200 * STRESS },
+  );
+  assert.equal(heap.isPinned, false);
+});
+
+Deno.test("model: groups of accesses under toNonblocking that retry or return match a model", () => {
+  const heap = SharedHeap.create();
+  // Snapshots stay outside the groups: a group that rolled back past its own
+  // start is not a case toNonblocking promises anything for.
+  const flatOp = xtOpArb.filter((o) => o.op !== "snapshot" && o.op !== "rollback");
+  const stepArb = fc.oneof(
+    { weight: 3, arbitrary: xtOpArb.map((o) => ({ group: false as const, o })) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        group: fc.constant(true as const),
+        ops: fc.array(flatOp, { maxLength: 8 }),
+        retry: fc.boolean(),
+      }),
+    },
+  );
+  fc.assert(
+    fc.property(fc.array(stepArb, { maxLength: 20 }), (steps) => {
+      const locs = Loc.makeArray(heap, LOCS, 0);
+      let work = new Array(LOCS).fill(0);
+      const snaps: number[][] = [];
+      const expect: unknown[] = [];
+      for (const step of steps) {
+        if (!step.group) {
+          modelStep(step.o, work, snaps, expect);
+          continue;
+        }
+        // A group's accesses return their values even when it retries, and
+        // take effect only when it does not.
+        const inner = work.slice();
+        for (const o of step.ops) modelStep(o, inner, [], expect);
+        expect.push(step.retry ? undefined : "done");
+        if (!step.retry) work = inner;
+      }
+      const results: unknown[] = [];
+      Xt.commit((xt) => {
+        results.length = 0;
+        const taken: XtSnapshot[] = [];
+        for (const step of steps) {
+          if (!step.group) {
+            xtStep(xt, step.o, locs, taken, results);
+            continue;
+          }
+          results.push(xt.toNonblocking((xt) => {
+            for (const o of step.ops) xtStep(xt, o, locs, [], results);
+            if (step.retry) Retry.later();
+            return "done";
+          }));
+        }
+      });
+      assert.deepEqual(results, expect);
+      assert.deepEqual(locs.map((l) => l.get()), work);
+    }),
     { numRuns: 200 * STRESS },
   );
   assert.equal(heap.isPinned, false);
