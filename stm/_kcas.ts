@@ -370,9 +370,9 @@ export class Domain {
    * read-only entries, bumps the commit counter, and CASes the status to
    * AFTER (or BEFORE when a read-only entry changed). Anyone may run it, any
    * number of times; exactly one status CAS wins, and its winner notifies
-   * waiters. Returns the final status. `casOne` and `commit` (when no entry
-   * needs validating) repeat the counter bump, status CAS and notify inline
-   * for their owners: a change here (crash point, opacity rule) goes there too.
+   * waiters. Returns the final status. Owners whose descriptor has nothing
+   * to validate (`casOne`, and `commit` without read-only entries) skip to
+   * #switchToAfter.
    */
   decide(d: number): number {
     const heap = this.heap;
@@ -398,13 +398,22 @@ export class Domain {
       Atomics.compareExchange(heap.i32, s + D_STATUS, INSTALLED, BEFORE);
       return Atomics.load(heap.i32, s + D_STATUS);
     }
+    return this.#switchToAfter(heap.i32, d);
+  }
+
+  /**
+   * The decision of an installed descriptor `d` whose read-only entries
+   * passed validation (or that has none): bumps the commit counter, then
+   * CASes the status INSTALLED → AFTER, and the winner notifies waiters.
+   * Returns the final status: AFTER, or what another decider set.
+   */
+  #switchToAfter(i32: Int32Array, d: number): number {
     // The counter moves before any value does: see the opacity argument.
     Atomics.add(this.words, H_COUNTER, 1);
-    if (Atomics.compareExchange(heap.i32, s + D_STATUS, INSTALLED, AFTER) === INSTALLED) {
-      this.#notifyDesc(d);
-      return AFTER;
-    }
-    return Atomics.load(heap.i32, s + D_STATUS);
+    const status = Atomics.compareExchange(i32, (d >> 2) + D_STATUS, INSTALLED, AFTER);
+    if (status !== INSTALLED) return status;
+    this.#notifyDesc(d);
+    return AFTER;
   }
 
   /** Whether the read-only entry at Int32 index `e` still holds its expected cell. */
@@ -510,15 +519,9 @@ export class Domain {
     }
     // (The check inline: a call per crash point is measurable here.)
     if (faultInjection.hook !== undefined) crashPoint("stm.single.installed");
-    // decide(d), for one write entry: no read-only entry to validate.
-    Atomics.add(this.words, H_COUNTER, 1);
-    let status = Atomics.compareExchange(i32, s + D_STATUS, INSTALLED, AFTER);
-    if (status === INSTALLED) {
-      status = AFTER;
-      this.#notifyDesc(d);
-    }
-    // Else a helper decided it, and the CAS returned that final status
-    // (AFTER: nothing here to validate, so no helper can fail it).
+    // One write entry, nothing to validate: a helper that decided first can
+    // only have set AFTER too.
+    const status = this.#switchToAfter(i32, d);
     Atomics.compareExchange(i32, w, tagged, status === AFTER ? cell : expected);
     // No loc word names d or the dead cell any more.
     this.#put(this.#cells, status === AFTER ? expected : cell);
@@ -610,19 +613,9 @@ export class Domain {
     let status = Atomics.compareExchange(i32, s + D_STATUS, INSTALLING, INSTALLED);
     if (status === INSTALLING) {
       if (faultInjection.hook !== undefined) crashPoint("stm.installed");
-      if (checks !== 0) {
-        status = this.decide(d);
-      } else {
-        // decide(d) without read-only entries to validate (so no helper
-        // can decide BEFORE either).
-        Atomics.add(this.words, H_COUNTER, 1);
-        status = Atomics.compareExchange(i32, s + D_STATUS, INSTALLED, AFTER);
-        if (status === INSTALLED) {
-          status = AFTER;
-          this.#notifyDesc(d);
-        }
-        // Else a helper won, and the CAS returned the final status (AFTER).
-      }
+      // Without read-only entries there is nothing to validate (and no
+      // helper can decide BEFORE either).
+      status = checks !== 0 ? this.decide(d) : this.#switchToAfter(i32, d);
     }
     if (faultInjection.hook !== undefined) crashPoint("stm.decided");
     // Clean up: replace our entries by the cells they resolve to. Nobody
