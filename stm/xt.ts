@@ -340,13 +340,8 @@ export class Xt {
     return (xt: Xt): T => {
       const last = list.length - 1;
       for (let i = 0; i < last; i++) {
-        const snap = xt.snapshot();
-        try {
-          return list[i](xt);
-        } catch (e) {
-          if (e !== Later) throw e;
-          xt.rollback(snap);
-        }
+        const result = xt.#unlessRetried(list[i]);
+        if (result !== Later) return result as T;
       }
       return list[last](xt);
     };
@@ -930,13 +925,22 @@ export class Xt {
    */
   toNonblocking<T>(tx: Tx<T>): T | undefined {
     this.#checkNested(tx, "make transaction non-blocking");
+    const result = this.#unlessRetried(tx);
+    return result === Later ? undefined : result as T;
+  }
+
+  /**
+   * Runs `tx` in this attempt; where it calls `Retry.later()`, rolls back
+   * what it logged and returns Later. Other errors pass through.
+   */
+  #unlessRetried<T>(tx: Tx<T>): T | typeof Later {
     const snap = this.snapshot();
     try {
       return tx(this);
     } catch (e) {
       if (e !== Later) throw e;
       this.rollback(snap);
-      return undefined;
+      return Later;
     }
   }
 
