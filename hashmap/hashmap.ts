@@ -89,6 +89,7 @@ import {
   tagOf,
 } from "../memory/mod.ts";
 import { encodeAsciiKey } from "../memory/_murmur.ts";
+import { EPOCH_AT, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
 
 const KIND = "sabre.HashMap";
 const LAYOUT_VERSION = 2;
@@ -267,6 +268,11 @@ export class HashMap<K, V> {
     this.#signedKeys = this.#keyKind === CODEC_IDS.i32;
     this.#int32Keys = (this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32) &&
       this.#values.fixedBytes !== 0;
+    this.#kernelValueKind =
+      this.#valueKind === CODEC_IDS.i32 || this.#valueKind === CODEC_IDS.u32 ||
+        this.#valueKind === CODEC_IDS.f64
+        ? this.#valueKind
+        : 0;
     // The heap may have grown past this worker's views since it attached.
     heap.ensure(placement.offset + HEADER_BYTES);
   }
@@ -444,7 +450,22 @@ export class HashMap<K, V> {
     if (
       this.#int32Keys && typeof key === "number" && (key | 0) === key &&
       (key >= 0 || this.#signedKeys)
-    ) return this.#getInt32Key(key);
+    ) {
+      const heap = this.#heap;
+      const kernel = heap.kernel;
+      if (kernel === null || this.#kernelValueKind === 0) return this.#getInt32Key(key);
+      const found = kernel.hashmapGetInt(
+        this.#header << 2,
+        key,
+        this.#fixedValueAt,
+        this.#kernelValueKind,
+        heap.kernelPinAt(),
+        EPOCH_AT,
+      );
+      // An f64 value may equal a sentinel: the general path tells them apart.
+      if (found === KERNEL_ABSENT && this.#kernelValueKind !== 3) return undefined;
+      return found === KERNEL_SLOW || found === KERNEL_ABSENT ? FALL_BACK : found as V;
+    }
     if (this.#stringKeys && typeof key === "string") return this.#getAsciiKey(key);
     return FALL_BACK;
   }
@@ -453,6 +474,8 @@ export class HashMap<K, V> {
   readonly #int32Keys: boolean;
   /** i32 keys (u32 keys are never negative). */
   readonly #signedKeys: boolean;
+  /** The value codec that kernel.hashmapGetInt reads (1 i32, 2 u32, 3 f64), or 0: none. */
+  readonly #kernelValueKind: number;
 
   /**
    * `get` for an int key, small enough to inline. A live slot that is not

@@ -6,9 +6,10 @@
  */
 
 import type { WorkerContext } from "../testing/harness.ts";
-import type { SharedHeap } from "./heap.ts";
+import { SharedHeap, type SharedHeapHandle } from "./heap.ts";
 import { faultInjection } from "./faults.ts";
 import { H_POOL_LOCK } from "./_layout.ts";
+import { EPOCH_AT } from "./_kernel.ts";
 
 function heapOf(ctx: WorkerContext<unknown>): SharedHeap {
   if (ctx.heap === undefined) throw new Error("this worker needs a heap");
@@ -321,4 +322,42 @@ export function retireAfterGrowth(ctx: WorkerContext<{ blocks: number }>): numbe
   for (let i = 0; i < 400; i++) heap.allocate(2040);
   for (let i = 0; i < ctx.args.blocks; i++) heap.retire(heap.allocate(64));
   return heap.stats().retiredBlocks;
+}
+
+/** kernelAfterGrowth: where the parent publishes a word to read. */
+export interface KernelGrowthArgs {
+  /** Byte address of [flag, address of a location word, workers attached]. */
+  mailbox: number;
+}
+
+/**
+ * Waits until the parent publishes the address of a word that points at an
+ * f64 cell in memory the heap gained after this worker attached, then reads
+ * it through the kernel, with its views still the old ones.
+ */
+export function kernelAfterGrowth(
+  ctx: WorkerContext<KernelGrowthArgs>,
+): { kernel: boolean; value: number; staleViews: boolean; pinned: boolean } {
+  const heap = heapOf(ctx);
+  const kernel = heap.kernel;
+  const box = ctx.args.mailbox >> 2;
+  Atomics.add(heap.i32, box + 2, 1); // attached: the parent may grow the heap now
+  while (Atomics.load(heap.i32, box) === 0) Atomics.wait(heap.i32, box, 0, 50);
+  const word = Atomics.load(heap.i32, box + 1);
+  const staleViews = heap.mappedBytes <= word;
+  const value = kernel === null ? NaN : kernel.locGet(word, heap.kernelPinAt(), EPOCH_AT);
+  return { kernel: kernel !== null, value, staleViews, pinned: heap.isPinned };
+}
+
+/**
+ * Attaches a heap from a handle without its memory, then from one with it:
+ * whether the heap had a kernel after each.
+ */
+export function kernelUpgrade(
+  ctx: WorkerContext<{ bare: SharedHeapHandle; full: SharedHeapHandle }>,
+): [boolean, boolean] {
+  const heap = SharedHeap.attach(ctx.args.bare);
+  const before = heap.kernel !== null;
+  if (SharedHeap.attach(ctx.args.full) !== heap) throw new Error("attached a second instance");
+  return [before, heap.kernel !== null];
 }

@@ -130,6 +130,7 @@ import {
   WorkerLimitError,
 } from "./errors.ts";
 import { crashPoint } from "./faults.ts";
+import { createKernelMemory, instantiateKernel, type Kernel } from "./_kernel.ts";
 
 /**
  * A plain object that names a shared object: `postMessage` sends it as it is,
@@ -152,6 +153,13 @@ export interface SharedHandle<K extends string = string> {
   readonly sab: SharedArrayBuffer;
   /** Byte offset of the object inside the heap (0 for the heap itself). */
   readonly offset: number;
+  /**
+   * The shared WebAssembly memory behind `sab`, where the heap has one: it
+   * lets the receiving worker run sabre's WebAssembly fast paths. A handle
+   * without it still attaches, and the structures then use their JavaScript
+   * paths in that worker until a handle with it arrives.
+   */
+  readonly memory?: WebAssembly.Memory;
 }
 
 /**
@@ -383,6 +391,8 @@ export class SharedHeap implements Disposable {
   readonly maxBytes: number;
   /** The registry's size. */
   readonly maxWorkers: number;
+  #memory: WebAssembly.Memory | null;
+  #kernel: Kernel | null;
 
   readonly #uid: string;
   readonly #descBase: number; // Int32 index of descriptor 0
@@ -393,6 +403,9 @@ export class SharedHeap implements Disposable {
   #closed = false;
   #lease: SlotLease | undefined;
   #pinDepth = 0;
+  // kernelPinAt()'s answer while joined: this worker's epoch word address
+  // when unpinned, 0 when pinned; -1 before join() and after close().
+  #kernelPinAt = -1;
   #cachedEpoch = 0;
   #pinsUntilRefresh = 0;
   readonly #guard: EpochGuard;
@@ -405,8 +418,10 @@ export class SharedHeap implements Disposable {
   // Caches of retired blocks kept outside this heap's lists (see addReclaimer).
   readonly #reclaimers: (() => number)[] = [];
 
-  private constructor(sab: SharedArrayBuffer) {
+  private constructor(sab: SharedArrayBuffer, memory: WebAssembly.Memory | null) {
     this.sab = sab;
+    this.#memory = memory;
+    this.#kernel = memory === null ? null : instantiateKernel(memory);
     this.i32 = new Int32Array(sab, 0, sab.byteLength >> 2);
     this.u32 = new Uint32Array(sab, 0, sab.byteLength >> 2);
     this.u8 = new Uint8Array(sab, 0, sab.byteLength);
@@ -483,7 +498,8 @@ export class SharedHeap implements Disposable {
         `Cannot create SharedHeap as 'initialBytes' must be at least ${minBytes} to hold the metadata and one page: current value is ${initialBytes}`,
       );
     }
-    const sab = new SharedArrayBuffer(initialBytes, { maxByteLength: maxBytes });
+    const backing = createKernelMemory(initialBytes, maxBytes);
+    const sab = backing?.sab ?? new SharedArrayBuffer(initialBytes, { maxByteLength: maxBytes });
     const i32 = new Int32Array(sab);
     const uid = new Uint32Array(2);
     crypto.getRandomValues(uid);
@@ -509,7 +525,7 @@ export class SharedHeap implements Disposable {
     carve(i32, desc, metaPages, pages);
     // The magic goes last: a half-initialized buffer never passes attach().
     Atomics.store(i32, H_MAGIC, MAGIC);
-    const heap = new SharedHeap(sab);
+    const heap = new SharedHeap(sab, backing?.memory ?? null);
     realmHeaps.set(heap.#uid, new WeakRef(heap));
     return heap;
   }
@@ -599,11 +615,26 @@ export class SharedHeap implements Disposable {
     if (!Number.isInteger(handle.offset) || handle.offset < 0 || handle.offset >= sab.byteLength) {
       fail("the handle's offset is outside the heap", handle.offset);
     }
+    const memory = handle.memory;
+    if (memory !== undefined) {
+      if (!(memory instanceof WebAssembly.Memory)) {
+        fail("the handle's 'memory' is not a WebAssembly.Memory", memory);
+      }
+      const buffer = memory.buffer;
+      if (
+        !(buffer instanceof SharedArrayBuffer) || buffer.byteLength < 64 ||
+        heapUid(new Int32Array(buffer, 0, 16)) !== heapUid(header)
+      ) fail("the handle's 'memory' is not the memory of its heap", memory);
+    }
     const uid = heapUid(header);
     let heap = realmHeaps.get(uid)?.deref();
     if (heap === undefined) {
-      heap = new SharedHeap(sab);
+      heap = new SharedHeap(sab, memory ?? null);
       realmHeaps.set(uid, new WeakRef(heap));
+    } else if (heap.#memory === null && memory !== undefined) {
+      // Attached earlier from a handle without the memory: take it now.
+      heap.#memory = memory;
+      heap.#kernel = instantiateKernel(memory);
     }
     return heap;
   }
@@ -620,7 +651,81 @@ export class SharedHeap implements Disposable {
    * ```
    */
   get handle(): SharedHeapHandle {
-    return { kind: HEAP_KIND, version: LAYOUT_VERSION, sab: this.sab, offset: 0 };
+    return this.handleOf(HEAP_KIND, LAYOUT_VERSION, 0);
+  }
+
+  /**
+   * A handle naming the object of kind `kind` at byte `offset` of this heap,
+   * with the heap's WebAssembly memory where it has one. For structure
+   * implementers: every sabre structure's `handle` is made here.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const handle = heap.handleOf("my.Thing", 1, 0);
+   * console.assert(SharedHeap.fromHandle(handle, "my.Thing", 1, "Thing") === heap);
+   * ```
+   */
+  handleOf<K extends string>(kind: K, version: number, offset: number): SharedHandle<K> {
+    const memory = this.#memory;
+    return memory === null
+      ? { kind, version, sab: this.sab, offset }
+      : { kind, version, sab: this.sab, offset, memory };
+  }
+
+  /**
+   * The shared WebAssembly memory behind `sab`, or null where this runtime
+   * gave the heap a plain growable SharedArrayBuffer (or this worker attached
+   * it from a handle without the memory).
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(heap.memory === null || heap.memory.buffer.byteLength > 0);
+   * ```
+   */
+  get memory(): WebAssembly.Memory | null {
+    return this.#memory;
+  }
+
+  /**
+   * sabre's WebAssembly fast paths over this heap in this worker, or null
+   * (see `memory`). For sabre's structures; the contract of each function is
+   * in memory/kernel.wat.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert((heap.kernel === null) === (heap.memory === null));
+   * ```
+   */
+  get kernel(): Kernel | null {
+    return this.#kernel;
+  }
+
+  /**
+   * For a kernel call that pins on its own: the byte address of this
+   * worker's epoch word when it holds no pin, or 0 when it is pinned already
+   * (the call must then leave the word alone). Joins the registry on first
+   * use; throws after `close()`, like `pin()`.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(heap.kernelPinAt() > 0);
+   * using _guard = heap.pin();
+   * console.assert(heap.kernelPinAt() === 0);
+   * ```
+   */
+  kernelPinAt(): number {
+    const at = this.#kernelPinAt;
+    if (at >= 0) return at;
+    this.join();
+    return this.#kernelPinAt;
   }
 
   /**
@@ -725,6 +830,7 @@ export class SharedHeap implements Disposable {
       if ((seen & 1) === 0 && Atomics.compareExchange(i32, state, seen, seen + 1) === seen) {
         this.#slot = slot;
         this.#slotBase = this.#slotsBase + slot * (SLOT_BYTES >> 2);
+        this.#kernelPinAt = this.#pinDepth === 0 ? (this.#slotBase + S_EPOCH) << 2 : 0;
         this.#lease = { i32, uid: this.#uid, slotBase: this.#slotBase, state: seen + 1 };
         slotFinalizer.register(this, this.#lease, this);
         let high = Atomics.load(i32, H_SLOT_HIGH);
@@ -773,6 +879,7 @@ export class SharedHeap implements Disposable {
     Atomics.add(i32, this.#slotBase + S_STATE, 1);
     this.#slot = -1;
     this.#slotBase = -1;
+    this.#kernelPinAt = -1;
   }
 
   /** Same as {@linkcode SharedHeap.close}. */
@@ -1326,6 +1433,7 @@ export class SharedHeap implements Disposable {
         this.#cachedEpoch = Atomics.load(i32, H_EPOCH);
       }
       Atomics.store(i32, slotBase + S_EPOCH, this.#cachedEpoch);
+      this.#kernelPinAt = 0;
     }
     return this.#guard;
   }
@@ -1345,7 +1453,10 @@ export class SharedHeap implements Disposable {
     if (this.#pinDepth <= 0) {
       throw new SabreError("Cannot unpin SharedHeap as no epoch is pinned in this worker");
     }
-    if (--this.#pinDepth === 0) Atomics.store(this.i32, this.#slotBase + S_EPOCH, 0);
+    if (--this.#pinDepth === 0) {
+      Atomics.store(this.i32, this.#slotBase + S_EPOCH, 0);
+      this.#kernelPinAt = (this.#slotBase + S_EPOCH) << 2;
+    }
   }
 
   /**

@@ -35,3 +35,4 @@ export * from "./heap.ts";
 export * from "./codec.ts";
 export * from "./placement.ts";
 export * from "./faults.ts";
+export type { Kernel } from "./_kernel.ts";

@@ -225,7 +225,9 @@ export function objectHandle<K extends string>(
   version: number,
   placement: Placement,
 ): SharedHandle<K> {
-  return { kind, version, sab: placement.sab, offset: placement.offset };
+  return placement.heap === undefined
+    ? { kind, version, sab: placement.sab, offset: placement.offset }
+    : placement.heap.handleOf(kind, version, placement.offset);
 }
 
 /**

@@ -26,6 +26,7 @@ import {
   STM_VERSION,
 } from "./_kcas.ts";
 import { Later } from "./retry.ts";
+import { EPOCH_AT, KERNEL_SLOW } from "../memory/_kernel.ts";
 import { type CommitOptions, Xt } from "./xt.ts";
 
 export type { LocKind } from "./_kcas.ts";
@@ -335,7 +336,7 @@ export class Loc {
    * ```
    */
   get handle(): LocHandle {
-    return { kind: LOC_KIND, version: STM_VERSION, sab: this.d.heap.sab, offset: this.a };
+    return this.d.heap.handleOf(LOC_KIND, STM_VERSION, this.a);
   }
 
   /**
@@ -396,6 +397,12 @@ export class Loc {
   get(): number {
     const d = this.d;
     const heap = d.heap;
+    const kernel = heap.kernel;
+    if (kernel !== null) {
+      const value = kernel.locGet(this.w << 2, heap.kernelPinAt(), EPOCH_AT);
+      // A value equal to the sentinel is answered by the path below too.
+      if (value !== KERNEL_SLOW) return value;
+    }
     heap.pin();
     const p = Atomics.load(heap.i32, this.w);
     // Pattern (b): the cell was published by the CAS that our load saw.

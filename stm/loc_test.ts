@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Loc, type LocKind, Retry, Xt } from "./mod.ts";
 import { HandleError, SharedHeap, TimeoutError } from "../memory/mod.ts";
+import { KERNEL_SLOW } from "../memory/_kernel.ts";
+import { heapWithKernel } from "../testing/kernel.ts";
 
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
 
@@ -34,6 +36,8 @@ function valueArb(kind: LocKind): fc.Arbitrary<number> {
         fc.integer({ min: -3, max: 3 }),
         fc.double(),
         fc.constantFrom(NaN, -0, Infinity, -Infinity, 0.1 + 0.2),
+        // The kernel's answer for "take the general path", which a value may equal.
+        fc.constantFrom(KERNEL_SLOW),
       );
   }
 }
@@ -71,70 +75,73 @@ function addModel(kind: LocKind, a: number, b: number): number | RangeError {
 }
 
 for (const kind of ["f64", "i32", "ref"] as const) {
-  Deno.test(`model: random Loc operations on "${kind}" locations match plain numbers`, () => {
-    const heap = SharedHeap.create();
-    fc.assert(
-      fc.property(fc.array(opArb(kind, 3), { minLength: 1, maxLength: 60 }), (ops) => {
-        const locs = [0, 1, 2].map(() => Loc.make(heap, 0, { kind }));
-        const model = [0, 0, 0];
-        for (const o of ops) {
-          const loc = locs[o.i];
-          const old = model[o.i];
-          switch (o.op) {
-            case "get":
-              assert.ok(Object.is(loc.get(), old));
-              break;
-            case "set":
-              loc.set(o.v);
-              model[o.i] = o.v;
-              break;
-            case "exchange":
-              assert.ok(Object.is(loc.exchange(o.v), old));
-              model[o.i] = o.v;
-              break;
-            case "compareAndSet": {
-              const hit = sameValueZero(old, o.expected);
-              assert.equal(loc.compareAndSet(o.expected, o.v), hit);
-              if (hit) model[o.i] = o.v;
-              break;
-            }
-            case "fetchAndAdd":
-            case "incr":
-            case "decr": {
-              const delta = o.op === "fetchAndAdd" ? o.v : o.op === "incr" ? 1 : -1;
-              const next = addModel(kind, old, delta);
-              if (next instanceof RangeError) {
-                assert.throws(() => loc.fetchAndAdd(delta), RangeError);
-              } else {
-                if (o.op === "fetchAndAdd") assert.ok(Object.is(loc.fetchAndAdd(delta), old));
-                else if (o.op === "incr") loc.incr();
-                else loc.decr();
-                model[o.i] = next;
+  for (const kernel of [true, false]) {
+    const how = kernel ? "" : ", JavaScript paths only (no kernel)";
+    Deno.test(`model: random Loc operations on "${kind}" locations match plain numbers${how}`, () => {
+      const heap = heapWithKernel(kernel);
+      fc.assert(
+        fc.property(fc.array(opArb(kind, 3), { minLength: 1, maxLength: 60 }), (ops) => {
+          const locs = [0, 1, 2].map(() => Loc.make(heap, 0, { kind }));
+          const model = [0, 0, 0];
+          for (const o of ops) {
+            const loc = locs[o.i];
+            const old = model[o.i];
+            switch (o.op) {
+              case "get":
+                assert.ok(Object.is(loc.get(), old));
+                break;
+              case "set":
+                loc.set(o.v);
+                model[o.i] = o.v;
+                break;
+              case "exchange":
+                assert.ok(Object.is(loc.exchange(o.v), old));
+                model[o.i] = o.v;
+                break;
+              case "compareAndSet": {
+                const hit = sameValueZero(old, o.expected);
+                assert.equal(loc.compareAndSet(o.expected, o.v), hit);
+                if (hit) model[o.i] = o.v;
+                break;
               }
-              break;
+              case "fetchAndAdd":
+              case "incr":
+              case "decr": {
+                const delta = o.op === "fetchAndAdd" ? o.v : o.op === "incr" ? 1 : -1;
+                const next = addModel(kind, old, delta);
+                if (next instanceof RangeError) {
+                  assert.throws(() => loc.fetchAndAdd(delta), RangeError);
+                } else {
+                  if (o.op === "fetchAndAdd") assert.ok(Object.is(loc.fetchAndAdd(delta), old));
+                  else if (o.op === "incr") loc.incr();
+                  else loc.decr();
+                  model[o.i] = next;
+                }
+                break;
+              }
+              case "update":
+                assert.ok(Object.is(loc.update(() => o.v), old));
+                model[o.i] = o.v;
+                break;
+              case "modify":
+                loc.modify(() => o.v);
+                model[o.i] = o.v;
+                break;
+              case "getAs":
+                assert.deepEqual(loc.getAs((x) => [x]), [old]);
+                break;
             }
-            case "update":
-              assert.ok(Object.is(loc.update(() => o.v), old));
-              model[o.i] = o.v;
-              break;
-            case "modify":
-              loc.modify(() => o.v);
-              model[o.i] = o.v;
-              break;
-            case "getAs":
-              assert.deepEqual(loc.getAs((x) => [x]), [old]);
-              break;
+            assert.ok(
+              Object.is(loc.get(), model[o.i]),
+              `${o.op} left ${loc.get()}, model ${model[o.i]}`,
+            );
           }
-          assert.ok(
-            Object.is(loc.get(), model[o.i]),
-            `${o.op} left ${loc.get()}, model ${model[o.i]}`,
-          );
-        }
-        for (let i = 0; i < 3; i++) assert.ok(Object.is(locs[i].get(), model[i]));
-      }),
-      { numRuns: 150 * STRESS },
-    );
-  });
+          for (let i = 0; i < 3; i++) assert.ok(Object.is(locs[i].get(), model[i]));
+        }),
+        { numRuns: 150 * STRESS },
+      );
+    });
+  }
 }
 
 Deno.test("Loc: f64 values are exact, NaN and -0 included", () => {

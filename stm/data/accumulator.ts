@@ -69,7 +69,7 @@ export class Accumulator {
 
   /** The handle to send to other workers. */
   get handle(): AccumulatorHandle {
-    return { kind: KIND, version: 1, sab: this.#shards[0].heap.sab, offset: this.#offset };
+    return this.#shards[0].heap.handleOf(KIND, 1, this.#offset);
   }
 
   #mine(): Loc {

@@ -304,7 +304,7 @@ export class Dllist {
 
   /** The handle to send to other workers. */
   get handle(): DllistHandle {
-    return { kind: KIND, version: 1, sab: this.#heap.sab, offset: this.#offset };
+    return this.#heap.handleOf(KIND, 1, this.#offset);
   }
 
   /**

@@ -147,7 +147,7 @@ export class Hashtbl {
 
   /** The handle to send to other workers. */
   get handle(): HashtblHandle {
-    return { kind: KIND, version: 1, sab: this.#heap.sab, offset: this.#offset };
+    return this.#heap.handleOf(KIND, 1, this.#offset);
   }
 
   /** How many keys it holds. */

@@ -78,7 +78,7 @@ export class Mvar {
 
   /** The handle to send to other workers. */
   get handle(): MvarHandle {
-    return { kind: KIND, version: 1, sab: this.#full.heap.sab, offset: this.#offset };
+    return this.#full.heap.handleOf(KIND, 1, this.#offset);
   }
 
   /** Whether it is empty now. */

@@ -69,7 +69,7 @@ export class StmPromise {
 
   /** The handle to send to other workers. */
   get handle(): StmPromiseHandle {
-    return { kind: KIND, version: 1, sab: this.#state.heap.sab, offset: this.#offset };
+    return this.#state.heap.handleOf(KIND, 1, this.#offset);
   }
 
   /** Whether it has been resolved. */

@@ -117,7 +117,7 @@ export class Queue {
 
   /** The handle to send to other workers. */
   get handle(): QueueHandle {
-    return { kind: KIND, version: 1, sab: this.#locs[0].heap.sab, offset: this.#offset };
+    return this.#locs[0].heap.handleOf(KIND, 1, this.#offset);
   }
 
   /** How many numbers it can hold (`Infinity` when unbounded). */

@@ -107,7 +107,7 @@ export class Stack {
 
   /** The handle to send to other workers. */
   get handle(): StackHandle {
-    return { kind: KIND, version: 1, sab: this.#locs[0].heap.sab, offset: this.#offset };
+    return this.#locs[0].heap.handleOf(KIND, 1, this.#offset);
   }
 
   /** How many numbers it can hold (`Infinity` when unbounded). */

@@ -1,0 +1,114 @@
+/**
+ * The kernel: sabre's hottest read paths in WebAssembly, over the heap's own
+ * memory (see kernel.wat for why and for each function's contract).
+ *
+ * A heap is backed by a shared `WebAssembly.Memory` where the runtime
+ * supports one with a growable buffer; its structures then call the kernel,
+ * and fall back to their JavaScript paths otherwise. Both paths follow the
+ * same memory-model patterns and give the same answers.
+ *
+ * @module
+ */
+
+import { KERNEL_BASE64 } from "./_kernel_bytes.ts";
+import { H_EPOCH, PAGE_BYTES } from "./_layout.ts";
+
+/**
+ * sabre's WebAssembly fast paths, one instance per heap per worker (see
+ * `SharedHeap.kernel`). For sabre's structures: each function's contract is
+ * in memory/kernel.wat.
+ *
+ * @example
+ * ```ts
+ * import { type Kernel, SharedHeap } from "@sabre/sabre";
+ * const kernel: Kernel | null = SharedHeap.create().kernel;
+ * console.assert(kernel === null || typeof kernel.locGet === "function");
+ * ```
+ */
+export interface Kernel {
+  /** Loc.get: the value, or KERNEL_SLOW. */
+  locGet(word: number, pinAt: number, epochAt: number): number;
+  /** HashMap.get of an int key: the value, KERNEL_ABSENT or KERNEL_SLOW. */
+  hashmapGetInt(
+    header: number,
+    key: number,
+    valueAt: number,
+    valueKind: number,
+    pinAt: number,
+    epochAt: number,
+  ): number;
+}
+
+/** Kernel answer: take the general path. No integer equals it. */
+export const KERNEL_SLOW = 1.5 * 2 ** -1000;
+/** Kernel answer: the key is absent. No integer equals it. */
+export const KERNEL_ABSENT = 2.5 * 2 ** -1000;
+/** Byte address of the global epoch word, for the kernel's pins. */
+export const EPOCH_AT = H_EPOCH << 2;
+
+let compiled: WebAssembly.Module | null | undefined;
+let enabled = true;
+
+/** The compiled kernel, or null where this runtime lacks shared WebAssembly memory. */
+function kernelModule(): WebAssembly.Module | null {
+  if (compiled === undefined) {
+    compiled = null;
+    try {
+      const binary = atob(KERNEL_BASE64);
+      const bytes = new Uint8Array(binary.length);
+      for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+      compiled = new WebAssembly.Module(bytes);
+    } catch {
+      // No WebAssembly, or no threads proposal: the JavaScript paths serve.
+    }
+  }
+  return compiled;
+}
+
+/**
+ * A shared WebAssembly memory of `initialBytes`, growable to `maxBytes`, and
+ * its growable SharedArrayBuffer; null where the runtime cannot make one (or
+ * tests turned the kernel off), and the heap then uses a plain growable
+ * SharedArrayBuffer.
+ */
+export function createKernelMemory(
+  initialBytes: number,
+  maxBytes: number,
+): { memory: WebAssembly.Memory; sab: SharedArrayBuffer } | null {
+  if (!enabled || kernelModule() === null) return null;
+  try {
+    const memory = new WebAssembly.Memory({
+      initial: initialBytes / PAGE_BYTES,
+      maximum: maxBytes / PAGE_BYTES,
+      shared: true,
+    });
+    const toResizable = (memory as { toResizableBuffer?: () => SharedArrayBuffer })
+      .toResizableBuffer;
+    if (typeof toResizable !== "function") return null;
+    const sab = toResizable.call(memory);
+    return sab.growable ? { memory, sab } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The kernel over `memory`, or null where it cannot be instantiated. */
+export function instantiateKernel(memory: WebAssembly.Memory): Kernel | null {
+  const module = kernelModule();
+  if (module === null) return null;
+  try {
+    return new WebAssembly.Instance(module, { sabre: { memory } }).exports as unknown as Kernel;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Turns the kernel on or off for heaps created from now on in this worker,
+ * and returns the previous setting. For tests of the JavaScript paths.
+ */
+export function setKernelEnabled(on: boolean): boolean {
+  const was = enabled;
+  enabled = on;
+  return was;
+}

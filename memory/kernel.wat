@@ -1,0 +1,111 @@
+;; sabre's kernel: the hottest read paths, compiled to WebAssembly over the
+;; heap's own memory.
+;;
+;; Why: V8 compiles every `Atomics.load`/`Atomics.store` in JavaScript to a
+;; call of a builtin (8-13 ns each), while a WebAssembly `i32.atomic.load` is
+;; one instruction (a plain load on x86-64, LDAR on ARM64). A lookup that needs
+;; an epoch pin (two stores) and two or three atomic loads therefore costs
+;; several times less here, call included.
+;;
+;; Memory model: WebAssembly atomics are sequentially consistent and share
+;; ECMAScript's memory model with `Atomics`, so each function below follows
+;; the same rule as the JavaScript it replaces: words that others change are
+;; read with atomic loads (pattern a); plain loads only read memory behind a
+;; pointer that an atomic load returned, which is immutable once published and
+;; freed only through epochs (pattern b), while the function holds a pin.
+;;
+;; Pinning: `pinAt` is the byte address of the calling worker's epoch word, or
+;; 0 when the worker is pinned already (then the function leaves it alone). A
+;; pin stores the global epoch (header word H_EPOCH, byte `epochAt`) in that
+;; word and the unpin stores 0, as SharedHeap.pin()/unpin() do. No function
+;; can trap between the two, so a pin is never left behind.
+;;
+;; Results are f64: the value, or one of two sentinels that no integer value
+;; can equal. SLOW (2^-1000 * 1.5): the caller must take its general path.
+;; ABSENT (2^-1000 * 2.5): the key is absent. An f64 value that happens to
+;; equal a sentinel is still answered correctly, by the general path.
+;;
+;; The bytes embedded in _kernel.ts are this file assembled by
+;; `deno task kernel`; a test checks that they match.
+(module
+  (import "sabre" "memory" (memory 1 65536 shared))
+
+  (global $SLOW f64 (f64.const 0x1.8p-1000))
+  (global $ABSENT f64 (f64.const 0x1.4p-999))
+
+  (func $pin (param $pinAt i32) (param $epochAt i32)
+    (if (local.get $pinAt)
+      (then (i32.atomic.store (local.get $pinAt) (i32.atomic.load (local.get $epochAt))))))
+
+  (func $unpin (param $pinAt i32)
+    (if (local.get $pinAt)
+      (then (i32.atomic.store (local.get $pinAt) (i32.const 0)))))
+
+  ;; Loc.get: the location word holds a cell pointer (even: the cell's f64 is
+  ;; the value, pattern b) or a descriptor pointer (odd: a commit is under way,
+  ;; the general path resolves it).
+  (func (export "locGet") (param $word i32) (param $pinAt i32) (param $epochAt i32) (result f64)
+    (local $p i32) (local $value f64)
+    (call $pin (local.get $pinAt) (local.get $epochAt))
+    (local.set $p (i32.atomic.load (local.get $word)))
+    (local.set $value
+      (if (result f64) (i32.and (local.get $p) (i32.const 1))
+        (then (global.get $SLOW))
+        (else (f64.load (local.get $p)))))
+    (call $unpin (local.get $pinAt))
+    (local.get $value))
+
+  ;; HashMap's mix32 (hashmap.ts), bit for bit.
+  (func $mix32 (param $x i32) (result i32)
+    (local.set $x (i32.mul (i32.xor (local.get $x) (i32.shr_u (local.get $x) (i32.const 16)))
+                           (i32.const 0x85ebca6b)))
+    (local.set $x (i32.mul (i32.xor (local.get $x) (i32.shr_u (local.get $x) (i32.const 13)))
+                           (i32.const 0xc2b2ae35)))
+    (i32.xor (local.get $x) (i32.shr_u (local.get $x) (i32.const 16))))
+
+  ;; HashMap.get for an i32 or u32 key (hashmap.ts #getInt32Key): the root
+  ;; table's slots, probed linearly. `header` is the map header's byte
+  ;; address; its word 5 (H_TABLE) holds the root table descriptor, whose
+  ;; words 0 and 1 (capacity, slot array) never change. A slot holds 0 or an
+  ;; entry pointer with tags FROZEN 1, DELETED 2, COPIED 4. An entry is
+  ;; [key, value] with the value at byte `valueAt`; `valueKind` is the value
+  ;; codec: 1 i32, 2 u32, 3 f64. A frozen slot or a full probe answers SLOW.
+  (func (export "hashmapGetInt")
+    (param $header i32) (param $key i32) (param $valueAt i32) (param $valueKind i32)
+    (param $pinAt i32) (param $epochAt i32) (result f64)
+    (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
+    (local $slot i32) (local $entry i32) (local $result f64)
+    (call $pin (local.get $pinAt) (local.get $epochAt))
+    (local.set $table (i32.atomic.load offset=20 (local.get $header)))
+    (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
+    (local.set $slots (i32.load offset=4 (local.get $table)))
+    (local.set $i (i32.and (call $mix32 (local.get $key)) (local.get $mask)))
+    (local.set $result (global.get $SLOW))
+    (block $done
+      (loop $probe
+        (local.set $slot
+          (i32.atomic.load (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2)))))
+        (if (i32.eqz (local.get $slot))
+          (then (local.set $result (global.get $ABSENT)) (br $done)))
+        (br_if $done (i32.and (local.get $slot) (i32.const 1)))
+        (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
+        (if (i32.eq (i32.load (local.get $entry)) (local.get $key))
+          (then
+            (local.set $result
+              (if (result f64) (i32.and (local.get $slot) (i32.const 2))
+                (then (global.get $ABSENT))
+                (else
+                  (local.set $entry (i32.add (local.get $entry) (local.get $valueAt)))
+                  (if (result f64) (i32.eq (local.get $valueKind) (i32.const 1))
+                    (then (f64.convert_i32_s (i32.load (local.get $entry))))
+                    (else
+                      (if (result f64) (i32.eq (local.get $valueKind) (i32.const 2))
+                        (then (f64.convert_i32_u (i32.load (local.get $entry))))
+                        (else (f64.load (local.get $entry)))))))))
+            (br $done)))
+        (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
+    (call $unpin (local.get $pinAt))
+    (local.get $result))
+)

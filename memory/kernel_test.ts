@@ -1,0 +1,149 @@
+/**
+ * Tests of the kernel's plumbing: the embedded bytes are kernel.wat
+ * assembled, handles carry the heap's memory and attach() takes it, a kernel
+ * call pins and unpins like pin()/unpin(), and a worker reads memory the heap
+ * gained after it attached. The structures' own tests run their kernel paths
+ * and their JavaScript paths against models.
+ */
+
+import assert from "node:assert/strict";
+import { HandleError, SharedHeap } from "./mod.ts";
+import { EPOCH_AT, KERNEL_SLOW } from "./_kernel.ts";
+import { KERNEL_BASE64 } from "./_kernel_bytes.ts";
+import { assembleKernel } from "./_kernel_build.ts";
+import { H_EPOCH } from "./_layout.ts";
+import { heapWithKernel } from "../testing/kernel.ts";
+import { runWorkers, spawnWorkers } from "../testing/harness.ts";
+import type { KernelGrowthArgs } from "./_heap_test_workers.ts";
+
+const fixtures = new URL("./_heap_test_workers.ts", import.meta.url);
+
+/**
+ * A location word pointing at an f64 cell holding `value`, both in a new
+ * block of `bytes` (a large one lies past every earlier page).
+ */
+function locationWord(heap: SharedHeap, value: number, bytes = 32): number {
+  const word = heap.allocate(bytes);
+  const cell = word + 16;
+  heap.f64[cell >> 3] = value;
+  Atomics.store(heap.i32, word >> 2, cell);
+  return word;
+}
+
+Deno.test("kernel: the embedded bytes are kernel.wat assembled (deno task kernel)", async () => {
+  const assembled = await assembleKernel();
+  const embedded = Uint8Array.from(atob(KERNEL_BASE64), (c) => c.charCodeAt(0));
+  assert.deepEqual(embedded, assembled, "run `deno task kernel` after editing kernel.wat");
+});
+
+Deno.test("kernel: a heap has one here, and handles carry its memory", () => {
+  const heap = SharedHeap.create();
+  assert.ok(heap.memory instanceof WebAssembly.Memory);
+  assert.ok(heap.kernel !== null);
+  assert.equal(heap.handle.memory, heap.memory);
+  assert.equal(heap.handleOf("my.Thing", 3, 64).memory, heap.memory);
+  assert.equal(heap.memory.buffer.byteLength, heap.sab.byteLength);
+  const plain = heapWithKernel(false);
+  assert.equal(plain.memory, null);
+  assert.equal(plain.kernel, null);
+  assert.equal("memory" in plain.handle, false);
+});
+
+Deno.test("kernel: the buffer grows with the memory, past the initial size", () => {
+  const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 64 << 20 });
+  const blocks: number[] = [];
+  while (heap.sab.byteLength < 8 << 20) blocks.push(heap.allocate(1 << 16));
+  assert.equal(heap.memory!.buffer.byteLength, heap.sab.byteLength);
+  const word = locationWord(heap, -1.25, 1 << 16);
+  assert.ok(word > 1 << 20);
+  assert.equal(heap.kernel!.locGet(word, heap.kernelPinAt(), EPOCH_AT), -1.25);
+  for (const b of blocks) heap.free(b);
+});
+
+Deno.test("kernel: a call pins its own epoch and unpins, or leaves an outer pin alone", () => {
+  const heap = SharedHeap.create();
+  const kernel = heap.kernel!;
+  const word = locationWord(heap, 7.5);
+  const pinAt = heap.kernelPinAt();
+  assert.ok(pinAt > 0 && pinAt % 4 === 0);
+  assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0);
+  assert.equal(kernel.locGet(word, pinAt, EPOCH_AT), 7.5);
+  assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0, "unpinned after the call");
+  {
+    using _guard = heap.pin();
+    const pinnedAt = Atomics.load(heap.i32, pinAt >> 2);
+    assert.ok(pinnedAt > 0);
+    assert.equal(heap.kernelPinAt(), 0);
+    assert.equal(kernel.locGet(word, heap.kernelPinAt(), EPOCH_AT), 7.5);
+    assert.equal(Atomics.load(heap.i32, pinAt >> 2), pinnedAt, "the outer pin stays");
+  }
+  assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0);
+  // A pin in the kernel holds back reclamation like pin(): the epoch word it
+  // stores is the global epoch.
+  assert.equal(EPOCH_AT, H_EPOCH * 4);
+  // A word holding a descriptor (odd) sends the caller to its general path.
+  Atomics.store(heap.i32, word >> 2, 8 * 1024 + 1);
+  assert.equal(kernel.locGet(word, pinAt, EPOCH_AT), KERNEL_SLOW);
+  assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0);
+  heap.close();
+  assert.throws(() => heap.kernelPinAt(), /closed/);
+});
+
+Deno.test("kernel: attach takes the memory from a handle, later if the first lacked it", () => {
+  const heap = SharedHeap.create();
+  const { memory: _memory, ...bare } = heap.handle;
+  // In this realm the heap exists already and keeps its kernel.
+  assert.equal(SharedHeap.attach(structuredClone(bare)), heap);
+  assert.ok(heap.kernel !== null);
+  assert.throws(
+    () => SharedHeap.attach({ ...heap.handle, memory: {} as WebAssembly.Memory }),
+    (e: unknown) => e instanceof HandleError && /not a WebAssembly.Memory/.test(e.message),
+  );
+  const other = SharedHeap.create();
+  assert.throws(
+    () => SharedHeap.attach({ ...heap.handle, memory: other.memory! }),
+    (e: unknown) => e instanceof HandleError && /not the memory of its heap/.test(e.message),
+  );
+});
+
+Deno.test("kernel: a worker attached from a bare handle runs without it, then upgrades", async () => {
+  const heap = SharedHeap.create();
+  const { memory: _memory, ...bare } = heap.handle;
+  const results = await runWorkers<unknown, [boolean, boolean]>({
+    module: fixtures,
+    fn: "kernelUpgrade",
+    workers: 1,
+    args: { bare, full: heap.handle },
+  });
+  assert.deepEqual(results, [[false, true]]);
+});
+
+Deno.test("kernel: a worker reads through the kernel memory the heap gained after it attached", async () => {
+  const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 64 << 20 });
+  const mailbox = heap.allocateZeroed(16);
+  const group = spawnWorkers<KernelGrowthArgs, unknown>({
+    module: fixtures,
+    fn: "kernelAfterGrowth",
+    workers: 2,
+    heap,
+    args: { mailbox },
+  });
+  try {
+    while (Atomics.load(heap.i32, (mailbox >> 2) + 2) < 2) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    const blocks: number[] = [];
+    while (heap.sab.byteLength < 8 << 20) blocks.push(heap.allocate(1 << 16));
+    const word = locationWord(heap, Math.PI, 1 << 16);
+    assert.ok(word > 1 << 20);
+    Atomics.store(heap.i32, (mailbox >> 2) + 1, word);
+    Atomics.store(heap.i32, mailbox >> 2, 1);
+    Atomics.notify(heap.i32, mailbox >> 2);
+    const results = await group.results;
+    for (const r of results) {
+      assert.deepEqual(r, { kernel: true, value: Math.PI, staleViews: true, pinned: false });
+    }
+  } finally {
+    await group.terminateAll();
+  }
+});
