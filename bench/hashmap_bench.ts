@@ -57,6 +57,7 @@ import {
 import { HashMap } from "../hashmap/mod.ts";
 import { seededRandom } from "../testing/harness.ts";
 import { SharedHeap } from "../memory/mod.ts";
+import { heapWithKernel } from "../testing/kernel.ts";
 
 let sink = 0;
 
@@ -139,9 +140,15 @@ bytesPerEntry();
 
 const intHeap = SharedHeap.create({ maxBytes: 256 << 20 });
 const intMap = HashMap.create(intHeap, { key: "i32", value: "i32" });
+/** The same map in a heap without the WebAssembly kernel: get's JavaScript path. */
+const plainIntMap = HashMap.create(heapWithKernel(false, { maxBytes: 256 << 20 }), {
+  key: "i32",
+  value: "i32",
+});
 const jsIntMap = new Map<number, number>();
 for (let i = 0; i < N; i++) {
   intMap.set(intKey(i), i);
+  plainIntMap.set(intKey(i), i);
   jsIntMap.set(intKey(i), i);
 }
 for (let i = 0; i < 1000; i++) {
@@ -187,6 +194,17 @@ Deno.bench({
   },
 });
 
+Deno.bench({
+  name: `sabre HashMap.get, JavaScript path (heap without the kernel) (x${BATCH})`,
+  group: GET_INT,
+  fn() {
+    const at = nextBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += plainIntMap.get(intKey(order[at + i]))!;
+    sink ^= s;
+  },
+});
+
 const SET_INT = "set existing key, i32 keys, 1M entries";
 
 Deno.bench({
@@ -225,9 +243,11 @@ Deno.bench({
 const SMALL = 10_000;
 const smallHeap = SharedHeap.create();
 const smallMap = HashMap.create(smallHeap, { key: "i32", value: "i32" });
+const plainSmallMap = HashMap.create(heapWithKernel(false), { key: "i32", value: "i32" });
 const jsSmallMap = new Map<number, number>();
 for (let i = 0; i < SMALL; i++) {
   smallMap.set(intKey(i), i);
+  plainSmallMap.set(intKey(i), i);
   jsSmallMap.set(intKey(i), i);
 }
 const smallOrder = new Int32Array(1 << 16);
@@ -274,6 +294,17 @@ Deno.bench({
     smallHeap.pin();
     for (let i = 0; i < BATCH; i++) s += smallMap.get(smallOrder[at + i])!;
     smallHeap.unpin();
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.get, JavaScript path (heap without the kernel) (x${BATCH})`,
+  group: GET_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += plainSmallMap.get(smallOrder[at + i])!;
     sink ^= s;
   },
 });
