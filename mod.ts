@@ -13,7 +13,7 @@
  * const heap = SharedHeap.create({ maxBytes: 64 << 20 });
  * const counter = heap.allocateZeroed(4);
  * Atomics.add(heap.i32, counter >> 2, 1);
- * heap.setRoot("counter", { kind: "app.Counter", version: 1, sab: heap.sab, offset: counter });
+ * heap.setRoot("counter", heap.handleOf("app.Counter", 1, counter));
  * // in any worker holding the heap:
  * const found = heap.root("counter");
  * console.assert(found !== undefined && Atomics.load(heap.i32, found.offset >> 2) === 1);

@@ -558,7 +558,7 @@ export class SharedHeap implements Disposable {
    * ```ts
    * import { SharedHeap } from "@sabre/sabre";
    * const heap = SharedHeap.create();
-   * const handle = { kind: "my.Thing", version: 1, sab: heap.sab, offset: 0 };
+   * const handle = heap.handleOf("my.Thing", 1, 0);
    * console.assert(SharedHeap.fromHandle(handle, "my.Thing", 1, "Thing") === heap);
    * ```
    */
@@ -1700,7 +1700,7 @@ export class SharedHeap implements Disposable {
    * import { SharedHeap } from "@sabre/sabre";
    * const heap = SharedHeap.create();
    * const block = heap.allocate(64);
-   * heap.setRoot("config", { kind: "app.Config", version: 1, sab: heap.sab, offset: block });
+   * heap.setRoot("config", heap.handleOf("app.Config", 1, block));
    * console.assert(heap.root("config")?.offset === block);
    * ```
    */
@@ -1722,7 +1722,7 @@ export class SharedHeap implements Disposable {
    * const heap = SharedHeap.create();
    * const first = heap.allocate(64);
    * const second = heap.allocate(64);
-   * const handle = (offset: number) => ({ kind: "app.Config", version: 1, sab: heap.sab, offset });
+   * const handle = (offset: number) => heap.handleOf("app.Config", 1, offset);
    * console.assert(heap.setRootIfAbsent("config", handle(first)).offset === first);
    * const winner = heap.setRootIfAbsent("config", handle(second));
    * console.assert(winner.offset === first); // the earlier root stays
@@ -1851,7 +1851,7 @@ export class SharedHeap implements Disposable {
     const kind = new TextDecoder().decode(
       loadBytes(i32, entry + R_KIND, Atomics.load(i32, entry + R_KIND_LEN)),
     );
-    return { kind: kind as K, version, sab: this.sab, offset };
+    return this.handleOf(kind as K, version, offset);
   }
 
   /**
