@@ -337,12 +337,8 @@ Deno.test("roots: set, find, replace, delete, and bad input", () => {
   const heap = SharedHeap.create();
   const a = heap.allocate(64);
   const b = heap.allocate(64);
-  const handle = (offset: number, kind = "app.Thing"): SharedHandle => ({
-    kind,
-    version: 1,
-    sab: heap.sab,
-    offset,
-  });
+  const handle = (offset: number, kind = "app.Thing"): SharedHandle =>
+    heap.handleOf(kind, 1, offset);
   heap.setRoot("counts", handle(a));
   heap.setRoot("índice ✓", handle(b, "app.Índice"));
   assert.deepEqual(heap.root("counts"), handle(a));
@@ -384,12 +380,7 @@ Deno.test("heap: setRootIfAbsent publishes once and hands later callers the firs
   const heap = SharedHeap.create();
   const a = heap.allocate(64);
   const b = heap.allocate(64);
-  const handle = (offset: number, kind = "app.Counts") => ({
-    kind,
-    version: 1,
-    sab: heap.sab,
-    offset,
-  });
+  const handle = (offset: number, kind = "app.Counts") => heap.handleOf(kind, 1, offset);
   assert.deepEqual(heap.setRootIfAbsent("counts", handle(a)), handle(a));
   assert.deepEqual(heap.setRootIfAbsent("counts", handle(b, "app.Other")), handle(a));
   assert.deepEqual(heap.root("counts"), handle(a));
