@@ -454,14 +454,21 @@ export class HashMap<K, V> {
       const heap = this.#heap;
       const kernel = heap.kernel;
       if (kernel === null || this.#kernelValueKind === 0) return this.#getInt32Key(key);
-      const found = kernel.hashmapGetInt(
-        this.#header << 2,
-        key,
-        this.#fixedValueAt,
-        this.#kernelValueKind,
-        heap.kernelPinAt(),
-        EPOCH_AT,
-      );
+      const pinAt = heap.kernelPinAt();
+      let found: number;
+      try {
+        found = kernel.hashmapGetInt(
+          this.#header << 2,
+          key,
+          this.#fixedValueAt,
+          this.#kernelValueKind,
+          pinAt,
+          EPOCH_AT,
+        );
+      } catch (e) {
+        heap.kernelTrapped(pinAt, e);
+        return FALL_BACK;
+      }
       // An f64 value may equal a sentinel: the general path tells them apart.
       if (found === KERNEL_ABSENT && this.#kernelValueKind !== 3) return undefined;
       return found === KERNEL_SLOW || found === KERNEL_ABSENT ? FALL_BACK : found as V;

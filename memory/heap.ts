@@ -707,6 +707,27 @@ export class SharedHeap implements Disposable {
   }
 
   /**
+   * For a kernel call that trapped: undoes the pin the call took (`pinAt`
+   * as given to it) when `error` is a WebAssembly trap, and rethrows
+   * anything else. The caller then takes its JavaScript path. A kernel
+   * function traps only on memory that another worker has just added and
+   * this worker's instance has not seen yet.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * heap.kernelTrapped(0, new WebAssembly.RuntimeError("out of bounds"));
+   * ```
+   */
+  kernelTrapped(pinAt: number, error: unknown): void {
+    // The instance's idea of the memory's size lags another worker's grow()
+    // until V8 tells it; the function stopped between its pin and unpin.
+    if (!(error instanceof WebAssembly.RuntimeError)) throw error;
+    if (pinAt !== 0) Atomics.store(this.i32, pinAt >> 2, 0);
+  }
+
+  /**
    * For a kernel call that pins on its own: the byte address of this
    * worker's epoch word when it holds no pin, or 0 when it is pinned already
    * (the call must then leave the word alone). Joins the registry on first

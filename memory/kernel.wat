@@ -17,8 +17,10 @@
 ;; Pinning: `pinAt` is the byte address of the calling worker's epoch word, or
 ;; 0 when the worker is pinned already (then the function leaves it alone). A
 ;; pin stores the global epoch (header word H_EPOCH, byte `epochAt`) in that
-;; word and the unpin stores 0, as SharedHeap.pin()/unpin() do. No function
-;; can trap between the two, so a pin is never left behind.
+;; word and the unpin stores 0, as SharedHeap.pin()/unpin() do. A function
+;; traps (out of bounds) when it meets memory that another worker has just
+;; grown and this instance has not been told about yet; the caller then
+;; undoes the pin with SharedHeap.kernelTrapped and takes its JavaScript path.
 ;;
 ;; Results are f64: the value, or one of two sentinels that no integer value
 ;; can equal. SLOW (2^-1000 * 1.5): the caller must take its general path.

@@ -399,7 +399,13 @@ export class Loc {
     const heap = d.heap;
     const kernel = heap.kernel;
     if (kernel !== null) {
-      const value = kernel.locGet(this.w << 2, heap.kernelPinAt(), EPOCH_AT);
+      const pinAt = heap.kernelPinAt();
+      let value = KERNEL_SLOW;
+      try {
+        value = kernel.locGet(this.w << 2, pinAt, EPOCH_AT);
+      } catch (e) {
+        heap.kernelTrapped(pinAt, e);
+      }
       // A value equal to the sentinel is answered by the path below too.
       if (value !== KERNEL_SLOW) return value;
     }
