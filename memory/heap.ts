@@ -615,6 +615,7 @@ export class SharedHeap implements Disposable {
     if (!Number.isInteger(handle.offset) || handle.offset < 0 || handle.offset >= sab.byteLength) {
       fail("the handle's offset is outside the heap", handle.offset);
     }
+    const uid = heapUid(header);
     const memory = handle.memory;
     if (memory !== undefined) {
       if (!(memory instanceof WebAssembly.Memory)) {
@@ -623,10 +624,9 @@ export class SharedHeap implements Disposable {
       const buffer = memory.buffer;
       if (
         !(buffer instanceof SharedArrayBuffer) || buffer.byteLength < 64 ||
-        heapUid(new Int32Array(buffer, 0, 16)) !== heapUid(header)
+        heapUid(new Int32Array(buffer, 0, 16)) !== uid
       ) fail("the handle's 'memory' is not the memory of its heap", memory);
     }
-    const uid = heapUid(header);
     let heap = realmHeaps.get(uid)?.deref();
     if (heap === undefined) {
       heap = new SharedHeap(sab, memory ?? null);
