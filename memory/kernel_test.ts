@@ -147,3 +147,36 @@ Deno.test("kernel: a worker reads through the kernel memory the heap gained afte
     await group.terminateAll();
   }
 });
+
+Deno.test("kernel: a trap leaves the call's pin behind, and kernelTrapped undoes it", () => {
+  const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 64 << 20 });
+  const kernel = heap.kernel!;
+  const pinAt = heap.kernelPinAt();
+  // Past the memory's current size, as memory another worker has just added
+  // looks to an instance that has not been told yet.
+  const beyond = heap.sab.byteLength + (1 << 16);
+  let trap: unknown;
+  try {
+    kernel.locGet(beyond, pinAt, EPOCH_AT);
+  } catch (e) {
+    trap = e;
+  }
+  assert.ok(trap instanceof WebAssembly.RuntimeError, `expected a trap, got ${trap}`);
+  assert.notEqual(Atomics.load(heap.i32, pinAt >> 2), 0, "the trap stopped between pin and unpin");
+  heap.kernelTrapped(pinAt, trap);
+  assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0);
+  // Inside an outer pin the call took none, and the outer pin stays.
+  {
+    using _guard = heap.pin();
+    const outer = Atomics.load(heap.i32, pinAt >> 2);
+    assert.throws(
+      () => kernel.locGet(beyond, heap.kernelPinAt(), EPOCH_AT),
+      WebAssembly.RuntimeError,
+    );
+    heap.kernelTrapped(heap.kernelPinAt(), new WebAssembly.RuntimeError("out of bounds"));
+    assert.equal(Atomics.load(heap.i32, pinAt >> 2), outer);
+  }
+  // Anything else is not the kernel's to swallow.
+  const other = new TypeError("not a trap");
+  assert.throws(() => heap.kernelTrapped(pinAt, other), (e: unknown) => e === other);
+});
