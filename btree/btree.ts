@@ -57,10 +57,12 @@
  * - **Merge** of a node under 40% full with a sibling (parent, node, then the
  *   sibling by try-lock): if both fit in one node they merge into the left
  *   one and the right node is removed (content pointer 0, header retired);
- *   otherwise they share their entries evenly. An underfull parent is then
- *   merged in turn, and a root left with one child hands the root to it.
- *   Merges are best effort under contention: a failed try-lock leaves the
- *   node underfull until a later delete in it tries again.
+ *   otherwise they share their entries evenly. The writer then descends
+ *   again and repairs the next underfull node on its path (a parent the
+ *   merge left underfull, say), until none is left; a root left with one
+ *   child hands the root to it. Merges are best effort under contention: a
+ *   failed try-lock leaves the node underfull until a later repair whose
+ *   path crosses it (any delete that leaves a leaf underfull below it).
  *
  * ## Limits
  *
@@ -972,7 +974,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
           if (d === 0) return undefined;
           this.#pathVersions[d] += 2; // our own unlock, nothing changed
           // An empty edge leaf that a merge has not removed yet: merge it now.
-          this.#rebalance(first ? TO_MIN : TO_MAX, d);
+          this.#rebalance(first ? TO_MIN : TO_MAX);
           continue;
         }
         const i = first ? 0 : n - 1;
@@ -992,7 +994,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         this.#publish(node, c, fresh);
         LatchWords.unlock(i32, (node >> 2) + N_VERSION);
         this.#count(-1);
-        if (n - 1 < this.#minLeaf && d > 0) this.#tryRebalance(first ? TO_MIN : TO_MAX, d);
+        if (n - 1 < this.#minLeaf && d > 0) this.#tryRebalance(first ? TO_MIN : TO_MAX);
         return entry;
       }
     } finally {
@@ -1123,7 +1125,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         this.#publish(node, c, fresh);
         LatchWords.unlock(heap.i32, latch);
         if (delta !== 0) this.#count(delta);
-        if (delta < 0 && n - 1 < this.#minLeaf && d > 0) this.#tryRebalance(TO_KEY, d);
+        if (delta < 0 && n - 1 < this.#minLeaf && d > 0) this.#tryRebalance(TO_KEY);
         return result;
       }
     } finally {
@@ -1351,9 +1353,9 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * #rebalance after a completed removal: a full heap only postpones the
    * merge, it must not fail the removal.
    */
-  #tryRebalance(mode: number, depth: number): void {
+  #tryRebalance(mode: number): void {
     try {
-      this.#rebalance(mode, depth);
+      this.#rebalance(mode);
     } catch (e) {
       if (!(e instanceof HeapExhaustedError) && !(e instanceof TimeoutError)) throw e;
     }
@@ -1368,48 +1370,56 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
-   * Merges or rebalances the underfull node at `depth` on the path to the
-   * staged key (or an edge) with a sibling, then its parent if that became
-   * underfull, and shrinks the root when it is left with one child. Best
-   * effort: gives up when a latch is taken.
+   * Repairs the path to the staged key (or an edge): merges or rebalances
+   * its deepest underfull node that has a sibling, descends again and
+   * repeats, and shrinks the root while it has one child. Stops when the
+   * path has no underfull node left. Rescanning the whole path, rather than
+   * walking up from the leaf, also clears what earlier best-effort repairs
+   * skipped under contention (an empty leaf, an inner node with one child),
+   * so an emptied tree always returns to one leaf. Best effort: gives up
+   * after a few latches found taken.
    */
-  #rebalance(mode: number, depth: number): void {
+  #rebalance(mode: number): void {
     const heap = this.#heap, format = this.#format;
-    for (let attempt = 0; attempt < 4 && depth >= 0;) {
+    // Each change removes a node or leaves the repaired pair above the
+    // threshold, so the loop ends; the bound only caps one call's latency.
+    for (let failures = 0, changes = 0; failures < 4 && changes < 4 * MAX_HEIGHT;) {
       if (!this.#descend(mode)) {
-        attempt++;
+        failures++;
         continue;
       }
-      if (depth > this.#pathDepth) return;
       let i32 = heap.i32;
-      const node = this.#pathNodes[depth], c = this.#pathContents[depth];
-      const n = countOf(i32, c >> 2);
-      const leaf = isLeaf(i32, c >> 2);
-      if (depth === 0) {
-        if (!leaf && n === 0) this.#shrinkRoot();
-        return;
+      // The deepest underfull node below the root whose parent has another child.
+      let depth = this.#pathDepth;
+      for (; depth > 0; depth--) {
+        const c = this.#pathContents[depth];
+        const n = countOf(i32, c >> 2);
+        const underfull = isLeaf(i32, c >> 2) ? n < this.#minLeaf : n + 1 < this.#minInner;
+        if (underfull && countOf(i32, this.#pathContents[depth - 1] >> 2) > 0) break;
       }
-      if (leaf ? n >= this.#minLeaf : n + 1 >= this.#minInner) return;
+      if (depth === 0) {
+        const rc = this.#pathContents[0];
+        if (isLeaf(i32, rc >> 2) || countOf(i32, rc >> 2) !== 0) return;
+        if (this.#shrinkRoot()) changes++;
+        else failures++;
+        continue;
+      }
+      const node = this.#pathNodes[depth], c = this.#pathContents[depth];
+      const leaf = isLeaf(i32, c >> 2);
       const parent = this.#pathNodes[depth - 1], pc = this.#pathContents[depth - 1];
       const pn = countOf(i32, pc >> 2);
-      if (pn === 0) {
-        // The parent has this node only (a merge below it went ahead of
-        // the merge of the parent itself): rebalance the parent first.
-        depth--; // bounded by the height: not an attempt
-        continue;
-      }
       const at = this.#pathChild[depth - 1];
       const sepAt = at < pn ? at : at - 1; // separator between the pair
       const sibling = i32[format.childWord(pc >> 2, pn, at < pn ? at + 1 : at - 1)];
       const parentLatch = (parent >> 2) + N_VERSION;
       const latch = (node >> 2) + N_VERSION;
       if (!LatchWords.tryUpgrade(i32, parentLatch, this.#pathVersions[depth - 1])) {
-        attempt++;
+        failures++;
         continue;
       }
       if (!LatchWords.tryUpgrade(i32, latch, this.#pathVersions[depth])) {
         LatchWords.unlock(i32, parentLatch);
-        attempt++;
+        failures++;
         continue;
       }
       if (sibling + NODE_BYTES > heap.mappedBytes) heap.ensure(sibling + NODE_BYTES);
@@ -1418,31 +1428,28 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       if (!LatchWords.tryLock(i32, siblingLatch)) {
         LatchWords.unlock(i32, latch);
         LatchWords.unlock(i32, parentLatch);
-        attempt++;
+        failures++;
         continue;
       }
       const sc = Atomics.load(i32, (sibling >> 2) + N_CONTENT);
       this.#ensureContent(sc);
       const leftNode = at < pn ? node : sibling, rightNode = at < pn ? sibling : node;
       const lc = at < pn ? c : sc, rc = at < pn ? sc : c;
-      let parentUnderfull = false;
       try {
-        parentUnderfull = this.#mergePair(parent, pc, pn, sepAt, leftNode, lc, rightNode, rc, leaf);
+        this.#mergePair(parent, pc, pn, sepAt, leftNode, lc, rightNode, rc, leaf);
       } finally {
         i32 = heap.i32;
         LatchWords.unlock(i32, siblingLatch);
         LatchWords.unlock(i32, latch);
         LatchWords.unlock(i32, parentLatch);
       }
-      if (!parentUnderfull) return;
-      depth--;
+      changes++;
     }
   }
 
   /**
    * With the parent and both children latched: merges the pair into the
-   * left node when it fits, else shares the entries evenly. Returns whether
-   * the parent is now underfull (or the root with one child).
+   * left node when it fits, else shares the entries evenly.
    */
   #mergePair(
     parent: number,
@@ -1454,7 +1461,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     rightNode: number,
     rc: number,
     leaf: boolean,
-  ): boolean {
+  ): void {
     const heap = this.#heap, format = this.#format;
     let i32 = heap.i32;
     const ln = countOf(i32, lc >> 2), rn = countOf(i32, rc >> 2);
@@ -1489,7 +1496,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       this.#publish(parent, pc, newParent);
       this.#publish(rightNode, rc, 0); // removed: readers that reach it restart
       heap.retire(rightNode);
-      return pn - 1 + 1 < this.#minInner || pn - 1 === 0;
+      return;
     }
     // Share evenly. The virtual sequence is left's keys, (the separator for
     // inner nodes), right's keys; its key m goes up (and, for leaves, stays
@@ -1531,7 +1538,6 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       this.#publish(parent, pc, newParent);
       this.#publish(leftNode, lc, newLeft);
     }
-    return false;
   }
 
   /** Adds pieces for positions [from, to) of the virtual key sequence. */
@@ -1577,18 +1583,18 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /** Hands the root to its only child. Best effort. */
-  #shrinkRoot(): void {
+  #shrinkRoot(): boolean {
     const heap = this.#heap;
-    if (!this.#descend(TO_MIN)) return;
+    if (!this.#descend(TO_MIN)) return false;
     let i32 = heap.i32;
     const root = this.#pathNodes[0], c = this.#pathContents[0];
-    if (isLeaf(i32, c >> 2) || countOf(i32, c >> 2) !== 0) return;
+    if (isLeaf(i32, c >> 2) || countOf(i32, c >> 2) !== 0) return true; // done by another
     const rootLatch = this.#header + H_ROOT_LATCH;
-    if (!LatchWords.tryUpgrade(i32, rootLatch, this.#rootVersion)) return;
+    if (!LatchWords.tryUpgrade(i32, rootLatch, this.#rootVersion)) return false;
     const latch = (root >> 2) + N_VERSION;
     if (!LatchWords.tryUpgrade(i32, latch, this.#pathVersions[0])) {
       LatchWords.unlock(i32, rootLatch);
-      return;
+      return false;
     }
     const child = i32[this.#format.childWord(c >> 2, 0, 0)];
     Atomics.store(i32, this.#header + H_ROOT, child);
@@ -1599,6 +1605,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     Atomics.sub(i32, this.#header + H_HEIGHT, 1);
     LatchWords.unlock(i32, latch);
     LatchWords.unlock(i32, rootLatch);
+    return true;
   }
 
   // ---------------------------------------------------------------- scans
