@@ -10,7 +10,9 @@
  *    batch: nested pins only bump a counter in JS, so the difference from
  *    the plain bench is the cost of the pin+unpin every operation pays.
  *    Goals: `get` at most 1.5× Map's time for i32 keys and 2× for 16-byte
- *    strings. A setup step prints the bytes per entry of an i32 → i32 map
+ *    strings. The string group also times reading each key's characters and
+ *    nothing else: the floor under any lookup that hashes the key itself.
+ *    A setup step prints the bytes per entry of an i32 → i32 map
  *    just before and just after it grows.
  * 2. **Concache's shape.** W writers and R readers over 10,000 keys, uniform
  *    or Zipf(1.03), on four maps: `sharedmap` (npm, the baseline), an
@@ -421,6 +423,23 @@ Deno.bench({
     const at = nextBatch();
     let s = 0;
     for (let i = 0; i < BATCH; i++) s += tightMap.get(lookupKeys[order[at + i]])!;
+    sink ^= s;
+  },
+});
+
+// The floor of any lookup that hashes the key itself: reading the 16
+// characters of each key with charCodeAt, and nothing else (Map.get uses the
+// hash V8 caches in the string object).
+Deno.bench({
+  name: `floor: read the key's characters, no lookup (x${BATCH})`,
+  group: GET_STRING,
+  fn() {
+    const at = nextBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) {
+      const key = lookupKeys[order[at + i]];
+      for (let c = 0; c < key.length; c++) s += key.charCodeAt(c);
+    }
     sink ^= s;
   },
 });
