@@ -1382,8 +1382,9 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #rebalance(mode: number): void {
     const heap = this.#heap, format = this.#format;
     // Each change removes a node or leaves the repaired pair above the
-    // threshold, so the loop ends; the bound only caps one call's latency.
-    for (let failures = 0, changes = 0; failures < 4 && changes < 4 * MAX_HEIGHT;) {
+    // threshold, so the loop ends once the path is repaired, however much
+    // debris it crosses; the bound is only a guard against a livelock.
+    for (let failures = 0, changes = 0; failures < 4 && changes < 1 << 16;) {
       if (!this.#descend(mode)) {
         failures++;
         continue;
