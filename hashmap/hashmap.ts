@@ -470,7 +470,7 @@ export class HashMap<K, V> {
         return FALL_BACK;
       }
       // An f64 value may equal a sentinel: the general path tells them apart.
-      if (found === KERNEL_ABSENT && this.#kernelValueKind !== 3) return undefined;
+      if (found === KERNEL_ABSENT && this.#kernelValueKind !== CODEC_IDS.f64) return undefined;
       return found === KERNEL_SLOW || found === KERNEL_ABSENT ? FALL_BACK : found as V;
     }
     if (this.#stringKeys && typeof key === "string") return this.#getAsciiKey(key);
@@ -481,7 +481,10 @@ export class HashMap<K, V> {
   readonly #int32Keys: boolean;
   /** i32 keys (u32 keys are never negative). */
   readonly #signedKeys: boolean;
-  /** The value codec that kernel.hashmapGetInt reads (1 i32, 2 u32, 3 f64), or 0: none. */
+  /**
+   * The value codec's id where kernel.hashmapGetInt can read its values
+   * (CODEC_IDS i32 1, u32 2, f64 3, the numbers kernel.wat tests), else 0.
+   */
   readonly #kernelValueKind: number;
 
   /**
