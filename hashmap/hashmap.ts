@@ -21,7 +21,8 @@
  *
  * ## Memory-model patterns
  *
- * - Slot words, root pointer, descriptor counters and NEXT: (a) all-atomic.
+ * - Slot words, root pointer, descriptor counters, NEXT and the two lock
+ *   words (promotion, sweep; 0 or the holder's heap ownerId): (a) all-atomic.
  * - Entries and the capacity/slots fields of a descriptor: (b) written with
  *   plain stores before the CAS or store that publishes them, never changed
  *   afterwards, freed only through epochs. Readers load the pointer with
@@ -59,13 +60,17 @@
  * ## Crashes
  *
  * A worker that dies mid-write leaks at most its new entry. One that dies
- * during migration leaves its chunk unfinished: the next writer that finds
- * every chunk claimed but not all done sweeps the whole table (freezing and
- * copying are idempotent). One that dies during that sweep, or while
- * promoting (holding the promotion lock), stops the root from moving on: the
- * map keeps working correctly on the chain of tables, but lookups walk the
- * chain and the old tables' memory is not reclaimed. A sweep cut short by an
- * error (a full heap) is retried by the next writer.
+ * during migration leaves its chunk unfinished: a writer that keeps finding
+ * every chunk claimed but not all done for SWEEP_AFTER_MS sweeps the whole
+ * table (freezing and copying are idempotent). The sweep and promotion
+ * locks hold their holder's heap ownerId: once a holder that died there is
+ * evicted from the heap (`evictWorker`), the next writer takes the lock
+ * over and finishes the job; until then the map keeps working correctly on
+ * the chain of tables, only lookups walk the chain. A promoter that died
+ * after moving the root leaks the old table and the entries only it owned.
+ * A sweep cut short by an error (a full heap) is retried by the next writer.
+ * Writers stop adding to a table's cursor once every chunk is claimed, so a
+ * stuck table never wraps it.
  *
  * @module
  */
@@ -81,6 +86,7 @@ import {
   type CodecValue,
   crashPoint,
   describeValue,
+  HeapExhaustedError,
   objectHandle,
   type Placement,
   placeObject,
@@ -92,7 +98,7 @@ import { encodeAsciiKey } from "../memory/_murmur.ts";
 import { EPOCH_AT, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
 
 const KIND = "sabre.HashMap";
-const LAYOUT_VERSION = 2;
+const LAYOUT_VERSION = 3;
 const TAG = tagOf("HMAP");
 
 // Header words.
@@ -124,6 +130,8 @@ const TAGS = 7;
 const MOVED = FROZEN;
 
 const CHUNK = 256;
+/** How long a worker sees a resize stalled on its last chunks before it sweeps (ms). */
+const SWEEP_AFTER_MS = 10;
 const MIN_CAPACITY = 16;
 const MAX_CAPACITY = 1 << 28;
 /** Largest maxKeyBytes/maxValueBytes: the codecs' own limit. */
@@ -801,7 +809,10 @@ export class HashMap<K, V> {
   }
 
   /**
-   * Removes `key`; returns whether it was present.
+   * Removes `key`; returns whether it was present. Allocates nothing: with
+   * the heap full it still succeeds, unless a resize has frozen the key's
+   * slot and the table it must be copied into is full too (then
+   * {@linkcode HeapExhaustedError}, leaving the map unchanged).
    *
    * @example
    * ```ts
@@ -1101,9 +1112,12 @@ export class HashMap<K, V> {
     const heap = this.#heap;
     const at = this.#valueAt(entry);
     switch (this.#valueKind) {
+      // The value may lie past the part of the entry that the caller ensured.
       case 1:
+        heap.ensure(at + 4);
         return heap.i32[at >> 2] as V;
       case 2:
+        heap.ensure(at + 4);
         return (heap.i32[at >> 2] >>> 0) as V;
       case 3:
         heap.ensure(at + 8);
@@ -1344,7 +1358,15 @@ export class HashMap<K, V> {
       for (;;) {
         heap.ensure(table + TABLE_BYTES);
         const next = this.#next(table);
-        if (next !== 0) this.#helpMigrate(table, next);
+        if (next !== 0) {
+          // Helping is optional: a delete, which allocates nothing of its
+          // own, must not fail because a copy found the heap full.
+          try {
+            this.#helpMigrate(table, next);
+          } catch (e) {
+            if (!(e instanceof HeapExhaustedError)) throw e;
+          }
+        }
         const slot = this.#probe(table, key, hash);
         if (slot === PROBE_MOVED) {
           table = next || this.#next(table);
@@ -1417,12 +1439,16 @@ export class HashMap<K, V> {
     const i32 = heap.i32;
     const capacity = i32[(table >> 2) + T_CAPACITY];
     const chunks = Math.ceil(capacity / CHUNK);
+    const cursor = (table >> 2) + T_CURSOR;
     for (let round = 0; round < 2; round++) {
-      const chunk = Atomics.add(heap.i32, (table >> 2) + T_CURSOR, 1);
+      // Claim by adding only while chunks remain: writers that keep meeting a
+      // table whose root cannot move on must never wrap the cursor around.
+      const chunk = Atomics.load(heap.i32, cursor) < chunks
+        ? Atomics.add(heap.i32, cursor, 1)
+        : chunks;
       if (chunk >= chunks) {
-        if (Atomics.load(heap.i32, (table >> 2) + T_DONE) < chunks) {
-          this.#sweep(table, next, chunks);
-        }
+        const done = Atomics.load(heap.i32, (table >> 2) + T_DONE);
+        if (done < chunks) this.#sweepIfStalled(table, next, chunks, done);
         break;
       }
       const end = Math.min(capacity, (chunk + 1) * CHUNK);
@@ -1439,14 +1465,37 @@ export class HashMap<K, V> {
   }
 
   /**
-   * Every chunk is claimed but not all are done: a helper may have died.
-   * One worker at a time freezes and copies the whole table (idempotent),
-   * then marks it done.
+   * Every chunk of `table` is claimed but only `done` are finished. Usually
+   * their helpers are still at work (a chunk takes microseconds), so the
+   * table is swept only once this worker has seen the same count for
+   * SWEEP_AFTER_MS: then a helper has died, or is off its core for long.
+   */
+  #sweepIfStalled(table: number, next: number, chunks: number, done: number): void {
+    const now = performance.now();
+    if (table !== this.#stalledTable || done !== this.#stalledDone) {
+      this.#stalledTable = table;
+      this.#stalledDone = done;
+      this.#stalledSince = now;
+    } else if (now - this.#stalledSince >= SWEEP_AFTER_MS) {
+      this.#sweep(table, next, chunks);
+    }
+  }
+
+  /** The table, finished-chunk count and time of the first stall #sweepIfStalled saw. */
+  #stalledTable = 0;
+  #stalledDone = 0;
+  #stalledSince = 0;
+
+  /**
+   * Freezes and copies the whole table (idempotent), then marks it done. One
+   * worker at a time: the sweep word holds the sweeper's ownerId, and is
+   * taken over from a sweeper that has left the registry.
    */
   #sweep(table: number, next: number, chunks: number): void {
     const heap = this.#heap;
     const sweepWord = (table >> 2) + T_SWEEP;
-    if (Atomics.compareExchange(heap.i32, sweepWord, 0, 1) !== 0) return;
+    if (!this.#takeLock(sweepWord)) return;
+    crashPoint("hashmap.sweep");
     const capacity = heap.i32[(table >> 2) + T_CAPACITY];
     const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
     heap.ensure((slots + capacity) * 4);
@@ -1519,25 +1568,55 @@ export class HashMap<K, V> {
     if (further !== 0) this.#insertCopy(further, entry);
   }
 
-  /** Moves the root past fully migrated tables, retiring them. */
+  /**
+   * Moves the root past fully migrated tables, retiring them. The promotion
+   * lock holds the promoter's ownerId; it is taken over from a promoter that
+   * has left the registry. A worker that finishes the last chunk while
+   * another holds the lock leaves the promotion to it: the holder looks again
+   * after releasing the lock (Atomics are sequentially consistent, so it sees
+   * that chunk done), and no promotion is lost.
+   */
   #tryPromote(): void {
     const heap = this.#heap;
-    const header = this.#header;
-    if (Atomics.compareExchange(heap.i32, header + H_PROMOTING, 0, 1) !== 0) return;
-    try {
-      for (;;) {
-        const table = Atomics.load(heap.i32, header + H_TABLE);
-        const next = this.#next(table);
-        if (next === 0) return;
-        const capacity = heap.i32[(table >> 2) + T_CAPACITY];
-        if (Atomics.load(heap.i32, (table >> 2) + T_DONE) < Math.ceil(capacity / CHUNK)) return;
-        Atomics.store(heap.i32, header + H_TABLE, next);
-        crashPoint("hashmap.promote");
-        this.#retireTable(table, next);
+    const lock = this.#header + H_PROMOTING;
+    while (this.#promotable()) {
+      if (!this.#takeLock(lock)) return;
+      try {
+        while (this.#promotable()) {
+          const table = Atomics.load(heap.i32, this.#header + H_TABLE);
+          const next = this.#next(table);
+          Atomics.store(heap.i32, this.#header + H_TABLE, next);
+          crashPoint("hashmap.promote");
+          this.#retireTable(table, next);
+        }
+      } finally {
+        Atomics.store(heap.i32, lock, 0);
       }
-    } finally {
-      Atomics.store(heap.i32, header + H_PROMOTING, 0);
     }
+  }
+
+  /** Whether the root table has a next table and every chunk of it is done. Caller is pinned. */
+  #promotable(): boolean {
+    const heap = this.#heap;
+    const table = Atomics.load(heap.i32, this.#header + H_TABLE);
+    heap.ensure(table + TABLE_BYTES);
+    if (this.#next(table) === 0) return false;
+    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
+    return Atomics.load(heap.i32, (table >> 2) + T_DONE) >= Math.ceil(capacity / CHUNK);
+  }
+
+  /**
+   * Takes the lock word at Int32 index `word` (0 when free, else its
+   * holder's ownerId), also from a holder that has left the registry: one
+   * that died holding it, and was evicted. False while a joined worker holds
+   * it.
+   */
+  #takeLock(word: number): boolean {
+    const heap = this.#heap;
+    const mine = heap.ownerId();
+    const seen = Atomics.compareExchange(heap.i32, word, 0, mine);
+    if (seen === 0) return true;
+    return heap.ownerLeft(seen) && Atomics.compareExchange(heap.i32, word, seen, mine) === seen;
   }
 
   /**

@@ -12,6 +12,7 @@ import fc from "fast-check";
 import { HashMap, type HashMapOptions } from "./mod.ts";
 import {
   type CodecName,
+  faultInjection,
   HandleError,
   HeapExhaustedError,
   SharedHeap,
@@ -1312,6 +1313,32 @@ Deno.test("exhaustion: deleting most keys of a map that filled the heap lets new
   // And the cycle repeats: fill up again, empty again.
   fillUntilExhausted(map, model, failed + 100, value);
   assertMatches(map, model, "after filling again");
+});
+
+Deno.test("exhaustion: delete succeeds when helping a resize runs out of memory", () => {
+  const heap = SharedHeap.create();
+  const map = HashMap.create(heap, { key: "i32", value: "i32", capacity: 16 });
+  // 13 keys pass 3/4 of 16 slots: the last claim publishes a next table.
+  for (let k = 0; k < 13; k++) map.set(k, k * 10);
+  assert.equal(map.capacity, 16);
+  // Copying fails in the middle of the first chunk, as a full heap would make it.
+  faultInjection.hook = (site) => {
+    if (site === "hashmap.migrate.chunk") throw new HeapExhaustedError(64, heap.maxBytes);
+  };
+  try {
+    assert.equal(map.delete(5), true);
+    assert.equal(map.delete(5), false);
+    assert.equal(map.deleteIf(6, 60), true);
+  } finally {
+    faultInjection.hook = undefined;
+  }
+  // Writers later sweep the stalled resize (after SWEEP_AFTER_MS) and move on.
+  const deadline = performance.now() + 10_000;
+  for (let k = 13; map.capacity === 16; k++) {
+    assert.ok(performance.now() < deadline, "the resize never finished");
+    map.set(k, k * 10);
+  }
+  for (let k = 0; k < 13; k++) assert.equal(map.get(k), k === 5 || k === 6 ? undefined : k * 10);
 });
 
 Deno.test("exhaustion: create on a full heap throws HeapExhaustedError and leaks nothing", () => {

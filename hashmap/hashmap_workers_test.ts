@@ -18,6 +18,7 @@ import {
   type ChurnArgs,
   type ChurnReport,
   type CountersArgs,
+  type DieSweepingArgs,
   type IterationArgs,
   type IteratorReport,
   type LinearizableArgs,
@@ -308,14 +309,15 @@ Deno.test("memory: set/delete churn on 10k keys keeps the heap and its live bloc
 const CRASH_SITES: {
   site: string;
   after: number;
-  rootMoves: boolean | undefined;
+  /** Whether the root must move on after the death (undefined: no resize involved). */
+  rootMoves: true | undefined;
   opsBefore?: number;
 }[] = [
   { site: "hashmap.resize.publish", after: 2, rootMoves: true },
   { site: "hashmap.migrate.chunk", after: 3, rootMoves: true },
-  // The promotion lock stays with the dead worker: the map keeps working on
-  // its chain of tables, whose root never moves again.
-  { site: "hashmap.promote", after: 2, rootMoves: false },
+  // The promotion lock holds the dead worker's ownerId: once it is evicted,
+  // the next writer takes the lock over and the root moves on.
+  { site: "hashmap.promote", after: 2, rootMoves: true },
   { site: "heap.page.take", after: 6, rootMoves: undefined },
   { site: "pool.split", after: 3, rootMoves: undefined },
   // The first growth must be the doomed worker's own: the others wait for it
@@ -388,10 +390,8 @@ for (const { site, after, rootMoves, opsBefore = 3000 } of CRASH_SITES) {
     });
     assert.equal(map.size, size);
     assert.ok(size >= grow);
-    if (rootMoves === true) {
+    if (rootMoves) {
       assert.ok(map.capacity > rootCapacity, `the root table stayed at ${rootCapacity} slots`);
-    } else if (rootMoves === false) {
-      assert.equal(map.capacity, rootCapacity, "the root moved, yet its lock holder died");
     }
     // And the main thread, another newcomer, reads and writes too.
     for (let j = 0; j < 100; j++) {
@@ -400,6 +400,38 @@ for (const { site, after, rootMoves, opsBefore = 3000 } of CRASH_SITES) {
     }
   });
 }
+
+Deno.test("termination: a worker dying inside a sweep leaves the lock to the next writer once evicted", async () => {
+  const heap = SharedHeap.create({ maxBytes: 256 * MiB });
+  const map = HashMap.create(heap, { key: "i32", value: "i32" });
+  const progress = new SharedArrayBuffer(4);
+  const group = spawnWorkers<DieSweepingArgs, never>({
+    module: fixtures,
+    fn: "dieSweeping",
+    workers: 1,
+    heap,
+    args: { map: map.handle, progress },
+    timeoutMs: 120_000,
+  });
+  const dying = new Promise<void>((resolve) => group.onMessage(() => resolve()));
+  await Promise.race([dying, group.results]);
+  await group.terminateAll(); // evicts its slot; the sweep word still names it
+  const set = Atomics.load(new Int32Array(progress), 0);
+  const stuckAt = map.capacity;
+  // This thread keeps writing: after SWEEP_AFTER_MS of the same stall it
+  // sweeps, taking the lock over, and the root moves on.
+  const deadline = performance.now() + 60_000;
+  let k = set;
+  while (map.capacity === stuckAt) {
+    assert.ok(performance.now() < deadline, `the root stayed at ${stuckAt} slots`);
+    map.set(k, ~k);
+    k++;
+  }
+  for (let i = 0; i < k; i++) {
+    if (i === set) continue; // the dead worker's last set may or may not have landed
+    assert.equal(map.get(i), ~i, `key ${i}`);
+  }
+});
 
 // ---------------------------------------------------------------------------
 // Oversubscription

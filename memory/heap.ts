@@ -260,6 +260,10 @@ const DEFAULT_INITIAL_BYTES = 1 << 20;
 const DEFAULT_MAX_WORKERS = 64;
 /** D_OWNER of a small page whose owner left with blocks still in use. */
 const ABANDONED = -1;
+/** ownerId(): the low bits hold slot + 1 (maxWorkers is at most 1024). */
+const OWNER_SLOT_BITS = 11;
+/** ownerId(): the slot's join count, modulo 2^20, above the slot bits. */
+const OWNER_JOINS_MASK = 0xfffff;
 /** Pins between two loads of the global epoch (see pin()). */
 const EPOCH_REFRESH = 16;
 /** Retired blocks between two collection attempts. */
@@ -824,6 +828,61 @@ export class SharedHeap implements Disposable {
    */
   get slot(): number {
     return this.#slot >= 0 ? this.#slot : this.join();
+  }
+
+  /**
+   * A positive int32 that names this worker's current stay in the registry:
+   * its slot and how many times that slot was joined before. For lock words
+   * of sabre's structures that must outlive a holder that dies: store the id
+   * in the word, and let others take the word over once
+   * {@linkcode SharedHeap.ownerLeft} says its holder has gone. Joins the
+   * registry on first use.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const id = heap.ownerId();
+   * console.assert(id > 0 && !heap.ownerLeft(id));
+   * ```
+   */
+  ownerId(): number {
+    const slot = this.slot;
+    const state = this.#lease!.state;
+    // Slot + 1 (at most 1024) in the low 11 bits, the join count (state >>> 1)
+    // in the 20 bits above: the word stays positive, and 0 stays "no holder".
+    return (((state >>> 1) & OWNER_JOINS_MASK) << OWNER_SLOT_BITS) | (slot + 1);
+  }
+
+  /**
+   * Whether the worker that got `id` from {@linkcode SharedHeap.ownerId}
+   * has left the registry since: it closed the heap, was evicted with
+   * `evictWorker`, or dropped the heap unclosed. A worker still joined never
+   * has left; after about a million rejoins of one slot an old id may read
+   * as present again (the holder then looks alive: never unsafe).
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const id = heap.ownerId();
+   * heap.close();
+   * console.assert(SharedHeap.attach(heap.handle).ownerLeft(id));
+   * ```
+   */
+  ownerLeft(id: number): boolean {
+    const slot = (id & ((1 << OWNER_SLOT_BITS) - 1)) - 1;
+    if (
+      !Number.isInteger(id) || id <= 0 || id > 0x7fffffff || slot < 0 || slot >= this.maxWorkers
+    ) {
+      throw new RangeError(
+        `Cannot check owner as 'id' must be a value that ownerId() returned: current value is ${
+          describeValue(id)
+        }`,
+      );
+    }
+    const state = Atomics.load(this.i32, this.#slotsBase + slot * (SLOT_BYTES >> 2) + S_STATE);
+    return (state & 1) === 0 || ((state >>> 1) & OWNER_JOINS_MASK) !== id >>> OWNER_SLOT_BITS;
   }
 
   /**

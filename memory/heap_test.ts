@@ -376,6 +376,26 @@ Deno.test("registry: join, slot reuse after close, evictWorker validation", () =
   assert.equal(SharedHeap.attach(heap.handle).stats().workers, 0);
 });
 
+Deno.test("registry: ownerId names one stay in a slot, ownerLeft sees it end; bad ids throw", () => {
+  const heap = SharedHeap.create({ maxWorkers: 2 });
+  const first = heap.ownerId();
+  const slot = heap.slot;
+  assert.ok(Number.isInteger(first) && first > 0, `ownerId ${first}`);
+  assert.equal(heap.ownerId(), first);
+  assert.equal(heap.ownerLeft(first), false);
+  heap.close();
+  const again = SharedHeap.attach(heap.handle);
+  assert.equal(again.ownerLeft(first), true, "a closed worker's id");
+  const second = again.ownerId(); // joins the same slot again
+  assert.equal(again.slot, slot);
+  assert.notEqual(second, first);
+  assert.equal(again.ownerLeft(first), true, "the slot's earlier stay");
+  assert.equal(again.ownerLeft(second), false);
+  for (const bad of [0, -1, 1.5, 3, 2 ** 31, NaN, "1"]) {
+    assertThrowsWith(() => again.ownerLeft(bad as number), RangeError, "'id'", String(bad));
+  }
+});
+
 Deno.test("heap: setRootIfAbsent publishes once and hands later callers the first root", () => {
   const heap = SharedHeap.create();
   const a = heap.allocate(64);
