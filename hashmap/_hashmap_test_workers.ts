@@ -9,6 +9,7 @@
 import { HashMap, type HashMapHandle } from "./mod.ts";
 import { faultInjection, type SharedHeap } from "../memory/mod.ts";
 import type { WorkerContext } from "../testing/harness.ts";
+import { installRetireAudit, type RetireAudit } from "../testing/retire_audit.ts";
 import {
   HistoryClock,
   type HistoryClockHandle,
@@ -399,6 +400,68 @@ export function churn(ctx: WorkerContext<ChurnArgs>): ChurnReport {
     if (present[j] === 1) map.delete(base + j);
   }
   return { maxLiveBlocks, maxHeapBytes };
+}
+
+// ---------------------------------------------------------------------------
+// Resizes both ways under a double-retire audit
+
+export interface AuditedResizesArgs {
+  readonly map: HashMapHandle;
+  readonly audit: RetireAudit;
+  /** Keys of each worker; the map grows to about workers * keysPerWorker. */
+  readonly keysPerWorker: number;
+  /** Fill and drain rounds. */
+  readonly rounds: number;
+}
+
+/**
+ * Fills its own keys, overwrites some, then deletes nearly all of them,
+ * round after round: with the others doing the same, the map grows and
+ * shrinks again and again, so tables are migrated and retired while writers
+ * replace and delete entries that tables share. Every retire goes through
+ * the audit; the worker checks its keys after each phase.
+ */
+export function auditedResizes(ctx: WorkerContext<AuditedResizesArgs>): number {
+  const heap = heapOf(ctx);
+  installRetireAudit(heap, ctx.args.audit);
+  const { keysPerWorker, rounds } = ctx.args;
+  const map = HashMap.attach<number, number>(ctx.args.map);
+  const base = ctx.index * keysPerWorker;
+  const value = new Int32Array(keysPerWorker);
+  let writes = 0;
+  for (let round = 0; round < rounds; round++) {
+    for (let j = 0; j < keysPerWorker; j++) {
+      value[j] = round * keysPerWorker + j;
+      map.set(base + j, value[j]);
+      writes++;
+      // Overwrite a random earlier key now and then: a replaced entry may
+      // be one that an older table still shares.
+      if (ctx.random() < 0.3) {
+        const k = ctx.randomInt(j + 1);
+        value[k] = ~value[k];
+        map.set(base + k, value[k]);
+        writes++;
+      }
+    }
+    for (let j = 0; j < keysPerWorker; j++) {
+      const got = map.get(base + j);
+      if (got !== value[j]) {
+        throw new Error(`round ${round}: key ${base + j} is ${got}, not ${value[j]}`);
+      }
+    }
+    const keep = ctx.randomInt(8);
+    for (let j = keep; j < keysPerWorker; j++) {
+      if (!map.delete(base + j)) throw new Error(`round ${round}: key ${base + j} was gone`);
+      writes++;
+    }
+    for (let j = 0; j < keysPerWorker; j++) {
+      const got = map.get(base + j);
+      if (got !== (j < keep ? value[j] : undefined)) {
+        throw new Error(`round ${round}, drained: key ${base + j} is ${got}`);
+      }
+    }
+  }
+  return writes;
 }
 
 // ---------------------------------------------------------------------------

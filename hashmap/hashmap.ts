@@ -7,8 +7,11 @@
  * - **Header** (one block): tag, codec ids, codec limits, the root table
  *   pointer, a promotion lock, and 64 size stripes on their own cache lines.
  * - **Table descriptor** (one block): capacity, slot array, claimed-slot
- *   count, the next table during a resize, migration cursor and progress.
- * - **Slot array**: capacity Int32 words, open addressing, linear probing.
+ *   count, the next table during a resize, migration cursor and progress,
+ *   sweep lock; on the root, the old table being retired; on that old
+ *   table, the retirement's cursor and progress.
+ * - **Slot array**: capacity Int32 words, open addressing, linear probing,
+ *   followed by a bitmap of the chunks already migrated.
  * - **Entries**: immutable blocks `[hash, (keyLen), (valueLen), key, value]`.
  *   i32 and u32 keys keep no hash word (it is recomputed from the key), so an
  *   entry of an int key and an int value is one 8-byte block.
@@ -21,8 +24,9 @@
  *
  * ## Memory-model patterns
  *
- * - Slot words, root pointer, descriptor counters, NEXT and the two lock
- *   words (promotion, sweep; 0 or the holder's heap ownerId): (a) all-atomic.
+ * - Slot words, root pointer, descriptor counters, NEXT, RETIRING, the
+ *   migrated-chunk bitmap and the two lock words (promotion, sweep; 0 or
+ *   the holder's heap ownerId): (a) all-atomic.
  * - Entries and the capacity/slots fields of a descriptor: (b) written with
  *   plain stores before the CAS or store that publishes them, never changed
  *   afterwards, freed only through epochs. Readers load the pointer with
@@ -47,7 +51,9 @@
  * frozen key looks in the next table: a value there is newer; no value means
  * the copy has not happened and the frozen one is current (writers copy
  * before they write). When every chunk is done, the root moves to the next
- * table and the old table is retired.
+ * table. Writers that meet the new root then retire the old table the same
+ * way, chunk by chunk (so no single operation pays for a whole table), and
+ * the root moves on again only once that retirement is done.
  *
  * Ownership of shared entries: an entry copied into a newer table is
  * referenced by both. Whoever clears the COPIED bit with a CAS owns it:
@@ -55,14 +61,19 @@
  * table now owns the entry), or, if a writer already replaced that slot,
  * retires the entry itself. A writer that replaces a COPIED entry leaves it
  * alone. Both sides act on the same slot word with CAS, so an entry is
- * retired exactly once.
+ * retired exactly once. By the time a table is retired, its predecessor's
+ * retirement has cleared every COPIED bit in it, so the retirement reuses
+ * the bit on the old table's frozen slots to mark each one done.
  *
  * ## Crashes
  *
  * A worker that dies mid-write leaks at most its new entry. One that dies
  * during migration leaves its chunk unfinished: a writer that keeps finding
- * every chunk claimed but not all done for SWEEP_AFTER_MS sweeps the whole
- * table (freezing and copying are idempotent). The sweep and promotion
+ * every chunk claimed but not all done for SWEEP_AFTER_MS sweeps the chunks
+ * whose bit is still clear (freezing and copying are idempotent). A
+ * retirement stalled the same way is finished by the writer that notices,
+ * without a lock, since each slot is retired by whoever marks it first; a
+ * worker dying mid-slot leaks that slot's entry. The sweep and promotion
  * locks hold their holder's heap ownerId: once a holder that died there is
  * evicted from the heap (`evictWorker`), the next writer takes the lock
  * over and finishes the job; until then the map keeps working correctly on
@@ -120,7 +131,12 @@ const T_NEXT = 3;
 const T_CURSOR = 4;
 const T_DONE = 5;
 const T_SWEEP = 6;
-const TABLE_BYTES = 32;
+/** On the root: the old table whose retirement is under way, else 0. */
+const T_RETIRING = 7;
+/** On a table being retired: chunks claimed, chunks finished. */
+const T_RETIRE_CURSOR = 8;
+const T_RETIRE_DONE = 9;
+const TABLE_BYTES = 48;
 
 // Slot tags.
 const FROZEN = 1;
@@ -1248,6 +1264,8 @@ export class HashMap<K, V> {
       heap.ensure(table + TABLE_BYTES);
       const next = this.#next(table);
       if (next !== 0) this.#helpMigrate(table, next);
+      const retiring = Atomics.load(heap.i32, (table >> 2) + T_RETIRING);
+      if (retiring !== 0) this.#helpRetire(table, retiring);
       const slot = this.#probe(table, key, hash);
       // A key absent from this table is claimed here even while a resize is
       // under way, unless its probe sequence reached a MOVED slot: readers
@@ -1367,6 +1385,8 @@ export class HashMap<K, V> {
             if (!(e instanceof HeapExhaustedError)) throw e;
           }
         }
+        const retiring = Atomics.load(heap.i32, (table >> 2) + T_RETIRING);
+        if (retiring !== 0) this.#helpRetire(table, retiring);
         const slot = this.#probe(table, key, hash);
         if (slot === PROBE_MOVED) {
           table = next || this.#next(table);
@@ -1448,41 +1468,39 @@ export class HashMap<K, V> {
         : chunks;
       if (chunk >= chunks) {
         const done = Atomics.load(heap.i32, (table >> 2) + T_DONE);
-        if (done < chunks) this.#sweepIfStalled(table, next, chunks, done);
+        if (done < chunks && this.#stalled((table >> 2) + T_DONE, done)) {
+          this.#sweep(table, next, chunks);
+        }
         break;
       }
-      const end = Math.min(capacity, (chunk + 1) * CHUNK);
       const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
-      heap.ensure((slots + end) * 4); // allocated apart from the descriptor
-      for (let i = chunk * CHUNK; i < end; i++) {
-        this.#freeze(slots + i);
-        this.#copySlot(table, slots + i, next);
-        if (i === chunk * CHUNK + 1) crashPoint("hashmap.migrate.chunk");
-      }
+      this.#migrateChunk(table, slots, capacity, chunk, next);
       Atomics.add(heap.i32, (table >> 2) + T_DONE, 1);
     }
     this.#tryPromote();
   }
 
   /**
-   * Every chunk of `table` is claimed but only `done` are finished. Usually
+   * Every chunk of a migration or retirement is claimed, and the counter of
+   * finished ones (Int32 index `word`) reads `done`, short of all. Usually
    * their helpers are still at work (a chunk takes microseconds), so the
-   * table is swept only once this worker has seen the same count for
-   * SWEEP_AFTER_MS: then a helper has died, or is off its core for long.
+   * job is finished by a sweep only once this worker has seen the same
+   * count for SWEEP_AFTER_MS: then a helper has died, or is off its core
+   * for long.
    */
-  #sweepIfStalled(table: number, next: number, chunks: number, done: number): void {
+  #stalled(word: number, done: number): boolean {
     const now = performance.now();
-    if (table !== this.#stalledTable || done !== this.#stalledDone) {
-      this.#stalledTable = table;
+    if (word !== this.#stalledWord || done !== this.#stalledDone) {
+      this.#stalledWord = word;
       this.#stalledDone = done;
       this.#stalledSince = now;
-    } else if (now - this.#stalledSince >= SWEEP_AFTER_MS) {
-      this.#sweep(table, next, chunks);
+      return false;
     }
+    return now - this.#stalledSince >= SWEEP_AFTER_MS;
   }
 
-  /** The table, finished-chunk count and time of the first stall #sweepIfStalled saw. */
-  #stalledTable = 0;
+  /** The counter, its value and the time of the first stall #stalled saw. */
+  #stalledWord = 0;
   #stalledDone = 0;
   #stalledSince = 0;
 
@@ -1498,12 +1516,16 @@ export class HashMap<K, V> {
     crashPoint("hashmap.sweep");
     const capacity = heap.i32[(table >> 2) + T_CAPACITY];
     const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
-    heap.ensure((slots + capacity) * 4);
+    heap.ensure((slots + capacity + doneWords(capacity)) * 4);
     let swept = false;
     try {
-      for (let i = 0; i < capacity; i++) {
-        this.#freeze(slots + i);
-        this.#copySlot(table, slots + i, next);
+      // Only the chunks whose bit is still clear: those of dead or stalled
+      // helpers (who may yet finish them too; both ways are idempotent).
+      for (let chunk = 0; chunk < chunks; chunk++) {
+        const bits = Atomics.load(heap.i32, slots + capacity + (chunk >> 5));
+        if ((bits & (1 << (chunk & 31))) === 0) {
+          this.#migrateChunk(table, slots, capacity, chunk, next);
+        }
       }
       swept = true;
       Atomics.store(heap.i32, (table >> 2) + T_DONE, chunks);
@@ -1512,6 +1534,23 @@ export class HashMap<K, V> {
       // next writer sweep again; only a worker dying here leaves it taken.
       if (!swept) Atomics.store(heap.i32, sweepWord, 0);
     }
+  }
+
+  /**
+   * Freezes and copies chunk `chunk` of `table` (slot array at Int32 index
+   * `slots`) into `next`, then sets the chunk's bit in the done bitmap that
+   * follows the slots.
+   */
+  #migrateChunk(table: number, slots: number, capacity: number, chunk: number, next: number): void {
+    const heap = this.#heap;
+    const end = Math.min(capacity, (chunk + 1) * CHUNK);
+    heap.ensure((slots + capacity + doneWords(capacity)) * 4); // allocated apart from the descriptor
+    for (let i = chunk * CHUNK; i < end; i++) {
+      this.#freeze(slots + i);
+      this.#copySlot(table, slots + i, next);
+      if (i === chunk * CHUNK + 1) crashPoint("hashmap.migrate.chunk");
+    }
+    Atomics.or(heap.i32, slots + capacity + (chunk >> 5), 1 << (chunk & 31));
   }
 
   #freeze(slot: number): void {
@@ -1585,9 +1624,11 @@ export class HashMap<K, V> {
         while (this.#promotable()) {
           const table = Atomics.load(heap.i32, this.#header + H_TABLE);
           const next = this.#next(table);
+          // The old table goes on the new root before the root moves, so
+          // every writer that meets the new root helps retire it.
+          Atomics.store(heap.i32, (next >> 2) + T_RETIRING, table);
           Atomics.store(heap.i32, this.#header + H_TABLE, next);
           crashPoint("hashmap.promote");
-          this.#retireTable(table, next);
         }
       } finally {
         Atomics.store(heap.i32, lock, 0);
@@ -1595,12 +1636,17 @@ export class HashMap<K, V> {
     }
   }
 
-  /** Whether the root table has a next table and every chunk of it is done. Caller is pinned. */
+  /**
+   * Whether the root table has a next table, every chunk of it is copied,
+   * and the root's own predecessor is fully retired (its retirement reads
+   * the root's slots, so the root must outlive it). Caller is pinned.
+   */
   #promotable(): boolean {
     const heap = this.#heap;
     const table = Atomics.load(heap.i32, this.#header + H_TABLE);
     heap.ensure(table + TABLE_BYTES);
     if (this.#next(table) === 0) return false;
+    if (Atomics.load(heap.i32, (table >> 2) + T_RETIRING) !== 0) return false;
     const capacity = heap.i32[(table >> 2) + T_CAPACITY];
     return Atomics.load(heap.i32, (table >> 2) + T_DONE) >= Math.ceil(capacity / CHUNK);
   }
@@ -1620,26 +1666,73 @@ export class HashMap<K, V> {
   }
 
   /**
-   * Retires a table that no reader can reach from the root any more, and the
-   * entries only it owns (see "Ownership" in the module doc).
+   * Retires up to two chunks of `old`, the table that `table` (the root)
+   * replaced: the entries only `old` owns, and hands the others over to
+   * the newer tables (see "Ownership" in the module doc). The worker that
+   * finishes the last chunk retires `old` itself and clears T_RETIRING.
    */
-  #retireTable(table: number, next: number): void {
+  #helpRetire(table: number, old: number): void {
     const heap = this.#heap;
-    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
-    const slotsPtr = heap.i32[(table >> 2) + T_SLOTS];
-    heap.ensure(slotsPtr + capacity * 4);
-    for (let i = 0; i < capacity; i++) {
-      const seen = Atomics.load(heap.i32, (slotsPtr >> 2) + i);
-      const entry = seen & ~TAGS;
-      if (entry === 0) continue;
-      if ((seen & DELETED) !== 0) {
-        if ((seen & COPIED) === 0) heap.retire(entry);
-        continue;
+    heap.ensure(old + TABLE_BYTES);
+    const capacity = heap.i32[(old >> 2) + T_CAPACITY];
+    const slots = heap.i32[(old >> 2) + T_SLOTS] >> 2;
+    heap.ensure((slots + capacity) * 4);
+    const chunks = Math.ceil(capacity / CHUNK);
+    const cursor = (old >> 2) + T_RETIRE_CURSOR;
+    for (let round = 0; round < 2; round++) {
+      const chunk = Atomics.load(heap.i32, cursor) < chunks
+        ? Atomics.add(heap.i32, cursor, 1)
+        : chunks;
+      if (chunk >= chunks) {
+        // Slots are retired once each whoever gets to them (#retireSlot),
+        // so a stalled retirement is finished without a lock.
+        const done = Atomics.load(heap.i32, (old >> 2) + T_RETIRE_DONE);
+        if (done < chunks && this.#stalled((old >> 2) + T_RETIRE_DONE, done)) {
+          for (let i = 0; i < capacity; i++) this.#retireSlot(slots + i, table);
+          this.#finishRetire(table, old);
+        }
+        return;
       }
-      if (!this.#handOver(next, entry)) heap.retire(entry);
+      const end = Math.min(capacity, (chunk + 1) * CHUNK);
+      for (let i = chunk * CHUNK; i < end; i++) {
+        this.#retireSlot(slots + i, table);
+        if (i === chunk * CHUNK + 1) crashPoint("hashmap.retire.chunk");
+      }
+      if (Atomics.add(heap.i32, (old >> 2) + T_RETIRE_DONE, 1) + 1 === chunks) {
+        this.#finishRetire(table, old);
+        return;
+      }
     }
-    heap.retire(slotsPtr);
-    heap.retire(table);
+  }
+
+  /**
+   * Retires the entry of one frozen slot of a table being retired, or hands
+   * it over to `table` and its successors. The slot's COPIED bit marks it
+   * done: no slot of a table being retired still carries COPIED in its
+   * first sense, since its predecessor's retirement (which ended before it
+   * could be promoted) handed every shared entry over to it, and nothing
+   * copies into a table once it is the root. Frozen slots change no other
+   * way, so one CAS decides who retires the entry.
+   */
+  #retireSlot(slot: number, table: number): void {
+    const heap = this.#heap;
+    for (;;) {
+      const seen = Atomics.load(heap.i32, slot);
+      const entry = seen & ~TAGS;
+      if (entry === 0 || (seen & COPIED) !== 0) return;
+      if (Atomics.compareExchange(heap.i32, slot, seen, seen | COPIED) !== seen) continue;
+      if ((seen & DELETED) !== 0 || !this.#handOver(table, entry)) heap.retire(entry);
+      return;
+    }
+  }
+
+  /** Retires `old`'s slot array and descriptor, once, and lets `table` be promoted. */
+  #finishRetire(table: number, old: number): void {
+    const heap = this.#heap;
+    if (Atomics.compareExchange(heap.i32, (table >> 2) + T_RETIRING, old, 0) !== old) return;
+    heap.retire(heap.i32[(old >> 2) + T_SLOTS]);
+    heap.retire(old);
+    this.#tryPromote();
   }
 
   /**
@@ -1681,9 +1774,14 @@ function align(n: number, to: number): number {
   return to <= 1 ? n : Math.ceil(n / to) * to;
 }
 
+/** Int32 words of the bitmap of migrated chunks that follows a table's slots. */
+function doneWords(capacity: number): number {
+  return (Math.ceil(capacity / CHUNK) + 31) >> 5;
+}
+
 /** Allocates an empty table; throws HeapExhaustedError with nothing allocated. */
 function newTable(heap: SharedHeap, capacity: number): number {
-  const slots = heap.allocateZeroed(capacity * 4);
+  const slots = heap.allocateZeroed((capacity + doneWords(capacity)) * 4);
   let table: number;
   try {
     table = heap.allocateZeroed(TABLE_BYTES);

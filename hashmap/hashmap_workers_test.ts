@@ -13,7 +13,9 @@ import { SharedHeap } from "../memory/mod.ts";
 import { runWorkers, spawnWorkers } from "../testing/harness.ts";
 import { HistoryClock, mergeHistories, type OpRecord } from "../testing/history.ts";
 import { checkLinearizable, firstArgKey, mapModel } from "../testing/linearizability.ts";
+import { createRetireAudit, doubleRetires } from "../testing/retire_audit.ts";
 import {
+  type AuditedResizesArgs,
   chainKey,
   type ChurnArgs,
   type ChurnReport,
@@ -304,6 +306,29 @@ Deno.test("memory: set/delete churn on 10k keys keeps the heap and its live bloc
 });
 
 // ---------------------------------------------------------------------------
+// Retirement
+
+for (const workers of [4, 8]) {
+  Deno.test(`retirement: ${workers} workers growing and shrinking the map retire no entry twice`, async () => {
+    const heap = SharedHeap.create({ maxBytes: 256 * MiB });
+    const map = HashMap.create(heap, { key: "i32", value: "i32" });
+    const audit = createRetireAudit(heap);
+    const keysPerWorker = Math.floor(40_000 / workers);
+    await runWorkers<AuditedResizesArgs, number>({
+      module: fixtures,
+      fn: "auditedResizes",
+      workers,
+      heap,
+      args: { map: map.handle, audit, keysPerWorker, rounds: 6 * STRESS },
+      timeoutMs: 240_000,
+    });
+    const { count, pointer } = doubleRetires(audit);
+    assert.equal(count, 0, `${count} blocks retired twice, the last at ${pointer}`);
+    assert.ok(map.size <= 8 * workers, `${map.size} keys left`);
+  });
+}
+
+// ---------------------------------------------------------------------------
 // Termination
 
 const CRASH_SITES: {
@@ -318,6 +343,9 @@ const CRASH_SITES: {
   // The promotion lock holds the dead worker's ownerId: once it is evicted,
   // the next writer takes the lock over and the root moves on.
   { site: "hashmap.promote", after: 2, rootMoves: true },
+  // A retirement chunk left half done is finished by a writer that sees it
+  // stalled; the root moves on after that.
+  { site: "hashmap.retire.chunk", after: 2, rootMoves: true },
   { site: "heap.page.take", after: 6, rootMoves: undefined },
   { site: "pool.split", after: 3, rootMoves: undefined },
   // The first growth must be the doomed worker's own: the others wait for it

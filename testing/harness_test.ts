@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { SharedHeap, TimeoutError } from "../memory/mod.ts";
 import { runWorkers, spawnWorkers, WorkerFailedError } from "./harness.ts";
+import { createRetireAudit, doubleRetires, installRetireAudit } from "./retire_audit.ts";
 
 const basic = new URL("./_fixtures/basic.ts", import.meta.url);
 const slowLoad = new URL("./_fixtures/slow_load.ts", import.meta.url);
@@ -418,4 +419,22 @@ Deno.test("harness + heap: returning with a pinned epoch fails in the close phas
   );
   assert.equal(error.phase, "close");
   assert.match(error.message, /failed to close the heap after "returnPinned"/);
+});
+
+Deno.test("retire audit: counts a block retired twice, not one retired again after reuse", () => {
+  const heap = SharedHeap.create({ maxBytes: 1 << 20 });
+  const audit = createRetireAudit(heap);
+  installRetireAudit(heap, audit);
+  const a = heap.allocate(24);
+  heap.retire(a);
+  assert.equal(doubleRetires(audit).count, 0);
+  // Freed and handed out again: a new life, so a retire is fine.
+  for (let i = 0; i < 8; i++) heap.collect();
+  const blocks: number[] = [];
+  for (let i = 0; i < 10_000 && !blocks.includes(a); i++) blocks.push(heap.allocate(24));
+  assert.ok(blocks.includes(a), "the retired block was never reused");
+  heap.retire(a);
+  assert.equal(doubleRetires(audit).count, 0);
+  heap.retire(a);
+  assert.deepEqual(doubleRetires(audit), { count: 1, pointer: a });
 });
