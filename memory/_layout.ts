@@ -21,7 +21,7 @@
 /** "SABR" in ASCII, as a little-endian Int32. */
 export const MAGIC = 0x52424153;
 /** Version of the on-heap layout this build writes and reads. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 /** Kind string carried by heap handles. */
 export const HEAP_KIND = "sabre.SharedHeap";
 
@@ -62,6 +62,8 @@ export const H_EPOCH = 48;
 export const H_ORPHANS = 64;
 /** Retired blocks waiting in orphan bags (for statistics). Atomics only. */
 export const H_ORPHANED_BLOCKS = 65;
+/** Small pages marked ABANDONED (left by a closed or evicted worker). Atomics only. */
+export const H_ABANDONED_PAGES = 66;
 export const HEADER_WORDS = 128;
 
 // ---- worker slot words (from slotsOffset + slot * SLOT_BYTES) ----

@@ -55,6 +55,7 @@ import {
   D_USED,
   DESC_WORDS,
   descState,
+  H_ABANDONED_PAGES,
   H_COMMITTED_PAGES,
   H_DESC_OFFSET,
   H_EPOCH,
@@ -887,9 +888,11 @@ export class SharedHeap implements Disposable {
 
   /**
    * Joins the registry now (normally done on first use) and returns the slot.
-   * A slot left by a closed or evicted worker is reused, together with the
-   * partly used pages it owned. Throws {@linkcode WorkerLimitError} when all
-   * slots are taken.
+   * A slot left by a closed or evicted worker is reused, and the partly used
+   * pages that departed workers left behind are adopted, so that their free
+   * room serves allocations again. (A heap dropped without `close()` leaves
+   * its pages with its slot for the next worker that takes it.) Throws
+   * {@linkcode WorkerLimitError} when all slots are taken.
    *
    * @example
    * ```ts
@@ -913,6 +916,7 @@ export class SharedHeap implements Disposable {
         this.#kernelPinAt = this.#pinDepth === 0 ? (this.#slotBase + S_EPOCH) << 2 : 0;
         this.#lease = { i32, uid: this.#uid, slotBase: this.#slotBase, state: seen + 1 };
         slotFinalizer.register(this, this.#lease, this);
+        if (Atomics.load(i32, H_ABANDONED_PAGES) > 0) this.#adoptAbandoned();
         let high = Atomics.load(i32, H_SLOT_HIGH);
         while (high < slot + 1) {
           const was = Atomics.compareExchange(i32, H_SLOT_HIGH, high, slot + 1);
@@ -972,7 +976,8 @@ export class SharedHeap implements Disposable {
    * that epochs advance again and the slot can be reused. Call it from the
    * worker that terminated it, after `terminate()`. Blocks that worker had
    * retired but not yet freed are leaked; its partly used pages pass to the
-   * next worker that joins the slot. Never call it for a live worker.
+   * next worker that joins the heap (or frees into them). Never call it for
+   * a live worker.
    *
    * @example
    * ```ts
@@ -1006,7 +1011,8 @@ export class SharedHeap implements Disposable {
       this.#recoverRoots();
       recoverPool(i32, this.#descBase);
     }
-    // Its pages pass to whoever frees into them next (or to the pool). We act
+    // Its pages pass to whoever frees into them or joins next (or to the
+    // pool). We act
     // as the dead slot, which nobody else uses until we release it below, so
     // the caller need not have joined.
     this.#abandonPages(base, slot);
@@ -1398,7 +1404,7 @@ export class SharedHeap implements Disposable {
       head = seen;
     }
     // Its owner left: take the page over, so its blocks are not stranded.
-    if (Atomics.load(i32, d + D_OWNER) === ABANDONED) this.#adopt(d, cls, this.#slot, true);
+    if (Atomics.load(i32, d + D_OWNER) === ABANDONED) this.#adopt(d, this.#slot, true);
   }
 
   /** An owned page became empty: give it back unless it is the class's current page. */
@@ -1433,7 +1439,8 @@ export class SharedHeap implements Disposable {
         i32[d + D_PREV] = 0;
         i32[d + D_BUMP] &= ~IN_FULL_LIST;
         Atomics.store(i32, d + D_OWNER, ABANDONED);
-        this.#adopt(d, cls, ownerSlot, false);
+        Atomics.add(i32, H_ABANDONED_PAGES, 1);
+        this.#adopt(d, ownerSlot, false);
         page = next;
       }
       i32[queue] = 0;
@@ -1448,13 +1455,19 @@ export class SharedHeap implements Disposable {
    * the CAS collects the remote list; an empty page goes back to the pool, a
    * used one joins our queue (or is abandoned again when we are closing).
    */
-  #adopt(d: number, cls: number, ownerSlot: number, keep: boolean): void {
+  #adopt(d: number, ownerSlot: number, keep: boolean): void {
     const page = (d - this.#descBase) / DESC_WORDS;
-    // An evicting or freeing worker may not have mapped this page yet.
-    this.ensure((page + 2 ** CLASS_ORDER[cls]) * PAGE_BYTES);
-    const i32 = this.i32;
     for (;;) {
-      if (Atomics.compareExchange(i32, d + D_OWNER, ABANDONED, ownerSlot) !== ABANDONED) return;
+      if (Atomics.compareExchange(this.i32, d + D_OWNER, ABANDONED, ownerSlot) !== ABANDONED) {
+        return;
+      }
+      Atomics.sub(this.i32, H_ABANDONED_PAGES, 1);
+      // Ours now, so its class (written before it was abandoned, pattern b)
+      // stays put. An evicting, freeing or joining worker may not have
+      // mapped the page yet.
+      const cls = stateClass(this.i32[d + D_STATE]);
+      this.ensure((page + 2 ** CLASS_ORDER[cls]) * PAGE_BYTES);
+      const i32 = this.i32;
       this.#collectRemote(d);
       if (i32[d + D_USED] === 0) {
         this.#returnPages(page, CLASS_ORDER[cls], H_SMALL_PAGES, ownerSlot);
@@ -1466,7 +1479,27 @@ export class SharedHeap implements Disposable {
         return;
       }
       Atomics.store(i32, d + D_OWNER, ABANDONED);
+      Atomics.add(i32, H_ABANDONED_PAGES, 1);
       if (Atomics.load(i32, d + D_REMOTE) === 0) return;
+    }
+  }
+
+  /**
+   * Adopts every small page that departed workers left with blocks in use
+   * (see #abandonPages), so that their free room serves allocations again
+   * instead of waiting for someone to free into them. Runs on join when the
+   * header counts any; the CAS in #adopt decides each page, so racing
+   * joiners and freers share them out.
+   */
+  #adoptAbandoned(): void {
+    const committed = Atomics.load(this.i32, H_COMMITTED_PAGES);
+    this.ensure((this.#descBase + committed * DESC_WORDS) * 4);
+    for (let page = this.i32[H_META_PAGES]; page < committed; page++) {
+      if (Atomics.load(this.i32, H_ABANDONED_PAGES) <= 0) return;
+      const d = this.#descBase + page * DESC_WORDS;
+      // A hint only (the owner of a page just taken from the pool writes
+      // D_OWNER plainly): the CAS in #adopt decides.
+      if (Atomics.load(this.i32, d + D_OWNER) === ABANDONED) this.#adopt(d, this.#slot, true);
     }
   }
 

@@ -396,6 +396,20 @@ Deno.test("registry: ownerId names one stay in a slot, ownerLeft sees it end; ba
   }
 });
 
+Deno.test("registry: pages a closed worker left in use serve the next worker that joins", () => {
+  const heap = SharedHeap.create();
+  const sizes = [8, 16, 24, 48, 100, 200, 500, 1000, 3000, 9000];
+  const kept = sizes.map((size) => heap.allocate(size));
+  heap.close(); // its pages still hold `kept`
+  const next = SharedHeap.attach(heap.handle);
+  next.join();
+  const pages = next.stats().smallPageBytes;
+  const more = sizes.map((size) => next.allocate(size));
+  assert.equal(next.stats().smallPageBytes, pages, "the newcomer took fresh pages");
+  for (const ptr of [...kept, ...more]) next.free(ptr);
+  assert.equal(next.stats().liveBlocks, 0);
+});
+
 Deno.test("heap: setRootIfAbsent publishes once and hands later callers the first root", () => {
   const heap = SharedHeap.create();
   const a = heap.allocate(64);
