@@ -1625,7 +1625,9 @@ export class HashMap<K, V> {
           const table = Atomics.load(heap.i32, this.#header + H_TABLE);
           const next = this.#next(table);
           // The old table goes on the new root before the root moves, so
-          // every writer that meets the new root helps retire it.
+          // every writer that meets the new root helps retire it. Another
+          // worker may have allocated `next` past this one's views.
+          heap.ensure(next + TABLE_BYTES);
           Atomics.store(heap.i32, (next >> 2) + T_RETIRING, table);
           Atomics.store(heap.i32, this.#header + H_TABLE, next);
           crashPoint("hashmap.promote");
