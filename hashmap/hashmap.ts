@@ -78,7 +78,8 @@
  * evicted from the heap (`evictWorker`), the next writer takes the lock
  * over and finishes the job; until then the map keeps working correctly on
  * the chain of tables, only lookups walk the chain. A promoter that died
- * after moving the root leaks the old table and the entries only it owned.
+ * between moving the root and naming the old table on the new root leaks
+ * the old table and the entries only it owned.
  * A sweep cut short by an error (a full heap) is retried by the next writer.
  * Writers stop adding to a table's cursor once every chunk is claimed, so a
  * stuck table never wraps it.
@@ -1294,7 +1295,7 @@ export class HashMap<K, V> {
         // `next` was read before the probe, and the resize that froze the
         // slot may have started since: a frozen slot implies a next table.
         const after = next || this.#next(table);
-        this.#copySlot(table, slot, after);
+        this.#copySlot(slot, after);
         table = after;
         continue;
       }
@@ -1402,7 +1403,7 @@ export class HashMap<K, V> {
         if ((seen & FROZEN) !== 0) {
           // As in #tryWrite: `next` may predate the resize that froze it.
           const after = next || this.#next(table);
-          this.#copySlot(table, slot, after);
+          this.#copySlot(slot, after);
           table = after;
           continue;
         }
@@ -1459,13 +1460,8 @@ export class HashMap<K, V> {
     const i32 = heap.i32;
     const capacity = i32[(table >> 2) + T_CAPACITY];
     const chunks = Math.ceil(capacity / CHUNK);
-    const cursor = (table >> 2) + T_CURSOR;
     for (let round = 0; round < 2; round++) {
-      // Claim by adding only while chunks remain: writers that keep meeting a
-      // table whose root cannot move on must never wrap the cursor around.
-      const chunk = Atomics.load(heap.i32, cursor) < chunks
-        ? Atomics.add(heap.i32, cursor, 1)
-        : chunks;
+      const chunk = this.#claimChunk((table >> 2) + T_CURSOR, chunks);
       if (chunk >= chunks) {
         const done = Atomics.load(heap.i32, (table >> 2) + T_DONE);
         if (done < chunks && this.#stalled((table >> 2) + T_DONE, done)) {
@@ -1474,10 +1470,20 @@ export class HashMap<K, V> {
         break;
       }
       const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
-      this.#migrateChunk(table, slots, capacity, chunk, next);
+      this.#migrateChunk(slots, capacity, chunk, next);
       Atomics.add(heap.i32, (table >> 2) + T_DONE, 1);
     }
     this.#tryPromote();
+  }
+
+  /**
+   * The next chunk from the cursor at Int32 index `word`, or `chunks` when
+   * every one is claimed. Adds only while chunks remain: writers that keep
+   * meeting a table whose root cannot move on must never wrap the cursor.
+   */
+  #claimChunk(word: number, chunks: number): number {
+    const i32 = this.#heap.i32;
+    return Atomics.load(i32, word) < chunks ? Atomics.add(i32, word, 1) : chunks;
   }
 
   /**
@@ -1524,7 +1530,7 @@ export class HashMap<K, V> {
       for (let chunk = 0; chunk < chunks; chunk++) {
         const bits = Atomics.load(heap.i32, slots + capacity + (chunk >> 5));
         if ((bits & (1 << (chunk & 31))) === 0) {
-          this.#migrateChunk(table, slots, capacity, chunk, next);
+          this.#migrateChunk(slots, capacity, chunk, next);
         }
       }
       swept = true;
@@ -1537,17 +1543,17 @@ export class HashMap<K, V> {
   }
 
   /**
-   * Freezes and copies chunk `chunk` of `table` (slot array at Int32 index
+   * Freezes and copies chunk `chunk` of a table (slot array at Int32 index
    * `slots`) into `next`, then sets the chunk's bit in the done bitmap that
    * follows the slots.
    */
-  #migrateChunk(table: number, slots: number, capacity: number, chunk: number, next: number): void {
+  #migrateChunk(slots: number, capacity: number, chunk: number, next: number): void {
     const heap = this.#heap;
     const end = Math.min(capacity, (chunk + 1) * CHUNK);
     heap.ensure((slots + capacity + doneWords(capacity)) * 4); // allocated apart from the descriptor
     for (let i = chunk * CHUNK; i < end; i++) {
       this.#freeze(slots + i);
-      this.#copySlot(table, slots + i, next);
+      this.#copySlot(slots + i, next);
       if (i === chunk * CHUNK + 1) crashPoint("hashmap.migrate.chunk");
     }
     Atomics.or(heap.i32, slots + capacity + (chunk >> 5), 1 << (chunk & 31));
@@ -1562,13 +1568,12 @@ export class HashMap<K, V> {
     }
   }
 
-  /** Copies the frozen live entry in `slot` of `table` into `next`, unless its key is there. */
-  #copySlot(table: number, slot: number, next: number): void {
+  /** Copies the frozen live entry in `slot` into `next`, unless its key is there. */
+  #copySlot(slot: number, next: number): void {
     const heap = this.#heap;
     const seen = Atomics.load(heap.i32, slot);
     const entry = seen & ~TAGS;
     if (entry === 0 || (seen & DELETED) !== 0) return;
-    void table;
     this.#insertCopy(next, entry);
   }
 
@@ -1624,12 +1629,14 @@ export class HashMap<K, V> {
         while (this.#promotable()) {
           const table = Atomics.load(heap.i32, this.#header + H_TABLE);
           const next = this.#next(table);
-          // The old table goes on the new root before the root moves, so
-          // every writer that meets the new root helps retire it. Another
-          // worker may have allocated `next` past this one's views.
+          // The root moves first: the old table may be retired only once no
+          // new reader can reach it. Then the new root names it, and every
+          // writer that meets the root helps retire it. (A promoter dying
+          // between the two stores leaks the old table.) Another worker may
+          // have allocated `next` past this one's views.
+          Atomics.store(heap.i32, this.#header + H_TABLE, next);
           heap.ensure(next + TABLE_BYTES);
           Atomics.store(heap.i32, (next >> 2) + T_RETIRING, table);
-          Atomics.store(heap.i32, this.#header + H_TABLE, next);
           crashPoint("hashmap.promote");
         }
       } finally {
@@ -1680,11 +1687,8 @@ export class HashMap<K, V> {
     const slots = heap.i32[(old >> 2) + T_SLOTS] >> 2;
     heap.ensure((slots + capacity) * 4);
     const chunks = Math.ceil(capacity / CHUNK);
-    const cursor = (old >> 2) + T_RETIRE_CURSOR;
     for (let round = 0; round < 2; round++) {
-      const chunk = Atomics.load(heap.i32, cursor) < chunks
-        ? Atomics.add(heap.i32, cursor, 1)
-        : chunks;
+      const chunk = this.#claimChunk((old >> 2) + T_RETIRE_CURSOR, chunks);
       if (chunk >= chunks) {
         // Slots are retired once each whoever gets to them (#retireSlot),
         // so a stalled retirement is finished without a lock.

@@ -1012,9 +1012,8 @@ export class SharedHeap implements Disposable {
       recoverPool(i32, this.#descBase);
     }
     // Its pages pass to whoever frees into them or joins next (or to the
-    // pool). We act
-    // as the dead slot, which nobody else uses until we release it below, so
-    // the caller need not have joined.
+    // pool). We act as the dead slot, which nobody else uses until we
+    // release it below, so the caller need not have joined.
     this.#abandonPages(base, slot);
     Atomics.compareExchange(i32, base + S_STATE, state, state + 1);
   }
