@@ -464,6 +464,38 @@ export function auditedResizes(ctx: WorkerContext<AuditedResizesArgs>): number {
   return writes;
 }
 
+export interface PauseInRetirementArgs {
+  readonly map: HashMapHandle;
+  /** Int32 words: [0] set when this worker has stopped, [1] set to let it go on. */
+  readonly flags: SharedArrayBuffer;
+}
+
+/**
+ * Inserts keys 0, 1, ... until its own write helps retire an old table,
+ * stops inside the first slot it retires until told to go on, then returns
+ * how many keys it inserted.
+ */
+export function pauseInRetirement(ctx: WorkerContext<PauseInRetirementArgs>): number {
+  const map = HashMap.attach<number, number>(ctx.args.map);
+  const flags = new Int32Array(ctx.args.flags);
+  let paused = false;
+  faultInjection.hook = (site) => {
+    if (site !== "hashmap.retire.slot" || paused) return;
+    paused = true;
+    Atomics.store(flags, 0, 1);
+    Atomics.notify(flags, 0);
+    awaitWord(ctx, flags, 1, 1);
+  };
+  let k = 0;
+  while (!paused) {
+    if (k === 1_000_000) throw new Error("no write of this worker helped a retirement");
+    map.set(k, k);
+    k++;
+  }
+  faultInjection.hook = undefined;
+  return k;
+}
+
 // ---------------------------------------------------------------------------
 // Termination at crash points
 

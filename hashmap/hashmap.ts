@@ -11,7 +11,8 @@
  *   sweep lock; on the root, the old table being retired; on that old
  *   table, the retirement's cursor and progress.
  * - **Slot array**: capacity Int32 words, open addressing, linear probing,
- *   followed by a bitmap of the chunks already migrated.
+ *   followed by a bitmap of the chunks already migrated and by the holder
+ *   word of each chunk of the table's retirement.
  * - **Entries**: immutable blocks `[hash, (keyLen), (valueLen), key, value]`.
  *   i32 and u32 keys keep no hash word (it is recomputed from the key), so an
  *   entry of an int key and an int value is one 8-byte block.
@@ -25,8 +26,9 @@
  * ## Memory-model patterns
  *
  * - Slot words, root pointer, descriptor counters, NEXT, RETIRING, the
- *   migrated-chunk bitmap and the two lock words (promotion, sweep; 0 or
- *   the holder's heap ownerId): (a) all-atomic.
+ *   migrated-chunk bitmap, the retirement holder words and the two lock
+ *   words (promotion, sweep; 0 or the holder's heap ownerId): (a)
+ *   all-atomic.
  * - Entries and the capacity/slots fields of a descriptor: (b) written with
  *   plain stores before the CAS or store that publishes them, never changed
  *   afterwards, freed only through epochs. Readers load the pointer with
@@ -71,15 +73,12 @@
  * during migration leaves its chunk unfinished: a writer that keeps finding
  * every chunk claimed but not all done for SWEEP_AFTER_MS sweeps the chunks
  * whose bit is still clear (freezing and copying are idempotent). A
- * retirement stalled the same way is finished by the writer that notices,
- * without a lock, since each slot is retired by whoever marks it first; a
- * worker dying mid-slot leaks that slot's entry. The sweep and promotion
- * locks hold their holder's heap ownerId: once a holder that died there is
- * evicted from the heap (`evictWorker`), the next writer takes the lock
- * over and finishes the job; until then the map keeps working correctly on
- * the chain of tables, only lookups walk the chain. A promoter that died
- * between moving the root and naming the old table on the new root leaks
- * the old table and the entries only it owned.
+ * retirement chunk's holder word, the sweep word and the promotion lock
+ * hold their holder's heap ownerId: once a holder that died there is
+ * evicted from the heap (`evictWorker`), the next writer takes the chunk or
+ * lock over and finishes the job (an entry whose slot the dead holder had
+ * marked but not settled leaks); until then the map keeps working
+ * correctly on the chain of tables, only lookups walk the chain.
  * A sweep cut short by an error (a full heap) is retried by the next writer.
  * Writers stop adding to a table's cursor once every chunk is claimed, so a
  * stuck table never wraps it.
@@ -137,6 +136,8 @@ const T_RETIRING = 7;
 /** On a table being retired: chunks claimed, chunks finished. */
 const T_RETIRE_CURSOR = 8;
 const T_RETIRE_DONE = 9;
+/** On a table being retired: no chunk below it is still held (a scan hint). */
+const T_RETIRE_LOW = 10;
 const TABLE_BYTES = 48;
 
 // Slot tags.
@@ -147,7 +148,9 @@ const TAGS = 7;
 const MOVED = FROZEN;
 
 const CHUNK = 256;
-/** How long a worker sees a resize stalled on its last chunks before it sweeps (ms). */
+/** A retirement chunk's holder word once the chunk is done (holders are ownerIds, > 0). */
+const CHUNK_DONE = -1;
+/** How long a worker sees a migration stalled on its last chunks before it sweeps (ms). */
 const SWEEP_AFTER_MS = 10;
 const MIN_CAPACITY = 16;
 const MAX_CAPACITY = 1 << 28;
@@ -1487,12 +1490,12 @@ export class HashMap<K, V> {
   }
 
   /**
-   * Every chunk of a migration or retirement is claimed, and the counter of
-   * finished ones (Int32 index `word`) reads `done`, short of all. Usually
-   * their helpers are still at work (a chunk takes microseconds), so the
-   * job is finished by a sweep only once this worker has seen the same
-   * count for SWEEP_AFTER_MS: then a helper has died, or is off its core
-   * for long.
+   * Every chunk of a migration is claimed, and the counter of finished ones
+   * (Int32 index `word`) reads `done`, short of all. Usually their helpers
+   * are still at work (a chunk takes microseconds), so the table is swept
+   * only once this worker has seen the same count for SWEEP_AFTER_MS: then a
+   * helper has died, or is off its core for long, or gave up on an error.
+   * Sweeping while a helper is still at work repeats work, never undoes it.
    */
   #stalled(word: number, done: number): boolean {
     const now = performance.now();
@@ -1505,7 +1508,7 @@ export class HashMap<K, V> {
     return now - this.#stalledSince >= SWEEP_AFTER_MS;
   }
 
-  /** The counter, its value and the time of the first stall #stalled saw. */
+  /** The counter, its value and the time of the first stall #stalled saw (one at a time). */
   #stalledWord = 0;
   #stalledDone = 0;
   #stalledSince = 0;
@@ -1629,14 +1632,14 @@ export class HashMap<K, V> {
         while (this.#promotable()) {
           const table = Atomics.load(heap.i32, this.#header + H_TABLE);
           const next = this.#next(table);
-          // The root moves first: the old table may be retired only once no
-          // new reader can reach it. Then the new root names it, and every
-          // writer that meets the root helps retire it. (A promoter dying
-          // between the two stores leaks the old table.) Another worker may
+          // The new root names the old table before the root moves, so that
+          // no promotion can skip its retirement (a promoter that dies in
+          // between is followed by one that stores both again); writers
+          // help retire it only once `next` is the root. Another worker may
           // have allocated `next` past this one's views.
-          Atomics.store(heap.i32, this.#header + H_TABLE, next);
           heap.ensure(next + TABLE_BYTES);
           Atomics.store(heap.i32, (next >> 2) + T_RETIRING, table);
+          Atomics.store(heap.i32, this.#header + H_TABLE, next);
           crashPoint("hashmap.promote");
         }
       } finally {
@@ -1682,33 +1685,65 @@ export class HashMap<K, V> {
    */
   #helpRetire(table: number, old: number): void {
     const heap = this.#heap;
+    // Only once `table` is the root (the promoter names `old` on it just
+    // before moving the root): `old` must be out of new readers' reach.
+    if (Atomics.load(heap.i32, this.#header + H_TABLE) !== table) return;
     heap.ensure(old + TABLE_BYTES);
     const capacity = heap.i32[(old >> 2) + T_CAPACITY];
     const slots = heap.i32[(old >> 2) + T_SLOTS] >> 2;
-    heap.ensure((slots + capacity) * 4);
     const chunks = Math.ceil(capacity / CHUNK);
+    const holders = slots + capacity + doneWords(capacity);
+    heap.ensure((holders + chunks) * 4);
+    const me = heap.ownerId();
     for (let round = 0; round < 2; round++) {
-      const chunk = this.#claimChunk((old >> 2) + T_RETIRE_CURSOR, chunks);
-      if (chunk >= chunks) {
-        // Slots are retired once each whoever gets to them (#retireSlot),
-        // so a stalled retirement is finished without a lock.
-        const done = Atomics.load(heap.i32, (old >> 2) + T_RETIRE_DONE);
-        if (done < chunks && this.#stalled((old >> 2) + T_RETIRE_DONE, done)) {
-          for (let i = 0; i < capacity; i++) this.#retireSlot(slots + i, table);
-          this.#finishRetire(table, old);
-        }
-        return;
-      }
+      const chunk = this.#claimRetireChunk(old, holders, chunks, me);
+      if (chunk < 0) return;
       const end = Math.min(capacity, (chunk + 1) * CHUNK);
       for (let i = chunk * CHUNK; i < end; i++) {
         this.#retireSlot(slots + i, table);
         if (i === chunk * CHUNK + 1) crashPoint("hashmap.retire.chunk");
       }
-      if (Atomics.add(heap.i32, (old >> 2) + T_RETIRE_DONE, 1) + 1 === chunks) {
+      // Counted once, by its holder, after every slot of it is settled.
+      if (
+        Atomics.compareExchange(heap.i32, holders + chunk, me, CHUNK_DONE) === me &&
+        Atomics.add(heap.i32, (old >> 2) + T_RETIRE_DONE, 1) + 1 === chunks
+      ) {
         this.#finishRetire(table, old);
         return;
       }
     }
+  }
+
+  /**
+   * A chunk of `old`'s retirement for this worker (`me`, its ownerId), or
+   * -1. Each chunk's holder word (at `holders`) reads 0, the holder's
+   * ownerId, or CHUNK_DONE. New chunks come from the cursor; once it is
+   * spent, a chunk whose holder has left the heap (it died, and was
+   * evicted) is taken over. A holder that is only slow keeps its chunk: the
+   * retirement ends only when every slot is settled, since the next
+   * table's retirement relies on it (see #retireSlot).
+   */
+  #claimRetireChunk(old: number, holders: number, chunks: number, me: number): number {
+    const heap = this.#heap;
+    for (;;) {
+      const chunk = this.#claimChunk((old >> 2) + T_RETIRE_CURSOR, chunks);
+      if (chunk >= chunks) break;
+      if (Atomics.compareExchange(heap.i32, holders + chunk, 0, me) === 0) return chunk;
+    }
+    if (Atomics.load(heap.i32, (old >> 2) + T_RETIRE_DONE) >= chunks) return -1;
+    // From the first chunk not known to be done: usually a few at the end.
+    const lowWord = (old >> 2) + T_RETIRE_LOW;
+    const seenLow = Atomics.load(heap.i32, lowWord);
+    let low = seenLow;
+    while (low < chunks && Atomics.load(heap.i32, holders + low) === CHUNK_DONE) low++;
+    if (low > seenLow) Atomics.compareExchange(heap.i32, lowWord, seenLow, low);
+    for (let chunk = low; chunk < chunks; chunk++) {
+      const holder = Atomics.load(heap.i32, holders + chunk);
+      // 0: its claimer is between the cursor and this word (or died there).
+      if (holder === 0 || holder === CHUNK_DONE || !heap.ownerLeft(holder)) continue;
+      if (Atomics.compareExchange(heap.i32, holders + chunk, holder, me) === holder) return chunk;
+    }
+    return -1;
   }
 
   /**
@@ -1718,7 +1753,9 @@ export class HashMap<K, V> {
    * first sense, since its predecessor's retirement (which ended before it
    * could be promoted) handed every shared entry over to it, and nothing
    * copies into a table once it is the root. Frozen slots change no other
-   * way, so one CAS decides who retires the entry.
+   * way, so one CAS decides who retires the entry. (Only a chunk taken over
+   * from a dead holder can break the first premise: an entry that holder
+   * had marked but not settled then leaks.)
    */
   #retireSlot(slot: number, table: number): void {
     const heap = this.#heap;
@@ -1727,6 +1764,7 @@ export class HashMap<K, V> {
       const entry = seen & ~TAGS;
       if (entry === 0 || (seen & COPIED) !== 0) return;
       if (Atomics.compareExchange(heap.i32, slot, seen, seen | COPIED) !== seen) continue;
+      crashPoint("hashmap.retire.slot");
       if ((seen & DELETED) !== 0 || !this.#handOver(table, entry)) heap.retire(entry);
       return;
     }
@@ -1780,14 +1818,20 @@ function align(n: number, to: number): number {
   return to <= 1 ? n : Math.ceil(n / to) * to;
 }
 
-/** Int32 words of the bitmap of migrated chunks that follows a table's slots. */
+/**
+ * Int32 words of the bitmap of migrated chunks that follows a table's
+ * slots. After it come the holder words of the table's retirement, one per
+ * chunk.
+ */
 function doneWords(capacity: number): number {
   return (Math.ceil(capacity / CHUNK) + 31) >> 5;
 }
 
 /** Allocates an empty table; throws HeapExhaustedError with nothing allocated. */
 function newTable(heap: SharedHeap, capacity: number): number {
-  const slots = heap.allocateZeroed((capacity + doneWords(capacity)) * 4);
+  const slots = heap.allocateZeroed(
+    (capacity + doneWords(capacity) + Math.ceil(capacity / CHUNK)) * 4,
+  );
   let table: number;
   try {
     table = heap.allocateZeroed(TABLE_BYTES);

@@ -27,6 +27,7 @@ import {
   type MixedArgs,
   ownedKey,
   type OwnedKeysArgs,
+  type PauseInRetirementArgs,
   type ReaderReport,
   type StaleViewArgs,
   type VerifyArgs,
@@ -309,7 +310,7 @@ Deno.test("memory: set/delete churn on 10k keys keeps the heap and its live bloc
 // Retirement
 
 for (const workers of [4, 8]) {
-  Deno.test(`retirement: ${workers} workers growing and shrinking the map retire no entry twice`, async () => {
+  Deno.test(`retirement: ${workers} workers growing and shrinking the map retire every entry once`, async () => {
     const heap = SharedHeap.create({ maxBytes: 256 * MiB });
     const map = HashMap.create(heap, { key: "i32", value: "i32" });
     const audit = createRetireAudit(heap);
@@ -325,8 +326,56 @@ for (const workers of [4, 8]) {
     const { count, pointer } = doubleRetires(audit);
     assert.equal(count, 0, `${count} blocks retired twice, the last at ${pointer}`);
     assert.ok(map.size <= 8 * workers, `${map.size} keys left`);
+    // And none leaked: empty the map, let a shrink and its retirement run,
+    // and what is left is the last table and at most its claimed entries.
+    map.clear();
+    for (let i = 0; i < 300; i++) map.set(1_000_000 + i, i);
+    for (let i = 0; i < 300; i++) map.delete(1_000_000 + i);
+    for (let i = 0; i < 64; i++) map.delete(1_000_000 + i);
+    for (let i = 0; i < 4; i++) heap.collect();
+    const stats = heap.stats();
+    assert.equal(stats.retiredBlocks, 0);
+    const bound = (map.capacity * 3) / 4 + 8;
+    assert.ok(
+      stats.liveBlocks <= bound,
+      `${stats.liveBlocks} blocks live in an empty map (${map.capacity} slots)`,
+    );
   });
 }
+
+Deno.test("retirement: a chunk whose holder is slow, not gone, is waited for; the root moves on after", async () => {
+  const heap = SharedHeap.create({ maxBytes: 256 * MiB });
+  const map = HashMap.create(heap, { key: "i32", value: "i32" });
+  const flags = new SharedArrayBuffer(8);
+  const words = new Int32Array(flags);
+  const group = spawnWorkers<PauseInRetirementArgs, number>({
+    module: fixtures,
+    fn: "pauseInRetirement",
+    workers: 1,
+    heap,
+    args: { map: map.handle, flags },
+    timeoutMs: 120_000,
+  });
+  try {
+    await until(() => Atomics.load(words, 0) === 1);
+    // The worker holds a retirement chunk, stopped inside one slot. Write
+    // enough to fill the root and migrate it: the root may not move on
+    // while the old table's retirement is unfinished, and nobody may finish
+    // it for a holder that is still there.
+    const stuckAt = map.capacity;
+    for (let k = 0; k < 8 * stuckAt; k++) map.set(1_000_000 + k, k);
+    assert.equal(map.capacity, stuckAt, "the root moved on past an unfinished retirement");
+    Atomics.store(words, 1, 1);
+    Atomics.notify(words, 1);
+    const [inserted] = await group.results;
+    for (let k = 0; k < 100; k++) map.set(2_000_000 + k, k);
+    assert.ok(map.capacity > stuckAt, `the root stayed at ${stuckAt} slots`);
+    for (let k = 0; k < inserted; k++) assert.equal(map.get(k), k);
+    for (let k = 0; k < 8 * stuckAt; k++) assert.equal(map.get(1_000_000 + k), k);
+  } finally {
+    await group.terminateAll();
+  }
+});
 
 // ---------------------------------------------------------------------------
 // Termination
