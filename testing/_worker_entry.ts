@@ -31,6 +31,7 @@ import {
   type WorkerErrorInfo,
 } from "./harness.ts";
 import type { SharedHeap, SharedHeapHandle } from "../memory/mod.ts";
+import type { RetireAudit } from "./retire_audit.ts";
 
 /** First message of the parent. */
 export interface InitMessage {
@@ -41,6 +42,8 @@ export interface InitMessage {
   readonly workers: number;
   readonly args: unknown;
   readonly heap: SharedHeapHandle | undefined;
+  /** The heap's retire audit, when the parent runs one (SABRE_RETIRE_AUDIT=1). */
+  readonly audit: RetireAudit | undefined;
   readonly barrier: BarrierHandle;
   /** Int32 word per worker: non-zero once the parent asked that worker to stop. */
   readonly control: SharedArrayBuffer;
@@ -254,6 +257,10 @@ async function run(init: InitMessage): Promise<void> {
     if (init.heap !== undefined) {
       const memory = await import("../memory/mod.ts");
       heap = memory.SharedHeap.attach(init.heap);
+      if (init.audit !== undefined) {
+        const { installRetireAudit } = await import("./retire_audit.ts");
+        installRetireAudit(heap, init.audit);
+      }
       const slot = heap.join();
       joined = true;
       send({ t: "joined", slot });

@@ -41,8 +41,42 @@ import type { SharedHeap } from "../memory/mod.ts";
 import { describeValue, SabreError, TimeoutError } from "../memory/mod.ts";
 import { Barrier } from "./barrier.ts";
 import type { InitMessage, ReportMessage } from "./_worker_entry.ts";
+import {
+  createRetireAudit,
+  doubleRetires,
+  installRetireAudit,
+  type RetireAudit,
+} from "./retire_audit.ts";
 
 const ENTRY = new URL("./_worker_entry.ts", import.meta.url).href;
+
+/**
+ * With `SABRE_RETIRE_AUDIT=1`, every heap given to spawnWorkers runs under a
+ * retire audit (see retire_audit.ts) in this thread and in the workers, and
+ * a group whose workers all finished fails if any block was retired twice
+ * (the `retireAudit` option does the same for one group).
+ */
+const RETIRE_AUDIT = readRetireAuditFlag();
+const retireAudits = new WeakMap<SharedHeap, RetireAudit>();
+
+function readRetireAuditFlag(): boolean {
+  try {
+    return Deno.env.get("SABRE_RETIRE_AUDIT") === "1";
+  } catch {
+    return false; // no env permission: no audit
+  }
+}
+
+/** The audit of `heap`, installed in this thread on first use. */
+function retireAuditOf(heap: SharedHeap): RetireAudit {
+  let audit = retireAudits.get(heap);
+  if (audit === undefined) {
+    audit = createRetireAudit(heap);
+    installRetireAudit(heap, audit);
+    retireAudits.set(heap, audit);
+  }
+  return audit;
+}
 const MAX_WORKERS = 1024;
 const DEFAULT_TIMEOUT_MS = 60_000;
 const MAX_TIMER_MS = 0x7fffffff;
@@ -151,6 +185,13 @@ export interface SpawnOptions<A = undefined> {
   workers: number;
   /** A heap to attach and join in every worker (`ctx.heap`). */
   heap?: SharedHeap;
+  /**
+   * Run the heap under a retire audit (see `retire_audit.ts`) in this
+   * thread and in every worker; once all workers have finished, `results`
+   * rejects if any block was retired twice. Default: whether the
+   * `SABRE_RETIRE_AUDIT` environment variable is "1".
+   */
+  retireAudit?: boolean;
   /** Arguments for every worker, or a function from the index to the arguments of that worker. */
   args?: A | ((index: number) => A);
   /**
@@ -491,6 +532,7 @@ class Group<A, R> implements WorkerGroup<R> {
 
   readonly #fn: string;
   readonly #heap: SharedHeap | undefined;
+  readonly #audit: RetireAudit | undefined;
   readonly #barrier: Barrier;
   readonly #control: Int32Array;
   readonly #members: Member[] = [];
@@ -546,6 +588,8 @@ class Group<A, R> implements WorkerGroup<R> {
     this.size = workers;
     this.#fn = fn;
     this.#heap = heap;
+    const audited = options.retireAudit ?? RETIRE_AUDIT;
+    this.#audit = audited && heap !== undefined ? retireAuditOf(heap) : undefined;
     this.#timeoutMs = timeoutMs;
     this.#running = workers;
     this.#values = Array.from({ length: workers }, () => undefined as R);
@@ -572,6 +616,7 @@ class Group<A, R> implements WorkerGroup<R> {
           workers,
           args: workerArgs,
           heap: heapHandle,
+          audit: this.#audit,
           barrier: this.#barrier.handle,
           control,
           seed: deriveSeed(this.seed, index),
@@ -843,8 +888,16 @@ class Group<A, R> implements WorkerGroup<R> {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
+    const twice = this.#audit === undefined ? undefined : doubleRetires(this.#audit);
     if (this.#failed) {
       this.#done.reject(this.#failure);
+    } else if (twice !== undefined && twice.count > 0) {
+      const error = new Error(
+        `${twice.count} blocks were retired twice in the heap of "${this.#fn}" workers ` +
+          `(the last at ${twice.pointer}; SABRE_RETIRE_AUDIT=1)`,
+      );
+      this.#results.reject(error);
+      this.#done.reject(error);
     } else {
       this.#results.resolve(this.#values);
       this.#done.resolve();

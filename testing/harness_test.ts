@@ -438,3 +438,15 @@ Deno.test("retire audit: counts a block retired twice, not one retired again aft
   heap.retire(a);
   assert.deepEqual(doubleRetires(audit), { count: 1, pointer: a });
 });
+
+Deno.test("retire audit: a group run with retireAudit rejects when a worker retired a block twice", async () => {
+  const heap = SharedHeap.create({ maxBytes: 1 << 20 });
+  const module = heapWorkers;
+  await assert.rejects(
+    runWorkers({ module, fn: "retireTwice", workers: 1, heap, retireAudit: true }),
+    /1 blocks were retired twice in the heap of "retireTwice" workers/,
+  );
+  // Without the audit the same run passes (the heap does not check).
+  const other = SharedHeap.create({ maxBytes: 1 << 20 });
+  await runWorkers({ module, fn: "retireTwice", workers: 1, heap: other, retireAudit: false });
+});

@@ -57,3 +57,12 @@ export function failWhileOthersChurn(ctx: WorkerContext<unknown>): number {
   for (let i = 0; i < 1000; i++) heap.free(heap.allocate(64));
   throw new Error("worker 3 gives up");
 }
+
+/** Retires one block twice, the fault that a retire audit catches. */
+export function retireTwice(ctx: WorkerContext<unknown>): number {
+  const heap = heapOf(ctx);
+  const block = heap.allocate(32);
+  heap.retire(block);
+  heap.retire(block);
+  return block;
+}
