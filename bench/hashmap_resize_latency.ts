@@ -3,8 +3,8 @@
  * HashMap that starts at 16 slots, so that it resizes about twenty times
  * under them: no operation should pay for a whole table. Prints the total
  * time, the slowest `set` of any worker, and how many times the resize
- * steps ran (promotions, migration and retirement chunks, sweeps after a
- * stall). Reports and asserts nothing else: timings never fail a run.
+ * steps ran (promotions, migration and retirement chunks). Reports and
+ * asserts nothing else: timings never fail a run.
  *
  * On a machine with fewer cores than workers, a `set` can also be slow
  * because its worker lost the core for a time slice.
@@ -54,5 +54,5 @@ console.log(
 console.log(
   `resize steps: ${sites["hashmap.promote"] ?? 0} promotions, ` +
     `${sites["hashmap.migrate.chunk"] ?? 0} migrated chunks, ` +
-    `${sites["hashmap.retire.chunk"] ?? 0} retired chunks, ${sites["hashmap.sweep"] ?? 0} sweeps`,
+    `${sites["hashmap.retire.chunk"] ?? 0} retired chunks`,
 );

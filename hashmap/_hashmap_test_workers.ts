@@ -638,43 +638,6 @@ export function ownedKeys(ctx: WorkerContext<OwnedKeysArgs>): number {
   return seq;
 }
 
-export interface DieSweepingArgs {
-  readonly map: HashMapHandle;
-  /** Int32 words: [0] keys 0..n-1 that are surely set (each holds ~k). */
-  readonly progress: SharedArrayBuffer;
-}
-
-/**
- * Abandons one migration chunk half done (an error thrown at its crash
- * point), then keeps inserting keys until the stalled resize makes it sweep,
- * and dies there holding the sweep lock.
- */
-export function dieSweeping(ctx: WorkerContext<DieSweepingArgs>): never {
-  const map = HashMap.attach<number, number>(ctx.args.map);
-  const progress = new Int32Array(ctx.args.progress);
-  let abandoned = false;
-  faultInjection.hook = (site) => {
-    if (site === "hashmap.migrate.chunk" && !abandoned) {
-      abandoned = true;
-      throw new Error("abandoned chunk");
-    }
-    if (site === "hashmap.sweep") {
-      ctx.post("dying");
-      ctx.hang();
-    }
-  };
-  for (let k = 0; k < 5_000_000; k++) {
-    try {
-      map.set(k, ~k);
-    } catch (e) {
-      if ((e as Error).message !== "abandoned chunk") throw e;
-      map.set(k, ~k); // helps no more: the chunk stays abandoned
-    }
-    Atomics.store(progress, 0, k + 1);
-  }
-  throw new Error("the stalled resize was never swept");
-}
-
 export interface VerifyArgs {
   readonly map: HashMapHandle;
   /** Key indexes 0..keys-1, with `state` and `pending` as ownedKeys left them. */

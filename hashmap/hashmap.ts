@@ -7,12 +7,12 @@
  * - **Header** (one block): tag, codec ids, codec limits, the root table
  *   pointer, a promotion lock, and 64 size stripes on their own cache lines.
  * - **Table descriptor** (one block): capacity, slot array, claimed-slot
- *   count, the next table during a resize, migration cursor and progress,
- *   sweep lock; on the root, the old table being retired; on that old
- *   table, the retirement's cursor and progress.
+ *   count, the next table during a resize, and the migration's cursor,
+ *   progress and scan hint; on the root, the old table being retired; on
+ *   that old table, the same three words for its retirement.
  * - **Slot array**: capacity Int32 words, open addressing, linear probing,
- *   followed by a bitmap of the chunks already migrated and by the holder
- *   word of each chunk of the table's retirement.
+ *   followed by a holder word per chunk of 256 slots for the table's
+ *   migration, and another for its retirement.
  * - **Entries**: immutable blocks `[hash, (keyLen), (valueLen), key, value]`.
  *   i32 and u32 keys keep no hash word (it is recomputed from the key), so an
  *   entry of an int key and an int value is one 8-byte block.
@@ -26,9 +26,8 @@
  * ## Memory-model patterns
  *
  * - Slot words, root pointer, descriptor counters, NEXT, RETIRING, the
- *   migrated-chunk bitmap, the retirement holder words and the two lock
- *   words (promotion, sweep; 0 or the holder's heap ownerId): (a)
- *   all-atomic.
+ *   chunk holder words and the promotion lock (0, or a holder's heap
+ *   ownerId): (a) all-atomic.
  * - Entries and the capacity/slots fields of a descriptor: (b) written with
  *   plain stores before the CAS or store that publishes them, never changed
  *   afterwards, freed only through epochs. Readers load the pointer with
@@ -69,19 +68,16 @@
  *
  * ## Crashes
  *
- * A worker that dies mid-write leaks at most its new entry. One that dies
- * during migration leaves its chunk unfinished: a writer that keeps finding
- * every chunk claimed but not all done for SWEEP_AFTER_MS sweeps the chunks
- * whose bit is still clear (freezing and copying are idempotent). A
- * retirement chunk's holder word, the sweep word and the promotion lock
- * hold their holder's heap ownerId: once a holder that died there is
- * evicted from the heap (`evictWorker`), the next writer takes the chunk or
- * lock over and finishes the job (an entry whose slot the dead holder had
- * marked but not settled leaks); until then the map keeps working
- * correctly on the chain of tables, only lookups walk the chain.
- * A sweep cut short by an error (a full heap) is retried by the next writer.
- * Writers stop adding to a table's cursor once every chunk is claimed, so a
- * stuck table never wraps it.
+ * A worker that dies mid-write leaks at most its new entry. Chunk holder
+ * words and the promotion lock hold their holder's heap ownerId: once a
+ * worker that died holding one is evicted from the heap (`evictWorker`),
+ * the next writer takes the chunk or the lock over and finishes the job
+ * (copying is idempotent; a retirement slot the dead holder had marked but
+ * not settled leaks its entry). Until then the map keeps working correctly
+ * on the chain of tables; only lookups walk the chain. A migration chunk
+ * cut short by an error (a full heap) is given back, and the next writer
+ * redoes it. The cursors stop at the last chunk, so a table stuck in a
+ * chain never wraps them.
  *
  * @module
  */
@@ -128,16 +124,20 @@ const T_CAPACITY = 0;
 const T_SLOTS = 1;
 const T_CLAIMED = 2;
 const T_NEXT = 3;
-const T_CURSOR = 4;
-const T_DONE = 5;
-const T_SWEEP = 6;
+/**
+ * A chunked job (a migration, a retirement) keeps three descriptor words:
+ * its cursor (chunks handed out), then JOB_DONE (chunks finished), then
+ * JOB_LOW (a hint: no chunk below it is unfinished).
+ */
+const JOB_DONE = 1;
+const JOB_LOW = 2;
+/** The table's migration into its next table: job words 4, 5, 6. */
+const T_MIGRATION = 4;
+const T_DONE = T_MIGRATION + JOB_DONE;
 /** On the root: the old table whose retirement is under way, else 0. */
 const T_RETIRING = 7;
-/** On a table being retired: chunks claimed, chunks finished. */
-const T_RETIRE_CURSOR = 8;
-const T_RETIRE_DONE = 9;
-/** On a table being retired: no chunk below it is still held (a scan hint). */
-const T_RETIRE_LOW = 10;
+/** On a table being retired: its retirement's job words 8, 9, 10. */
+const T_RETIREMENT = 8;
 const TABLE_BYTES = 48;
 
 // Slot tags.
@@ -148,10 +148,8 @@ const TAGS = 7;
 const MOVED = FROZEN;
 
 const CHUNK = 256;
-/** A retirement chunk's holder word once the chunk is done (holders are ownerIds, > 0). */
+/** A chunk's holder word once the chunk is done (holders are ownerIds, > 0). */
 const CHUNK_DONE = -1;
-/** How long a worker sees a migration stalled on its last chunks before it sweeps (ms). */
-const SWEEP_AFTER_MS = 10;
 const MIN_CAPACITY = 16;
 const MAX_CAPACITY = 1 << 28;
 /** Largest maxKeyBytes/maxValueBytes: the codecs' own limit. */
@@ -1460,106 +1458,81 @@ export class HashMap<K, V> {
   /** Migrates up to two chunks of `table` into `next`, then tries to promote. */
   #helpMigrate(table: number, next: number): void {
     const heap = this.#heap;
-    const i32 = heap.i32;
-    const capacity = i32[(table >> 2) + T_CAPACITY];
-    const chunks = Math.ceil(capacity / CHUNK);
+    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
+    const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
+    const chunks = chunksOf(capacity);
+    const holders = slots + capacity;
+    heap.ensure((holders + 2 * chunks) * 4); // allocated apart from the descriptor
+    const me = heap.ownerId();
     for (let round = 0; round < 2; round++) {
-      const chunk = this.#claimChunk((table >> 2) + T_CURSOR, chunks);
-      if (chunk >= chunks) {
-        const done = Atomics.load(heap.i32, (table >> 2) + T_DONE);
-        if (done < chunks && this.#stalled((table >> 2) + T_DONE, done)) {
-          this.#sweep(table, next, chunks);
+      const chunk = this.#claimJobChunk((table >> 2) + T_MIGRATION, holders, chunks, me);
+      if (chunk < 0) break;
+      try {
+        for (let i = chunk * CHUNK, end = Math.min(capacity, i + CHUNK); i < end; i++) {
+          this.#freeze(slots + i);
+          this.#copySlot(slots + i, next);
+          if (i === chunk * CHUNK + 1) crashPoint("hashmap.migrate.chunk");
         }
-        break;
+      } catch (e) {
+        // Give the chunk back (a full heap while copying): freezing and
+        // copying are idempotent, so the next writer simply redoes it.
+        Atomics.compareExchange(heap.i32, holders + chunk, me, 0);
+        throw e;
       }
-      const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
-      this.#migrateChunk(slots, capacity, chunk, next);
-      Atomics.add(heap.i32, (table >> 2) + T_DONE, 1);
+      this.#finishJobChunk((table >> 2) + T_MIGRATION, holders, chunk, chunks, me);
     }
     this.#tryPromote();
   }
 
   /**
-   * The next chunk from the cursor at Int32 index `word`, or `chunks` when
-   * every one is claimed. Adds only while chunks remain: writers that keep
-   * meeting a table whose root cannot move on must never wrap the cursor.
+   * A chunk of a chunked job (a migration, or a retirement) for this worker
+   * (`me`, its ownerId), or -1 when there is none to take. The job's three
+   * descriptor words start at Int32 index `job`: cursor, finished count,
+   * and a scan hint below which every chunk is done. Each chunk has a holder
+   * word (from `holders`): 0, its holder's ownerId, or CHUNK_DONE; the CAS
+   * on it decides who holds a chunk. The cursor hands chunks out in order
+   * and stops at `chunks` (so a table stuck in a chain never wraps it).
+   * Once it is spent, a chunk is taken over if its word is 0 (given back
+   * after an error, or its claimer has not written its id yet) or names a
+   * holder that has left the heap (it died, and was evicted). A holder that
+   * is only slow keeps its chunk: a retirement must not end before every
+   * one of its slots is settled (see #retireSlot).
    */
-  #claimChunk(word: number, chunks: number): number {
-    const i32 = this.#heap.i32;
-    return Atomics.load(i32, word) < chunks ? Atomics.add(i32, word, 1) : chunks;
-  }
-
-  /**
-   * Every chunk of a migration is claimed, and the counter of finished ones
-   * (Int32 index `word`) reads `done`, short of all. Usually their helpers
-   * are still at work (a chunk takes microseconds), so the table is swept
-   * only once this worker has seen the same count for SWEEP_AFTER_MS: then a
-   * helper has died, or is off its core for long, or gave up on an error.
-   * Sweeping while a helper is still at work repeats work, never undoes it.
-   */
-  #stalled(word: number, done: number): boolean {
-    const now = performance.now();
-    if (word !== this.#stalledWord || done !== this.#stalledDone) {
-      this.#stalledWord = word;
-      this.#stalledDone = done;
-      this.#stalledSince = now;
-      return false;
-    }
-    return now - this.#stalledSince >= SWEEP_AFTER_MS;
-  }
-
-  /** The counter, its value and the time of the first stall #stalled saw (one at a time). */
-  #stalledWord = 0;
-  #stalledDone = 0;
-  #stalledSince = 0;
-
-  /**
-   * Freezes and copies the whole table (idempotent), then marks it done. One
-   * worker at a time: the sweep word holds the sweeper's ownerId, and is
-   * taken over from a sweeper that has left the registry.
-   */
-  #sweep(table: number, next: number, chunks: number): void {
+  #claimJobChunk(job: number, holders: number, chunks: number, me: number): number {
     const heap = this.#heap;
-    const sweepWord = (table >> 2) + T_SWEEP;
-    if (!this.#takeLock(sweepWord)) return;
-    crashPoint("hashmap.sweep");
-    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
-    const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
-    heap.ensure((slots + capacity + doneWords(capacity)) * 4);
-    let swept = false;
-    try {
-      // Only the chunks whose bit is still clear: those of dead or stalled
-      // helpers (who may yet finish them too; both ways are idempotent).
-      for (let chunk = 0; chunk < chunks; chunk++) {
-        const bits = Atomics.load(heap.i32, slots + capacity + (chunk >> 5));
-        if ((bits & (1 << (chunk & 31))) === 0) {
-          this.#migrateChunk(slots, capacity, chunk, next);
-        }
-      }
-      swept = true;
-      Atomics.store(heap.i32, (table >> 2) + T_DONE, chunks);
-    } finally {
-      // A sweep cut short by an error (a full heap while copying) lets the
-      // next writer sweep again; only a worker dying here leaves it taken.
-      if (!swept) Atomics.store(heap.i32, sweepWord, 0);
+    while (Atomics.load(heap.i32, job) < chunks) {
+      const chunk = Atomics.add(heap.i32, job, 1);
+      if (chunk >= chunks) break;
+      if (Atomics.compareExchange(heap.i32, holders + chunk, 0, me) === 0) return chunk;
     }
+    if (Atomics.load(heap.i32, job + JOB_DONE) >= chunks) return -1;
+    // From the first chunk not known to be done: usually a few at the end.
+    const seenLow = Atomics.load(heap.i32, job + JOB_LOW);
+    let low = seenLow;
+    while (low < chunks && Atomics.load(heap.i32, holders + low) === CHUNK_DONE) low++;
+    if (low > seenLow) Atomics.compareExchange(heap.i32, job + JOB_LOW, seenLow, low);
+    for (let chunk = low; chunk < chunks; chunk++) {
+      const holder = Atomics.load(heap.i32, holders + chunk);
+      if (holder === CHUNK_DONE || (holder !== 0 && !heap.ownerLeft(holder))) continue;
+      if (Atomics.compareExchange(heap.i32, holders + chunk, holder, me) === holder) return chunk;
+    }
+    return -1;
   }
 
   /**
-   * Freezes and copies chunk `chunk` of a table (slot array at Int32 index
-   * `slots`) into `next`, then sets the chunk's bit in the done bitmap that
-   * follows the slots.
+   * Marks `chunk` of the job at `job` done, if this worker still holds it,
+   * and counts it; true for the worker that counted the last chunk.
    */
-  #migrateChunk(slots: number, capacity: number, chunk: number, next: number): void {
+  #finishJobChunk(
+    job: number,
+    holders: number,
+    chunk: number,
+    chunks: number,
+    me: number,
+  ): boolean {
     const heap = this.#heap;
-    const end = Math.min(capacity, (chunk + 1) * CHUNK);
-    heap.ensure((slots + capacity + doneWords(capacity)) * 4); // allocated apart from the descriptor
-    for (let i = chunk * CHUNK; i < end; i++) {
-      this.#freeze(slots + i);
-      this.#copySlot(slots + i, next);
-      if (i === chunk * CHUNK + 1) crashPoint("hashmap.migrate.chunk");
-    }
-    Atomics.or(heap.i32, slots + capacity + (chunk >> 5), 1 << (chunk & 31));
+    return Atomics.compareExchange(heap.i32, holders + chunk, me, CHUNK_DONE) === me &&
+      Atomics.add(heap.i32, job + JOB_DONE, 1) + 1 === chunks;
   }
 
   #freeze(slot: number): void {
@@ -1691,59 +1664,24 @@ export class HashMap<K, V> {
     heap.ensure(old + TABLE_BYTES);
     const capacity = heap.i32[(old >> 2) + T_CAPACITY];
     const slots = heap.i32[(old >> 2) + T_SLOTS] >> 2;
-    const chunks = Math.ceil(capacity / CHUNK);
-    const holders = slots + capacity + doneWords(capacity);
+    const chunks = chunksOf(capacity);
+    const holders = slots + capacity + chunks;
     heap.ensure((holders + chunks) * 4);
     const me = heap.ownerId();
+    const job = (old >> 2) + T_RETIREMENT;
     for (let round = 0; round < 2; round++) {
-      const chunk = this.#claimRetireChunk(old, holders, chunks, me);
+      const chunk = this.#claimJobChunk(job, holders, chunks, me);
       if (chunk < 0) return;
-      const end = Math.min(capacity, (chunk + 1) * CHUNK);
-      for (let i = chunk * CHUNK; i < end; i++) {
+      for (let i = chunk * CHUNK, end = Math.min(capacity, i + CHUNK); i < end; i++) {
         this.#retireSlot(slots + i, table);
         if (i === chunk * CHUNK + 1) crashPoint("hashmap.retire.chunk");
       }
       // Counted once, by its holder, after every slot of it is settled.
-      if (
-        Atomics.compareExchange(heap.i32, holders + chunk, me, CHUNK_DONE) === me &&
-        Atomics.add(heap.i32, (old >> 2) + T_RETIRE_DONE, 1) + 1 === chunks
-      ) {
+      if (this.#finishJobChunk(job, holders, chunk, chunks, me)) {
         this.#finishRetire(table, old);
         return;
       }
     }
-  }
-
-  /**
-   * A chunk of `old`'s retirement for this worker (`me`, its ownerId), or
-   * -1. Each chunk's holder word (at `holders`) reads 0, the holder's
-   * ownerId, or CHUNK_DONE. New chunks come from the cursor; once it is
-   * spent, a chunk whose holder has left the heap (it died, and was
-   * evicted) is taken over. A holder that is only slow keeps its chunk: the
-   * retirement ends only when every slot is settled, since the next
-   * table's retirement relies on it (see #retireSlot).
-   */
-  #claimRetireChunk(old: number, holders: number, chunks: number, me: number): number {
-    const heap = this.#heap;
-    for (;;) {
-      const chunk = this.#claimChunk((old >> 2) + T_RETIRE_CURSOR, chunks);
-      if (chunk >= chunks) break;
-      if (Atomics.compareExchange(heap.i32, holders + chunk, 0, me) === 0) return chunk;
-    }
-    if (Atomics.load(heap.i32, (old >> 2) + T_RETIRE_DONE) >= chunks) return -1;
-    // From the first chunk not known to be done: usually a few at the end.
-    const lowWord = (old >> 2) + T_RETIRE_LOW;
-    const seenLow = Atomics.load(heap.i32, lowWord);
-    let low = seenLow;
-    while (low < chunks && Atomics.load(heap.i32, holders + low) === CHUNK_DONE) low++;
-    if (low > seenLow) Atomics.compareExchange(heap.i32, lowWord, seenLow, low);
-    for (let chunk = low; chunk < chunks; chunk++) {
-      const holder = Atomics.load(heap.i32, holders + chunk);
-      // 0: its claimer is between the cursor and this word (or died there).
-      if (holder === 0 || holder === CHUNK_DONE || !heap.ownerLeft(holder)) continue;
-      if (Atomics.compareExchange(heap.i32, holders + chunk, holder, me) === holder) return chunk;
-    }
-    return -1;
   }
 
   /**
@@ -1819,19 +1757,16 @@ function align(n: number, to: number): number {
 }
 
 /**
- * Int32 words of the bitmap of migrated chunks that follows a table's
- * slots. After it come the holder words of the table's retirement, one per
- * chunk.
+ * Chunks of a table of `capacity` slots. After its slots come a holder
+ * word per chunk for its migration, then one per chunk for its retirement.
  */
-function doneWords(capacity: number): number {
-  return (Math.ceil(capacity / CHUNK) + 31) >> 5;
+function chunksOf(capacity: number): number {
+  return Math.ceil(capacity / CHUNK);
 }
 
 /** Allocates an empty table; throws HeapExhaustedError with nothing allocated. */
 function newTable(heap: SharedHeap, capacity: number): number {
-  const slots = heap.allocateZeroed(
-    (capacity + doneWords(capacity) + Math.ceil(capacity / CHUNK)) * 4,
-  );
+  const slots = heap.allocateZeroed((capacity + 2 * chunksOf(capacity)) * 4);
   let table: number;
   try {
     table = heap.allocateZeroed(TABLE_BYTES);

@@ -1332,13 +1332,10 @@ Deno.test("exhaustion: delete succeeds when helping a resize runs out of memory"
   } finally {
     faultInjection.hook = undefined;
   }
-  // Writers later sweep the stalled resize (after SWEEP_AFTER_MS) and move on.
-  const deadline = performance.now() + 10_000;
-  for (let k = 13; map.capacity === 16; k++) {
-    assert.ok(performance.now() < deadline, "the resize never finished");
-    map.set(k, k * 10);
-  }
-  for (let k = 0; k < 13; k++) assert.equal(map.get(k), k === 5 || k === 6 ? undefined : k * 10);
+  // The failed copies gave their chunk back: the next write redoes it.
+  map.set(13, 130);
+  assert.equal(map.capacity, 32, "the resize did not finish");
+  for (let k = 0; k < 14; k++) assert.equal(map.get(k), k === 5 || k === 6 ? undefined : k * 10);
 });
 
 Deno.test("exhaustion: create on a full heap throws HeapExhaustedError and leaks nothing", () => {
