@@ -391,8 +391,8 @@ const CRASH_SITES: {
   // The promotion lock holds the dead worker's ownerId: once it is evicted,
   // the next writer takes the lock over and the root moves on.
   { site: "hashmap.promote", after: 2, rootMoves: true },
-  // A retirement chunk left half done is finished by a writer that sees it
-  // stalled; the root moves on after that.
+  // A retirement chunk left half done passes to the next writer once its
+  // holder is evicted; the root moves on after that.
   { site: "hashmap.retire.chunk", after: 2, rootMoves: true },
   { site: "heap.page.take", after: 6, rootMoves: undefined },
   { site: "pool.split", after: 3, rootMoves: undefined },
