@@ -13,7 +13,8 @@
  * - {@linkcode concacheScenarios}: readers and writers of the four maps for a
  *   {@linkcode ContentionSuite};
  * - {@linkcode serveMapRequests}: a worker that owns a JS Map and answers
- *   get/set requests by message, run when this module is a worker's entry.
+ *   get/set requests by message, run when this module is a worker's entry;
+ * - {@linkcode insertTimed}: the worker of `hashmap_resize_latency.ts`.
  *
  * @module
  */
@@ -21,8 +22,9 @@
 import sharedmapModule from "sharedmap";
 import { HashMap, type HashMapHandle } from "../hashmap/mod.ts";
 import { RwLock, type RwLockHandle } from "../latch/mod.ts";
+import { faultInjection } from "../memory/mod.ts";
 import type { Batch, Scenarios } from "./_contention.ts";
-import { seededRandom } from "../testing/harness.ts";
+import { seededRandom, type WorkerContext } from "../testing/harness.ts";
 
 // ---------------------------------------------------------------- keys
 
@@ -428,6 +430,42 @@ export function serveMapRequests(): void {
     };
     scope.postMessage(true);
   };
+}
+
+// ------------------------------------------------------------ resize latency
+
+/** What `insertTimed` measures. */
+export interface ResizeReport {
+  /** From the start barrier to the last insert of this worker. */
+  readonly ms: number;
+  /** This worker's slowest `set`. */
+  readonly slowestMs: number;
+  /** Visits of each crash point (one per resize step) in this worker. */
+  readonly sites: Record<string, number>;
+}
+
+/**
+ * Inserts this worker's share of keys 0 to `keys` - 1 (every `workers`-th
+ * one) into the map, timing each `set`, and counts the crash points passed
+ * through the fault-injection hook.
+ */
+export function insertTimed(
+  ctx: WorkerContext<{ map: HashMapHandle; keys: number }>,
+): ResizeReport {
+  const map = HashMap.attach<number, number>(ctx.args.map);
+  const sites: Record<string, number> = {};
+  faultInjection.hook = (site) => {
+    sites[site] = (sites[site] ?? 0) + 1;
+  };
+  let slowestMs = 0;
+  const start = performance.now();
+  for (let k = ctx.index; k < ctx.args.keys; k += ctx.workers) {
+    const before = performance.now();
+    map.set(k, k);
+    const took = performance.now() - before;
+    if (took > slowestMs) slowestMs = took;
+  }
+  return { ms: performance.now() - start, slowestMs, sites };
 }
 
 if (import.meta.main) serveMapRequests();

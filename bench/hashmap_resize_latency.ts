@@ -2,7 +2,7 @@
  * The slowest single `set` while W workers insert N new keys into one
  * HashMap that starts at 16 slots, so that it resizes about twenty times
  * under them: no operation should pay for a whole table. Prints the total
- * time, the slowest `set` of any worker, and how many times the resize
+ * time (from the workers' common start), the slowest `set` of any worker, and how many times the resize
  * steps ran (promotions, migration and retirement chunks). Reports and
  * asserts nothing else: timings never fail a run.
  *
@@ -16,29 +16,23 @@
 
 import { HashMap } from "../hashmap/mod.ts";
 import { SharedHeap } from "../memory/mod.ts";
-import type { ResizeJob, ResizeReport } from "./_hashmap_resize_workers.ts";
+import { runWorkers } from "../testing/harness.ts";
+import type { ResizeReport } from "./_hashmap_workers.ts";
 
 const workers = Number(Deno.args[0] ?? 4);
 const keys = Number(Deno.args[1] ?? 2_000_000);
 const heap = SharedHeap.create({ maxBytes: 1 << 30 });
 const map = HashMap.create(heap, { key: "i32", value: "i32" });
-const pool = Array.from(
-  { length: workers },
-  () => new Worker(new URL("./_hashmap_resize_workers.ts", import.meta.url), { type: "module" }),
-);
-const start = performance.now();
-const reports = await Promise.all(
-  pool.map((worker, index) =>
-    new Promise<ResizeReport>((resolve, reject) => {
-      worker.onmessage = (event: MessageEvent<ResizeReport>) => resolve(event.data);
-      worker.onerror = (event) => reject(event.error ?? new Error(event.message));
-      const job: ResizeJob = { map: map.handle, index, workers, keys };
-      worker.postMessage(job);
-    })
-  ),
-);
-const totalMs = performance.now() - start;
-for (const worker of pool) worker.terminate();
+// The workers start together from the harness's start barrier.
+const reports = await runWorkers<{ map: typeof map.handle; keys: number }, ResizeReport>({
+  module: new URL("./_hashmap_workers.ts", import.meta.url),
+  fn: "insertTimed",
+  workers,
+  heap,
+  args: { map: map.handle, keys },
+  timeoutMs: Infinity,
+});
+const totalMs = Math.max(...reports.map((report) => report.ms));
 const sites: Record<string, number> = {};
 for (const report of reports) {
   for (const [site, count] of Object.entries(report.sites)) {
