@@ -150,6 +150,11 @@ const MOVED = FROZEN;
 const CHUNK = 256;
 /** A chunk's holder word once the chunk is done (holders are ownerIds, > 0). */
 const CHUNK_DONE = -1;
+/** What #claimJobChunk returns once every chunk of the job is done. */
+const JOB_COMPLETE = -2;
+/** Crash points between marking a chunk done and counting it. */
+const MIGRATE_COUNT = "hashmap.migrate.count";
+const RETIRE_COUNT = "hashmap.retire.count";
 const MIN_CAPACITY = 16;
 const MAX_CAPACITY = 1 << 28;
 /** Largest maxKeyBytes/maxValueBytes: the codecs' own limit. */
@@ -1479,14 +1484,15 @@ export class HashMap<K, V> {
         Atomics.compareExchange(heap.i32, holders + chunk, me, 0);
         throw e;
       }
-      this.#finishJobChunk((table >> 2) + T_MIGRATION, holders, chunk, chunks, me);
+      this.#finishJobChunk((table >> 2) + T_MIGRATION, holders, chunk, chunks, me, MIGRATE_COUNT);
     }
     this.#tryPromote();
   }
 
   /**
    * A chunk of a chunked job (a migration, or a retirement) for this worker
-   * (`me`, its ownerId), or -1 when there is none to take. The job's three
+   * (`me`, its ownerId), JOB_COMPLETE once every chunk is done, or -1 while
+   * the chunks left are held by live workers. The job's three
    * descriptor words start at Int32 index `job`: cursor, finished count,
    * and a scan hint below which every chunk is done. Each chunk has a holder
    * word (from `holders`): 0, its holder's ownerId, or CHUNK_DONE; the CAS
@@ -1497,6 +1503,12 @@ export class HashMap<K, V> {
    * holder that has left the heap (it died, and was evicted). A holder that
    * is only slow keeps its chunk: a retirement must not end before every
    * one of its slots is settled (see #retireSlot).
+   *
+   * When every holder word says done but the count falls short, a holder died between marking its
+   * chunk and counting it (or is about to count it): this worker raises the
+   * count to `chunks` itself. Every holder word is marked only after its
+   * chunk is settled, so the job is really over; a late count only takes
+   * the total past `chunks`, and no later `=== chunks` test fires again.
    */
   #claimJobChunk(job: number, holders: number, chunks: number, me: number): number {
     const heap = this.#heap;
@@ -1505,12 +1517,21 @@ export class HashMap<K, V> {
       if (chunk >= chunks) break;
       if (Atomics.compareExchange(heap.i32, holders + chunk, 0, me) === 0) return chunk;
     }
-    if (Atomics.load(heap.i32, job + JOB_DONE) >= chunks) return -1;
+    if (Atomics.load(heap.i32, job + JOB_DONE) >= chunks) return JOB_COMPLETE;
     // From the first chunk not known to be done: usually a few at the end.
     const seenLow = Atomics.load(heap.i32, job + JOB_LOW);
     let low = seenLow;
     while (low < chunks && Atomics.load(heap.i32, holders + low) === CHUNK_DONE) low++;
     if (low > seenLow) Atomics.compareExchange(heap.i32, job + JOB_LOW, seenLow, low);
+    if (low === chunks) {
+      for (;;) {
+        const done = Atomics.load(heap.i32, job + JOB_DONE);
+        if (done >= chunks) return JOB_COMPLETE;
+        if (Atomics.compareExchange(heap.i32, job + JOB_DONE, done, chunks) === done) {
+          return JOB_COMPLETE;
+        }
+      }
+    }
     for (let chunk = low; chunk < chunks; chunk++) {
       const holder = Atomics.load(heap.i32, holders + chunk);
       if (holder === CHUNK_DONE || (holder !== 0 && !heap.ownerLeft(holder))) continue;
@@ -1522,6 +1543,7 @@ export class HashMap<K, V> {
   /**
    * Marks `chunk` of the job at `job` done, if this worker still holds it,
    * and counts it; true for the worker that counted the last chunk.
+   * (`countSite` names the crash point between the two steps.)
    */
   #finishJobChunk(
     job: number,
@@ -1529,10 +1551,12 @@ export class HashMap<K, V> {
     chunk: number,
     chunks: number,
     me: number,
+    countSite: string,
   ): boolean {
     const heap = this.#heap;
-    return Atomics.compareExchange(heap.i32, holders + chunk, me, CHUNK_DONE) === me &&
-      Atomics.add(heap.i32, job + JOB_DONE, 1) + 1 === chunks;
+    if (Atomics.compareExchange(heap.i32, holders + chunk, me, CHUNK_DONE) !== me) return false;
+    crashPoint(countSite);
+    return Atomics.add(heap.i32, job + JOB_DONE, 1) + 1 === chunks;
   }
 
   #freeze(slot: number): void {
@@ -1671,13 +1695,18 @@ export class HashMap<K, V> {
     const job = (old >> 2) + T_RETIREMENT;
     for (let round = 0; round < 2; round++) {
       const chunk = this.#claimJobChunk(job, holders, chunks, me);
-      if (chunk < 0) return;
+      if (chunk < 0) {
+        // Also where the worker that counted the last chunk died before it
+        // finished the retirement: #finishRetire runs once, whoever calls.
+        if (chunk === JOB_COMPLETE) this.#finishRetire(table, old);
+        return;
+      }
       for (let i = chunk * CHUNK, end = Math.min(capacity, i + CHUNK); i < end; i++) {
         this.#retireSlot(slots + i, table);
         if (i === chunk * CHUNK + 1) crashPoint("hashmap.retire.chunk");
       }
       // Counted once, by its holder, after every slot of it is settled.
-      if (this.#finishJobChunk(job, holders, chunk, chunks, me)) {
+      if (this.#finishJobChunk(job, holders, chunk, chunks, me, RETIRE_COUNT)) {
         this.#finishRetire(table, old);
         return;
       }
@@ -1710,6 +1739,7 @@ export class HashMap<K, V> {
 
   /** Retires `old`'s slot array and descriptor, once, and lets `table` be promoted. */
   #finishRetire(table: number, old: number): void {
+    crashPoint("hashmap.retire.finish");
     const heap = this.#heap;
     if (Atomics.compareExchange(heap.i32, (table >> 2) + T_RETIRING, old, 0) !== old) return;
     heap.retire(heap.i32[(old >> 2) + T_SLOTS]);

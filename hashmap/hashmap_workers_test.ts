@@ -394,6 +394,14 @@ const CRASH_SITES: {
   // A retirement chunk left half done passes to the next writer once its
   // holder is evicted; the root moves on after that.
   { site: "hashmap.retire.chunk", after: 2, rootMoves: true },
+  // A holder that dies between marking its chunk done and counting it
+  // leaves the count short; the next writer that finds every chunk done
+  // counts for it.
+  { site: "hashmap.migrate.count", after: 3, rootMoves: true },
+  { site: "hashmap.retire.count", after: 3, rootMoves: true },
+  // And one that dies after counting the last chunk, before it finishes the
+  // retirement: the next writer that finds the job complete finishes it.
+  { site: "hashmap.retire.finish", after: 2, rootMoves: true },
   { site: "heap.page.take", after: 6, rootMoves: undefined },
   { site: "pool.split", after: 3, rootMoves: undefined },
   // The first growth must be the doomed worker's own: the others wait for it
