@@ -1504,11 +1504,12 @@ export class HashMap<K, V> {
    * is only slow keeps its chunk: a retirement must not end before every
    * one of its slots is settled (see #retireSlot).
    *
-   * When every holder word says done but the count falls short, a holder died between marking its
-   * chunk and counting it (or is about to count it): this worker raises the
-   * count to `chunks` itself. Every holder word is marked only after its
-   * chunk is settled, so the job is really over; a late count only takes
-   * the total past `chunks`, and no later `=== chunks` test fires again.
+   * When every holder word says done but the count falls short, a holder
+   * died between marking its chunk and counting it (or is about to count
+   * it): this worker raises the count to `chunks` itself. Every holder word
+   * is marked only after its chunk is settled, so the job is really over; a
+   * late count only takes the total past `chunks`, and no later
+   * `=== chunks` test fires again.
    */
   #claimJobChunk(job: number, holders: number, chunks: number, me: number): number {
     const heap = this.#heap;
