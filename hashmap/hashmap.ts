@@ -77,7 +77,10 @@
  * on the chain of tables; only lookups walk the chain. A migration chunk
  * cut short by an error (a full heap) is given back, and the next writer
  * redoes it. The cursors stop at the last chunk, so a table stuck in a
- * chain never wraps them.
+ * chain never wraps them. A holder that dies after marking its chunk done
+ * but before counting it needs no eviction: the next writer that finds
+ * every chunk marked counts for it, and any writer finishes a retirement
+ * whose last counter died before finishing it.
  *
  * @module
  */
