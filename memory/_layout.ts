@@ -21,7 +21,7 @@
 /** "SABR" in ASCII, as a little-endian Int32. */
 export const MAGIC = 0x52424153;
 /** Version of the on-heap layout this build writes and reads. */
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 /** Kind string carried by heap handles. */
 export const HEAP_KIND = "sabre.SharedHeap";
 
@@ -64,6 +64,12 @@ export const H_ORPHANS = 64;
 export const H_ORPHANED_BLOCKS = 65;
 /** Small pages marked ABANDONED (left by a closed or evicted worker). Atomics only. */
 export const H_ABANDONED_PAGES = 66;
+/**
+ * First pool page that no block has ever included: every page from it up
+ * still holds the zeros the buffer grew with. Raised under the pool lock by
+ * every page block taken, never lowered.
+ */
+export const H_FRESH_PAGE = 67;
 export const HEADER_WORDS = 128;
 
 // ---- worker slot words (from slotsOffset + slot * SLOT_BYTES) ----

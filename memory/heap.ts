@@ -60,6 +60,7 @@ import {
   H_DESC_OFFSET,
   H_EPOCH,
   H_FREE_PAGES,
+  H_FRESH_PAGE,
   H_GROW_COUNT,
   H_LARGE_PAGES,
   H_MAGIC,
@@ -521,6 +522,7 @@ export class SharedHeap implements Disposable {
     i32[H_ROOTS_OFFSET] = rootsOffset;
     i32[H_DESC_OFFSET] = descOffset;
     i32[H_EPOCH] = 1;
+    i32[H_FRESH_PAGE] = metaPages;
     const desc = descOffset >> 2;
     for (let page = 0; page < metaPages; page++) {
       i32[desc + page * DESC_WORDS + D_STATE] = descState(K_META, 0, 0);
@@ -1072,10 +1074,17 @@ export class SharedHeap implements Disposable {
    * ```
    */
   allocateZeroed(size: number): number {
+    this.#tookFreshPages = false;
     const ptr = this.allocate(size);
-    this.u8.fill(0, ptr, ptr + size);
+    // A large block made only of pages that no block has used yet still
+    // holds the zeros its buffer grew with: a new hash table of 16 MiB
+    // skips a fill of several milliseconds.
+    if (!(this.#tookFreshPages && size > SMALL_MAX)) this.u8.fill(0, ptr, ptr + size);
     return ptr;
   }
+
+  /** Whether the last page block this worker took had never been used (see H_FRESH_PAGE). */
+  #tookFreshPages = false;
 
   /**
    * Size in bytes of the block at `ptr` (its size class or page block size),
@@ -1138,7 +1147,13 @@ export class SharedHeap implements Disposable {
         if (!growFor(this.sab, i32, desc, order)) break;
         page = takeBlock(i32, desc, order);
       }
-      if (page !== 0) i32[counter] += 1 << order;
+      if (page !== 0) {
+        // Plain words under the pool lock, like the pool's own.
+        const fresh = i32[H_FRESH_PAGE];
+        this.#tookFreshPages = page >= fresh;
+        if (page + (1 << order) > fresh) i32[H_FRESH_PAGE] = page + (1 << order);
+        i32[counter] += 1 << order;
+      }
     } finally {
       unlockPool(i32);
     }

@@ -190,6 +190,51 @@ Deno.test("allocate: blocks are aligned, disjoint and keep their contents", () =
   assert.equal(after.freeBytes + after.metadataBytes, after.heapBytes, "pages not coalesced back");
 });
 
+Deno.test("allocateZeroed: zeros in every block, also in pages used and freed before", () => {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 64 * MiB });
+  const isZero = (ptr: number, size: number) =>
+    heap.u8.subarray(ptr, ptr + size).every((b) => b === 0);
+  const dirty: number[] = [];
+  // Small pages and large blocks at the bottom of the heap, all written and freed.
+  for (let i = 0; i < 2000; i++) dirty.push(heap.allocate(100 + (i % 7) * 300));
+  for (let i = 0; i < 6; i++) dirty.push(heap.allocate(70_000 << (i % 3)));
+  for (const ptr of dirty) heap.u8.fill(0xa5, ptr, ptr + heap.blockSize(ptr));
+  for (const ptr of dirty) heap.free(ptr);
+  // Sizes that fit the freed pages, sizes that merge them with never-used
+  // buddies, and sizes that make the heap grow.
+  for (const size of [70_000, 200_000, 300_000, 600_000, 2 * MiB, 5 * MiB, 100, 40_000]) {
+    const ptr = heap.allocateZeroed(size);
+    assert.ok(isZero(ptr, size), `allocateZeroed(${size}) returned bytes that are not zero`);
+    heap.u8.fill(0x5a, ptr, ptr + size);
+    heap.free(ptr);
+  }
+  heap.close();
+});
+
+Deno.test("allocateZeroed: skips the fill for pages that no block has used yet", () => {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 64 * MiB });
+  const fill = Uint8Array.prototype.fill;
+  let filled = 0;
+  Uint8Array.prototype.fill = function (this: Uint8Array, ...args: Parameters<Uint8Array["fill"]>) {
+    filled++;
+    return fill.apply(this, args);
+  };
+  try {
+    const fresh = heap.allocateZeroed(4 * MiB); // grows the heap: new pages
+    assert.equal(filled, 0, "a block of pages fresh from growth was filled");
+    heap.u8[fresh] = 1;
+    heap.free(fresh);
+    const reused = heap.allocateZeroed(4 * MiB);
+    assert.equal(filled, 1, "a block of pages used before was not filled");
+    assert.equal(heap.u8[reused], 0);
+    heap.allocateZeroed(100);
+    assert.equal(filled, 2, "a small block was not filled");
+  } finally {
+    Uint8Array.prototype.fill = fill;
+    heap.close();
+  }
+});
+
 Deno.test("allocate: random sequences match a model (fast-check)", () => {
   fc.assert(
     fc.property(
