@@ -2,9 +2,10 @@
  * The slowest single `set` while W workers insert N new keys into one
  * HashMap that starts at 16 slots, so that it resizes about twenty times
  * under them: no operation should pay for a whole table. Prints the total
- * time (from the workers' common start), the slowest `set` of any worker, and how many times the resize
- * steps ran (promotions, migration and retirement chunks). Reports and
- * asserts nothing else: timings never fail a run.
+ * time (from the workers' common start), the slowest `set` of any worker,
+ * and how many times the resize steps ran (promotions, migration and
+ * retirement chunks). Reports and asserts nothing else: timings never fail
+ * a run.
  *
  * On a machine with fewer cores than workers, a `set` can also be slow
  * because its worker lost the core for a time slice.

@@ -1661,7 +1661,7 @@ export class HashMap<K, V> {
     if (this.#next(table) === 0) return false;
     if (Atomics.load(heap.i32, (table >> 2) + T_RETIRING) !== 0) return false;
     const capacity = heap.i32[(table >> 2) + T_CAPACITY];
-    return Atomics.load(heap.i32, (table >> 2) + T_DONE) >= Math.ceil(capacity / CHUNK);
+    return Atomics.load(heap.i32, (table >> 2) + T_DONE) >= chunksOf(capacity);
   }
 
   /**

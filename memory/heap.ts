@@ -414,6 +414,9 @@ export class SharedHeap implements Disposable {
   #kernelPinAt = -1;
   #cachedEpoch = 0;
   #pinsUntilRefresh = 0;
+  // Whether the last page block this worker took had never been used
+  // (see H_FRESH_PAGE): allocateZeroed then skips the fill.
+  #tookFreshPages = false;
   readonly #guard: EpochGuard;
   // Retired blocks of this worker, FIFO with the epoch at retirement.
   #retiredPtr = new Int32Array(256);
@@ -1082,9 +1085,6 @@ export class SharedHeap implements Disposable {
     if (!(this.#tookFreshPages && size > SMALL_MAX)) this.u8.fill(0, ptr, ptr + size);
     return ptr;
   }
-
-  /** Whether the last page block this worker took had never been used (see H_FRESH_PAGE). */
-  #tookFreshPages = false;
 
   /**
    * Size in bytes of the block at `ptr` (its size class or page block size),

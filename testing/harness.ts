@@ -50,6 +50,12 @@ import {
 
 const ENTRY = new URL("./_worker_entry.ts", import.meta.url).href;
 
+const MAX_WORKERS = 1024;
+const DEFAULT_TIMEOUT_MS = 60_000;
+const MAX_TIMER_MS = 0x7fffffff;
+/** How long a failed or timed-out group waits for its other workers to stop. */
+const STOP_GRACE_MS = 1000;
+
 /**
  * With `SABRE_RETIRE_AUDIT=1`, every heap given to spawnWorkers runs under a
  * retire audit (see retire_audit.ts) in this thread and in the workers, and
@@ -77,11 +83,6 @@ function retireAuditOf(heap: SharedHeap): RetireAudit {
   }
   return audit;
 }
-const MAX_WORKERS = 1024;
-const DEFAULT_TIMEOUT_MS = 60_000;
-const MAX_TIMER_MS = 0x7fffffff;
-/** How long a failed or timed-out group waits for its other workers to stop. */
-const STOP_GRACE_MS = 1000;
 
 /**
  * What a worker function receives.
