@@ -459,6 +459,68 @@ Deno.bench({
   },
 });
 
+// The same keys in maps that fit in the caches: the fixed cost of a string
+// lookup, in the kernel and in JavaScript.
+const smallStringMap = HashMap.create(smallHeap, { key: "string", value: "i32" });
+const plainSmallStringMap = HashMap.create(heapWithKernel(false), { key: "string", value: "i32" });
+const jsSmallStringMap = new Map<string, number>();
+for (let i = 0; i < SMALL; i++) {
+  smallStringMap.set(stringKey(i), i);
+  plainSmallStringMap.set(stringKey(i), i);
+  jsSmallStringMap.set(stringKey(i), i);
+}
+for (let i = 0; i < SMALL; i++) {
+  const key = lookupKeys[i];
+  if (smallStringMap.get(key) !== i || plainSmallStringMap.get(key) !== i) {
+    throw new Error(`lost key ${key}`);
+  }
+}
+const smallStringOrder = new Int32Array(1 << 16);
+for (let i = 0; i < smallStringOrder.length; i++) {
+  smallStringOrder[i] = Math.floor(random() * SMALL);
+}
+
+const GET_SMALL_STRING = `get, 16-byte string keys, ${SMALL} entries (in cache)`;
+
+// One function each: a loop shared by the three maps would be polymorphic.
+Deno.bench({
+  name: `Map.get (x${BATCH})`,
+  group: GET_SMALL_STRING,
+  baseline: true,
+  fn() {
+    const at = nextSmallBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) {
+      s += jsSmallStringMap.get(lookupKeys[smallStringOrder[at + i]])!;
+    }
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.get (x${BATCH})`,
+  group: GET_SMALL_STRING,
+  fn() {
+    const at = nextSmallBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += smallStringMap.get(lookupKeys[smallStringOrder[at + i]])!;
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.get, JavaScript path (heap without the kernel) (x${BATCH})`,
+  group: GET_SMALL_STRING,
+  fn() {
+    const at = nextSmallBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) {
+      s += plainSmallStringMap.get(lookupKeys[smallStringOrder[at + i]])!;
+    }
+    sink ^= s;
+  },
+});
+
 const SET_STRING = "set existing key, 16-byte string keys, 1M entries";
 
 Deno.bench({

@@ -283,6 +283,88 @@ export function counters(ctx: WorkerContext<CountersArgs>): WriterReport | Reade
 }
 
 // ---------------------------------------------------------------------------
+// String values read while they are replaced
+
+export interface ReplacedValuesArgs {
+  readonly map: HashMapHandle;
+  /** Workers 0..writers-1 write; the others read. */
+  readonly writers: number;
+  /** Keys of each writer. */
+  readonly keysPerWriter: number;
+  readonly steps: number;
+  /** Word 0: writers finished. */
+  readonly flags: SharedArrayBuffer;
+}
+
+/** Key j of writer w: ASCII, so `get` and `has` look it up in the kernel. */
+export function replacedKey(w: number, j: number): string {
+  return `key ${w}.${j}`;
+}
+
+/** The value of `key` at `version`: names its key, and its length varies. */
+export function replacedValue(key: string, version: number): string {
+  return `${key}=${version};`.padEnd(12 + (version % 41), "#");
+}
+
+/**
+ * Writers replace the string values of their own keys with ever newer
+ * versions, and churn keys of their own so that tables grow and shrink;
+ * replaced entries are freed and their blocks reused at once. Readers
+ * check that every value they read is whole and belongs to its key, and
+ * that no key's version goes back. A value read from a freed entry would
+ * show another key's bytes or a torn length.
+ */
+export function readReplacedValues(ctx: WorkerContext<ReplacedValuesArgs>): number {
+  const { writers, keysPerWriter, steps } = ctx.args;
+  const map = HashMap.attach<string, string>(ctx.args.map);
+  const flags = new Int32Array(ctx.args.flags);
+  if (ctx.index < writers) {
+    const versions = new Int32Array(keysPerWriter);
+    let churned = 0;
+    let oldest = 0;
+    for (let step = 0; step < steps; step++) {
+      const j = ctx.randomInt(keysPerWriter);
+      const key = replacedKey(ctx.index, j);
+      map.set(key, replacedValue(key, ++versions[j]));
+      if (ctx.random() < 0.05) {
+        for (let i = 0; i < 64; i++) map.set(`churn ${ctx.index}.${churned++}`, "x");
+      }
+      while (churned - oldest > 600 || (step % 997 === 0 && oldest < churned)) {
+        map.delete(`churn ${ctx.index}.${oldest++}`);
+      }
+    }
+    while (oldest < churned) map.delete(`churn ${ctx.index}.${oldest++}`);
+    Atomics.add(flags, 0, 1);
+    return steps;
+  }
+  const last = new Int32Array(writers * keysPerWriter);
+  let reads = 0;
+  while (Atomics.load(flags, 0) < writers) {
+    ctx.checkpoint();
+    const w = ctx.randomInt(writers);
+    const j = ctx.randomInt(keysPerWriter);
+    const key = replacedKey(w, j);
+    const value = map.get(key);
+    reads++;
+    if (value === undefined) {
+      if (last[w * keysPerWriter + j] !== 0) throw new Error(`${key} vanished`);
+      if (map.has(key) && map.get(key) === undefined) throw new Error(`${key}: has but no get`);
+      continue;
+    }
+    const version = Number(value.slice(key.length + 1, value.indexOf(";")));
+    if (!value.startsWith(`${key}=`) || value !== replacedValue(key, version)) {
+      throw new Error(`${key} read ${JSON.stringify(value)}`);
+    }
+    if (version < last[w * keysPerWriter + j]) {
+      throw new Error(`${key} went back from ${last[w * keysPerWriter + j]} to ${version}`);
+    }
+    last[w * keysPerWriter + j] = version;
+    if (!map.has(key)) throw new Error(`${key}: get but no has`);
+  }
+  return reads;
+}
+
+// ---------------------------------------------------------------------------
 // Iteration under change
 
 export interface IterationArgs {

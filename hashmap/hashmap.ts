@@ -105,7 +105,7 @@ import {
   tagOf,
 } from "../memory/mod.ts";
 import { encodeAsciiKey } from "../memory/_murmur.ts";
-import { EPOCH_AT, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
+import { EPOCH_AT, type Kernel, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
 
 const KIND = "sabre.HashMap";
 const LAYOUT_VERSION = 3;
@@ -148,6 +148,8 @@ const FROZEN = 1;
 const DELETED = 2;
 const COPIED = 4;
 const TAGS = 7;
+/** Longest string key that kernel.hashmapGetAscii takes: eight words. */
+const KERNEL_KEY_BYTES = 32;
 const MOVED = FROZEN;
 
 const CHUNK = 256;
@@ -295,7 +297,8 @@ export class HashMap<K, V> {
     this.#fixedValueAt = this.#keys.fixedBytes === 0
       ? -1
       : align(at + this.#keys.fixedBytes, this.#valueAlign);
-    const scratchBytes = Math.max(8, this.#keys.maxBytes);
+    // At least KERNEL_KEY_BYTES, so that #getAsciiKeyInKernel reads eight words.
+    const scratchBytes = Math.max(KERNEL_KEY_BYTES, this.#keys.maxBytes);
     this.#keyWords = new Int32Array(2 + ((scratchBytes + 3) >> 2));
     this.#scratch = new Uint8Array(this.#keyWords.buffer, 8, scratchBytes);
     this.#stringKeys = this.#keyKind === CODEC_IDS.string;
@@ -516,8 +519,9 @@ export class HashMap<K, V> {
   /** i32 keys (u32 keys are never negative). */
   readonly #signedKeys: boolean;
   /**
-   * The value codec's id where kernel.hashmapGetInt can read its values
-   * (CODEC_IDS i32 1, u32 2, f64 3, the numbers kernel.wat tests), else 0.
+   * The value codec's id where the kernel's gets can read its values
+   * (CODEC_IDS i32 1, u32 2, f64 3, the numbers kernel.wat tests), else 0:
+   * hashmapGetInt is then not used, and hashmapGetAscii answers the entry.
    */
   readonly #kernelValueKind: number;
 
@@ -587,6 +591,10 @@ export class HashMap<K, V> {
     const words = this.#keyWords;
     const length = encodeAsciiKey(key, words, this.#keys.maxBytes);
     if (length < 0) return FALL_BACK;
+    const kernel = this.#heap.kernel;
+    if (kernel !== null && length !== 0 && length <= KERNEL_KEY_BYTES) {
+      return this.#getAsciiKeyInKernel(kernel, length);
+    }
     const hash = words[0];
     const fullWords = length >> 2;
     const tailMask = (length & 3) === 0 ? 0 : (1 << ((length & 3) << 3)) - 1;
@@ -626,6 +634,81 @@ export class HashMap<K, V> {
   }
 
   /**
+   * #getAsciiKey's lookup in the kernel, for the key that encodeAsciiKey has
+   * just left in #keyWords (1 to KERNEL_KEY_BYTES bytes). Fixed-size values
+   * come back read; for others the kernel answers the entry, still pinned,
+   * and the value is decoded here before the pin ends.
+   */
+  #getAsciiKeyInKernel(kernel: Kernel, length: number): V | undefined | typeof FALL_BACK {
+    const heap = this.#heap;
+    const valueKind = this.#kernelValueKind;
+    const pinAt = heap.kernelPinAt();
+    const found = this.#lookUpAsciiKey(kernel, length, valueKind, pinAt);
+    if (found === KERNEL_SLOW) return FALL_BACK;
+    if (valueKind !== 0) {
+      // An f64 value may equal a sentinel: the general path tells them apart.
+      if (found === KERNEL_ABSENT) return valueKind === CODEC_IDS.f64 ? FALL_BACK : undefined;
+      return found as V;
+    }
+    if (found === KERNEL_ABSENT) return undefined;
+    try {
+      heap.ensure(found + this.#entryMinBytes);
+      return this.#readValue(found);
+    } finally {
+      heap.kernelUnpin(pinAt);
+    }
+  }
+
+  /**
+   * kernel.hashmapGetAscii for the key in #keyWords: the value (valueKind
+   * 1 to 3) or the entry, still pinned (0); KERNEL_ABSENT; or KERNEL_SLOW,
+   * also when the call trapped (its pin is then undone).
+   */
+  #lookUpAsciiKey(kernel: Kernel, length: number, valueKind: number, pinAt: number): number {
+    const words = this.#keyWords;
+    try {
+      return kernel.hashmapGetAscii(
+        this.#header << 2,
+        words[0],
+        length,
+        this.#keyAt,
+        words[2],
+        words[3],
+        words[4],
+        words[5],
+        words[6],
+        words[7],
+        words[8],
+        words[9],
+        valueKind,
+        pinAt,
+        EPOCH_AT,
+      );
+    } catch (e) {
+      this.#heap.kernelTrapped(pinAt, e);
+      return KERNEL_SLOW;
+    }
+  }
+
+  /**
+   * `has` for an ASCII string key of a map with variable-size values: the
+   * kernel finds the entry, and nothing is decoded. FALL_BACK where #getAsciiKey
+   * would take the general path.
+   */
+  #hasAsciiKey(key: string): boolean | typeof FALL_BACK {
+    const length = encodeAsciiKey(key, this.#keyWords, this.#keys.maxBytes);
+    const heap = this.#heap;
+    const kernel = heap.kernel;
+    if (length <= 0 || length > KERNEL_KEY_BYTES || kernel === null) return FALL_BACK;
+    const pinAt = heap.kernelPinAt();
+    const found = this.#lookUpAsciiKey(kernel, length, 0, pinAt);
+    if (found === KERNEL_SLOW) return FALL_BACK;
+    if (found === KERNEL_ABSENT) return false;
+    heap.kernelUnpin(pinAt);
+    return true;
+  }
+
+  /**
    * Whether `key` is present. Never blocks.
    *
    * @example
@@ -639,11 +722,15 @@ export class HashMap<K, V> {
   has(key: K): boolean {
     // With fixed-size values, get's fast paths answer as cheaply as a
     // presence test would: no codec stores undefined, so a value means
-    // present. Variable-size values would be decoded for nothing, so those
-    // maps take the general path.
+    // present. Variable-size values would be decoded for nothing: those maps
+    // look ASCII keys up in the kernel without decoding, and take the general
+    // path otherwise.
     if (this.#values.fixedBytes !== 0) {
       const found = this.#getFastPath(key);
       if (found !== FALL_BACK) return found !== undefined;
+    } else if (this.#stringKeys && typeof key === "string") {
+      const found = this.#hasAsciiKey(key);
+      if (found !== FALL_BACK) return found;
     }
     const hash = this.#prepareKey(key, "key");
     const heap = this.#heap;

@@ -196,6 +196,27 @@ const SPECS: PairSpec[] = [
     next: stringNext,
   },
   {
+    // ASCII keys of up to 32 bytes are read in the kernel, longer ones in
+    // JavaScript; a small alphabet makes keys that differ in one byte.
+    name: "ASCII string -> f64",
+    options: { key: "string", value: "f64", maxKeyBytes: 40 },
+    key: fc.oneof(
+      fc.constantFrom("a", "\u0000", "abcd-2now", "abcd-3i95", "k".repeat(32), "k".repeat(33)),
+      fc.string({ unit: fc.constantFrom("a", "b", "~", "\u0000"), maxLength: 40 }),
+      fc.nat(3000).map((i) => asciiBulkKey(i)),
+    ),
+    bulkKey: (i) => asciiBulkKey(i),
+    value: f64Value,
+    keyId: (k) => k as string,
+    eq: Object.is,
+    norm: (v) => v,
+    next: (v) => v === undefined ? 0.5 : (v as number) * -0.5,
+    add: {
+      delta: f64Value,
+      apply: (current, delta) => ((current ?? 0) as number) + (delta as number),
+    },
+  },
+  {
     name: "bytes -> i32",
     options: { key: "bytes", value: "i32", maxKeyBytes: 24 },
     key: fc.oneof(
@@ -228,6 +249,11 @@ const SPECS: PairSpec[] = [
     next: stringNext,
   },
 ];
+
+/** Distinct for distinct i, 5 to 40 bytes long. */
+function asciiBulkKey(i: number): string {
+  return `k${i}:`.padEnd(5 + (i % 36), "-");
+}
 
 function bulkBytes(i: number): Uint8Array {
   return new Uint8Array([0x0b, i & 255, (i >> 8) & 255, (i >> 16) & 255, 0xff]);
@@ -485,10 +511,12 @@ function runOps(spec: PairSpec, ops: Op[], stats: ResizeStats, kernel = true): v
   checkWhole(map, model, `${spec.name} at the end`);
 }
 
-// Int keys read through the WebAssembly kernel; the JavaScript paths that
-// serve where it is missing get the same test.
+// Int and string keys read through the WebAssembly kernel; the JavaScript
+// paths that serve where it is missing get the same test.
 const KERNEL_MODES = (spec: PairSpec) =>
-  spec.options.key === "i32" || spec.options.key === "u32" ? [true, false] : [true];
+  spec.options.key === "i32" || spec.options.key === "u32" || spec.options.key === "string"
+    ? [true, false]
+    : [true];
 
 for (const spec of SPECS) {
   for (const kernel of KERNEL_MODES(spec)) {
@@ -848,6 +876,103 @@ Deno.test("codecs: ASCII string keys that differ in one byte anywhere are distin
     assert.throws(() => map.get("abcdefghijklmnop"), RangeError);
     assert.throws(() => map.has("abcdefghijklmnop"), RangeError);
     assert.equal(map.size, stored.size);
+  }
+});
+
+Deno.test("codecs: ASCII keys up to 32 bytes read in the kernel agree with JavaScript, for every value codec", () => {
+  // Pairs of keys with one length and one hash (found by search), differing
+  // only in their last two words: the kernel must compare every word, and
+  // mask only the last one's bytes past the key.
+  const collisions = [
+    ["abcd-2now", "abcd-3i95"],
+    ["k000007bxxyz", "k00000smaxyz"],
+    ["abcdefgh--f8u", "abcdefgh--fj1"],
+    ["abcdefghijkl----t5d", "abcdefghijkl---3etu"],
+    ["abcdefghijklmnopqrstuvwx----le19", "abcdefghijklmnopqrstuvwx---106ar"],
+  ];
+  const valueOf: Record<string, (i: number) => unknown> = {
+    i32: (i) => (i % 2 === 0 ? -i : I32_MAX - i) | 0,
+    u32: (i) => U32_MAX - i,
+    f64: (i) => i % 3 === 0 ? KERNEL_SLOW : i % 3 === 1 ? KERNEL_ABSENT : i + 0.25,
+    bigint64: (i) => BigInt(i) * 0x10000000001n,
+    string: (i) => `v${i}`,
+    bytes: (i) => new Uint8Array([i & 255, 1, 2]),
+  };
+  for (const kernel of [true, false]) {
+    for (const [value, make] of Object.entries(valueOf)) {
+      const heap = heapWithKernel(kernel);
+      // Blocks of every entry size, dirtied and freed: entries reuse them, so
+      // the bytes after a key that does not fill its last word are not zero.
+      const dirty: number[] = [];
+      for (let round = 0; round < 64; round++) {
+        for (let bytes = 8; bytes <= 64; bytes += 8) {
+          const block = heap.allocate(bytes);
+          heap.u8.fill(0xa5, block, block + bytes);
+          dirty.push(block);
+        }
+      }
+      for (const block of dirty) heap.free(block);
+      const map = createMap(heap, {
+        key: "string",
+        value: value as CodecName,
+        maxKeyBytes: 40,
+      });
+      const where = `${value} values, ${kernel ? "kernel" : "JavaScript"}`;
+      const stored = new Map<string, unknown>();
+      for (let length = 1; length <= 40; length++) {
+        const base = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd".slice(0, length);
+        stored.set(base, make(stored.size));
+        // The same key with one byte changed at the start, the middle and
+        // the end; one of them is left out.
+        for (const at of [0, length >> 1, length - 1]) {
+          const near = base.slice(0, at) + "~" + base.slice(at + 1);
+          if (at !== length >> 1) stored.set(near, make(stored.size));
+        }
+      }
+      for (const pair of collisions) stored.set(pair[0], make(stored.size));
+      for (const [k, v] of stored) map.set(k, v);
+      const check = (k: string, expected: unknown) => {
+        const got = map.get(k);
+        if (expected instanceof Uint8Array) {
+          assert.ok(got instanceof Uint8Array, `${where}: get(${k})`);
+          assert.deepEqual([...got], [...expected], `${where}: get(${k})`);
+        } else {
+          assert.ok(Object.is(got, expected), `${where}: get(${k}) = ${got}, not ${expected}`);
+        }
+        assert.equal(map.has(k), expected !== undefined, `${where}: has(${k})`);
+      };
+      for (let length = 1; length <= 40; length++) {
+        const base = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd".slice(0, length);
+        check(base, stored.get(base));
+        for (const at of [0, length >> 1, length - 1]) {
+          const near = base.slice(0, at) + "~" + base.slice(at + 1);
+          check(near, stored.get(near));
+        }
+      }
+      for (const [first, second] of collisions) {
+        check(first, stored.get(first));
+        check(second, undefined);
+        map.set(second, make(1000));
+        check(second, make(1000));
+        check(first, stored.get(first));
+        assert.ok(map.delete(first));
+        check(first, undefined);
+        check(second, make(1000));
+      }
+      // Every read above ended its pin (values other than numbers are read
+      // after the kernel returns, while its pin holds); inside an outer pin,
+      // the kernel leaves that pin alone.
+      const epochWord = heap.kernelPinAt() >> 2;
+      assert.equal(Atomics.load(heap.i32, epochWord), 0, `${where}: a get left its pin`);
+      heap.pin();
+      const pinned = Atomics.load(heap.i32, epochWord);
+      assert.ok(pinned !== 0);
+      check("ABCDEFGHIJ", stored.get("ABCDEFGHIJ"));
+      check("ABCDEFGHI~", stored.get("ABCDEFGHI~"));
+      assert.equal(Atomics.load(heap.i32, epochWord), pinned, `${where}: the outer pin`);
+      heap.unpin();
+      assert.equal(Atomics.load(heap.i32, epochWord), 0);
+    }
   }
 });
 

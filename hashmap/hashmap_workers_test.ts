@@ -28,6 +28,8 @@ import {
   type OwnedKeysArgs,
   type PauseInRetirementArgs,
   type ReaderReport,
+  replacedKey,
+  type ReplacedValuesArgs,
   type StaleViewArgs,
   type VerifyArgs,
   type WriterReport,
@@ -208,6 +210,36 @@ Deno.test("resize under load: counters never go down, ordered chains stay ordere
   for (const reader of readers) assert.ok(reader.passes >= 1, "a reader made no pass");
   const across = readers.reduce((sum, r) => sum + r.passesAcrossResize, 0);
   assert.ok(across >= 1, "no reader pass overlapped a resize");
+});
+
+Deno.test("replaced values: string values read in the kernel while writers replace them are whole and never go back", async () => {
+  const heap = SharedHeap.create();
+  const map = HashMap.create(heap, { key: "string", value: "string" });
+  assert.ok(heap.kernel !== null, "the kernel path is what this test is for");
+  const writers = 2;
+  const args: ReplacedValuesArgs = {
+    map: map.handle,
+    writers,
+    keysPerWriter: 50,
+    steps: 30_000 * STRESS,
+    flags: new SharedArrayBuffer(4),
+  };
+  const results = await runWorkers<ReplacedValuesArgs, number>({
+    module: fixtures,
+    fn: "readReplacedValues",
+    workers: writers + 2,
+    heap,
+    args,
+    timeoutMs: 240_000,
+  });
+  for (const reads of results.slice(writers)) assert.ok(reads > 0, "a reader read nothing");
+  assert.equal(map.size, writers * args.keysPerWriter);
+  for (let w = 0; w < writers; w++) {
+    for (let j = 0; j < args.keysPerWriter; j++) {
+      const key = replacedKey(w, j);
+      assert.ok(map.get(key)?.startsWith(`${key}=`), key);
+    }
+  }
 });
 
 // ---------------------------------------------------------------------------

@@ -738,6 +738,23 @@ export class SharedHeap implements Disposable {
   }
 
   /**
+   * Ends the pin that a kernel call kept on returning (`pinAt` as given to
+   * it; 0, for a caller that was pinned already, leaves that pin alone).
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * heap.kernelUnpin(0);
+   * ```
+   */
+  kernelUnpin(pinAt: number): void {
+    // An SC store, as unpin()'s: the reads of the pinned memory that came
+    // before it are ordered before any free that sees it.
+    if (pinAt !== 0) Atomics.store(this.i32, pinAt >> 2, 0);
+  }
+
+  /**
    * For a kernel call that pins on its own: the byte address of this
    * worker's epoch word when it holds no pin, or 0 when it is pinned already
    * (the call must then leave the word alone). Joins the registry on first

@@ -110,4 +110,109 @@
         (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
     (call $unpin (local.get $pinAt))
     (local.get $result))
+
+  ;; HashMap.get for a string key of 1 to 32 ASCII bytes (hashmap.ts
+  ;; #getAsciiKey): `hash` and `length` as the entry stores them, and the key's
+  ;; bytes as eight little-endian words, zero past `length` (words past the
+  ;; key's are ignored). An entry is [hash, length, ..., key bytes, value]; the
+  ;; key starts at byte `keyAt` and the value follows it, aligned to 4
+  ;; (valueKind 1 i32, 2 u32) or 8 (3 f64). With valueKind 0 the answer is the entry's byte
+  ;; address instead, and the pin is kept: the caller reads the value and then
+  ;; unpins (SharedHeap.kernelUnpin). A frozen slot or a full probe answers
+  ;; SLOW, as in hashmapGetInt; so does the empty key (length 0), which the
+  ;; caller never passes.
+  (func (export "hashmapGetAscii")
+    (param $header i32) (param $hash i32) (param $length i32) (param $keyAt i32)
+    (param $w0 i32) (param $w1 i32) (param $w2 i32) (param $w3 i32)
+    (param $w4 i32) (param $w5 i32) (param $w6 i32) (param $w7 i32)
+    (param $valueKind i32) (param $pinAt i32) (param $epochAt i32) (result f64)
+    (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
+    (local $slot i32) (local $entry i32) (local $result f64)
+    (local $key i32) (local $words i32) (local $lastMask i32) (local $diff i32) (local $valueAt i32)
+    (if (i32.eqz (local.get $length)) (then (return (global.get $SLOW))))
+    (local.set $words (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2)))
+    ;; The last word's bytes past the key are not compared (an entry's padding
+    ;; is not zeroed).
+    (local.set $lastMask
+      (if (result i32) (i32.and (local.get $length) (i32.const 3))
+        (then (i32.sub
+          (i32.shl (i32.const 1) (i32.shl (i32.and (local.get $length) (i32.const 3)) (i32.const 3)))
+          (i32.const 1)))
+        (else (i32.const -1))))
+    (call $pin (local.get $pinAt) (local.get $epochAt))
+    (local.set $table (i32.atomic.load offset=20 (local.get $header)))
+    (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
+    (local.set $slots (i32.load offset=4 (local.get $table)))
+    (local.set $i (i32.and (local.get $hash) (local.get $mask)))
+    (local.set $result (global.get $SLOW))
+    (block $done
+      (loop $probe
+        (local.set $slot
+          (i32.atomic.load (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2)))))
+        (if (i32.eqz (local.get $slot))
+          (then (local.set $result (global.get $ABSENT)) (br $done)))
+        (br_if $done (i32.and (local.get $slot) (i32.const 1)))
+        (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
+        (if (i32.and
+              (i32.eq (i32.load (local.get $entry)) (local.get $hash))
+              (i32.eq (i32.load offset=4 (local.get $entry)) (local.get $length)))
+          (then
+            (local.set $key (i32.add (local.get $entry) (local.get $keyAt)))
+            (local.set $diff (i32.const 0))
+            (block $compared
+          (local.set $diff (i32.or (local.get $diff)
+            (i32.and (i32.xor (i32.load offset=0 (local.get $key)) (local.get $w0))
+                     (select (local.get $lastMask) (i32.const -1) (i32.eq (local.get $words) (i32.const 1))))))
+          (br_if $compared (i32.le_u (local.get $words) (i32.const 1)))
+          (local.set $diff (i32.or (local.get $diff)
+            (i32.and (i32.xor (i32.load offset=4 (local.get $key)) (local.get $w1))
+                     (select (local.get $lastMask) (i32.const -1) (i32.eq (local.get $words) (i32.const 2))))))
+          (br_if $compared (i32.le_u (local.get $words) (i32.const 2)))
+          (local.set $diff (i32.or (local.get $diff)
+            (i32.and (i32.xor (i32.load offset=8 (local.get $key)) (local.get $w2))
+                     (select (local.get $lastMask) (i32.const -1) (i32.eq (local.get $words) (i32.const 3))))))
+          (br_if $compared (i32.le_u (local.get $words) (i32.const 3)))
+          (local.set $diff (i32.or (local.get $diff)
+            (i32.and (i32.xor (i32.load offset=12 (local.get $key)) (local.get $w3))
+                     (select (local.get $lastMask) (i32.const -1) (i32.eq (local.get $words) (i32.const 4))))))
+          (br_if $compared (i32.le_u (local.get $words) (i32.const 4)))
+          (local.set $diff (i32.or (local.get $diff)
+            (i32.and (i32.xor (i32.load offset=16 (local.get $key)) (local.get $w4))
+                     (select (local.get $lastMask) (i32.const -1) (i32.eq (local.get $words) (i32.const 5))))))
+          (br_if $compared (i32.le_u (local.get $words) (i32.const 5)))
+          (local.set $diff (i32.or (local.get $diff)
+            (i32.and (i32.xor (i32.load offset=20 (local.get $key)) (local.get $w5))
+                     (select (local.get $lastMask) (i32.const -1) (i32.eq (local.get $words) (i32.const 6))))))
+          (br_if $compared (i32.le_u (local.get $words) (i32.const 6)))
+          (local.set $diff (i32.or (local.get $diff)
+            (i32.and (i32.xor (i32.load offset=24 (local.get $key)) (local.get $w6))
+                     (select (local.get $lastMask) (i32.const -1) (i32.eq (local.get $words) (i32.const 7))))))
+          (br_if $compared (i32.le_u (local.get $words) (i32.const 7)))
+          (local.set $diff (i32.or (local.get $diff)
+            (i32.and (i32.xor (i32.load offset=28 (local.get $key)) (local.get $w7))
+                     (select (local.get $lastMask) (i32.const -1) (i32.eq (local.get $words) (i32.const 8)))))))
+            (if (i32.eqz (local.get $diff))
+              (then
+                (if (i32.and (local.get $slot) (i32.const 2))
+                  (then (local.set $result (global.get $ABSENT)) (br $done)))
+                (if (i32.eqz (local.get $valueKind))
+                  ;; Still pinned: the caller reads the entry, then unpins.
+                  (then (return (f64.convert_i32_u (local.get $entry)))))
+                (local.set $valueAt (i32.add (local.get $key) (local.get $length)))
+                (local.set $result
+                  (if (result f64) (i32.eq (local.get $valueKind) (i32.const 3))
+                    (then (f64.load (i32.and (i32.add (local.get $valueAt) (i32.const 7))
+                                             (i32.const -8))))
+                    (else
+                      (local.set $valueAt (i32.and (i32.add (local.get $valueAt) (i32.const 3))
+                                                   (i32.const -4)))
+                      (if (result f64) (i32.eq (local.get $valueKind) (i32.const 1))
+                        (then (f64.convert_i32_s (i32.load (local.get $valueAt))))
+                        (else (f64.convert_i32_u (i32.load (local.get $valueAt))))))))
+                (br $done)))))
+        (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
+    (call $unpin (local.get $pinAt))
+    (local.get $result))
 )
