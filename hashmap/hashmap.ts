@@ -583,18 +583,26 @@ export class HashMap<K, V> {
 
   /**
    * `get` for a string key of ASCII characters: one pass encodes and hashes
-   * it (encodeAsciiKey), and entries are compared a word at a time. Keys
-   * with other characters, and anything unusual in the table (as in
-   * #getInt32Key), return FALL_BACK for the general path.
+   * it (encodeAsciiKey), and entries are compared a word at a time, in the
+   * kernel or in JavaScript. Keys with other characters, and anything
+   * unusual in the table (as in #getInt32Key), return FALL_BACK for the
+   * general path. Small, so that it inlines into the caller's loop.
    */
   #getAsciiKey(key: string): V | undefined | typeof FALL_BACK {
-    const words = this.#keyWords;
-    const length = encodeAsciiKey(key, words, this.#keys.maxBytes);
+    const length = encodeAsciiKey(key, this.#keyWords, this.#keys.maxBytes);
     if (length < 0) return FALL_BACK;
     const kernel = this.#heap.kernel;
-    if (kernel !== null && length !== 0 && length <= KERNEL_KEY_BYTES) {
-      return this.#getAsciiKeyInKernel(kernel, length);
-    }
+    return kernel !== null && length !== 0 && length <= KERNEL_KEY_BYTES
+      ? this.#getAsciiKeyInKernel(kernel, length)
+      : this.#getAsciiKeyInJavaScript(length);
+  }
+
+  /**
+   * #getAsciiKey's lookup in JavaScript, for the key that encodeAsciiKey has
+   * just left in #keyWords.
+   */
+  #getAsciiKeyInJavaScript(length: number): V | undefined | typeof FALL_BACK {
+    const words = this.#keyWords;
     const hash = words[0];
     const fullWords = length >> 2;
     const tailMask = (length & 3) === 0 ? 0 : (1 << ((length & 3) << 3)) - 1;
