@@ -90,6 +90,17 @@ const f64Value = fc.oneof(
   // The kernel's two sentinel answers, which an f64 value may equal.
   fc.constantFrom(KERNEL_SLOW, KERNEL_ABSENT),
 );
+/** The value side of a PairSpec for f64 values. */
+const F64_VALUES = {
+  value: f64Value,
+  eq: Object.is,
+  norm: (v: unknown) => v,
+  next: (v: unknown) => v === undefined ? 0.5 : (v as number) * -0.5,
+  add: {
+    delta: f64Value,
+    apply: (current: unknown, delta: unknown) => ((current ?? 0) as number) + (delta as number),
+  },
+} satisfies Partial<PairSpec>;
 const bigintValue = fc.oneof(
   fc.bigInt({ min: I64_MIN, max: I64_MAX }),
   fc.constantFrom(I64_MIN, I64_MAX, 0n, -1n),
@@ -136,15 +147,8 @@ const SPECS: PairSpec[] = [
       fc.nat(3000).map((i) => Math.imul(i + 1, 0x9e3779b1) >>> 0),
     ),
     bulkKey: (i) => Math.imul(i + 1, 0x9e3779b1) >>> 0,
-    value: f64Value,
     keyId: numberId,
-    eq: Object.is,
-    norm: (v) => v,
-    next: (v) => v === undefined ? 0.5 : (v as number) * -0.5,
-    add: {
-      delta: f64Value,
-      apply: (current, delta) => ((current ?? 0) as number) + (delta as number),
-    },
+    ...F64_VALUES,
   },
   {
     name: "f64 -> bigint64",
@@ -206,15 +210,8 @@ const SPECS: PairSpec[] = [
       fc.nat(3000).map((i) => asciiBulkKey(i)),
     ),
     bulkKey: (i) => asciiBulkKey(i),
-    value: f64Value,
     keyId: (k) => k as string,
-    eq: Object.is,
-    norm: (v) => v,
-    next: (v) => v === undefined ? 0.5 : (v as number) * -0.5,
-    add: {
-      delta: f64Value,
-      apply: (current, delta) => ((current ?? 0) as number) + (delta as number),
-    },
+    ...F64_VALUES,
   },
   {
     name: "bytes -> i32",
