@@ -700,8 +700,8 @@ export class HashMap<K, V> {
 
   /**
    * `has` for an ASCII string key of a map with variable-size values: the
-   * kernel finds the entry, and nothing is decoded. FALL_BACK where #getAsciiKey
-   * would take the general path.
+   * kernel finds the entry, and nothing is decoded. FALL_BACK where the
+   * kernel cannot answer (no kernel, a key it does not take, a frozen slot).
    */
   #hasAsciiKey(key: string): boolean | typeof FALL_BACK {
     const length = encodeAsciiKey(key, this.#keyWords, this.#keys.maxBytes);
