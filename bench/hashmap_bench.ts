@@ -61,6 +61,7 @@ import { HashMap } from "../hashmap/mod.ts";
 import { seededRandom } from "../testing/harness.ts";
 import { SharedHeap } from "../memory/mod.ts";
 import { heapWithKernel } from "../testing/kernel.ts";
+import { encodeAsciiKey } from "../memory/_murmur.ts";
 
 let sink = 0;
 
@@ -516,6 +517,23 @@ Deno.bench({
     let s = 0;
     for (let i = 0; i < BATCH; i++) {
       s += plainSmallStringMap.get(lookupKeys[smallStringOrder[at + i]])!;
+    }
+    sink ^= s;
+  },
+});
+
+// What every string lookup pays before it reads the map: reading the key's
+// characters, encoding them and hashing them (sabre's get does this in
+// JavaScript, then looks the key up in the kernel).
+const asciiWords = new Int32Array(16);
+Deno.bench({
+  name: `floor: encode and hash the key (encodeAsciiKey), no lookup (x${BATCH})`,
+  group: GET_SMALL_STRING,
+  fn() {
+    const at = nextSmallBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) {
+      s += encodeAsciiKey(lookupKeys[smallStringOrder[at + i]], asciiWords, 64) ^ asciiWords[0];
     }
     sink ^= s;
   },
