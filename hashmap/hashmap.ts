@@ -506,12 +506,17 @@ export class HashMap<K, V> {
         heap.kernelTrapped(pinAt, e);
         return FALL_BACK;
       }
-      // An f64 value may equal a sentinel: the general path tells them apart.
-      if (found === KERNEL_ABSENT && this.#kernelValueKind !== CODEC_IDS.f64) return undefined;
-      return found === KERNEL_SLOW || found === KERNEL_ABSENT ? FALL_BACK : found as V;
+      return this.#kernelValue(found);
     }
     if (this.#stringKeys && typeof key === "string") return this.#getAsciiKey(key);
     return FALL_BACK;
+  }
+
+  /** A kernel get's answer for a map whose values the kernel reads itself. */
+  #kernelValue(found: number): V | undefined | typeof FALL_BACK {
+    // An f64 value may equal a sentinel: the general path tells them apart.
+    if (found === KERNEL_ABSENT && this.#kernelValueKind !== CODEC_IDS.f64) return undefined;
+    return found === KERNEL_SLOW || found === KERNEL_ABSENT ? FALL_BACK : found as V;
   }
 
   /** i32 keys (and u32 keys below 2^31) with fixed-size values. */
@@ -652,12 +657,8 @@ export class HashMap<K, V> {
     const valueKind = this.#kernelValueKind;
     const pinAt = heap.kernelPinAt();
     const found = this.#lookUpAsciiKey(kernel, length, valueKind, pinAt);
+    if (valueKind !== 0) return this.#kernelValue(found);
     if (found === KERNEL_SLOW) return FALL_BACK;
-    if (valueKind !== 0) {
-      // An f64 value may equal a sentinel: the general path tells them apart.
-      if (found === KERNEL_ABSENT) return valueKind === CODEC_IDS.f64 ? FALL_BACK : undefined;
-      return found as V;
-    }
     if (found === KERNEL_ABSENT) return undefined;
     try {
       heap.ensure(found + this.#entryMinBytes);

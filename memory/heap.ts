@@ -734,7 +734,7 @@ export class SharedHeap implements Disposable {
     // The instance's idea of the memory's size lags another worker's grow()
     // until V8 tells it; the function stopped between its pin and unpin.
     if (!(error instanceof WebAssembly.RuntimeError)) throw error;
-    if (pinAt !== 0) Atomics.store(this.i32, pinAt >> 2, 0);
+    this.kernelUnpin(pinAt);
   }
 
   /**
