@@ -305,6 +305,8 @@ export class HashMap<K, V> {
     this.#signedKeys = this.#keyKind === CODEC_IDS.i32;
     this.#int32Keys = (this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32) &&
       this.#values.fixedBytes !== 0;
+    this.#setInKernel = heap.kernel !== null &&
+      (this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32);
     this.#kernelValueKind =
       this.#valueKind === CODEC_IDS.i32 || this.#valueKind === CODEC_IDS.u32 ||
         this.#valueKind === CODEC_IDS.f64
@@ -830,9 +832,62 @@ export class HashMap<K, V> {
    * ```
    */
   set(key: K, value: V): this {
+    if (
+      this.#setInKernel && typeof key === "number" && (key | 0) === key &&
+      (key >= 0 || this.#signedKeys) && this.#setInt32Key(key, value)
+    ) {
+      return this;
+    }
     this.#write(key, value, WRITE_ALWAYS, undefined, false);
     return this;
   }
+
+  /**
+   * `set` of an int key in the kernel (hashmapSetInt); false, with nothing
+   * written, where the general path must do it (a resize under way, a trap).
+   * The entry is built before the kernel pins: a fresh block that only this
+   * worker can see until the kernel's CAS publishes it (pattern b).
+   */
+  #setInt32Key(key: number, value: V): boolean {
+    const checked = this.#values.check(value, "value");
+    const heap = this.#heap;
+    const kernel = heap.kernel!;
+    const entry = this.#newEntry(key as K, 0, checked);
+    const pinAt = heap.kernelPinAt();
+    let seen: number;
+    try {
+      seen = kernel.hashmapSetInt(
+        this.#header << 2,
+        key,
+        this.#keyAt,
+        entry,
+        pinAt,
+        EPOCH_AT,
+      );
+    } catch (e) {
+      heap.kernelTrapped(pinAt, e);
+      seen = 0;
+    }
+    if (seen === 0) {
+      heap.free(entry); // never published
+      return false;
+    }
+    if (seen === 1 || seen < 0) {
+      this.#stripe(1);
+      if (seen < 0) {
+        heap.ensure(-seen + TABLE_BYTES); // another worker may have allocated it
+        this.#startResize(-seen, false);
+      }
+      return true;
+    }
+    if ((seen & DELETED) !== 0) this.#stripe(1);
+    // As in #tryWrite: a COPIED entry is retired with its older table.
+    if ((seen & COPIED) === 0) heap.retire(seen & ~TAGS);
+    return true;
+  }
+
+  /** Whether `set` of an int key can run in the kernel. */
+  readonly #setInKernel: boolean;
 
   /**
    * Sets `key` to `value` and returns the previous value, or `undefined`.

@@ -18,7 +18,7 @@ import {
   SharedHeap,
   tagOf,
 } from "../memory/mod.ts";
-import { KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
+import { EPOCH_AT, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
 import { heapWithKernel } from "../testing/kernel.ts";
 
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
@@ -697,9 +697,11 @@ Deno.test("interleaving: a new key inserted by two workers across the start of a
   // migration chunks. Our writer reads "no resize", then the other worker
   // starts the resize, helps migrate the first chunks and inserts the same
   // key; then our writer goes on. Its write comes last, so it must win, and
-  // the key must be counted and iterated once.
+  // the key must be counted and iterated once. The JavaScript path's window:
+  // the kernel's set, which bails out on a resize under way just the same,
+  // cannot be stopped in the middle.
   for (const key of [-11, -22, -33, -44, -55, -66, -77, -88]) {
-    const heap = SharedHeap.create();
+    const heap = heapWithKernel(false);
     const map = createMap(heap, { key: "i32", value: "i32", capacity: 4096 });
     for (let k = 0; k < 3072; k++) map.set(k, k);
     assert.equal(map.capacity, 4096);
@@ -970,6 +972,144 @@ Deno.test("codecs: ASCII keys up to 32 bytes read in the kernel agree with JavaS
       heap.unpin();
       assert.equal(Atomics.load(heap.i32, epochWord), 0);
     }
+  }
+});
+
+Deno.test("kernel set: hashmapSetInt claims, replaces and undeletes as the JavaScript path does, and writes nothing where it bails out", () => {
+  // White-box: the header's word 5 is the root table; a table's words are
+  // [capacity, slots, claimed, next, ..., retiring (word 7)]; slot tags are
+  // FROZEN 1 (MOVED when alone), DELETED 2, COPIED 4.
+  for (const [key, value, keyAt] of [["i32", "i32", 0], ["u32", "string", 4]] as const) {
+    const heap = heapWithKernel(true);
+    const kernel = heap.kernel!;
+    const map = createMap(heap, { key, value, capacity: 64 });
+    const header = map.handle.offset;
+    const i32 = heap.i32;
+    const table = Atomics.load(i32, (header >> 2) + 5);
+    const slots = i32[(table >> 2) + 1] >> 2;
+    const where = `${key} -> ${value}`;
+    // An entry as #newEntry builds it: [key, i32 value] or [length 0, key].
+    const entryOf = (k: number) => {
+      const entry = heap.allocate(8);
+      i32[(entry + keyAt) >> 2] = k;
+      i32[(entry + 4 - keyAt) >> 2] = keyAt === 0 ? k * 10 : 0;
+      return entry;
+    };
+    const expected = (k: number) => keyAt === 0 ? k * 10 : "";
+    const set = (k: number, entry: number) =>
+      kernel.hashmapSetInt(header, k, keyAt, entry, heap.kernelPinAt(), EPOCH_AT);
+    const slotWords = () => i32.slice(slots, slots + 64).join();
+    const claimed = () => i32[(table >> 2) + 2];
+    const slotOf = (k: number) => {
+      for (let i = 0; i < 64; i++) {
+        const word = i32[slots + i];
+        if (word > 1 && i32[((word & ~7) + keyAt) >> 2] === k) return slots + i;
+      }
+      throw new Error(`${where}: key ${k} has no slot`);
+    };
+
+    // A new key claims an empty slot; the same key again replaces its entry.
+    const first = entryOf(5);
+    assert.equal(set(5, first), 1, `${where}: new key`);
+    assert.equal(claimed(), 1);
+    assert.equal(map.get(5), expected(5));
+    const second = entryOf(5);
+    assert.equal(set(5, second), first, `${where}: the replaced slot word`);
+    assert.equal(i32[slotOf(5)], second);
+    assert.equal(claimed(), 1, `${where}: a replacement claims nothing`);
+    // A deleted key's slot is taken back, and the answer carries DELETED.
+    assert.ok(map.delete(5));
+    const third = entryOf(5);
+    assert.equal(set(5, third), second | 2, `${where}: the deleted slot word`);
+    assert.equal(map.get(5), expected(5));
+    assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
+
+    // Each bail-out leaves every slot and the claimed count as they were.
+    const unchanged = (why: string, k: number) => {
+      const before = slotWords();
+      const claims = claimed();
+      const entry = entryOf(k);
+      assert.equal(set(k, entry), 0, `${where}: ${why}`);
+      assert.equal(slotWords(), before, `${where}: ${why} wrote a slot`);
+      assert.equal(claimed(), claims, `${where}: ${why} claimed`);
+      heap.free(entry);
+    };
+    for (const word of [3, 7]) {
+      // A next table or a retirement under way (any nonzero word).
+      i32[(table >> 2) + word] = 8;
+      unchanged(`table word ${word} set`, 5);
+      unchanged(`table word ${word} set, new key`, 6);
+      i32[(table >> 2) + word] = 0;
+    }
+    const at = slotOf(5);
+    i32[at] |= 1;
+    unchanged("a frozen slot", 5);
+    i32[at] &= ~1;
+    const empty: number[] = [];
+    for (let i = 0; i < 64; i++) if (i32[slots + i] === 0) empty.push(slots + i);
+    for (const i of empty) i32[i] = 1;
+    unchanged("a probe that meets MOVED", 6);
+    // A trap (an entry past the memory the instance knows, as memory another
+    // worker has just added looks) stops the call before any write.
+    const beyond = heap.sab.byteLength + (1 << 16);
+    for (const i of empty) i32[i] = beyond;
+    const before = slotWords();
+    assert.throws(() => set(6, entryOf(6)), WebAssembly.RuntimeError);
+    assert.equal(slotWords(), before, `${where}: a trap wrote a slot`);
+    heap.kernelTrapped(heap.kernelPinAt(), new WebAssembly.RuntimeError("out of bounds"));
+    for (const i of empty) i32[i] = 0;
+
+    // Claims past 3/4 of the capacity answer minus the table; a full probe bails out.
+    for (let k = 100; claimed() < 64; k++) {
+      const answer = set(k, entryOf(k));
+      assert.equal(answer, claimed() * 4 > 64 * 3 ? -table : 1, `${where}: claim ${claimed()}`);
+    }
+    unchanged("a full probe", 99);
+    // An outer pin is left alone.
+    const epochWord = heap.kernelPinAt() >> 2;
+    heap.pin();
+    const pinned = Atomics.load(i32, epochWord);
+    assert.ok(pinned !== 0);
+    assert.equal(set(5, entryOf(5)), third, `${where}: inside an outer pin`);
+    assert.equal(Atomics.load(i32, epochWord), pinned, `${where}: the outer pin`);
+    heap.unpin();
+    assert.equal(Atomics.load(i32, epochWord), 0);
+  }
+});
+
+Deno.test("kernel set: HashMap.set through the kernel leaves maps, sizes and blocks as the JavaScript path does", () => {
+  for (const [key, value] of [["i32", "i32"], ["u32", "f64"], ["i32", "string"]] as const) {
+    const maps = [true, false].map((kernel) => {
+      const heap = heapWithKernel(kernel);
+      return { heap, map: createMap(heap, { key, value }) };
+    });
+    const rng = fc.sample(fc.integer({ min: 0, max: 2 ** 30 }), { seed: 7, numRuns: 6_000 });
+    const valueOf = (n: number) =>
+      value === "string" ? `v${n % 97}` : value === "f64" ? n + 0.5 : n | 0;
+    for (let i = 0; i < rng.length; i++) {
+      const k = rng[i] % 700;
+      for (const { map } of maps) {
+        if ((rng[i] >> 12) % 5 === 0) map.delete(k);
+        else map.set(k, valueOf(rng[i]));
+      }
+      // Both paths start each resize at the same claim.
+      if (maps[0].map.capacity !== maps[1].map.capacity) {
+        assert.fail(`${key} -> ${value}: capacity ${maps[0].map.capacity} after step ${i}`);
+      }
+    }
+    const [inKernel, inJavaScript] = maps;
+    const where = `${key} -> ${value}`;
+    assert.equal(inKernel.map.size, inJavaScript.map.size, `${where}: size`);
+    assert.ok(inKernel.map.capacity > 16 && inKernel.map.size > 300, `${where}: it grew`);
+    for (let k = 0; k < 700; k++) {
+      assert.equal(inKernel.map.get(k), inJavaScript.map.get(k), `${where}: get(${k})`);
+    }
+    // Every replaced entry was retired once: after collection both heaps hold
+    // the same blocks.
+    for (const { heap } of maps) for (let i = 0; i < 4; i++) heap.collect();
+    const [a, b] = maps.map(({ heap }) => heap.stats());
+    assert.equal(a.retiredBlocks, 0, `${where}: retired blocks left`);
+    assert.equal(a.liveBlocks, b.liveBlocks, `${where}: live blocks`);
   }
 });
 

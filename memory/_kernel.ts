@@ -38,6 +38,19 @@ export interface Kernel {
     epochAt: number,
   ): number;
   /**
+   * HashMap.set of an int key whose entry the caller built: 0 (nothing
+   * written, take the general path), 1 (a new key), minus the table's
+   * address (a new key, and the table must grow), or the replaced slot word.
+   */
+  hashmapSetInt(
+    header: number,
+    key: number,
+    keyAt: number,
+    entry: number,
+    pinAt: number,
+    epochAt: number,
+  ): number;
+  /**
    * HashMap.get of an ASCII string key of 1 to 32 bytes, given as eight
    * words: the value, KERNEL_ABSENT or KERNEL_SLOW; with valueKind 0, the
    * entry's address, still pinned (release with SharedHeap.kernelUnpin).

@@ -111,6 +111,71 @@
     (call $unpin (local.get $pinAt))
     (local.get $result))
 
+  ;; HashMap.set of an i32 or u32 key (hashmap.ts #setInt32Key): publishes
+  ;; `entry`, a new block the caller has filled with the key at byte `keyAt`
+  ;; (0, or 4 after a value length) and the value, in the root
+  ;; table, as #tryWrite and #claim do. Writes nothing and answers 0 (take the
+  ;; general path) when the root table has a next table or a retirement under
+  ;; way, on a frozen slot, or on a full probe. Otherwise it answers:
+  ;; - the replaced slot word (an entry pointer with its tags, >= 8): the
+  ;;   caller retires that entry unless it is COPIED, and counts the key in
+  ;;   the map's size if the slot was DELETED;
+  ;; - 1: the key was new and took an empty slot (the caller counts it);
+  ;; - minus the table's address: the same, and the table's claimed slots
+  ;;   passed 3/4 of its capacity, so the caller also starts a resize.
+  ;; A new key adds 1 to the table's claimed count (word 2), after the CAS
+  ;; that claimed its slot. That count lies below word 7, read before the CAS,
+  ;; so it cannot trap; a trap therefore means no slot was written.
+  (func (export "hashmapSetInt")
+    (param $header i32) (param $key i32) (param $keyAt i32) (param $entry i32)
+    (param $pinAt i32) (param $epochAt i32) (result i32)
+    (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
+    (local $at i32) (local $slot i32) (local $seen i32) (local $claimed i32) (local $result i32)
+    (call $pin (local.get $pinAt) (local.get $epochAt))
+    (local.set $table (i32.atomic.load offset=20 (local.get $header)))
+    (block $done
+      ;; T_NEXT (word 3) and T_RETIRING (word 7): a resize is under way.
+      (br_if $done (i32.atomic.load offset=12 (local.get $table)))
+      (br_if $done (i32.atomic.load offset=28 (local.get $table)))
+      (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
+      (local.set $slots (i32.load offset=4 (local.get $table)))
+      (local.set $i (i32.and (call $mix32 (local.get $key)) (local.get $mask)))
+      (loop $probe
+        (local.set $at (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2))))
+        (local.set $slot (i32.atomic.load (local.get $at)))
+        (if (i32.eqz (local.get $slot))
+          (then
+            (local.set $seen
+              (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
+            ;; Taken meanwhile, maybe by this key: look at it again.
+            (br_if $probe (local.get $seen))
+            (local.set $claimed
+              (i32.add (i32.atomic.rmw.add offset=8 (local.get $table) (i32.const 1))
+                       (i32.const 1)))
+            (local.set $result
+              (select
+                (i32.sub (i32.const 0) (local.get $table))
+                (i32.const 1)
+                (i32.gt_u (i32.shl (local.get $claimed) (i32.const 2))
+                          (i32.mul (i32.add (local.get $mask) (i32.const 1)) (i32.const 3)))))
+            (br $done)))
+        ;; FROZEN, or MOVED (an empty slot frozen): the general path copies.
+        (br_if $done (i32.and (local.get $slot) (i32.const 1)))
+        (if (i32.eq (i32.load (i32.add (i32.and (local.get $slot) (i32.const -8)) (local.get $keyAt)))
+                    (local.get $key))
+          (then
+            (local.set $seen
+              (i32.atomic.rmw.cmpxchg (local.get $at) (local.get $slot) (local.get $entry)))
+            ;; Changed meanwhile (replaced, deleted or frozen): look again.
+            (br_if $probe (i32.ne (local.get $seen) (local.get $slot)))
+            (local.set $result (local.get $slot))
+            (br $done)))
+        (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
+    (call $unpin (local.get $pinAt))
+    (local.get $result))
+
   ;; HashMap.get for a string key of 1 to 32 ASCII bytes (hashmap.ts
   ;; #getAsciiKey): `hash` and `length` as the entry stores them, and the key's
   ;; bytes as eight little-endian words, zero past `length` (words past the
