@@ -306,7 +306,7 @@ export class HashMap<K, V> {
     this.#int32Keys = (this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32) &&
       this.#values.fixedBytes !== 0;
     this.#setInKernel = heap.kernel !== null &&
-      (this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32);
+      (this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32 || this.#stringKeys);
     this.#kernelValueKind =
       this.#valueKind === CODEC_IDS.i32 || this.#valueKind === CODEC_IDS.u32 ||
         this.#valueKind === CODEC_IDS.f64
@@ -832,38 +832,58 @@ export class HashMap<K, V> {
    * ```
    */
   set(key: K, value: V): this {
-    if (
-      this.#setInKernel && typeof key === "number" && (key | 0) === key &&
-      (key >= 0 || this.#signedKeys) && this.#setInt32Key(key, value)
-    ) {
-      return this;
+    if (!this.#setInKernel || !this.#setKeyInKernel(key, value)) {
+      this.#write(key, value, WRITE_ALWAYS, undefined, false);
     }
-    this.#write(key, value, WRITE_ALWAYS, undefined, false);
     return this;
   }
 
   /**
-   * `set` of an int key in the kernel (hashmapSetInt); false, with nothing
-   * written, where the general path must do it (a resize under way, a trap).
-   * The entry is built before the kernel pins: a fresh block that only this
-   * worker can see until the kernel's CAS publishes it (pattern b).
+   * `set` in the kernel, for an int key or an ASCII string key of 1 to
+   * KERNEL_KEY_BYTES bytes; false, with nothing written, where the general
+   * path must do it (another key, a resize under way, a trap). The entry is
+   * built before the kernel pins: a fresh block that no other worker can see
+   * until the kernel's CAS publishes it (pattern b).
    */
-  #setInt32Key(key: number, value: V): boolean {
+  #setKeyInKernel(key: K, value: V): boolean {
+    const words = this.#keyWords;
+    let length = 0;
+    if (typeof key === "number") {
+      if (this.#stringKeys || (key | 0) !== key || (key < 0 && !this.#signedKeys)) return false;
+    } else if (typeof key === "string" && this.#stringKeys) {
+      length = encodeAsciiKey(key, words, this.#keys.maxBytes);
+      if (length <= 0 || length > KERNEL_KEY_BYTES) return false;
+      this.#scratchLength = length;
+    } else {
+      return false;
+    }
     const checked = this.#values.check(value, "value");
     const heap = this.#heap;
     const kernel = heap.kernel!;
-    const entry = this.#newEntry(key as K, 0, checked);
+    const header = this.#header << 2;
+    const entry = this.#newEntry(key, words[0], checked);
     const pinAt = heap.kernelPinAt();
     let seen: number;
     try {
-      seen = kernel.hashmapSetInt(
-        this.#header << 2,
-        key,
-        this.#keyAt,
-        entry,
-        pinAt,
-        EPOCH_AT,
-      );
+      seen = length === 0
+        ? kernel.hashmapSetInt(header, key as number, this.#keyAt, entry, pinAt, EPOCH_AT)
+        : kernel.hashmapSetAscii(
+          header,
+          words[0],
+          length,
+          this.#keyAt,
+          words[2],
+          words[3],
+          words[4],
+          words[5],
+          words[6],
+          words[7],
+          words[8],
+          words[9],
+          entry,
+          pinAt,
+          EPOCH_AT,
+        );
     } catch (e) {
       heap.kernelTrapped(pinAt, e);
       seen = 0;
@@ -886,7 +906,7 @@ export class HashMap<K, V> {
     return true;
   }
 
-  /** Whether `set` of an int key can run in the kernel. */
+  /** Whether `set` can run in the kernel: int or string keys, and a kernel. */
   readonly #setInKernel: boolean;
 
   /**

@@ -20,6 +20,7 @@ import {
 } from "../memory/mod.ts";
 import { EPOCH_AT, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
 import { heapWithKernel } from "../testing/kernel.ts";
+import { encodeAsciiKey } from "../memory/_murmur.ts";
 
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
 
@@ -975,11 +976,14 @@ Deno.test("codecs: ASCII keys up to 32 bytes read in the kernel agree with JavaS
   }
 });
 
-Deno.test("kernel set: hashmapSetInt claims, replaces and undeletes as the JavaScript path does, and writes nothing where it bails out", () => {
+Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace and undelete as the JavaScript path does, and write nothing where they bail out", () => {
   // White-box: the header's word 5 is the root table; a table's words are
   // [capacity, slots, claimed, next, ..., retiring (word 7)]; slot tags are
-  // FROZEN 1 (MOVED when alone), DELETED 2, COPIED 4.
-  for (const [key, value, keyAt] of [["i32", "i32", 0], ["u32", "string", 4]] as const) {
+  // FROZEN 1 (MOVED when alone), DELETED 2, COPIED 4. Entries as #newEntry
+  // builds them: [key, i32 value], [value length 0, key], or for a string
+  // key [hash, length, key bytes, i32 value].
+  const configs = [["i32", "i32", 0], ["u32", "string", 4], ["string", "i32", 8]] as const;
+  for (const [key, value, keyAt] of configs) {
     const heap = heapWithKernel(true);
     const kernel = heap.kernel!;
     const map = createMap(heap, { key, value, capacity: 64 });
@@ -988,22 +992,57 @@ Deno.test("kernel set: hashmapSetInt claims, replaces and undeletes as the JavaS
     const table = Atomics.load(i32, (header >> 2) + 5);
     const slots = i32[(table >> 2) + 1] >> 2;
     const where = `${key} -> ${value}`;
-    // An entry as #newEntry builds it: [key, i32 value] or [length 0, key].
+    const words = new Int32Array(10);
+    const mapKey = (k: number) => key === "string" ? `key ${k}` : k;
+    const encode = (k: number) => encodeAsciiKey(`key ${k}`, words, 32);
     const entryOf = (k: number) => {
-      const entry = heap.allocate(8);
-      i32[(entry + keyAt) >> 2] = k;
-      i32[(entry + 4 - keyAt) >> 2] = keyAt === 0 ? k * 10 : 0;
+      const entry = heap.allocate(key === "string" ? 24 : 8);
+      if (key !== "string") {
+        i32[(entry + keyAt) >> 2] = k;
+        i32[(entry + 4 - keyAt) >> 2] = keyAt === 0 ? k * 10 : 0;
+        return entry;
+      }
+      const length = encode(k);
+      i32.set(words.subarray(0, 2 + ((length + 3) >> 2)), entry >> 2);
+      i32[(entry + 8 + ((length + 3) & ~3)) >> 2] = k * 10;
       return entry;
     };
-    const expected = (k: number) => keyAt === 0 ? k * 10 : "";
-    const set = (k: number, entry: number) =>
-      kernel.hashmapSetInt(header, k, keyAt, entry, heap.kernelPinAt(), EPOCH_AT);
+    const expected = (k: number) => value === "string" ? "" : k * 10;
+    const set = (k: number, entry: number) => {
+      const pinAt = heap.kernelPinAt();
+      if (key !== "string") return kernel.hashmapSetInt(header, k, keyAt, entry, pinAt, EPOCH_AT);
+      const length = encode(k);
+      const [hash, , w0, w1, w2, w3, w4, w5, w6, w7] = words;
+      return kernel.hashmapSetAscii(
+        header,
+        hash,
+        length,
+        keyAt,
+        w0,
+        w1,
+        w2,
+        w3,
+        w4,
+        w5,
+        w6,
+        w7,
+        entry,
+        pinAt,
+        EPOCH_AT,
+      );
+    };
     const slotWords = () => i32.slice(slots, slots + 64).join();
     const claimed = () => i32[(table >> 2) + 2];
+    const holds = (entry: number, k: number) => {
+      if (key !== "string") return i32[(entry + keyAt) >> 2] === k;
+      encode(k);
+      return i32[entry >> 2] === words[0] && i32[(entry + 8) >> 2] === words[2] &&
+        i32[(entry + 12) >> 2] === words[3];
+    };
     const slotOf = (k: number) => {
       for (let i = 0; i < 64; i++) {
         const word = i32[slots + i];
-        if (word > 1 && i32[((word & ~7) + keyAt) >> 2] === k) return slots + i;
+        if (word > 1 && holds(word & ~7, k)) return slots + i;
       }
       throw new Error(`${where}: key ${k} has no slot`);
     };
@@ -1012,16 +1051,16 @@ Deno.test("kernel set: hashmapSetInt claims, replaces and undeletes as the JavaS
     const first = entryOf(5);
     assert.equal(set(5, first), 1, `${where}: new key`);
     assert.equal(claimed(), 1);
-    assert.equal(map.get(5), expected(5));
+    assert.equal(map.get(mapKey(5)), expected(5));
     const second = entryOf(5);
     assert.equal(set(5, second), first, `${where}: the replaced slot word`);
     assert.equal(i32[slotOf(5)], second);
     assert.equal(claimed(), 1, `${where}: a replacement claims nothing`);
     // A deleted key's slot is taken back, and the answer carries DELETED.
-    assert.ok(map.delete(5));
+    assert.ok(map.delete(mapKey(5)));
     const third = entryOf(5);
     assert.equal(set(5, third), second | 2, `${where}: the deleted slot word`);
-    assert.equal(map.get(5), expected(5));
+    assert.equal(map.get(mapKey(5)), expected(5));
     assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
 
     // Each bail-out leaves every slot and the claimed count as they were.
@@ -1078,31 +1117,44 @@ Deno.test("kernel set: hashmapSetInt claims, replaces and undeletes as the JavaS
 });
 
 Deno.test("kernel set: HashMap.set through the kernel leaves maps, sizes and blocks as the JavaScript path does", () => {
-  for (const [key, value] of [["i32", "i32"], ["u32", "f64"], ["i32", "string"]] as const) {
+  // String keys: ASCII ones of 1 to 32 bytes go to the kernel; longer and
+  // non-ASCII ones, and the empty key, take the general path beside them.
+  const stringKeyOf = (k: number) =>
+    k % 7 === 0 ? `${"long key ".repeat(4)}${k}` : k % 11 === 0 ? `é${k}` : k === 1 ? "" : `k${k}`;
+  const specs = [
+    ["i32", "i32"],
+    ["u32", "f64"],
+    ["i32", "string"],
+    ["string", "i32"],
+    ["string", "string"],
+  ] as const;
+  for (const [key, value] of specs) {
     const maps = [true, false].map((kernel) => {
       const heap = heapWithKernel(kernel);
-      return { heap, map: createMap(heap, { key, value }) };
+      return { heap, map: createMap(heap, { key, value, maxKeyBytes: 64 }) };
     });
     const rng = fc.sample(fc.integer({ min: 0, max: 2 ** 30 }), { seed: 7, numRuns: 6_000 });
+    const keyOf = (k: number) => key === "string" ? stringKeyOf(k) : k;
     const valueOf = (n: number) =>
       value === "string" ? `v${n % 97}` : value === "f64" ? n + 0.5 : n | 0;
+    const where = `${key} -> ${value}`;
     for (let i = 0; i < rng.length; i++) {
-      const k = rng[i] % 700;
+      const k = keyOf(rng[i] % 700);
       for (const { map } of maps) {
         if ((rng[i] >> 12) % 5 === 0) map.delete(k);
         else map.set(k, valueOf(rng[i]));
       }
       // Both paths start each resize at the same claim.
       if (maps[0].map.capacity !== maps[1].map.capacity) {
-        assert.fail(`${key} -> ${value}: capacity ${maps[0].map.capacity} after step ${i}`);
+        assert.fail(`${where}: capacity ${maps[0].map.capacity} after step ${i}`);
       }
     }
     const [inKernel, inJavaScript] = maps;
-    const where = `${key} -> ${value}`;
     assert.equal(inKernel.map.size, inJavaScript.map.size, `${where}: size`);
     assert.ok(inKernel.map.capacity > 16 && inKernel.map.size > 300, `${where}: it grew`);
     for (let k = 0; k < 700; k++) {
-      assert.equal(inKernel.map.get(k), inJavaScript.map.get(k), `${where}: get(${k})`);
+      const got = inKernel.map.get(keyOf(k));
+      assert.equal(got, inJavaScript.map.get(keyOf(k)), `${where}: get(${keyOf(k)})`);
     }
     // Every replaced entry was retired once: after collection both heaps hold
     // the same blocks.

@@ -51,6 +51,27 @@ export interface Kernel {
     epochAt: number,
   ): number;
   /**
+   * HashMap.set of an ASCII string key of 1 to 32 bytes, given as in
+   * hashmapGetAscii, whose entry the caller built: answers as hashmapSetInt.
+   */
+  hashmapSetAscii(
+    header: number,
+    hash: number,
+    length: number,
+    keyAt: number,
+    w0: number,
+    w1: number,
+    w2: number,
+    w3: number,
+    w4: number,
+    w5: number,
+    w6: number,
+    w7: number,
+    entry: number,
+    pinAt: number,
+    epochAt: number,
+  ): number;
+  /**
    * HashMap.get of an ASCII string key of 1 to 32 bytes, given as eight
    * words: the value, KERNEL_ABSENT or KERNEL_SLOW; with valueKind 0, the
    * entry's address, still pinned (release with SharedHeap.kernelUnpin).

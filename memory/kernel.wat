@@ -111,6 +111,26 @@
     (call $unpin (local.get $pinAt))
     (local.get $result))
 
+  ;; For the sets: whether a resize of the root `table` is under way (its
+  ;; T_NEXT, word 3, or T_RETIRING, word 7, is set).
+  (func $resizing (param $table i32) (result i32)
+    (i32.or (i32.atomic.load offset=12 (local.get $table))
+            (i32.atomic.load offset=28 (local.get $table))))
+
+  ;; For the sets, after the CAS that claimed an empty slot of `table`: counts
+  ;; the claim (T_CLAIMED, word 2) and answers 1, or minus the table when the
+  ;; claims passed 3/4 of its capacity (`mask` + 1). Word 2 lies below word
+  ;; 7, which $resizing read before the CAS, so this cannot trap.
+  (func $claimed (param $table i32) (param $mask i32) (result i32)
+    (select
+      (i32.sub (i32.const 0) (local.get $table))
+      (i32.const 1)
+      (i32.gt_u
+        (i32.shl (i32.add (i32.atomic.rmw.add offset=8 (local.get $table) (i32.const 1))
+                          (i32.const 1))
+                 (i32.const 2))
+        (i32.mul (i32.add (local.get $mask) (i32.const 1)) (i32.const 3)))))
+
   ;; HashMap.set of an i32 or u32 key (hashmap.ts #setInt32Key): publishes
   ;; `entry`, a new block the caller has filled with the key at byte `keyAt`
   ;; (0, or 4 after a value length) and the value, in the root
@@ -123,20 +143,17 @@
   ;; - 1: the key was new and took an empty slot (the caller counts it);
   ;; - minus the table's address: the same, and the table's claimed slots
   ;;   passed 3/4 of its capacity, so the caller also starts a resize.
-  ;; A new key adds 1 to the table's claimed count (word 2), after the CAS
-  ;; that claimed its slot. That count lies below word 7, read before the CAS,
-  ;; so it cannot trap; a trap therefore means no slot was written.
+  ;; A new key adds 1 to the table's claimed count ($claimed). A trap means
+  ;; that no slot was written.
   (func (export "hashmapSetInt")
     (param $header i32) (param $key i32) (param $keyAt i32) (param $entry i32)
     (param $pinAt i32) (param $epochAt i32) (result i32)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
-    (local $at i32) (local $slot i32) (local $seen i32) (local $claimed i32) (local $result i32)
+    (local $at i32) (local $slot i32) (local $seen i32) (local $result i32)
     (call $pin (local.get $pinAt) (local.get $epochAt))
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (block $done
-      ;; T_NEXT (word 3) and T_RETIRING (word 7): a resize is under way.
-      (br_if $done (i32.atomic.load offset=12 (local.get $table)))
-      (br_if $done (i32.atomic.load offset=28 (local.get $table)))
+      (br_if $done (call $resizing (local.get $table)))
       (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
       (local.set $slots (i32.load offset=4 (local.get $table)))
       (local.set $i (i32.and (call $mix32 (local.get $key)) (local.get $mask)))
@@ -149,15 +166,7 @@
               (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
             ;; Taken meanwhile, maybe by this key: look at it again.
             (br_if $probe (local.get $seen))
-            (local.set $claimed
-              (i32.add (i32.atomic.rmw.add offset=8 (local.get $table) (i32.const 1))
-                       (i32.const 1)))
-            (local.set $result
-              (select
-                (i32.sub (i32.const 0) (local.get $table))
-                (i32.const 1)
-                (i32.gt_u (i32.shl (local.get $claimed) (i32.const 2))
-                          (i32.mul (i32.add (local.get $mask) (i32.const 1)) (i32.const 3)))))
+            (local.set $result (call $claimed (local.get $table) (local.get $mask)))
             (br $done)))
         ;; FROZEN, or MOVED (an empty slot frozen): the general path copies.
         (br_if $done (i32.and (local.get $slot) (i32.const 1)))
@@ -176,6 +185,64 @@
     (call $unpin (local.get $pinAt))
     (local.get $result))
 
+  ;; Whether the entry at `entry` holds another key than the ASCII key given
+  ;; as in hashmapGetAscii (0: the same key): its hash and length first, then
+  ;; the key's `words` words from byte `keyAt`, the last one masked with
+  ;; `lastMask` (an entry's padding is not zeroed). Reads the entry with plain
+  ;; loads: the caller holds a pin and got `entry` from an atomic load.
+  (func $asciiKeyDiffers
+    (param $entry i32) (param $hash i32) (param $length i32) (param $keyAt i32)
+    (param $words i32) (param $lastMask i32)
+    (param $w0 i32) (param $w1 i32) (param $w2 i32) (param $w3 i32)
+    (param $w4 i32) (param $w5 i32) (param $w6 i32) (param $w7 i32) (result i32)
+    (local $key i32) (local $diff i32)
+    (if (i32.or
+          (i32.ne (i32.load (local.get $entry)) (local.get $hash))
+          (i32.ne (i32.load offset=4 (local.get $entry)) (local.get $length)))
+      (then (return (i32.const 1))))
+    (local.set $key (i32.add (local.get $entry) (local.get $keyAt)))
+    (block $compared
+      (local.set $diff (i32.or (local.get $diff)
+        (i32.and (i32.xor (i32.load offset=0 (local.get $key)) (local.get $w0))
+                 (select (local.get $lastMask) (i32.const -1)
+                         (i32.eq (local.get $words) (i32.const 1))))))
+      (br_if $compared (i32.le_u (local.get $words) (i32.const 1)))
+      (local.set $diff (i32.or (local.get $diff)
+        (i32.and (i32.xor (i32.load offset=4 (local.get $key)) (local.get $w1))
+                 (select (local.get $lastMask) (i32.const -1)
+                         (i32.eq (local.get $words) (i32.const 2))))))
+      (br_if $compared (i32.le_u (local.get $words) (i32.const 2)))
+      (local.set $diff (i32.or (local.get $diff)
+        (i32.and (i32.xor (i32.load offset=8 (local.get $key)) (local.get $w2))
+                 (select (local.get $lastMask) (i32.const -1)
+                         (i32.eq (local.get $words) (i32.const 3))))))
+      (br_if $compared (i32.le_u (local.get $words) (i32.const 3)))
+      (local.set $diff (i32.or (local.get $diff)
+        (i32.and (i32.xor (i32.load offset=12 (local.get $key)) (local.get $w3))
+                 (select (local.get $lastMask) (i32.const -1)
+                         (i32.eq (local.get $words) (i32.const 4))))))
+      (br_if $compared (i32.le_u (local.get $words) (i32.const 4)))
+      (local.set $diff (i32.or (local.get $diff)
+        (i32.and (i32.xor (i32.load offset=16 (local.get $key)) (local.get $w4))
+                 (select (local.get $lastMask) (i32.const -1)
+                         (i32.eq (local.get $words) (i32.const 5))))))
+      (br_if $compared (i32.le_u (local.get $words) (i32.const 5)))
+      (local.set $diff (i32.or (local.get $diff)
+        (i32.and (i32.xor (i32.load offset=20 (local.get $key)) (local.get $w5))
+                 (select (local.get $lastMask) (i32.const -1)
+                         (i32.eq (local.get $words) (i32.const 6))))))
+      (br_if $compared (i32.le_u (local.get $words) (i32.const 6)))
+      (local.set $diff (i32.or (local.get $diff)
+        (i32.and (i32.xor (i32.load offset=24 (local.get $key)) (local.get $w6))
+                 (select (local.get $lastMask) (i32.const -1)
+                         (i32.eq (local.get $words) (i32.const 7))))))
+      (br_if $compared (i32.le_u (local.get $words) (i32.const 7)))
+      (local.set $diff (i32.or (local.get $diff)
+        (i32.and (i32.xor (i32.load offset=28 (local.get $key)) (local.get $w7))
+                 (select (local.get $lastMask) (i32.const -1)
+                         (i32.eq (local.get $words) (i32.const 8)))))))
+    (local.get $diff))
+
   ;; HashMap.get for a string key of 1 to 32 ASCII bytes (hashmap.ts
   ;; #getAsciiKey): `hash` and `length` as the entry stores them, and the key's
   ;; bytes as eight little-endian words, zero past `length` (words past the
@@ -193,7 +260,7 @@
     (param $valueKind i32) (param $pinAt i32) (param $epochAt i32) (result f64)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
     (local $slot i32) (local $entry i32) (local $result f64)
-    (local $key i32) (local $words i32) (local $lastMask i32) (local $diff i32) (local $valueAt i32)
+    (local $key i32) (local $words i32) (local $lastMask i32) (local $valueAt i32)
     (if (i32.eqz (local.get $length)) (then (return (global.get $SLOW))))
     (local.set $words (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2)))
     ;; The last word's bytes past the key are not compared (an entry's padding
@@ -218,71 +285,85 @@
           (then (local.set $result (global.get $ABSENT)) (br $done)))
         (br_if $done (i32.and (local.get $slot) (i32.const 1)))
         (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
-        (if (i32.and
-              (i32.eq (i32.load (local.get $entry)) (local.get $hash))
-              (i32.eq (i32.load offset=4 (local.get $entry)) (local.get $length)))
+        (if (i32.eqz (call $asciiKeyDiffers
+              (local.get $entry) (local.get $hash) (local.get $length) (local.get $keyAt)
+              (local.get $words) (local.get $lastMask)
+              (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+              (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)))
           (then
             (local.set $key (i32.add (local.get $entry) (local.get $keyAt)))
-            (local.set $diff (i32.const 0))
-            (block $compared
-              (local.set $diff (i32.or (local.get $diff)
-                (i32.and (i32.xor (i32.load offset=0 (local.get $key)) (local.get $w0))
-                         (select (local.get $lastMask) (i32.const -1)
-                                 (i32.eq (local.get $words) (i32.const 1))))))
-              (br_if $compared (i32.le_u (local.get $words) (i32.const 1)))
-              (local.set $diff (i32.or (local.get $diff)
-                (i32.and (i32.xor (i32.load offset=4 (local.get $key)) (local.get $w1))
-                         (select (local.get $lastMask) (i32.const -1)
-                                 (i32.eq (local.get $words) (i32.const 2))))))
-              (br_if $compared (i32.le_u (local.get $words) (i32.const 2)))
-              (local.set $diff (i32.or (local.get $diff)
-                (i32.and (i32.xor (i32.load offset=8 (local.get $key)) (local.get $w2))
-                         (select (local.get $lastMask) (i32.const -1)
-                                 (i32.eq (local.get $words) (i32.const 3))))))
-              (br_if $compared (i32.le_u (local.get $words) (i32.const 3)))
-              (local.set $diff (i32.or (local.get $diff)
-                (i32.and (i32.xor (i32.load offset=12 (local.get $key)) (local.get $w3))
-                         (select (local.get $lastMask) (i32.const -1)
-                                 (i32.eq (local.get $words) (i32.const 4))))))
-              (br_if $compared (i32.le_u (local.get $words) (i32.const 4)))
-              (local.set $diff (i32.or (local.get $diff)
-                (i32.and (i32.xor (i32.load offset=16 (local.get $key)) (local.get $w4))
-                         (select (local.get $lastMask) (i32.const -1)
-                                 (i32.eq (local.get $words) (i32.const 5))))))
-              (br_if $compared (i32.le_u (local.get $words) (i32.const 5)))
-              (local.set $diff (i32.or (local.get $diff)
-                (i32.and (i32.xor (i32.load offset=20 (local.get $key)) (local.get $w5))
-                         (select (local.get $lastMask) (i32.const -1)
-                                 (i32.eq (local.get $words) (i32.const 6))))))
-              (br_if $compared (i32.le_u (local.get $words) (i32.const 6)))
-              (local.set $diff (i32.or (local.get $diff)
-                (i32.and (i32.xor (i32.load offset=24 (local.get $key)) (local.get $w6))
-                         (select (local.get $lastMask) (i32.const -1)
-                                 (i32.eq (local.get $words) (i32.const 7))))))
-              (br_if $compared (i32.le_u (local.get $words) (i32.const 7)))
-              (local.set $diff (i32.or (local.get $diff)
-                (i32.and (i32.xor (i32.load offset=28 (local.get $key)) (local.get $w7))
-                         (select (local.get $lastMask) (i32.const -1)
-                                 (i32.eq (local.get $words) (i32.const 8)))))))
-            (if (i32.eqz (local.get $diff))
-              (then
-                (if (i32.and (local.get $slot) (i32.const 2))
-                  (then (local.set $result (global.get $ABSENT)) (br $done)))
-                (if (i32.eqz (local.get $valueKind))
-                  ;; Still pinned: the caller reads the entry, then unpins.
-                  (then (return (f64.convert_i32_u (local.get $entry)))))
-                (local.set $valueAt (i32.add (local.get $key) (local.get $length)))
-                (local.set $result
-                  (if (result f64) (i32.eq (local.get $valueKind) (i32.const 3))
-                    (then (f64.load (i32.and (i32.add (local.get $valueAt) (i32.const 7))
-                                             (i32.const -8))))
-                    (else
-                      (local.set $valueAt (i32.and (i32.add (local.get $valueAt) (i32.const 3))
-                                                   (i32.const -4)))
-                      (if (result f64) (i32.eq (local.get $valueKind) (i32.const 1))
-                        (then (f64.convert_i32_s (i32.load (local.get $valueAt))))
-                        (else (f64.convert_i32_u (i32.load (local.get $valueAt))))))))
-                (br $done)))))
+            (if (i32.and (local.get $slot) (i32.const 2))
+              (then (local.set $result (global.get $ABSENT)) (br $done)))
+            (if (i32.eqz (local.get $valueKind))
+              ;; Still pinned: the caller reads the entry, then unpins.
+              (then (return (f64.convert_i32_u (local.get $entry)))))
+            (local.set $valueAt (i32.add (local.get $key) (local.get $length)))
+            (local.set $result
+              (if (result f64) (i32.eq (local.get $valueKind) (i32.const 3))
+                (then (f64.load (i32.and (i32.add (local.get $valueAt) (i32.const 7))
+                                         (i32.const -8))))
+                (else
+                  (local.set $valueAt (i32.and (i32.add (local.get $valueAt) (i32.const 3))
+                                               (i32.const -4)))
+                  (if (result f64) (i32.eq (local.get $valueKind) (i32.const 1))
+                    (then (f64.convert_i32_s (i32.load (local.get $valueAt))))
+                    (else (f64.convert_i32_u (i32.load (local.get $valueAt))))))))
+            (br $done)))
+        (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
+    (call $unpin (local.get $pinAt))
+    (local.get $result))
+
+  ;; HashMap.set for a string key of 1 to 32 ASCII bytes (hashmap.ts
+  ;; #setInKernel), given as in hashmapGetAscii: publishes `entry`, a new
+  ;; block the caller has filled, in the root table, with the answers and the
+  ;; bail-outs of hashmapSetInt (the empty key bails out too).
+  (func (export "hashmapSetAscii")
+    (param $header i32) (param $hash i32) (param $length i32) (param $keyAt i32)
+    (param $w0 i32) (param $w1 i32) (param $w2 i32) (param $w3 i32)
+    (param $w4 i32) (param $w5 i32) (param $w6 i32) (param $w7 i32)
+    (param $entry i32) (param $pinAt i32) (param $epochAt i32) (result i32)
+    (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
+    (local $at i32) (local $slot i32) (local $seen i32) (local $result i32)
+    (local $words i32) (local $lastMask i32)
+    (if (i32.eqz (local.get $length)) (then (return (i32.const 0))))
+    (local.set $words (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2)))
+    (local.set $lastMask
+      (if (result i32) (i32.and (local.get $length) (i32.const 3))
+        (then (i32.sub
+          (i32.shl (i32.const 1) (i32.shl (i32.and (local.get $length) (i32.const 3)) (i32.const 3)))
+          (i32.const 1)))
+        (else (i32.const -1))))
+    (call $pin (local.get $pinAt) (local.get $epochAt))
+    (local.set $table (i32.atomic.load offset=20 (local.get $header)))
+    (block $done
+      (br_if $done (call $resizing (local.get $table)))
+      (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
+      (local.set $slots (i32.load offset=4 (local.get $table)))
+      (local.set $i (i32.and (local.get $hash) (local.get $mask)))
+      (loop $probe
+        (local.set $at (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2))))
+        (local.set $slot (i32.atomic.load (local.get $at)))
+        (if (i32.eqz (local.get $slot))
+          (then
+            (local.set $seen
+              (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
+            (br_if $probe (local.get $seen))
+            (local.set $result (call $claimed (local.get $table) (local.get $mask)))
+            (br $done)))
+        (br_if $done (i32.and (local.get $slot) (i32.const 1)))
+        (if (i32.eqz (call $asciiKeyDiffers
+              (i32.and (local.get $slot) (i32.const -8)) (local.get $hash) (local.get $length)
+              (local.get $keyAt) (local.get $words) (local.get $lastMask)
+              (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+              (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)))
+          (then
+            (local.set $seen
+              (i32.atomic.rmw.cmpxchg (local.get $at) (local.get $slot) (local.get $entry)))
+            (br_if $probe (i32.ne (local.get $seen) (local.get $slot)))
+            (local.set $result (local.get $slot))
+            (br $done)))
         (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
         (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
