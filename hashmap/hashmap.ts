@@ -1357,8 +1357,14 @@ export class HashMap<K, V> {
         i32[(entry + this.#keyAt) >> 2] = this.#keyLow;
         i32[(entry + this.#keyAt + 4) >> 2] = this.#keyHigh;
         break;
-      default:
-        u8.set(this.#scratch.subarray(0, keyLength), entry + this.#keyAt);
+      default: {
+        // #scratch is #keyWords from byte 8, and keyAt is a multiple of 4:
+        // copy whole words (no subarray to allocate). The last word's bytes
+        // past the key land in padding, or where the value goes next.
+        const words = this.#keyWords;
+        const at = (entry + this.#keyAt) >> 2;
+        for (let w = 0, n = (keyLength + 3) >> 2; w < n; w++) i32[at + w] = words[2 + w];
+      }
     }
     switch (this.#valueKind) {
       case 1:
