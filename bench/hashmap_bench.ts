@@ -4,8 +4,9 @@
  *
  * 1. **One thread, 1M entries, against JS `Map`.** `get` of random present
  *    keys (i32 keys, and 16-byte string keys), `set` over existing keys, and
- *    insertion of 1M new keys into an empty map; also `get` on a 10,000-entry
- *    map that fits in the caches, which shows the fixed cost per operation.
+ *    insertion of 1M new keys into an empty map; also `get` and `set` on a
+ *    10,000-entry map that fits in the caches, which shows the fixed cost per
+ *    operation.
  *    The "inside one heap.pin() per batch" benches pin once around the
  *    batch: nested pins only bump a counter in JS, so the difference from
  *    the plain bench is the cost of the pin+unpin every operation pays.
@@ -313,6 +314,36 @@ Deno.bench({
   },
 });
 
+const SET_SMALL = `set existing key, i32 keys, ${SMALL} entries (in cache)`;
+
+Deno.bench({
+  name: `Map.set (x${BATCH})`,
+  group: SET_SMALL,
+  baseline: true,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) jsSmallMap.set(smallOrder[at + i], at + i);
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.set (x${BATCH})`,
+  group: SET_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) smallMap.set(smallOrder[at + i], at + i);
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.set, JavaScript path (heap without the kernel) (x${BATCH})`,
+  group: SET_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) plainSmallMap.set(smallOrder[at + i], at + i);
+  },
+});
+
 // ------------------------------------------------------------ insertion
 
 const INSERT = "insert 1M new i32 keys into an empty map";
@@ -536,6 +567,42 @@ Deno.bench({
       s += encodeAsciiKey(lookupKeys[smallStringOrder[at + i]], asciiWords, 64) ^ asciiWords[0];
     }
     sink ^= s;
+  },
+});
+
+const SET_SMALL_STRING = `set existing key, 16-byte string keys, ${SMALL} entries (in cache)`;
+
+Deno.bench({
+  name: `Map.set (x${BATCH})`,
+  group: SET_SMALL_STRING,
+  baseline: true,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      jsSmallStringMap.set(lookupKeys[smallStringOrder[at + i]], at + i);
+    }
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.set (x${BATCH})`,
+  group: SET_SMALL_STRING,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      smallStringMap.set(lookupKeys[smallStringOrder[at + i]], at + i);
+    }
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.set, JavaScript path (heap without the kernel) (x${BATCH})`,
+  group: SET_SMALL_STRING,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      plainSmallStringMap.set(lookupKeys[smallStringOrder[at + i]], at + i);
+    }
   },
 });
 
