@@ -1,6 +1,7 @@
 /**
- * The kernel: sabre's hottest read paths in WebAssembly, over the heap's own
- * memory (see kernel.wat for why and for each function's contract).
+ * The kernel: sabre's hottest paths (reads, and HashMap.set) in WebAssembly,
+ * over the heap's own memory (see kernel.wat for why and for each function's
+ * contract).
  *
  * A heap is backed by a shared `WebAssembly.Memory` where the runtime
  * supports one with a growable buffer; its structures then call the kernel,

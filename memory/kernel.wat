@@ -1,5 +1,5 @@
-;; sabre's kernel: the hottest read paths, compiled to WebAssembly over the
-;; heap's own memory.
+;; sabre's kernel: the hottest paths (reads, and HashMap.set), compiled to
+;; WebAssembly over the heap's own memory.
 ;;
 ;; Why: V8 compiles every `Atomics.load`/`Atomics.store` in JavaScript to a
 ;; call of a builtin (8-13 ns each), while a WebAssembly `i32.atomic.load` is
@@ -13,6 +13,9 @@
 ;; read with atomic loads (pattern a); plain loads only read memory behind a
 ;; pointer that an atomic load returned, which is immutable once published and
 ;; freed only through epochs (pattern b), while the function holds a pin.
+;; The sets write shared words only with atomic read-modify-writes, and
+;; publish an entry that JavaScript filled before the call with one CAS
+;; (pattern b: the block is immutable from then on).
 ;;
 ;; Pinning: `pinAt` is the byte address of the calling worker's epoch word, or
 ;; 0 when the worker is pinned already (then the function leaves it alone). A
@@ -22,7 +25,7 @@
 ;; grown and this instance has not been told about yet; the caller then
 ;; undoes the pin with SharedHeap.kernelTrapped and takes its JavaScript path.
 ;;
-;; Results are f64: the value, or one of two sentinels that no integer value
+;; The gets' results are f64: the value, or one of two sentinels that no integer value
 ;; can equal. SLOW (2^-1000 * 1.5): the caller must take its general path.
 ;; ABSENT (2^-1000 * 2.5): the key is absent. An f64 value that happens to
 ;; equal a sentinel is still answered correctly, by the general path.
@@ -131,7 +134,7 @@
                  (i32.const 2))
         (i32.mul (i32.add (local.get $mask) (i32.const 1)) (i32.const 3)))))
 
-  ;; HashMap.set of an i32 or u32 key (hashmap.ts #setInt32Key): publishes
+  ;; HashMap.set of an i32 or u32 key (hashmap.ts #setKeyInKernel): publishes
   ;; `entry`, a new block the caller has filled with the key at byte `keyAt`
   ;; (0, or 4 after a value length) and the value, in the root
   ;; table, as #tryWrite and #claim do. Writes nothing and answers 0 (take the
@@ -316,7 +319,7 @@
     (local.get $result))
 
   ;; HashMap.set for a string key of 1 to 32 ASCII bytes (hashmap.ts
-  ;; #setInKernel), given as in hashmapGetAscii: publishes `entry`, a new
+  ;; #setKeyInKernel), given as in hashmapGetAscii: publishes `entry`, a new
   ;; block the caller has filled, in the root table, with the answers and the
   ;; bail-outs of hashmapSetInt (the empty key bails out too).
   (func (export "hashmapSetAscii")
