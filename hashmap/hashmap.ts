@@ -305,8 +305,8 @@ export class HashMap<K, V> {
     this.#signedKeys = this.#keyKind === CODEC_IDS.i32;
     this.#int32Keys = (this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32) &&
       this.#values.fixedBytes !== 0;
-    this.#setInKernel = heap.kernel !== null &&
-      (this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32 || this.#stringKeys);
+    this.#setInKernel = this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32 ||
+      this.#stringKeys;
     this.#kernelValueKind =
       this.#valueKind === CODEC_IDS.i32 || this.#valueKind === CODEC_IDS.u32 ||
         this.#valueKind === CODEC_IDS.f64
@@ -857,12 +857,16 @@ export class HashMap<K, V> {
     } else {
       return false;
     }
-    const checked = this.#values.check(value, "value");
     const heap = this.#heap;
-    const kernel = heap.kernel!;
+    // Checked per call: a worker that attached from a handle without the
+    // memory gains the kernel later.
+    const kernel = heap.kernel;
+    if (kernel === null) return false;
+    const checked = this.#values.check(value, "value");
     const header = this.#header << 2;
-    const entry = this.#newEntry(key, words[0], checked);
+    // Before the entry: it throws on a closed heap, and the entry would leak.
     const pinAt = heap.kernelPinAt();
+    const entry = this.#newEntry(key, words[0], checked);
     let seen: number;
     try {
       seen = length === 0
@@ -906,7 +910,7 @@ export class HashMap<K, V> {
     return true;
   }
 
-  /** Whether `set` can run in the kernel: int or string keys, and a kernel. */
+  /** Whether `set` can run in the kernel, where there is one: int or string keys. */
   readonly #setInKernel: boolean;
 
   /**
