@@ -148,7 +148,7 @@ const FROZEN = 1;
 const DELETED = 2;
 const COPIED = 4;
 const TAGS = 7;
-/** Longest string key that kernel.hashmapGetAscii takes: eight words. */
+/** Longest string key that the kernel's hashmapGetAscii and hashmapSetAscii take: eight words. */
 const KERNEL_KEY_BYTES = 32;
 const MOVED = FROZEN;
 
@@ -297,7 +297,7 @@ export class HashMap<K, V> {
     this.#fixedValueAt = this.#keys.fixedBytes === 0
       ? -1
       : align(at + this.#keys.fixedBytes, this.#valueAlign);
-    // At least KERNEL_KEY_BYTES, so that #getAsciiKeyInKernel reads eight words.
+    // At least KERNEL_KEY_BYTES, so that the kernel calls read eight words.
     const scratchBytes = Math.max(KERNEL_KEY_BYTES, this.#keys.maxBytes);
     this.#keyWords = new Int32Array(2 + ((scratchBytes + 3) >> 2));
     this.#scratch = new Uint8Array(this.#keyWords.buffer, 8, scratchBytes);
@@ -484,12 +484,7 @@ export class HashMap<K, V> {
    * FALL_BACK where the general path must answer.
    */
   #getFastPath(key: K): V | undefined | typeof FALL_BACK {
-    // (key | 0) === key admits negative numbers, which are no u32 key: those
-    // take the general path, which refuses them.
-    if (
-      this.#int32Keys && typeof key === "number" && (key | 0) === key &&
-      (key >= 0 || this.#signedKeys)
-    ) {
+    if (this.#int32Keys && typeof key === "number" && this.#isInt32Key(key)) {
       const heap = this.#heap;
       const kernel = heap.kernel;
       if (kernel === null || this.#kernelValueKind === 0) return this.#getInt32Key(key);
@@ -512,6 +507,16 @@ export class HashMap<K, V> {
     }
     if (this.#stringKeys && typeof key === "string") return this.#getAsciiKey(key);
     return FALL_BACK;
+  }
+
+  /**
+   * Whether a number is a key that the int fast paths take: an int32, and
+   * not negative unless the keys are i32. (key | 0) === key admits negative
+   * numbers, which are no u32 key: those take the general path, which
+   * refuses them.
+   */
+  #isInt32Key(key: number): boolean {
+    return (key | 0) === key && (key >= 0 || this.#signedKeys);
   }
 
   /** A kernel get's answer for a map whose values the kernel reads itself. */
@@ -849,7 +854,7 @@ export class HashMap<K, V> {
     const words = this.#keyWords;
     let length = 0;
     if (typeof key === "number") {
-      if (this.#stringKeys || (key | 0) !== key || (key < 0 && !this.#signedKeys)) return false;
+      if (this.#stringKeys || !this.#isInt32Key(key)) return false;
     } else if (typeof key === "string" && this.#stringKeys) {
       length = encodeAsciiKey(key, words, this.#keys.maxBytes);
       if (length <= 0 || length > KERNEL_KEY_BYTES) return false;
@@ -898,16 +903,22 @@ export class HashMap<K, V> {
     }
     if (seen === 1 || seen < 0) {
       this.#stripe(1);
-      if (seen < 0) {
-        heap.ensure(-seen + TABLE_BYTES); // another worker may have allocated it
-        this.#startResize(-seen, false);
-      }
+      if (seen < 0) this.#startResize(-seen, false);
       return true;
     }
-    if ((seen & DELETED) !== 0) this.#stripe(1);
-    // As in #tryWrite: a COPIED entry is retired with its older table.
-    if ((seen & COPIED) === 0) heap.retire(seen & ~TAGS);
+    this.#replaced(seen);
     return true;
+  }
+
+  /**
+   * After the CAS that replaced slot word `seen` with a new entry of the
+   * same key: counts the key if it was deleted, and retires the old entry,
+   * unless it is COPIED (still referenced by an older table, whose
+   * retirement takes care of it).
+   */
+  #replaced(seen: number): void {
+    if ((seen & DELETED) !== 0) this.#stripe(1);
+    if ((seen & COPIED) === 0) this.#heap.retire(seen & ~TAGS);
   }
 
   /** Whether `set` can run in the kernel, where there is one: int or string keys. */
@@ -1511,10 +1522,7 @@ export class HashMap<K, V> {
         this.#published = false;
         continue; // the slot changed: look again
       }
-      if (!present) this.#stripe(1);
-      // A COPIED entry is still referenced by an older table; its
-      // retirement takes care of it.
-      if ((seen & COPIED) === 0) heap.retire(old);
+      this.#replaced(seen);
       return { written: true, previous };
     }
   }
@@ -1623,6 +1631,7 @@ export class HashMap<K, V> {
   /** Publishes a next table for `table` unless one exists. */
   #startResize(table: number, urgent: boolean): void {
     const heap = this.#heap;
+    heap.ensure(table + TABLE_BYTES); // another worker may have allocated it
     const i32 = heap.i32;
     if (Atomics.load(i32, (table >> 2) + T_NEXT) !== 0) return;
     const capacity = i32[(table >> 2) + T_CAPACITY];
