@@ -364,6 +364,79 @@ export function readReplacedValues(ctx: WorkerContext<ReplacedValuesArgs>): numb
   return reads;
 }
 
+/** ReplacedValuesArgs for readReplacedNumbers: a map of i32 or string keys to i32 values. */
+export interface ReplacedNumbersArgs extends ReplacedValuesArgs {
+  readonly stringKeys: boolean;
+}
+
+/** Key j of writer w for readReplacedNumbers: an ASCII string or an i32. */
+export function replacedNumberKey(w: number, j: number, stringKeys: boolean): string | number {
+  return stringKeys ? replacedKey(w, j) : w * 100_003 + j * 7;
+}
+
+/** Keys per writer at most, so that a value's low bits name its key. */
+export const REPLACED_KEY_BITS = 10;
+
+/**
+ * readReplacedValues for numbers, whose gets the kernel answers on its own
+ * (value included): a value is its version times 2^REPLACED_KEY_BITS plus
+ * the writer's key index. Writers replace values and churn keys of their
+ * own, so that entries and whole tables are freed and their blocks reused
+ * while readers look. Readers check that a key, once seen, stays present,
+ * that its value names it, and that its version never goes back. A lookup
+ * that read a freed block would show another key's index, a key
+ * gone missing, or an old version.
+ */
+export function readReplacedNumbers(ctx: WorkerContext<ReplacedNumbersArgs>): number {
+  const { writers, keysPerWriter, steps, stringKeys } = ctx.args;
+  if (keysPerWriter > 1 << REPLACED_KEY_BITS) throw new RangeError("too many keys per writer");
+  const map = HashMap.attach<string | number, number>(ctx.args.map);
+  const flags = new Int32Array(ctx.args.flags);
+  const keyOf = (w: number, j: number) => replacedNumberKey(w, j, stringKeys);
+  const churnKey = (n: number) =>
+    stringKeys ? `churn ${ctx.index}.${n}` : -1 - (ctx.index * 1e6 + n);
+  if (ctx.index < writers) {
+    const versions = new Int32Array(keysPerWriter);
+    let churned = 0;
+    let oldest = 0;
+    for (let step = 0; step < steps; step++) {
+      const j = ctx.randomInt(keysPerWriter);
+      map.set(keyOf(ctx.index, j), ++versions[j] * (1 << REPLACED_KEY_BITS) + j);
+      if (ctx.random() < 0.05) {
+        for (let i = 0; i < 64; i++) map.set(churnKey(churned++), 0);
+      }
+      while (churned - oldest > 600 || (step % 997 === 0 && oldest < churned)) {
+        map.delete(churnKey(oldest++));
+      }
+    }
+    while (oldest < churned) map.delete(churnKey(oldest++));
+    Atomics.add(flags, 0, 1);
+    return steps;
+  }
+  const last = new Int32Array(writers * keysPerWriter);
+  let reads = 0;
+  while (Atomics.load(flags, 0) < writers) {
+    ctx.checkpoint();
+    const w = ctx.randomInt(writers);
+    const j = ctx.randomInt(keysPerWriter);
+    const key = keyOf(w, j);
+    const value = map.get(key);
+    reads++;
+    const at = w * keysPerWriter + j;
+    if (value === undefined) {
+      if (last[at] !== 0) throw new Error(`${key} vanished`);
+      continue;
+    }
+    const version = value >> REPLACED_KEY_BITS;
+    if ((value & ((1 << REPLACED_KEY_BITS) - 1)) !== j || version < 1) {
+      throw new Error(`${key} read ${value}, which names key ${value & 1023} version ${version}`);
+    }
+    if (version < last[at]) throw new Error(`${key} went back from ${last[at]} to ${version}`);
+    last[at] = version;
+  }
+  return reads;
+}
+
 // ---------------------------------------------------------------------------
 // Iteration under change
 

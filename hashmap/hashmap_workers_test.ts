@@ -29,6 +29,8 @@ import {
   type PauseInRetirementArgs,
   type ReaderReport,
   replacedKey,
+  replacedNumberKey,
+  type ReplacedNumbersArgs,
   type ReplacedValuesArgs,
   type StaleViewArgs,
   type VerifyArgs,
@@ -241,6 +243,38 @@ Deno.test("replaced values: string values read in the kernel while writers repla
     }
   }
 });
+
+for (const stringKeys of [false, true]) {
+  Deno.test(`replaced values: i32 values of ${stringKeys ? "string" : "i32"} keys, read in the kernel while writers replace them and their blocks are reused, name their key and never go back`, async () => {
+    const heap = SharedHeap.create();
+    const map = HashMap.create(heap, { key: stringKeys ? "string" : "i32", value: "i32" });
+    assert.ok(heap.kernel !== null, "the kernel path is what this test is for");
+    const writers = 2;
+    const args: ReplacedNumbersArgs = {
+      map: map.handle,
+      writers,
+      keysPerWriter: 50,
+      steps: 60_000 * STRESS,
+      flags: new SharedArrayBuffer(4),
+      stringKeys,
+    };
+    const results = await runWorkers<ReplacedNumbersArgs, number>({
+      module: fixtures,
+      fn: "readReplacedNumbers",
+      workers: writers + 2,
+      heap,
+      args,
+      timeoutMs: 240_000,
+    });
+    for (const reads of results.slice(writers)) assert.ok(reads > 0, "a reader read nothing");
+    assert.equal(map.size, writers * args.keysPerWriter);
+    for (let w = 0; w < writers; w++) {
+      for (let j = 0; j < args.keysPerWriter; j++) {
+        assert.equal((map.get(replacedNumberKey(w, j, stringKeys)) ?? -1) & 1023, j);
+      }
+    }
+  });
+}
 
 // ---------------------------------------------------------------------------
 // Iteration
