@@ -935,7 +935,8 @@ export class HashMap<K, V> {
    * ```
    */
   swap(key: K, value: V): V | undefined {
-    return this.#write(key, value, WRITE_ALWAYS, undefined, true).previous;
+    this.#write(key, value, WRITE_ALWAYS, undefined, true);
+    return this.#takePrevious();
   }
 
   /**
@@ -949,8 +950,13 @@ export class HashMap<K, V> {
    * ```
    */
   getOrInsert(key: K, value: V): V {
-    const result = this.#write(key, value, WRITE_IF_ABSENT, undefined, true);
-    return result.written ? value : result.previous as V;
+    // A key that is present is answered by a read, as `get` would: nothing
+    // is allocated for it. The value is checked all the same.
+    this.#values.check(value, "value");
+    const found = this.#getFastPath(key);
+    if (found !== FALL_BACK && found !== undefined) return found;
+    if (this.#write(key, value, WRITE_IF_ABSENT, undefined, true)) return value;
+    return this.#takePrevious() as V;
   }
 
   /**
@@ -967,7 +973,20 @@ export class HashMap<K, V> {
    */
   compareAndSet(key: K, expected: V | undefined, next: V): boolean {
     if (expected !== undefined) this.#values.check(expected, "expected");
-    return this.#write(key, next, WRITE_IF_EQUAL, expected, false).written;
+    if (this.#values.fixedBytes !== 0) {
+      // A read that finds another value is a failed compare on its own: no
+      // entry is allocated for it. (Variable-size values would be decoded
+      // once more on success, so those maps go straight to the write.)
+      this.#values.check(next, "value");
+      const found = this.#getFastPath(key);
+      if (found !== FALL_BACK && !this.#sameValue(found, expected)) return false;
+    }
+    return this.#write(key, next, WRITE_IF_EQUAL, expected, false);
+  }
+
+  /** Whether two values (undefined: absent) are equal under the value codec. */
+  #sameValue(a: V | undefined, b: V | undefined): boolean {
+    return a === undefined || b === undefined ? a === b : this.#values.equals(a, b);
   }
 
   /**
@@ -987,7 +1006,7 @@ export class HashMap<K, V> {
     for (;;) {
       const current = this.get(key);
       const next = fn(current);
-      if (this.compareAndSet(key, current, next)) return next;
+      if (this.#write(key, next, WRITE_IF_EQUAL, current, false)) return next;
     }
   }
 
@@ -1012,12 +1031,12 @@ export class HashMap<K, V> {
       );
     }
     this.#values.check(delta, "delta");
-    return this.update(
-      key,
-      (current) =>
-        ((current ?? (kind === CODEC_IDS.bigint64 ? 0n : 0)) as number) +
-        (delta as number) as V,
-    );
+    const zero = (kind === CODEC_IDS.bigint64 ? 0n : 0) as number;
+    for (;;) {
+      const current = this.get(key);
+      const next = ((current ?? zero) as number) + (delta as number) as V;
+      if (this.#write(key, next, WRITE_IF_EQUAL, current, false)) return next;
+    }
   }
 
   /**
@@ -1408,8 +1427,9 @@ export class HashMap<K, V> {
   }
 
   /**
-   * The write loop shared by set, swap, getOrInsert and compareAndSet. Returns
-   * whether it wrote and the previous value.
+   * The write loop shared by set, swap, getOrInsert, compareAndSet, update
+   * and add. Returns whether it wrote; with `wantPrevious`, the previous
+   * value (undefined: absent) waits in #previous for #takePrevious.
    */
   #write(
     key: K,
@@ -1417,7 +1437,7 @@ export class HashMap<K, V> {
     mode: number,
     expected: V | undefined,
     wantPrevious: boolean,
-  ): WriteResult<V> {
+  ): boolean {
     const hash = this.#prepareKey(key, "key");
     const checked = this.#values.check(value, "value");
     const heap = this.#heap;
@@ -1436,8 +1456,8 @@ export class HashMap<K, V> {
           wantPrevious,
         );
         if (outcome !== RETRY) {
-          if (!outcome.written) heap.free(entry); // never published
-          return outcome;
+          if (outcome === NOT_WRITTEN) heap.free(entry); // never published
+          return outcome === WRITTEN;
         }
       }
     } catch (e) {
@@ -1451,7 +1471,20 @@ export class HashMap<K, V> {
 
   #published = false;
 
-  /** One attempt through the table chain starting at `table`. */
+  /** The previous value that the last #write with `wantPrevious` saw. */
+  #previous: V | undefined = undefined;
+
+  /** #previous, which it clears so that the map holds no stale value. */
+  #takePrevious(): V | undefined {
+    const previous = this.#previous;
+    this.#previous = undefined;
+    return previous;
+  }
+
+  /**
+   * One attempt through the table chain starting at `table`: WRITTEN,
+   * NOT_WRITTEN (the mode's condition failed) or RETRY.
+   */
   #tryWrite(
     table: number,
     key: K,
@@ -1460,7 +1493,7 @@ export class HashMap<K, V> {
     mode: number,
     expected: V | undefined,
     wantPrevious: boolean,
-  ): WriteResult<V> | typeof RETRY {
+  ): number {
     const heap = this.#heap;
     for (;;) {
       heap.ensure(table + TABLE_BYTES);
@@ -1503,16 +1536,12 @@ export class HashMap<K, V> {
       const old = seen & ~TAGS;
       const present = (seen & DELETED) === 0;
       if (mode === WRITE_IF_ABSENT && present) {
-        return { written: false, previous: this.#readValue(old) };
+        this.#previous = this.#readValue(old);
+        return NOT_WRITTEN;
       }
       if (mode === WRITE_IF_EQUAL) {
         const ok = expected === undefined ? !present : present && this.#valueEquals(old, expected);
-        if (!ok) {
-          return {
-            written: false,
-            previous: present && wantPrevious ? this.#readValue(old) : undefined,
-          };
-        }
+        if (!ok) return NOT_WRITTEN;
       }
       // Decoded only when the caller uses it (set() does not): for string
       // values that is an allocation per write.
@@ -1523,7 +1552,8 @@ export class HashMap<K, V> {
         continue; // the slot changed: look again
       }
       this.#replaced(seen);
-      return { written: true, previous };
+      this.#previous = previous;
+      return WRITTEN;
     }
   }
 
@@ -1535,10 +1565,8 @@ export class HashMap<K, V> {
     entry: number,
     mode: number,
     expected: V | undefined,
-  ): WriteResult<V> | typeof RETRY {
-    if (mode === WRITE_IF_EQUAL && expected !== undefined) {
-      return { written: false, previous: undefined };
-    }
+  ): number {
+    if (mode === WRITE_IF_EQUAL && expected !== undefined) return NOT_WRITTEN;
     const heap = this.#heap;
     const i32 = heap.i32;
     const capacity = i32[(table >> 2) + T_CAPACITY];
@@ -1553,7 +1581,8 @@ export class HashMap<K, V> {
           this.#stripe(1);
           const claimed = Atomics.add(i32, (table >> 2) + T_CLAIMED, 1) + 1;
           if (claimed * 4 > capacity * 3) this.#startResize(table, false);
-          return { written: true, previous: undefined };
+          this.#previous = undefined;
+          return WRITTEN;
         }
         this.#published = false;
         return RETRY; // someone claimed it: maybe for our key
@@ -1961,15 +1990,13 @@ export class HashMap<K, V> {
   }
 }
 
-interface WriteResult<V> {
-  written: boolean;
-  previous: V | undefined;
-}
-
 const WRITE_ALWAYS = 0;
 const WRITE_IF_ABSENT = 1;
 const WRITE_IF_EQUAL = 2;
-const RETRY: unique symbol = Symbol("retry");
+// #tryWrite's and #claim's answers.
+const NOT_WRITTEN = 0;
+const WRITTEN = 1;
+const RETRY = 2;
 const FALL_BACK: unique symbol = Symbol("fall back");
 const NOT_FOUND = -1;
 const PROBE_EMPTY = -1;

@@ -1323,6 +1323,9 @@ Deno.test("bad input: i32 and u32 keys and values of the wrong type or range are
     [(m) => m.delete(1n), TypeError, "key", "1n"],
     [(m) => m.swap(-1.5, 0), RangeError, "key", "-1.5"],
     [(m) => m.getOrInsert(4, null), TypeError, "value", "null"],
+    // Present keys, which these answer with a read: the value is checked all the same.
+    [(m) => m.getOrInsert(1, null), TypeError, "value", "null"],
+    [(m) => m.compareAndSet(1, 99, 0.5), RangeError, "value", "0.5"],
     [(m) => m.compareAndSet(1, "x", 2), TypeError, "expected", '"x"'],
     [(m) => m.compareAndSet(1, 1, 0.5), RangeError, "value", "0.5"],
     [(m) => m.compareAndSet("1", 1, 2), TypeError, "key", '"1"'],
