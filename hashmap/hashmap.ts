@@ -105,7 +105,16 @@ import {
   tagOf,
 } from "../memory/mod.ts";
 import { encodeAsciiKey } from "../memory/_murmur.ts";
-import { EPOCH_AT, type Kernel, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
+import {
+  EPOCH_AT,
+  type Kernel,
+  KERNEL_ABSENT,
+  KERNEL_NOT_WRITTEN,
+  KERNEL_SLOW,
+  KERNEL_WRITE_ALWAYS,
+  KERNEL_WRITE_IF_ABSENT,
+  KERNEL_WRITE_IF_EQUAL,
+} from "../memory/_kernel.ts";
 
 const KIND = "sabre.HashMap";
 const LAYOUT_VERSION = 3;
@@ -837,36 +846,43 @@ export class HashMap<K, V> {
    * ```
    */
   set(key: K, value: V): this {
-    if (!this.#setInKernel || !this.#setKeyInKernel(key, value)) {
+    if (
+      !this.#setInKernel ||
+      this.#writeInKernel(key, value, KERNEL_WRITE_ALWAYS, 0) === IN_GENERAL_PATH
+    ) {
       this.#write(key, value, WRITE_ALWAYS, undefined, false);
     }
     return this;
   }
 
   /**
-   * `set` in the kernel, for an int key or an ASCII string key of 1 to
-   * KERNEL_KEY_BYTES bytes; false, with nothing written, where the general
-   * path must do it (another key, a resize under way, a trap). The entry is
-   * built before the kernel pins: a fresh block that no other worker can see
-   * until the kernel's CAS publishes it (pattern b).
+   * A write in the kernel, for an int key or an ASCII string key of 1 to
+   * KERNEL_KEY_BYTES bytes, under a KERNEL_WRITE_* mode (with its
+   * `expected` value for KERNEL_WRITE_IF_EQUAL, a number and not NaN; modes
+   * other than KERNEL_WRITE_ALWAYS need #kernelValueKind): WRITTEN,
+   * NOT_WRITTEN (the mode forbade it), or IN_GENERAL_PATH with nothing
+   * written, where the general path must do it (another key, a resize under
+   * way, a trap). The entry is built before the kernel pins: a fresh block
+   * that no other worker can see until the kernel's CAS publishes it
+   * (pattern b).
    */
-  #setKeyInKernel(key: K, value: V): boolean {
+  #writeInKernel(key: K, value: V, mode: number, expected: number): number {
     const words = this.#keyWords;
     let length = 0;
     if (typeof key === "number") {
-      if (this.#stringKeys || !this.#isInt32Key(key)) return false;
+      if (this.#stringKeys || !this.#isInt32Key(key)) return IN_GENERAL_PATH;
     } else if (typeof key === "string" && this.#stringKeys) {
       length = encodeAsciiKey(key, words, this.#keys.maxBytes);
-      if (length <= 0 || length > KERNEL_KEY_BYTES) return false;
+      if (length <= 0 || length > KERNEL_KEY_BYTES) return IN_GENERAL_PATH;
       this.#scratchLength = length;
     } else {
-      return false;
+      return IN_GENERAL_PATH;
     }
     const heap = this.#heap;
     // Checked per call: a worker that attached from a handle without the
     // memory gains the kernel later.
     const kernel = heap.kernel;
-    if (kernel === null) return false;
+    if (kernel === null) return IN_GENERAL_PATH;
     const checked = this.#values.check(value, "value");
     const header = this.#header << 2;
     // Before the entry: it throws on a closed heap, and the entry would leak.
@@ -875,7 +891,18 @@ export class HashMap<K, V> {
     let seen: number;
     try {
       seen = length === 0
-        ? kernel.hashmapSetInt(header, key as number, this.#keyAt, entry, pinAt, EPOCH_AT)
+        ? kernel.hashmapSetInt(
+          header,
+          key as number,
+          this.#keyAt,
+          entry,
+          mode,
+          this.#fixedValueAt,
+          this.#kernelValueKind,
+          expected,
+          pinAt,
+          EPOCH_AT,
+        )
         : kernel.hashmapSetAscii(
           header,
           words[0],
@@ -890,6 +917,9 @@ export class HashMap<K, V> {
           words[8],
           words[9],
           entry,
+          mode,
+          this.#kernelValueKind,
+          expected,
           pinAt,
           EPOCH_AT,
         );
@@ -897,17 +927,33 @@ export class HashMap<K, V> {
       heap.kernelTrapped(pinAt, e);
       seen = 0;
     }
-    if (seen === 0) {
+    if (seen === 0 || seen === KERNEL_NOT_WRITTEN) {
       heap.free(entry); // never published
-      return false;
+      return seen === 0 ? IN_GENERAL_PATH : NOT_WRITTEN;
     }
     if (seen === 1 || seen < 0) {
       this.#stripe(1);
       if (seen < 0) this.#startResize(-seen, false);
-      return true;
+      return WRITTEN;
     }
     this.#replaced(seen);
-    return true;
+    return WRITTEN;
+  }
+
+  /**
+   * A conditional write (KERNEL_WRITE_IF_EQUAL with `expected`, or
+   * KERNEL_WRITE_IF_ABSENT where `expected` is undefined) in the kernel
+   * where it can take it (numeric values, not a NaN `expected`), else
+   * through #write. Returns whether it wrote.
+   */
+  #writeIf(key: K, value: V, expected: V | undefined): boolean {
+    if (this.#setInKernel && this.#kernelValueKind !== 0 && expected === expected) {
+      const done = expected === undefined
+        ? this.#writeInKernel(key, value, KERNEL_WRITE_IF_ABSENT, 0)
+        : this.#writeInKernel(key, value, KERNEL_WRITE_IF_EQUAL, expected as number);
+      if (done !== IN_GENERAL_PATH) return done === WRITTEN;
+    }
+    return this.#write(key, value, WRITE_IF_EQUAL, expected, false);
   }
 
   /**
@@ -981,7 +1027,7 @@ export class HashMap<K, V> {
       const found = this.#getFastPath(key);
       if (found !== FALL_BACK && !this.#sameValue(found, expected)) return false;
     }
-    return this.#write(key, next, WRITE_IF_EQUAL, expected, false);
+    return this.#writeIf(key, next, expected);
   }
 
   /** Whether two values (undefined: absent) are equal under the value codec. */
@@ -1006,7 +1052,7 @@ export class HashMap<K, V> {
     for (;;) {
       const current = this.get(key);
       const next = fn(current);
-      if (this.#write(key, next, WRITE_IF_EQUAL, current, false)) return next;
+      if (this.#writeIf(key, next, current)) return next;
     }
   }
 
@@ -1035,7 +1081,7 @@ export class HashMap<K, V> {
     for (;;) {
       const current = this.get(key);
       const next = ((current ?? zero) as number) + (delta as number) as V;
-      if (this.#write(key, next, WRITE_IF_EQUAL, current, false)) return next;
+      if (this.#writeIf(key, next, current)) return next;
     }
   }
 
@@ -1997,6 +2043,8 @@ const WRITE_IF_EQUAL = 2;
 const NOT_WRITTEN = 0;
 const WRITTEN = 1;
 const RETRY = 2;
+/** #writeInKernel's answer where the general path must write. */
+const IN_GENERAL_PATH = -1;
 const FALL_BACK: unique symbol = Symbol("fall back");
 const NOT_FOUND = -1;
 const PROBE_EMPTY = -1;

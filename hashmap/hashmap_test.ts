@@ -982,7 +982,12 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace and unde
   // FROZEN 1 (MOVED when alone), DELETED 2, COPIED 4. Entries as #newEntry
   // builds them: [key, i32 value], [value length 0, key], or for a string
   // key [hash, length, key bytes, i32 value].
-  const configs = [["i32", "i32", 0], ["u32", "string", 4], ["string", "i32", 8]] as const;
+  const configs = [
+    ["i32", "i32", 0],
+    ["u32", "string", 4],
+    ["string", "i32", 8],
+    ["i32", "f64", 0],
+  ] as const;
   for (const [key, value, keyAt] of configs) {
     const heap = heapWithKernel(true);
     const kernel = heap.kernel!;
@@ -995,22 +1000,43 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace and unde
     const words = new Int32Array(10);
     const mapKey = (k: number) => key === "string" ? `key ${k}` : k;
     const encode = (k: number) => encodeAsciiKey(`key ${k}`, words, 32);
-    const entryOf = (k: number) => {
-      const entry = heap.allocate(key === "string" ? 24 : 8);
+    const entryOf = (k: number, v = k * 10) => {
+      const entry = heap.allocate(key === "string" ? 24 : value === "f64" ? 16 : 8);
+      if (value === "f64") {
+        i32[entry >> 2] = k;
+        new DataView(heap.sab).setFloat64(entry + 8, v, true);
+        return entry;
+      }
       if (key !== "string") {
         i32[(entry + keyAt) >> 2] = k;
-        i32[(entry + 4 - keyAt) >> 2] = keyAt === 0 ? k * 10 : 0;
+        i32[(entry + 4 - keyAt) >> 2] = keyAt === 0 ? v : 0;
         return entry;
       }
       const length = encode(k);
       i32.set(words.subarray(0, 2 + ((length + 3) >> 2)), entry >> 2);
-      i32[(entry + 8 + ((length + 3) & ~3)) >> 2] = k * 10;
+      i32[(entry + 8 + ((length + 3) & ~3)) >> 2] = v;
       return entry;
     };
     const expected = (k: number) => value === "string" ? "" : k * 10;
-    const set = (k: number, entry: number) => {
+    // Modes: 0 always, 1 if the value is `expected`, 2 if absent (the
+    // numeric-valued maps only: valueKind 1 is i32, 3 f64 at byte 8).
+    const valueKind = value === "i32" ? 1 : value === "f64" ? 3 : 0;
+    const set = (k: number, entry: number, mode = 0, expected = 0) => {
       const pinAt = heap.kernelPinAt();
-      if (key !== "string") return kernel.hashmapSetInt(header, k, keyAt, entry, pinAt, EPOCH_AT);
+      if (key !== "string") {
+        return kernel.hashmapSetInt(
+          header,
+          k,
+          keyAt,
+          entry,
+          mode,
+          value === "f64" ? 8 : 4,
+          valueKind,
+          expected,
+          pinAt,
+          EPOCH_AT,
+        );
+      }
       const length = encode(k);
       const [hash, , w0, w1, w2, w3, w4, w5, w6, w7] = words;
       return kernel.hashmapSetAscii(
@@ -1027,6 +1053,9 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace and unde
         w6,
         w7,
         entry,
+        mode,
+        valueKind,
+        expected,
         pinAt,
         EPOCH_AT,
       );
@@ -1058,10 +1087,52 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace and unde
     assert.equal(claimed(), 1, `${where}: a replacement claims nothing`);
     // A deleted key's slot is taken back, and the answer carries DELETED.
     assert.ok(map.delete(mapKey(5)));
-    const third = entryOf(5);
+    let third = entryOf(5);
     assert.equal(set(5, third), second | 2, `${where}: the deleted slot word`);
     assert.equal(map.get(mapKey(5)), expected(5));
     assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
+
+    // Conditional writes: a forbidden one writes nothing and answers 2.
+    const forbidden = (why: string, k: number, mode: number, expectedValue = 0) => {
+      const before = slotWords();
+      const claims = claimed();
+      const entry = entryOf(k, 7);
+      assert.equal(set(k, entry, mode, expectedValue), 2, `${where}: ${why}`);
+      assert.equal(slotWords(), before, `${where}: ${why} wrote a slot`);
+      assert.equal(claimed(), claims, `${where}: ${why} claimed`);
+      heap.free(entry);
+    };
+    if (valueKind !== 0) {
+      forbidden("another value expected", 5, 1, 49);
+      forbidden("a present key, absent expected", 5, 2);
+      forbidden("an absent key, a value expected", 60, 1, 0);
+      const fourth = entryOf(5, 51);
+      assert.equal(set(5, fourth, 1, 50), third, `${where}: the value expected`);
+      assert.equal(map.get(mapKey(5)), 51);
+      assert.ok(map.delete(mapKey(5)));
+      forbidden("a deleted key, a value expected", 5, 1, 51);
+      const fifth = entryOf(5, 52);
+      assert.equal(set(5, fifth, 2), fourth | 2, `${where}: a deleted key, absent expected`);
+      assert.equal(map.get(mapKey(5)), 52);
+      assert.equal(set(60, entryOf(60), 2), 1, `${where}: a new key, absent expected`);
+      assert.equal(claimed(), 2);
+      assert.equal(map.get(mapKey(60)), expected(60));
+      if (value === "f64") {
+        // The codec's equality: -0 is not 0, and fractions count.
+        const zero = entryOf(5, 0);
+        assert.equal(set(5, zero), fifth);
+        forbidden("f64: -0 is not 0", 5, 1, -0);
+        const half = entryOf(5, 0.5);
+        assert.equal(set(5, half, 1, 0), zero, `${where}: 0 expected`);
+        forbidden("f64: 0.5 is not 0.25", 5, 1, 0.25);
+        assert.equal(set(5, entryOf(5, 52), 1, 0.5), half, `${where}: 0.5 expected`);
+        assert.equal(map.get(mapKey(5)), 52);
+      }
+      third = entryOf(5);
+      const current = i32[slotOf(5)];
+      assert.equal(set(5, third), current);
+      assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
+    }
 
     // Each bail-out leaves every slot and the claimed count as they were.
     const unchanged = (why: string, k: number) => {
@@ -1116,7 +1187,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace and unde
   }
 });
 
-Deno.test("kernel set: HashMap.set through the kernel leaves maps, sizes and blocks as the JavaScript path does", () => {
+Deno.test("kernel set: set, compareAndSet, add, update and getOrInsert through the kernel answer and leave maps, sizes and blocks as the JavaScript path does", () => {
   // String keys: ASCII ones of 1 to 32 bytes go to the kernel; longer and
   // non-ASCII ones, and the empty key, take the general path beside them.
   const stringKeyOf = (k: number) =>
@@ -1138,12 +1209,34 @@ Deno.test("kernel set: HashMap.set through the kernel leaves maps, sizes and blo
     const valueOf = (n: number) =>
       value === "string" ? `v${n % 97}` : value === "f64" ? n + 0.5 : n | 0;
     const where = `${key} -> ${value}`;
+    const numeric = value !== "string";
+    // Conditional writes go to the kernel for numeric values only; a map of
+    // string values runs them all the same, in JavaScript.
+    const step = (map: HashMap<unknown, unknown>, k: unknown, n: number): unknown => {
+      const v = valueOf(n);
+      switch ((n >> 12) % 9) {
+        case 0:
+          return map.delete(k);
+        case 1:
+          return map.compareAndSet(k, map.get(k), v);
+        case 2:
+          return map.compareAndSet(k, valueOf(n >> 3), v);
+        case 3:
+          return map.compareAndSet(k, undefined, v);
+        case 4:
+          return numeric ? map.add(k, value === "f64" ? 0.25 : n % 100) : map.swap(k, v);
+        case 5:
+          return map.update(k, (old) => numeric ? ((old as number ?? 0) + 1) : `${old}.`);
+        case 6:
+          return map.getOrInsert(k, v);
+        default:
+          map.set(k, v);
+      }
+    };
     for (let i = 0; i < rng.length; i++) {
       const k = keyOf(rng[i] % 700);
-      for (const { map } of maps) {
-        if ((rng[i] >> 12) % 5 === 0) map.delete(k);
-        else map.set(k, valueOf(rng[i]));
-      }
+      const answers = maps.map(({ map }) => step(map as HashMap<unknown, unknown>, k, rng[i]));
+      assert.equal(answers[0], answers[1], `${where}: step ${i} on ${k}`);
       // Both paths start each resize at the same claim.
       if (maps[0].map.capacity !== maps[1].map.capacity) {
         assert.fail(`${where}: capacity ${maps[0].map.capacity} after step ${i}`);

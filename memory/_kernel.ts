@@ -39,15 +39,21 @@ export interface Kernel {
     epochAt: number,
   ): number;
   /**
-   * HashMap.set of an int key whose entry the caller built: 0 (nothing
-   * written, take the general path), 1 (a new key), minus the table's
-   * address (a new key, and the table must grow), or the replaced slot word.
+   * HashMap.set of an int key whose entry the caller built, under a
+   * KERNEL_WRITE_* mode: 0 (nothing written, take the general path), 1 (a
+   * new key), minus the table's address (a new key, and the table must
+   * grow), KERNEL_NOT_WRITTEN (the mode forbade it), or the replaced slot
+   * word.
    */
   hashmapSetInt(
     header: number,
     key: number,
     keyAt: number,
     entry: number,
+    mode: number,
+    valueAt: number,
+    valueKind: number,
+    expected: number,
     pinAt: number,
     epochAt: number,
   ): number;
@@ -69,6 +75,9 @@ export interface Kernel {
     w6: number,
     w7: number,
     entry: number,
+    mode: number,
+    valueKind: number,
+    expected: number,
     pinAt: number,
     epochAt: number,
   ): number;
@@ -100,6 +109,14 @@ export interface Kernel {
 export const KERNEL_SLOW = 1.5 * 2 ** -1000;
 /** Kernel answer: the key is absent. No integer equals it. */
 export const KERNEL_ABSENT = 2.5 * 2 ** -1000;
+/** Kernel set mode: write whatever the key holds. */
+export const KERNEL_WRITE_ALWAYS = 0;
+/** Kernel set mode: write only if the key is present with the value `expected`. */
+export const KERNEL_WRITE_IF_EQUAL = 1;
+/** Kernel set mode: write only if the key is absent. */
+export const KERNEL_WRITE_IF_ABSENT = 2;
+/** Kernel set answer: the mode forbade the write; nothing was written. */
+export const KERNEL_NOT_WRITTEN = 2;
 /** Byte address of the global epoch word, for the kernel's pins. */
 export const EPOCH_AT = H_EPOCH << 2;
 

@@ -134,6 +134,30 @@
                  (i32.const 2))
         (i32.mul (i32.add (local.get $mask) (i32.const 1)) (i32.const 3)))))
 
+;; For the conditional writes: whether the value of kind `valueKind` (1
+  ;; i32, 2 u32, 3 f64) at `at` equals `expected`, as the codec's equals has
+  ;; it (f64 bits: -0 is not 0; the caller never passes a NaN).
+  (func $valueIs (param $at i32) (param $valueKind i32) (param $expected f64) (result i32)
+    (if (result i32) (i32.eq (local.get $valueKind) (i32.const 3))
+      (then (i64.eq (i64.load (local.get $at)) (i64.reinterpret_f64 (local.get $expected))))
+      (else
+        (f64.eq (local.get $expected)
+          (if (result f64) (i32.eq (local.get $valueKind) (i32.const 1))
+            (then (f64.convert_i32_s (i32.load (local.get $at))))
+            (else (f64.convert_i32_u (i32.load (local.get $at)))))))))
+
+  ;; For the sets: whether `mode` lets the write replace `slot`, the key's
+  ;; slot word (its entry, maybe DELETED), whose value lies at `valueAt`:
+  ;; mode 0 always; 1 only if the key is present with the value `expected`
+  ;; ($valueIs); 2 only if the key is absent (DELETED).
+  (func $mayReplace (param $slot i32) (param $mode i32) (param $valueAt i32)
+    (param $valueKind i32) (param $expected f64) (result i32)
+    (if (i32.eqz (local.get $mode)) (then (return (i32.const 1))))
+    (if (i32.and (local.get $slot) (i32.const 2))
+      (then (return (i32.eq (local.get $mode) (i32.const 2)))))
+    (if (i32.eq (local.get $mode) (i32.const 2)) (then (return (i32.const 0))))
+    (call $valueIs (local.get $valueAt) (local.get $valueKind) (local.get $expected)))
+
   ;; HashMap.set of an i32 or u32 key (hashmap.ts #setKeyInKernel): publishes
   ;; `entry`, a new block the caller has filled with the key at byte `keyAt`
   ;; (0, or 4 after a value length) and the value, in the root
@@ -145,11 +169,15 @@
   ;;   the map's size if the slot was DELETED;
   ;; - 1: the key was new and took an empty slot (the caller counts it);
   ;; - minus the table's address: the same, and the table's claimed slots
-  ;;   passed 3/4 of its capacity, so the caller also starts a resize.
-  ;; A new key adds 1 to the table's claimed count ($claimed). A trap means
-  ;; that no slot was written.
+  ;;   passed 3/4 of its capacity, so the caller also starts a resize;
+  ;; - 2: `mode` forbade the write ($mayReplace; a new key needs mode 0 or
+  ;;   2), so nothing was written.
+  ;; The values of other entries lie at byte `valueAt` and are of kind
+  ;; `valueKind`, which only mode 1 reads. A new key adds 1 to the table's
+  ;; claimed count ($claimed). A trap means that no slot was written.
   (func (export "hashmapSetInt")
     (param $header i32) (param $key i32) (param $keyAt i32) (param $entry i32)
+    (param $mode i32) (param $valueAt i32) (param $valueKind i32) (param $expected f64)
     (param $pinAt i32) (param $epochAt i32) (result i32)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
     (local $at i32) (local $slot i32) (local $seen i32) (local $result i32)
@@ -165,6 +193,8 @@
         (local.set $slot (i32.atomic.load (local.get $at)))
         (if (i32.eqz (local.get $slot))
           (then
+            (if (i32.eq (local.get $mode) (i32.const 1))
+              (then (local.set $result (i32.const 2)) (br $done)))
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
             ;; Taken meanwhile, maybe by this key: look at it again.
@@ -176,6 +206,10 @@
         (if (i32.eq (i32.load (i32.add (i32.and (local.get $slot) (i32.const -8)) (local.get $keyAt)))
                     (local.get $key))
           (then
+            (if (i32.eqz (call $mayReplace (local.get $slot) (local.get $mode)
+                  (i32.add (i32.and (local.get $slot) (i32.const -8)) (local.get $valueAt))
+                  (local.get $valueKind) (local.get $expected)))
+              (then (local.set $result (i32.const 2)) (br $done)))
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (local.get $slot) (local.get $entry)))
             ;; Changed meanwhile (replaced, deleted or frozen): look again.
@@ -320,16 +354,18 @@
 
   ;; HashMap.set for a string key of 1 to 32 ASCII bytes (hashmap.ts
   ;; #setKeyInKernel), given as in hashmapGetAscii: publishes `entry`, a new
-  ;; block the caller has filled, in the root table, with the answers and the
-  ;; bail-outs of hashmapSetInt (the empty key bails out too).
+  ;; block the caller has filled, in the root table, with the modes, the
+  ;; answers and the bail-outs of hashmapSetInt (the empty key bails out too).
+  ;; Values lie after the key as in hashmapGetAscii.
   (func (export "hashmapSetAscii")
     (param $header i32) (param $hash i32) (param $length i32) (param $keyAt i32)
     (param $w0 i32) (param $w1 i32) (param $w2 i32) (param $w3 i32)
     (param $w4 i32) (param $w5 i32) (param $w6 i32) (param $w7 i32)
-    (param $entry i32) (param $pinAt i32) (param $epochAt i32) (result i32)
+    (param $entry i32) (param $mode i32) (param $valueKind i32) (param $expected f64)
+    (param $pinAt i32) (param $epochAt i32) (result i32)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
     (local $at i32) (local $slot i32) (local $seen i32) (local $result i32)
-    (local $words i32) (local $lastMask i32)
+    (local $words i32) (local $lastMask i32) (local $valueAt i32)
     (if (i32.eqz (local.get $length)) (then (return (i32.const 0))))
     (local.set $words (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2)))
     (local.set $lastMask
@@ -350,6 +386,8 @@
         (local.set $slot (i32.atomic.load (local.get $at)))
         (if (i32.eqz (local.get $slot))
           (then
+            (if (i32.eq (local.get $mode) (i32.const 1))
+              (then (local.set $result (i32.const 2)) (br $done)))
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
             (br_if $probe (local.get $seen))
@@ -362,6 +400,16 @@
               (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
               (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)))
           (then
+            (local.set $valueAt (i32.add (i32.add (i32.and (local.get $slot) (i32.const -8))
+                                                  (local.get $keyAt))
+                                         (local.get $length)))
+            (if (i32.eqz (call $mayReplace (local.get $slot) (local.get $mode)
+                  (select
+                    (i32.and (i32.add (local.get $valueAt) (i32.const 7)) (i32.const -8))
+                    (i32.and (i32.add (local.get $valueAt) (i32.const 3)) (i32.const -4))
+                    (i32.eq (local.get $valueKind) (i32.const 3)))
+                  (local.get $valueKind) (local.get $expected)))
+              (then (local.set $result (i32.const 2)) (br $done)))
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (local.get $slot) (local.get $entry)))
             (br_if $probe (i32.ne (local.get $seen) (local.get $slot)))
