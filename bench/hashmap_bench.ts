@@ -344,6 +344,62 @@ Deno.bench({
   },
 });
 
+const UPDATE_SMALL = `atomic updates of existing keys, i32 keys, ${SMALL} entries (in cache)`;
+
+Deno.bench({
+  name: `Map, get then set: a counter (x${BATCH})`,
+  group: UPDATE_SMALL,
+  baseline: true,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      const k = smallOrder[at + i];
+      jsSmallMap.set(k, jsSmallMap.get(k)! + 1);
+    }
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.add (x${BATCH})`,
+  group: UPDATE_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) smallMap.add(smallOrder[at + i], 1);
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.add, JavaScript path (heap without the kernel) (x${BATCH})`,
+  group: UPDATE_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) plainSmallMap.add(smallOrder[at + i], 1);
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.compareAndSet of the value just read (x${BATCH})`,
+  group: UPDATE_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      const k = smallOrder[at + i];
+      smallMap.compareAndSet(k, smallMap.get(k)!, at + i);
+    }
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.getOrInsert of a present key (x${BATCH})`,
+  group: UPDATE_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += smallMap.getOrInsert(smallOrder[at + i], 0);
+    sink ^= s;
+  },
+});
+
 // ------------------------------------------------------------ insertion
 
 const INSERT = "insert 1M new i32 keys into an empty map";
