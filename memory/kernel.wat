@@ -1,5 +1,5 @@
-;; sabre's kernel: the hottest paths (reads, and HashMap.set), compiled to
-;; WebAssembly over the heap's own memory.
+;; sabre's kernel: the hottest paths (reads, and HashMap's writes of one
+;; key), compiled to WebAssembly over the heap's own memory.
 ;;
 ;; Why: V8 compiles every `Atomics.load`/`Atomics.store` in JavaScript to a
 ;; call of a builtin (8-13 ns each), while a WebAssembly `i32.atomic.load` is
@@ -158,7 +158,7 @@
     (if (i32.eq (local.get $mode) (i32.const 2)) (then (return (i32.const 0))))
     (call $valueIs (local.get $valueAt) (local.get $valueKind) (local.get $expected)))
 
-  ;; HashMap.set of an i32 or u32 key (hashmap.ts #setKeyInKernel): publishes
+  ;; HashMap.set of an i32 or u32 key (hashmap.ts #writeInKernel): publishes
   ;; `entry`, a new block the caller has filled with the key at byte `keyAt`
   ;; (0, or 4 after a value length) and the value, in the root
   ;; table, as #tryWrite and #claim do. Writes nothing and answers 0 (take the
@@ -353,7 +353,7 @@
     (local.get $result))
 
   ;; HashMap.set for a string key of 1 to 32 ASCII bytes (hashmap.ts
-  ;; #setKeyInKernel), given as in hashmapGetAscii: publishes `entry`, a new
+  ;; #writeInKernel), given as in hashmapGetAscii: publishes `entry`, a new
   ;; block the caller has filled, in the root table, with the modes, the
   ;; answers and the bail-outs of hashmapSetInt (the empty key bails out too).
   ;; Values lie after the key as in hashmapGetAscii.
