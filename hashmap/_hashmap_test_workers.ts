@@ -320,21 +320,11 @@ export function readReplacedValues(ctx: WorkerContext<ReplacedValuesArgs>): numb
   const flags = new Int32Array(ctx.args.flags);
   if (ctx.index < writers) {
     const versions = new Int32Array(keysPerWriter);
-    let churned = 0;
-    let oldest = 0;
-    for (let step = 0; step < steps; step++) {
+    replaceAndChurn(ctx, map, (n) => `churn ${ctx.index}.${n}`, "x", () => {
       const j = ctx.randomInt(keysPerWriter);
       const key = replacedKey(ctx.index, j);
       map.set(key, replacedValue(key, ++versions[j]));
-      if (ctx.random() < 0.05) {
-        for (let i = 0; i < 64; i++) map.set(`churn ${ctx.index}.${churned++}`, "x");
-      }
-      while (churned - oldest > 600 || (step % 997 === 0 && oldest < churned)) {
-        map.delete(`churn ${ctx.index}.${oldest++}`);
-      }
-    }
-    while (oldest < churned) map.delete(`churn ${ctx.index}.${oldest++}`);
-    Atomics.add(flags, 0, 1);
+    });
     return steps;
   }
   const last = new Int32Array(writers * keysPerWriter);
@@ -362,6 +352,34 @@ export function readReplacedValues(ctx: WorkerContext<ReplacedValuesArgs>): numb
     if (!map.has(key)) throw new Error(`${key}: get but no has`);
   }
   return reads;
+}
+
+/**
+ * The writers' loop of the replaced-values tests: `steps` times, replaces a
+ * value of its own (`replace`), and now and then adds 64 keys named by
+ * `churnKey`, deleting the oldest past 600 (and all at the end), so that
+ * the map's tables grow and shrink. Then counts itself done in flag word 0.
+ */
+function replaceAndChurn<K, V>(
+  ctx: WorkerContext<ReplacedValuesArgs>,
+  map: HashMap<K, V>,
+  churnKey: (n: number) => K,
+  churnValue: V,
+  replace: () => void,
+): void {
+  let churned = 0;
+  let oldest = 0;
+  for (let step = 0; step < ctx.args.steps; step++) {
+    replace();
+    if (ctx.random() < 0.05) {
+      for (let i = 0; i < 64; i++) map.set(churnKey(churned++), churnValue);
+    }
+    while (churned - oldest > 600 || (step % 997 === 0 && oldest < churned)) {
+      map.delete(churnKey(oldest++));
+    }
+  }
+  while (oldest < churned) map.delete(churnKey(oldest++));
+  Atomics.add(new Int32Array(ctx.args.flags), 0, 1);
 }
 
 /** ReplacedValuesArgs for readReplacedNumbers: a map of i32 or string keys to i32 values. */
@@ -397,20 +415,10 @@ export function readReplacedNumbers(ctx: WorkerContext<ReplacedNumbersArgs>): nu
     stringKeys ? `churn ${ctx.index}.${n}` : -1 - (ctx.index * 1e6 + n);
   if (ctx.index < writers) {
     const versions = new Int32Array(keysPerWriter);
-    let churned = 0;
-    let oldest = 0;
-    for (let step = 0; step < steps; step++) {
+    replaceAndChurn(ctx, map, churnKey, 0, () => {
       const j = ctx.randomInt(keysPerWriter);
       map.set(keyOf(ctx.index, j), ++versions[j] * (1 << REPLACED_KEY_BITS) + j);
-      if (ctx.random() < 0.05) {
-        for (let i = 0; i < 64; i++) map.set(churnKey(churned++), 0);
-      }
-      while (churned - oldest > 600 || (step % 997 === 0 && oldest < churned)) {
-        map.delete(churnKey(oldest++));
-      }
-    }
-    while (oldest < churned) map.delete(churnKey(oldest++));
-    Atomics.add(flags, 0, 1);
+    });
     return steps;
   }
   const last = new Int32Array(writers * keysPerWriter);
