@@ -68,6 +68,27 @@
                            (i32.const 0xc2b2ae35)))
     (i32.xor (local.get $x) (i32.shr_u (local.get $x) (i32.const 16))))
 
+;; A value of kind `valueKind` (1 i32, 2 u32, 3 f64) at `at`, as an f64.
+  (func $value (param $at i32) (param $valueKind i32) (result f64)
+    (if (result f64) (i32.eq (local.get $valueKind) (i32.const 1))
+      (then (f64.convert_i32_s (i32.load (local.get $at))))
+      (else
+        (if (result f64) (i32.eq (local.get $valueKind) (i32.const 2))
+          (then (f64.convert_i32_u (i32.load (local.get $at))))
+          (else (f64.load (local.get $at)))))))
+
+  ;; Where the value of kind `valueKind` lies in the entry at `entry` of an
+  ;; ASCII key of `length` bytes from byte `keyAt`: right after the key,
+  ;; aligned to 8 for f64 (3), else to 4.
+  (func $asciiValueAt (param $entry i32) (param $keyAt i32) (param $length i32)
+    (param $valueKind i32) (result i32)
+    (local $end i32)
+    (local.set $end (i32.add (i32.add (local.get $entry) (local.get $keyAt)) (local.get $length)))
+    (select
+      (i32.and (i32.add (local.get $end) (i32.const 7)) (i32.const -8))
+      (i32.and (i32.add (local.get $end) (i32.const 3)) (i32.const -4))
+      (i32.eq (local.get $valueKind) (i32.const 3))))
+
   ;; HashMap.get for an i32 or u32 key (hashmap.ts #getInt32Key): the root
   ;; table's slots, probed linearly. `header` is the map header's byte
   ;; address; its word 5 (H_TABLE) holds the root table descriptor, whose
@@ -99,14 +120,8 @@
             (local.set $result
               (if (result f64) (i32.and (local.get $slot) (i32.const 2))
                 (then (global.get $ABSENT))
-                (else
-                  (local.set $entry (i32.add (local.get $entry) (local.get $valueAt)))
-                  (if (result f64) (i32.eq (local.get $valueKind) (i32.const 1))
-                    (then (f64.convert_i32_s (i32.load (local.get $entry))))
-                    (else
-                      (if (result f64) (i32.eq (local.get $valueKind) (i32.const 2))
-                        (then (f64.convert_i32_u (i32.load (local.get $entry))))
-                        (else (f64.load (local.get $entry)))))))))
+                (else (call $value (i32.add (local.get $entry) (local.get $valueAt))
+                                   (local.get $valueKind)))))
             (br $done)))
         (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
@@ -140,11 +155,7 @@
   (func $valueIs (param $at i32) (param $valueKind i32) (param $expected f64) (result i32)
     (if (result i32) (i32.eq (local.get $valueKind) (i32.const 3))
       (then (i64.eq (i64.load (local.get $at)) (i64.reinterpret_f64 (local.get $expected))))
-      (else
-        (f64.eq (local.get $expected)
-          (if (result f64) (i32.eq (local.get $valueKind) (i32.const 1))
-            (then (f64.convert_i32_s (i32.load (local.get $at))))
-            (else (f64.convert_i32_u (i32.load (local.get $at)))))))))
+      (else (f64.eq (call $value (local.get $at) (local.get $valueKind)) (local.get $expected)))))
 
   ;; For the sets: whether `mode` lets the write replace `slot`, the key's
   ;; slot word (its entry, maybe DELETED), whose value lies at `valueAt`:
@@ -297,7 +308,7 @@
     (param $valueKind i32) (param $pinAt i32) (param $epochAt i32) (result f64)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
     (local $slot i32) (local $entry i32) (local $result f64)
-    (local $key i32) (local $words i32) (local $lastMask i32) (local $valueAt i32)
+    (local $words i32) (local $lastMask i32)
     (if (i32.eqz (local.get $length)) (then (return (global.get $SLOW))))
     (local.set $words (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2)))
     ;; The last word's bytes past the key are not compared (an entry's padding
@@ -328,23 +339,16 @@
               (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
               (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)))
           (then
-            (local.set $key (i32.add (local.get $entry) (local.get $keyAt)))
             (if (i32.and (local.get $slot) (i32.const 2))
               (then (local.set $result (global.get $ABSENT)) (br $done)))
             (if (i32.eqz (local.get $valueKind))
               ;; Still pinned: the caller reads the entry, then unpins.
               (then (return (f64.convert_i32_u (local.get $entry)))))
-            (local.set $valueAt (i32.add (local.get $key) (local.get $length)))
             (local.set $result
-              (if (result f64) (i32.eq (local.get $valueKind) (i32.const 3))
-                (then (f64.load (i32.and (i32.add (local.get $valueAt) (i32.const 7))
-                                         (i32.const -8))))
-                (else
-                  (local.set $valueAt (i32.and (i32.add (local.get $valueAt) (i32.const 3))
-                                               (i32.const -4)))
-                  (if (result f64) (i32.eq (local.get $valueKind) (i32.const 1))
-                    (then (f64.convert_i32_s (i32.load (local.get $valueAt))))
-                    (else (f64.convert_i32_u (i32.load (local.get $valueAt))))))))
+              (call $value
+                (call $asciiValueAt (local.get $entry) (local.get $keyAt) (local.get $length)
+                                    (local.get $valueKind))
+                (local.get $valueKind)))
             (br $done)))
         (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
@@ -365,7 +369,7 @@
     (param $pinAt i32) (param $epochAt i32) (result i32)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
     (local $at i32) (local $slot i32) (local $seen i32) (local $result i32)
-    (local $words i32) (local $lastMask i32) (local $valueAt i32)
+    (local $words i32) (local $lastMask i32)
     (if (i32.eqz (local.get $length)) (then (return (i32.const 0))))
     (local.set $words (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2)))
     (local.set $lastMask
@@ -400,14 +404,9 @@
               (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
               (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)))
           (then
-            (local.set $valueAt (i32.add (i32.add (i32.and (local.get $slot) (i32.const -8))
-                                                  (local.get $keyAt))
-                                         (local.get $length)))
             (if (i32.eqz (call $mayReplace (local.get $slot) (local.get $mode)
-                  (select
-                    (i32.and (i32.add (local.get $valueAt) (i32.const 7)) (i32.const -8))
-                    (i32.and (i32.add (local.get $valueAt) (i32.const 3)) (i32.const -4))
-                    (i32.eq (local.get $valueKind) (i32.const 3)))
+                  (call $asciiValueAt (i32.and (local.get $slot) (i32.const -8))
+                                      (local.get $keyAt) (local.get $length) (local.get $valueKind))
                   (local.get $valueKind) (local.get $expected)))
               (then (local.set $result (i32.const 2)) (br $done)))
             (local.set $seen
