@@ -393,17 +393,26 @@ export function replacedNumberKey(w: number, j: number, stringKeys: boolean): st
 }
 
 /** Keys per writer at most, so that a value's low bits name its key. */
-export const REPLACED_KEY_BITS = 10;
+const REPLACED_KEY_BITS = 10;
+
+/** readReplacedNumbers' value for key index j at `version`. */
+function replacedNumber(version: number, j: number): number {
+  return version * (1 << REPLACED_KEY_BITS) + j;
+}
+
+/** The key index that a readReplacedNumbers value names. */
+export function replacedKeyIndex(value: number): number {
+  return value & ((1 << REPLACED_KEY_BITS) - 1);
+}
 
 /**
  * readReplacedValues for numbers, whose gets the kernel answers on its own
- * (value included): a value is its version times 2^REPLACED_KEY_BITS plus
- * the writer's key index. Writers replace values and churn keys of their
- * own, so that entries and whole tables are freed and their blocks reused
- * while readers look. Readers check that a key, once seen, stays present,
- * that its value names it, and that its version never goes back. A lookup
- * that read a freed block would show another key's index, a key
- * gone missing, or an old version.
+ * (value included): a value is replacedNumber(version, key index). Writers
+ * replace values and churn keys of their own, so that entries and whole
+ * tables are freed and their blocks reused while readers look. Readers
+ * check that a key, once seen, stays present, that its value names it, and
+ * that its version never goes back. A lookup that read a freed block would
+ * show another key's index, a key gone missing, or an old version.
  */
 export function readReplacedNumbers(ctx: WorkerContext<ReplacedNumbersArgs>): number {
   const { writers, keysPerWriter, steps, stringKeys } = ctx.args;
@@ -417,7 +426,7 @@ export function readReplacedNumbers(ctx: WorkerContext<ReplacedNumbersArgs>): nu
     const versions = new Int32Array(keysPerWriter);
     replaceAndChurn(ctx, map, churnKey, 0, () => {
       const j = ctx.randomInt(keysPerWriter);
-      map.set(keyOf(ctx.index, j), ++versions[j] * (1 << REPLACED_KEY_BITS) + j);
+      map.set(keyOf(ctx.index, j), replacedNumber(++versions[j], j));
     });
     return steps;
   }
@@ -436,8 +445,9 @@ export function readReplacedNumbers(ctx: WorkerContext<ReplacedNumbersArgs>): nu
       continue;
     }
     const version = value >> REPLACED_KEY_BITS;
-    if ((value & ((1 << REPLACED_KEY_BITS) - 1)) !== j || version < 1) {
-      throw new Error(`${key} read ${value}, which names key ${value & 1023} version ${version}`);
+    if (replacedKeyIndex(value) !== j || version < 1) {
+      const index = replacedKeyIndex(value);
+      throw new Error(`${key} read ${value}, which names key ${index} version ${version}`);
     }
     if (version < last[at]) throw new Error(`${key} went back from ${last[at]} to ${version}`);
     last[at] = version;

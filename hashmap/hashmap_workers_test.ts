@@ -29,6 +29,7 @@ import {
   type PauseInRetirementArgs,
   type ReaderReport,
   replacedKey,
+  replacedKeyIndex,
   replacedNumberKey,
   type ReplacedNumbersArgs,
   type ReplacedValuesArgs,
@@ -270,7 +271,7 @@ for (const stringKeys of [false, true]) {
     assert.equal(map.size, writers * args.keysPerWriter);
     for (let w = 0; w < writers; w++) {
       for (let j = 0; j < args.keysPerWriter; j++) {
-        assert.equal((map.get(replacedNumberKey(w, j, stringKeys)) ?? -1) & 1023, j);
+        assert.equal(replacedKeyIndex(map.get(replacedNumberKey(w, j, stringKeys)) ?? -1), j);
       }
     }
   });
