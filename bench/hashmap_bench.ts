@@ -400,6 +400,62 @@ Deno.bench({
   },
 });
 
+const DELETE_SMALL = `delete and set again, i32 keys, ${SMALL} entries (in cache)`;
+
+Deno.bench({
+  name: `Map.delete, then Map.set (x${BATCH})`,
+  group: DELETE_SMALL,
+  baseline: true,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      const k = smallOrder[at + i];
+      jsSmallMap.delete(k);
+      jsSmallMap.set(k, at + i);
+    }
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.delete, then HashMap.set (x${BATCH})`,
+  group: DELETE_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      const k = smallOrder[at + i];
+      smallMap.delete(k);
+      smallMap.set(k, at + i);
+    }
+  },
+});
+
+Deno.bench({
+  name:
+    `sabre HashMap.delete, then HashMap.set, JavaScript path (heap without the kernel) (x${BATCH})`,
+  group: DELETE_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      const k = smallOrder[at + i];
+      plainSmallMap.delete(k);
+      plainSmallMap.set(k, at + i);
+    }
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.deleteIf of the value just read, then HashMap.set (x${BATCH})`,
+  group: DELETE_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      const k = smallOrder[at + i];
+      smallMap.deleteIf(k, smallMap.get(k)!);
+      smallMap.set(k, at + i);
+    }
+  },
+});
+
 // ------------------------------------------------------------ insertion
 
 const INSERT = "insert 1M new i32 keys into an empty map";

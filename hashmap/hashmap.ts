@@ -114,6 +114,7 @@ import {
   KERNEL_WRITE_ALWAYS,
   KERNEL_WRITE_IF_ABSENT,
   KERNEL_WRITE_IF_EQUAL,
+  KERNEL_WRITE_IF_PRESENT,
 } from "../memory/_kernel.ts";
 
 const KIND = "sabre.HashMap";
@@ -530,9 +531,9 @@ export class HashMap<K, V> {
 
   /** A kernel get's answer for a map whose values the kernel reads itself. */
   #kernelValue(found: number): V | undefined | typeof FALL_BACK {
-    // An f64 value may equal a sentinel: the general path tells them apart.
-    if (found === KERNEL_ABSENT && this.#kernelValueKind !== CODEC_IDS.f64) return undefined;
-    return found === KERNEL_SLOW || found === KERNEL_ABSENT ? FALL_BACK : found as V;
+    // An f64 value equal to a sentinel comes back as KERNEL_SLOW.
+    if (found === KERNEL_ABSENT) return undefined;
+    return found === KERNEL_SLOW ? FALL_BACK : found as V;
   }
 
   /** i32 keys (and u32 keys below 2^31) with fixed-size values. */
@@ -867,30 +868,87 @@ export class HashMap<K, V> {
    * (pattern b).
    */
   #writeInKernel(key: K, value: V, mode: number, expected: number): number {
-    const words = this.#keyWords;
-    let length = 0;
-    if (typeof key === "number") {
-      if (this.#stringKeys || !this.#isInt32Key(key)) return IN_GENERAL_PATH;
-    } else if (typeof key === "string" && this.#stringKeys) {
-      length = encodeAsciiKey(key, words, this.#keys.maxBytes);
-      if (length <= 0 || length > KERNEL_KEY_BYTES) return IN_GENERAL_PATH;
-      this.#scratchLength = length;
-    } else {
-      return IN_GENERAL_PATH;
-    }
+    const length = this.#kernelKeyLength(key);
+    if (length < 0) return IN_GENERAL_PATH;
     const heap = this.#heap;
     // Checked per call: a worker that attached from a handle without the
     // memory gains the kernel later.
     const kernel = heap.kernel;
     if (kernel === null) return IN_GENERAL_PATH;
     const checked = this.#values.check(value, "value");
-    const header = this.#header << 2;
     // Before the entry: it throws on a closed heap, and the entry would leak.
     const pinAt = heap.kernelPinAt();
-    const entry = this.#newEntry(key, words[0], checked);
-    let seen: number;
+    const entry = this.#newEntry(key, this.#keyWords[0], checked);
+    const seen = this.#setInKernelCall(kernel, key, length, entry, mode, expected, pinAt);
+    if (seen === 0 || seen === KERNEL_NOT_WRITTEN) {
+      heap.free(entry); // never published
+      return seen === 0 ? IN_GENERAL_PATH : NOT_WRITTEN;
+    }
+    if (seen === 1 || seen < 0) {
+      this.#stripe(1);
+      if (seen < 0) this.#startResize(-seen, false);
+      return WRITTEN;
+    }
+    this.#replaced(seen);
+    return WRITTEN;
+  }
+
+  /**
+   * A delete in the kernel, for the keys #writeInKernel takes, under
+   * KERNEL_WRITE_IF_PRESENT or KERNEL_WRITE_IF_EQUAL (with `expected` as
+   * there): WRITTEN (the key was deleted), NOT_WRITTEN (absent, or another
+   * value), or IN_GENERAL_PATH with nothing written. No entry is built: the
+   * deleted key's entry stays in its slot, tagged DELETED.
+   */
+  #deleteInKernel(key: K, mode: number, expected: number): number {
+    const length = this.#kernelKeyLength(key);
+    if (length < 0) return IN_GENERAL_PATH;
+    const heap = this.#heap;
+    const kernel = heap.kernel;
+    if (kernel === null) return IN_GENERAL_PATH;
+    const pinAt = heap.kernelPinAt();
+    const seen = this.#setInKernelCall(kernel, key, length, 0, mode, expected, pinAt);
+    if (seen === 0) return IN_GENERAL_PATH;
+    if (seen === KERNEL_NOT_WRITTEN) return NOT_WRITTEN;
+    this.#deleted(0);
+    return WRITTEN;
+  }
+
+  /**
+   * For the kernel's writes: 0 for an int key, the byte length (1 to
+   * KERNEL_KEY_BYTES) of an ASCII string key, which encodeAsciiKey leaves in
+   * #keyWords, or -1 where the general path must take the key (another kind
+   * of key, a longer or non-ASCII string, a bad key).
+   */
+  #kernelKeyLength(key: K): number {
+    if (typeof key === "number") {
+      return this.#stringKeys || !this.#isInt32Key(key) ? -1 : 0;
+    }
+    if (typeof key !== "string" || !this.#stringKeys) return -1;
+    const length = encodeAsciiKey(key, this.#keyWords, this.#keys.maxBytes);
+    if (length <= 0 || length > KERNEL_KEY_BYTES) return -1;
+    this.#scratchLength = length;
+    return length;
+  }
+
+  /**
+   * kernel.hashmapSetInt (`length` 0) or kernel.hashmapSetAscii for the key
+   * #kernelKeyLength prepared, with `entry` (0 for a delete): the kernel's
+   * answer, or 0 when the call trapped (its pin is then undone).
+   */
+  #setInKernelCall(
+    kernel: Kernel,
+    key: K,
+    length: number,
+    entry: number,
+    mode: number,
+    expected: number,
+    pinAt: number,
+  ): number {
+    const words = this.#keyWords;
+    const header = this.#header << 2;
     try {
-      seen = length === 0
+      return length === 0
         ? kernel.hashmapSetInt(
           header,
           key as number,
@@ -924,20 +982,9 @@ export class HashMap<K, V> {
           EPOCH_AT,
         );
     } catch (e) {
-      heap.kernelTrapped(pinAt, e);
-      seen = 0;
+      this.#heap.kernelTrapped(pinAt, e);
+      return 0;
     }
-    if (seen === 0 || seen === KERNEL_NOT_WRITTEN) {
-      heap.free(entry); // never published
-      return seen === 0 ? IN_GENERAL_PATH : NOT_WRITTEN;
-    }
-    if (seen === 1 || seen < 0) {
-      this.#stripe(1);
-      if (seen < 0) this.#startResize(-seen, false);
-      return WRITTEN;
-    }
-    this.#replaced(seen);
-    return WRITTEN;
   }
 
   /**
@@ -1100,6 +1147,10 @@ export class HashMap<K, V> {
    * ```
    */
   delete(key: K): boolean {
+    if (this.#setInKernel) {
+      const done = this.#deleteInKernel(key, KERNEL_WRITE_IF_PRESENT, 0);
+      if (done !== IN_GENERAL_PATH) return done === WRITTEN;
+    }
     return this.#remove(key, false, undefined) !== NOT_FOUND;
   }
 
@@ -1116,6 +1167,11 @@ export class HashMap<K, V> {
    */
   deleteIf(key: K, value: V): boolean {
     this.#values.check(value, "value");
+    // As in #writeIf: numeric values the kernel compares, and not a NaN.
+    if (this.#setInKernel && this.#kernelValueKind !== 0 && value === value) {
+      const done = this.#deleteInKernel(key, KERNEL_WRITE_IF_EQUAL, value as number);
+      if (done !== IN_GENERAL_PATH) return done === WRITTEN;
+    }
     return this.#remove(key, true, value) !== NOT_FOUND;
   }
 
@@ -1684,11 +1740,7 @@ export class HashMap<K, V> {
         const old = seen & ~TAGS;
         if (conditional && !this.#valueEquals(old, expected as V)) return NOT_FOUND;
         if (Atomics.compareExchange(heap.i32, slot, seen, seen | DELETED) !== seen) continue;
-        this.#stripe(-1);
-        if (++this.#deletesSinceCheck >= 256) {
-          this.#deletesSinceCheck = 0;
-          this.#maybeShrink(table);
-        }
+        this.#deleted(table);
         return old;
       }
     } finally {
@@ -1697,6 +1749,33 @@ export class HashMap<K, V> {
   }
 
   // --------------------------------------------------------------- resizing
+
+  /**
+   * After the CAS that deleted a key of `table` (pinned), or in the kernel
+   * (0, unpinned): uncounts the key, and every 256 deletes looks whether the
+   * root table should shrink.
+   */
+  #deleted(table: number): void {
+    this.#stripe(-1);
+    if (++this.#deletesSinceCheck >= 256) {
+      this.#deletesSinceCheck = 0;
+      if (table !== 0) {
+        this.#maybeShrink(table);
+        return;
+      }
+      // After a delete in the kernel, which has unpinned: the root table
+      // is read again, pinned, as a table may be freed once unreachable.
+      const heap = this.#heap;
+      heap.pin();
+      try {
+        const root = this.#root();
+        heap.ensure(root + TABLE_BYTES);
+        this.#maybeShrink(root);
+      } finally {
+        heap.unpin();
+      }
+    }
+  }
 
   #maybeShrink(table: number): void {
     const capacity = this.#heap.i32[(table >> 2) + T_CAPACITY];

@@ -675,7 +675,9 @@ Deno.test("interleaving: a write that finds its key frozen by a resize it has no
 });
 
 Deno.test("interleaving: a delete that finds its key frozen by a resize it has not seen yet", () => {
-  const heap = SharedHeap.create();
+  // The JavaScript path's window: the kernel's delete, which bails out on a
+  // resize under way, cannot be stopped in the middle.
+  const heap = heapWithKernel(false);
   const map = createMap(heap, { key: "i32", value: "i32" });
   for (let k = 0; k < 10; k++) map.set(k, k);
   const other = HashMap.attach<number, number>(map.handle) as unknown as AnyMap;
@@ -976,7 +978,7 @@ Deno.test("codecs: ASCII keys up to 32 bytes read in the kernel agree with JavaS
   }
 });
 
-Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace and undelete as the JavaScript path does, and write nothing where they bail out", () => {
+Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete and undelete as the JavaScript path does, and write nothing where they bail out", () => {
   // White-box: the header's word 5 is the root table; a table's words are
   // [capacity, slots, claimed, next, ..., retiring (word 7)]; slot tags are
   // FROZEN 1 (MOVED when alone), DELETED 2, COPIED 4. Entries as #newEntry
@@ -1093,14 +1095,15 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace and unde
     assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
 
     // Conditional writes: a forbidden one writes nothing and answers 2.
-    const forbidden = (why: string, k: number, mode: number, expectedValue = 0) => {
+    // A delete passes entry 0.
+    const forbidden = (why: string, k: number, mode: number, expectedValue = 0, del = false) => {
       const before = slotWords();
       const claims = claimed();
-      const entry = entryOf(k, 7);
+      const entry = del ? 0 : entryOf(k, 7);
       assert.equal(set(k, entry, mode, expectedValue), 2, `${where}: ${why}`);
       assert.equal(slotWords(), before, `${where}: ${why} wrote a slot`);
       assert.equal(claimed(), claims, `${where}: ${why} claimed`);
-      heap.free(entry);
+      if (entry !== 0) heap.free(entry);
     };
     if (valueKind !== 0) {
       forbidden("another value expected", 5, 1, 49);
@@ -1134,31 +1137,81 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace and unde
       assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
     }
 
+    // Deletes: entry 0 under mode 3 (present) or 1 (present with a value).
+    // The slot keeps its entry, tagged DELETED; nothing is claimed.
+    forbidden("a delete of an absent key", 61, 3, 0, true);
+    assert.equal(set(5, 0, 3), third, `${where}: a delete answers the slot word`);
+    assert.equal(i32[slotOf(5)], third | 2, `${where}: the deleted slot word`);
+    assert.equal(map.get(mapKey(5)), undefined);
+    forbidden("a delete of a deleted key", 5, 3, 0, true);
+    const deleted = i32[slotOf(5)];
+    third = entryOf(5);
+    assert.equal(set(5, third), deleted, `${where}: undeleted`);
+    assert.ok((i32[slotOf(5)] & 2) === 0);
+    if (valueKind !== 0) {
+      forbidden("a delete of another value", 5, 1, 49, true);
+      forbidden("a delete of an absent key with a value", 61, 1, 0, true);
+      if (value === "f64") {
+        const zero = entryOf(5, 0);
+        assert.equal(set(5, zero), third);
+        forbidden("a delete of f64 -0 where 0 is", 5, 1, -0, true);
+        third = entryOf(5);
+        assert.equal(set(5, third), zero);
+      }
+      assert.equal(set(5, 0, 1, 50), third, `${where}: a delete of the value expected`);
+      assert.equal(map.get(mapKey(5)), undefined);
+      forbidden("a delete of a deleted key with its old value", 5, 1, 50, true);
+      const deletedAgain = i32[slotOf(5)];
+      third = entryOf(5);
+      assert.equal(set(5, third), deletedAgain);
+    }
+    if (value === "f64") {
+      // The gets answer ABSENT only for an absent key: a value equal to a
+      // sentinel answers SLOW, and the general path reads it.
+      const get = (k: number) =>
+        kernel.hashmapGetInt(header, k, 8, valueKind, heap.kernelPinAt(), EPOCH_AT);
+      assert.equal(get(61), KERNEL_ABSENT, `${where}: an absent key`);
+      for (const sentinel of [KERNEL_ABSENT, KERNEL_SLOW]) {
+        const entry = entryOf(5, sentinel);
+        assert.equal(set(5, entry), third);
+        assert.equal(get(5), KERNEL_SLOW, `${where}: the value ${sentinel}`);
+        assert.equal(map.get(5), sentinel);
+        third = entryOf(5);
+        assert.equal(set(5, third), entry);
+      }
+      assert.equal(get(5), 50);
+    }
+    assert.equal(claimed(), valueKind !== 0 ? 2 : 1, `${where}: deletes claim nothing`);
+    assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
+
     // Each bail-out leaves every slot and the claimed count as they were.
-    const unchanged = (why: string, k: number) => {
+    const unchanged = (why: string, k: number, del = false) => {
       const before = slotWords();
       const claims = claimed();
-      const entry = entryOf(k);
-      assert.equal(set(k, entry), 0, `${where}: ${why}`);
+      const entry = del ? 0 : entryOf(k);
+      assert.equal(set(k, entry, del ? 3 : 0), 0, `${where}: ${why}`);
       assert.equal(slotWords(), before, `${where}: ${why} wrote a slot`);
       assert.equal(claimed(), claims, `${where}: ${why} claimed`);
-      heap.free(entry);
+      if (entry !== 0) heap.free(entry);
     };
     for (const word of [3, 7]) {
       // A next table or a retirement under way (any nonzero word).
       i32[(table >> 2) + word] = 8;
       unchanged(`table word ${word} set`, 5);
       unchanged(`table word ${word} set, new key`, 6);
+      unchanged(`table word ${word} set, a delete`, 5, true);
       i32[(table >> 2) + word] = 0;
     }
     const at = slotOf(5);
     i32[at] |= 1;
     unchanged("a frozen slot", 5);
+    unchanged("a delete on a frozen slot", 5, true);
     i32[at] &= ~1;
     const empty: number[] = [];
     for (let i = 0; i < 64; i++) if (i32[slots + i] === 0) empty.push(slots + i);
     for (const i of empty) i32[i] = 1;
     unchanged("a probe that meets MOVED", 6);
+    unchanged("a delete whose probe meets MOVED", 6, true);
     // A trap (an entry past the memory the instance knows, as memory another
     // worker has just added looks) stops the call before any write.
     const beyond = heap.sab.byteLength + (1 << 16);
@@ -1175,6 +1228,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace and unde
       assert.equal(answer, claimed() * 4 > 64 * 3 ? -table : 1, `${where}: claim ${claimed()}`);
     }
     unchanged("a full probe", 99);
+    unchanged("a delete whose probe is full", 99, true);
     // An outer pin is left alone.
     const epochWord = heap.kernelPinAt() >> 2;
     heap.pin();
@@ -1187,7 +1241,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace and unde
   }
 });
 
-Deno.test("kernel set: set, compareAndSet, add, update and getOrInsert through the kernel answer and leave maps, sizes and blocks as the JavaScript path does", () => {
+Deno.test("kernel set: set, delete, deleteIf, compareAndSet, add, update and getOrInsert through the kernel answer and leave maps, sizes and blocks as the JavaScript path does", () => {
   // String keys: ASCII ones of 1 to 32 bytes go to the kernel; longer and
   // non-ASCII ones, and the empty key, take the general path beside them.
   const stringKeyOf = (k: number) =>
@@ -1214,7 +1268,7 @@ Deno.test("kernel set: set, compareAndSet, add, update and getOrInsert through t
     // string values runs them all the same, in JavaScript.
     const step = (map: HashMap<unknown, unknown>, k: unknown, n: number): unknown => {
       const v = valueOf(n);
-      switch ((n >> 12) % 9) {
+      switch ((n >> 12) % 11) {
         case 0:
           return map.delete(k);
         case 1:
@@ -1229,6 +1283,10 @@ Deno.test("kernel set: set, compareAndSet, add, update and getOrInsert through t
           return map.update(k, (old) => numeric ? ((old as number ?? 0) + 1) : `${old}.`);
         case 6:
           return map.getOrInsert(k, v);
+        case 7:
+          return map.deleteIf(k, map.get(k) ?? v);
+        case 8:
+          return map.deleteIf(k, v);
         default:
           map.set(k, v);
       }

@@ -43,7 +43,9 @@ export interface Kernel {
    * KERNEL_WRITE_* mode: 0 (nothing written, take the general path), 1 (a
    * new key), minus the table's address (a new key, and the table must
    * grow), KERNEL_NOT_WRITTEN (the mode forbade it), or the replaced slot
-   * word.
+   * word. With `entry` 0 it deletes the key instead (mode
+   * KERNEL_WRITE_IF_EQUAL or KERNEL_WRITE_IF_PRESENT): the slot word gets
+   * the DELETED tag, and the answer is the slot word before it.
    */
   hashmapSetInt(
     header: number,
@@ -115,6 +117,8 @@ export const KERNEL_WRITE_ALWAYS = 0;
 export const KERNEL_WRITE_IF_EQUAL = 1;
 /** Kernel set mode: write only if the key is absent. */
 export const KERNEL_WRITE_IF_ABSENT = 2;
+/** Kernel set mode: write only if the key is present, whatever its value. */
+export const KERNEL_WRITE_IF_PRESENT = 3;
 /** Kernel set answer: the mode forbade the write; nothing was written. */
 export const KERNEL_NOT_WRITTEN = 2;
 /** Byte address of the global epoch word, for the kernel's pins. */

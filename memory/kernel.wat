@@ -28,7 +28,7 @@
 ;; The gets' results are f64: the value, or one of two sentinels that no integer value
 ;; can equal. SLOW (2^-1000 * 1.5): the caller must take its general path.
 ;; ABSENT (2^-1000 * 2.5): the key is absent. An f64 value that happens to
-;; equal a sentinel is still answered correctly, by the general path.
+;; equal a sentinel is answered SLOW, and then correctly by the general path.
 ;;
 ;; The bytes embedded in _kernel.ts are this file assembled by
 ;; `deno task kernel`; a test checks that they match.
@@ -68,14 +68,22 @@
                            (i32.const 0xc2b2ae35)))
     (i32.xor (local.get $x) (i32.shr_u (local.get $x) (i32.const 16))))
 
-;; A value of kind `valueKind` (1 i32, 2 u32, 3 f64) at `at`, as an f64.
+  ;; A value of kind `valueKind` (1 i32, 2 u32, 3 f64) at `at`, as an f64
+  ;; for the gets' answers. An f64 value that equals a sentinel comes back as
+  ;; SLOW, so that ABSENT always means absent and the general path reads
+  ;; that value.
   (func $value (param $at i32) (param $valueKind i32) (result f64)
+    (local $f64 f64)
     (if (result f64) (i32.eq (local.get $valueKind) (i32.const 1))
       (then (f64.convert_i32_s (i32.load (local.get $at))))
       (else
         (if (result f64) (i32.eq (local.get $valueKind) (i32.const 2))
           (then (f64.convert_i32_u (i32.load (local.get $at))))
-          (else (f64.load (local.get $at)))))))
+          (else
+            (local.set $f64 (f64.load (local.get $at)))
+            (select (global.get $SLOW) (local.get $f64)
+              (i32.or (f64.eq (local.get $f64) (global.get $SLOW))
+                      (f64.eq (local.get $f64) (global.get $ABSENT)))))))))
 
   ;; Where the value of kind `valueKind` lies in the entry at `entry` of an
   ;; ASCII key of `length` bytes from byte `keyAt`: right after the key,
@@ -160,14 +168,23 @@
   ;; For the sets: whether `mode` lets the write replace `slot`, the key's
   ;; slot word (its entry, maybe DELETED), whose value lies at `valueAt`:
   ;; mode 0 always; 1 only if the key is present with the value `expected`
-  ;; ($valueIs); 2 only if the key is absent (DELETED).
+  ;; ($valueIs); 2 only if the key is absent (DELETED); 3 only if the key is
+  ;; present. The odd modes need the key present, so on an empty slot they
+  ;; forbid the write too.
   (func $mayReplace (param $slot i32) (param $mode i32) (param $valueAt i32)
     (param $valueKind i32) (param $expected f64) (result i32)
     (if (i32.eqz (local.get $mode)) (then (return (i32.const 1))))
     (if (i32.and (local.get $slot) (i32.const 2))
       (then (return (i32.eq (local.get $mode) (i32.const 2)))))
     (if (i32.eq (local.get $mode) (i32.const 2)) (then (return (i32.const 0))))
+    (if (i32.eq (local.get $mode) (i32.const 3)) (then (return (i32.const 1))))
     (call $valueIs (local.get $valueAt) (local.get $valueKind) (local.get $expected)))
+
+  ;; For the sets: the word that replaces the key's slot word `slot`: the new
+  ;; `entry`, or, for a delete (`entry` 0), the same entry tagged DELETED (a
+  ;; deleted key keeps its slot and its entry, as in hashmap.ts #remove).
+  (func $replacement (param $slot i32) (param $entry i32) (result i32)
+    (select (local.get $entry) (i32.or (local.get $slot) (i32.const 2)) (local.get $entry)))
 
   ;; HashMap.set of an i32 or u32 key (hashmap.ts #writeInKernel): publishes
   ;; `entry`, a new block the caller has filled with the key at byte `keyAt`
@@ -183,6 +200,11 @@
   ;;   passed 3/4 of its capacity, so the caller also starts a resize;
   ;; - 2: `mode` forbade the write ($mayReplace; a new key needs mode 0 or
   ;;   2), so nothing was written.
+  ;; With `entry` 0 the write is a delete: the key's slot word gets the
+  ;; DELETED tag instead of a new entry, under mode 1 or 3 (which find a
+  ;; deleted or absent key absent, and answer 2). The answer is then the
+  ;; slot word before the delete; its entry stays in the slot, so the caller
+  ;; retires nothing.
   ;; The values of other entries lie at byte `valueAt` and are of kind
   ;; `valueKind`, which only mode 1 reads. A new key adds 1 to the table's
   ;; claimed count ($claimed). A trap means that no slot was written.
@@ -204,7 +226,7 @@
         (local.set $slot (i32.atomic.load (local.get $at)))
         (if (i32.eqz (local.get $slot))
           (then
-            (if (i32.eq (local.get $mode) (i32.const 1))
+            (if (i32.and (local.get $mode) (i32.const 1))
               (then (local.set $result (i32.const 2)) (br $done)))
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
@@ -222,7 +244,8 @@
                   (local.get $valueKind) (local.get $expected)))
               (then (local.set $result (i32.const 2)) (br $done)))
             (local.set $seen
-              (i32.atomic.rmw.cmpxchg (local.get $at) (local.get $slot) (local.get $entry)))
+              (i32.atomic.rmw.cmpxchg (local.get $at) (local.get $slot)
+                (call $replacement (local.get $slot) (local.get $entry))))
             ;; Changed meanwhile (replaced, deleted or frozen): look again.
             (br_if $probe (i32.ne (local.get $seen) (local.get $slot)))
             (local.set $result (local.get $slot))
@@ -390,7 +413,7 @@
         (local.set $slot (i32.atomic.load (local.get $at)))
         (if (i32.eqz (local.get $slot))
           (then
-            (if (i32.eq (local.get $mode) (i32.const 1))
+            (if (i32.and (local.get $mode) (i32.const 1))
               (then (local.set $result (i32.const 2)) (br $done)))
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
@@ -410,7 +433,8 @@
                   (local.get $valueKind) (local.get $expected)))
               (then (local.set $result (i32.const 2)) (br $done)))
             (local.set $seen
-              (i32.atomic.rmw.cmpxchg (local.get $at) (local.get $slot) (local.get $entry)))
+              (i32.atomic.rmw.cmpxchg (local.get $at) (local.get $slot)
+                (call $replacement (local.get $slot) (local.get $entry))))
             (br_if $probe (i32.ne (local.get $seen) (local.get $slot)))
             (local.set $result (local.get $slot))
             (br $done)))
