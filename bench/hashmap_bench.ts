@@ -344,6 +344,17 @@ Deno.bench({
   },
 });
 
+Deno.bench({
+  name: `sabre HashMap.swap, which also answers the previous value (x${BATCH})`,
+  group: SET_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += smallMap.swap(smallOrder[at + i], at + i)!;
+    sink ^= s;
+  },
+});
+
 const UPDATE_SMALL = `atomic updates of existing keys, i32 keys, ${SMALL} entries (in cache)`;
 
 Deno.bench({
@@ -439,6 +450,19 @@ Deno.bench({
       const k = smallOrder[at + i];
       plainSmallMap.delete(k);
       plainSmallMap.set(k, at + i);
+    }
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.delete, then HashMap.getOrInsert (x${BATCH})`,
+  group: DELETE_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      const k = smallOrder[at + i];
+      smallMap.delete(k);
+      smallMap.getOrInsert(k, at + i);
     }
   },
 });

@@ -95,8 +95,8 @@ export interface LinearizableArgs {
 
 /**
  * Per round (rounds start together on the group's barrier), random get, set
- * (swap, so that the previous value is known), delete, getOrInsert,
- * compareAndSet and add on a few keys of that round's map, recorded on the
+ * (swap, so that the previous value is known), delete, deleteIf,
+ * getOrInsert, compareAndSet and add on a few keys of that round's map, recorded on the
  * shared clock. Values written are unique per worker and operation.
  */
 export function linearizableRounds(ctx: WorkerContext<LinearizableArgs>): OpRecord[][] {
@@ -130,9 +130,15 @@ export function linearizableRounds(ctx: WorkerContext<LinearizableArgs>): OpReco
       } else if (r < 0.42) {
         recorder.record("set", [k, value], () => map.swap(k, value));
         lastSeen.set(k, value);
-      } else if (r < 0.52) {
+      } else if (r < 0.47) {
         recorder.record("delete", [k], () => map.delete(k));
         lastSeen.set(k, undefined);
+      } else if (r < 0.52) {
+        // The value last seen, or one that no worker wrote.
+        const expected = lastSeen.get(k) ?? 1000 + op;
+        if (recorder.record("deleteIf", [k, expected], () => map.deleteIf(k, expected))) {
+          lastSeen.set(k, undefined);
+        }
       } else if (r < 0.62) {
         lastSeen.set(
           k,

@@ -859,15 +859,22 @@ export class HashMap<K, V> {
   /**
    * A write in the kernel, for an int key or an ASCII string key of 1 to
    * KERNEL_KEY_BYTES bytes, under a KERNEL_WRITE_* mode (with its
-   * `expected` value for KERNEL_WRITE_IF_EQUAL, a number and not NaN; modes
-   * other than KERNEL_WRITE_ALWAYS need #kernelValueKind): WRITTEN,
-   * NOT_WRITTEN (the mode forbade it), or IN_GENERAL_PATH with nothing
-   * written, where the general path must do it (another key, a resize under
-   * way, a trap). The entry is built before the kernel pins: a fresh block
-   * that no other worker can see until the kernel's CAS publishes it
-   * (pattern b).
+   * `expected` value for KERNEL_WRITE_IF_EQUAL, a number and not NaN;
+   * KERNEL_WRITE_IF_EQUAL and KERNEL_WRITE_IF_PRESENT need
+   * #kernelValueKind): WRITTEN, NOT_WRITTEN (the mode forbade it), or
+   * IN_GENERAL_PATH with nothing written, where the general path must do it
+   * (another key, a resize under way, a trap). With `wantPrevious`, a
+   * replaced value waits in #previous for #takePrevious. The entry is built
+   * before the kernel pins: a fresh block that no other worker can see until
+   * the kernel's CAS publishes it (pattern b).
    */
-  #writeInKernel(key: K, value: V, mode: number, expected: number): number {
+  #writeInKernel(
+    key: K,
+    value: V,
+    mode: number,
+    expected: number,
+    wantPrevious = false,
+  ): number {
     const length = this.#kernelKeyLength(key);
     if (length < 0) return IN_GENERAL_PATH;
     const heap = this.#heap;
@@ -888,6 +895,13 @@ export class HashMap<K, V> {
       this.#stripe(1);
       if (seen < 0) this.#startResize(-seen, false);
       return WRITTEN;
+    }
+    if (wantPrevious && (seen & DELETED) === 0) {
+      // Unpinned, and yet safe: the kernel never answers a COPIED entry, so
+      // the replaced one is this worker's alone until #replaced retires it.
+      const old = seen & ~TAGS;
+      heap.ensure(old + this.#entryMinBytes);
+      this.#previous = this.#readValue(old);
     }
     this.#replaced(seen);
     return WRITTEN;
@@ -1028,7 +1042,12 @@ export class HashMap<K, V> {
    * ```
    */
   swap(key: K, value: V): V | undefined {
-    this.#write(key, value, WRITE_ALWAYS, undefined, true);
+    if (
+      !this.#setInKernel ||
+      this.#writeInKernel(key, value, KERNEL_WRITE_ALWAYS, 0, true) === IN_GENERAL_PATH
+    ) {
+      this.#write(key, value, WRITE_ALWAYS, undefined, true);
+    }
     return this.#takePrevious();
   }
 
@@ -1048,6 +1067,15 @@ export class HashMap<K, V> {
     this.#values.check(value, "value");
     const found = this.#getFastPath(key);
     if (found !== FALL_BACK && found !== undefined) return found;
+    // An absent key is inserted in the kernel where it can: only if still
+    // absent, a mode that reads no value. A key inserted meanwhile goes to
+    // the general path, which answers its value.
+    if (
+      found === undefined && this.#setInKernel &&
+      this.#writeInKernel(key, value, KERNEL_WRITE_IF_ABSENT, 0) === WRITTEN
+    ) {
+      return value;
+    }
     if (this.#write(key, value, WRITE_IF_ABSENT, undefined, true)) return value;
     return this.#takePrevious() as V;
   }

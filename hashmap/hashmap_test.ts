@@ -1206,7 +1206,10 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
     i32[at] |= 1;
     unchanged("a frozen slot", 5);
     unchanged("a delete on a frozen slot", 5, true);
-    i32[at] &= ~1;
+    i32[at] ^= 1 | 4;
+    unchanged("a COPIED slot", 5);
+    unchanged("a delete on a COPIED slot", 5, true);
+    i32[at] &= ~4;
     const empty: number[] = [];
     for (let i = 0; i < 64; i++) if (i32[slots + i] === 0) empty.push(slots + i);
     for (const i of empty) i32[i] = 1;
@@ -1241,7 +1244,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
   }
 });
 
-Deno.test("kernel set: set, delete, deleteIf, compareAndSet, add, update and getOrInsert through the kernel answer and leave maps, sizes and blocks as the JavaScript path does", () => {
+Deno.test("kernel set: set, swap, delete, deleteIf, compareAndSet, add, update and getOrInsert through the kernel answer and leave maps, sizes and blocks as the JavaScript path does", () => {
   // String keys: ASCII ones of 1 to 32 bytes go to the kernel; longer and
   // non-ASCII ones, and the empty key, take the general path beside them.
   const stringKeyOf = (k: number) =>
@@ -1278,7 +1281,9 @@ Deno.test("kernel set: set, delete, deleteIf, compareAndSet, add, update and get
         case 3:
           return map.compareAndSet(k, undefined, v);
         case 4:
-          return numeric ? map.add(k, value === "f64" ? 0.25 : n % 100) : map.swap(k, v);
+          return numeric && n % 2 === 0
+            ? map.add(k, value === "f64" ? 0.25 : n % 100)
+            : map.swap(k, v);
         case 5:
           return map.update(k, (old) => numeric ? ((old as number ?? 0) + 1) : `${old}.`);
         case 6:

@@ -192,9 +192,10 @@
   ;; table, as #tryWrite and #claim do. Writes nothing and answers 0 (take the
   ;; general path) when the root table has a next table or a retirement under
   ;; way, on a frozen slot, or on a full probe. Otherwise it answers:
-  ;; - the replaced slot word (an entry pointer with its tags, >= 8): the
-  ;;   caller retires that entry unless it is COPIED, and counts the key in
-  ;;   the map's size if the slot was DELETED;
+  ;; - the replaced slot word (an entry pointer with its tags, >= 8, never
+  ;;   COPIED): that entry is now the caller's alone, to read and then
+  ;;   retire; the caller counts the key in the map's size if the slot was
+  ;;   DELETED;
   ;; - 1: the key was new and took an empty slot (the caller counts it);
   ;; - minus the table's address: the same, and the table's claimed slots
   ;;   passed 3/4 of its capacity, so the caller also starts a resize;
@@ -235,7 +236,10 @@
             (local.set $result (call $claimed (local.get $table) (local.get $mask)))
             (br $done)))
         ;; FROZEN, or MOVED (an empty slot frozen): the general path copies.
-        (br_if $done (i32.and (local.get $slot) (i32.const 1)))
+        ;; COPIED too, though only an older table's retirement leaves it in
+        ;; the root, and $resizing turned that away: so the entry in an
+        ;; answer is never one that another worker may free.
+        (br_if $done (i32.and (local.get $slot) (i32.const 5)))
         (if (i32.eq (i32.load (i32.add (i32.and (local.get $slot) (i32.const -8)) (local.get $keyAt)))
                     (local.get $key))
           (then
@@ -420,7 +424,7 @@
             (br_if $probe (local.get $seen))
             (local.set $result (call $claimed (local.get $table) (local.get $mask)))
             (br $done)))
-        (br_if $done (i32.and (local.get $slot) (i32.const 1)))
+        (br_if $done (i32.and (local.get $slot) (i32.const 5)))
         (if (i32.eqz (call $asciiKeyDiffers
               (i32.and (local.get $slot) (i32.const -8)) (local.get $hash) (local.get $length)
               (local.get $keyAt) (local.get $words) (local.get $lastMask)

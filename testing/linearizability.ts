@@ -555,6 +555,7 @@ export interface MapModelOptions extends ModelOptions<MapState> {
  * | `compareAndSet(k, expected, v)` | `true` and stores `v` when the value (`undefined` when absent) equals `expected`, else `false` |
  * | `add(k, d)` | the value after adding `d` (absent counts as zero: the result is `d`) |
  * | `delete(k)` | whether `k` was present; removes it |
+ * | `deleteIf(k, v)` | `true` and removes `k` when its value equals `v`, else `false` and changes nothing |
  * | `remove(k)` | the removed value, or `undefined` |
  * | `size()` | number of entries (touches every key: do not partition) |
  * | `clear()` | not checked; removes everything (touches every key: do not partition) |
@@ -596,6 +597,10 @@ export function mapModel(options: MapModelOptions = {}): Model<MapState> {
         return { state: s.with(k, next), result: next };
       },
       delete: (s, [k]) => ({ state: s.without(k), result: s.has(k) }),
+      deleteIf: (s, [k, v]) =>
+        s.has(k) && defaultEqual(s.get(k), v)
+          ? { state: s.without(k), result: true }
+          : same(s, false),
       remove: (s, [k]) => ({ state: s.without(k), result: s.get(k) }),
       size: (s) => same(s, s.size),
       clear: () => ({ state: MapState.from(), result: anyResult }),

@@ -241,6 +241,33 @@ Deno.test("map: every standard operation replays sequentially", () => {
   );
 });
 
+Deno.test("map: deleteIf removes only the value given", () => {
+  assertOk(
+    history(
+      [0, "set", ["a", 1], 1, 2, undefined],
+      [0, "deleteIf", ["a", 2], 3, 4, false],
+      [0, "deleteIf", ["b", undefined], 5, 6, false],
+      [0, "get", ["a"], 7, 8, 1],
+      [0, "deleteIf", ["a", 1], 9, 10, true],
+      [0, "deleteIf", ["a", 1], 11, 12, false],
+      [0, "get", ["a"], 13, 14, undefined],
+    ),
+    map(),
+  );
+  assertNot(
+    history([0, "set", ["a", 1], 1, 2, undefined], [0, "deleteIf", ["a", 2], 3, 4, true]),
+    map(),
+  );
+  assertNot(
+    history(
+      [0, "set", ["a", 1], 1, 2, undefined],
+      [0, "deleteIf", ["a", 1], 3, 4, true],
+      [0, "get", ["a"], 5, 6, 1],
+    ),
+    map(),
+  );
+});
+
 Deno.test("map: stale read on one key fails, partitioned or not", () => {
   const records = history(
     [0, "set", ["a", 1], 1, 2, undefined],
