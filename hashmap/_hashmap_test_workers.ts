@@ -95,8 +95,9 @@ export interface LinearizableArgs {
 
 /**
  * Per round (rounds start together on the group's barrier), random get, set
- * (swap, so that the previous value is known), delete, deleteIf,
- * getOrInsert, compareAndSet and add on a few keys of that round's map, recorded on the
+ * (swap, so that the previous value is known), delete, take (the model's
+ * remove), deleteIf, getOrInsert, getOrInsertComputed (as getOrInsert),
+ * compareAndSet and add on a few keys of that round's map, recorded on the
  * shared clock. Values written are unique per worker and operation.
  */
 export function linearizableRounds(ctx: WorkerContext<LinearizableArgs>): OpRecord[][] {
@@ -130,8 +131,11 @@ export function linearizableRounds(ctx: WorkerContext<LinearizableArgs>): OpReco
       } else if (r < 0.42) {
         recorder.record("set", [k, value], () => map.swap(k, value));
         lastSeen.set(k, value);
-      } else if (r < 0.47) {
+      } else if (r < 0.45) {
         recorder.record("delete", [k], () => map.delete(k));
+        lastSeen.set(k, undefined);
+      } else if (r < 0.49) {
+        recorder.record("remove", [k], () => map.take(k));
         lastSeen.set(k, undefined);
       } else if (r < 0.52) {
         // The value last seen, or one that no worker wrote.
@@ -139,10 +143,19 @@ export function linearizableRounds(ctx: WorkerContext<LinearizableArgs>): OpReco
         if (recorder.record("deleteIf", [k, expected], () => map.deleteIf(k, expected))) {
           lastSeen.set(k, undefined);
         }
-      } else if (r < 0.62) {
+      } else if (r < 0.58) {
         lastSeen.set(
           k,
           recorder.record("getOrInsert", [k, value], () => map.getOrInsert(k, value)),
+        );
+      } else if (r < 0.62) {
+        lastSeen.set(
+          k,
+          recorder.record(
+            "getOrInsert",
+            [k, value],
+            () => map.getOrInsertComputed(k, () => value),
+          ),
         );
       } else if (r < 0.85) {
         const pick = ctx.random();

@@ -1081,6 +1081,35 @@ export class HashMap<K, V> {
   }
 
   /**
+   * Returns the value of `key`, inserting `compute(key)` first if the key is
+   * absent (the `Map.prototype.getOrInsertComputed` of the TC39 upsert
+   * proposal). `compute` runs only when the key was found absent. If another
+   * worker inserts the key between that read and this insert, its value
+   * wins and is returned, and the computed one is dropped, so `compute` must
+   * have no effect that needs its value kept. What it returns is checked
+   * like any value; if it throws, nothing is written.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "string", value: "u32" });
+   * console.assert(map.getOrInsertComputed("abc", (k) => k.length) === 3);
+   * console.assert(map.getOrInsertComputed("abc", () => 99) === 3);
+   * ```
+   */
+  getOrInsertComputed(key: K, compute: (key: K) => V): V {
+    if (typeof compute !== "function") {
+      throw new TypeError(
+        `Cannot compute a HashMap value as 'compute' must be a function: current value is ${
+          describeValue(compute)
+        }`,
+      );
+    }
+    const found = this.get(key);
+    return found !== undefined ? found : this.getOrInsert(key, compute(key));
+  }
+
+  /**
    * Sets `key` to `next` only if its value now equals `expected`
    * (`undefined` meaning absent); returns whether it did.
    *
@@ -1180,6 +1209,24 @@ export class HashMap<K, V> {
       if (done !== IN_GENERAL_PATH) return done === WRITTEN;
     }
     return this.#remove(key, false, undefined) !== NOT_FOUND;
+  }
+
+  /**
+   * Removes `key` and returns the value it had, or `undefined` if it was
+   * absent: one atomic step, so of two workers that take the same key, only
+   * one gets its value.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "string" });
+   * map.set(1, "job");
+   * console.assert(map.take(1) === "job" && map.take(1) === undefined && !map.has(1));
+   * ```
+   */
+  take(key: K): V | undefined {
+    this.#remove(key, false, undefined, true);
+    return this.#takePrevious();
   }
 
   /**
@@ -1724,8 +1771,16 @@ export class HashMap<K, V> {
     return RETRY;
   }
 
-  /** Delete loop; returns the removed entry or NOT_FOUND. */
-  #remove(key: K, conditional: boolean, expected: V | undefined): number {
+  /**
+   * Delete loop; returns the removed entry or NOT_FOUND. With
+   * `wantPrevious`, the removed value waits in #previous for #takePrevious.
+   */
+  #remove(
+    key: K,
+    conditional: boolean,
+    expected: V | undefined,
+    wantPrevious = false,
+  ): number {
     const hash = this.#prepareKey(key, "key");
     const heap = this.#heap;
     heap.pin();
@@ -1769,6 +1824,9 @@ export class HashMap<K, V> {
         if (conditional && !this.#valueEquals(old, expected as V)) return NOT_FOUND;
         if (Atomics.compareExchange(heap.i32, slot, seen, seen | DELETED) !== seen) continue;
         this.#deleted(table);
+        // Still pinned: a set of the key may already have replaced the
+        // DELETED entry and retired it, but cannot free it before the unpin.
+        if (wantPrevious) this.#previous = this.#readValue(old);
         return old;
       }
     } finally {

@@ -263,7 +263,8 @@ function bulkBigint(i: number): bigint {
 
 type Op =
   | { t: "set" | "swap" | "getOrInsert"; k: unknown; v: unknown }
-  | { t: "get" | "has" | "delete" | "update"; k: unknown }
+  | { t: "get" | "has" | "delete" | "take" | "update"; k: unknown }
+  | { t: "getOrInsertComputed"; k: unknown; v: unknown }
   | { t: "deleteIf"; k: unknown; v: unknown; useCurrent: boolean }
   | { t: "compareAndSet"; k: unknown; v: unknown; expected: unknown; mode: number }
   | { t: "add"; k: unknown; d: unknown }
@@ -277,6 +278,8 @@ function opArbitrary(spec: PairSpec): fc.Arbitrary<Op> {
   const ops: { weight: number; arbitrary: fc.Arbitrary<Op> }[] = [
     pick(6, fc.record({ t: fc.constantFrom("set", "swap", "getOrInsert" as const), k, v })),
     pick(6, fc.record({ t: fc.constantFrom("get", "has", "delete", "update" as const), k })),
+    pick(1, fc.record({ t: fc.constant("take" as const), k })),
+    pick(1, fc.record({ t: fc.constant("getOrInsertComputed" as const), k, v })),
     pick(2, fc.record({ t: fc.constant("deleteIf" as const), k, v, useCurrent: fc.boolean() })),
     pick(
       3,
@@ -395,6 +398,29 @@ function runOps(spec: PairSpec, ops: Op[], stats: ResizeStats, kernel = true): v
         const expected = present ? model.get(op.k) : spec.norm(op.v);
         assert.ok(spec.eq(spec.norm(got), expected), `${where}: got ${got}`);
         if (!present) model.set(op.k, op.v);
+        break;
+      }
+      case "getOrInsertComputed": {
+        const present = model.has(op.k);
+        const calls: unknown[] = [];
+        const got = map.getOrInsertComputed(op.k, (key) => {
+          calls.push(key);
+          return op.v;
+        });
+        const expected = present ? model.get(op.k) : spec.norm(op.v);
+        assert.ok(spec.eq(spec.norm(got), expected), `${where}: got ${got}`);
+        assert.deepEqual(calls, present ? [] : [op.k], `${where}: compute's calls`);
+        if (!present) model.set(op.k, op.v);
+        break;
+      }
+      case "take": {
+        const previous = model.get(op.k);
+        const got = map.take(op.k);
+        assert.ok(
+          previous === undefined ? got === undefined : spec.eq(got, previous),
+          `${where}: take returned ${got}, expected ${previous}`,
+        );
+        model.delete(op.k);
         break;
       }
       case "get": {
@@ -1478,6 +1504,11 @@ Deno.test("bad input: i32 and u32 keys and values of the wrong type or range are
     [(m) => m.has(null), TypeError, "key", "null"],
     [(m) => m.delete(1n), TypeError, "key", "1n"],
     [(m) => m.swap(-1.5, 0), RangeError, "key", "-1.5"],
+    [(m) => m.take(0.5), RangeError, "key", "0.5"],
+    [(m) => m.getOrInsertComputed(0.5, () => 1), RangeError, "key", "0.5"],
+    [(m) => m.getOrInsertComputed(4, () => "4"), TypeError, "value", '"4"'],
+    [(m) => m.getOrInsertComputed(4, 4 as never), TypeError, "function", "4"],
+
     [(m) => m.getOrInsert(4, null), TypeError, "value", "null"],
     // Present keys, which these answer with a read: the value is checked all the same.
     [(m) => m.getOrInsert(1, null), TypeError, "value", "null"],
@@ -1492,6 +1523,14 @@ Deno.test("bad input: i32 and u32 keys and values of the wrong type or range are
     [(m) => m.update(1, () => "bad"), TypeError, "value", '"bad"'],
     [(m) => m.update("1", (v) => v), TypeError, "key", '"1"'],
   ]);
+  // A compute that throws: its error reaches the caller, and nothing is written.
+  const before = snapshot(i32, heap);
+  const failure = new Error("no value for 4");
+  assert.throws(() =>
+    i32.getOrInsertComputed(4, () => {
+      throw failure;
+    }), (e) => e === failure);
+  assert.equal(snapshot(i32, heap), before);
   const u32 = filled(heap, { key: "u32", value: "u32" }, [[0, 0], [U32_MAX, 1]]);
   expectRefused(u32, heap, [
     [(m) => m.set(-1, 0), RangeError, "key", "-1"],
