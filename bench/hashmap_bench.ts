@@ -314,6 +314,42 @@ Deno.bench({
   },
 });
 
+// Misses of a map of f64 values: the kernel answers them itself, as an f64
+// value equal to one of its sentinels comes back as "take the general path".
+const MISS_F64 = `get of absent keys, i32 keys, f64 values, ${SMALL} entries (in cache)`;
+const f64SmallMap = HashMap.create(smallHeap, { key: "i32", value: "f64" });
+const jsF64SmallMap = new Map<number, number>();
+for (let i = 0; i < SMALL; i++) {
+  f64SmallMap.set(intKey(i), i + 0.5);
+  jsF64SmallMap.set(intKey(i), i + 0.5);
+}
+
+Deno.bench({
+  name: `Map.get (x${BATCH})`,
+  group: MISS_F64,
+  baseline: true,
+  fn() {
+    const at = nextSmallBatch();
+    let s = 0;
+    // Keys are multiples of 7: one more is absent.
+    for (let i = 0; i < BATCH; i++) {
+      if (jsF64SmallMap.get(smallOrder[at + i] + 1) === undefined) s++;
+    }
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.get (x${BATCH})`,
+  group: MISS_F64,
+  fn() {
+    const at = nextSmallBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) if (f64SmallMap.get(smallOrder[at + i] + 1) === undefined) s++;
+    sink ^= s;
+  },
+});
+
 const SET_SMALL = `set existing key, i32 keys, ${SMALL} entries (in cache)`;
 
 Deno.bench({
