@@ -891,19 +891,19 @@ export class HashMap<K, V> {
       heap.free(entry); // never published
       return seen === 0 ? IN_GENERAL_PATH : NOT_WRITTEN;
     }
+    // The kernel has counted the key in the size already.
     if (seen === 1 || seen < 0) {
-      this.#stripe(1);
       if (seen < 0) this.#startResize(-seen, false);
       return WRITTEN;
     }
+    // Unpinned, and yet safe: the kernel never answers a COPIED entry, so
+    // the replaced one is this worker's alone until it retires it here.
+    const old = seen & ~TAGS;
     if (wantPrevious && (seen & DELETED) === 0) {
-      // Unpinned, and yet safe: the kernel never answers a COPIED entry, so
-      // the replaced one is this worker's alone until #replaced retires it.
-      const old = seen & ~TAGS;
       heap.ensure(old + this.#entryMinBytes);
       this.#previous = this.#readValue(old);
     }
-    this.#replaced(seen);
+    heap.retire(old);
     return WRITTEN;
   }
 
@@ -924,7 +924,7 @@ export class HashMap<K, V> {
     const seen = this.#setInKernelCall(kernel, key, length, 0, mode, expected, pinAt);
     if (seen === 0) return IN_GENERAL_PATH;
     if (seen === KERNEL_NOT_WRITTEN) return NOT_WRITTEN;
-    this.#deleted(0);
+    this.#deletesCounted(0); // the kernel has taken the key off the size
     return WRITTEN;
   }
 
@@ -961,6 +961,7 @@ export class HashMap<K, V> {
   ): number {
     const words = this.#keyWords;
     const header = this.#header << 2;
+    const stripeAt = this.#stripeAt();
     try {
       return length === 0
         ? kernel.hashmapSetInt(
@@ -972,6 +973,7 @@ export class HashMap<K, V> {
           this.#fixedValueAt,
           this.#kernelValueKind,
           expected,
+          stripeAt,
           pinAt,
           EPOCH_AT,
         )
@@ -992,6 +994,7 @@ export class HashMap<K, V> {
           mode,
           this.#kernelValueKind,
           expected,
+          stripeAt,
           pinAt,
           EPOCH_AT,
         );
@@ -1018,8 +1021,8 @@ export class HashMap<K, V> {
   }
 
   /**
-   * After the CAS that replaced slot word `seen` with a new entry of the
-   * same key: counts the key if it was deleted, and retires the old entry,
+   * After the JavaScript path's CAS that replaced slot word `seen` with a
+   * new entry of the same key: counts the key if it was deleted, and retires the old entry,
    * unless it is COPIED (still referenced by an older table, whose
    * retirement takes care of it).
    */
@@ -1599,8 +1602,13 @@ export class HashMap<K, V> {
   }
 
   #stripe(delta: number): void {
+    Atomics.add(this.#heap.i32, this.#stripeAt() >> 2, delta);
+  }
+
+  /** Byte address of this worker's size stripe. */
+  #stripeAt(): number {
     const stripe = this.#heap.slot & (STRIPES - 1);
-    Atomics.add(this.#heap.i32, this.#header + STRIPE_WORDS * (stripe + 1), delta);
+    return (this.#header + STRIPE_WORDS * (stripe + 1)) << 2;
   }
 
   /**
@@ -1837,12 +1845,20 @@ export class HashMap<K, V> {
   // --------------------------------------------------------------- resizing
 
   /**
-   * After the CAS that deleted a key of `table` (pinned), or in the kernel
-   * (0, unpinned): uncounts the key, and every 256 deletes looks whether the
-   * root table should shrink.
+   * After the CAS that deleted a key of `table` (pinned): uncounts the key,
+   * and goes on as #deletesCounted.
    */
   #deleted(table: number): void {
     this.#stripe(-1);
+    this.#deletesCounted(table);
+  }
+
+  /**
+   * After a delete that the size counts already: every 256 deletes, looks
+   * whether the root table should shrink (`table`, pinned, or 0 after a
+   * delete in the kernel, unpinned).
+   */
+  #deletesCounted(table: number): void {
     if (++this.#deletesSinceCheck >= 256) {
       this.#deletesSinceCheck = 0;
       if (table !== 0) {

@@ -1049,6 +1049,16 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
     // Modes: 0 always, 1 if the value is `expected`, 2 if absent (the
     // numeric-valued maps only: valueKind 1 is i32, 3 f64 at byte 8).
     const valueKind = value === "i32" ? 1 : value === "f64" ? 3 : 0;
+    // The size stripe: a word of its own here, so that each call's change
+    // in the size shows (the map's own size stays as the JavaScript calls
+    // below leave it).
+    const stripeAt = heap.allocate(8);
+    i32[stripeAt >> 2] = 0;
+    const sizeChange = () => {
+      const change = i32[stripeAt >> 2];
+      i32[stripeAt >> 2] = 0;
+      return change;
+    };
     const set = (k: number, entry: number, mode = 0, expected = 0) => {
       const pinAt = heap.kernelPinAt();
       if (key !== "string") {
@@ -1061,6 +1071,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
           value === "f64" ? 8 : 4,
           valueKind,
           expected,
+          stripeAt,
           pinAt,
           EPOCH_AT,
         );
@@ -1084,6 +1095,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
         mode,
         valueKind,
         expected,
+        stripeAt,
         pinAt,
         EPOCH_AT,
       );
@@ -1108,15 +1120,18 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
     const first = entryOf(5);
     assert.equal(set(5, first), 1, `${where}: new key`);
     assert.equal(claimed(), 1);
+    assert.equal(sizeChange(), 1, `${where}: a new key counts in the size`);
     assert.equal(map.get(mapKey(5)), expected(5));
     const second = entryOf(5);
     assert.equal(set(5, second), first, `${where}: the replaced slot word`);
     assert.equal(i32[slotOf(5)], second);
     assert.equal(claimed(), 1, `${where}: a replacement claims nothing`);
+    assert.equal(sizeChange(), 0, `${where}: a replacement leaves the size`);
     // A deleted key's slot is taken back, and the answer carries DELETED.
     assert.ok(map.delete(mapKey(5)));
     let third = entryOf(5);
     assert.equal(set(5, third), second | 2, `${where}: the deleted slot word`);
+    assert.equal(sizeChange(), 1, `${where}: a deleted key set again counts`);
     assert.equal(map.get(mapKey(5)), expected(5));
     assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
 
@@ -1129,6 +1144,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
       assert.equal(set(k, entry, mode, expectedValue), 2, `${where}: ${why}`);
       assert.equal(slotWords(), before, `${where}: ${why} wrote a slot`);
       assert.equal(claimed(), claims, `${where}: ${why} claimed`);
+      assert.equal(sizeChange(), 0, `${where}: ${why} changed the size`);
       if (entry !== 0) heap.free(entry);
     };
     if (valueKind !== 0) {
@@ -1142,8 +1158,10 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
       forbidden("a deleted key, a value expected", 5, 1, 51);
       const fifth = entryOf(5, 52);
       assert.equal(set(5, fifth, 2), fourth | 2, `${where}: a deleted key, absent expected`);
+      assert.equal(sizeChange(), 1);
       assert.equal(map.get(mapKey(5)), 52);
       assert.equal(set(60, entryOf(60), 2), 1, `${where}: a new key, absent expected`);
+      assert.equal(sizeChange(), 1);
       assert.equal(claimed(), 2);
       assert.equal(map.get(mapKey(60)), expected(60));
       if (value === "f64") {
@@ -1167,12 +1185,14 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
     // The slot keeps its entry, tagged DELETED; nothing is claimed.
     forbidden("a delete of an absent key", 61, 3, 0, true);
     assert.equal(set(5, 0, 3), third, `${where}: a delete answers the slot word`);
+    assert.equal(sizeChange(), -1, `${where}: a delete takes the key off the size`);
     assert.equal(i32[slotOf(5)], third | 2, `${where}: the deleted slot word`);
     assert.equal(map.get(mapKey(5)), undefined);
     forbidden("a delete of a deleted key", 5, 3, 0, true);
     const deleted = i32[slotOf(5)];
     third = entryOf(5);
     assert.equal(set(5, third), deleted, `${where}: undeleted`);
+    assert.equal(sizeChange(), 1);
     assert.ok((i32[slotOf(5)] & 2) === 0);
     if (valueKind !== 0) {
       forbidden("a delete of another value", 5, 1, 49, true);
@@ -1185,11 +1205,13 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
         assert.equal(set(5, third), zero);
       }
       assert.equal(set(5, 0, 1, 50), third, `${where}: a delete of the value expected`);
+      assert.equal(sizeChange(), -1);
       assert.equal(map.get(mapKey(5)), undefined);
       forbidden("a delete of a deleted key with its old value", 5, 1, 50, true);
       const deletedAgain = i32[slotOf(5)];
       third = entryOf(5);
       assert.equal(set(5, third), deletedAgain);
+      assert.equal(sizeChange(), 1);
     }
     if (value === "f64") {
       // The gets answer ABSENT only for an absent key: a value equal to a
@@ -1218,6 +1240,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
       assert.equal(set(k, entry, del ? 3 : 0), 0, `${where}: ${why}`);
       assert.equal(slotWords(), before, `${where}: ${why} wrote a slot`);
       assert.equal(claimed(), claims, `${where}: ${why} claimed`);
+      assert.equal(sizeChange(), 0, `${where}: ${why} changed the size`);
       if (entry !== 0) heap.free(entry);
     };
     for (const word of [3, 7]) {
@@ -1255,6 +1278,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
     for (let k = 100; claimed() < 64; k++) {
       const answer = set(k, entryOf(k));
       assert.equal(answer, claimed() * 4 > 64 * 3 ? -table : 1, `${where}: claim ${claimed()}`);
+      assert.equal(sizeChange(), 1);
     }
     unchanged("a full probe", 99);
     unchanged("a delete whose probe is full", 99, true);

@@ -45,7 +45,8 @@ export interface Kernel {
    * grow), KERNEL_NOT_WRITTEN (the mode forbade it), or the replaced slot
    * word. With `entry` 0 it deletes the key instead (mode
    * KERNEL_WRITE_IF_EQUAL or KERNEL_WRITE_IF_PRESENT): the slot word gets
-   * the DELETED tag, and the answer is the slot word before it.
+   * the DELETED tag, and the answer is the slot word before it. The change
+   * in the map's size (+1, -1) goes to the word at byte `stripeAt`.
    */
   hashmapSetInt(
     header: number,
@@ -56,6 +57,7 @@ export interface Kernel {
     valueAt: number,
     valueKind: number,
     expected: number,
+    stripeAt: number,
     pinAt: number,
     epochAt: number,
   ): number;
@@ -80,6 +82,7 @@ export interface Kernel {
     mode: number,
     valueKind: number,
     expected: number,
+    stripeAt: number,
     pinAt: number,
     epochAt: number,
   ): number;

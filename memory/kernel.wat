@@ -194,9 +194,8 @@
   ;; way, on a frozen slot, or on a full probe. Otherwise it answers:
   ;; - the replaced slot word (an entry pointer with its tags, >= 8, never
   ;;   COPIED): that entry is now the caller's alone, to read and then
-  ;;   retire; the caller counts the key in the map's size if the slot was
-  ;;   DELETED;
-  ;; - 1: the key was new and took an empty slot (the caller counts it);
+  ;;   retire;
+  ;; - 1: the key was new and took an empty slot;
   ;; - minus the table's address: the same, and the table's claimed slots
   ;;   passed 3/4 of its capacity, so the caller also starts a resize;
   ;; - 2: `mode` forbade the write ($mayReplace; a new key needs mode 0 or
@@ -208,13 +207,17 @@
   ;; retires nothing.
   ;; The values of other entries lie at byte `valueAt` and are of kind
   ;; `valueKind`, which only mode 1 reads. A new key adds 1 to the table's
-  ;; claimed count ($claimed). A trap means that no slot was written.
+  ;; claimed count ($claimed). The map's size changes in the caller's size
+  ;; stripe, the word at byte `stripeAt`: +1 for a new key or a write over a
+  ;; DELETED slot, -1 for a delete, each added right after the CAS, with no
+  ;; call or loop in between (where V8 could stop a terminated worker). A
+  ;; trap means that no slot was written.
   (func (export "hashmapSetInt")
     (param $header i32) (param $key i32) (param $keyAt i32) (param $entry i32)
     (param $mode i32) (param $valueAt i32) (param $valueKind i32) (param $expected f64)
-    (param $pinAt i32) (param $epochAt i32) (result i32)
+    (param $stripeAt i32) (param $pinAt i32) (param $epochAt i32) (result i32)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
-    (local $at i32) (local $slot i32) (local $seen i32) (local $result i32)
+    (local $at i32) (local $slot i32) (local $seen i32) (local $result i32) (local $delta i32)
     (call $pin (local.get $pinAt) (local.get $epochAt))
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (block $done
@@ -233,6 +236,7 @@
               (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
             ;; Taken meanwhile, maybe by this key: look at it again.
             (br_if $probe (local.get $seen))
+            (drop (i32.atomic.rmw.add (local.get $stripeAt) (i32.const 1)))
             (local.set $result (call $claimed (local.get $table) (local.get $mask)))
             (br $done)))
         ;; FROZEN, or MOVED (an empty slot frozen): the general path copies.
@@ -252,6 +256,12 @@
                 (call $replacement (local.get $slot) (local.get $entry))))
             ;; Changed meanwhile (replaced, deleted or frozen): look again.
             (br_if $probe (i32.ne (local.get $seen) (local.get $slot)))
+            ;; The size: a delete takes the key off, a write over DELETED adds it.
+            (local.set $delta
+              (select (i32.const -1) (i32.shr_u (i32.and (local.get $slot) (i32.const 2)) (i32.const 1))
+                      (i32.eqz (local.get $entry))))
+            (if (local.get $delta)
+              (then (drop (i32.atomic.rmw.add (local.get $stripeAt) (local.get $delta)))))
             (local.set $result (local.get $slot))
             (br $done)))
         (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
@@ -386,16 +396,17 @@
   ;; HashMap.set for a string key of 1 to 32 ASCII bytes (hashmap.ts
   ;; #writeInKernel), given as in hashmapGetAscii: publishes `entry`, a new
   ;; block the caller has filled, in the root table, with the modes, the
-  ;; answers and the bail-outs of hashmapSetInt (the empty key bails out too).
+  ;; answers, the size stripe and the bail-outs of hashmapSetInt (the empty key
+  ;; bails out too).
   ;; Values lie after the key as in hashmapGetAscii.
   (func (export "hashmapSetAscii")
     (param $header i32) (param $hash i32) (param $length i32) (param $keyAt i32)
     (param $w0 i32) (param $w1 i32) (param $w2 i32) (param $w3 i32)
     (param $w4 i32) (param $w5 i32) (param $w6 i32) (param $w7 i32)
     (param $entry i32) (param $mode i32) (param $valueKind i32) (param $expected f64)
-    (param $pinAt i32) (param $epochAt i32) (result i32)
+    (param $stripeAt i32) (param $pinAt i32) (param $epochAt i32) (result i32)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
-    (local $at i32) (local $slot i32) (local $seen i32) (local $result i32)
+    (local $at i32) (local $slot i32) (local $seen i32) (local $result i32) (local $delta i32)
     (local $words i32) (local $lastMask i32)
     (if (i32.eqz (local.get $length)) (then (return (i32.const 0))))
     (local.set $words (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2)))
@@ -422,6 +433,7 @@
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
             (br_if $probe (local.get $seen))
+            (drop (i32.atomic.rmw.add (local.get $stripeAt) (i32.const 1)))
             (local.set $result (call $claimed (local.get $table) (local.get $mask)))
             (br $done)))
         (br_if $done (i32.and (local.get $slot) (i32.const 5)))
@@ -440,6 +452,11 @@
               (i32.atomic.rmw.cmpxchg (local.get $at) (local.get $slot)
                 (call $replacement (local.get $slot) (local.get $entry))))
             (br_if $probe (i32.ne (local.get $seen) (local.get $slot)))
+            (local.set $delta
+              (select (i32.const -1) (i32.shr_u (i32.and (local.get $slot) (i32.const 2)) (i32.const 1))
+                      (i32.eqz (local.get $entry))))
+            (if (local.get $delta)
+              (then (drop (i32.atomic.rmw.add (local.get $stripeAt) (local.get $delta)))))
             (local.set $result (local.get $slot))
             (br $done)))
         (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
