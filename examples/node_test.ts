@@ -9,18 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-
-const root = new URL("../", import.meta.url);
-const requireNode = Deno.env.get("SABRE_REQUIRE_NODE") === "1";
-
-async function nodeVersion(): Promise<string | undefined> {
-  try {
-    const out = await new Deno.Command("node", { args: ["--version"], stdout: "piped" }).output();
-    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
-  } catch {
-    return undefined;
-  }
-}
+import { nodeVersion, requireNode, runUnderNode } from "../testing/node.ts";
 
 const version = await nodeVersion();
 
@@ -29,29 +18,9 @@ Deno.test({
   ignore: version === undefined && !requireNode,
   async fn() {
     assert.ok(version !== undefined, "node is not on the PATH (SABRE_REQUIRE_NODE=1)");
-    const dir = await Deno.makeTempDir({ prefix: "sabre-node-" });
-    try {
-      const bundle = `${dir}/sabre.mjs`;
-      const built = await new Deno.Command(Deno.execPath(), {
-        args: ["bundle", "--quiet", "--platform", "browser", "-o", bundle, "mod.ts"],
-        cwd: root,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.ok(built.success, new TextDecoder().decode(built.stderr));
-      const run = await new Deno.Command("node", {
-        args: [new URL("node_workers.mjs", import.meta.url).pathname, bundle],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const stdout = new TextDecoder().decode(run.stdout).trim();
-      const stderr = new TextDecoder().decode(run.stderr).trim();
-      assert.ok(stdout.length > 0, `node printed nothing; stderr: ${stderr}`);
-      const result = JSON.parse(stdout.split("\n").at(-1)!);
-      assert.deepEqual(result.report, result.expected);
-      assert.ok(run.success, `node exited with ${run.code}; stderr: ${stderr}`);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    const run = await runUnderNode("mod.ts", new URL("node_workers.mjs", import.meta.url));
+    const result = run.result as { report: unknown; expected: unknown };
+    assert.deepEqual(result.report, result.expected);
+    assert.ok(run.success, `node exited with ${run.code}; stderr: ${run.stderr}`);
   },
 });

@@ -996,10 +996,18 @@ export class SharedHeap implements Disposable {
   /**
    * Releases the slot of a worker that was terminated without closing, so
    * that epochs advance again and the slot can be reused. Call it from the
-   * worker that terminated it, after `terminate()`. Blocks that worker had
-   * retired but not yet freed are leaked; its partly used pages pass to the
-   * next worker that joins the heap (or frees into them). Never call it for
-   * a live worker.
+   * worker that terminated it, once that worker has surely stopped. Blocks
+   * that worker had retired but not yet freed are leaked; its partly used
+   * pages pass to the next worker that joins the heap (or frees into them).
+   * Never call it for a live worker: two workers would share one slot.
+   *
+   * When has it stopped? Node's `worker.terminate()` returns a promise that
+   * settles once the thread has stopped: evict after it. Deno's
+   * `Worker.terminate()` (2.9.6) returns at once and does not interrupt
+   * running code: a worker busy in a synchronous loop goes on until it
+   * returns to its event loop. So in Deno, evict only a worker that was
+   * idle (awaiting a message, say) when it was terminated, or one whose
+   * progress you can watch stop (a counter it bumps, say).
    *
    * @example
    * ```ts

@@ -1,0 +1,38 @@
+/**
+ * HashMap under Node, where `worker.terminate()` stops a worker wherever it
+ * is: workers killed at random moments, in the middle of map operations.
+ * Deno's `terminate()` waits for the worker's event loop, so the Deno tests
+ * stop workers at named crash points instead (`hashmap_workers_test.ts`).
+ * The script is `_node_termination_test_workers.mjs`.
+ */
+
+import assert from "node:assert/strict";
+import { nodeVersion, requireNode, runUnderNode } from "../testing/node.ts";
+
+const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
+const version = await nodeVersion();
+
+Deno.test({
+  name:
+    `node termination: workers killed at random moments inside map operations leave the map whole, ${
+      6 * STRESS
+    } kills (Node ${version ?? "not found"})`,
+  ignore: version === undefined && !requireNode,
+  async fn() {
+    assert.ok(version !== undefined, "node is not on the PATH (SABRE_REQUIRE_NODE=1)");
+    const run = await runUnderNode(
+      "hashmap/_node_termination_test_workers.ts",
+      new URL("_node_termination_test_workers.mjs", import.meta.url),
+      [String(6 * STRESS)],
+    );
+    const result = run.result as {
+      kills?: { beatsAtKill: number; sizeOff: number }[];
+      error?: string;
+    };
+    assert.equal(result.error, undefined, result.error);
+    assert.ok(run.success, `node exited with ${run.code}; stderr: ${run.stderr}`);
+    assert.equal(result.kills!.length, 6 * STRESS);
+    // Each kill landed while the worker was running operations.
+    for (const kill of result.kills!) assert.ok(kill.beatsAtKill > 0, JSON.stringify(kill));
+  },
+});
