@@ -863,6 +863,17 @@ export interface VerifyArgs {
   readonly sizeSlack?: number;
 }
 
+/** The newcomer's arguments after `workers` workers ran ownedKeys with `owned`. */
+export function verifyArgsAfter(
+  owned: OwnedKeysArgs,
+  workers: number,
+  grow: number,
+  sizeSlack = 0,
+): VerifyArgs {
+  const { map, perWorker, state, pending } = owned;
+  return { map, keys: workers * perWorker, state, pending, workers, grow, sizeSlack };
+}
+
 /**
  * A newcomer: every key holds what its owner last did (or, for an operation
  * a dying worker left in flight, what that operation would have done);

@@ -22,7 +22,9 @@ import { resolve } from "node:path";
 const bundle = isMainThread ? process.argv[2] : workerData.bundle;
 if (!bundle) throw new Error("usage: node _node_termination_test_workers.mjs <bundle.mjs> [kills]");
 const bundleUrl = bundle.startsWith("file:") ? bundle : pathToFileURL(resolve(bundle)).href;
-const { HashMap, SharedHeap, ownedKeys, verifyAndRewrite } = await import(bundleUrl);
+const { HashMap, SharedHeap, ownedKeys, verifyAndRewrite, verifyArgsAfter } = await import(
+  bundleUrl
+);
 
 /** A small seeded generator (mulberry32), for the fixtures' `ctx.random`. */
 function seeded(seed) {
@@ -120,15 +122,7 @@ if (!isMainThread) {
         throw new Error(`kill ${kill}: ${heap.stats().workers} workers, expected ${registered}`);
       }
       const grow = 2 * map.capacity;
-      const size = await run(spawn("verify", 0, {
-        map: map.handle,
-        keys: workers * perWorker,
-        state: args.state,
-        pending: args.pending,
-        workers,
-        grow,
-        sizeSlack: 1,
-      }));
+      const size = await run(spawn("verify", 0, verifyArgsAfter(args, workers, grow, 1)));
       if (Math.abs(map.size - size) > 1 || size < grow) {
         throw new Error(`kill ${kill}: size ${map.size} for ${size} keys (grew by ${grow})`);
       }

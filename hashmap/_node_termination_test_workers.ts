@@ -7,4 +7,4 @@
  */
 
 export { HashMap, SharedHeap } from "../mod.ts";
-export { ownedKeys, verifyAndRewrite } from "./_hashmap_test_workers.ts";
+export { ownedKeys, verifyAndRewrite, verifyArgsAfter } from "./_hashmap_test_workers.ts";

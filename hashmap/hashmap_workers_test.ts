@@ -35,6 +35,7 @@ import {
   type ReplacedValuesArgs,
   type StaleViewArgs,
   type VerifyArgs,
+  verifyArgsAfter,
   type WriterReport,
 } from "./_hashmap_test_workers.ts";
 
@@ -529,14 +530,7 @@ for (const { site, after, rootMoves, opsBefore = 3000 } of CRASH_SITES) {
       fn: "verifyAndRewrite",
       workers: 1,
       heap,
-      args: {
-        map: map.handle,
-        keys: workers * perWorker,
-        state: args.state,
-        pending: args.pending,
-        workers,
-        grow,
-      },
+      args: verifyArgsAfter(args, workers, grow),
       timeoutMs: 240_000,
     });
     assert.equal(map.size, size);
