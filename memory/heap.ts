@@ -679,9 +679,12 @@ export class SharedHeap implements Disposable {
    */
   handleOf<K extends string>(kind: K, version: number, offset: number): SharedHandle<K> {
     const memory = this.#memory;
+    // The memory before the buffer: Node 26 cannot deserialize a buffer of
+    // a WebAssembly.Memory (from toResizableBuffer) met before its memory,
+    // and a worker whose workerData holds one never starts.
     return memory === null
       ? { kind, version, sab: this.sab, offset }
-      : { kind, version, sab: this.sab, offset, memory };
+      : { kind, version, memory, sab: this.sab, offset };
   }
 
   /**

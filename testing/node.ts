@@ -20,7 +20,19 @@ const root = new URL("../", import.meta.url);
 export const requireNode = Deno.env.get("SABRE_REQUIRE_NODE") === "1";
 
 /**
- * The version of the `node` on the PATH, or undefined where there is none.
+ * The Node to run: `SABRE_NODE` (a path; CI installs a recent Node there,
+ * whose WebAssembly memory gives sabre its kernel), else `node` on the PATH.
+ *
+ * @example
+ * ```ts
+ * import { nodeCommand } from "./node.ts";
+ * console.assert(nodeCommand.length > 0);
+ * ```
+ */
+export const nodeCommand = Deno.env.get("SABRE_NODE") || "node";
+
+/**
+ * The version of {@linkcode nodeCommand}, or undefined where there is none.
  *
  * @example
  * ```ts
@@ -31,7 +43,8 @@ export const requireNode = Deno.env.get("SABRE_REQUIRE_NODE") === "1";
  */
 export async function nodeVersion(): Promise<string | undefined> {
   try {
-    const out = await new Deno.Command("node", { args: ["--version"], stdout: "piped" }).output();
+    const out = await new Deno.Command(nodeCommand, { args: ["--version"], stdout: "piped" })
+      .output();
     return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
   } catch {
     return undefined;
@@ -50,8 +63,9 @@ export interface NodeRun {
 
 /**
  * Bundles `entry` (a path from the project root) into one JavaScript file,
- * runs `node script <bundle> ...args`, and returns what it printed, its last
- * line parsed as JSON. Throws where the bundle fails or Node prints nothing.
+ * runs `node script <bundle> ...args` with {@linkcode nodeCommand} (killed
+ * after `timeoutMs`), and returns what it printed, its last line parsed as
+ * JSON. Throws where the bundle fails or Node prints nothing.
  *
  * @example
  * ```ts ignore
@@ -64,6 +78,7 @@ export async function runUnderNode(
   entry: string,
   script: URL,
   args: string[] = [],
+  timeoutMs = 240_000,
 ): Promise<NodeRun> {
   const dir = await Deno.makeTempDir({ prefix: "sabre-node-" });
   try {
@@ -75,10 +90,12 @@ export async function runUnderNode(
       stderr: "piped",
     }).output();
     if (!built.success) throw new Error(new TextDecoder().decode(built.stderr));
-    const run = await new Deno.Command("node", {
+    const run = await new Deno.Command(nodeCommand, {
       args: [script.pathname, bundle, ...args],
       stdout: "piped",
       stderr: "piped",
+      // A worker that never starts would keep Node waiting for good.
+      signal: AbortSignal.timeout(timeoutMs),
     }).output();
     const stdout = new TextDecoder().decode(run.stdout).trim();
     const stderr = new TextDecoder().decode(run.stderr).trim();
