@@ -778,6 +778,31 @@ Deno.bench({
   },
 });
 
+const UPDATE_SMALL_STRING =
+  `add to existing keys, 16-byte string keys, ${SMALL} entries (in cache)`;
+
+Deno.bench({
+  name: `Map, get then set: a counter (x${BATCH})`,
+  group: UPDATE_SMALL_STRING,
+  baseline: true,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      const k = lookupKeys[smallStringOrder[at + i]];
+      jsSmallStringMap.set(k, jsSmallStringMap.get(k)! + 1);
+    }
+  },
+});
+
+Deno.bench({
+  name: `sabre HashMap.add (x${BATCH})`,
+  group: UPDATE_SMALL_STRING,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) smallStringMap.add(lookupKeys[smallStringOrder[at + i]], 1);
+  },
+});
+
 const SET_STRING = "set existing key, 16-byte string keys, 1M entries";
 
 Deno.bench({

@@ -274,6 +274,12 @@ export class HashMap<K, V> {
   readonly #keyWords: Int32Array;
   readonly #scratch: Uint8Array;
   #scratchLength = 0;
+  // The string key whose encodeAsciiKey answer (#asciiLength) #keyWords
+  // holds, or undefined: every writer of #keyWords and #scratch sets it, so
+  // that a write right after a read of the same key (add, compareAndSet,
+  // getOrInsert, update) does not encode the key again.
+  #asciiKey: string | undefined = undefined;
+  #asciiLength = -1;
   // The prepared key's two Int32 words, for f64 and bigint64 keys.
   #keyLow = 0;
   #keyHigh = 0;
@@ -611,7 +617,7 @@ export class HashMap<K, V> {
    * general path. Small, so that it inlines into the caller's loop.
    */
   #getAsciiKey(key: string): V | undefined | typeof FALL_BACK {
-    const length = encodeAsciiKey(key, this.#keyWords, this.#keys.maxBytes);
+    const length = this.#encodeAscii(key);
     if (length < 0) return FALL_BACK;
     const kernel = this.#heap.kernel;
     return kernel !== null && length !== 0 && length <= KERNEL_KEY_BYTES
@@ -722,7 +728,7 @@ export class HashMap<K, V> {
    * kernel cannot answer (no kernel, a key it does not take, a frozen slot).
    */
   #hasAsciiKey(key: string): boolean | typeof FALL_BACK {
-    const length = encodeAsciiKey(key, this.#keyWords, this.#keys.maxBytes);
+    const length = this.#encodeAscii(key);
     const heap = this.#heap;
     const kernel = heap.kernel;
     if (length <= 0 || length > KERNEL_KEY_BYTES || kernel === null) return FALL_BACK;
@@ -875,7 +881,8 @@ export class HashMap<K, V> {
     expected: number,
     wantPrevious = false,
   ): number {
-    const length = this.#kernelKeyLength(key);
+    // The conditional modes come right after a read of the same key.
+    const length = this.#kernelKeyLength(key, mode !== KERNEL_WRITE_ALWAYS);
     if (length < 0) return IN_GENERAL_PATH;
     const heap = this.#heap;
     // Checked per call: a worker that attached from a handle without the
@@ -915,7 +922,7 @@ export class HashMap<K, V> {
    * deleted key's entry stays in its slot, tagged DELETED.
    */
   #deleteInKernel(key: K, mode: number, expected: number): number {
-    const length = this.#kernelKeyLength(key);
+    const length = this.#kernelKeyLength(key, false);
     if (length < 0) return IN_GENERAL_PATH;
     const heap = this.#heap;
     const kernel = heap.kernel;
@@ -932,16 +939,26 @@ export class HashMap<K, V> {
    * For the kernel's writes: 0 for an int key, the byte length (1 to
    * KERNEL_KEY_BYTES) of an ASCII string key, which encodeAsciiKey leaves in
    * #keyWords, or -1 where the general path must take the key (another kind
-   * of key, a longer or non-ASCII string, a bad key).
+   * of key, a longer or non-ASCII string, a bad key). `afterRead`: the
+   * caller has just read this key, so #keyWords may hold it encoded already
+   * (#asciiKey), which spares a second encodeAsciiKey.
    */
-  #kernelKeyLength(key: K): number {
+  #kernelKeyLength(key: K, afterRead: boolean): number {
     if (typeof key === "number") {
       return this.#stringKeys || !this.#isInt32Key(key) ? -1 : 0;
     }
     if (typeof key !== "string" || !this.#stringKeys) return -1;
-    const length = encodeAsciiKey(key, this.#keyWords, this.#keys.maxBytes);
+    const length = afterRead && key === this.#asciiKey ? this.#asciiLength : this.#encodeAscii(key);
     if (length <= 0 || length > KERNEL_KEY_BYTES) return -1;
     this.#scratchLength = length;
+    return length;
+  }
+
+  /** encodeAsciiKey into #keyWords, remembered in #asciiKey. */
+  #encodeAscii(key: string): number {
+    const length = encodeAsciiKey(key, this.#keyWords, this.#keys.maxBytes);
+    this.#asciiKey = key;
+    this.#asciiLength = length;
     return length;
   }
 
@@ -1022,9 +1039,9 @@ export class HashMap<K, V> {
 
   /**
    * After the JavaScript path's CAS that replaced slot word `seen` with a
-   * new entry of the same key: counts the key if it was deleted, and retires the old entry,
-   * unless it is COPIED (still referenced by an older table, whose
-   * retirement takes care of it).
+   * new entry of the same key: counts the key if it was deleted, and
+   * retires the old entry, unless it is COPIED (still referenced by an
+   * older table, whose retirement takes care of it).
    */
   #replaced(seen: number): void {
     if ((seen & DELETED) !== 0) this.#stripe(1);
@@ -1070,11 +1087,18 @@ export class HashMap<K, V> {
     this.#values.check(value, "value");
     const found = this.#getFastPath(key);
     if (found !== FALL_BACK && found !== undefined) return found;
-    // An absent key is inserted in the kernel where it can: only if still
-    // absent, a mode that reads no value. A key inserted meanwhile goes to
-    // the general path, which answers its value.
+    return this.#insertIfAbsent(key, value, found === undefined);
+  }
+
+  /**
+   * The insert of getOrInsert and getOrInsertComputed, after a read that
+   * found `key` absent (`readAbsent`) or could not tell: in the kernel where
+   * it can, only if still absent (a mode that reads no value). A key
+   * inserted meanwhile goes to the general path, which answers its value.
+   */
+  #insertIfAbsent(key: K, value: V, readAbsent: boolean): V {
     if (
-      found === undefined && this.#setInKernel &&
+      readAbsent && this.#setInKernel &&
       this.#writeInKernel(key, value, KERNEL_WRITE_IF_ABSENT, 0) === WRITTEN
     ) {
       return value;
@@ -1109,7 +1133,7 @@ export class HashMap<K, V> {
       );
     }
     const found = this.get(key);
-    return found !== undefined ? found : this.getOrInsert(key, compute(key));
+    return found !== undefined ? found : this.#insertIfAbsent(key, compute(key), true);
   }
 
   /**
@@ -1413,7 +1437,7 @@ export class HashMap<K, V> {
         return mix32(this.#keyLow ^ mix32(this.#keyHigh));
       case 5: // string: ASCII keys in one pass (same bytes and hash)
         if (typeof key === "string") {
-          const length = encodeAsciiKey(key, this.#keyWords, keys.maxBytes);
+          const length = this.#encodeAscii(key);
           if (length >= 0) {
             this.#scratchLength = length;
             return this.#keyWords[0];
@@ -1421,6 +1445,7 @@ export class HashMap<K, V> {
         }
       // falls through
       default:
+        this.#asciiKey = undefined; // #scratch is about to change
         this.#scratchLength = keys.encodeChecked(key, what, this.#scratch, 0);
         return keys.hash(this.#scratch, 0, this.#scratchLength) | 0;
     }

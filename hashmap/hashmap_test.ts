@@ -1294,6 +1294,40 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
   }
 });
 
+Deno.test("kernel set: a write right after a read of its key encodes it once, and still writes its own key when the read and the write have other keys between them", () => {
+  // update's fn and getOrInsertComputed's compute run between the read of
+  // their key and its write; here they read and write other keys of the same
+  // map (ASCII, non-ASCII, too long for the kernel), whose encodings take
+  // the place of the key's.
+  const map = createMap(heapWithKernel(true), { key: "string", value: "i32", maxKeyBytes: 64 });
+  const others = ["b", "é", "x".repeat(40), ""];
+  for (const [i, other] of others.entries()) {
+    map.set("a", i);
+    assert.equal(
+      map.update("a", (v) => {
+        map.get(other);
+        map.set(other, 100 + i);
+        return (v as number) + 10;
+      }),
+      i + 10,
+    );
+    assert.equal(map.get("a"), i + 10, `update of "a" around ${JSON.stringify(other)}`);
+    assert.equal(map.get(other), 100 + i);
+    assert.ok(map.delete("a"));
+    map.get("a");
+    assert.equal(
+      map.getOrInsertComputed("a", () => {
+        map.has(other);
+        return 7;
+      }),
+      7,
+    );
+    assert.equal(map.get("a"), 7);
+    assert.equal(map.get(other), 100 + i, `${JSON.stringify(other)} kept its value`);
+  }
+  assert.equal(map.size, 1 + others.length);
+});
+
 Deno.test("kernel set: set, swap, delete, deleteIf, compareAndSet, add, update and getOrInsert through the kernel answer and leave maps, sizes and blocks as the JavaScript path does", () => {
   // String keys: ASCII ones of 1 to 32 bytes go to the kernel; longer and
   // non-ASCII ones, and the empty key, take the general path beside them.
