@@ -346,29 +346,51 @@ export function readReplacedValues(ctx: WorkerContext<ReplacedValuesArgs>): numb
     });
     return steps;
   }
+  return readReplaced(ctx, flags, replacedKey, (key) => {
+    const value = map.get(key);
+    if (value === undefined) {
+      if (map.has(key) && map.get(key) === undefined) throw new Error(`${key}: has but no get`);
+      return 0;
+    }
+    const version = Number(value.slice(key.length + 1, value.indexOf(";")));
+    if (!value.startsWith(`${key}=`) || value !== replacedValue(key, version)) {
+      throw new Error(`${key} read ${JSON.stringify(value)}`);
+    }
+    if (!map.has(key)) throw new Error(`${key}: get but no has`);
+    return version;
+  });
+}
+
+/**
+ * The readers' loop of the replaced-values tests: until every writer has
+ * counted itself done in flag word 0, reads key `j` of writer `w`, both at
+ * random, through `versionOf`, which throws on a bad value and answers its
+ * version (0: absent). A key once seen must not vanish, and its version
+ * must never go back. Returns how many reads it made.
+ */
+function readReplaced<Key>(
+  ctx: WorkerContext<{ readonly writers: number; readonly keysPerWriter: number }>,
+  flags: Int32Array,
+  keyOf: (w: number, j: number) => Key,
+  versionOf: (key: Key, j: number) => number,
+): number {
+  const { writers, keysPerWriter } = ctx.args;
   const last = new Int32Array(writers * keysPerWriter);
   let reads = 0;
   while (Atomics.load(flags, 0) < writers) {
     ctx.checkpoint();
     const w = ctx.randomInt(writers);
     const j = ctx.randomInt(keysPerWriter);
-    const key = replacedKey(w, j);
-    const value = map.get(key);
+    const key = keyOf(w, j);
+    const version = versionOf(key, j);
     reads++;
-    if (value === undefined) {
-      if (last[w * keysPerWriter + j] !== 0) throw new Error(`${key} vanished`);
-      if (map.has(key) && map.get(key) === undefined) throw new Error(`${key}: has but no get`);
+    const at = w * keysPerWriter + j;
+    if (version === 0) {
+      if (last[at] !== 0) throw new Error(`${key} vanished`);
       continue;
     }
-    const version = Number(value.slice(key.length + 1, value.indexOf(";")));
-    if (!value.startsWith(`${key}=`) || value !== replacedValue(key, version)) {
-      throw new Error(`${key} read ${JSON.stringify(value)}`);
-    }
-    if (version < last[w * keysPerWriter + j]) {
-      throw new Error(`${key} went back from ${last[w * keysPerWriter + j]} to ${version}`);
-    }
-    last[w * keysPerWriter + j] = version;
-    if (!map.has(key)) throw new Error(`${key}: get but no has`);
+    if (version < last[at]) throw new Error(`${key} went back from ${last[at]} to ${version}`);
+    last[at] = version;
   }
   return reads;
 }
@@ -449,29 +471,16 @@ export function readReplacedNumbers(ctx: WorkerContext<ReplacedNumbersArgs>): nu
     });
     return steps;
   }
-  const last = new Int32Array(writers * keysPerWriter);
-  let reads = 0;
-  while (Atomics.load(flags, 0) < writers) {
-    ctx.checkpoint();
-    const w = ctx.randomInt(writers);
-    const j = ctx.randomInt(keysPerWriter);
-    const key = keyOf(w, j);
+  return readReplaced(ctx, flags, keyOf, (key, j) => {
     const value = map.get(key);
-    reads++;
-    const at = w * keysPerWriter + j;
-    if (value === undefined) {
-      if (last[at] !== 0) throw new Error(`${key} vanished`);
-      continue;
-    }
+    if (value === undefined) return 0;
     const version = value >> REPLACED_KEY_BITS;
     if (replacedKeyIndex(value) !== j || version < 1) {
       const index = replacedKeyIndex(value);
       throw new Error(`${key} read ${value}, which names key ${index} version ${version}`);
     }
-    if (version < last[at]) throw new Error(`${key} went back from ${last[at]} to ${version}`);
-    last[at] = version;
-  }
-  return reads;
+    return version;
+  });
 }
 
 // ---------------------------------------------------------------------------
