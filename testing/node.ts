@@ -51,7 +51,16 @@ export async function nodeVersion(): Promise<string | undefined> {
   }
 }
 
-/** What {@linkcode runUnderNode} saw. */
+/**
+ * What {@linkcode runUnderNode} saw.
+ *
+ * @example
+ * ```ts
+ * import type { NodeRun } from "./node.ts";
+ * const run: NodeRun = { result: { ok: true }, success: true, code: 0, stdout: "", stderr: "" };
+ * console.assert(run.success);
+ * ```
+ */
 export interface NodeRun {
   /** The last line of stdout, parsed as JSON. */
   readonly result: unknown;
