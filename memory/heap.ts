@@ -431,13 +431,17 @@ export class SharedHeap implements Disposable {
     this.sab = sab;
     this.#memory = memory;
     this.#kernel = memory === null ? null : instantiateKernel(memory);
-    this.i32 = new Int32Array(sab, 0, sab.byteLength >> 2);
-    this.u32 = new Uint32Array(sab, 0, sab.byteLength >> 2);
-    this.u8 = new Uint8Array(sab, 0, sab.byteLength);
-    this.u16 = new Uint16Array(sab, 0, sab.byteLength >> 1);
-    this.f64 = new Float64Array(sab, 0, sab.byteLength >> 3);
-    this.i64 = new BigInt64Array(sab, 0, sab.byteLength >> 3);
-    this.mappedBytes = sab.byteLength;
+    // The length is read once: another worker may grow the buffer between
+    // two reads, and views of different lengths under one `mappedBytes` make
+    // in-range offsets read `undefined`.
+    const bytes = sab.byteLength;
+    this.i32 = new Int32Array(sab, 0, bytes >> 2);
+    this.u32 = new Uint32Array(sab, 0, bytes >> 2);
+    this.u8 = new Uint8Array(sab, 0, bytes);
+    this.u16 = new Uint16Array(sab, 0, bytes >> 1);
+    this.f64 = new Float64Array(sab, 0, bytes >> 3);
+    this.i64 = new BigInt64Array(sab, 0, bytes >> 3);
+    this.mappedBytes = bytes;
     const i32 = this.i32;
     this.maxBytes = i32[H_MAX_PAGES] * PAGE_BYTES;
     this.maxWorkers = i32[H_MAX_WORKERS];

@@ -336,6 +336,36 @@ Deno.test("growth: a small heap grows by doubling and old views are refreshed", 
   for (const ptr of blocks) heap.free(ptr);
 });
 
+Deno.test("growth: views made while another worker grows the buffer all cover mappedBytes", () => {
+  // Stands in for a worker that grows the heap while this one builds its
+  // views: every read of a buffer's length grows it by a page first.
+  const byteLength = Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, "byteLength")!;
+  let growing = false;
+  Object.defineProperty(SharedArrayBuffer.prototype, "byteLength", {
+    configurable: true,
+    get(this: SharedArrayBuffer) {
+      const bytes = byteLength.get!.call(this) as number;
+      if (growing && this.growable && bytes + 65536 <= this.maxByteLength) this.grow(bytes + 65536);
+      return byteLength.get!.call(this);
+    },
+  });
+  let heap: SharedHeap;
+  try {
+    growing = true;
+    heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 64 * MiB });
+  } finally {
+    growing = false;
+    Object.defineProperty(SharedArrayBuffer.prototype, "byteLength", byteLength);
+  }
+  assert.ok(heap.sab.byteLength > MiB, "the buffer grew while the heap was made");
+  for (const view of [heap.i32, heap.u32, heap.u8, heap.u16, heap.f64, heap.i64]) {
+    assert.equal(view.byteLength, heap.mappedBytes, view.constructor.name);
+  }
+  const end = heap.mappedBytes;
+  assert.equal(heap.i32[(end >> 2) - 1], 0, "the last word of the mapped bytes reads");
+  assert.equal(heap.f64[(end >> 3) - 1], 0);
+});
+
 Deno.test("epochs: retired memory waits for pinned readers, then is reused", () => {
   const heap = SharedHeap.create();
   const guard = heap.pin();
