@@ -865,11 +865,6 @@ export interface VerifyArgs {
   readonly workers: number;
   /** New keys to insert afterwards (key indexes from `keys` on). */
   readonly grow: number;
-  /**
-   * How far `size` may be off, for good (default 0): a worker terminated
-   * between a write's CAS and its size count leaves it off by one.
-   */
-  readonly sizeSlack?: number;
 }
 
 /** The newcomer's arguments after `workers` workers ran ownedKeys with `owned`. */
@@ -877,10 +872,9 @@ export function verifyArgsAfter(
   owned: OwnedKeysArgs,
   workers: number,
   grow: number,
-  sizeSlack = 0,
 ): VerifyArgs {
   const { map, perWorker, state, pending } = owned;
-  return { map, keys: workers * perWorker, state, pending, workers, grow, sizeSlack };
+  return { map, keys: workers * perWorker, state, pending, workers, grow };
 }
 
 /**
@@ -912,8 +906,9 @@ export function verifyAndRewrite(ctx: WorkerContext<VerifyArgs>): number {
     }
     if (got !== undefined) expected.set(key, got);
   }
-  const offset = map.size - expected.size;
-  if (Math.abs(offset) > (ctx.args.sizeSlack ?? 0)) {
+  // Exact even after a kill: every write counts right after its CAS, with
+  // no call in between, where V8 could stop a terminated worker.
+  if (map.size !== expected.size) {
     throw new Error(`size ${map.size}, expected ${expected.size}`);
   }
   let i = 0;
@@ -942,8 +937,8 @@ export function verifyAndRewrite(ctx: WorkerContext<VerifyArgs>): number {
   if (seen.size !== expected.size) {
     throw new Error(`iteration saw ${seen.size} of ${expected.size}`);
   }
-  if (map.size - expected.size !== offset) {
-    throw new Error(`size ${map.size} after rewriting, expected ${expected.size} + ${offset}`);
+  if (map.size !== expected.size) {
+    throw new Error(`size ${map.size} after rewriting, expected ${expected.size}`);
   }
   return expected.size;
 }

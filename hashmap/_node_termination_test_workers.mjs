@@ -8,8 +8,7 @@
 // worker 0 runs until it is terminated 1 to 30 ms after it got going, and
 // the parent then evicts its heap slot. A newcomer worker checks every key
 // against what its owner did (`verifyAndRewrite`), rewrites them and grows
-// the map. `size` may be off by one: a kill between a JavaScript write's
-// CAS and its count.
+// the map. `size` must be exact: writes count right after their CAS.
 //
 //   node _node_termination_test_workers.mjs <bundle.mjs> [kills]
 //
@@ -122,8 +121,8 @@ if (!isMainThread) {
         throw new Error(`kill ${kill}: ${heap.stats().workers} workers, expected ${registered}`);
       }
       const grow = 2 * map.capacity;
-      const size = await run(spawn("verify", 0, verifyArgsAfter(args, workers, grow, 1)));
-      if (Math.abs(map.size - size) > 1 || size < grow) {
+      const size = await run(spawn("verify", 0, verifyArgsAfter(args, workers, grow)));
+      if (map.size !== size || size < grow) {
         throw new Error(`kill ${kill}: size ${map.size} for ${size} keys (grew by ${grow})`);
       }
       report.push({
@@ -132,7 +131,6 @@ if (!isMainThread) {
         beatsAtKill,
         seqs,
         size,
-        sizeOff: map.size - size,
         kernel: heap.kernel !== null,
       });
       heap.close();

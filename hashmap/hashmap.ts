@@ -1037,17 +1037,6 @@ export class HashMap<K, V> {
     return this.#write(key, value, WRITE_IF_EQUAL, expected, false);
   }
 
-  /**
-   * After the JavaScript path's CAS that replaced slot word `seen` with a
-   * new entry of the same key: counts the key if it was deleted, and
-   * retires the old entry, unless it is COPIED (still referenced by an
-   * older table, whose retirement takes care of it).
-   */
-  #replaced(seen: number): void {
-    if ((seen & DELETED) !== 0) this.#stripe(1);
-    if ((seen & COPIED) === 0) this.#heap.retire(seen & ~TAGS);
-  }
-
   /** Whether `set` can run in the kernel, where there is one: int or string keys. */
   readonly #setInKernel: boolean;
 
@@ -1626,10 +1615,6 @@ export class HashMap<K, V> {
     return this.#values.equals(this.#readValue(entry), expected);
   }
 
-  #stripe(delta: number): void {
-    Atomics.add(this.#heap.i32, this.#stripeAt() >> 2, delta);
-  }
-
   /** Byte address of this worker's size stripe. */
   #stripeAt(): number {
     const stripe = this.#heap.slot & (STRIPES - 1);
@@ -1756,12 +1741,16 @@ export class HashMap<K, V> {
       // Decoded only when the caller uses it (set() does not): for string
       // values that is an allocation per write.
       const previous = present && wantPrevious ? this.#readValue(old) : undefined;
+      const countAt = present ? -1 : this.#stripeAt() >> 2;
       this.#published = true;
       if (Atomics.compareExchange(heap.i32, slot, seen, entry) !== seen) {
         this.#published = false;
         continue; // the slot changed: look again
       }
-      this.#replaced(seen);
+      // An undelete: counted with no call between the CAS and the count, as
+      // V8 stops a terminated worker only at a call or a loop's back edge.
+      if (countAt >= 0) Atomics.add(heap.i32, countAt, 1);
+      if ((seen & COPIED) === 0) heap.retire(old);
       this.#previous = previous;
       return WRITTEN;
     }
@@ -1786,9 +1775,10 @@ export class HashMap<K, V> {
     for (let n = 0; n < capacity; n++, i = (i + 1) & mask) {
       const seen = Atomics.load(i32, slots + i);
       if (seen === 0) {
+        const countAt = this.#stripeAt() >> 2;
         this.#published = true;
         if (Atomics.compareExchange(i32, slots + i, 0, entry) === 0) {
-          this.#stripe(1);
+          Atomics.add(i32, countAt, 1); // no call in between, as in #tryWrite
           const claimed = Atomics.add(i32, (table >> 2) + T_CLAIMED, 1) + 1;
           if (claimed * 4 > capacity * 3) this.#startResize(table, false);
           this.#previous = undefined;
@@ -1855,8 +1845,10 @@ export class HashMap<K, V> {
         if ((seen & DELETED) !== 0) return NOT_FOUND;
         const old = seen & ~TAGS;
         if (conditional && !this.#valueEquals(old, expected as V)) return NOT_FOUND;
+        const countAt = this.#stripeAt() >> 2;
         if (Atomics.compareExchange(heap.i32, slot, seen, seen | DELETED) !== seen) continue;
-        this.#deleted(table);
+        Atomics.sub(heap.i32, countAt, 1); // no call in between, as in #tryWrite
+        this.#deletesCounted(table);
         // Still pinned: a set of the key may already have replaced the
         // DELETED entry and retired it, but cannot free it before the unpin.
         if (wantPrevious) this.#previous = this.#readValue(old);
@@ -1868,15 +1860,6 @@ export class HashMap<K, V> {
   }
 
   // --------------------------------------------------------------- resizing
-
-  /**
-   * After the CAS that deleted a key of `table` (pinned): uncounts the key,
-   * and goes on as #deletesCounted.
-   */
-  #deleted(table: number): void {
-    this.#stripe(-1);
-    this.#deletesCounted(table);
-  }
 
   /**
    * After a delete that the size counts already: every 256 deletes, looks
