@@ -516,6 +516,33 @@ Deno.bench({
   },
 });
 
+Deno.bench({
+  name: `sabre HashMap.take, then HashMap.set (x${BATCH})`,
+  group: DELETE_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      const k = smallOrder[at + i];
+      sink ^= smallMap.take(k)!;
+      smallMap.set(k, at + i);
+    }
+  },
+});
+
+Deno.bench({
+  name:
+    `sabre HashMap.take, then HashMap.set, JavaScript path (heap without the kernel) (x${BATCH})`,
+  group: DELETE_SMALL,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      const k = smallOrder[at + i];
+      sink ^= plainSmallMap.take(k)!;
+      plainSmallMap.set(k, at + i);
+    }
+  },
+});
+
 // ------------------------------------------------------------ insertion
 
 const INSERT = "insert 1M new i32 keys into an empty map";

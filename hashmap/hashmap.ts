@@ -936,6 +936,35 @@ export class HashMap<K, V> {
   }
 
   /**
+   * take() in the kernel: #deleteInKernel's unconditional delete, which
+   * also leaves the deleted value in #previous. The deleted entry stays in
+   * its slot, where a set of the key may replace and retire it at once, so
+   * the call runs under an outer pin that keeps the entry from being freed
+   * until its value is read.
+   */
+  #takeInKernel(key: K): number {
+    const length = this.#kernelKeyLength(key, false);
+    if (length < 0) return IN_GENERAL_PATH;
+    const heap = this.#heap;
+    const kernel = heap.kernel;
+    if (kernel === null) return IN_GENERAL_PATH;
+    heap.pin();
+    try {
+      // pinAt 0: the kernel leaves this worker's pin as it finds it.
+      const seen = this.#setInKernelCall(kernel, key, length, 0, KERNEL_WRITE_IF_PRESENT, 0, 0);
+      if (seen === 0) return IN_GENERAL_PATH;
+      if (seen === KERNEL_NOT_WRITTEN) return NOT_WRITTEN;
+      const old = seen & ~TAGS;
+      heap.ensure(old + this.#entryMinBytes);
+      this.#previous = this.#readValue(old);
+    } finally {
+      heap.unpin();
+    }
+    this.#deletesCounted(0); // the kernel has taken the key off the size
+    return WRITTEN;
+  }
+
+  /**
    * For the kernel's writes: 0 for an int key, the byte length (1 to
    * KERNEL_KEY_BYTES) of an ASCII string key, which encodeAsciiKey leaves in
    * #keyWords, or -1 where the general path must take the key (another kind
@@ -1241,7 +1270,9 @@ export class HashMap<K, V> {
    * ```
    */
   take(key: K): V | undefined {
-    this.#remove(key, false, undefined, true);
+    if (!this.#setInKernel || this.#takeInKernel(key) === IN_GENERAL_PATH) {
+      this.#remove(key, false, undefined, true);
+    }
     return this.#takePrevious();
   }
 

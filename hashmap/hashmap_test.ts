@@ -1328,7 +1328,7 @@ Deno.test("kernel set: a write right after a read of its key encodes it once, an
   assert.equal(map.size, 1 + others.length);
 });
 
-Deno.test("kernel set: set, swap, delete, deleteIf, compareAndSet, add, update and getOrInsert through the kernel answer and leave maps, sizes and blocks as the JavaScript path does", () => {
+Deno.test("kernel set: set, swap, delete, take, deleteIf, compareAndSet, add, update and getOrInsert through the kernel answer and leave maps, sizes and blocks as the JavaScript path does", () => {
   // String keys: ASCII ones of 1 to 32 bytes go to the kernel; longer and
   // non-ASCII ones, and the empty key, take the general path beside them.
   const stringKeyOf = (k: number) =>
@@ -1357,7 +1357,7 @@ Deno.test("kernel set: set, swap, delete, deleteIf, compareAndSet, add, update a
       const v = valueOf(n);
       switch ((n >> 12) % 11) {
         case 0:
-          return map.delete(k);
+          return n % 2 === 0 ? map.delete(k) : map.take(k);
         case 1:
           return map.compareAndSet(k, map.get(k), v);
         case 2:
