@@ -109,6 +109,7 @@ import {
   EPOCH_AT,
   type Kernel,
   KERNEL_ABSENT,
+  KERNEL_ADD,
   KERNEL_NOT_WRITTEN,
   KERNEL_SLOW,
   KERNEL_WRITE_ALWAYS,
@@ -936,6 +937,48 @@ export class HashMap<K, V> {
   }
 
   /**
+   * add() in the kernel, for i32, u32 and f64 values: one call reads the
+   * key's value, stores the sum in a new entry and publishes it, retrying
+   * inside the kernel when another write came first. Returns the new value,
+   * or FALL_BACK with nothing written (a key or a state the kernel does not
+   * take, or a sum out of the codec's range, which the general path then
+   * refuses).
+   */
+  #addInKernel(key: K, delta: number): number | typeof FALL_BACK {
+    const length = this.#kernelKeyLength(key, false);
+    if (length < 0) return FALL_BACK;
+    const heap = this.#heap;
+    const kernel = heap.kernel;
+    if (kernel === null) return FALL_BACK;
+    // Filled with the sum for an absent key; the kernel rewrites the value
+    // before each CAS.
+    const first = 0 + delta;
+    const pinAt = heap.kernelPinAt();
+    const entry = this.#newEntry(key, this.#keyWords[0], first as V);
+    const seen = this.#setInKernelCall(kernel, key, length, entry, KERNEL_ADD, delta, pinAt);
+    if (seen === 0) {
+      heap.free(entry); // never published
+      return FALL_BACK;
+    }
+    // The kernel has counted a new key in the size already.
+    if (seen === 1 || seen < 0) {
+      if (seen < 0) this.#startResize(-seen, false);
+      return first;
+    }
+    // The replaced entry is this worker's alone, as in #writeInKernel: the
+    // kernel summed its value (or 0 where it was DELETED), and the same sum
+    // in JavaScript is the answer.
+    const old = seen & ~TAGS;
+    let sum = first;
+    if ((seen & DELETED) === 0) {
+      heap.ensure(old + this.#entryMinBytes);
+      sum = (this.#readValue(old) as number) + delta;
+    }
+    heap.retire(old);
+    return sum;
+  }
+
+  /**
    * take() in the kernel: #deleteInKernel's unconditional delete, which
    * also leaves the deleted value in #previous. The deleted entry stays in
    * its slot, where a set of the key may replace and retire it at once, so
@@ -1226,6 +1269,10 @@ export class HashMap<K, V> {
       );
     }
     this.#values.check(delta, "delta");
+    if (this.#setInKernel && this.#kernelValueKind !== 0) {
+      const sum = this.#addInKernel(key, delta as number);
+      if (sum !== FALL_BACK) return sum as V;
+    }
     const zero = (kind === CODEC_IDS.bigint64 ? 0n : 0) as number;
     for (;;) {
       const current = this.get(key);

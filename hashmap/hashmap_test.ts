@@ -1004,7 +1004,7 @@ Deno.test("codecs: ASCII keys up to 32 bytes read in the kernel agree with JavaS
   }
 });
 
-Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete and undelete as the JavaScript path does, and write nothing where they bail out", () => {
+Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete, undelete and add as the JavaScript path does, and write nothing where they bail out", () => {
   // White-box: the header's word 5 is the root table; a table's words are
   // [capacity, slots, claimed, next, ..., retiring (word 7)]; slot tags are
   // FROZEN 1 (MOVED when alone), DELETED 2, COPIED 4. Entries as #newEntry
@@ -1231,6 +1231,57 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete 
     }
     assert.equal(claimed(), valueKind !== 0 ? 2 : 1, `${where}: deletes claim nothing`);
     assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
+
+    if (valueKind !== 0) {
+      // Mode 4 (add), with the delta as `expected`: the kernel stores the
+      // key's value plus the delta in the new entry (whatever JavaScript put
+      // there), or 0 plus the delta for a deleted or absent key.
+      const added = entryOf(5, 999);
+      assert.equal(set(5, added, 4, 7), third, `${where}: add to a present key`);
+      assert.equal(sizeChange(), 0);
+      assert.equal(map.get(mapKey(5)), 57);
+      assert.ok(map.delete(mapKey(5)));
+      const deletedWord = i32[slotOf(5)];
+      third = entryOf(5, 999);
+      assert.equal(set(5, third, 4, 8), deletedWord, `${where}: add to a deleted key`);
+      assert.equal(sizeChange(), 1);
+      assert.equal(map.get(mapKey(5)), 8, `${where}: a deleted key counts as 0`);
+      const claims = claimed();
+      assert.equal(set(62, entryOf(62, 999), 4, -3), 1, `${where}: add to an absent key`);
+      assert.equal(sizeChange(), 1);
+      assert.equal(claimed(), claims + 1);
+      assert.equal(map.get(mapKey(62)), -3);
+      if (value === "i32") {
+        // A sum out of the i32 range bails out, writing nothing.
+        for (const [start, delta] of [[2147483640, 100], [-2147483640, -100]]) {
+          const entry = entryOf(5, start);
+          assert.equal(set(5, entry), third);
+          third = entry;
+          const before = slotWords();
+          const tried = entryOf(5, 999);
+          assert.equal(set(5, tried, 4, delta), 0, `${where}: ${start} + ${delta}`);
+          assert.equal(slotWords(), before, `${where}: ${start} + ${delta} wrote a slot`);
+          assert.equal(sizeChange(), 0);
+          heap.free(tried);
+          assert.equal(map.get(mapKey(5)), start);
+        }
+      }
+      if (value === "f64") {
+        // As JavaScript's `+`: 0 + -0 is 0 for an absent key, -0 + -0 is -0.
+        assert.equal(set(63, entryOf(63, 999), 4, -0), 1);
+        assert.ok(Object.is(map.get(63), 0), `${where}: absent + -0`);
+        const negativeZero = entryOf(5, -0);
+        assert.equal(set(5, negativeZero), third);
+        third = entryOf(5, 999);
+        assert.equal(set(5, third, 4, -0), negativeZero);
+        assert.ok(Object.is(map.get(5), -0), `${where}: -0 + -0`);
+        assert.equal(sizeChange(), 1, `${where}: key 63 is new`);
+      }
+      const current = entryOf(5);
+      assert.equal(set(5, current), third);
+      third = current;
+      assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
+    }
 
     // Each bail-out leaves every slot and the claimed count as they were.
     const unchanged = (why: string, k: number, del = false) => {

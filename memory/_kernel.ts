@@ -43,7 +43,8 @@ export interface Kernel {
    * KERNEL_WRITE_* mode: 0 (nothing written, take the general path), 1 (a
    * new key), minus the table's address (a new key, and the table must
    * grow), KERNEL_NOT_WRITTEN (the mode forbade it), or the replaced slot
-   * word. With `entry` 0 it deletes the key instead (mode
+   * word. Under KERNEL_ADD it first stores the sum in `entry`. With
+   * `entry` 0 it deletes the key instead (mode
    * KERNEL_WRITE_IF_EQUAL or KERNEL_WRITE_IF_PRESENT): the slot word gets
    * the DELETED tag, and the answer is the slot word before it. The change
    * in the map's size (+1, -1) goes to the word at byte `stripeAt`.
@@ -122,6 +123,11 @@ export const KERNEL_WRITE_IF_EQUAL = 1;
 export const KERNEL_WRITE_IF_ABSENT = 2;
 /** Kernel set mode: write only if the key is present, whatever its value. */
 export const KERNEL_WRITE_IF_PRESENT = 3;
+/**
+ * Kernel set mode: add `expected` (the delta) to the key's value, or to 0
+ * where the key is absent; answers 0 where an int sum is out of range.
+ */
+export const KERNEL_ADD = 4;
 /** Kernel set answer: the mode forbade the write; nothing was written. */
 export const KERNEL_NOT_WRITTEN = 2;
 /** Byte address of the global epoch word, for the kernel's pins. */

@@ -169,16 +169,53 @@
   ;; slot word (its entry, maybe DELETED), whose value lies at `valueAt`:
   ;; mode 0 always; 1 only if the key is present with the value `expected`
   ;; ($valueIs); 2 only if the key is absent (DELETED); 3 only if the key is
-  ;; present. The odd modes need the key present, so on an empty slot they
-  ;; forbid the write too.
+  ;; present; 4 (add) always, as 0. The odd modes need the key present, so
+  ;; on an empty slot they forbid the write too.
   (func $mayReplace (param $slot i32) (param $mode i32) (param $valueAt i32)
     (param $valueKind i32) (param $expected f64) (result i32)
-    (if (i32.eqz (local.get $mode)) (then (return (i32.const 1))))
+    (if (i32.eqz (i32.and (local.get $mode) (i32.const 3))) (then (return (i32.const 1))))
     (if (i32.and (local.get $slot) (i32.const 2))
       (then (return (i32.eq (local.get $mode) (i32.const 2)))))
     (if (i32.eq (local.get $mode) (i32.const 2)) (then (return (i32.const 0))))
     (if (i32.eq (local.get $mode) (i32.const 3)) (then (return (i32.const 1))))
     (call $valueIs (local.get $valueAt) (local.get $valueKind) (local.get $expected)))
+
+  ;; For mode 4 (add): stores at `at`, the value of the caller's unpublished
+  ;; entry, `delta` plus the value of kind `valueKind` at `oldAt`, or plus 0
+  ;; where `oldAt` is 0 (the key is absent or DELETED), as JavaScript's `+`
+  ;; has it (so 0 + -0 is 0). Answers 0, having stored nothing, when an i32
+  ;; or u32 sum lies outside its codec's range: the general path then throws
+  ;; the codec's error. The entry is published later by the set's CAS
+  ;; (pattern b), and is rewritten before each attempt.
+  (func $storeSum (param $at i32) (param $oldAt i32) (param $valueKind i32) (param $delta f64)
+    (result i32)
+    (local $sum f64)
+    (local.set $sum
+      (f64.add
+        (if (result f64) (local.get $oldAt)
+          (then
+            (if (result f64) (i32.eq (local.get $valueKind) (i32.const 3))
+              (then (f64.load (local.get $oldAt)))
+              (else
+                (if (result f64) (i32.eq (local.get $valueKind) (i32.const 1))
+                  (then (f64.convert_i32_s (i32.load (local.get $oldAt))))
+                  (else (f64.convert_i32_u (i32.load (local.get $oldAt))))))))
+          (else (f64.const 0)))
+        (local.get $delta)))
+    (if (i32.eq (local.get $valueKind) (i32.const 3))
+      (then (f64.store (local.get $at) (local.get $sum)) (return (i32.const 1))))
+    (if (i32.eq (local.get $valueKind) (i32.const 1))
+      (then
+        (if (i32.or (f64.lt (local.get $sum) (f64.const -2147483648))
+                    (f64.gt (local.get $sum) (f64.const 2147483647)))
+          (then (return (i32.const 0))))
+        (i32.store (local.get $at) (i32.trunc_f64_s (local.get $sum)))
+        (return (i32.const 1))))
+    (if (i32.or (f64.lt (local.get $sum) (f64.const 0))
+                (f64.gt (local.get $sum) (f64.const 4294967295)))
+      (then (return (i32.const 0))))
+    (i32.store (local.get $at) (i32.trunc_f64_u (local.get $sum)))
+    (i32.const 1))
 
   ;; For the sets: the word that replaces the key's slot word `slot`: the new
   ;; `entry`, or, for a delete (`entry` 0), the same entry tagged DELETED (a
@@ -198,15 +235,18 @@
   ;; - 1: the key was new and took an empty slot;
   ;; - minus the table's address: the same, and the table's claimed slots
   ;;   passed 3/4 of its capacity, so the caller also starts a resize;
-  ;; - 2: `mode` forbade the write ($mayReplace; a new key needs mode 0 or
-  ;;   2), so nothing was written.
+  ;; - 2: `mode` forbade the write ($mayReplace; a new key needs mode 0, 2
+  ;;   or 4), so nothing was written.
+  ;; Mode 4 (add) writes whatever the key holds, with `expected` as the delta:
+  ;; before each CAS it stores in `entry` the key's value plus the delta
+  ;; ($storeSum), and answers 0 where the sum is out of range.
   ;; With `entry` 0 the write is a delete: the key's slot word gets the
   ;; DELETED tag instead of a new entry, under mode 1 or 3 (which find a
   ;; deleted or absent key absent, and answer 2). The answer is then the
   ;; slot word before the delete; its entry stays in the slot, so the caller
   ;; retires nothing.
   ;; The values of other entries lie at byte `valueAt` and are of kind
-  ;; `valueKind`, which only mode 1 reads. A new key adds 1 to the table's
+  ;; `valueKind`, which only modes 1 and 4 read. A new key adds 1 to the table's
   ;; claimed count ($claimed). The map's size changes in the caller's size
   ;; stripe, the word at byte `stripeAt`: +1 for a new key or a write over a
   ;; DELETED slot, -1 for a delete, each added right after the CAS, with no
@@ -232,6 +272,10 @@
           (then
             (if (i32.and (local.get $mode) (i32.const 1))
               (then (local.set $result (i32.const 2)) (br $done)))
+            (if (i32.eq (local.get $mode) (i32.const 4))
+              (then
+                (br_if $done (i32.eqz (call $storeSum (i32.add (local.get $entry) (local.get $valueAt))
+                  (i32.const 0) (local.get $valueKind) (local.get $expected))))))
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
             ;; Taken meanwhile, maybe by this key: look at it again.
@@ -251,6 +295,13 @@
                   (i32.add (i32.and (local.get $slot) (i32.const -8)) (local.get $valueAt))
                   (local.get $valueKind) (local.get $expected)))
               (then (local.set $result (i32.const 2)) (br $done)))
+            (if (i32.eq (local.get $mode) (i32.const 4))
+              (then
+                (br_if $done (i32.eqz (call $storeSum (i32.add (local.get $entry) (local.get $valueAt))
+                  (select (i32.const 0)
+                          (i32.add (i32.and (local.get $slot) (i32.const -8)) (local.get $valueAt))
+                          (i32.and (local.get $slot) (i32.const 2)))
+                  (local.get $valueKind) (local.get $expected))))))
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (local.get $slot)
                 (call $replacement (local.get $slot) (local.get $entry))))
@@ -430,6 +481,12 @@
           (then
             (if (i32.and (local.get $mode) (i32.const 1))
               (then (local.set $result (i32.const 2)) (br $done)))
+            (if (i32.eq (local.get $mode) (i32.const 4))
+              (then
+                (br_if $done (i32.eqz (call $storeSum
+                  (call $asciiValueAt (local.get $entry) (local.get $keyAt) (local.get $length)
+                                      (local.get $valueKind))
+                  (i32.const 0) (local.get $valueKind) (local.get $expected))))))
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
             (br_if $probe (local.get $seen))
@@ -448,6 +505,17 @@
                                       (local.get $keyAt) (local.get $length) (local.get $valueKind))
                   (local.get $valueKind) (local.get $expected)))
               (then (local.set $result (i32.const 2)) (br $done)))
+            (if (i32.eq (local.get $mode) (i32.const 4))
+              (then
+                (br_if $done (i32.eqz (call $storeSum
+                  (call $asciiValueAt (local.get $entry) (local.get $keyAt) (local.get $length)
+                                      (local.get $valueKind))
+                  (select (i32.const 0)
+                          (call $asciiValueAt (i32.and (local.get $slot) (i32.const -8))
+                                              (local.get $keyAt) (local.get $length)
+                                              (local.get $valueKind))
+                          (i32.and (local.get $slot) (i32.const 2)))
+                  (local.get $valueKind) (local.get $expected))))))
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (local.get $slot)
                 (call $replacement (local.get $slot) (local.get $entry))))
