@@ -380,19 +380,19 @@ export class SharedHeap implements Disposable {
   /** The buffer. */
   readonly sab: SharedArrayBuffer;
   /** Int32 view over the mapped part of the buffer. Refreshed by `ensure`. */
-  readonly i32: Int32Array;
+  readonly i32!: Int32Array;
   /** Uint32 view over the mapped part of the buffer. */
-  readonly u32: Uint32Array;
+  readonly u32!: Uint32Array;
   /** Uint8 view over the mapped part of the buffer. */
-  readonly u8: Uint8Array;
+  readonly u8!: Uint8Array;
   /** Uint16 view over the mapped part of the buffer. */
-  readonly u16: Uint16Array;
+  readonly u16!: Uint16Array;
   /** Float64 view over the mapped part of the buffer (reads may tear if raced). */
-  readonly f64: Float64Array;
+  readonly f64!: Float64Array;
   /** BigInt64 view over the mapped part of the buffer (Atomics-capable). */
-  readonly i64: BigInt64Array;
+  readonly i64!: BigInt64Array;
   /** Bytes covered by the views of this worker. */
-  readonly mappedBytes: number;
+  readonly mappedBytes!: number;
   /** The heap's `maxBytes`. */
   readonly maxBytes: number;
   /** The registry's size. */
@@ -431,17 +431,7 @@ export class SharedHeap implements Disposable {
     this.sab = sab;
     this.#memory = memory;
     this.#kernel = memory === null ? null : instantiateKernel(memory);
-    // The length is read once: another worker may grow the buffer between
-    // two reads, and views of different lengths under one `mappedBytes` make
-    // in-range offsets read `undefined`.
-    const bytes = sab.byteLength;
-    this.i32 = new Int32Array(sab, 0, bytes >> 2);
-    this.u32 = new Uint32Array(sab, 0, bytes >> 2);
-    this.u8 = new Uint8Array(sab, 0, bytes);
-    this.u16 = new Uint16Array(sab, 0, bytes >> 1);
-    this.f64 = new Float64Array(sab, 0, bytes >> 3);
-    this.i64 = new BigInt64Array(sab, 0, bytes >> 3);
-    this.mappedBytes = bytes;
+    this.#mapViews(sab.byteLength);
     const i32 = this.i32;
     this.maxBytes = i32[H_MAX_PAGES] * PAGE_BYTES;
     this.maxWorkers = i32[H_MAX_WORKERS];
@@ -826,6 +816,16 @@ export class SharedHeap implements Disposable {
         `Cannot access heap memory as the offset lies past the heap's ${bytes} bytes: current value is ${end}`,
       );
     }
+    this.#mapViews(bytes);
+  }
+
+  /**
+   * Points every view at the first `bytes` bytes of the buffer. The caller
+   * reads the length once and passes it: another worker may grow the buffer
+   * between two reads, and views of different lengths under one
+   * `mappedBytes` make in-range offsets read `undefined`.
+   */
+  #mapViews(bytes: number): void {
     const self = this as {
       i32: Int32Array;
       u32: Uint32Array;
