@@ -100,6 +100,7 @@ import {
   objectHandle,
   type Placement,
   placeObject,
+  SabreError,
   type SharedHandle,
   type SharedHeap,
   tagOf,
@@ -1359,6 +1360,73 @@ export class HashMap<K, V> {
    */
   clear(): void {
     for (const key of [...this.keys()]) this.delete(key);
+  }
+
+  /**
+   * Gives all of the map's memory back to its heap: its entries, its tables
+   * (also those of a resize under way) and its header. No worker may use the
+   * map, or attach its handle, once this starts; delete any named root that
+   * names it first. Blocks go back through the heap's epochs (`retire`), so
+   * an operation that another worker had begun just before is still safe.
+   * Throws {@linkcode SabreError} when the map was destroyed already.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const before = heap.stats().liveBytes;
+   * const map = HashMap.create(heap, { key: "string", value: "i32" });
+   * for (let i = 0; i < 100; i++) map.set(`key ${i}`, i);
+   * map.destroy();
+   * for (let i = 0; i < 3; i++) heap.collect();
+   * console.assert(heap.stats().liveBytes === before);
+   * ```
+   */
+  destroy(): void {
+    const heap = this.#heap;
+    // One CAS on the tag: of two workers that destroy the map, one wins, and
+    // attach() refuses the handle from here on (until the header is reused).
+    if (Atomics.compareExchange(heap.i32, this.#header, TAG, 0) !== TAG) {
+      throw new SabreError("Cannot destroy HashMap as it was destroyed already");
+    }
+    heap.pin();
+    try {
+      const root = this.#root();
+      heap.ensure(root + TABLE_BYTES);
+      const retiring = Atomics.load(heap.i32, (root >> 2) + T_RETIRING);
+      const tables: number[] = [];
+      for (let t = root; t !== 0; t = this.#next(t)) tables.push(t);
+      // An entry can sit in several tables of a resize (COPIED pointers), so
+      // each is retired once. In the table under retirement, a slot marked
+      // COPIED is settled: its entry was handed over to a newer table (found
+      // there) or retired already.
+      const entries = new Set<number>();
+      if (retiring !== 0) this.#collectEntries(retiring, COPIED, entries);
+      for (const table of tables) this.#collectEntries(table, 0, entries);
+      for (const entry of entries) heap.retire(entry);
+      if (retiring !== 0) tables.push(retiring);
+      for (const table of tables) {
+        heap.retire(heap.i32[(table >> 2) + T_SLOTS]);
+        heap.retire(table);
+      }
+      heap.retire(this.#placement.offset);
+    } finally {
+      heap.unpin();
+    }
+  }
+
+  /** Adds the entry pointers of `table`'s slots to `into`, except slots with a bit of `skip`. */
+  #collectEntries(table: number, skip: number, into: Set<number>): void {
+    const heap = this.#heap;
+    heap.ensure(table + TABLE_BYTES);
+    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
+    const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
+    heap.ensure((slots + capacity) * 4);
+    for (let i = 0; i < capacity; i++) {
+      const seen = Atomics.load(heap.i32, slots + i);
+      const entry = seen & ~TAGS;
+      if (entry !== 0 && (seen & skip) === 0) into.add(entry);
+    }
   }
 
   // -------------------------------------------------------------- iteration

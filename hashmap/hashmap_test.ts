@@ -15,6 +15,7 @@ import {
   faultInjection,
   HandleError,
   HeapExhaustedError,
+  SabreError,
   SharedHeap,
   tagOf,
 } from "../memory/mod.ts";
@@ -1978,4 +1979,131 @@ Deno.test("exhaustion: create on a full heap throws HeapExhaustedError and leaks
   const map = HashMap.create(heap, { key: "i32", value: "i32" });
   map.set(1, 1);
   assert.equal(map.get(1), 1);
+});
+
+// ---------------------------------------------------------------------------
+// destroy
+
+/** Blocks and bytes in use once every retired block that can be freed is. */
+function settledUse(heap: SharedHeap): { blocks: number; bytes: number } {
+  for (let i = 0; i < 4; i++) heap.collect();
+  const { liveBlocks, liveBytes } = heap.stats();
+  return { blocks: liveBlocks, bytes: liveBytes };
+}
+
+const DESTROY_SPECS: {
+  name: string;
+  options: HashMapOptions<CodecName, CodecName>;
+  key: (i: number) => unknown;
+  value: (i: number) => unknown;
+}[] = [
+  {
+    name: "i32 -> i32",
+    options: { key: "i32", value: "i32" },
+    key: (i) => i * 3,
+    value: (i) => -i,
+  },
+  {
+    name: "string -> string",
+    options: { key: "string", value: "string" },
+    key: (i) => (i % 2 === 0 ? `k${i}` : `ключ ${i}`),
+    value: (i) => "v".repeat(i % 40),
+  },
+  {
+    name: "f64 -> bytes",
+    options: { key: "f64", value: "bytes" },
+    key: (i) => i + 0.5,
+    value: (i) => new Uint8Array(i % 9),
+  },
+];
+
+for (const spec of DESTROY_SPECS) {
+  Deno.test(`destroy: ${spec.name} gives back every block at each stage of a growth (copying, promoted, retiring old table, done)`, () => {
+    // 3/4 of 2048 slots, then one more key: the table grows. The 8 chunks
+    // of 256 slots are copied two a write, then the old table is retired
+    // two chunks a write, so `extra` writes after the growth stop it at
+    // every stage.
+    const capacity = 2048;
+    const fill = (capacity * 3) / 4 + 1;
+    for (let extra = 0; extra <= 12; extra++) {
+      const heap = SharedHeap.create();
+      const before = settledUse(heap);
+      const map = createMap(heap, { ...spec.options, capacity });
+      // Deleted keys keep their entries in their slots; overwritten ones
+      // were retired already: neither may be missed or given back twice.
+      for (let i = 0; i < fill; i++) map.set(spec.key(i), spec.value(i));
+      for (let i = 0; i < extra; i++) {
+        if (i % 3 === 0) map.delete(spec.key(i));
+        else map.set(spec.key(i), spec.value(i + 1));
+      }
+      assert.ok(settledUse(heap).blocks > before.blocks + fill);
+      map.destroy();
+      assert.deepEqual(settledUse(heap), before, `after ${extra} writes past the growth`);
+    }
+  });
+}
+
+Deno.test("destroy: gives back every block of a chain of tables whose old table's retirement stalled", () => {
+  const heap = SharedHeap.create();
+  const before = settledUse(heap);
+  const map = createMap(heap, { key: "i32", value: "i32", capacity: 1024 });
+  // Grow once; the write that takes the old table's first chunk of
+  // retirement stops in it (an exception here, a dead worker in real life),
+  // still holding it. The root can then not move on, so later growths
+  // chain tables behind it.
+  let stalled = false;
+  faultInjection.hook = (site) => {
+    if (site === "hashmap.retire.chunk" && !stalled) {
+      stalled = true;
+      throw new Error("stop here");
+    }
+  };
+  let key = 0;
+  try {
+    while (!stalled) {
+      try {
+        map.set(key, key);
+        key++;
+      } catch (e) {
+        if (!(e instanceof Error) || e.message !== "stop here") throw e;
+      }
+    }
+  } finally {
+    faultInjection.hook = undefined;
+  }
+  const stalledAt = map.capacity;
+  // Overwrites in the root leave the old table the only owner of the entries
+  // it has not handed over yet, and retire those it has.
+  for (let k = 0; k < key; k += 5) map.set(k, -k);
+  for (let i = 0; i < 20_000; i++, key++) map.set(key, key % 5 === 0 ? -key : key);
+  for (let k = 0; k < key; k += 7) map.delete(k);
+  assert.equal(map.capacity, stalledAt, "the root moved on: no chain was built");
+  for (let k = 0; k < key; k++) {
+    assert.equal(map.get(k), k % 7 === 0 ? undefined : k % 5 === 0 ? -k : k);
+  }
+  map.destroy();
+  assert.deepEqual(settledUse(heap), before);
+});
+
+Deno.test("destroy: a second destroy throws SabreError, attach then refuses the handle, other maps stay whole", () => {
+  const heap = SharedHeap.create();
+  const kept = createMap(heap, { key: "string", value: "i32" });
+  const map = createMap(heap, { key: "string", value: "i32" });
+  for (let i = 0; i < 500; i++) {
+    kept.set(`k${i}`, i);
+    map.set(`k${i}`, -i);
+  }
+  const handle = map.handle;
+  const twin = HashMap.attach(handle);
+  map.destroy();
+  assert.throws(
+    () => twin.destroy(),
+    (e) => e instanceof SabreError && /destroyed already/.test(e.message),
+  );
+  assert.throws(() => map.destroy(), SabreError);
+  assert.throws(() => HashMap.attach(handle), HandleError);
+  for (let i = 0; i < 4; i++) heap.collect();
+  for (let i = 500; i < 1500; i++) kept.set(`k${i}`, i);
+  for (let i = 0; i < 1500; i++) assert.equal(kept.get(`k${i}`), i);
+  assert.equal(kept.size, 1500);
 });
