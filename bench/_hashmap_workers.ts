@@ -177,6 +177,30 @@ export class LockedTable {
       this.#lock.releaseWrite();
     }
   }
+
+  /** Adds `delta` to the value of `key` (absent counts as 0); returns the sum. */
+  add(key: number, delta: number): number {
+    if (!(key >= 0 && key < 0x7fffffff && (key | 0) === key)) {
+      throw new RangeError(`Cannot add in table as keys must be from 0 to 2^31 - 2: ${key}`);
+    }
+    const words = this.#words;
+    const mask = this.#mask;
+    const tag = key + 1;
+    this.#lock.acquireWrite();
+    try {
+      for (let i = mix32(key) & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
+        const seen = words[i << 1];
+        if (seen === tag) return words[(i << 1) + 1] += delta;
+        if (seen === 0) {
+          words[i << 1] = tag;
+          return words[(i << 1) + 1] = delta;
+        }
+      }
+      throw new RangeError("Cannot add in table as it is full");
+    } finally {
+      this.#lock.releaseWrite();
+    }
+  }
 }
 
 // ---------------------------------------------------------------- sharedmap
@@ -384,6 +408,98 @@ export function concacheScenarios(args: ConcacheArgs, ctx: { index: number }): S
       scenarios[concacheScenario(map, distribution, "writes")] = (batch) =>
         batch.measured ? write(batch) : read(batch);
     }
+  }
+  globalThis.addEventListener("unload", () => {
+    if (sink === 0.5) console.log(sink);
+  });
+  return scenarios;
+}
+
+// ---------------------------------------------------------------- contended counters
+
+/** The counters of the contended-add benches, each empty at the start. */
+export interface CounterArgs {
+  /** i32 → i32. */
+  readonly sabreInt: HashMapHandle;
+  /** 16-byte string (`stringKey(k)`) → i32. */
+  readonly sabreString: HashMapHandle;
+  readonly locked: LockedTableHandle;
+  /** One Int32 counter per key: what a key space known in advance allows. */
+  readonly array: SharedArrayBuffer;
+  readonly seed: number;
+}
+
+/** The counters of the contended-add benches, as named in scenario names. */
+export const COUNTER_MAPS = [
+  "RwLock table",
+  "sabre HashMap i32 keys",
+  "sabre HashMap string keys",
+  "Atomics.add on an Int32Array (no map)",
+] as const;
+/** A counter map of the contended-add benches. */
+export type CounterMap = typeof COUNTER_MAPS[number];
+
+/** The key sets of the contended-add benches: few hot keys, or Zipf over KEYS. */
+export const COUNTER_KEY_SETS = ["16 keys uniform", `${KEYS} keys Zipf(1.03)`] as const;
+/** A key set of the contended-add benches. */
+export type CounterKeySet = typeof COUNTER_KEY_SETS[number];
+
+/** Scenario name of the contended-add benches. */
+export function counterScenario(map: CounterMap, keySet: CounterKeySet): string {
+  return `${map}, ${keySet}, add`;
+}
+
+/**
+ * Every worker is measured and adds 1 to keys of its own sequence, so all of
+ * them write the same hot counters at once. The loops are written out per
+ * map, as in concacheScenarios.
+ */
+export function counterScenarios(args: CounterArgs, ctx: { index: number }): Scenarios {
+  const sabreInt = HashMap.attach<number, number>(args.sabreInt);
+  const sabreString = HashMap.attach<string, number>(args.sabreString);
+  const locked = new LockedTable(args.locked);
+  const array = new Int32Array(args.array);
+  const strings: string[] = [];
+  for (let k = 0; k < KEYS; k++) strings.push(stringKey(k));
+  const sequences: Record<CounterKeySet, Int32Array> = {
+    "16 keys uniform": keySequence("uniform", 16, SEQUENCE_LENGTH, args.seed + ctx.index * 7919),
+    [`${KEYS} keys Zipf(1.03)`]: keySequence(
+      "zipf",
+      KEYS,
+      SEQUENCE_LENGTH,
+      args.seed + ctx.index * 7919 + 1,
+    ),
+  } as Record<CounterKeySet, Int32Array>;
+  let cursor = ctx.index * 4099;
+  let sink = 0;
+  const scenarios: Record<string, (batch: Batch) => void> = {};
+  for (const keySet of COUNTER_KEY_SETS) {
+    const seq = sequences[keySet];
+    const loops: Record<CounterMap, (batch: Batch) => void> = {
+      "RwLock table": (batch) => {
+        let c = cursor;
+        for (let i = 0; i < batch.ops; i++) sink += locked.add(seq[c++ & SEQUENCE_MASK], 1);
+        cursor = c;
+      },
+      "sabre HashMap i32 keys": (batch) => {
+        let c = cursor;
+        for (let i = 0; i < batch.ops; i++) sink += sabreInt.add(seq[c++ & SEQUENCE_MASK], 1);
+        cursor = c;
+      },
+      "sabre HashMap string keys": (batch) => {
+        let c = cursor;
+        for (let i = 0; i < batch.ops; i++) {
+          sink += sabreString.add(strings[seq[c++ & SEQUENCE_MASK]], 1);
+        }
+        cursor = c;
+      },
+      "Atomics.add on an Int32Array (no map)": (batch) => {
+        let c = cursor;
+        for (let i = 0; i < batch.ops; i++) sink += Atomics.add(array, seq[c++ & SEQUENCE_MASK], 1);
+        cursor = c;
+      },
+    };
+    for (const map of COUNTER_MAPS) scenarios[counterScenario(map, keySet)] = loops[map];
   }
   globalThis.addEventListener("unload", () => {
     if (sink === 0.5) console.log(sink);

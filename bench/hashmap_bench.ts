@@ -34,6 +34,11 @@
  *    memory); the main thread sends requests one round trip at a time, or
  *    all of a batch at once. The sabre rows do the same on a HashMap
  *    directly. Goal: at least 100× the round-trip ops/s.
+ * 4. **Contended add.** W workers (`SABRE_BENCH_ADDERS`, default 2,4) each
+ *    add 1 to counters, all at once: 16 hot keys, or Zipf(1.03) over 10,000
+ *    keys. Against the RwLock-guarded table (the baseline), and against
+ *    `Atomics.add` on an Int32Array indexed by the key, the floor for any
+ *    counter table (it needs the key space known in advance).
  *
  * Every bench runs a batch of operations per iteration and its name ends in
  * `(xN)`; within a group N is the same for every bench, so `deno bench`'s own
@@ -50,6 +55,10 @@ import {
   CONCACHE_MAPS,
   type ConcacheArgs,
   concacheScenario,
+  COUNTER_KEY_SETS,
+  COUNTER_MAPS,
+  type CounterArgs,
+  counterScenario,
   GET,
   KEYS,
   LockedTable,
@@ -1055,6 +1064,41 @@ for (const writers of writerCounts) {
           ...CONCACHE_ITERATIONS,
         });
       }
+    }
+  }
+}
+
+// ====================================================================== 4. contended add
+
+/** Adds per worker in one batch. */
+export const ADD_OPS = 50_000;
+
+const adderCounts = workerCounts("SABRE_BENCH_ADDERS", [2, 4]);
+for (const adders of adderCounts) {
+  const heap = SharedHeap.create({ maxBytes: 64 << 20 });
+  const suite = await ContentionSuite.start({
+    module: new URL("./_hashmap_workers.ts", import.meta.url),
+    setup: "counterScenarios",
+    workers: adders,
+    args: {
+      sabreInt: HashMap.create(heap, { key: "i32", value: "i32" }).handle,
+      sabreString: HashMap.create(heap, { key: "string", value: "i32", maxKeyBytes: 16 }).handle,
+      locked: LockedTable.create(16384),
+      array: new SharedArrayBuffer(KEYS * 4),
+      seed: 300 + adders,
+    } satisfies CounterArgs,
+  });
+  for (const keySet of COUNTER_KEY_SETS) {
+    for (const map of COUNTER_MAPS) {
+      suite.bench({
+        name: `${map}: add, ${adders} workers`,
+        group: `contended add, ${adders} workers, ${keySet}`,
+        baseline: map === "RwLock table",
+        scenario: counterScenario(map, keySet),
+        ops: ADD_OPS,
+        measured: adders,
+        ...CONCACHE_ITERATIONS,
+      });
     }
   }
 }
