@@ -1368,17 +1368,11 @@ export class SharedHeap implements Disposable {
         }`,
       );
     }
-    if (ptr >= this.mappedBytes) this.ensure(ptr + 1);
+    const d = this.#descriptorOf(ptr);
     const i32 = this.i32;
-    let page = ptr >>> PAGE_SHIFT;
-    let d = this.#descBase + page * DESC_WORDS;
-    if (stateKind(i32[d + D_STATE]) === K_INTERIOR) {
-      page = i32[d + D_OWNER];
-      d = this.#descBase + page * DESC_WORDS;
-    }
     const state = i32[d + D_STATE];
     const kind = stateKind(state);
-    const start = page << PAGE_SHIFT;
+    const start = ((d - this.#descBase) / DESC_WORDS) << PAGE_SHIFT;
     const bad = kind === K_SMALL
       ? (ptr - start) % CLASS_SIZE[stateClass(state)] !== 0 ||
         ptr - start >= (i32[d + D_BUMP] & ~IN_FULL_LIST)
@@ -1389,6 +1383,21 @@ export class SharedHeap implements Disposable {
       );
     }
     return d;
+  }
+
+  /**
+   * The head descriptor of the page block that holds `ptr`, a pointer in
+   * range, unchecked: #headDescriptor checks it, and retire() does before a
+   * block enters the retired list, so collection frees without checking it
+   * again.
+   */
+  #descriptorOf(ptr: number): number {
+    if (ptr >= this.mappedBytes) this.ensure(ptr + 1);
+    const i32 = this.i32;
+    const d = this.#descBase + (ptr >>> PAGE_SHIFT) * DESC_WORDS;
+    return stateKind(i32[d + D_STATE]) === K_INTERIOR
+      ? this.#descBase + i32[d + D_OWNER] * DESC_WORDS
+      : d;
   }
 
   /**
@@ -1406,12 +1415,13 @@ export class SharedHeap implements Disposable {
    * ```
    */
   free(ptr: number): void {
-    let slotBase = this.#slotBase;
-    if (slotBase < 0) {
-      this.join();
-      slotBase = this.#slotBase;
-    }
-    const d = this.#headDescriptor(ptr, "free");
+    if (this.#slotBase < 0) this.join();
+    this.#freeBlock(ptr, this.#headDescriptor(ptr, "free"));
+  }
+
+  /** free() of a checked block `ptr` whose head descriptor is `d`, once joined. */
+  #freeBlock(ptr: number, d: number): void {
+    const slotBase = this.#slotBase;
     const i32 = this.i32;
     const state = i32[d + D_STATE];
     if (stateKind(state) === K_LARGE) {
@@ -1720,7 +1730,8 @@ export class SharedHeap implements Disposable {
       this.#retiredHead = (at + 1) % capacity;
       this.#retiredCount--;
       i32[this.#slotBase + S_RETIRED]--;
-      this.free(this.#retiredPtr[at]);
+      const ptr = this.#retiredPtr[at];
+      this.#freeBlock(ptr, this.#descriptorOf(ptr)); // checked by retire()
       freed++;
     }
     return freed;
