@@ -9,10 +9,11 @@
  * - **Table descriptor** (one block): capacity, slot array, claimed-slot
  *   count, the next table during a resize, and the migration's cursor,
  *   progress and scan hint; on the root, the old table being retired; on
- *   that old table, the same three words for its retirement.
- * - **Slot array**: capacity Int32 words, open addressing, linear probing,
- *   followed by a holder word per chunk of 256 slots for the table's
- *   migration, and another for its retirement.
+ *   that old table, the same three words for its retirement. Then a holder
+ *   word per chunk of 256 slots for the table's migration, and another for
+ *   its retirement.
+ * - **Slot array**: capacity Int32 words (a power of two), open addressing,
+ *   linear probing.
  * - **Entries**: immutable blocks `[hash, (keyLen), (valueLen), key, value]`.
  *   i32 and u32 keys keep no hash word (it is recomputed from the key), so an
  *   entry of an int key and an int value is one 8-byte block.
@@ -120,7 +121,7 @@ import {
 } from "../memory/_kernel.ts";
 
 const KIND = "sabre.HashMap";
-const LAYOUT_VERSION = 3;
+const LAYOUT_VERSION = 4;
 const TAG = tagOf("HMAP");
 
 // Header words.
@@ -154,6 +155,15 @@ const T_RETIRING = 7;
 /** On a table being retired: its retirement's job words 8, 9, 10. */
 const T_RETIREMENT = 8;
 const TABLE_BYTES = 48;
+/**
+ * After a descriptor's own words: a holder word per chunk of the table's
+ * migration, then one per chunk of its retirement. Kept out of the slot
+ * array, so that the array is exactly capacity words: a power of two of
+ * bytes, which the heap's page blocks (also powers of two) hold without
+ * rounding up. With the holders behind it, a 2^21-slot array took a page
+ * block of twice its size.
+ */
+const TABLE_WORDS = TABLE_BYTES >> 2;
 
 // Slot tags.
 const FROZEN = 1;
@@ -2069,8 +2079,10 @@ export class HashMap<K, V> {
     const capacity = heap.i32[(table >> 2) + T_CAPACITY];
     const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
     const chunks = chunksOf(capacity);
-    const holders = slots + capacity;
-    heap.ensure((holders + 2 * chunks) * 4); // allocated apart from the descriptor
+    const holders = (table >> 2) + TABLE_WORDS;
+    // Both allocated by any worker, maybe past this one's views.
+    heap.ensure((holders + 2 * chunks) * 4);
+    heap.ensure((slots + capacity) * 4);
     const me = heap.ownerId();
     for (let round = 0; round < 2; round++) {
       const chunk = this.#claimJobChunk((table >> 2) + T_MIGRATION, holders, chunks, me);
@@ -2293,8 +2305,9 @@ export class HashMap<K, V> {
     const capacity = heap.i32[(old >> 2) + T_CAPACITY];
     const slots = heap.i32[(old >> 2) + T_SLOTS] >> 2;
     const chunks = chunksOf(capacity);
-    const holders = slots + capacity + chunks;
+    const holders = (old >> 2) + TABLE_WORDS + chunks;
     heap.ensure((holders + chunks) * 4);
+    heap.ensure((slots + capacity) * 4);
     const me = heap.ownerId();
     const job = (old >> 2) + T_RETIREMENT;
     for (let round = 0; round < 2; round++) {
@@ -2391,8 +2404,9 @@ function align(n: number, to: number): number {
 }
 
 /**
- * Chunks of a table of `capacity` slots. After its slots come a holder
- * word per chunk for its migration, then one per chunk for its retirement.
+ * Chunks of a table of `capacity` slots. After its descriptor's words come
+ * a holder word per chunk for its migration, then one per chunk for its
+ * retirement.
  */
 function chunksOf(capacity: number): number {
   return Math.ceil(capacity / CHUNK);
@@ -2400,10 +2414,10 @@ function chunksOf(capacity: number): number {
 
 /** Allocates an empty table; throws HeapExhaustedError with nothing allocated. */
 function newTable(heap: SharedHeap, capacity: number): number {
-  const slots = heap.allocateZeroed((capacity + 2 * chunksOf(capacity)) * 4);
+  const slots = heap.allocateZeroed(capacity * 4);
   let table: number;
   try {
-    table = heap.allocateZeroed(TABLE_BYTES);
+    table = heap.allocateZeroed(TABLE_BYTES + 2 * chunksOf(capacity) * 4);
   } catch (e) {
     heap.free(slots);
     throw e;

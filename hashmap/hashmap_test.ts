@@ -592,6 +592,27 @@ Deno.test("resize: every key written while a migration spans several operations 
   assert.equal(map.size, n - n / 5);
 });
 
+Deno.test("memory: an i32 -> i32 entry costs at most 24 bytes, slots included, once a growth and the old table's retirement are done", () => {
+  const heap = SharedHeap.create();
+  const settle = () => {
+    for (let i = 0; i < 4; i++) heap.collect();
+    return heap.stats().liveBytes;
+  };
+  const empty = settle();
+  const capacity = 1 << 16;
+  const map = createMap(heap, { key: "i32", value: "i32", capacity });
+  const fill = (capacity * 3) / 4 + 1; // one past the growth threshold
+  for (let k = 0; k < fill; k++) map.set(k, k);
+  let rounds = 0;
+  while (map.capacity === capacity) map.set(rounds % fill, rounds++);
+  // As many overwrites again retire the old table (as many chunks).
+  for (let i = 0; i < rounds + 16; i++) map.set(i % fill, i);
+  const perEntry = (settle() - empty) / map.size;
+  // An 8-byte entry, and 4 bytes a slot at a load of 3/8: 18.7 bytes.
+  assert.ok(perEntry <= 24, `${perEntry.toFixed(1)} bytes per entry`);
+  assert.ok(perEntry >= 18.6, `${perEntry.toFixed(1)} bytes per entry: not all counted`);
+});
+
 Deno.test("resize: grows past many thresholds, then shrinks back as keys go", () => {
   const heap = SharedHeap.create();
   const map = createMap(heap, { key: "u32", value: "u32" });
