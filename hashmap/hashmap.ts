@@ -912,7 +912,7 @@ export class HashMap<K, V> {
     }
     // The kernel has counted the key in the size already.
     if (seen === 1 || seen < 0) {
-      if (seen < 0) this.#startResize(-seen, false);
+      if (seen < 0) this.#resizeAfterKernelClaim(-seen);
       return WRITTEN;
     }
     // Unpinned, and yet safe: the kernel never answers a COPIED entry, so
@@ -973,7 +973,7 @@ export class HashMap<K, V> {
     }
     // The kernel has counted a new key in the size already.
     if (seen === 1 || seen < 0) {
-      if (seen < 0) this.#startResize(-seen, false);
+      if (seen < 0) this.#resizeAfterKernelClaim(-seen);
       return first;
     }
     // The replaced entry is this worker's alone, as in #writeInKernel: the
@@ -2040,6 +2040,26 @@ export class HashMap<K, V> {
       } finally {
         heap.unpin();
       }
+    }
+  }
+
+  /**
+   * After a kernel set whose claim passed 3/4 of `table`: starts its resize
+   * if `table` is still the root, read pinned. The kernel has unpinned, so
+   * meanwhile other writers may have resized, retired and freed `table`, and
+   * its block may hold something else by now: a resize published there
+   * would leak its new table, and write into that block. A root read pinned
+   * stays allocated until the unpin; a root that moved on means the resize
+   * happened anyway.
+   */
+  #resizeAfterKernelClaim(table: number): void {
+    crashPoint("hashmap.kernel.claimed");
+    const heap = this.#heap;
+    heap.pin();
+    try {
+      if (this.#root() === table) this.#startResize(table, false);
+    } finally {
+      heap.unpin();
     }
   }
 

@@ -2128,3 +2128,39 @@ Deno.test("destroy: a second destroy throws SabreError, attach then refuses the 
   for (let i = 0; i < 1500; i++) assert.equal(kept.get(`k${i}`), i);
   assert.equal(kept.size, 1500);
 });
+
+Deno.test("interleaving: a kernel claim past 3/4 whose table is resized, retired and reused before its caller starts the resize publishes nothing", () => {
+  const heap = SharedHeap.create();
+  const settle = () => {
+    for (let i = 0; i < 4; i++) heap.collect();
+    return heap.stats().liveBlocks;
+  };
+  const before = settle();
+  const map = createMap(heap, { key: "i32", value: "i32", capacity: 16 });
+  const other = HashMap.attach<number, number>(map.handle);
+  for (let k = 0; k < 12; k++) map.set(k, k);
+  // The 13th claim passes 3/4 of 16 slots. Between the kernel's answer and
+  // the resize, another handle grows the map, retires the old table and
+  // reclaims it, and the old descriptor's block is handed out zeroed again.
+  const fillers: number[] = [];
+  let entered = false;
+  faultInjection.hook = (site) => {
+    if (site !== "hashmap.kernel.claimed" || entered) return;
+    entered = true;
+    for (let k = 100; k < 140; k++) other.set(k, k);
+    assert.ok(map.capacity > 16, "the map did not grow");
+    for (let k = 100; k < 140; k++) other.set(k, -k); // retire the old table
+    for (let i = 0; i < 4; i++) heap.collect();
+    for (let i = 0; i < 64; i++) fillers.push(heap.allocateZeroed(56));
+  };
+  try {
+    map.set(12, 12);
+  } finally {
+    faultInjection.hook = undefined;
+  }
+  assert.ok(entered, "no kernel claim passed 3/4");
+  for (let k = 0; k < 13; k++) assert.equal(map.get(k), k);
+  map.destroy();
+  for (const block of fillers) heap.free(block);
+  assert.equal(settle(), before, "a table was published into a reused block and leaked");
+});
