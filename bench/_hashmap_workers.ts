@@ -156,23 +156,13 @@ export class LockedTable {
   }
 
   set(key: number, value: number): void {
-    if (!(key >= 0 && key < 0x7fffffff && (key | 0) === key)) {
-      throw new RangeError(`Cannot set in table as keys must be from 0 to 2^31 - 2: ${key}`);
-    }
+    this.#checkKey(key, "set");
     const words = this.#words;
-    const mask = this.#mask;
-    const tag = key + 1;
     this.#lock.acquireWrite();
     try {
-      for (let i = mix32(key) & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
-        const seen = words[i << 1];
-        if (seen === tag || seen === 0) {
-          words[i << 1] = tag;
-          words[(i << 1) + 1] = value;
-          return;
-        }
-      }
-      throw new RangeError("Cannot set in table as it is full");
+      const at = this.#slotForWrite(key, "set");
+      words[at] = key + 1;
+      words[at + 1] = value;
     } finally {
       this.#lock.releaseWrite();
     }
@@ -180,26 +170,37 @@ export class LockedTable {
 
   /** Adds `delta` to the value of `key` (absent counts as 0); returns the sum. */
   add(key: number, delta: number): number {
-    if (!(key >= 0 && key < 0x7fffffff && (key | 0) === key)) {
-      throw new RangeError(`Cannot add in table as keys must be from 0 to 2^31 - 2: ${key}`);
-    }
+    this.#checkKey(key, "add");
     const words = this.#words;
-    const mask = this.#mask;
-    const tag = key + 1;
     this.#lock.acquireWrite();
     try {
-      for (let i = mix32(key) & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
-        const seen = words[i << 1];
-        if (seen === tag) return words[(i << 1) + 1] += delta;
-        if (seen === 0) {
-          words[i << 1] = tag;
-          return words[(i << 1) + 1] = delta;
-        }
+      const at = this.#slotForWrite(key, "add");
+      if (words[at] === 0) {
+        words[at] = key + 1;
+        return words[at + 1] = delta;
       }
-      throw new RangeError("Cannot add in table as it is full");
+      return words[at + 1] += delta;
     } finally {
       this.#lock.releaseWrite();
     }
+  }
+
+  #checkKey(key: number, what: string): void {
+    if (!(key >= 0 && key < 0x7fffffff && (key | 0) === key)) {
+      throw new RangeError(`Cannot ${what} in table as keys must be from 0 to 2^31 - 2: ${key}`);
+    }
+  }
+
+  /** Word index of `key`'s slot, or of the empty slot it would take. Caller holds the write lock. */
+  #slotForWrite(key: number, what: string): number {
+    const words = this.#words;
+    const mask = this.#mask;
+    const tag = key + 1;
+    for (let i = mix32(key) & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
+      const seen = words[i << 1];
+      if (seen === tag || seen === 0) return i << 1;
+    }
+    throw new RangeError(`Cannot ${what} in table as it is full`);
   }
 }
 
