@@ -33,6 +33,13 @@ function createMap(heap: SharedHeap, options: HashMapOptions<CodecName, CodecNam
 
 const utf8 = new TextEncoder();
 
+/** Blocks and bytes in use once every retired block that can be freed is. */
+function settledUse(heap: SharedHeap): { blocks: number; bytes: number } {
+  for (let i = 0; i < 4; i++) heap.collect();
+  const { liveBlocks, liveBytes } = heap.stats();
+  return { blocks: liveBlocks, bytes: liveBytes };
+}
+
 function hex(bytes: Uint8Array): string {
   let s = "";
   for (const b of bytes) s += b.toString(16).padStart(2, "0");
@@ -594,11 +601,7 @@ Deno.test("resize: every key written while a migration spans several operations 
 
 Deno.test("memory: an i32 -> i32 entry costs at most 24 bytes, slots included, once a growth and the old table's retirement are done", () => {
   const heap = SharedHeap.create();
-  const settle = () => {
-    for (let i = 0; i < 4; i++) heap.collect();
-    return heap.stats().liveBytes;
-  };
-  const empty = settle();
+  const empty = settledUse(heap).bytes;
   const capacity = 1 << 16;
   const map = createMap(heap, { key: "i32", value: "i32", capacity });
   const fill = (capacity * 3) / 4 + 1; // one past the growth threshold
@@ -607,7 +610,7 @@ Deno.test("memory: an i32 -> i32 entry costs at most 24 bytes, slots included, o
   while (map.capacity === capacity) map.set(rounds % fill, rounds++);
   // As many overwrites again retire the old table (as many chunks).
   for (let i = 0; i < rounds + 16; i++) map.set(i % fill, i);
-  const perEntry = (settle() - empty) / map.size;
+  const perEntry = (settledUse(heap).bytes - empty) / map.size;
   // An 8-byte entry, and 4 bytes a slot at a load of 3/8: 18.7 bytes.
   assert.ok(perEntry <= 24, `${perEntry.toFixed(1)} bytes per entry`);
   assert.ok(perEntry >= 18.6, `${perEntry.toFixed(1)} bytes per entry: not all counted`);
@@ -2005,13 +2008,6 @@ Deno.test("exhaustion: create on a full heap throws HeapExhaustedError and leaks
 // ---------------------------------------------------------------------------
 // destroy
 
-/** Blocks and bytes in use once every retired block that can be freed is. */
-function settledUse(heap: SharedHeap): { blocks: number; bytes: number } {
-  for (let i = 0; i < 4; i++) heap.collect();
-  const { liveBlocks, liveBytes } = heap.stats();
-  return { blocks: liveBlocks, bytes: liveBytes };
-}
-
 const DESTROY_SPECS: {
   name: string;
   options: HashMapOptions<CodecName, CodecName>;
@@ -2131,11 +2127,7 @@ Deno.test("destroy: a second destroy throws SabreError, attach then refuses the 
 
 Deno.test("interleaving: a kernel claim past 3/4 whose table is resized, retired and reused before its caller starts the resize publishes nothing", () => {
   const heap = SharedHeap.create();
-  const settle = () => {
-    for (let i = 0; i < 4; i++) heap.collect();
-    return heap.stats().liveBlocks;
-  };
-  const before = settle();
+  const before = settledUse(heap).blocks;
   const map = createMap(heap, { key: "i32", value: "i32", capacity: 16 });
   const other = HashMap.attach<number, number>(map.handle);
   for (let k = 0; k < 12; k++) map.set(k, k);
@@ -2162,5 +2154,9 @@ Deno.test("interleaving: a kernel claim past 3/4 whose table is resized, retired
   for (let k = 0; k < 13; k++) assert.equal(map.get(k), k);
   map.destroy();
   for (const block of fillers) heap.free(block);
-  assert.equal(settle(), before, "a table was published into a reused block and leaked");
+  assert.equal(
+    settledUse(heap).blocks,
+    before,
+    "a table was published into a reused block and leaked",
+  );
 });

@@ -1368,11 +1368,12 @@ export class SharedHeap implements Disposable {
         }`,
       );
     }
-    const d = this.#descriptorOf(ptr);
+    const page = this.#headPage(ptr);
+    const d = this.#descBase + page * DESC_WORDS;
     const i32 = this.i32;
     const state = i32[d + D_STATE];
     const kind = stateKind(state);
-    const start = ((d - this.#descBase) / DESC_WORDS) << PAGE_SHIFT;
+    const start = page << PAGE_SHIFT;
     const bad = kind === K_SMALL
       ? (ptr - start) % CLASS_SIZE[stateClass(state)] !== 0 ||
         ptr - start >= (i32[d + D_BUMP] & ~IN_FULL_LIST)
@@ -1386,18 +1387,15 @@ export class SharedHeap implements Disposable {
   }
 
   /**
-   * The head descriptor of the page block that holds `ptr`, a pointer in
-   * range, unchecked: #headDescriptor checks it, and retire() does before a
-   * block enters the retired list, so collection frees without checking it
-   * again.
+   * The first page of the page block that holds `ptr`, a pointer in range,
+   * unchecked: #headDescriptor checks it, and retire() does before a block
+   * enters the retired list, so collection frees without checking it again.
    */
-  #descriptorOf(ptr: number): number {
+  #headPage(ptr: number): number {
     if (ptr >= this.mappedBytes) this.ensure(ptr + 1);
-    const i32 = this.i32;
-    const d = this.#descBase + (ptr >>> PAGE_SHIFT) * DESC_WORDS;
-    return stateKind(i32[d + D_STATE]) === K_INTERIOR
-      ? this.#descBase + i32[d + D_OWNER] * DESC_WORDS
-      : d;
+    const page = ptr >>> PAGE_SHIFT;
+    const d = this.#descBase + page * DESC_WORDS;
+    return stateKind(this.i32[d + D_STATE]) === K_INTERIOR ? this.i32[d + D_OWNER] : page;
   }
 
   /**
@@ -1731,7 +1729,8 @@ export class SharedHeap implements Disposable {
       this.#retiredCount--;
       i32[this.#slotBase + S_RETIRED]--;
       const ptr = this.#retiredPtr[at];
-      this.#freeBlock(ptr, this.#descriptorOf(ptr)); // checked by retire()
+      // Checked by retire().
+      this.#freeBlock(ptr, this.#descBase + this.#headPage(ptr) * DESC_WORDS);
       freed++;
     }
     return freed;
