@@ -108,7 +108,6 @@ import {
 } from "../memory/mod.ts";
 import { encodeAsciiKey } from "../memory/_murmur.ts";
 import {
-  EPOCH_AT,
   type Kernel,
   KERNEL_ABSENT,
   KERNEL_ADD,
@@ -266,6 +265,7 @@ export class HashMap<K, V> {
   readonly #heap: SharedHeap;
   readonly #placement: Placement;
   readonly #header: number; // Int32 index of the header
+  readonly #headerAt: number; // its byte address, for the kernel
   readonly #keys: Codec<K>;
   readonly #values: Codec<V>;
   readonly #keyKind: number;
@@ -301,6 +301,7 @@ export class HashMap<K, V> {
     this.#heap = heap;
     this.#placement = placement;
     this.#header = placement.offset >> 2;
+    this.#headerAt = placement.offset;
     const words = placement.words;
     const keyName = codecNameOf(words[H_KEY_CODEC]);
     const valueName = codecNameOf(words[H_VALUE_CODEC]);
@@ -340,6 +341,8 @@ export class HashMap<K, V> {
         this.#valueKind === CODEC_IDS.f64
         ? this.#valueKind
         : 0;
+    this.#kernelIntGets = this.#int32Keys && this.#kernelValueKind !== 0;
+    this.#kernelStringGets = this.#stringKeys && this.#kernelValueKind !== 0;
     // The heap may have grown past this worker's views since it attached.
     heap.ensure(placement.offset + HEADER_BYTES);
   }
@@ -494,8 +497,56 @@ export class HashMap<K, V> {
    * ```
    */
   get(key: K): V | undefined {
-    const found = this.#getFastPath(key);
-    if (found !== FALL_BACK) return found;
+    // The hot cases are written out so that the kernel's answer is returned
+    // as it is. Every instruction counts: at 1M keys each get's misses wait
+    // for the previous get's pin and unpin, and work in between adds to that
+    // wait (folding the two cases into one tail made the int get twice as
+    // slow).
+    if (typeof key === "number") {
+      if (this.#kernelIntGets && this.#isInt32Key(key)) {
+        const kernel = this.#heap.kernel;
+        if (kernel !== null) {
+          let found: number;
+          try {
+            found = kernel.hashmapGetInt(this.#headerAt, key);
+          } catch (e) {
+            this.#heap.kernelTrapped(e);
+            return this.#getSlowly(key);
+          }
+          // An int32 answer is a value (neither sentinel is an integer).
+          // Testing that first lets V8 return it as a small integer: with
+          // the sentinel tests first, the f64 answer went through V8's
+          // number boxing, and a get over 1M keys took a third longer.
+          if ((found | 0) === found) return found as V;
+          if (found === KERNEL_ABSENT) return undefined;
+          return found !== KERNEL_SLOW ? found as V : this.#getSlowly(key);
+        }
+      }
+    } else if (typeof key === "string" && this.#kernelStringGets) {
+      return this.#getStringKey(key);
+    }
+    const answer = this.#getFastPath(key);
+    return answer !== FALL_BACK ? answer : this.#getSlowly(key);
+  }
+
+  /** `get` of a string key in a map whose values the kernel reads. */
+  #getStringKey(key: K & string): V | undefined {
+    const length = this.#encodeAscii(key);
+    if (length < 0) return this.#getSlowly(key);
+    const kernel = this.#heap.kernel;
+    if (kernel === null || length === 0 || length > KERNEL_KEY_BYTES) {
+      const answer = this.#getAsciiKeyInJavaScript(length);
+      return answer !== FALL_BACK ? answer : this.#getSlowly(key);
+    }
+    const found = this.#lookUpAsciiKey(kernel, length, this.#kernelValueKind);
+    // As in get.
+    if ((found | 0) === found) return found as V;
+    if (found === KERNEL_ABSENT) return undefined;
+    return found !== KERNEL_SLOW ? found as V : this.#getSlowly(key);
+  }
+
+  /** `get` through the general path: every codec, and any state of the table. */
+  #getSlowly(key: K): V | undefined {
     const hash = this.#prepareKey(key, "key");
     const heap = this.#heap;
     heap.pin();
@@ -516,22 +567,7 @@ export class HashMap<K, V> {
       const heap = this.#heap;
       const kernel = heap.kernel;
       if (kernel === null || this.#kernelValueKind === 0) return this.#getInt32Key(key);
-      const pinAt = heap.kernelPinAt();
-      let found: number;
-      try {
-        found = kernel.hashmapGetInt(
-          this.#header << 2,
-          key,
-          this.#fixedValueAt,
-          this.#kernelValueKind,
-          pinAt,
-          EPOCH_AT,
-        );
-      } catch (e) {
-        heap.kernelTrapped(pinAt, e);
-        return FALL_BACK;
-      }
-      return this.#kernelValue(found);
+      return this.#kernelValue(this.#getIntInKernel(kernel, key));
     }
     if (this.#stringKeys && typeof key === "string") return this.#getAsciiKey(key);
     return FALL_BACK;
@@ -545,6 +581,20 @@ export class HashMap<K, V> {
    */
   #isInt32Key(key: number): boolean {
     return (key | 0) === key && (key >= 0 || this.#signedKeys);
+  }
+
+  /**
+   * kernel.hashmapGetInt for an int32 key of a map whose values the kernel
+   * reads: the value, KERNEL_ABSENT, or KERNEL_SLOW (also when the call
+   * trapped; its pin is then undone).
+   */
+  #getIntInKernel(kernel: Kernel, key: number): number {
+    try {
+      return kernel.hashmapGetInt(this.#headerAt, key);
+    } catch (e) {
+      this.#heap.kernelTrapped(e);
+      return KERNEL_SLOW;
+    }
   }
 
   /** A kernel get's answer for a map whose values the kernel reads itself. */
@@ -564,6 +614,10 @@ export class HashMap<K, V> {
    * hashmapGetInt is then not used, and hashmapGetAscii answers the entry.
    */
   readonly #kernelValueKind: number;
+  /** Maps whose int-key gets the kernel answers (it reads their values). */
+  readonly #kernelIntGets: boolean;
+  /** Maps whose ASCII-key gets the kernel answers (it reads their values). */
+  readonly #kernelStringGets: boolean;
 
   /**
    * `get` for an int key, small enough to inline. A live slot that is not
@@ -690,8 +744,7 @@ export class HashMap<K, V> {
   #getAsciiKeyInKernel(kernel: Kernel, length: number): V | undefined | typeof FALL_BACK {
     const heap = this.#heap;
     const valueKind = this.#kernelValueKind;
-    const pinAt = heap.kernelPinAt();
-    const found = this.#lookUpAsciiKey(kernel, length, valueKind, pinAt);
+    const found = this.#lookUpAsciiKey(kernel, length, valueKind);
     if (valueKind !== 0) return this.#kernelValue(found);
     if (found === KERNEL_SLOW) return FALL_BACK;
     if (found === KERNEL_ABSENT) return undefined;
@@ -699,7 +752,7 @@ export class HashMap<K, V> {
       heap.ensure(found + this.#entryMinBytes);
       return this.#readValue(found);
     } finally {
-      heap.kernelUnpin(pinAt);
+      heap.kernelUnpin();
     }
   }
 
@@ -708,11 +761,11 @@ export class HashMap<K, V> {
    * 1 to 3) or the entry, still pinned (0); KERNEL_ABSENT; or KERNEL_SLOW,
    * also when the call trapped (its pin is then undone).
    */
-  #lookUpAsciiKey(kernel: Kernel, length: number, valueKind: number, pinAt: number): number {
+  #lookUpAsciiKey(kernel: Kernel, length: number, valueKind: number): number {
     const words = this.#keyWords;
     try {
       return kernel.hashmapGetAscii(
-        this.#header << 2,
+        this.#headerAt,
         words[0],
         length,
         this.#keyAt,
@@ -725,11 +778,9 @@ export class HashMap<K, V> {
         words[8],
         words[9],
         valueKind,
-        pinAt,
-        EPOCH_AT,
       );
     } catch (e) {
-      this.#heap.kernelTrapped(pinAt, e);
+      this.#heap.kernelTrapped(e);
       return KERNEL_SLOW;
     }
   }
@@ -744,11 +795,10 @@ export class HashMap<K, V> {
     const heap = this.#heap;
     const kernel = heap.kernel;
     if (length <= 0 || length > KERNEL_KEY_BYTES || kernel === null) return FALL_BACK;
-    const pinAt = heap.kernelPinAt();
-    const found = this.#lookUpAsciiKey(kernel, length, 0, pinAt);
+    const found = this.#lookUpAsciiKey(kernel, length, 0);
     if (found === KERNEL_SLOW) return FALL_BACK;
     if (found === KERNEL_ABSENT) return false;
-    heap.kernelUnpin(pinAt);
+    heap.kernelUnpin();
     return true;
   }
 
@@ -902,10 +952,10 @@ export class HashMap<K, V> {
     const kernel = heap.kernel;
     if (kernel === null) return IN_GENERAL_PATH;
     const checked = this.#values.check(value, "value");
-    // Before the entry: it throws on a closed heap, and the entry would leak.
-    const pinAt = heap.kernelPinAt();
+    // The allocation joins this worker to the heap (or throws on a closed
+    // one), so the kernel can pin.
     const entry = this.#newEntry(key, this.#keyWords[0], checked);
-    const seen = this.#setInKernelCall(kernel, key, length, entry, mode, expected, pinAt);
+    const seen = this.#setInKernelCall(kernel, key, length, entry, mode, expected);
     if (seen === 0 || seen === KERNEL_NOT_WRITTEN) {
       heap.free(entry); // never published
       return seen === 0 ? IN_GENERAL_PATH : NOT_WRITTEN;
@@ -939,8 +989,7 @@ export class HashMap<K, V> {
     const heap = this.#heap;
     const kernel = heap.kernel;
     if (kernel === null) return IN_GENERAL_PATH;
-    const pinAt = heap.kernelPinAt();
-    const seen = this.#setInKernelCall(kernel, key, length, 0, mode, expected, pinAt);
+    const seen = this.#setInKernelCall(kernel, key, length, 0, mode, expected);
     if (seen === 0) return IN_GENERAL_PATH;
     if (seen === KERNEL_NOT_WRITTEN) return NOT_WRITTEN;
     this.#deletesCounted(0); // the kernel has taken the key off the size
@@ -964,9 +1013,8 @@ export class HashMap<K, V> {
     // Filled with the sum for an absent key; the kernel rewrites the value
     // before each CAS.
     const first = 0 + delta;
-    const pinAt = heap.kernelPinAt();
     const entry = this.#newEntry(key, this.#keyWords[0], first as V);
-    const seen = this.#setInKernelCall(kernel, key, length, entry, KERNEL_ADD, delta, pinAt);
+    const seen = this.#setInKernelCall(kernel, key, length, entry, KERNEL_ADD, delta);
     if (seen === 0) {
       heap.free(entry); // never published
       return FALL_BACK;
@@ -1004,8 +1052,8 @@ export class HashMap<K, V> {
     if (kernel === null) return IN_GENERAL_PATH;
     heap.pin();
     try {
-      // pinAt 0: the kernel leaves this worker's pin as it finds it.
-      const seen = this.#setInKernelCall(kernel, key, length, 0, KERNEL_WRITE_IF_PRESENT, 0, 0);
+      // The kernel leaves this worker's pin as it finds it.
+      const seen = this.#setInKernelCall(kernel, key, length, 0, KERNEL_WRITE_IF_PRESENT, 0);
       if (seen === 0) return IN_GENERAL_PATH;
       if (seen === KERNEL_NOT_WRITTEN) return NOT_WRITTEN;
       const old = seen & ~TAGS;
@@ -1057,10 +1105,9 @@ export class HashMap<K, V> {
     entry: number,
     mode: number,
     expected: number,
-    pinAt: number,
   ): number {
     const words = this.#keyWords;
-    const header = this.#header << 2;
+    const header = this.#headerAt;
     const stripeAt = this.#stripeAt();
     try {
       return length === 0
@@ -1074,8 +1121,6 @@ export class HashMap<K, V> {
           this.#kernelValueKind,
           expected,
           stripeAt,
-          pinAt,
-          EPOCH_AT,
         )
         : kernel.hashmapSetAscii(
           header,
@@ -1095,11 +1140,9 @@ export class HashMap<K, V> {
           this.#kernelValueKind,
           expected,
           stripeAt,
-          pinAt,
-          EPOCH_AT,
         );
     } catch (e) {
-      this.#heap.kernelTrapped(pinAt, e);
+      this.#heap.kernelTrapped(e);
       return 0;
     }
   }

@@ -19,7 +19,7 @@ import {
   SharedHeap,
   tagOf,
 } from "../memory/mod.ts";
-import { EPOCH_AT, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
+import { KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
 import { heapWithKernel } from "../testing/kernel.ts";
 import { encodeAsciiKey } from "../memory/_murmur.ts";
 
@@ -1015,7 +1015,7 @@ Deno.test("codecs: ASCII keys up to 32 bytes read in the kernel agree with JavaS
       // Every read above ended its pin (values other than numbers are read
       // after the kernel returns, while its pin holds); inside an outer pin,
       // the kernel leaves that pin alone.
-      const epochWord = heap.kernelPinAt() >> 2;
+      const epochWord = heap.epochWordAt() >> 2;
       assert.equal(Atomics.load(heap.i32, epochWord), 0, `${where}: a get left its pin`);
       heap.pin();
       const pinned = Atomics.load(heap.i32, epochWord);
@@ -1085,7 +1085,6 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
       return change;
     };
     const set = (k: number, entry: number, mode = 0, expected = 0) => {
-      const pinAt = heap.kernelPinAt();
       if (key !== "string") {
         return kernel.hashmapSetInt(
           header,
@@ -1097,8 +1096,6 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
           valueKind,
           expected,
           stripeAt,
-          pinAt,
-          EPOCH_AT,
         );
       }
       const length = encode(k);
@@ -1121,8 +1118,6 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
         valueKind,
         expected,
         stripeAt,
-        pinAt,
-        EPOCH_AT,
       );
     };
     const slotWords = () => i32.slice(slots, slots + 64).join();
@@ -1158,7 +1153,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
     assert.equal(set(5, third), second | 2, `${where}: the deleted slot word`);
     assert.equal(sizeChange(), 1, `${where}: a deleted key set again counts`);
     assert.equal(map.get(mapKey(5)), expected(5));
-    assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
+    assert.equal(Atomics.load(i32, heap.epochWordAt() >> 2), 0, `${where}: unpinned`);
 
     // Conditional writes: a forbidden one writes nothing and answers 2.
     // A delete passes entry 0.
@@ -1203,7 +1198,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
       third = entryOf(5);
       const current = i32[slotOf(5)];
       assert.equal(set(5, third), current);
-      assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
+      assert.equal(Atomics.load(i32, heap.epochWordAt() >> 2), 0, `${where}: unpinned`);
     }
 
     // Deletes: entry 0 under mode 3 (present) or 1 (present with a value).
@@ -1241,8 +1236,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
     if (value === "f64") {
       // The gets answer ABSENT only for an absent key: a value equal to a
       // sentinel answers SLOW, and the general path reads it.
-      const get = (k: number) =>
-        kernel.hashmapGetInt(header, k, 8, valueKind, heap.kernelPinAt(), EPOCH_AT);
+      const get = (k: number) => kernel.hashmapGetInt(header, k);
       assert.equal(get(61), KERNEL_ABSENT, `${where}: an absent key`);
       for (const sentinel of [KERNEL_ABSENT, KERNEL_SLOW]) {
         const entry = entryOf(5, sentinel);
@@ -1255,7 +1249,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
       assert.equal(get(5), 50);
     }
     assert.equal(claimed(), valueKind !== 0 ? 2 : 1, `${where}: deletes claim nothing`);
-    assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
+    assert.equal(Atomics.load(i32, heap.epochWordAt() >> 2), 0, `${where}: unpinned`);
 
     if (valueKind !== 0) {
       // Mode 4 (add), with the delta as `expected`: the kernel stores the
@@ -1305,7 +1299,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
       const current = entryOf(5);
       assert.equal(set(5, current), third);
       third = current;
-      assert.equal(Atomics.load(i32, heap.kernelPinAt() >> 2), 0, `${where}: unpinned`);
+      assert.equal(Atomics.load(i32, heap.epochWordAt() >> 2), 0, `${where}: unpinned`);
     }
 
     // Each bail-out leaves every slot and the claimed count as they were.
@@ -1347,7 +1341,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
     const before = slotWords();
     assert.throws(() => set(6, entryOf(6)), WebAssembly.RuntimeError);
     assert.equal(slotWords(), before, `${where}: a trap wrote a slot`);
-    heap.kernelTrapped(heap.kernelPinAt(), new WebAssembly.RuntimeError("out of bounds"));
+    heap.kernelTrapped(new WebAssembly.RuntimeError("out of bounds"));
     for (const i of empty) i32[i] = 0;
 
     // Claims past 3/4 of the capacity answer minus the table; a full probe bails out.
@@ -1359,7 +1353,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
     unchanged("a full probe", 99);
     unchanged("a delete whose probe is full", 99, true);
     // An outer pin is left alone.
-    const epochWord = heap.kernelPinAt() >> 2;
+    const epochWord = heap.epochWordAt() >> 2;
     heap.pin();
     const pinned = Atomics.load(i32, epochWord);
     assert.ok(pinned !== 0);

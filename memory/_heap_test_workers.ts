@@ -9,7 +9,6 @@ import type { WorkerContext } from "../testing/harness.ts";
 import { SharedHeap, type SharedHeapHandle } from "./heap.ts";
 import { faultInjection } from "./faults.ts";
 import { H_POOL_LOCK } from "./_layout.ts";
-import { EPOCH_AT } from "./_kernel.ts";
 
 function heapOf(ctx: WorkerContext<unknown>): SharedHeap {
   if (ctx.heap === undefined) throw new Error("this worker needs a heap");
@@ -339,13 +338,14 @@ export function kernelAfterGrowth(
   ctx: WorkerContext<KernelGrowthArgs>,
 ): { kernel: boolean; value: number; staleViews: boolean; pinned: boolean } {
   const heap = heapOf(ctx);
+  heap.join(); // the kernel pins only a worker that has joined
   const kernel = heap.kernel;
   const box = ctx.args.mailbox >> 2;
   Atomics.add(heap.i32, box + 2, 1); // attached: the parent may grow the heap now
   while (Atomics.load(heap.i32, box) === 0) Atomics.wait(heap.i32, box, 0, 50);
   const word = Atomics.load(heap.i32, box + 1);
   const staleViews = heap.mappedBytes <= word;
-  const value = kernel === null ? NaN : kernel.locGet(word, heap.kernelPinAt(), EPOCH_AT);
+  const value = kernel === null ? NaN : kernel.locGet(word);
   return { kernel: kernel !== null, value, staleViews, pinned: heap.isPinned };
 }
 

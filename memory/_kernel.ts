@@ -27,17 +27,19 @@ import { H_EPOCH, PAGE_BYTES } from "./_layout.ts";
  * ```
  */
 export interface Kernel {
+  /**
+   * Tells this instance the calling worker's epoch word (its byte address),
+   * or 0 when the worker leaves the heap: every function below pins through
+   * it, and answers its bail-out (KERNEL_SLOW, or 0 for the sets) while it
+   * is 0. Called by SharedHeap alone.
+   */
+  setPinWord(at: number): void;
+  /** The byte address of the global epoch word that the pins read: EPOCH_AT. */
+  readonly epochAt: WebAssembly.Global;
   /** Loc.get: the value, or KERNEL_SLOW. */
-  locGet(word: number, pinAt: number, epochAt: number): number;
+  locGet(word: number): number;
   /** HashMap.get of an int key: the value, KERNEL_ABSENT or KERNEL_SLOW. */
-  hashmapGetInt(
-    header: number,
-    key: number,
-    valueAt: number,
-    valueKind: number,
-    pinAt: number,
-    epochAt: number,
-  ): number;
+  hashmapGetInt(header: number, key: number): number;
   /**
    * HashMap.set of an int key whose entry the caller built, under a
    * KERNEL_WRITE_* mode: 0 (nothing written, take the general path), 1 (a
@@ -59,8 +61,6 @@ export interface Kernel {
     valueKind: number,
     expected: number,
     stripeAt: number,
-    pinAt: number,
-    epochAt: number,
   ): number;
   /**
    * HashMap.set of an ASCII string key of 1 to 32 bytes, given as in
@@ -84,8 +84,6 @@ export interface Kernel {
     valueKind: number,
     expected: number,
     stripeAt: number,
-    pinAt: number,
-    epochAt: number,
   ): number;
   /**
    * HashMap.get of an ASCII string key of 1 to 32 bytes, given as eight
@@ -106,8 +104,6 @@ export interface Kernel {
     w6: number,
     w7: number,
     valueKind: number,
-    pinAt: number,
-    epochAt: number,
   ): number;
 }
 
@@ -130,7 +126,7 @@ export const KERNEL_WRITE_IF_PRESENT = 3;
 export const KERNEL_ADD = 4;
 /** Kernel set answer: the mode forbade the write; nothing was written. */
 export const KERNEL_NOT_WRITTEN = 2;
-/** Byte address of the global epoch word, for the kernel's pins. */
+/** Byte address of the global epoch word, which the kernel's pins read. */
 export const EPOCH_AT = H_EPOCH << 2;
 
 let compiled: WebAssembly.Module | null | undefined;

@@ -409,9 +409,6 @@ export class SharedHeap implements Disposable {
   #closed = false;
   #lease: SlotLease | undefined;
   #pinDepth = 0;
-  // kernelPinAt()'s answer while joined: this worker's epoch word address
-  // when unpinned, 0 when pinned; -1 before join() and after close().
-  #kernelPinAt = -1;
   #cachedEpoch = 0;
   #pinsUntilRefresh = 0;
   // Whether the last page block this worker took had never been used
@@ -639,6 +636,7 @@ export class SharedHeap implements Disposable {
       // Attached earlier from a handle without the memory: take it now.
       heap.#memory = memory;
       heap.#kernel = instantiateKernel(memory);
+      if (heap.#slotBase >= 0) heap.#kernel?.setPinWord((heap.#slotBase + S_EPOCH) << 2);
     }
     return heap;
   }
@@ -714,63 +712,65 @@ export class SharedHeap implements Disposable {
   }
 
   /**
-   * For a kernel call that trapped: undoes the pin the call took (`pinAt`
-   * as given to it) when `error` is a WebAssembly trap, and rethrows
-   * anything else. The caller then takes its JavaScript path. A kernel
-   * function traps only on memory that another worker has just added and
-   * this worker's instance has not seen yet.
+   * For a kernel call that trapped: undoes the pin the call may have taken
+   * when `error` is a WebAssembly trap, and rethrows anything else. The
+   * caller then takes its JavaScript path. A kernel function traps only on
+   * memory that another worker has just added and this worker's instance
+   * has not seen yet.
    *
    * @example
    * ```ts
    * import { SharedHeap } from "@sabre/sabre";
    * const heap = SharedHeap.create();
-   * heap.kernelTrapped(0, new WebAssembly.RuntimeError("out of bounds"));
+   * heap.kernelTrapped(new WebAssembly.RuntimeError("out of bounds"));
    * ```
    */
-  kernelTrapped(pinAt: number, error: unknown): void {
+  kernelTrapped(error: unknown): void {
     // The instance's idea of the memory's size lags another worker's grow()
     // until V8 tells it; the function stopped between its pin and unpin.
     if (!(error instanceof WebAssembly.RuntimeError)) throw error;
-    this.kernelUnpin(pinAt);
+    this.kernelUnpin();
   }
 
   /**
-   * Ends the pin that a kernel call kept on returning (`pinAt` as given to
-   * it; 0, for a caller that was pinned already, leaves that pin alone).
+   * Ends the pin that a kernel call kept on returning. A kernel call pins
+   * only a worker that holds no pin of its own, so this leaves the epoch
+   * word alone inside `pin()`.
    *
    * @example
    * ```ts
    * import { SharedHeap } from "@sabre/sabre";
    * const heap = SharedHeap.create();
-   * heap.kernelUnpin(0);
+   * heap.kernelUnpin();
    * ```
    */
-  kernelUnpin(pinAt: number): void {
+  kernelUnpin(): void {
     // An SC store, as unpin()'s: the reads of the pinned memory that came
     // before it are ordered before any free that sees it.
-    if (pinAt !== 0) Atomics.store(this.i32, pinAt >> 2, 0);
+    if (this.#pinDepth === 0 && this.#slotBase >= 0) {
+      Atomics.store(this.i32, this.#slotBase + S_EPOCH, 0);
+    }
   }
 
   /**
-   * For a kernel call that pins on its own: the byte address of this
-   * worker's epoch word when it holds no pin, or 0 when it is pinned already
-   * (the call must then leave the word alone). Joins the registry on first
-   * use; throws after `close()`, like `pin()`.
+   * Byte address of this worker's epoch word in the heap's registry: the
+   * word that `pin()` and the kernel's calls set to the epoch they pin at,
+   * and back to 0. Joins the registry on first use; throws after `close()`,
+   * like `pin()`. For sabre's tests and structures.
    *
    * @example
    * ```ts
    * import { SharedHeap } from "@sabre/sabre";
    * const heap = SharedHeap.create();
-   * console.assert(heap.kernelPinAt() > 0);
+   * const word = heap.epochWordAt() >> 2;
+   * console.assert(Atomics.load(heap.i32, word) === 0);
    * using _guard = heap.pin();
-   * console.assert(heap.kernelPinAt() === 0);
+   * console.assert(Atomics.load(heap.i32, word) !== 0);
    * ```
    */
-  kernelPinAt(): number {
-    const at = this.#kernelPinAt;
-    if (at >= 0) return at;
-    this.join();
-    return this.#kernelPinAt;
+  epochWordAt(): number {
+    if (this.#slotBase < 0) this.join();
+    return (this.#slotBase + S_EPOCH) << 2;
   }
 
   /**
@@ -942,7 +942,7 @@ export class SharedHeap implements Disposable {
       if ((seen & 1) === 0 && Atomics.compareExchange(i32, state, seen, seen + 1) === seen) {
         this.#slot = slot;
         this.#slotBase = this.#slotsBase + slot * (SLOT_BYTES >> 2);
-        this.#kernelPinAt = this.#pinDepth === 0 ? (this.#slotBase + S_EPOCH) << 2 : 0;
+        this.#kernel?.setPinWord((this.#slotBase + S_EPOCH) << 2);
         this.#lease = { i32, uid: this.#uid, slotBase: this.#slotBase, state: seen + 1 };
         slotFinalizer.register(this, this.#lease, this);
         if (Atomics.load(i32, H_ABANDONED_PAGES) > 0) this.#adoptAbandoned();
@@ -992,7 +992,7 @@ export class SharedHeap implements Disposable {
     Atomics.add(i32, this.#slotBase + S_STATE, 1);
     this.#slot = -1;
     this.#slotBase = -1;
-    this.#kernelPinAt = -1;
+    this.#kernel?.setPinWord(0);
   }
 
   /** Same as {@linkcode SharedHeap.close}. */
@@ -1600,7 +1600,6 @@ export class SharedHeap implements Disposable {
         this.#cachedEpoch = Atomics.load(i32, H_EPOCH);
       }
       Atomics.store(i32, slotBase + S_EPOCH, this.#cachedEpoch);
-      this.#kernelPinAt = 0;
     }
     return this.#guard;
   }
@@ -1622,7 +1621,6 @@ export class SharedHeap implements Disposable {
     }
     if (--this.#pinDepth === 0) {
       Atomics.store(this.i32, this.#slotBase + S_EPOCH, 0);
-      this.#kernelPinAt = (this.#slotBase + S_EPOCH) << 2;
     }
   }
 

@@ -17,13 +17,21 @@
 ;; publish an entry that JavaScript filled before the call with one CAS
 ;; (pattern b: the block is immutable from then on).
 ;;
-;; Pinning: `pinAt` is the byte address of the calling worker's epoch word, or
-;; 0 when the worker is pinned already (then the function leaves it alone). A
-;; pin stores the global epoch (header word H_EPOCH, byte `epochAt`) in that
-;; word and the unpin stores 0, as SharedHeap.pin()/unpin() do. A function
-;; traps (out of bounds) when it meets memory that another worker has just
-;; grown and this instance has not been told about yet; the caller then
-;; undoes the pin with SharedHeap.kernelTrapped and takes its JavaScript path.
+;; Pinning: each instance belongs to one worker, and knows that worker's
+;; epoch word in the heap's registry (setPinWord, called by SharedHeap when
+;; the worker joins the heap and when it leaves; 0 while it has not joined).
+;; A function pins only when that word holds 0: a nonzero word means the
+;; worker is pinned already (SharedHeap.pin(); epochs are never 0), and the
+;; function then leaves the word as it finds it. A pin stores the global
+;; epoch (header word H_EPOCH, byte EPOCH_AT) in the word and the unpin
+;; stores 0, as SharedHeap.pin()/unpin() do. A worker that has not joined
+;; gets the bail-out answer, and its general path joins. Keeping the word
+;; here rather than passing it in spares each call a chain of JavaScript
+;; loads (heap, slot, pin depth) that measured about a third of a get at 1M
+;; keys. A function traps (out of bounds) when it meets memory that another
+;; worker has just grown and this instance has not been told about yet; the
+;; caller then undoes the pin with SharedHeap.kernelTrapped and takes its
+;; JavaScript path.
 ;;
 ;; The gets' results are f64: the value, or one of two sentinels that no integer value
 ;; can equal. SLOW (2^-1000 * 1.5): the caller must take its general path.
@@ -38,9 +46,24 @@
   (global $SLOW f64 (f64.const 0x1.8p-1000))
   (global $ABSENT f64 (f64.const 0x1.4p-999))
 
-  (func $pin (param $pinAt i32) (param $epochAt i32)
-    (if (local.get $pinAt)
-      (then (i32.atomic.store (local.get $pinAt) (i32.atomic.load (local.get $epochAt))))))
+  ;; The calling worker's epoch word, or 0 before it joins the heap.
+  (global $pinWord (mut i32) (i32.const 0))
+  ;; Byte address of the heap header's H_EPOCH word (memory/_layout.ts).
+  (global $EPOCH_AT (export "epochAt") i32 (i32.const 192))
+
+  (func (export "setPinWord") (param $at i32)
+    (global.set $pinWord (local.get $at)))
+
+  ;; Whether this worker can pin: it has joined the heap.
+  (func $joined (result i32)
+    (i32.ne (global.get $pinWord) (i32.const 0)))
+
+  ;; Pins this worker unless it is pinned already; answers the word to unpin
+  ;; ($unpin), or 0 when the pin was there before. Caller has checked $joined.
+  (func $pin (result i32)
+    (if (i32.atomic.load (global.get $pinWord)) (then (return (i32.const 0))))
+    (i32.atomic.store (global.get $pinWord) (i32.atomic.load (global.get $EPOCH_AT)))
+    (global.get $pinWord))
 
   (func $unpin (param $pinAt i32)
     (if (local.get $pinAt)
@@ -49,9 +72,10 @@
   ;; Loc.get: the location word holds a cell pointer (even: the cell's f64 is
   ;; the value, pattern b) or a descriptor pointer (odd: a commit is under way,
   ;; the general path resolves it).
-  (func (export "locGet") (param $word i32) (param $pinAt i32) (param $epochAt i32) (result f64)
-    (local $p i32) (local $value f64)
-    (call $pin (local.get $pinAt) (local.get $epochAt))
+  (func (export "locGet") (param $word i32) (result f64)
+    (local $p i32) (local $value f64) (local $pinAt i32)
+    (if (i32.eqz (call $joined)) (then (return (global.get $SLOW))))
+    (local.set $pinAt (call $pin))
     (local.set $p (i32.atomic.load (local.get $word)))
     (local.set $value
       (if (result f64) (i32.and (local.get $p) (i32.const 1))
@@ -99,17 +123,26 @@
 
   ;; HashMap.get for an i32 or u32 key (hashmap.ts #getInt32Key): the root
   ;; table's slots, probed linearly. `header` is the map header's byte
-  ;; address; its word 5 (H_TABLE) holds the root table descriptor, whose
-  ;; words 0 and 1 (capacity, slot array) never change. A slot holds 0 or an
-  ;; entry pointer with tags FROZEN 1, DELETED 2, COPIED 4. An entry is
-  ;; [key, value] with the value at byte `valueAt`; `valueKind` is the value
-  ;; codec: 1 i32, 2 u32, 3 f64. A frozen slot or a full probe answers SLOW.
-  (func (export "hashmapGetInt")
-    (param $header i32) (param $key i32) (param $valueAt i32) (param $valueKind i32)
-    (param $pinAt i32) (param $epochAt i32) (result f64)
+  ;; address; its word 2 (H_VALUE_CODEC) holds the value codec (1 i32, 2 u32,
+  ;; 3 f64) and its word 5 (H_TABLE) the root table descriptor, whose words
+  ;; 0 and 1 (capacity, slot array) never change. A slot holds 0 or an entry
+  ;; pointer with tags FROZEN 1, DELETED 2, COPIED 4. An entry is [key,
+  ;; value], the value at byte 4 (i32, u32) or 8 (f64). A frozen slot or a
+  ;; full probe answers SLOW.
+  ;; Every instruction here is paid at each get, and at 1M keys more than the
+  ;; misses suggest, since the pin's SC store orders the next get's loads
+  ;; after this one's: so the pin is written out rather than called, and
+  ;; the few words the map's codecs fix are read from its header rather
+  ;; than passed (two more parameters measured a tenth of a get).
+  (func (export "hashmapGetInt") (param $header i32) (param $key i32) (result f64)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
-    (local $slot i32) (local $entry i32) (local $result f64)
-    (call $pin (local.get $pinAt) (local.get $epochAt))
+    (local $slot i32) (local $entry i32) (local $result f64) (local $pinAt i32)
+    (local $valueKind i32)
+    (local.set $pinAt (global.get $pinWord))
+    (if (i32.eqz (local.get $pinAt)) (then (return (global.get $SLOW))))
+    (if (i32.atomic.load (local.get $pinAt))
+      (then (local.set $pinAt (i32.const 0)))
+      (else (i32.atomic.store (local.get $pinAt) (i32.atomic.load (global.get $EPOCH_AT)))))
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
     (local.set $slots (i32.load offset=4 (local.get $table)))
@@ -125,11 +158,17 @@
         (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
         (if (i32.eq (i32.load (local.get $entry)) (local.get $key))
           (then
+            (if (i32.and (local.get $slot) (i32.const 2))
+              (then (local.set $result (global.get $ABSENT)) (br $done)))
+            (local.set $valueKind (i32.load offset=8 (local.get $header)))
             (local.set $result
-              (if (result f64) (i32.and (local.get $slot) (i32.const 2))
-                (then (global.get $ABSENT))
-                (else (call $value (i32.add (local.get $entry) (local.get $valueAt))
-                                   (local.get $valueKind)))))
+              (if (result f64) (i32.eq (local.get $valueKind) (i32.const 1))
+                (then (f64.convert_i32_s (i32.load offset=4 (local.get $entry))))
+                (else (call $value
+                  (i32.add (local.get $entry)
+                           (select (i32.const 8) (i32.const 4)
+                                   (i32.eq (local.get $valueKind) (i32.const 3))))
+                  (local.get $valueKind)))))
             (br $done)))
         (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
@@ -255,10 +294,12 @@
   (func (export "hashmapSetInt")
     (param $header i32) (param $key i32) (param $keyAt i32) (param $entry i32)
     (param $mode i32) (param $valueAt i32) (param $valueKind i32) (param $expected f64)
-    (param $stripeAt i32) (param $pinAt i32) (param $epochAt i32) (result i32)
+    (param $stripeAt i32) (result i32)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
     (local $at i32) (local $slot i32) (local $seen i32) (local $result i32) (local $delta i32)
-    (call $pin (local.get $pinAt) (local.get $epochAt))
+    (local $pinAt i32)
+    (if (i32.eqz (call $joined)) (then (return (i32.const 0))))
+    (local.set $pinAt (call $pin))
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (block $done
       (br_if $done (call $resizing (local.get $table)))
@@ -393,11 +434,12 @@
     (param $header i32) (param $hash i32) (param $length i32) (param $keyAt i32)
     (param $w0 i32) (param $w1 i32) (param $w2 i32) (param $w3 i32)
     (param $w4 i32) (param $w5 i32) (param $w6 i32) (param $w7 i32)
-    (param $valueKind i32) (param $pinAt i32) (param $epochAt i32) (result f64)
+    (param $valueKind i32) (result f64)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
     (local $slot i32) (local $entry i32) (local $result f64)
-    (local $words i32) (local $lastMask i32)
-    (if (i32.eqz (local.get $length)) (then (return (global.get $SLOW))))
+    (local $words i32) (local $lastMask i32) (local $pinAt i32)
+    (if (i32.or (i32.eqz (local.get $length)) (i32.eqz (call $joined)))
+      (then (return (global.get $SLOW))))
     (local.set $words (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2)))
     ;; The last word's bytes past the key are not compared (an entry's padding
     ;; is not zeroed).
@@ -407,7 +449,7 @@
           (i32.shl (i32.const 1) (i32.shl (i32.and (local.get $length) (i32.const 3)) (i32.const 3)))
           (i32.const 1)))
         (else (i32.const -1))))
-    (call $pin (local.get $pinAt) (local.get $epochAt))
+    (local.set $pinAt (call $pin))
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
     (local.set $slots (i32.load offset=4 (local.get $table)))
@@ -455,11 +497,12 @@
     (param $w0 i32) (param $w1 i32) (param $w2 i32) (param $w3 i32)
     (param $w4 i32) (param $w5 i32) (param $w6 i32) (param $w7 i32)
     (param $entry i32) (param $mode i32) (param $valueKind i32) (param $expected f64)
-    (param $stripeAt i32) (param $pinAt i32) (param $epochAt i32) (result i32)
+    (param $stripeAt i32) (result i32)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
     (local $at i32) (local $slot i32) (local $seen i32) (local $result i32) (local $delta i32)
-    (local $words i32) (local $lastMask i32)
-    (if (i32.eqz (local.get $length)) (then (return (i32.const 0))))
+    (local $words i32) (local $lastMask i32) (local $pinAt i32)
+    (if (i32.or (i32.eqz (local.get $length)) (i32.eqz (call $joined)))
+      (then (return (i32.const 0))))
     (local.set $words (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2)))
     (local.set $lastMask
       (if (result i32) (i32.and (local.get $length) (i32.const 3))
@@ -467,7 +510,7 @@
           (i32.shl (i32.const 1) (i32.shl (i32.and (local.get $length) (i32.const 3)) (i32.const 3)))
           (i32.const 1)))
         (else (i32.const -1))))
-    (call $pin (local.get $pinAt) (local.get $epochAt))
+    (local.set $pinAt (call $pin))
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (block $done
       (br_if $done (call $resizing (local.get $table)))

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { HandleError, SharedHeap } from "./mod.ts";
-import { EPOCH_AT, KERNEL_SLOW } from "./_kernel.ts";
+import { EPOCH_AT, instantiateKernel, KERNEL_SLOW } from "./_kernel.ts";
 import { KERNEL_BASE64 } from "./_kernel_bytes.ts";
 import { assembleKernel } from "./_kernel_build.ts";
 import { H_EPOCH } from "./_layout.ts";
@@ -60,7 +60,7 @@ Deno.test("kernel: the buffer grows with the memory, past the initial size", () 
   assert.equal(heap.memory!.buffer.byteLength, heap.sab.byteLength);
   const word = locationWord(heap, -1.25, 1 << 16);
   assert.ok(word > 1 << 20);
-  assert.equal(heap.kernel!.locGet(word, heap.kernelPinAt(), EPOCH_AT), -1.25);
+  assert.equal(heap.kernel!.locGet(word), -1.25);
   for (const b of blocks) heap.free(b);
 });
 
@@ -68,29 +68,47 @@ Deno.test("kernel: a call pins its own epoch and unpins, or leaves an outer pin 
   const heap = SharedHeap.create();
   const kernel = heap.kernel!;
   const word = locationWord(heap, 7.5);
-  const pinAt = heap.kernelPinAt();
+  const pinAt = heap.epochWordAt();
   assert.ok(pinAt > 0 && pinAt % 4 === 0);
   assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0);
-  assert.equal(kernel.locGet(word, pinAt, EPOCH_AT), 7.5);
+  assert.equal(kernel.locGet(word), 7.5);
   assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0, "unpinned after the call");
   {
     using _guard = heap.pin();
     const pinnedAt = Atomics.load(heap.i32, pinAt >> 2);
     assert.ok(pinnedAt > 0);
-    assert.equal(heap.kernelPinAt(), 0);
-    assert.equal(kernel.locGet(word, heap.kernelPinAt(), EPOCH_AT), 7.5);
+    assert.equal(kernel.locGet(word), 7.5);
     assert.equal(Atomics.load(heap.i32, pinAt >> 2), pinnedAt, "the outer pin stays");
   }
   assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0);
   // A pin in the kernel holds back reclamation like pin(): the epoch word it
   // stores is the global epoch.
   assert.equal(EPOCH_AT, H_EPOCH * 4);
+  assert.equal(kernel.epochAt.value, EPOCH_AT);
   // A word holding a descriptor (odd) sends the caller to its general path.
   Atomics.store(heap.i32, word >> 2, 8 * 1024 + 1);
-  assert.equal(kernel.locGet(word, pinAt, EPOCH_AT), KERNEL_SLOW);
+  assert.equal(kernel.locGet(word), KERNEL_SLOW);
   assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0);
   heap.close();
-  assert.throws(() => heap.kernelPinAt(), /closed/);
+  assert.throws(() => heap.epochWordAt(), /closed/);
+});
+
+Deno.test("kernel: a worker that has not joined the heap, or has left it, gets the bail-out", () => {
+  // The kernel pins through the epoch word SharedHeap gives it at join.
+  // Before that, and after close, it must not pin at all: it answers SLOW
+  // (0 for the sets), and the caller's general path joins.
+  const heap = SharedHeap.create();
+  const word = locationWord(heap, 4.5); // allocating joins
+  assert.equal(heap.kernel!.locGet(word), 4.5);
+  // A second instance over the same memory, never told a pin word: as in a
+  // worker that attached and has not joined yet.
+  const stranger = instantiateKernel(heap.memory!)!;
+  assert.equal(stranger.locGet(word), KERNEL_SLOW, "not joined");
+  stranger.setPinWord(heap.epochWordAt());
+  assert.equal(stranger.locGet(word), 4.5, "told the word");
+  const kernel = heap.kernel!;
+  heap.close();
+  assert.equal(kernel.locGet(word), KERNEL_SLOW, "after close");
 });
 
 Deno.test("kernel: attach takes the memory from a handle, later if the first lacked it", () => {
@@ -155,32 +173,29 @@ Deno.test("kernel: a worker reads through the kernel memory the heap gained afte
 Deno.test("kernel: a trap leaves the call's pin behind, and kernelTrapped undoes it", () => {
   const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 64 << 20 });
   const kernel = heap.kernel!;
-  const pinAt = heap.kernelPinAt();
+  const pinAt = heap.epochWordAt();
   // Past the memory's current size, as memory another worker has just added
   // looks to an instance that has not been told yet.
   const beyond = heap.sab.byteLength + (1 << 16);
   let trap: unknown;
   try {
-    kernel.locGet(beyond, pinAt, EPOCH_AT);
+    kernel.locGet(beyond);
   } catch (e) {
     trap = e;
   }
   assert.ok(trap instanceof WebAssembly.RuntimeError, `expected a trap, got ${trap}`);
   assert.notEqual(Atomics.load(heap.i32, pinAt >> 2), 0, "the trap stopped between pin and unpin");
-  heap.kernelTrapped(pinAt, trap);
+  heap.kernelTrapped(trap);
   assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0);
   // Inside an outer pin the call took none, and the outer pin stays.
   {
     using _guard = heap.pin();
     const outer = Atomics.load(heap.i32, pinAt >> 2);
-    assert.throws(
-      () => kernel.locGet(beyond, heap.kernelPinAt(), EPOCH_AT),
-      WebAssembly.RuntimeError,
-    );
-    heap.kernelTrapped(heap.kernelPinAt(), new WebAssembly.RuntimeError("out of bounds"));
+    assert.throws(() => kernel.locGet(beyond), WebAssembly.RuntimeError);
+    heap.kernelTrapped(new WebAssembly.RuntimeError("out of bounds"));
     assert.equal(Atomics.load(heap.i32, pinAt >> 2), outer);
   }
   // Anything else is not the kernel's to swallow.
   const other = new TypeError("not a trap");
-  assert.throws(() => heap.kernelTrapped(pinAt, other), (e: unknown) => e === other);
+  assert.throws(() => heap.kernelTrapped(other), (e: unknown) => e === other);
 });

@@ -26,7 +26,7 @@ import {
   STM_VERSION,
 } from "./_kcas.ts";
 import { Later } from "./retry.ts";
-import { EPOCH_AT, KERNEL_SLOW } from "../memory/_kernel.ts";
+import { KERNEL_SLOW } from "../memory/_kernel.ts";
 import { type CommitOptions, Xt } from "./xt.ts";
 
 export type { LocKind } from "./_kcas.ts";
@@ -399,12 +399,11 @@ export class Loc {
     const heap = d.heap;
     const kernel = heap.kernel;
     if (kernel !== null) {
-      const pinAt = heap.kernelPinAt();
       let value = KERNEL_SLOW;
       try {
-        value = kernel.locGet(this.w << 2, pinAt, EPOCH_AT);
+        value = kernel.locGet(this.w << 2);
       } catch (e) {
-        heap.kernelTrapped(pinAt, e);
+        heap.kernelTrapped(e);
       }
       // A value equal to the sentinel is answered by the path below too.
       if (value !== KERNEL_SLOW) return value;
