@@ -506,13 +506,7 @@ export class HashMap<K, V> {
       if (this.#kernelIntGets && this.#isInt32Key(key)) {
         const kernel = this.#heap.kernel;
         if (kernel !== null) {
-          let found: number;
-          try {
-            found = kernel.hashmapGetInt(this.#headerAt, key);
-          } catch (e) {
-            this.#heap.kernelTrapped(e);
-            return this.#getSlowly(key);
-          }
+          const found = this.#getIntInKernel(kernel, key);
           // An int32 answer is a value (neither sentinel is an integer).
           // Testing that first lets V8 return it as a small integer: with
           // the sentinel tests first, the f64 answer went through V8's
@@ -633,7 +627,7 @@ export class HashMap<K, V> {
     heap.pin();
     try {
       const slots = this.#rootSlots();
-      const capacity = this.#rootCapacity;
+      const capacity = this.#mappedCapacity;
       let i32 = heap.i32;
       const mask = capacity - 1;
       const keyWord = this.#keyAt >> 2;
@@ -654,23 +648,29 @@ export class HashMap<K, V> {
     }
   }
 
-  /**
-   * Int32 index of the root table's slot array, mapped in this worker's
-   * views; its capacity goes to #rootCapacity. Caller is pinned.
-   */
+  /** #mapSlots for the root table. Caller is pinned. */
   #rootSlots(): number {
+    return this.#mapSlots(Atomics.load(this.#heap.i32, this.#header + H_TABLE));
+  }
+
+  /**
+   * Int32 index of `table`'s slot array, with the table's descriptor and
+   * slots mapped in this worker's views (another worker may have allocated
+   * them past those); the capacity goes to #mappedCapacity. Caller is
+   * pinned. Descriptor words 0 and 1 never change, so plain reads.
+   */
+  #mapSlots(table: number): number {
     const heap = this.#heap;
-    const table = Atomics.load(heap.i32, this.#header + H_TABLE);
     heap.ensure(table + TABLE_BYTES);
     const capacity = heap.i32[(table >> 2) + T_CAPACITY];
     const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
     heap.ensure((slots + capacity) * 4);
-    this.#rootCapacity = capacity;
+    this.#mappedCapacity = capacity;
     return slots;
   }
 
-  /** Capacity of the table that the last #rootSlots call read. */
-  #rootCapacity = 0;
+  /** Capacity of the table that the last #mapSlots call mapped. */
+  #mappedCapacity = 0;
 
   /** String keys. */
   readonly #stringKeys: boolean;
@@ -705,7 +705,7 @@ export class HashMap<K, V> {
     heap.pin();
     try {
       const slots = this.#rootSlots();
-      const capacity = this.#rootCapacity;
+      const capacity = this.#mappedCapacity;
       let i32 = heap.i32;
       const mask = capacity - 1;
       probe: for (let n = 0, i = hash & mask; n < capacity; n++, i = (i + 1) & mask) {
@@ -877,10 +877,8 @@ export class HashMap<K, V> {
    */
   #probe(table: number, key: K, hash: number): number {
     const heap = this.#heap;
-    heap.ensure(table + TABLE_BYTES);
-    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
-    const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
-    heap.ensure((slots + capacity) * 4);
+    const slots = this.#mapSlots(table);
+    const capacity = this.#mappedCapacity;
     const mask = capacity - 1;
     let i = hash & mask;
     for (let n = 0; n < capacity; n++, i = (i + 1) & mask) {
@@ -1471,10 +1469,8 @@ export class HashMap<K, V> {
   /** Adds the entry pointers of `table`'s slots to `into`, except slots with a bit of `skip`. */
   #collectEntries(table: number, skip: number, into: Set<number>): void {
     const heap = this.#heap;
-    heap.ensure(table + TABLE_BYTES);
-    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
-    const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
-    heap.ensure((slots + capacity) * 4);
+    const slots = this.#mapSlots(table);
+    const capacity = this.#mappedCapacity;
     for (let i = 0; i < capacity; i++) {
       const seen = Atomics.load(heap.i32, slots + i);
       const entry = seen & ~TAGS;
@@ -1506,10 +1502,8 @@ export class HashMap<K, V> {
       for (let t = this.#root(); t !== 0; t = this.#next(t)) tables.push(t);
       for (let ti = 0; ti < tables.length; ti++) {
         const table = tables[ti];
-        heap.ensure(table + TABLE_BYTES);
-        const capacity = heap.i32[(table >> 2) + T_CAPACITY];
-        const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
-        heap.ensure((slots + capacity) * 4);
+        const slots = this.#mapSlots(table);
+        const capacity = this.#mappedCapacity;
         for (let i = 0; i < capacity; i++) {
           const value = Atomics.load(heap.i32, slots + i);
           const entry = value & ~TAGS;
@@ -1692,10 +1686,8 @@ export class HashMap<K, V> {
   /** Like #probe, for the key of entry `entry`. */
   #probeEntry(table: number, entry: number): number {
     const heap = this.#heap;
-    heap.ensure(table + TABLE_BYTES);
-    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
-    const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
-    heap.ensure((slots + capacity) * 4);
+    const slots = this.#mapSlots(table);
+    const capacity = this.#mappedCapacity;
     const mask = capacity - 1;
     let i = this.#entryHash(entry) & mask;
     for (let n = 0; n < capacity; n++, i = (i + 1) & mask) {
@@ -2139,13 +2131,13 @@ export class HashMap<K, V> {
   /** Migrates up to two chunks of `table` into `next`, then tries to promote. */
   #helpMigrate(table: number, next: number): void {
     const heap = this.#heap;
-    const capacity = heap.i32[(table >> 2) + T_CAPACITY];
-    const slots = heap.i32[(table >> 2) + T_SLOTS] >> 2;
+    // The slots and the holder words: allocated by any worker, maybe past
+    // this one's views.
+    const slots = this.#mapSlots(table);
+    const capacity = this.#mappedCapacity;
     const chunks = chunksOf(capacity);
     const holders = (table >> 2) + TABLE_WORDS;
-    // Both allocated by any worker, maybe past this one's views.
     heap.ensure((holders + 2 * chunks) * 4);
-    heap.ensure((slots + capacity) * 4);
     const me = heap.ownerId();
     for (let round = 0; round < 2; round++) {
       const chunk = this.#claimJobChunk((table >> 2) + T_MIGRATION, holders, chunks, me);
@@ -2258,11 +2250,8 @@ export class HashMap<K, V> {
 
   #insertCopy(table: number, entry: number): void {
     const heap = this.#heap;
-    heap.ensure(table + TABLE_BYTES);
-    const i32 = heap.i32;
-    const capacity = i32[(table >> 2) + T_CAPACITY];
-    const slots = i32[(table >> 2) + T_SLOTS] >> 2;
-    heap.ensure((slots + capacity) * 4);
+    const slots = this.#mapSlots(table);
+    const capacity = this.#mappedCapacity;
     const mask = capacity - 1;
     const hash = this.#entryHash(entry);
     let i = hash & mask;
@@ -2364,13 +2353,11 @@ export class HashMap<K, V> {
     // Only once `table` is the root (the promoter names `old` on it just
     // before moving the root): `old` must be out of new readers' reach.
     if (Atomics.load(heap.i32, this.#header + H_TABLE) !== table) return;
-    heap.ensure(old + TABLE_BYTES);
-    const capacity = heap.i32[(old >> 2) + T_CAPACITY];
-    const slots = heap.i32[(old >> 2) + T_SLOTS] >> 2;
+    const slots = this.#mapSlots(old);
+    const capacity = this.#mappedCapacity;
     const chunks = chunksOf(capacity);
     const holders = (old >> 2) + TABLE_WORDS + chunks;
     heap.ensure((holders + chunks) * 4);
-    heap.ensure((slots + capacity) * 4);
     const me = heap.ownerId();
     const job = (old >> 2) + T_RETIREMENT;
     for (let round = 0; round < 2; round++) {
