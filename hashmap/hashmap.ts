@@ -525,18 +525,40 @@ export class HashMap<K, V> {
 
   /** `get` of a string key in a map whose values the kernel reads. */
   #getStringKey(key: K & string): V | undefined {
-    const length = this.#encodeAscii(key);
-    if (length < 0) return this.#getSlowly(key);
-    const kernel = this.#heap.kernel;
-    if (kernel === null || length === 0 || length > KERNEL_KEY_BYTES) {
-      const answer = this.#getAsciiKeyInJavaScript(length);
-      return answer !== FALL_BACK ? answer : this.#getSlowly(key);
+    const heap = this.#heap;
+    const kernel = heap.kernel;
+    if (kernel !== null && key.length <= KERNEL_KEY_BYTES) {
+      // The key goes to the kernel in this worker's registry words rather
+      // than as parameters (see kernel.wat, hashmapGetKeyInSlot). A
+      // non-ASCII key, or one over maxKeyBytes, takes the general path,
+      // which refuses the latter.
+      const length = encodeAsciiKey(key, heap.kernelKeyWords, this.#keys.maxBytes);
+      if (length > 0) {
+        let found: number;
+        try {
+          found = kernel.hashmapGetKeyInSlot(this.#headerAt);
+        } catch (e) {
+          heap.kernelTrapped(e);
+          found = KERNEL_SLOW;
+        }
+        // As in get.
+        if ((found | 0) === found) return found as V;
+        if (found === KERNEL_ABSENT) return undefined;
+        return found !== KERNEL_SLOW ? found as V : this.#getSlowly(key);
+      }
+      if (length < 0) return this.#getSlowly(key);
     }
-    const found = this.#lookUpAsciiKey(kernel, length, this.#kernelValueKind);
-    // As in get.
-    if ((found | 0) === found) return found as V;
-    if (found === KERNEL_ABSENT) return undefined;
-    return found !== KERNEL_SLOW ? found as V : this.#getSlowly(key);
+    return this.#getStringKeyInJavaScript(key);
+  }
+
+  /**
+   * `get` of a string key that hashmapGetKeyInSlot does not take: no
+   * kernel, the empty key, or a key over KERNEL_KEY_BYTES.
+   */
+  #getStringKeyInJavaScript(key: K & string): V | undefined {
+    const length = this.#encodeAscii(key);
+    const answer = length < 0 ? FALL_BACK : this.#getAsciiKeyInJavaScript(length);
+    return answer !== FALL_BACK ? answer : this.#getSlowly(key);
   }
 
   /** `get` through the general path: every codec, and any state of the table. */

@@ -19,7 +19,7 @@ import {
   SharedHeap,
   tagOf,
 } from "../memory/mod.ts";
-import { KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
+import { instantiateKernel, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
 import { heapWithKernel } from "../testing/kernel.ts";
 import { encodeAsciiKey } from "../memory/_murmur.ts";
 
@@ -1027,6 +1027,52 @@ Deno.test("codecs: ASCII keys up to 32 bytes read in the kernel agree with JavaS
       assert.equal(Atomics.load(heap.i32, epochWord), 0);
     }
   }
+});
+
+Deno.test("kernel get: a string key travels in this worker's registry words, and the kernel answers SLOW for what it does not take", () => {
+  const heap = heapWithKernel(true);
+  const kernel = heap.kernel!;
+  // Before the worker joins, the words are its own scratch, not the heap's.
+  assert.notEqual(heap.kernelKeyWords.buffer, heap.sab);
+  const map = createMap(heap, { key: "string", value: "f64" });
+  map.set("alpha", 1.5);
+  map.set("beta-gamma-delta-epsilon-zeta-et", -2); // 32 bytes
+  const words = heap.kernelKeyWords;
+  const epochWord = heap.epochWordAt();
+  assert.equal(words.buffer, heap.sab);
+  assert.equal(
+    words.byteOffset,
+    epochWord + 8,
+    "the words after the epoch word, in its cache line",
+  );
+  assert.equal(words.length, 10);
+  assert.equal(map.get("alpha"), 1.5);
+  const expected = new Int32Array(10);
+  encodeAsciiKey("alpha", expected, 32);
+  assert.deepEqual([...words.subarray(0, 4)], [...expected.subarray(0, 4)]);
+  assert.equal(map.get("beta-gamma-delta-epsilon-zeta-et"), -2);
+  assert.equal(map.get("beta-gamma-delta-epsilon-zeta-eu"), undefined);
+  // Lengths it does not take (0, or past 32 bytes) get SLOW, unpinned.
+  const header = map.handle.offset;
+  encodeAsciiKey("alpha", words, 32);
+  assert.equal(kernel.hashmapGetKeyInSlot(header), 1.5);
+  for (const length of [0, 33, -1]) {
+    words[1] = length;
+    assert.equal(kernel.hashmapGetKeyInSlot(header), KERNEL_SLOW, `length ${length}`);
+    assert.equal(Atomics.load(heap.i32, epochWord >> 2), 0);
+  }
+  // The epoch word itself is never written by the key's encoding.
+  heap.pin();
+  const pinned = Atomics.load(heap.i32, epochWord >> 2);
+  assert.equal(map.get("alpha"), 1.5);
+  assert.equal(Atomics.load(heap.i32, epochWord >> 2), pinned);
+  heap.unpin();
+  // An instance of a worker that has not joined: SLOW.
+  encodeAsciiKey("alpha", words, 32);
+  assert.equal(instantiateKernel(heap.memory!)!.hashmapGetKeyInSlot(header), KERNEL_SLOW);
+  heap.close();
+  assert.notEqual(heap.kernelKeyWords.buffer, heap.sab, "after close");
+  assert.equal(kernel.hashmapGetKeyInSlot(header), KERNEL_SLOW, "after close");
 });
 
 Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete, undelete and add as the JavaScript path does, and write nothing where they bail out", () => {

@@ -41,6 +41,13 @@ export interface Kernel {
   /** HashMap.get of an int key: the value, KERNEL_ABSENT or KERNEL_SLOW. */
   hashmapGetInt(header: number, key: number): number;
   /**
+   * HashMap.get of an ASCII string key of 1 to 32 bytes, in a map whose
+   * values the kernel reads, the key given in the calling worker's
+   * S_KERNEL_KEY words (SharedHeap.kernelKeyWords): the value,
+   * KERNEL_ABSENT or KERNEL_SLOW.
+   */
+  hashmapGetKeyInSlot(header: number): number;
+  /**
    * HashMap.set of an int key whose entry the caller built, under a
    * KERNEL_WRITE_* mode: 0 (nothing written, take the general path), 1 (a
    * new key), minus the table's address (a new key, and the table must

@@ -76,6 +76,14 @@ export const HEADER_WORDS = 128;
 export const SLOT_BYTES = 512;
 /** Pinned epoch, 0 when not pinned. Own cache line: written at every pin. */
 export const S_EPOCH = 0;
+/**
+ * Words 2 to 11: the key of this worker's next kernel string get, written by
+ * the worker alone just before the call (see kernel.wat's
+ * hashmapGetKeyInSlot), in the cache line its pins write anyway.
+ */
+export const S_KERNEL_KEY = 2;
+/** Words of S_KERNEL_KEY: hash, length, and 32 bytes of key. */
+export const KERNEL_KEY_WORDS = 10;
 /** (generation << 1) | active. Joining and leaving each add one. */
 export const S_STATE = 16;
 /** Owner-written live counters (wrapping Int32; sums over slots are exact). */

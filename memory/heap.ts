@@ -16,6 +16,8 @@
  * - Small-page fields D_LOCAL, D_USED, D_BUMP, queue links, slot class queues
  *   and live counters: (c), owner slot only. Statistics read the counters with
  *   Atomics.load and accept a stale value.
+ * - Slot S_KERNEL_KEY words: (c), written by their worker just before its
+ *   kernel call reads them; no other worker reads them.
  * - Descriptor D_STATE/D_OWNER of an allocated block: written under the pool
  *   lock before the block is handed out, and the block reaches any other worker
  *   only through a later Atomics publication, so (b) for everyone who frees it.
@@ -82,6 +84,7 @@ import {
   K_LARGE,
   K_META,
   K_SMALL,
+  KERNEL_KEY_WORDS,
   LAYOUT_VERSION,
   MAGIC,
   MAX_HEAP_BYTES,
@@ -104,6 +107,7 @@ import {
   S_CLASS_QUEUES,
   S_EPOCH,
   S_FULL_QUEUES,
+  S_KERNEL_KEY,
   S_LIVE_BLOCKS,
   S_LIVE_BYTES,
   S_RETIRED,
@@ -399,6 +403,9 @@ export class SharedHeap implements Disposable {
   readonly maxWorkers: number;
   #memory: WebAssembly.Memory | null;
   #kernel: Kernel | null;
+  // This worker's S_KERNEL_KEY words once it has joined; until then, and
+  // after close(), words of its own (the kernel then answers SLOW anyway).
+  #kernelKeyWords: Int32Array<ArrayBufferLike> = new Int32Array(KERNEL_KEY_WORDS);
 
   readonly #uid: string;
   readonly #descBase: number; // Int32 index of descriptor 0
@@ -753,6 +760,24 @@ export class SharedHeap implements Disposable {
   }
 
   /**
+   * Where a kernel string get takes its key (kernel.hashmapGetKeyInSlot):
+   * this worker's S_KERNEL_KEY words in the registry, [hash, length, the
+   * key's bytes as eight words], which the caller writes just before the
+   * call; before the worker joins, scratch words of its own (the call then
+   * answers KERNEL_SLOW). For sabre's structures.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(heap.kernelKeyWords.length === 10);
+   * ```
+   */
+  get kernelKeyWords(): Int32Array<ArrayBufferLike> {
+    return this.#kernelKeyWords;
+  }
+
+  /**
    * Byte address of this worker's epoch word in the heap's registry: the
    * word that `pin()` and the kernel's calls set to the epoch they pin at,
    * and back to 0. Joins the registry on first use; throws after `close()`,
@@ -943,6 +968,11 @@ export class SharedHeap implements Disposable {
         this.#slot = slot;
         this.#slotBase = this.#slotsBase + slot * (SLOT_BYTES >> 2);
         this.#kernel?.setPinWord((this.#slotBase + S_EPOCH) << 2);
+        this.#kernelKeyWords = new Int32Array(
+          this.sab,
+          (this.#slotBase + S_KERNEL_KEY) << 2,
+          KERNEL_KEY_WORDS,
+        );
         this.#lease = { i32, uid: this.#uid, slotBase: this.#slotBase, state: seen + 1 };
         slotFinalizer.register(this, this.#lease, this);
         if (Atomics.load(i32, H_ABANDONED_PAGES) > 0) this.#adoptAbandoned();
@@ -993,6 +1023,7 @@ export class SharedHeap implements Disposable {
     this.#slot = -1;
     this.#slotBase = -1;
     this.#kernel?.setPinWord(0);
+    this.#kernelKeyWords = new Int32Array(KERNEL_KEY_WORDS);
   }
 
   /** Same as {@linkcode SharedHeap.close}. */
