@@ -836,15 +836,12 @@ export class HashMap<K, V> {
    * ```
    */
   has(key: K): boolean {
-    // With fixed-size values, get's fast paths answer as cheaply as a
-    // presence test would: no codec stores undefined, so a value means
-    // present. Variable-size values would be decoded for nothing: those maps
-    // look ASCII keys up in the kernel without decoding, and take the general
-    // path otherwise.
-    if (this.#values.fixedBytes !== 0) {
-      const found = this.#getFastPath(key);
-      if (found !== FALL_BACK) return found !== undefined;
-    } else if (this.#stringKeys && typeof key === "string") {
+    // With fixed-size values, get answers as cheaply as a presence test
+    // would: no codec stores undefined, so a value means present. Variable-
+    // size values would be decoded for nothing: those maps look ASCII keys
+    // up in the kernel without decoding, and take the general path otherwise.
+    if (this.#values.fixedBytes !== 0) return this.get(key) !== undefined;
+    if (this.#stringKeys && typeof key === "string") {
       const found = this.#hasAsciiKey(key);
       if (found !== FALL_BACK) return found;
     }

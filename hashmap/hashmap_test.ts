@@ -19,7 +19,7 @@ import {
   SharedHeap,
   tagOf,
 } from "../memory/mod.ts";
-import { instantiateKernel, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
+import { EPOCH_AT, instantiateKernel, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
 import { heapWithKernel } from "../testing/kernel.ts";
 import { encodeAsciiKey } from "../memory/_murmur.ts";
 
@@ -1073,6 +1073,91 @@ Deno.test("kernel get: a string key travels in this worker's registry words, and
   heap.close();
   assert.notEqual(heap.kernelKeyWords.buffer, heap.sab, "after close");
   assert.equal(kernel.hashmapGetKeyInSlot(header), KERNEL_SLOW, "after close");
+});
+
+Deno.test("kernel trap: gets, has, sets and deletes whose kernel call traps after its pin answer through the JavaScript path, leave no pin and leak no block", () => {
+  // A kernel call traps on memory another worker has just grown. Hard to
+  // time from one thread, so the heap's kernel is swapped for one whose
+  // calls pin (as the real ones do first) and then trap. The sets have
+  // built their entry before the call: they must free it.
+  const configs = [
+    ["i32", "i32"],
+    ["string", "f64"],
+    ["string", "string"],
+    ["u32", "bytes"],
+  ] as const;
+  for (const [key, value] of configs) {
+    const heap = heapWithKernel(true);
+    const real = heap.kernel!;
+    const map = createMap(heap, { key, value });
+    const model = new Map<unknown, unknown>();
+    const keyOf = (i: number) => key === "string" ? `key-${i}` : i;
+    const valueOf = (i: number) =>
+      value === "string"
+        ? `v${i}`
+        : value === "bytes"
+        ? new Uint8Array([i & 255])
+        : value === "f64"
+        ? i + 0.5
+        : i;
+    for (let i = 0; i < 40; i++) {
+      map.set(keyOf(i), valueOf(i));
+      model.set(keyOf(i), valueOf(i));
+    }
+    const epochWord = heap.epochWordAt() >> 2;
+    let traps = 0;
+    const trapping: Record<string, unknown> = {};
+    for (const name of Object.keys(real)) {
+      const fn = (real as unknown as Record<string, unknown>)[name];
+      trapping[name] = typeof fn !== "function" || name === "setPinWord" ? fn : () => {
+        traps++;
+        if (Atomics.load(heap.i32, epochWord) === 0) {
+          Atomics.store(heap.i32, epochWord, Atomics.load(heap.i32, EPOCH_AT >> 2));
+        }
+        throw new WebAssembly.RuntimeError("memory access out of bounds");
+      };
+    }
+    Object.defineProperty(heap, "kernel", { value: trapping, configurable: true });
+    const where = `${key} -> ${value}`;
+    const same = (got: unknown, expected: unknown, what: string) => {
+      assert.deepEqual(got, expected, `${where}: ${what}`);
+      assert.equal(Atomics.load(heap.i32, epochWord), 0, `${where}: ${what} left its pin`);
+    };
+    for (let i = 0; i < 48; i++) {
+      same(map.get(keyOf(i)), model.get(keyOf(i)), `get(${keyOf(i)})`);
+      same(map.has(keyOf(i)), model.has(keyOf(i)), `has(${keyOf(i)})`);
+    }
+    for (let i = 30; i < 50; i++) {
+      map.set(keyOf(i), valueOf(i + 100));
+      model.set(keyOf(i), valueOf(i + 100));
+      same(map.get(keyOf(i)), valueOf(i + 100), `get after set(${keyOf(i)})`);
+    }
+    for (let i = 0; i < 10; i++) {
+      same(map.delete(keyOf(i)), true, `delete(${keyOf(i)})`);
+      model.delete(keyOf(i));
+    }
+    // Inside an outer pin, a trapping call leaves that pin as it was.
+    heap.pin();
+    const outer = Atomics.load(heap.i32, epochWord);
+    assert.deepEqual(map.get(keyOf(20)), model.get(keyOf(20)));
+    map.set(keyOf(21), valueOf(7));
+    model.set(keyOf(21), valueOf(7));
+    assert.equal(Atomics.load(heap.i32, epochWord), outer, `${where}: the outer pin`);
+    heap.unpin();
+    assert.ok(traps > 0, `${where}: no kernel call was made`);
+    // Back on the real kernel, the map holds what the model holds.
+    delete (heap as { kernel?: unknown }).kernel;
+    assert.equal(heap.kernel, real);
+    assert.equal(map.size, model.size);
+    for (const [k, v] of model) assert.deepEqual(map.get(k), v, `${where}: get(${k}) at the end`);
+    // The same contents written on a heap of its own take as many blocks.
+    const fresh = heapWithKernel(true);
+    const copy = createMap(fresh, { key, value });
+    for (let i = 0; i < 50; i++) copy.set(keyOf(i), valueOf(i));
+    for (const k of [...copy.keys()]) if (!model.has(k)) copy.delete(k);
+    for (const [k, v] of model) copy.set(k, v);
+    assert.deepEqual(settledUse(heap), settledUse(fresh), `${where}: blocks in use`);
+  }
 });
 
 Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete, undelete and add as the JavaScript path does, and write nothing where they bail out", () => {
