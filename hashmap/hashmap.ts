@@ -548,16 +548,9 @@ export class HashMap<K, V> {
       }
       if (length < 0) return this.#getSlowly(key);
     }
-    return this.#getStringKeyInJavaScript(key);
-  }
-
-  /**
-   * `get` of a string key that hashmapGetKeyInSlot does not take: no
-   * kernel, the empty key, or a key over KERNEL_KEY_BYTES.
-   */
-  #getStringKeyInJavaScript(key: K & string): V | undefined {
-    const length = this.#encodeAscii(key);
-    const answer = length < 0 ? FALL_BACK : this.#getAsciiKeyInJavaScript(length);
+    // No kernel, the empty key, or a key over KERNEL_KEY_BYTES: the
+    // lookup in JavaScript.
+    const answer = this.#getAsciiKey(key);
     return answer !== FALL_BACK ? answer : this.#getSlowly(key);
   }
 

@@ -420,10 +420,10 @@
                          (i32.eq (local.get $words) (i32.const 8)))))))
     (local.get $diff))
 
-  ;; HashMap's lookup of a string key of 1 to 32 ASCII bytes for `has`, the
-  ;; reads before a conditional write, and maps whose values JavaScript
-  ;; decodes (hashmap.ts #getAsciiKey; `get` of i32, u32 and f64 values
-  ;; takes hashmapGetKeyInSlot): `hash` and `length` as the entry stores
+  ;; HashMap's lookup of a string key of 1 to 32 ASCII bytes for the reads
+  ;; before a conditional write, and for `get` and `has` in maps whose values
+  ;; JavaScript decodes (hashmap.ts #getAsciiKey; `get` and `has` of i32, u32
+  ;; and f64 values take hashmapGetKeyInSlot): `hash` and `length` as the entry stores
   ;; them, and the key's bytes as eight little-endian words, zero past
   ;; `length` (words past the key's are ignored). An entry is [hash, length,
   ;; ..., key bytes, value]; the key starts at byte `keyAt` and the value
