@@ -26,7 +26,7 @@ Deno.test({
       [String(6 * STRESS)],
     );
     const result = run.result as {
-      kills?: { beatsAtKill: number; kernel: boolean }[];
+      kills?: { beatsAtKill: number; kernel: boolean; leaked: number }[];
       error?: string;
     };
     assert.equal(result.error, undefined, result.error);

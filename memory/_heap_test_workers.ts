@@ -323,6 +323,46 @@ export function retireAfterGrowth(ctx: WorkerContext<{ blocks: number }>): numbe
   return heap.stats().retiredBlocks;
 }
 
+/** retireBlocks and retireThenDie. */
+export interface RetireArgs {
+  /** 48-byte blocks to allocate and retire at once. */
+  blocks: number;
+  /** retireThenDie: the crash point to die at, else it dies idle once done. */
+  site?: string;
+  /** The visit of `site` to die at (from 1). */
+  hit?: number;
+}
+
+/** Retires blocks and returns the heap's retired count (the harness then closes the heap). */
+export function retireBlocks(ctx: WorkerContext<RetireArgs>): number {
+  const heap = heapOf(ctx);
+  for (let i = 0; i < ctx.args.blocks; i++) heap.retire(heap.allocate(48));
+  return heap.stats().retiredBlocks;
+}
+
+/**
+ * Retires blocks and dies without closing the heap: at the `hit`-th visit of
+ * crash point `site`, posting "dying", or, with no site, idle after posting
+ * the heap's retired count.
+ */
+export function retireThenDie(ctx: WorkerContext<RetireArgs>): never {
+  const heap = heapOf(ctx);
+  const { blocks, site, hit = 1 } = ctx.args;
+  let visits = 0;
+  if (site !== undefined) {
+    faultInjection.hook = (at) => {
+      if (at === site && ++visits === hit) {
+        ctx.post("dying");
+        ctx.hang();
+      }
+    };
+  }
+  for (let i = 0; i < blocks; i++) heap.retire(heap.allocate(48));
+  if (site !== undefined) throw new Error(`crash point ${site} was never reached`);
+  ctx.post(heap.stats().retiredBlocks);
+  ctx.hang();
+}
+
 /** kernelAfterGrowth: where the parent publishes a word to read. */
 export interface KernelGrowthArgs {
   /** Byte address of [flag, address of a location word, workers attached]. */

@@ -21,7 +21,7 @@
 /** "SABR" in ASCII, as a little-endian Int32. */
 export const MAGIC = 0x52424153;
 /** Version of the on-heap layout this build writes and reads. */
-export const LAYOUT_VERSION = 4;
+export const LAYOUT_VERSION = 5;
 /** Kind string carried by heap handles. */
 export const HEAP_KIND = "sabre.SharedHeap";
 
@@ -90,6 +90,29 @@ export const S_STATE = 16;
 export const S_LIVE_BLOCKS = 17;
 export const S_LIVE_BYTES = 18;
 export const S_RETIRED = 19;
+/**
+ * Byte offsets of the first and last retire bags of this slot's chain (0:
+ * none). Owner-only while the slot is held; on eviction the evicting worker
+ * takes the chain with an exchange of S_RETIRE_HEAD (see heap.ts, "Retire
+ * bags").
+ */
+export const S_RETIRE_HEAD = 20;
+export const S_RETIRE_TAIL = 21;
+
+// ---- retire bags (Int32 words from the bag's byte offset >> 2) ----
+/** Byte offset of the next bag of the chain, 0 at its end. */
+export const B_NEXT = 0;
+/** Entries written: each is counted only after its two words are. */
+export const B_END = 1;
+/** Entries taken for freeing: each is counted before its block is freed. */
+export const B_START = 2;
+/** Entries the bag has room for. */
+export const B_CAPACITY = 3;
+/** First entry: (retire epoch, block) pairs. */
+export const B_ENTRIES = 4;
+/** Entries of one bag: with its four words, a 512-byte block. */
+export const BAG_ENTRIES = 62;
+export const BAG_BYTES = (B_ENTRIES + 2 * BAG_ENTRIES) * 4;
 /** Head page of this slot's queue of pages with free room, per size class. */
 export const S_CLASS_QUEUES = 32;
 /** Head page of this slot's list of full pages, per size class. */

@@ -18,6 +18,12 @@
  *   Atomics.load and accept a stale value.
  * - Slot S_KERNEL_KEY words: (c), written by their worker just before its
  *   kernel call reads them; no other worker reads them.
+ * - Retire bags and slot S_RETIRE_HEAD, S_RETIRE_TAIL, S_RETIRED: (c) while
+ *   the slot is held. They change hands with the slot (join's CAS on
+ *   S_STATE), through an eviction (after the owner has stopped; the chain is
+ *   taken with an exchange), or through the orphan stack H_ORPHANS, (b): a
+ *   chain's words are written before the CAS that pushes it and read after
+ *   the exchange that takes it.
  * - Descriptor D_STATE/D_OWNER of an allocated block: written under the pool
  *   lock before the block is handed out, and the block reaches any other worker
  *   only through a later Atomics publication, so (b) for everyone who frees it.
@@ -43,10 +49,22 @@
  * leaking at most the block that was in flight (or, if it died while growing
  * the buffer, the pages it had not yet carved into the pool).
  *
+ * What a worker retired and has not freed lies in its slot's chain of retire
+ * bags, in the heap. An entry is counted in its bag after it is written, and
+ * passed over before its block is freed, so a death leaks at most the block
+ * in flight; eviction hands the chain to the other workers.
+ *
  * @module
  */
 
 import {
+  B_CAPACITY,
+  B_END,
+  B_ENTRIES,
+  B_NEXT,
+  B_START,
+  BAG_BYTES,
+  BAG_ENTRIES,
   D_BUMP,
   D_LOCAL,
   D_NEXT,
@@ -110,6 +128,8 @@ import {
   S_KERNEL_KEY,
   S_LIVE_BLOCKS,
   S_LIVE_BYTES,
+  S_RETIRE_HEAD,
+  S_RETIRE_TAIL,
   S_RETIRED,
   S_STATE,
   SLOT_BYTES,
@@ -274,8 +294,8 @@ const OWNER_JOINS_MASK = 0xfffff;
 const EPOCH_REFRESH = 16;
 /** Retired blocks between two collection attempts. */
 const COLLECT_EVERY = 64;
-/** Entries of one orphan bag: [next, count, (epoch, ptr) x N]. */
-const ORPHAN_BAG_ENTRIES = 254;
+/** Bytes of the block that holds a retire bag (its size class). */
+const BAG_BLOCK_BYTES = CLASS_SIZE[classOf(BAG_BYTES)];
 
 /**
  * Heaps attached in this realm, by heap uid, so that attach() is idempotent.
@@ -422,11 +442,15 @@ export class SharedHeap implements Disposable {
   // (see H_FRESH_PAGE): allocateZeroed then skips the fill.
   #tookFreshPages = false;
   readonly #guard: EpochGuard;
-  // Retired blocks of this worker, FIFO with the epoch at retirement.
-  #retiredPtr = new Int32Array(256);
-  #retiredEpoch = new Int32Array(256);
-  #retiredHead = 0;
+  // Blocks this worker retired and has not freed: those in its slot's bag
+  // chain, plus the spill (see #spill).
   #retiredCount = 0;
+  // Retired blocks for which no bag could be allocated (heap exhausted),
+  // FIFO with the epoch at retirement. Lost if the worker dies.
+  #spillPtr = new Int32Array(0);
+  #spillEpoch = new Int32Array(0);
+  #spillHead = 0;
+  #spillCount = 0;
   #collectAt = COLLECT_EVERY;
   // Caches of retired blocks kept outside this heap's lists (see addReclaimer).
   readonly #reclaimers: (() => number)[] = [];
@@ -975,6 +999,7 @@ export class SharedHeap implements Disposable {
         );
         this.#lease = { i32, uid: this.#uid, slotBase: this.#slotBase, state: seen + 1 };
         slotFinalizer.register(this, this.#lease, this);
+        this.#inheritChain();
         if (Atomics.load(i32, H_ABANDONED_PAGES) > 0) this.#adoptAbandoned();
         let high = Atomics.load(i32, H_SLOT_HIGH);
         while (high < slot + 1) {
@@ -1035,8 +1060,10 @@ export class SharedHeap implements Disposable {
    * Releases the slot of a worker that was terminated without closing, so
    * that epochs advance again and the slot can be reused. Call it from the
    * worker that terminated it, once that worker has surely stopped. Blocks
-   * that worker had retired but not yet freed are leaked; its partly used
-   * pages pass to the next worker that joins the heap (or frees into them).
+   * that worker had retired but not yet freed pass to the other workers,
+   * whose next collections free them (a block it was retiring or freeing at
+   * that moment leaks); its partly used pages pass to the next worker that
+   * joins the heap (or frees into them).
    * Never call it for a live worker: two workers would share one slot.
    *
    * When has it stopped? Node's `worker.terminate()` returns a promise that
@@ -1083,7 +1110,11 @@ export class SharedHeap implements Disposable {
     // pool). We act as the dead slot, which nobody else uses until we
     // release it below, so the caller need not have joined.
     this.#abandonPages(base, slot);
-    Atomics.compareExchange(i32, base + S_STATE, state, state + 1);
+    // What it retired and had not freed goes to the orphan stack, for any
+    // worker's next collection (a block it was retiring or freeing at that
+    // moment leaks).
+    this.#orphanChain(base);
+    Atomics.compareExchange(this.i32, base + S_STATE, state, state + 1);
   }
 
   // ------------------------------------------------------------- allocation
@@ -1687,34 +1718,89 @@ export class SharedHeap implements Disposable {
    */
   retire(ptr: number): void {
     this.#headDescriptor(ptr, "retire");
-    if (this.#slotBase < 0) this.join();
-    const epoch = Atomics.load(this.i32, H_EPOCH);
-    this.#pushRetired(ptr, epoch);
+    let slotBase = this.#slotBase;
+    if (slotBase < 0) {
+      this.join();
+      slotBase = this.#slotBase;
+    }
+    let i32 = this.i32;
+    const epoch = Atomics.load(i32, H_EPOCH);
+    let bag = i32[slotBase + S_RETIRE_TAIL] >> 2;
+    if (bag === 0 || i32[bag + B_END] === i32[bag + B_CAPACITY]) {
+      bag = this.#appendBag();
+      i32 = this.i32; // the bag's allocation may have grown the heap
+    }
+    if (bag !== 0) {
+      const end = i32[bag + B_END];
+      const at = bag + B_ENTRIES + 2 * end;
+      i32[at] = epoch;
+      i32[at + 1] = ptr;
+      // Counted after its words: a worker that dies in between leaks the
+      // block, and its evictor never reads a stale entry.
+      i32[bag + B_END] = end + 1;
+    } else {
+      this.#spill(ptr, epoch);
+    }
+    this.#retiredCount++;
+    i32[slotBase + S_RETIRED]++;
     if (this.#retiredCount >= this.#collectAt) {
       this.#collect();
       this.#collectAt = this.#retiredCount + COLLECT_EVERY;
     }
   }
 
-  #pushRetired(ptr: number, epoch: number): void {
-    if (this.#retiredCount === this.#retiredPtr.length) {
-      const n = this.#retiredCount;
-      const ptrs = new Int32Array(n * 2);
-      const epochs = new Int32Array(n * 2);
-      for (let i = 0; i < n; i++) {
-        const j = (this.#retiredHead + i) % n;
-        ptrs[i] = this.#retiredPtr[j];
-        epochs[i] = this.#retiredEpoch[j];
-      }
-      this.#retiredPtr = ptrs;
-      this.#retiredEpoch = epochs;
-      this.#retiredHead = 0;
+  /**
+   * Allocates a bag and appends it to this worker's chain; returns its Int32
+   * index, or 0 when the heap is exhausted.
+   */
+  #appendBag(): number {
+    let bag: number;
+    try {
+      bag = this.allocate(BAG_BYTES);
+    } catch (e) {
+      if (e instanceof HeapExhaustedError) return 0;
+      throw e;
     }
-    const at = (this.#retiredHead + this.#retiredCount) % this.#retiredPtr.length;
-    this.#retiredPtr[at] = ptr;
-    this.#retiredEpoch[at] = epoch;
-    this.#retiredCount++;
-    this.i32[this.#slotBase + S_RETIRED]++;
+    const i32 = this.i32;
+    const slotBase = this.#slotBase;
+    // Bags are the heap's own bookkeeping: not counted as live (#freeBag
+    // counts them back just before freeing them).
+    i32[slotBase + S_LIVE_BLOCKS]--;
+    i32[slotBase + S_LIVE_BYTES] -= BAG_BLOCK_BYTES;
+    const w = bag >> 2;
+    i32[w + B_NEXT] = 0;
+    i32[w + B_END] = 0;
+    i32[w + B_START] = 0;
+    i32[w + B_CAPACITY] = BAG_ENTRIES;
+    // Linked into the chain before it is named the tail: a worker that dies
+    // in between leaves a chain that its evictor walks whole from the head.
+    const tail = i32[slotBase + S_RETIRE_TAIL];
+    if (tail === 0) i32[slotBase + S_RETIRE_HEAD] = bag;
+    else i32[(tail >> 2) + B_NEXT] = bag;
+    crashPoint("heap.retire.bag");
+    i32[slotBase + S_RETIRE_TAIL] = bag;
+    return w;
+  }
+
+  /** Keeps a retired block in JavaScript memory when no bag can be had. */
+  #spill(ptr: number, epoch: number): void {
+    if (this.#spillCount === this.#spillPtr.length) {
+      const n = this.#spillCount;
+      const ptrs = new Int32Array(Math.max(64, n * 2));
+      const epochs = new Int32Array(ptrs.length);
+      for (let i = 0; i < n; i++) {
+        const j = (this.#spillHead + i) % n;
+        ptrs[i] = this.#spillPtr[j];
+        epochs[i] = this.#spillEpoch[j];
+      }
+      this.#spillPtr = ptrs;
+      this.#spillEpoch = epochs;
+      this.#spillHead = 0;
+    }
+    const at = (this.#spillHead + this.#spillCount) % this.#spillPtr.length;
+    this.#spillPtr[at] = ptr;
+    this.#spillEpoch[at] = epoch;
+    this.#spillCount++;
   }
 
   /**
@@ -1744,21 +1830,71 @@ export class SharedHeap implements Disposable {
 
   /** collect() without the reclaimers: the periodic one of retire(). */
   #collect(): number {
-    const i32 = this.i32;
     this.#pinsUntilRefresh = 0; // the next pin shows the newest epoch
     this.#adoptOrphans();
     this.#tryAdvance();
-    const epoch = Atomics.load(i32, H_EPOCH);
+    const epoch = Atomics.load(this.i32, H_EPOCH);
+    return this.#collectBags(epoch) + this.#collectSpill(epoch);
+  }
+
+  /**
+   * Frees the blocks of this worker's bag chain retired two epochs before
+   * `epoch` or earlier, oldest first, and the bags it drains.
+   */
+  #collectBags(epoch: number): number {
+    const slotBase = this.#slotBase;
+    let i32 = this.i32;
     let freed = 0;
-    const capacity = this.#retiredPtr.length;
-    while (this.#retiredCount > 0) {
-      const at = this.#retiredHead;
-      if (((epoch - this.#retiredEpoch[at]) | 0) < 2) break;
-      this.#retiredHead = (at + 1) % capacity;
+    for (;;) {
+      const bag = i32[slotBase + S_RETIRE_HEAD];
+      if (bag === 0) return freed;
+      const w = bag >> 2;
+      const end = i32[w + B_END];
+      for (let start = i32[w + B_START]; start < end; start++) {
+        const at = w + B_ENTRIES + 2 * start;
+        if (((epoch - i32[at]) | 0) < 2) return freed;
+        const ptr = i32[at + 1];
+        // Taken before it is freed: a worker that dies in between leaks the
+        // block rather than leaving it for its evictor to free again.
+        i32[w + B_START] = start + 1;
+        this.#retiredCount--;
+        i32[slotBase + S_RETIRED]--;
+        crashPoint("heap.collect.take");
+        // Checked by retire().
+        this.#freeBlock(ptr, this.#descBase + this.#headPage(ptr) * DESC_WORDS);
+        i32 = this.i32;
+        freed++;
+      }
+      // Drained: unlinked, then freed (a death in between leaks the bag). The
+      // tail goes too, so that a worker with nothing retired holds no bag.
+      const next = i32[w + B_NEXT];
+      i32[slotBase + S_RETIRE_HEAD] = next;
+      if (next === 0) i32[slotBase + S_RETIRE_TAIL] = 0;
+      this.#freeBag(bag);
+      i32 = this.i32;
+    }
+  }
+
+  /** Frees a drained bag (see #appendBag for its counting). */
+  #freeBag(bag: number): void {
+    const d = this.#descBase + this.#headPage(bag) * DESC_WORDS;
+    const i32 = this.i32;
+    i32[this.#slotBase + S_LIVE_BLOCKS]++;
+    i32[this.#slotBase + S_LIVE_BYTES] += BAG_BLOCK_BYTES;
+    this.#freeBlock(bag, d);
+  }
+
+  /** #collectBags for the spill. */
+  #collectSpill(epoch: number): number {
+    let freed = 0;
+    while (this.#spillCount > 0) {
+      const at = this.#spillHead;
+      if (((epoch - this.#spillEpoch[at]) | 0) < 2) break;
+      this.#spillHead = (at + 1) % this.#spillPtr.length;
+      this.#spillCount--;
       this.#retiredCount--;
-      i32[this.#slotBase + S_RETIRED]--;
-      const ptr = this.#retiredPtr[at];
-      // Checked by retire().
+      this.i32[this.#slotBase + S_RETIRED]--;
+      const ptr = this.#spillPtr[at];
       this.#freeBlock(ptr, this.#descBase + this.#headPage(ptr) * DESC_WORDS);
       freed++;
     }
@@ -1821,57 +1957,144 @@ export class SharedHeap implements Disposable {
     Atomics.compareExchange(i32, H_EPOCH, epoch, next);
   }
 
-  /** On close: moves retired blocks into bags on the shared orphan stack. */
+  /**
+   * On close: moves the spill into bags (as far as the heap has room; the
+   * rest leaks rather than failing close()), then the whole chain onto the
+   * shared orphan stack.
+   */
   #orphanRetired(): void {
-    while (this.#retiredCount > 0) {
-      const n = Math.min(this.#retiredCount, ORPHAN_BAG_ENTRIES);
-      let bag: number;
-      try {
-        bag = this.allocate(8 + n * 8);
-      } catch {
-        return; // heap exhausted: the rest leaks rather than failing close()
+    const slotBase = this.#slotBase;
+    while (this.#spillCount > 0) {
+      let bag = this.i32[slotBase + S_RETIRE_TAIL] >> 2;
+      if (bag === 0 || this.i32[bag + B_END] === this.i32[bag + B_CAPACITY]) {
+        bag = this.#appendBag();
+        if (bag === 0) break;
       }
-      // allocate() may have grown the heap: take the views after it.
       const i32 = this.i32;
-      i32[(bag >> 2) + 1] = n;
-      for (let i = 0; i < n; i++) {
-        const at = this.#retiredHead;
-        i32[(bag >> 2) + 2 + i * 2] = this.#retiredEpoch[at];
-        i32[(bag >> 2) + 3 + i * 2] = this.#retiredPtr[at];
-        this.#retiredHead = (at + 1) % this.#retiredPtr.length;
-        this.#retiredCount--;
-        i32[this.#slotBase + S_RETIRED]--;
-      }
-      Atomics.add(i32, H_ORPHANED_BLOCKS, n);
-      let head = Atomics.load(i32, H_ORPHANS);
-      for (;;) {
-        i32[bag >> 2] = head;
-        const seen = Atomics.compareExchange(i32, H_ORPHANS, head, bag);
-        if (seen === head) break;
-        head = seen;
-      }
+      const at = this.#spillHead;
+      const end = i32[bag + B_END];
+      i32[bag + B_ENTRIES + 2 * end] = this.#spillEpoch[at];
+      i32[bag + B_ENTRIES + 2 * end + 1] = this.#spillPtr[at];
+      i32[bag + B_END] = end + 1;
+      this.#spillHead = (at + 1) % this.#spillPtr.length;
+      this.#spillCount--;
+    }
+    this.#orphanChain(slotBase);
+    this.#retiredCount = 0;
+  }
+
+  /**
+   * Takes the bag chain of the slot at Int32 index `slotBase` (this worker's
+   * on close, a dead one's on eviction) and pushes it whole onto the orphan
+   * stack, for any worker's next collection to adopt. The chain is taken
+   * with an exchange, so that two evictions of one slot cannot both push
+   * it. The slot's counter of retired blocks goes to the orphans' one (with
+   * any spilled blocks of a dead worker, which are lost: statistics then
+   * count them as retired for good).
+   */
+  #orphanChain(slotBase: number): void {
+    const chain = Atomics.exchange(this.i32, slotBase + S_RETIRE_HEAD, 0);
+    this.i32[slotBase + S_RETIRE_TAIL] = 0;
+    // The slot's own count, not the chain's: bags that a worker died while
+    // adopting are still counted as orphans.
+    const count = Atomics.exchange(this.i32, slotBase + S_RETIRED, 0);
+    Atomics.add(this.i32, H_ORPHANED_BLOCKS, count);
+    if (chain === 0) return;
+    let last = 0;
+    this.#walkChain(chain, (bag) => {
+      last = bag;
+    });
+    if (last === 0) return;
+    const i32 = this.i32; // as #walkChain left the views
+    let head = Atomics.load(i32, H_ORPHANS);
+    for (;;) {
+      // Pattern (b): the chain's words were written before this CAS
+      // publishes it, and are read after the exchange that takes it.
+      i32[(last >> 2) + B_NEXT] = head;
+      const seen = Atomics.compareExchange(i32, H_ORPHANS, head, chain);
+      if (seen === head) break;
+      head = seen;
     }
   }
 
-  /** Takes every orphan bag and adds its entries to this worker's list. */
-  #adoptOrphans(): void {
-    if (Atomics.load(this.i32, H_ORPHANS) === 0) return;
-    let bag = Atomics.exchange(this.i32, H_ORPHANS, 0);
-    while (bag !== 0) {
-      // Bags were allocated by other workers, maybe past our views: map
-      // first, and read through the views ensure() leaves behind.
-      this.ensure(bag + 8);
-      const count = this.i32[(bag >> 2) + 1];
-      this.ensure(bag + 8 + count * 8);
+  /**
+   * Calls `visit` with each bag of the chain from byte offset `chain` and
+   * its entries not yet freed, mapping bags that lie past this worker's
+   * views. Bounded, and stops at a link that is no bag offset: a chain is
+   * only ever linked to initialized bags, but a worker that died may have
+   * left a word half done that no test has thought of.
+   */
+  #walkChain(chain: number, visit: (bag: number, entries: number) => void): void {
+    const maxBags = this.maxBytes / BAG_BYTES;
+    let bag = chain;
+    for (let steps = 0; steps < maxBags; steps++) {
+      if (!(bag >= PAGE_BYTES && bag <= this.maxBytes - BAG_BYTES && (bag & 15) === 0)) return;
+      if (bag + BAG_BYTES > this.mappedBytes) this.ensure(bag + BAG_BYTES);
       const i32 = this.i32;
-      for (let i = 0; i < count; i++) {
-        this.#pushRetired(i32[(bag >> 2) + 3 + i * 2], i32[(bag >> 2) + 2 + i * 2]);
-      }
-      Atomics.sub(i32, H_ORPHANED_BLOCKS, count);
-      const next = i32[bag >> 2];
-      this.free(bag);
+      const w = bag >> 2;
+      visit(bag, i32[w + B_END] - i32[w + B_START]);
+      const next = i32[w + B_NEXT];
+      if (next === 0) return;
       bag = next;
     }
+  }
+
+  /**
+   * Takes the whole orphan stack and links it after this worker's chain.
+   * The link is the first store after the exchange, so a worker that dies
+   * from then on leaves the adopted bags to its evictor.
+   */
+  #adoptOrphans(): void {
+    if (Atomics.load(this.i32, H_ORPHANS) === 0) return;
+    const chain = Atomics.exchange(this.i32, H_ORPHANS, 0);
+    if (chain === 0) return;
+    const slotBase = this.#slotBase;
+    const tail = this.i32[slotBase + S_RETIRE_TAIL];
+    const link = tail === 0 ? slotBase + S_RETIRE_HEAD : (tail >> 2) + B_NEXT;
+    this.i32[link] = chain;
+    crashPoint("heap.orphans.adopt");
+    let count = 0;
+    let last = 0;
+    this.#walkChain(chain, (bag, entries) => {
+      count += entries;
+      last = bag;
+    });
+    const i32 = this.i32;
+    if (last === 0) {
+      i32[link] = 0; // no bag at all there
+      return;
+    }
+    // Ends the chain at the last bag, which a bad link would not have done.
+    i32[(last >> 2) + B_NEXT] = 0;
+    i32[slotBase + S_RETIRE_TAIL] = last;
+    i32[slotBase + S_RETIRED] += count;
+    Atomics.sub(i32, H_ORPHANED_BLOCKS, count);
+    this.#retiredCount += count;
+  }
+
+  /**
+   * On join: a chain that a heap dropped without close() left in this slot
+   * is this worker's now. Finds its tail and counts its entries.
+   */
+  #inheritChain(): void {
+    const slotBase = this.#slotBase;
+    const chain = this.i32[slotBase + S_RETIRE_HEAD];
+    let count = 0;
+    let last = 0;
+    if (chain !== 0) {
+      this.#walkChain(chain, (bag, entries) => {
+        count += entries;
+        last = bag;
+      });
+      // Ends the chain at the last bag, which a bad link would not have done.
+      if (last === 0) this.i32[slotBase + S_RETIRE_HEAD] = 0;
+      else this.i32[(last >> 2) + B_NEXT] = 0;
+    }
+    const i32 = this.i32;
+    i32[slotBase + S_RETIRE_TAIL] = last;
+    i32[slotBase + S_RETIRED] = count;
+    this.#retiredCount = count;
+    this.#collectAt = count + COLLECT_EVERY;
   }
 
   // ------------------------------------------------------------------ roots

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { runWorkers, spawnWorkers } from "../testing/harness.ts";
 import { SharedHeap, WorkerLimitError } from "./mod.ts";
-import type { ChurnArgs, EpochArgs } from "./_heap_test_workers.ts";
+import type { ChurnArgs, EpochArgs, RetireArgs } from "./_heap_test_workers.ts";
 
 const fixtures = new URL("./_heap_test_workers.ts", import.meta.url).href;
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
@@ -226,11 +226,101 @@ Deno.test("epochs: a worker's orphaned retired blocks are adopted past the adopt
   assert.ok(heap.sab.byteLength > mappedBefore, "the worker should have grown the heap");
   heap.unpin();
   // Orphaned blocks count as retired, and as live until a collection adopts
-  // and frees them, together with their bag.
+  // and frees them (their bags are the heap's own and count as neither).
   assert.equal(heap.stats().retiredBlocks, retired);
   const liveBefore = heap.stats().liveBlocks;
   for (let i = 0; i < 4; i++) heap.collect();
-  const bags = Math.ceil(retired / 254); // entries per orphan bag
-  assert.equal(heap.stats().liveBlocks, liveBefore - retired - bags, "orphans were not reclaimed");
+  assert.equal(heap.stats().liveBlocks, liveBefore - retired, "orphans were not reclaimed");
   assert.equal(heap.stats().retiredBlocks, 0);
 });
+
+/** Spawns retireThenDie, evicts the worker once it has died, and returns what it posted. */
+async function retireThenDie(heap: SharedHeap, args: RetireArgs): Promise<unknown> {
+  const group = spawnWorkers<RetireArgs, never>({
+    module: fixtures,
+    fn: "retireThenDie",
+    workers: 1,
+    heap,
+    args,
+    timeoutMs: 60_000,
+  });
+  const posted = await new Promise<unknown>((resolve) => group.onMessage((_, v) => resolve(v)));
+  await group.terminate(0); // evicts its slot
+  await group.done;
+  return posted;
+}
+
+Deno.test("termination: an evicted worker's retired blocks pass to the orphans and are freed", async () => {
+  const heap = SharedHeap.create({ maxBytes: 64 * MiB });
+  heap.pin(); // holds the epoch: the worker can free nothing it retires
+  assert.equal(await retireThenDie(heap, { blocks: 1000 }), 1000);
+  // Its bags outlived it in the heap: eviction hands them to the orphans.
+  assert.equal(heap.stats().retiredBlocks, 1000);
+  assert.equal(heap.stats().liveBlocks, 1000);
+  heap.unpin();
+  for (let i = 0; i < 4; i++) heap.collect();
+  assert.equal(heap.stats().liveBlocks, 0, "the dead worker's retired blocks leaked");
+  assert.equal(heap.stats().retiredBlocks, 0);
+  assert.equal(heap.stats().liveBytes, 0);
+});
+
+// Each death in the retire machinery leaks at most the block in flight, and
+// never lets a block be freed twice (which would take liveBlocks below 0).
+const RETIRE_CRASHES: {
+  site: string;
+  hit: number;
+  pinned: boolean;
+  orphans: number;
+  retiredAtDeath: number;
+  leaked: number;
+}[] = [
+  // Appending its second bag, with the block that needs it not yet in one.
+  { site: "heap.retire.bag", hit: 2, pinned: true, orphans: 0, retiredAtDeath: 62, leaked: 1 },
+  // Freeing its first block: taken from its bag, not yet freed.
+  { site: "heap.collect.take", hit: 1, pinned: false, orphans: 0, retiredAtDeath: -1, leaked: 1 },
+  // Adopting the orphans of a worker that closed, linked but not yet counted.
+  {
+    site: "heap.orphans.adopt",
+    hit: 1,
+    pinned: true,
+    orphans: 100,
+    retiredAtDeath: 164,
+    leaked: 0,
+  },
+];
+
+for (const c of RETIRE_CRASHES) {
+  Deno.test(`termination: a worker dying at crash point ${c.site} leaks at most the block in flight`, async () => {
+    const heap = SharedHeap.create({ maxBytes: 64 * MiB });
+    if (c.pinned) heap.pin();
+    if (c.orphans > 0) {
+      const [left] = await runWorkers<RetireArgs, number>({
+        module: fixtures,
+        fn: "retireBlocks",
+        workers: 1,
+        heap,
+        args: { blocks: c.orphans },
+        timeoutMs: 60_000,
+      });
+      assert.equal(left, c.orphans);
+    }
+    assert.equal(await retireThenDie(heap, { blocks: 1000, site: c.site, hit: c.hit }), "dying");
+    if (c.retiredAtDeath >= 0) assert.equal(heap.stats().retiredBlocks, c.retiredAtDeath);
+    if (c.pinned) heap.unpin();
+    for (let i = 0; i < 4; i++) heap.collect();
+    const stats = heap.stats();
+    assert.equal(stats.liveBlocks, c.leaked, "blocks leaked, or one was freed twice");
+    assert.equal(stats.retiredBlocks, 0);
+    // The heap still serves the dead worker's slot and pages.
+    await runWorkers<RetireArgs, number>({
+      module: fixtures,
+      fn: "retireBlocks",
+      workers: 2,
+      heap,
+      args: { blocks: 500 },
+      timeoutMs: 60_000,
+    });
+    for (let i = 0; i < 4; i++) heap.collect();
+    assert.equal(heap.stats().liveBlocks, c.leaked);
+  });
+}
