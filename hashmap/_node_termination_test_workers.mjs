@@ -114,6 +114,10 @@ if (!isMainThread) {
       });
       const others = [1, 2].map((index) => run(spawn("owned", index, args)));
       const doomedSlot = await slot;
+      // The delay starts once worker 0 runs its operations again: on a busy
+      // machine it may wait for a core for longer than the delay itself.
+      const beats = new Int32Array(args.killedAtRandom);
+      while (Atomics.load(beats, 0) === 0) await new Promise((wake) => setTimeout(wake, 1));
       const delayMs = 1 + Math.floor(random() * 30);
       await new Promise((wake) => setTimeout(wake, delayMs));
       const beatsAtKill = Atomics.load(new Int32Array(args.killedAtRandom), 0);
