@@ -451,6 +451,8 @@ export class SharedHeap implements Disposable {
   #spillEpoch = new Int32Array(0);
   #spillHead = 0;
   #spillCount = 0;
+  // #chainEnd's second answer: the entries of the chain it walked.
+  #chainEntries = 0;
   #collectAt = COLLECT_EVERY;
   // Caches of retired blocks kept outside this heap's lists (see addReclaimer).
   readonly #reclaimers: (() => number)[] = [];
@@ -1723,30 +1725,36 @@ export class SharedHeap implements Disposable {
       this.join();
       slotBase = this.#slotBase;
     }
-    let i32 = this.i32;
-    const epoch = Atomics.load(i32, H_EPOCH);
-    let bag = i32[slotBase + S_RETIRE_TAIL] >> 2;
-    if (bag === 0 || i32[bag + B_END] === i32[bag + B_CAPACITY]) {
-      bag = this.#appendBag();
-      i32 = this.i32; // the bag's allocation may have grown the heap
-    }
-    if (bag !== 0) {
-      const end = i32[bag + B_END];
-      const at = bag + B_ENTRIES + 2 * end;
-      i32[at] = epoch;
-      i32[at + 1] = ptr;
-      // Counted after its words: a worker that dies in between leaks the
-      // block, and its evictor never reads a stale entry.
-      i32[bag + B_END] = end + 1;
-    } else {
-      this.#spill(ptr, epoch);
-    }
+    const epoch = Atomics.load(this.i32, H_EPOCH);
+    if (!this.#pushBagEntry(ptr, epoch)) this.#spill(ptr, epoch);
     this.#retiredCount++;
-    i32[slotBase + S_RETIRED]++;
+    this.i32[slotBase + S_RETIRED]++;
     if (this.#retiredCount >= this.#collectAt) {
       this.#collect();
       this.#collectAt = this.#retiredCount + COLLECT_EVERY;
     }
+  }
+
+  /**
+   * Writes an entry into this worker's tail bag, appending a bag when it is
+   * full; false when the heap has no room for one.
+   */
+  #pushBagEntry(ptr: number, epoch: number): boolean {
+    let i32 = this.i32;
+    let bag = i32[this.#slotBase + S_RETIRE_TAIL] >> 2;
+    if (bag === 0 || i32[bag + B_END] === i32[bag + B_CAPACITY]) {
+      bag = this.#appendBag();
+      if (bag === 0) return false;
+      i32 = this.i32; // the bag's allocation may have grown the heap
+    }
+    const end = i32[bag + B_END];
+    const at = bag + B_ENTRIES + 2 * end;
+    i32[at] = epoch;
+    i32[at + 1] = ptr;
+    // Counted after its words: a worker that dies in between leaks the
+    // block, and its evictor never reads a stale entry.
+    i32[bag + B_END] = end + 1;
+    return true;
   }
 
   /**
@@ -1963,23 +1971,13 @@ export class SharedHeap implements Disposable {
    * shared orphan stack.
    */
   #orphanRetired(): void {
-    const slotBase = this.#slotBase;
     while (this.#spillCount > 0) {
-      let bag = this.i32[slotBase + S_RETIRE_TAIL] >> 2;
-      if (bag === 0 || this.i32[bag + B_END] === this.i32[bag + B_CAPACITY]) {
-        bag = this.#appendBag();
-        if (bag === 0) break;
-      }
-      const i32 = this.i32;
       const at = this.#spillHead;
-      const end = i32[bag + B_END];
-      i32[bag + B_ENTRIES + 2 * end] = this.#spillEpoch[at];
-      i32[bag + B_ENTRIES + 2 * end + 1] = this.#spillPtr[at];
-      i32[bag + B_END] = end + 1;
+      if (!this.#pushBagEntry(this.#spillPtr[at], this.#spillEpoch[at])) break;
       this.#spillHead = (at + 1) % this.#spillPtr.length;
       this.#spillCount--;
     }
-    this.#orphanChain(slotBase);
+    this.#orphanChain(this.#slotBase);
     this.#retiredCount = 0;
   }
 
@@ -2000,12 +1998,9 @@ export class SharedHeap implements Disposable {
     const count = Atomics.exchange(this.i32, slotBase + S_RETIRED, 0);
     Atomics.add(this.i32, H_ORPHANED_BLOCKS, count);
     if (chain === 0) return;
-    let last = 0;
-    this.#walkChain(chain, (bag) => {
-      last = bag;
-    });
+    const last = this.#chainEnd(chain);
     if (last === 0) return;
-    const i32 = this.i32; // as #walkChain left the views
+    const i32 = this.i32; // as #chainEnd left the views
     let head = Atomics.load(i32, H_ORPHANS);
     for (;;) {
       // Pattern (b): the chain's words were written before this CAS
@@ -2018,25 +2013,29 @@ export class SharedHeap implements Disposable {
   }
 
   /**
-   * Calls `visit` with each bag of the chain from byte offset `chain` and
-   * its entries not yet freed, mapping bags that lie past this worker's
-   * views. Bounded, and stops at a link that is no bag offset: a chain is
-   * only ever linked to initialized bags, but a worker that died may have
-   * left a word half done that no test has thought of.
+   * The last bag of the chain from byte offset `chain` (0: no bag there),
+   * leaving the entries not yet freed of the whole chain in #chainEntries,
+   * and mapping bags that lie past this worker's views. Bounded, and stops
+   * at a link that is no bag offset: a chain is only ever linked to
+   * initialized bags, but a worker that died may have left a word half done
+   * that no test has thought of. The chain then ends at the last bag.
    */
-  #walkChain(chain: number, visit: (bag: number, entries: number) => void): void {
+  #chainEnd(chain: number): number {
     const maxBags = this.maxBytes / BAG_BYTES;
-    let bag = chain;
-    for (let steps = 0; steps < maxBags; steps++) {
-      if (!(bag >= PAGE_BYTES && bag <= this.maxBytes - BAG_BYTES && (bag & 15) === 0)) return;
+    let entries = 0;
+    let last = 0;
+    for (let bag = chain, steps = 0; steps < maxBags; steps++) {
+      if (!(bag >= PAGE_BYTES && bag <= this.maxBytes - BAG_BYTES && (bag & 15) === 0)) break;
       if (bag + BAG_BYTES > this.mappedBytes) this.ensure(bag + BAG_BYTES);
-      const i32 = this.i32;
       const w = bag >> 2;
-      visit(bag, i32[w + B_END] - i32[w + B_START]);
-      const next = i32[w + B_NEXT];
-      if (next === 0) return;
-      bag = next;
+      entries += this.i32[w + B_END] - this.i32[w + B_START];
+      last = bag;
+      bag = this.i32[w + B_NEXT];
+      if (bag === 0) break;
     }
+    if (last !== 0) this.i32[(last >> 2) + B_NEXT] = 0;
+    this.#chainEntries = entries;
+    return last;
   }
 
   /**
@@ -2053,19 +2052,13 @@ export class SharedHeap implements Disposable {
     const link = tail === 0 ? slotBase + S_RETIRE_HEAD : (tail >> 2) + B_NEXT;
     this.i32[link] = chain;
     crashPoint("heap.orphans.adopt");
-    let count = 0;
-    let last = 0;
-    this.#walkChain(chain, (bag, entries) => {
-      count += entries;
-      last = bag;
-    });
+    const last = this.#chainEnd(chain);
+    const count = this.#chainEntries;
     const i32 = this.i32;
     if (last === 0) {
       i32[link] = 0; // no bag at all there
       return;
     }
-    // Ends the chain at the last bag, which a bad link would not have done.
-    i32[(last >> 2) + B_NEXT] = 0;
     i32[slotBase + S_RETIRE_TAIL] = last;
     i32[slotBase + S_RETIRED] += count;
     Atomics.sub(i32, H_ORPHANED_BLOCKS, count);
@@ -2079,18 +2072,10 @@ export class SharedHeap implements Disposable {
   #inheritChain(): void {
     const slotBase = this.#slotBase;
     const chain = this.i32[slotBase + S_RETIRE_HEAD];
-    let count = 0;
-    let last = 0;
-    if (chain !== 0) {
-      this.#walkChain(chain, (bag, entries) => {
-        count += entries;
-        last = bag;
-      });
-      // Ends the chain at the last bag, which a bad link would not have done.
-      if (last === 0) this.i32[slotBase + S_RETIRE_HEAD] = 0;
-      else this.i32[(last >> 2) + B_NEXT] = 0;
-    }
+    const last = chain === 0 ? 0 : this.#chainEnd(chain);
+    const count = last === 0 ? 0 : this.#chainEntries;
     const i32 = this.i32;
+    if (last === 0) i32[slotBase + S_RETIRE_HEAD] = 0;
     i32[slotBase + S_RETIRE_TAIL] = last;
     i32[slotBase + S_RETIRED] = count;
     this.#retiredCount = count;
