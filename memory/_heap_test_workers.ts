@@ -282,6 +282,29 @@ export function dieHoldingPoolLock(ctx: WorkerContext<unknown>): never {
   ctx.hang();
 }
 
+/**
+ * Takes the pool lock by hand, waits until a waiter has parked on it, then
+ * releases it without waking anyone and stops: as a worker killed between
+ * unlockPool's exchange and its notify would (a Node termination can land
+ * there, on the notify call).
+ */
+export function dieReleasingPoolLock(ctx: WorkerContext<unknown>): never {
+  const heap = heapOf(ctx);
+  const mine = (heap.slot + 1) << 1;
+  while (Atomics.compareExchange(heap.i32, H_POOL_LOCK, 0, mine) !== 0) {
+    Atomics.wait(heap.i32, H_POOL_LOCK, Atomics.load(heap.i32, H_POOL_LOCK), 1);
+  }
+  ctx.post("holding");
+  // A waiter sets the waiters bit just before it parks.
+  while ((Atomics.load(heap.i32, H_POOL_LOCK) & 1) === 0) {
+    Atomics.wait(heap.i32, H_POOL_LOCK, mine, 1);
+  }
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50); // let the other park too
+  Atomics.exchange(heap.i32, H_POOL_LOCK, 0);
+  ctx.post("released");
+  ctx.hang();
+}
+
 /** Sets a root and dies in the middle of writing it (holding the pool lock). */
 export function dieSettingRoot(ctx: WorkerContext<unknown>): never {
   const heap = heapOf(ctx);

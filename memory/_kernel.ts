@@ -112,6 +112,20 @@ export interface Kernel {
     w7: number,
     valueKind: number,
   ): number;
+  /**
+   * A CAS of the word at byte `at` from `expected` to `replacement` that,
+   * when it succeeds, adds `delta` to the word at byte `countAt` in the
+   * same call, where a terminated worker cannot stop between the two: the
+   * word the CAS saw, as Atomics.compareExchange answers. Traps, having
+   * written nothing, on memory this instance has not been told about yet.
+   */
+  casCounted(
+    at: number,
+    expected: number,
+    replacement: number,
+    countAt: number,
+    delta: number,
+  ): number;
 }
 
 /** Kernel answer: take the general path. No integer equals it. */

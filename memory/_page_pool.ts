@@ -80,6 +80,11 @@ export function unlockPool(i32: Int32Array): void {
   if ((Atomics.exchange(i32, H_POOL_LOCK, 0) & 1) !== 0) Atomics.notify(i32, H_POOL_LOCK, 1);
 }
 
+/** Wakes every worker parked in lockPool. */
+export function wakePoolWaiters(i32: Int32Array): void {
+  Atomics.notify(i32, H_POOL_LOCK);
+}
+
 /** Slot of the pool lock's holder, or -1 when free. */
 export function poolLockHolder(i32: Int32Array): number {
   return (Atomics.load(i32, H_POOL_LOCK) >> 1) - 1;

@@ -147,6 +147,7 @@ import {
   recoverPool,
   takeBlock,
   unlockPool,
+  wakePoolWaiters,
 } from "./_page_pool.ts";
 import {
   describeValue,
@@ -1107,6 +1108,12 @@ export class SharedHeap implements Disposable {
       // It died inside a pool operation: rebuild the pool, release the lock.
       this.#recoverRoots();
       recoverPool(i32, this.#descBase);
+    } else {
+      // It may have died in unlockPool between its exchange and its notify
+      // (a Node termination can land on the notify call), leaving waiters
+      // asleep on a free lock: wake them all. A needless wake-up only makes
+      // a waiter look at the lock again.
+      wakePoolWaiters(i32);
     }
     // Its pages pass to whoever frees into them or joins next (or to the
     // pool). We act as the dead slot, which nobody else uses until we

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { runWorkers, spawnWorkers } from "../testing/harness.ts";
 import { SharedHeap, WorkerLimitError } from "./mod.ts";
 import type { ChurnArgs, EpochArgs, RetireArgs } from "./_heap_test_workers.ts";
+import { H_POOL_LOCK } from "./_layout.ts";
 
 const fixtures = new URL("./_heap_test_workers.ts", import.meta.url).href;
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
@@ -204,6 +205,44 @@ Deno.test("termination: a worker killed holding the pool lock is recovered by ev
   await holder.terminate(0); // evicts the slot: recovery releases the lock
   await holder.done;
   assert.deepEqual(await blocked, [1225, 1225]);
+  assert.equal(heap.stats().liveBlocks, 0);
+});
+
+Deno.test("termination: evictWorker wakes the pool lock's waiters that a dying unlock did not", async () => {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 64 * MiB });
+  const holder = spawnWorkers<unknown, never>({
+    module: fixtures,
+    fn: "dieReleasingPoolLock",
+    workers: 1,
+    heap,
+    timeoutMs: 60_000,
+  });
+  const messages = holder.messages();
+  const said = [(await messages.next()).value?.value];
+  const blocked = runWorkers<{ count: number }, number>({
+    module: fixtures,
+    fn: "allocateLarge",
+    workers: 2,
+    heap,
+    args: { count: 50 },
+    timeoutMs: 60_000,
+  });
+  said.push((await messages.next()).value?.value); // the lock is free, its waiters asleep
+  assert.deepEqual(said, ["holding", "released"]);
+  await holder.terminate(0); // evicts the slot: must wake them
+  await holder.done;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stuck = new Promise<"stuck">((resolve) => {
+    timer = setTimeout(() => resolve("stuck"), 20_000);
+  });
+  const outcome = await Promise.race([blocked, stuck]);
+  clearTimeout(timer);
+  if (outcome === "stuck") {
+    Atomics.notify(heap.i32, H_POOL_LOCK); // let them finish, then fail
+    await blocked;
+    assert.fail("the waiters still slept 20 s after the eviction");
+  }
+  assert.deepEqual(outcome, [1225, 1225]);
   assert.equal(heap.stats().liveBlocks, 0);
 });
 

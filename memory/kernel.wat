@@ -676,4 +676,26 @@
         (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
     (call $unpin (local.get $pinAt))
     (local.get $result))
+
+  ;; For HashMap's JavaScript write paths: a CAS of the word at byte `at`
+  ;; from `expected` to `replacement` that, when it succeeds, adds `delta`
+  ;; to the word at byte `countAt` (the caller's size stripe) in the same
+  ;; call. Answers the word the CAS saw, as Atomics.compareExchange does.
+  ;; Why here: in JavaScript each Atomics call is a point where V8 takes a
+  ;; termination, and a Node worker killed in a loop of a CAS and a count
+  ;; stopped between the two in 132 of 300 kills, which left the map's size
+  ;; one off; WebAssembly stops only at a call or a loop's back edge, and
+  ;; there is neither between the two. The count word is loaded first, so that a trap
+  ;; (memory this instance has not been told about yet) comes before either
+  ;; write. Needs no pin: the caller holds one.
+  (func (export "casCounted")
+    (param $at i32) (param $expected i32) (param $replacement i32)
+    (param $countAt i32) (param $delta i32) (result i32)
+    (local $seen i32)
+    (drop (i32.atomic.load (local.get $countAt)))
+    (local.set $seen
+      (i32.atomic.rmw.cmpxchg (local.get $at) (local.get $expected) (local.get $replacement)))
+    (if (i32.eq (local.get $seen) (local.get $expected))
+      (then (drop (i32.atomic.rmw.add (local.get $countAt) (local.get $delta)))))
+    (local.get $seen))
 )

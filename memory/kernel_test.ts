@@ -199,3 +199,26 @@ Deno.test("kernel: a trap leaves the call's pin behind, and kernelTrapped undoes
   const other = new TypeError("not a trap");
   assert.throws(() => heap.kernelTrapped(other), (e: unknown) => e === other);
 });
+
+Deno.test("kernel: casCounted counts a CAS that succeeds, and writes nothing when it traps", () => {
+  const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 64 << 20 });
+  const kernel = heap.kernel!;
+  const block = heap.allocateZeroed(16);
+  const at = block, countAt = block + 8;
+  const i32 = heap.i32;
+  i32[at >> 2] = 5;
+  i32[countAt >> 2] = 10;
+  // Succeeds: the old word comes back, and the count moves by delta.
+  assert.equal(kernel.casCounted(at, 5, -7, countAt, -1), 5);
+  assert.deepEqual([i32[at >> 2], i32[countAt >> 2]], [-7, 9]);
+  // Fails: the word it saw comes back, and neither word moves.
+  assert.equal(kernel.casCounted(at, 5, 6, countAt, 1), -7);
+  assert.deepEqual([i32[at >> 2], i32[countAt >> 2]], [-7, 9]);
+  assert.equal(kernel.casCounted(at, -7, 6, countAt, 1), -7);
+  assert.deepEqual([i32[at >> 2], i32[countAt >> 2]], [6, 10]);
+  // A count word past what the instance knows traps before the CAS.
+  const beyond = heap.sab.byteLength + (1 << 16);
+  assert.throws(() => kernel.casCounted(at, 6, 8, beyond, 1), WebAssembly.RuntimeError);
+  assert.equal(i32[at >> 2], 6);
+  heap.free(block);
+});
