@@ -8,7 +8,7 @@
 import type { WorkerContext } from "../testing/harness.ts";
 import { SharedHeap, type SharedHeapHandle } from "./heap.ts";
 import { faultInjection } from "./faults.ts";
-import { H_POOL_LOCK } from "./_layout.ts";
+import { H_POOL_LOCK, H_SLOTS_OFFSET, S_EPOCH, S_STATE, SLOT_BYTES } from "./_layout.ts";
 
 function heapOf(ctx: WorkerContext<unknown>): SharedHeap {
   if (ctx.heap === undefined) throw new Error("this worker needs a heap");
@@ -384,6 +384,35 @@ export function retireThenDie(ctx: WorkerContext<RetireArgs>): never {
   if (site !== undefined) throw new Error(`crash point ${site} was never reached`);
   ctx.post(heap.stats().retiredBlocks);
   ctx.hang();
+}
+
+/**
+ * Retires blocks, then lets go of its slot as the heap's FinalizationRegistry
+ * callback does for a heap dropped without close() (its epoch word cleared,
+ * the slot released, the retired blocks' bags left in the slot), posts
+ * [slot, retired count] and stops, never touching the heap again.
+ */
+export function retireThenDrop(ctx: WorkerContext<RetireArgs>): never {
+  const heap = heapOf(ctx);
+  for (let i = 0; i < ctx.args.blocks; i++) heap.retire(heap.allocate(48));
+  const retired = heap.stats().retiredBlocks;
+  const slot = heap.slot;
+  const i32 = heap.i32;
+  const base = (i32[H_SLOTS_OFFSET] >> 2) + slot * (SLOT_BYTES >> 2);
+  const state = Atomics.load(i32, base + S_STATE);
+  Atomics.store(i32, base + S_EPOCH, 0);
+  Atomics.compareExchange(i32, base + S_STATE, state, state + 1);
+  ctx.post([slot, retired]);
+  ctx.hang();
+}
+
+/** Joins the heap and collects until nothing it holds is retired: [slot, blocks it inherited]. */
+export function joinAndCollect(ctx: WorkerContext<unknown>): number[] {
+  const heap = heapOf(ctx);
+  heap.join();
+  const inherited = heap.stats().retiredBlocks;
+  for (let i = 0; i < 4; i++) heap.collect();
+  return [heap.slot, inherited];
 }
 
 /** kernelAfterGrowth: where the parent publishes a word to read. */

@@ -303,6 +303,39 @@ Deno.test("termination: an evicted worker's retired blocks pass to the orphans a
   assert.equal(heap.stats().liveBytes, 0);
 });
 
+Deno.test("epochs: a worker that joins the slot of a heap dropped without close() frees its retired blocks", async () => {
+  const heap = SharedHeap.create({ maxBytes: 64 * MiB });
+  heap.pin(); // holds the epoch (and slot 0): the dropped heap can free nothing it retires
+  const dropped = spawnWorkers<RetireArgs, never>({
+    module: fixtures,
+    fn: "retireThenDrop",
+    workers: 1,
+    heap,
+    args: { blocks: 1000 },
+    timeoutMs: 60_000,
+  });
+  const [slot, retired] = await new Promise<number[]>((resolve) =>
+    dropped.onMessage((_, v) => resolve(v as number[]))
+  );
+  assert.equal(retired, 1000);
+  await dropped.terminate(0); // its slot is free already: the eviction finds nothing to do
+  await dropped.done;
+  assert.equal(heap.stats().liveBlocks, 1000);
+  heap.unpin();
+  const [[joined, inherited]] = await runWorkers<unknown, number[]>({
+    module: fixtures,
+    fn: "joinAndCollect",
+    workers: 1,
+    heap,
+    timeoutMs: 60_000,
+  });
+  assert.equal(joined, slot, "the newcomer should take the lowest free slot, the dropped one");
+  assert.equal(inherited, 1000, "the newcomer should count the bags left in its slot");
+  for (let i = 0; i < 4; i++) heap.collect();
+  assert.equal(heap.stats().liveBlocks, 0, "the dropped heap's retired blocks leaked");
+  assert.equal(heap.stats().retiredBlocks, 0);
+});
+
 // Each death in the retire machinery leaks at most the block in flight, and
 // never lets a block be freed twice (which would take liveBlocks below 0).
 const RETIRE_CRASHES: {
