@@ -722,11 +722,23 @@ export interface OwnedKeysArgs {
    * has stopped).
    */
   readonly killedAtRandom?: SharedArrayBuffer;
+  /** Whether the map has string keys (ownedStringKey) rather than i32 keys. */
+  readonly stringKeys?: boolean;
 }
 
 /** The map key of key index `i`: spread out, and never 0. */
 export function ownedKey(i: number): number {
   return Math.imul(i + 1, 0x9e3779b1) | 1;
+}
+
+/** The string key of key index `i`, for maps with string keys: 8 to 17 ASCII bytes. */
+export function ownedStringKey(i: number): string {
+  return `owned-${ownedKey(i)}`;
+}
+
+/** ownedKey or ownedStringKey, as `stringKeys` says. */
+function ownedKeyOf(stringKeys: boolean | undefined): (i: number) => number | string {
+  return stringKeys === true ? ownedStringKey : ownedKey;
 }
 
 /**
@@ -738,7 +750,8 @@ export function ownedKey(i: number): number {
  */
 export function ownedKeys(ctx: WorkerContext<OwnedKeysArgs>): number {
   const { perWorker, opsBefore, opsAfter, dieAt } = ctx.args;
-  const map = HashMap.attach<number, number>(ctx.args.map);
+  const map = HashMap.attach<number | string, number>(ctx.args.map);
+  const keyOf = ownedKeyOf(ctx.args.stringKeys);
   const state = new Int32Array(ctx.args.state);
   const pending = new Int32Array(ctx.args.pending);
   const flags = new Int32Array(ctx.args.flags);
@@ -763,7 +776,7 @@ export function ownedKeys(ctx: WorkerContext<OwnedKeysArgs>): number {
   const run = (): void => {
     if (used < perWorker && ctx.random() < 0.3) used = Math.min(perWorker, used + 8);
     const j = ctx.random() < 0.5 ? Math.max(0, used - 1 - ctx.randomInt(16)) : ctx.randomInt(used);
-    const key = ownedKey(base + j);
+    const key = keyOf(base + j);
     const had = present[j] === 1;
     const old = values[j];
     const fresh = ((ctx.index + 1) << 24) + (++seq & 0xffffff);
@@ -849,9 +862,9 @@ export function ownedKeys(ctx: WorkerContext<OwnedKeysArgs>): number {
   for (let i = 0; i < opsAfter; i++) run();
   // Everything this worker did is there, as it left it.
   for (let j = 0; j < perWorker; j++) {
-    const got = map.get(ownedKey(base + j));
+    const got = map.get(keyOf(base + j));
     const wanted = present[j] === 1 ? values[j] : undefined;
-    if (got !== wanted) throw new Error(`key ${ownedKey(base + j)}: ${got}, expected ${wanted}`);
+    if (got !== wanted) throw new Error(`key ${keyOf(base + j)}: ${got}, expected ${wanted}`);
   }
   return seq;
 }
@@ -865,6 +878,8 @@ export interface VerifyArgs {
   readonly workers: number;
   /** New keys to insert afterwards (key indexes from `keys` on). */
   readonly grow: number;
+  /** Whether the map has string keys, as in OwnedKeysArgs. */
+  readonly stringKeys?: boolean;
   /**
    * How far `size` may be off the keys found (default 0): 1 where a worker
    * was killed at a random moment while the map ran without the kernel,
@@ -879,8 +894,8 @@ export function verifyArgsAfter(
   workers: number,
   grow: number,
 ): VerifyArgs {
-  const { map, perWorker, state, pending } = owned;
-  return { map, keys: workers * perWorker, state, pending, workers, grow };
+  const { map, perWorker, state, pending, stringKeys } = owned;
+  return { map, keys: workers * perWorker, state, pending, workers, grow, stringKeys };
 }
 
 /**
@@ -891,7 +906,8 @@ export function verifyArgsAfter(
  */
 export function verifyAndRewrite(ctx: WorkerContext<VerifyArgs>): number {
   const { keys, workers, grow } = ctx.args;
-  const map = HashMap.attach<number, number>(ctx.args.map);
+  const map = HashMap.attach<number | string, number>(ctx.args.map);
+  const keyOf = ownedKeyOf(ctx.args.stringKeys);
   const state = new Int32Array(ctx.args.state);
   const pending = new Int32Array(ctx.args.pending);
   const inFlight = new Map<number, [boolean, number]>();
@@ -900,9 +916,9 @@ export function verifyAndRewrite(ctx: WorkerContext<VerifyArgs>): number {
       inFlight.set(pending[w * 4 + 1], [pending[w * 4 + 2] === 1, pending[w * 4 + 3]]);
     }
   }
-  const expected = new Map<number, number>();
+  const expected = new Map<number | string, number>();
   for (let i = 0; i < keys; i++) {
-    const key = ownedKey(i);
+    const key = keyOf(i);
     const got = map.get(key);
     const before = state[2 * i] === 1 ? state[2 * i + 1] : undefined;
     const flight = inFlight.get(i);
@@ -930,13 +946,13 @@ export function verifyAndRewrite(ctx: WorkerContext<VerifyArgs>): number {
     }
   }
   for (let j = keys; j < keys + grow; j++) {
-    map.set(ownedKey(j), j);
-    expected.set(ownedKey(j), j);
+    map.set(keyOf(j), j);
+    expected.set(keyOf(j), j);
   }
   for (const [key, value] of expected) {
     if (map.get(key) !== value) throw new Error(`after rewriting, ${key}: ${map.get(key)}`);
   }
-  const seen = new Set<number>();
+  const seen = new Set<number | string>();
   for (const [key, value] of map) {
     if (seen.has(key)) throw new Error(`iteration yielded ${key} twice`);
     seen.add(key);

@@ -4,7 +4,7 @@
 // waits for the worker's event loop (ARCHITECTURE.md, "Crash points").
 //
 // Per kill: three workers run random operations on keys they own (the
-// `ownedKeys` fixture), recording each completed one and the one in flight;
+// `ownedKeys` fixture; i32 keys, or string keys on odd kills), recording each completed one and the one in flight;
 // worker 0 runs until it is terminated 1 to 30 ms after it got going, and
 // the parent then evicts its heap slot. A newcomer worker checks every key
 // against what its owner did (`verifyAndRewrite`), rewrites them and grows
@@ -12,7 +12,7 @@
 // CAS and its count in one kernel call. Without it (a Node whose WebAssembly
 // memory has no growable buffer) the size may be one off.
 //
-//   node _node_termination_test_workers.mjs <bundle.mjs> [kills]
+//   node _node_termination_test_workers.mjs <bundle.mjs> [kills] [seed]
 //
 // The bundle is `_node_termination_test_workers.ts` built with `deno bundle`.
 // Prints one JSON line: { kills: [...] }, or { error } on failure.
@@ -62,10 +62,12 @@ if (!isMainThread) {
   }
 } else {
   const kills = Number(process.argv[3] ?? "4");
+  // Another seed gives other operations and other delays, for long runs.
+  const seed = Number(process.argv[4] ?? "0");
   // Blocks one kill may leak: an unpublished entry, a block being retired
   // or freed, or a table's two blocks in the last step of its retirement.
   const LEAK_BOUND = 4;
-  const random = seeded(0x5eed);
+  const random = seeded(0x5eed + seed);
   const report = [];
   const run = (worker) =>
     new Promise((done, fail) => {
@@ -78,7 +80,8 @@ if (!isMainThread) {
   try {
     for (let kill = 0; kill < kills; kill++) {
       const heap = SharedHeap.create({ initialBytes: 4 * 65536, maxBytes: 256 << 20 });
-      const map = HashMap.create(heap, { key: "i32", value: "i32" });
+      const stringKeys = kill % 2 === 1;
+      const map = HashMap.create(heap, { key: stringKeys ? "string" : "i32", value: "i32" });
       const workers = 3;
       const perWorker = 20_000;
       const args = {
@@ -91,6 +94,7 @@ if (!isMainThread) {
         opsAfter: 0,
         dieAt: undefined,
         killedAtRandom: new SharedArrayBuffer(4),
+        stringKeys,
       };
       const spawn = (role, index, workerArgs) =>
         new Worker(new URL(import.meta.url), {
@@ -101,7 +105,7 @@ if (!isMainThread) {
             workers,
             args: workerArgs,
             heap: heap.handle,
-            seed: kill * 7919 + index,
+            seed: (seed * 1000 + kill) * 7919 + index,
           },
         });
       const registered = heap.stats().workers;
@@ -149,7 +153,7 @@ if (!isMainThread) {
           `kill ${kill}: ${leaked} blocks leaked (at most ${LEAK_BOUND}), ${retiredBlocks} retired`,
         );
       }
-      report.push({ kill, delayMs, beatsAtKill, seqs, size, kernel, leaked });
+      report.push({ kill, stringKeys, delayMs, beatsAtKill, seqs, size, kernel, leaked });
       heap.close();
     }
     console.log(JSON.stringify({ kills: report }));
