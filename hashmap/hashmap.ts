@@ -1832,9 +1832,10 @@ export class HashMap<K, V> {
    * worker terminated between two `Atomics` calls can stop there (each call
    * is a point where V8 takes the termination), which left the size one off
    * in 4 of about 1,700 kills of the Node random-kill test; in WebAssembly
-   * there is no such point between the two. Without the kernel, or when its call traps (memory it
-   * has not been told about yet, before it writes anything), JavaScript
-   * does both, and a kill between them leaves the size one off.
+   * there is no such point between the two. Without the kernel, or when its
+   * call traps (memory it has not been told about yet, before it writes
+   * anything), JavaScript does both, and a kill between them leaves the size
+   * one off.
    */
   #casCounted(slot: number, seen: number, replacement: number, delta: number): number {
     const heap = this.#heap;

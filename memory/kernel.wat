@@ -685,9 +685,9 @@
   ;; termination, and a Node worker killed in a loop of a CAS and a count
   ;; stopped between the two in 132 of 300 kills, which left the map's size
   ;; one off; WebAssembly stops only at a call or a loop's back edge, and
-  ;; there is neither between the two. The count word is loaded first, so that a trap
-  ;; (memory this instance has not been told about yet) comes before either
-  ;; write. Needs no pin: the caller holds one.
+  ;; there is neither between the two. The count word is loaded first, so
+  ;; that a trap (memory this instance has not been told about yet) comes
+  ;; before either write. Needs no pin: the caller holds one.
   (func (export "casCounted")
     (param $at i32) (param $expected i32) (param $replacement i32)
     (param $countAt i32) (param $delta i32) (result i32)
