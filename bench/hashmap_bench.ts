@@ -15,7 +15,9 @@
  *    nothing else: the floor under any lookup that hashes the key itself
  *    (and, to show where that floor comes from, reading one character).
  *    A setup step prints the bytes per entry of an i32 → i32 map
- *    just before and just after it grows.
+ *    just before and just after it grows. Another group reads a map whose
+ *    bulk load ended with half of a growth done: as left (reads of moved
+ *    keys take the general path), and after `finishResize()`.
  * 2. **Concache's shape.** W writers and R readers over 10,000 keys, uniform
  *    or Zipf(1.03), on four maps: `sharedmap` (npm, the baseline), an
  *    open-addressing table under one sabre RwLock, and sabre's HashMap with
@@ -224,6 +226,55 @@ Deno.bench({
     sink ^= s;
   },
 });
+
+// A bulk load that ends during a growth: 2^20 slots, and 1,023 sets after
+// the one that started the growth, which copied 2,046 of its 4,096 chunks
+// (each write copies two). No write follows to finish it, so in the first
+// map reads of the keys already moved (frozen in the old table) take the
+// general path; the second map had finishResize() called.
+const LOADED = (1 << 20) * 3 / 4 + 1024;
+const loadedMaps = [
+  { label: "growth left half done", finish: false },
+  { label: "after finishResize()", finish: true },
+].map(({ label, finish }) => {
+  const map = HashMap.create(SharedHeap.create({ maxBytes: 128 << 20 }), {
+    key: "i32",
+    value: "i32",
+    capacity: 1 << 20,
+  });
+  for (let i = 0; i < LOADED; i++) map.set(intKey(i), i);
+  if (finish && !map.finishResize()) throw new Error("finishResize found work it could not do");
+  if (map.capacity !== (finish ? 1 << 21 : 1 << 20)) {
+    throw new Error(`${label}: unexpected capacity ${map.capacity}`);
+  }
+  return { label, map };
+});
+const GET_LOADED = `get, i32 keys, ${LOADED} entries, after a bulk load that ended during a growth`;
+
+Deno.bench({
+  name: `Map.get (x${BATCH})`,
+  group: GET_LOADED,
+  baseline: true,
+  fn() {
+    const at = nextBatch();
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += jsIntMap.get(intKey(order[at + i] % LOADED))!;
+    sink ^= s;
+  },
+});
+
+for (const { label, map } of loadedMaps) {
+  Deno.bench({
+    name: `sabre HashMap.get, ${label} (x${BATCH})`,
+    group: GET_LOADED,
+    fn() {
+      const at = nextBatch();
+      let s = 0;
+      for (let i = 0; i < BATCH; i++) s += map.get(intKey(order[at + i] % LOADED))!;
+      sink ^= s;
+    },
+  });
+}
 
 const SET_INT = "set existing key, i32 keys, 1M entries";
 

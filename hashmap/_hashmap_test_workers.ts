@@ -697,6 +697,29 @@ export function pauseInRetirement(ctx: WorkerContext<PauseInRetirementArgs>): nu
   return k;
 }
 
+export interface InsertUntilDeathArgs {
+  readonly map: HashMapHandle;
+  /** The crash point where this worker stops for good. */
+  readonly site: string;
+}
+
+/**
+ * Inserts keys 0, 1, ... (each the value of its own key) until one of its
+ * writes reaches crash point `site`; there it posts the key in flight and
+ * hangs until the parent terminates it.
+ */
+export function insertUntilDeath(ctx: WorkerContext<InsertUntilDeathArgs>): number {
+  const map = HashMap.attach<number, number>(ctx.args.map);
+  let k = 0;
+  faultInjection.hook = (site) => {
+    if (site !== ctx.args.site) return;
+    ctx.post(k);
+    ctx.hang();
+  };
+  for (; k < 1_000_000; k++) map.set(k, k);
+  throw new Error(`no write reached ${ctx.args.site}`);
+}
+
 // ---------------------------------------------------------------------------
 // Termination at crash points
 

@@ -55,7 +55,10 @@
  * before they write). When every chunk is done, the root moves to the next
  * table. Writers that meet the new root then retire the old table the same
  * way, chunk by chunk (so no single operation pays for a whole table), and
- * the root moves on again only once that retirement is done.
+ * the root moves on again only once that retirement is done. Readers never
+ * help, so when writes stop mid-resize both tables stay; `finishResize`
+ * claims the chunks left, a few per pin, and never waits for a chunk that a
+ * live worker holds.
  *
  * Ownership of shared entries: an entry copied into a newer table is
  * referenced by both. Whoever clears the COPIED bit with a CAS owns it:
@@ -174,6 +177,11 @@ const KERNEL_KEY_BYTES = 32;
 const MOVED = FROZEN;
 
 const CHUNK = 256;
+/**
+ * Chunks that finishResize works on under one pin (it unpins between, so
+ * that reclamation goes on meanwhile).
+ */
+const FINISH_CHUNKS = 16;
 /** A chunk's holder word once the chunk is done (holders are ownerIds, > 0). */
 const CHUNK_DONE = -1;
 /** What #claimJobChunk returns once every chunk of the job is done. */
@@ -1426,6 +1434,57 @@ export class HashMap<K, V> {
   }
 
   /**
+   * Finishes the resize under way, if any: copies the chunks of the old
+   * table that no worker holds, moves the root to the new table, and retires
+   * the old one. Writers do this work a few chunks at a time, and reads never
+   * do it, so a map whose writes stop in the middle of a resize (a bulk load
+   * that ends just past a growth) keeps both tables, and its reads of moved
+   * keys take the slower general path, until more writes come. Call this
+   * after such a load. It never waits: chunks that other live workers hold
+   * stay theirs (those of a dead worker's are taken over once it is
+   * evicted). Throws {@linkcode HeapExhaustedError} when the copy needs a
+   * further growth that the heap cannot hold; what was done stays done.
+   *
+   * @returns true when no resize is under way any more; false when what is
+   * left is in other workers' hands (they finish it with their next writes,
+   * or call this again later).
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const map = HashMap.create(heap, { key: "i32", value: "i32", capacity: 4096 });
+   * // 3,073 keys: the last one passes 3/4 of the 4,096 slots, and a growth starts.
+   * for (let i = 0; i <= 3072; i++) map.set(i, i);
+   * console.assert(map.finishResize() && map.capacity === 8192);
+   * ```
+   */
+  finishResize(): boolean {
+    const heap = this.#heap;
+    for (;;) {
+      let progressed: boolean;
+      heap.pin();
+      try {
+        const table = this.#root();
+        heap.ensure(table + TABLE_BYTES);
+        const next = this.#next(table);
+        const retiring = Atomics.load(heap.i32, (table >> 2) + T_RETIRING);
+        if (next === 0 && retiring === 0) return true;
+        let chunks = 0;
+        if (retiring !== 0) chunks += this.#helpRetire(table, retiring, FINISH_CHUNKS);
+        if (next !== 0) chunks += this.#helpMigrate(table, next, FINISH_CHUNKS);
+        // A promotion, or a retirement finished without a chunk of its own
+        // (its last counter died before it finished), is progress too.
+        progressed = chunks > 0 || this.#root() !== table ||
+          Atomics.load(heap.i32, (table >> 2) + T_RETIRING) !== retiring;
+      } finally {
+        heap.unpin();
+      }
+      if (!progressed) return false;
+    }
+  }
+
+  /**
    * Gives all of the map's memory back to its heap: its entries, its tables
    * (also those of a resize under way) and its header. No worker may use the
    * map, or attach its handle, once this starts; delete any named root that
@@ -2165,8 +2224,11 @@ export class HashMap<K, V> {
     }
   }
 
-  /** Migrates up to two chunks of `table` into `next`, then tries to promote. */
-  #helpMigrate(table: number, next: number): void {
+  /**
+   * Migrates up to `rounds` chunks of `table` into `next` (a write helps
+   * with two), then tries to promote; answers how many it migrated.
+   */
+  #helpMigrate(table: number, next: number, rounds = 2): number {
     const heap = this.#heap;
     // The slots and the holder words: allocated by any worker, maybe past
     // this one's views.
@@ -2176,7 +2238,8 @@ export class HashMap<K, V> {
     const holders = (table >> 2) + TABLE_WORDS;
     heap.ensure((holders + 2 * chunks) * 4);
     const me = heap.ownerId();
-    for (let round = 0; round < 2; round++) {
+    let round = 0;
+    for (; round < rounds; round++) {
       const chunk = this.#claimJobChunk((table >> 2) + T_MIGRATION, holders, chunks, me);
       if (chunk < 0) break;
       try {
@@ -2194,6 +2257,7 @@ export class HashMap<K, V> {
       this.#finishJobChunk((table >> 2) + T_MIGRATION, holders, chunk, chunks, me, MIGRATE_COUNT);
     }
     this.#tryPromote();
+    return round;
   }
 
   /**
@@ -2380,16 +2444,17 @@ export class HashMap<K, V> {
   }
 
   /**
-   * Retires up to two chunks of `old`, the table that `table` (the root)
-   * replaced: the entries only `old` owns, and hands the others over to
-   * the newer tables (see "Ownership" in the module doc). The worker that
-   * finishes the last chunk retires `old` itself and clears T_RETIRING.
+   * Retires up to `rounds` chunks of `old` (a write retires two), the table
+   * that `table` (the root) replaced: the entries only `old` owns, and hands
+   * the others over to the newer tables (see "Ownership" in the module doc).
+   * The worker that finishes the last chunk retires `old` itself and clears
+   * T_RETIRING. Answers how many chunks it retired.
    */
-  #helpRetire(table: number, old: number): void {
+  #helpRetire(table: number, old: number, rounds = 2): number {
     const heap = this.#heap;
     // Only once `table` is the root (the promoter names `old` on it just
     // before moving the root): `old` must be out of new readers' reach.
-    if (Atomics.load(heap.i32, this.#header + H_TABLE) !== table) return;
+    if (Atomics.load(heap.i32, this.#header + H_TABLE) !== table) return 0;
     const slots = this.#mapSlots(old);
     const capacity = this.#mappedCapacity;
     const chunks = chunksOf(capacity);
@@ -2397,13 +2462,13 @@ export class HashMap<K, V> {
     heap.ensure((holders + chunks) * 4);
     const me = heap.ownerId();
     const job = (old >> 2) + T_RETIREMENT;
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < rounds; round++) {
       const chunk = this.#claimJobChunk(job, holders, chunks, me);
       if (chunk < 0) {
         // Also where the worker that counted the last chunk died before it
         // finished the retirement: #finishRetire runs once, whoever calls.
         if (chunk === JOB_COMPLETE) this.#finishRetire(table, old);
-        return;
+        return round;
       }
       for (let i = chunk * CHUNK, end = Math.min(capacity, i + CHUNK); i < end; i++) {
         this.#retireSlot(slots + i, table);
@@ -2412,9 +2477,10 @@ export class HashMap<K, V> {
       // Counted once, by its holder, after every slot of it is settled.
       if (this.#finishJobChunk(job, holders, chunk, chunks, me, RETIRE_COUNT)) {
         this.#finishRetire(table, old);
-        return;
+        return round + 1;
       }
     }
+    return rounds;
   }
 
   /**

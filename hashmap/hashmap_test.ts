@@ -616,6 +616,50 @@ Deno.test("memory: an i32 -> i32 entry costs at most 24 bytes, slots included, o
   assert.ok(perEntry >= 18.6, `${perEntry.toFixed(1)} bytes per entry: not all counted`);
 });
 
+Deno.test("resize: finishResize completes a growth that the writes left unfinished, and the old table is reclaimed", () => {
+  const heap = SharedHeap.create();
+  const empty = settledUse(heap).bytes;
+  const capacity = 1 << 16;
+  const map = createMap(heap, { key: "i32", value: "i32", capacity });
+  const fill = (capacity * 3) / 4 + 1; // one past the growth threshold
+  for (let k = 0; k < fill; k++) map.set(k, ~k);
+  // The last set started the growth; no write has helped it yet.
+  assert.equal(map.capacity, capacity, "the growth finished without help");
+  const bothTables = settledUse(heap).bytes - empty;
+  assert.equal(map.finishResize(), true);
+  assert.equal(map.capacity, 2 * capacity);
+  const after = settledUse(heap).bytes - empty;
+  assert.ok(
+    bothTables - after >= 4 * capacity,
+    `${bothTables - after} bytes reclaimed: the old slot array (${4 * capacity}) was not`,
+  );
+  const perEntry = after / map.size;
+  assert.ok(perEntry <= 24, `${perEntry.toFixed(1)} bytes per entry`);
+  assert.equal(map.size, fill);
+  for (let k = 0; k < fill; k++) assert.equal(map.get(k), ~k, `get(${k})`);
+  assert.equal(map.finishResize(), true, "a second call found work left");
+  assert.equal(map.capacity, 2 * capacity);
+});
+
+Deno.test("resize: finishResize completes a shrink that deletes started", () => {
+  const heap = SharedHeap.create();
+  const map = createMap(heap, { key: "u32", value: "u32" });
+  const n = 40_000;
+  for (let k = 0; k < n; k++) map.set(k, k);
+  assert.equal(map.finishResize(), true);
+  const big = map.capacity;
+  assert.equal(big, 65_536);
+  // A handle checks for a shrink every 256 deletes; the 32,000th leaves
+  // 8,000 keys, under an eighth of the slots, and publishes a 16,384-slot
+  // table that no write has helped fill yet.
+  for (let k = 0; k < 32_000; k++) assert.equal(map.delete(k), true);
+  assert.equal(map.capacity, big, "the shrink finished without help");
+  assert.equal(map.finishResize(), true);
+  assert.equal(map.capacity, 16_384);
+  assert.equal(map.size, n - 32_000);
+  for (let k = 0; k < n; k++) assert.equal(map.get(k), k < 32_000 ? undefined : k, `get(${k})`);
+});
+
 Deno.test("resize: grows past many thresholds, then shrinks back as keys go", () => {
   const heap = SharedHeap.create();
   const map = createMap(heap, { key: "u32", value: "u32" });

@@ -20,6 +20,7 @@ import {
   type ChurnArgs,
   type ChurnReport,
   type CountersArgs,
+  type InsertUntilDeathArgs,
   type IterationArgs,
   type IteratorReport,
   type LinearizableArgs,
@@ -432,17 +433,70 @@ Deno.test("retirement: a chunk whose holder is slow, not gone, is waited for; th
     const stuckAt = map.capacity;
     for (let k = 0; k < 8 * stuckAt; k++) map.set(1_000_000 + k, k);
     assert.equal(map.capacity, stuckAt, "the root moved on past an unfinished retirement");
+    // finishResize does every chunk but the held one, and does not wait.
+    assert.equal(map.finishResize(), false, "finishResize ended a retirement a holder is in");
+    assert.equal(map.capacity, stuckAt, "finishResize moved the root past the retirement");
     Atomics.store(words, 1, 1);
     Atomics.notify(words, 1);
     const [inserted] = await group.results;
-    for (let k = 0; k < 100; k++) map.set(2_000_000 + k, k);
+    // The holder's own write ended its chunk, and so the retirement; the
+    // migration that waited for it needs no further write.
+    assert.equal(map.finishResize(), true);
     assert.ok(map.capacity > stuckAt, `the root stayed at ${stuckAt} slots`);
+    for (let k = 0; k < 100; k++) map.set(2_000_000 + k, k);
     for (let k = 0; k < inserted; k++) assert.equal(map.get(k), k);
     for (let k = 0; k < 8 * stuckAt; k++) assert.equal(map.get(1_000_000 + k), k);
   } finally {
     await group.terminateAll();
   }
 });
+
+for (const site of ["hashmap.migrate.chunk", "hashmap.retire.chunk"]) {
+  Deno.test(`termination: finishResize alone completes the resize a worker died in at ${site}`, async () => {
+    const heap = SharedHeap.create({ maxBytes: 64 * MiB });
+    const empty = heap.stats().liveBytes;
+    const map = HashMap.create(heap, { key: "i32", value: "i32", capacity: 4096 });
+    let reached = -1;
+    const group = spawnWorkers<InsertUntilDeathArgs, number>({
+      module: fixtures,
+      fn: "insertUntilDeath",
+      workers: 1,
+      heap,
+      args: { map: map.handle, site },
+      timeoutMs: 60_000,
+    });
+    group.onMessage((_, value) => {
+      reached = value as number;
+      group.terminate(0); // evicts its heap slot
+    });
+    try {
+      await group.results;
+    } finally {
+      await group.terminateAll();
+    }
+    assert.ok(reached > 0, "the worker did not reach the crash point");
+    // Keys 0 .. reached-1 are in; key `reached` was in flight.
+    const inFlight = map.get(reached);
+    assert.ok(inFlight === undefined || inFlight === reached, `get(${reached}) = ${inFlight}`);
+    const size = reached + (inFlight === undefined ? 0 : 1);
+    assert.equal(map.size, size);
+    for (let i = 0; i < 4; i++) heap.collect();
+    const stuck = heap.stats().liveBytes - empty;
+    // No write follows: the chunk the dead worker held is taken over.
+    assert.equal(map.finishResize(), true);
+    for (let i = 0; i < 4; i++) heap.collect();
+    const settled = heap.stats().liveBytes - empty;
+    assert.ok(
+      stuck - settled >= 4 * 4096,
+      `${stuck - settled} bytes reclaimed: the old 4,096-slot table was not`,
+    );
+    assert.equal(map.capacity, 8192);
+    for (let k = 0; k < reached; k++) assert.equal(map.get(k), k, `get(${k})`);
+    assert.equal(map.size, size);
+    for (let k = 0; k < 100; k++) map.set(-1 - k, k);
+    assert.equal(map.size, size + 100);
+  });
+}
 
 // ---------------------------------------------------------------------------
 // Termination
