@@ -236,7 +236,8 @@ function increment(map: HashMap<number, number>, key: number, how: number): void
 /**
  * Writers increment counters (shared ones at random, and their own chain of
  * keys in order, every step) and churn keys of their own so that the table
- * grows, rehashes and shrinks all along. Readers check, pass after pass,
+ * grows, rehashes and shrinks all along (and the first reader finishes
+ * resizes between its passes). Readers check, pass after pass,
  * that no counter ever goes down and that each chain read backwards never
  * goes up: link j is incremented before link j+1, so a reader that saw
  * link j+1 at n cannot see link j below n afterwards.
@@ -297,6 +298,9 @@ export function counters(ctx: WorkerContext<CountersArgs>): WriterReport | Reade
     }
     passes++;
     if (map.capacity !== capacity) passesAcrossResize++;
+    // The first reader also finishes resizes beside the writers that help
+    // with them (its reads above must hold all the same).
+    if (ctx.index === writers) map.finishResize();
   }
   return { passes, passesAcrossResize };
 }
