@@ -17,7 +17,7 @@
  *    A setup step prints the bytes per entry of an i32 → i32 map
  *    just before and just after it grows. Another group reads a map whose
  *    bulk load ended with half of a growth done: as left (reads of moved
- *    keys take the general path), and after `finishResize()`.
+ *    keys look in both tables), and after `finishResize()`.
  * 2. **Concache's shape.** W writers and R readers over 10,000 keys, uniform
  *    or Zipf(1.03), on four maps: `sharedmap` (npm, the baseline), an
  *    open-addressing table under one sabre RwLock, and sabre's HashMap with
@@ -230,8 +230,8 @@ Deno.bench({
 // A bulk load that ends during a growth: 2^20 slots, and 1,023 sets after
 // the one that started the growth, which copied 2,046 of its 4,096 chunks
 // (each write copies two). No write follows to finish it, so in the first
-// map reads of the keys already moved (frozen in the old table) take the
-// general path; the second map had finishResize() called.
+// map reads of the keys already moved (frozen in the old table) look in the
+// new table too; the second map had finishResize() called.
 const LOADED = (1 << 20) * 3 / 4 + 1024;
 const loadedMaps = [
   { label: "growth left half done", finish: false },

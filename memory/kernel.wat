@@ -127,8 +127,9 @@
   ;; 3 f64) and its word 5 (H_TABLE) the root table descriptor, whose words
   ;; 0 and 1 (capacity, slot array) never change. A slot holds 0 or an entry
   ;; pointer with tags FROZEN 1, DELETED 2, COPIED 4. An entry is [key,
-  ;; value], the value at byte 4 (i32, u32) or 8 (f64). A frozen slot or a
-  ;; full probe answers SLOW.
+  ;; value], the value at byte 4 (i32, u32) or 8 (f64). A frozen slot sends
+  ;; the lookup down the chain of tables ($intInChain); a full probe answers
+  ;; SLOW.
   ;; Every instruction here showed in gets over 1M keys, far more than its
   ;; own cost (likely because the pin's SC stores keep one get's misses from
   ;; overlapping the next's): so the pin is written out rather than called,
@@ -154,7 +155,11 @@
           (i32.atomic.load (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2)))))
         (if (i32.eqz (local.get $slot))
           (then (local.set $result (global.get $ABSENT)) (br $done)))
-        (br_if $done (i32.and (local.get $slot) (i32.const 1)))
+        (if (i32.and (local.get $slot) (i32.const 1))
+          (then
+            (local.set $result (call $intInChain (local.get $header) (local.get $table)
+                                                 (local.get $key)))
+            (br $done)))
         (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
         (if (i32.eq (i32.load (local.get $entry)) (local.get $key))
           (then
@@ -175,6 +180,48 @@
         (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
     (call $unpin (local.get $pinAt))
     (local.get $result))
+
+  ;; hashmapGetInt's answer once its probe of the root `table` met a frozen
+  ;; slot: a resize is under way. As HashMap's #findFrom does, walks the chain
+  ;; of tables (T_NEXT, word 3) from `table`: a slot of the key that is not
+  ;; frozen is the newest and answers; a frozen one answers unless a later
+  ;; table has the key; an empty slot ends the walk; a MOVED slot (frozen and
+  ;; empty) or a full probe goes on to the next table. Tables in the chain
+  ;; are pattern (b) after the load of T_NEXT that reached them. The caller
+  ;; is pinned, so no table or entry reached here is freed meanwhile.
+  (func $intInChain (param $header i32) (param $table i32) (param $key i32) (result f64)
+    (local $hash i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
+    (local $slot i32) (local $hit i32) (local $valueKind i32)
+    (local.set $hash (call $mix32 (local.get $key)))
+    (block $walked
+      (loop $tables
+        (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
+        (local.set $slots (i32.load offset=4 (local.get $table)))
+        (local.set $i (i32.and (local.get $hash) (local.get $mask)))
+        (local.set $n (i32.const 0))
+        (block $notHere
+          (loop $probe
+            (local.set $slot
+              (i32.atomic.load (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2)))))
+            (br_if $walked (i32.eqz (local.get $slot)))
+            (br_if $notHere (i32.eq (local.get $slot) (i32.const 1)))
+            (if (i32.eq (i32.load (i32.and (local.get $slot) (i32.const -8))) (local.get $key))
+              (then
+                (local.set $hit (local.get $slot))
+                (br_if $walked (i32.eqz (i32.and (local.get $slot) (i32.const 1))))
+                (br $notHere)))
+            (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
+            (local.set $n (i32.add (local.get $n) (i32.const 1)))
+            (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
+        (local.set $table (i32.atomic.load offset=12 (local.get $table)))
+        (br_if $tables (local.get $table))))
+    (if (i32.or (i32.eqz (local.get $hit)) (i32.and (local.get $hit) (i32.const 2)))
+      (then (return (global.get $ABSENT))))
+    (local.set $valueKind (i32.load offset=8 (local.get $header)))
+    (call $value
+      (i32.add (i32.and (local.get $hit) (i32.const -8))
+               (select (i32.const 8) (i32.const 4) (i32.eq (local.get $valueKind) (i32.const 3))))
+      (local.get $valueKind)))
 
   ;; For the sets: whether a resize of the root `table` is under way (its
   ;; T_NEXT, word 3, or T_RETIRING, word 7, is set).
