@@ -1439,8 +1439,8 @@ export class HashMap<K, V> {
    * the old one. Writers do this work a few chunks at a time, and reads never
    * do it, so a map whose writes stop in the middle of a resize (a bulk load
    * that ends just past a growth) keeps both tables, and its reads of moved
-   * keys look in both (string keys, and all keys where the heap has no
-   * kernel, through the slower general path), until more writes come. Call
+   * keys look in both (through the slower general path where the heap has
+   * no kernel), until more writes come. Call
    * this after such a load. It never waits: chunks that other live workers hold
    * stay theirs (those of a dead worker's are taken over once it is
    * evicted). Throws {@linkcode HeapExhaustedError} when the copy needs a

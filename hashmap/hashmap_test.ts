@@ -645,38 +645,44 @@ for (const kernel of [true, false]) {
   Deno.test(`resize: mid-growth, gets of moved keys find the newest value down the chain of tables${kernel ? "" : " (no kernel)"}`, () => {
     const heap = heapWithKernel(kernel);
     const capacity = 1 << 16;
-    for (const valueCodec of ["i32", "f64"] as const) {
-      const map = createMap(heap, { key: "i32", value: valueCodec, capacity });
-      const model = new Map<number, number>();
+    // ASCII keys of 1 to 32 bytes, the kernel's string paths: values it
+    // reads (i32), and values JavaScript decodes from the entry (string).
+    const stringKey = (k: number) => `${"s".repeat(k % 27)}${k}`;
+    const cases = [
+      { key: "i32", value: "i32", keyOf: (k: number) => k, valueOf: (v: number) => v },
+      { key: "i32", value: "f64", keyOf: (k: number) => k, valueOf: (v: number) => v + 0.5 },
+      { key: "string", value: "i32", keyOf: stringKey, valueOf: (v: number) => v },
+      { key: "string", value: "string", keyOf: stringKey, valueOf: (v: number) => `v${v}` },
+    ] as const;
+    for (const { key, value, keyOf, valueOf } of cases) {
+      const what = `${key} -> ${value}`;
+      const map = createMap(heap, { key, value, capacity });
+      const model = new Map<unknown, unknown>();
+      const put = (k: number, v: number) => {
+        map.set(keyOf(k), valueOf(v));
+        model.set(keyOf(k), valueOf(v));
+      };
       const fill = (capacity * 3) / 4 + 1; // the last set starts a growth
-      for (let k = 0; k < fill; k++) {
-        map.set(k, k + 0.5 * (valueCodec === "f64" ? 1 : 0));
-        model.set(k, k + 0.5 * (valueCodec === "f64" ? 1 : 0));
-      }
+      for (let k = 0; k < fill; k++) put(k, k);
       // Each write moves two of the 256 chunks: these 90 leave most moved
       // keys in the new table only as COPIED pointers, some overwritten
       // there, some deleted there, and some new keys there alone.
-      for (let j = 0; j < 40; j++) {
-        const k = (j * 977) % fill;
-        map.set(k, -1 - k);
-        model.set(k, -1 - k);
-      }
+      for (let j = 0; j < 40; j++) put((j * 977) % fill, -1 - j);
       for (let j = 0; j < 30; j++) {
-        const k = (j * 1229 + 5) % fill;
+        const k = keyOf((j * 1229 + 5) % fill);
         map.delete(k);
         model.delete(k);
       }
-      for (let j = 0; j < 20; j++) {
-        map.set(fill + j, j);
-        model.set(fill + j, j);
-      }
-      assert.equal(map.capacity, capacity, "the growth finished without help");
+      for (let j = 0; j < 20; j++) put(fill + j, j);
+      assert.equal(map.capacity, capacity, `${what}: the growth finished without help`);
       for (let k = 0; k < fill + 20; k++) {
-        assert.equal(map.get(k), model.get(k), `get(${k})`);
-        assert.equal(map.has(k), model.has(k), `has(${k})`);
+        assert.equal(map.get(keyOf(k)), model.get(keyOf(k)), `${what}: get(${keyOf(k)})`);
+        assert.equal(map.has(keyOf(k)), model.has(keyOf(k)), `${what}: has(${keyOf(k)})`);
       }
       assert.equal(map.finishResize(), true);
-      for (let k = 0; k < fill + 20; k++) assert.equal(map.get(k), model.get(k), `get(${k})`);
+      for (let k = 0; k < fill + 20; k++) {
+        assert.equal(map.get(keyOf(k)), model.get(keyOf(k)), `${what}: get(${keyOf(k)})`);
+      }
       map.destroy();
     }
   });

@@ -467,6 +467,45 @@
                          (i32.eq (local.get $words) (i32.const 8)))))))
     (local.get $diff))
 
+  ;; The string gets' walk down the chain of tables from `table` once their
+  ;; probe of the root met a frozen slot, with $intInChain's rules; the key
+  ;; as hashmapGetAscii takes it. Answers the slot word of the key in the
+  ;; newest table that has one, or 0 when none has it.
+  (func $asciiInChain
+    (param $table i32) (param $hash i32) (param $length i32) (param $keyAt i32)
+    (param $words i32) (param $lastMask i32)
+    (param $w0 i32) (param $w1 i32) (param $w2 i32) (param $w3 i32)
+    (param $w4 i32) (param $w5 i32) (param $w6 i32) (param $w7 i32) (result i32)
+    (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
+    (local $slot i32) (local $hit i32)
+    (block $walked
+      (loop $tables
+        (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
+        (local.set $slots (i32.load offset=4 (local.get $table)))
+        (local.set $i (i32.and (local.get $hash) (local.get $mask)))
+        (local.set $n (i32.const 0))
+        (block $notHere
+          (loop $probe
+            (local.set $slot
+              (i32.atomic.load (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2)))))
+            (br_if $walked (i32.eqz (local.get $slot)))
+            (br_if $notHere (i32.eq (local.get $slot) (i32.const 1)))
+            (if (i32.eqz (call $asciiKeyDiffers
+                  (i32.and (local.get $slot) (i32.const -8)) (local.get $hash) (local.get $length)
+                  (local.get $keyAt) (local.get $words) (local.get $lastMask)
+                  (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+                  (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)))
+              (then
+                (local.set $hit (local.get $slot))
+                (br_if $walked (i32.eqz (i32.and (local.get $slot) (i32.const 1))))
+                (br $notHere)))
+            (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
+            (local.set $n (i32.add (local.get $n) (i32.const 1)))
+            (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
+        (local.set $table (i32.atomic.load offset=12 (local.get $table)))
+        (br_if $tables (local.get $table))))
+    (local.get $hit))
+
   ;; HashMap's lookup of a string key of 1 to 32 ASCII bytes for the reads
   ;; before a conditional write, and for `get` and `has` in maps whose values
   ;; JavaScript decodes (hashmap.ts #getAsciiKey; `get` and `has` of i32, u32
@@ -477,9 +516,10 @@
   ;; follows it, aligned to 4 (valueKind 1 i32, 2 u32) or 8 (3 f64). With
   ;; valueKind 0 the answer is the entry's byte address instead, and the pin
   ;; is kept: the caller reads the value and then unpins
-  ;; (SharedHeap.kernelUnpin). A frozen slot or a full probe answers SLOW, as
-  ;; in hashmapGetInt; so does the empty key (length 0), which the caller
-  ;; never passes.
+  ;; (SharedHeap.kernelUnpin). A frozen slot sends the lookup down the chain
+  ;; of tables ($asciiInChain) and a full probe answers SLOW, as in
+  ;; hashmapGetInt; so does the empty key (length 0), which the caller never
+  ;; passes.
   (func (export "hashmapGetAscii")
     (param $header i32) (param $hash i32) (param $length i32) (param $keyAt i32)
     (param $w0 i32) (param $w1 i32) (param $w2 i32) (param $w3 i32)
@@ -511,7 +551,24 @@
           (i32.atomic.load (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2)))))
         (if (i32.eqz (local.get $slot))
           (then (local.set $result (global.get $ABSENT)) (br $done)))
-        (br_if $done (i32.and (local.get $slot) (i32.const 1)))
+        (if (i32.and (local.get $slot) (i32.const 1))
+          (then
+            (local.set $slot (call $asciiInChain
+              (local.get $table) (local.get $hash) (local.get $length) (local.get $keyAt)
+              (local.get $words) (local.get $lastMask)
+              (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+              (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)))
+            (if (i32.or (i32.eqz (local.get $slot)) (i32.and (local.get $slot) (i32.const 2)))
+              (then (local.set $result (global.get $ABSENT)) (br $done)))
+            (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
+            (if (i32.eqz (local.get $valueKind))
+              (then (return (f64.convert_i32_u (local.get $entry)))))
+            (local.set $result
+              (call $value
+                (call $asciiValueAt (local.get $entry) (local.get $keyAt) (local.get $length)
+                                    (local.get $valueKind))
+                (local.get $valueKind)))
+            (br $done)))
         (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
         (if (i32.eqz (call $asciiKeyDiffers
               (local.get $entry) (local.get $hash) (local.get $length) (local.get $keyAt)
@@ -586,7 +643,27 @@
           (i32.atomic.load (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2)))))
         (if (i32.eqz (local.get $slot))
           (then (local.set $result (global.get $ABSENT)) (br $done)))
-        (br_if $done (i32.and (local.get $slot) (i32.const 1)))
+        (if (i32.and (local.get $slot) (i32.const 1))
+          (then
+            ;; The key's words from this worker's slot, in $asciiKeyDiffers's
+            ;; terms (a last mask of -1 when the key fills its last word).
+            (local.set $slot (call $asciiInChain
+              (local.get $table) (local.get $hash) (local.get $length) (i32.const 8)
+              (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2))
+              (select (local.get $lastMask) (i32.const -1) (local.get $lastMask))
+              (i32.load offset=16 (local.get $key)) (i32.load offset=20 (local.get $key))
+              (i32.load offset=24 (local.get $key)) (i32.load offset=28 (local.get $key))
+              (i32.load offset=32 (local.get $key)) (i32.load offset=36 (local.get $key))
+              (i32.load offset=40 (local.get $key)) (i32.load offset=44 (local.get $key))))
+            (if (i32.or (i32.eqz (local.get $slot)) (i32.and (local.get $slot) (i32.const 2)))
+              (then (local.set $result (global.get $ABSENT)) (br $done)))
+            (local.set $valueKind (i32.load offset=8 (local.get $header)))
+            (local.set $result
+              (call $value
+                (call $asciiValueAt (i32.and (local.get $slot) (i32.const -8)) (i32.const 8)
+                                    (local.get $length) (local.get $valueKind))
+                (local.get $valueKind)))
+            (br $done)))
         (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
         (if (i32.and
               (i32.eq (i32.load (local.get $entry)) (local.get $hash))
