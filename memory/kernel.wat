@@ -128,7 +128,7 @@
   ;; 0 and 1 (capacity, slot array) never change. A slot holds 0 or an entry
   ;; pointer with tags FROZEN 1, DELETED 2, COPIED 4. An entry is [key,
   ;; value], the value at byte 4 (i32, u32) or 8 (f64). A frozen slot sends
-  ;; the lookup down the chain of tables ($intInChain); a full probe answers
+  ;; the lookup down the chain of tables ($keyInChain); a full probe answers
   ;; SLOW.
   ;; Every instruction here showed in gets over 1M keys, far more than its
   ;; own cost (likely because the pin's SC stores keep one get's misses from
@@ -157,8 +157,13 @@
           (then (local.set $result (global.get $ABSENT)) (br $done)))
         (if (i32.and (local.get $slot) (i32.const 1))
           (then
-            (local.set $result (call $intInChain (local.get $header) (local.get $table)
-                                                 (local.get $key)))
+            ;; An int key is 4 bytes at byte 0 of its entry.
+            (local.set $result (call $chainValue
+              (call $keyInChain (local.get $table) (call $mix32 (local.get $key)) (i32.const 4)
+                                (i32.const 0) (i32.const 0) (i32.const 0) (local.get $key)
+                                (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+                                (i32.const 0) (i32.const 0) (i32.const 0))
+              (i32.const 0) (i32.const 4) (i32.load offset=8 (local.get $header))))
             (br $done)))
         (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
         (if (i32.eq (i32.load (local.get $entry)) (local.get $key))
@@ -180,48 +185,6 @@
         (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
     (call $unpin (local.get $pinAt))
     (local.get $result))
-
-  ;; hashmapGetInt's answer once its probe of the root `table` met a frozen
-  ;; slot: a resize is under way. As HashMap's #findFrom does, walks the chain
-  ;; of tables (T_NEXT, word 3) from `table`: a slot of the key that is not
-  ;; frozen is the newest and answers; a frozen one answers unless a later
-  ;; table has the key; an empty slot ends the walk; a MOVED slot (frozen and
-  ;; empty) or a full probe goes on to the next table. Tables in the chain
-  ;; are pattern (b) after the load of T_NEXT that reached them. The caller
-  ;; is pinned, so no table or entry reached here is freed meanwhile.
-  (func $intInChain (param $header i32) (param $table i32) (param $key i32) (result f64)
-    (local $hash i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
-    (local $slot i32) (local $hit i32) (local $valueKind i32)
-    (local.set $hash (call $mix32 (local.get $key)))
-    (block $walked
-      (loop $tables
-        (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
-        (local.set $slots (i32.load offset=4 (local.get $table)))
-        (local.set $i (i32.and (local.get $hash) (local.get $mask)))
-        (local.set $n (i32.const 0))
-        (block $notHere
-          (loop $probe
-            (local.set $slot
-              (i32.atomic.load (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2)))))
-            (br_if $walked (i32.eqz (local.get $slot)))
-            (br_if $notHere (i32.eq (local.get $slot) (i32.const 1)))
-            (if (i32.eq (i32.load (i32.and (local.get $slot) (i32.const -8))) (local.get $key))
-              (then
-                (local.set $hit (local.get $slot))
-                (br_if $walked (i32.eqz (i32.and (local.get $slot) (i32.const 1))))
-                (br $notHere)))
-            (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
-            (local.set $n (i32.add (local.get $n) (i32.const 1)))
-            (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
-        (local.set $table (i32.atomic.load offset=12 (local.get $table)))
-        (br_if $tables (local.get $table))))
-    (if (i32.or (i32.eqz (local.get $hit)) (i32.and (local.get $hit) (i32.const 2)))
-      (then (return (global.get $ABSENT))))
-    (local.set $valueKind (i32.load offset=8 (local.get $header)))
-    (call $value
-      (i32.add (i32.and (local.get $hit) (i32.const -8))
-               (select (i32.const 8) (i32.const 4) (i32.eq (local.get $valueKind) (i32.const 3))))
-      (local.get $valueKind)))
 
   ;; For the sets: whether a resize of the root `table` is under way (its
   ;; T_NEXT, word 3, or T_RETIRING, word 7, is set).
@@ -467,17 +430,24 @@
                          (i32.eq (local.get $words) (i32.const 8)))))))
     (local.get $diff))
 
-  ;; The string gets' walk down the chain of tables from `table` once their
-  ;; probe of the root met a frozen slot, with $intInChain's rules; the key
-  ;; as hashmapGetAscii takes it. Answers the slot word of the key in the
-  ;; newest table that has one, or 0 when none has it.
-  (func $asciiInChain
+  ;; The gets' answer once their probe of the root `table` met a frozen slot,
+  ;; that is, during a resize. As HashMap's #findFrom does, walks the chain of
+  ;; tables (T_NEXT, word 3) from `table`: a slot of the key that is not
+  ;; frozen is the newest and answers; a frozen one answers unless a later
+  ;; table has the key; an empty slot ends the walk; a MOVED slot (frozen and
+  ;; empty) or a full probe goes on to the next table. Answers the slot word
+  ;; of the key in the newest table that has one, or 0. The key comes as
+  ;; hashmapGetAscii takes it, or, with `words` 0, as an int key in `w0` (the
+  ;; entry's word 0). Tables in the chain are pattern (b) after the load of
+  ;; T_NEXT that reached them; the caller is pinned, so no table or entry
+  ;; reached here is freed meanwhile. Off the hot paths: only resizes get here.
+  (func $keyInChain
     (param $table i32) (param $hash i32) (param $length i32) (param $keyAt i32)
     (param $words i32) (param $lastMask i32)
     (param $w0 i32) (param $w1 i32) (param $w2 i32) (param $w3 i32)
     (param $w4 i32) (param $w5 i32) (param $w6 i32) (param $w7 i32) (result i32)
     (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
-    (local $slot i32) (local $hit i32)
+    (local $slot i32) (local $entry i32) (local $hit i32)
     (block $walked
       (loop $tables
         (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
@@ -490,11 +460,14 @@
               (i32.atomic.load (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2)))))
             (br_if $walked (i32.eqz (local.get $slot)))
             (br_if $notHere (i32.eq (local.get $slot) (i32.const 1)))
-            (if (i32.eqz (call $asciiKeyDiffers
-                  (i32.and (local.get $slot) (i32.const -8)) (local.get $hash) (local.get $length)
-                  (local.get $keyAt) (local.get $words) (local.get $lastMask)
-                  (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
-                  (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)))
+            (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
+            (if (if (result i32) (local.get $words)
+                  (then (i32.eqz (call $asciiKeyDiffers
+                    (local.get $entry) (local.get $hash) (local.get $length) (local.get $keyAt)
+                    (local.get $words) (local.get $lastMask)
+                    (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+                    (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7))))
+                  (else (i32.eq (i32.load (local.get $entry)) (local.get $w0))))
               (then
                 (local.set $hit (local.get $slot))
                 (br_if $walked (i32.eqz (i32.and (local.get $slot) (i32.const 1))))
@@ -505,6 +478,18 @@
         (local.set $table (i32.atomic.load offset=12 (local.get $table)))
         (br_if $tables (local.get $table))))
     (local.get $hit))
+
+  ;; The get's answer from the slot word $keyInChain found: ABSENT for none or
+  ;; a deleted key, else the value of kind `valueKind` (1 to 3) after the key
+  ;; of `length` bytes at byte `keyAt` of the entry ($asciiValueAt).
+  (func $chainValue (param $hit i32) (param $keyAt i32) (param $length i32)
+    (param $valueKind i32) (result f64)
+    (if (result f64) (i32.or (i32.eqz (local.get $hit)) (i32.and (local.get $hit) (i32.const 2)))
+      (then (global.get $ABSENT))
+      (else (call $value
+        (call $asciiValueAt (i32.and (local.get $hit) (i32.const -8)) (local.get $keyAt)
+                            (local.get $length) (local.get $valueKind))
+        (local.get $valueKind)))))
 
   ;; HashMap's lookup of a string key of 1 to 32 ASCII bytes for the reads
   ;; before a conditional write, and for `get` and `has` in maps whose values
@@ -517,7 +502,7 @@
   ;; valueKind 0 the answer is the entry's byte address instead, and the pin
   ;; is kept: the caller reads the value and then unpins
   ;; (SharedHeap.kernelUnpin). A frozen slot sends the lookup down the chain
-  ;; of tables ($asciiInChain) and a full probe answers SLOW, as in
+  ;; of tables ($keyInChain) and a full probe answers SLOW, as in
   ;; hashmapGetInt; so does the empty key (length 0), which the caller never
   ;; passes.
   (func (export "hashmapGetAscii")
@@ -553,21 +538,18 @@
           (then (local.set $result (global.get $ABSENT)) (br $done)))
         (if (i32.and (local.get $slot) (i32.const 1))
           (then
-            (local.set $slot (call $asciiInChain
+            (local.set $slot (call $keyInChain
               (local.get $table) (local.get $hash) (local.get $length) (local.get $keyAt)
               (local.get $words) (local.get $lastMask)
               (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
               (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)))
             (if (i32.or (i32.eqz (local.get $slot)) (i32.and (local.get $slot) (i32.const 2)))
               (then (local.set $result (global.get $ABSENT)) (br $done)))
-            (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
             (if (i32.eqz (local.get $valueKind))
-              (then (return (f64.convert_i32_u (local.get $entry)))))
-            (local.set $result
-              (call $value
-                (call $asciiValueAt (local.get $entry) (local.get $keyAt) (local.get $length)
-                                    (local.get $valueKind))
-                (local.get $valueKind)))
+              ;; Still pinned, as below: the caller reads the entry, then unpins.
+              (then (return (f64.convert_i32_u (i32.and (local.get $slot) (i32.const -8))))))
+            (local.set $result (call $chainValue (local.get $slot) (local.get $keyAt)
+                                                 (local.get $length) (local.get $valueKind)))
             (br $done)))
         (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
         (if (i32.eqz (call $asciiKeyDiffers
@@ -647,22 +629,16 @@
           (then
             ;; The key's words from this worker's slot, in $asciiKeyDiffers's
             ;; terms (a last mask of -1 when the key fills its last word).
-            (local.set $slot (call $asciiInChain
-              (local.get $table) (local.get $hash) (local.get $length) (i32.const 8)
-              (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2))
-              (select (local.get $lastMask) (i32.const -1) (local.get $lastMask))
-              (i32.load offset=16 (local.get $key)) (i32.load offset=20 (local.get $key))
-              (i32.load offset=24 (local.get $key)) (i32.load offset=28 (local.get $key))
-              (i32.load offset=32 (local.get $key)) (i32.load offset=36 (local.get $key))
-              (i32.load offset=40 (local.get $key)) (i32.load offset=44 (local.get $key))))
-            (if (i32.or (i32.eqz (local.get $slot)) (i32.and (local.get $slot) (i32.const 2)))
-              (then (local.set $result (global.get $ABSENT)) (br $done)))
-            (local.set $valueKind (i32.load offset=8 (local.get $header)))
-            (local.set $result
-              (call $value
-                (call $asciiValueAt (i32.and (local.get $slot) (i32.const -8)) (i32.const 8)
-                                    (local.get $length) (local.get $valueKind))
-                (local.get $valueKind)))
+            (local.set $result (call $chainValue
+              (call $keyInChain
+                (local.get $table) (local.get $hash) (local.get $length) (i32.const 8)
+                (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2))
+                (select (local.get $lastMask) (i32.const -1) (local.get $lastMask))
+                (i32.load offset=16 (local.get $key)) (i32.load offset=20 (local.get $key))
+                (i32.load offset=24 (local.get $key)) (i32.load offset=28 (local.get $key))
+                (i32.load offset=32 (local.get $key)) (i32.load offset=36 (local.get $key))
+                (i32.load offset=40 (local.get $key)) (i32.load offset=44 (local.get $key)))
+              (i32.const 8) (local.get $length) (i32.load offset=8 (local.get $header))))
             (br $done)))
         (local.set $entry (i32.and (local.get $slot) (i32.const -8)))
         (if (i32.and
