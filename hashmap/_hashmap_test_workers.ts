@@ -8,6 +8,7 @@
 
 import { HashMap, type HashMapHandle } from "./mod.ts";
 import { faultInjection, type SharedHeap } from "../memory/mod.ts";
+import { Mutex, type MutexHandle } from "../latch/mod.ts";
 import type { WorkerContext } from "../testing/harness.ts";
 import { installRetireAudit, type RetireAudit } from "../testing/retire_audit.ts";
 import {
@@ -605,6 +606,88 @@ export function churn(ctx: WorkerContext<ChurnArgs>): ChurnReport {
     if (present[j] === 1) map.delete(base + j);
   }
   return { maxLiveBlocks, maxHeapBytes };
+}
+
+// ---------------------------------------------------------------------------
+// Read pins: a reader in one long task, and a reader that blocks
+
+export interface ChurnBesideReaderArgs extends ChurnArgs {
+  /** i32 -> i32, keys 0..readKeys-1 holding ~k, for worker 0 to read. */
+  readonly readMap: HashMapHandle;
+  readonly readKeys: number;
+  /** Int32 words: [0] writers done. */
+  readonly flags: SharedArrayBuffer;
+}
+
+export interface PinnedReaderReport {
+  /** Gets done. */
+  readonly gets: number;
+  /** Samples of this worker's epoch word that showed a pin. */
+  readonly pinnedSamples: number;
+}
+
+/**
+ * Worker 0 reads `readMap` in one synchronous task (its read pin is never
+ * released by a task's end) until the others are done; the others churn as
+ * churn() does, on keys past worker 0's share.
+ */
+export function churnBesideReader(
+  ctx: WorkerContext<ChurnBesideReaderArgs>,
+): ChurnReport | PinnedReaderReport {
+  const flags = new Int32Array(ctx.args.flags);
+  if (ctx.index !== 0) {
+    try {
+      return churn(ctx);
+    } finally {
+      Atomics.add(flags, 0, 1);
+    }
+  }
+  const heap = heapOf(ctx);
+  if (heap.kernel === null) throw new Error("this reader needs the kernel");
+  const map = HashMap.attach<number, number>(ctx.args.readMap);
+  const { readKeys } = ctx.args;
+  const epochWord = heap.epochWordAt() >> 2;
+  const writers = ctx.workers - 1;
+  let gets = 0;
+  let pinnedSamples = 0;
+  while (Atomics.load(flags, 0) < writers) {
+    for (let i = 0; i < 1024; i++, gets++) {
+      const k = gets % readKeys;
+      const got = map.get(k);
+      if (got !== ~k) throw new Error(`get(${k}) returned ${got}, expected ${~k}`);
+    }
+    if (Atomics.load(heap.i32, epochWord) !== 0) pinnedSamples++;
+  }
+  return { gets, pinnedSamples };
+}
+
+export interface ReadThenBlockArgs {
+  /** Int32 words: [0] set to 1 after the get, [1] this worker's epoch word index. */
+  readonly flags: SharedArrayBuffer;
+  readonly mutex: MutexHandle;
+}
+
+/**
+ * Reads the map under the heap root "map" (key 1 holds 10), checks that the
+ * get left a read pin, tells the test where its epoch word is, and then
+ * blocks on the mutex, which the test holds. Returns the epoch it was
+ * pinned at.
+ */
+export function readThenBlock(ctx: WorkerContext<ReadThenBlockArgs>): number {
+  const heap = heapOf(ctx);
+  if (heap.kernel === null) throw new Error("this reader needs the kernel");
+  const map = HashMap.attach<number, number>(heap.root("map") as HashMapHandle);
+  const mutex = Mutex.attach(ctx.args.mutex);
+  const flags = new Int32Array(ctx.args.flags);
+  if (map.get(1) !== 10) throw new Error(`get(1) returned ${map.get(1)}`);
+  const epochWord = heap.epochWordAt() >> 2;
+  const pinnedAt = Atomics.load(heap.i32, epochWord);
+  if (pinnedAt === 0) throw new Error("the get left no read pin");
+  Atomics.store(flags, 1, epochWord);
+  Atomics.store(flags, 0, 1);
+  Atomics.notify(flags, 0);
+  using _guard = mutex.lock();
+  return pinnedAt;
 }
 
 // ---------------------------------------------------------------------------

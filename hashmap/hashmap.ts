@@ -512,7 +512,7 @@ export class HashMap<K, V> {
     // about 1.5 times as slow.
     if (typeof key === "number") {
       if (this.#kernelIntGets && this.#isInt32Key(key)) {
-        const kernel = this.#heap.kernel;
+        const kernel = this.#heap.kernelForRead();
         if (kernel !== null) {
           const found = this.#getIntInKernel(kernel, key);
           // An int32 answer is a value (neither sentinel is an integer).
@@ -534,8 +534,8 @@ export class HashMap<K, V> {
   /** `get` of a string key in a map whose values the kernel reads. */
   #getStringKey(key: K & string): V | undefined {
     const heap = this.#heap;
-    const kernel = heap.kernel;
-    if (kernel !== null && key.length <= KERNEL_KEY_BYTES) {
+    const kernel = key.length <= KERNEL_KEY_BYTES ? heap.kernelForRead() : null;
+    if (kernel !== null) {
       // The key goes to the kernel in this worker's registry words rather
       // than as parameters (see kernel.wat, hashmapGetKeyInSlot). A
       // non-ASCII key, or one over maxKeyBytes, takes the general path,
@@ -582,8 +582,8 @@ export class HashMap<K, V> {
   #getFastPath(key: K): V | undefined | typeof FALL_BACK {
     if (this.#int32Keys && typeof key === "number" && this.#isInt32Key(key)) {
       const heap = this.#heap;
-      const kernel = heap.kernel;
-      if (kernel === null || this.#kernelValueKind === 0) return this.#getInt32Key(key);
+      const kernel = this.#kernelValueKind === 0 ? null : heap.kernelForRead();
+      if (kernel === null) return this.#getInt32Key(key);
       return this.#kernelValue(this.#getIntInKernel(kernel, key));
     }
     if (this.#stringKeys && typeof key === "string") return this.#getAsciiKey(key);
@@ -708,8 +708,8 @@ export class HashMap<K, V> {
   #getAsciiKey(key: string): V | undefined | typeof FALL_BACK {
     const length = this.#encodeAscii(key);
     if (length < 0) return FALL_BACK;
-    const kernel = this.#heap.kernel;
-    return kernel !== null && length !== 0 && length <= KERNEL_KEY_BYTES
+    const kernel = length !== 0 && length <= KERNEL_KEY_BYTES ? this.#heap.kernelForRead() : null;
+    return kernel !== null
       ? this.#getAsciiKeyInKernel(kernel, length)
       : this.#getAsciiKeyInJavaScript(length);
   }
@@ -815,9 +815,10 @@ export class HashMap<K, V> {
    */
   #hasAsciiKey(key: string): boolean | typeof FALL_BACK {
     const length = this.#encodeAscii(key);
+    if (length <= 0 || length > KERNEL_KEY_BYTES) return FALL_BACK;
     const heap = this.#heap;
-    const kernel = heap.kernel;
-    if (length <= 0 || length > KERNEL_KEY_BYTES || kernel === null) return FALL_BACK;
+    const kernel = heap.kernelForRead();
+    if (kernel === null) return FALL_BACK;
     const found = this.#lookUpAsciiKey(kernel, length, 0);
     if (found === KERNEL_SLOW) return FALL_BACK;
     if (found === KERNEL_ABSENT) return false;

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { HashMap } from "./mod.ts";
 import { SharedHeap } from "../memory/mod.ts";
+import { Mutex } from "../latch/mod.ts";
 import { runWorkers, spawnWorkers } from "../testing/harness.ts";
 import { HistoryClock, mergeHistories, type OpRecord } from "../testing/history.ts";
 import { checkLinearizable, firstArgKey, mapModel } from "../testing/linearizability.ts";
@@ -18,6 +19,7 @@ import {
   type AuditedResizesArgs,
   chainKey,
   type ChurnArgs,
+  type ChurnBesideReaderArgs,
   type ChurnReport,
   type CountersArgs,
   type InsertUntilDeathArgs,
@@ -28,7 +30,9 @@ import {
   ownedKey,
   type OwnedKeysArgs,
   type PauseInRetirementArgs,
+  type PinnedReaderReport,
   type ReaderReport,
+  type ReadThenBlockArgs,
   replacedKey,
   replacedKeyIndex,
   replacedNumberKey,
@@ -629,6 +633,89 @@ Deno.test("oversubscription: 8 workers on 2 cores with mixed operations finish, 
   // state the workers left them.
   map.destroy();
   assert.equal(settledBlocks(), before);
+});
+
+// ---------------------------------------------------------------------------
+// Read pins
+
+Deno.test("read pins: a worker reading in one long task while others churn moves its read pin along, and the heap stays bounded", async () => {
+  const heap = SharedHeap.create({ maxBytes: 256 * MiB });
+  assert.ok(heap.kernel !== null, "this test needs the kernel");
+  const map = HashMap.create(heap, { key: "u32", value: "string" });
+  const readMap = HashMap.create(heap, { key: "i32", value: "i32" });
+  const readKeys = 1000;
+  for (let k = 0; k < readKeys; k++) readMap.set(k, ~k);
+  // One reader and two writers (three workers on two cores).
+  const writers = 2;
+  const keysPerWorker = 2_500;
+  const results = await runWorkers<ChurnBesideReaderArgs, ChurnReport | PinnedReaderReport>({
+    module: fixtures,
+    fn: "churnBesideReader",
+    workers: writers + 1,
+    heap,
+    args: {
+      map: map.handle,
+      keysPerWorker,
+      ops: Math.floor(400_000 * STRESS),
+      valueBytes: 40,
+      readMap: readMap.handle,
+      readKeys,
+      flags: new SharedArrayBuffer(4),
+    },
+    timeoutMs: 300_000,
+  });
+  const reader = results[0] as PinnedReaderReport;
+  assert.ok(reader.gets > 0 && reader.pinnedSamples > 0, JSON.stringify(reader));
+  // The reader never ended a task: had its read pin stayed at the epoch of
+  // its first get, the epoch could have moved once, and every entry the
+  // writers replaced after that would still be live (hundreds of
+  // thousands). The bound is the churn test's, for the writers' keys.
+  const keys = writers * keysPerWorker;
+  const maxLiveBlocks = Math.max(...results.slice(1).map((r) => (r as ChurnReport).maxLiveBlocks));
+  assert.ok(
+    maxLiveBlocks <= 5 * (writers + 1) * (keys + readKeys),
+    `${maxLiveBlocks} live blocks for ${keys + readKeys} keys`,
+  );
+  assert.equal(map.size, 0);
+});
+
+Deno.test("read pins: a worker that blocks on a sabre lock right after a get releases its read pin first", async () => {
+  const heap = SharedHeap.create();
+  assert.ok(heap.kernel !== null, "this test needs the kernel");
+  const map = HashMap.create(heap, { key: "i32", value: "i32" });
+  map.set(1, 10);
+  heap.setRoot("map", map.handle);
+  const mutex = Mutex.create(heap);
+  const held = mutex.lock();
+  const flags = new Int32Array(new SharedArrayBuffer(8));
+  const group = spawnWorkers<ReadThenBlockArgs, number>({
+    module: fixtures,
+    fn: "readThenBlock",
+    workers: 1,
+    heap,
+    args: { flags: flags.buffer as SharedArrayBuffer, mutex: mutex.handle },
+    timeoutMs: 60_000,
+  });
+  try {
+    await until(() => Atomics.load(flags, 0) === 1);
+    const word = Atomics.load(flags, 1);
+    // Parked on the mutex, the worker must show no pin: else the epoch
+    // could not move past the one after its get, and nothing retired from
+    // now on could be freed until the lock is released.
+    const deadline = performance.now() + 10_000;
+    await until(() => Atomics.load(heap.i32, word) === 0 || performance.now() > deadline);
+    assert.equal(Atomics.load(heap.i32, word), 0, "the worker blocked holding its read pin");
+    const block = heap.allocate(16);
+    heap.retire(block);
+    let freed = 0;
+    for (let i = 0; i < 4 && freed === 0; i++) freed += heap.collect();
+    assert.equal(freed, 1, "a block retired while the worker was blocked was not freed");
+    held.unlock();
+    const [pinnedAt] = await group.results;
+    assert.ok(pinnedAt > 0);
+  } finally {
+    await group.terminateAll();
+  }
 });
 
 // ---------------------------------------------------------------------------

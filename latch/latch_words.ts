@@ -35,7 +35,7 @@
  * @module
  */
 
-import { pause, remainingMs, SPIN_LIMIT } from "./parking.ts";
+import { pause, remainingMs, SPIN_LIMIT, waitBlocking } from "./parking.ts";
 
 /** Words a latch occupies: the version and the waiter count. */
 const LATCH_WORDS = 2;
@@ -147,7 +147,7 @@ export const LatchWords: LatchWordsApi = {
         if ((v & 1) === 0) return true;
         const left = remainingMs(deadline);
         if (left <= 0) return false;
-        Atomics.wait(words, at, v, left === Infinity ? undefined : left);
+        waitBlocking(words, at, v, left === Infinity ? undefined : left);
       }
     } finally {
       Atomics.sub(words, at + 1, 1);

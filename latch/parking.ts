@@ -11,7 +11,7 @@
  * @module
  */
 
-import { describeValue, TimeoutError } from "../memory/mod.ts";
+import { describeValue, SharedHeap, TimeoutError } from "../memory/mod.ts";
 
 const atomicsPause = (Atomics as unknown as { pause?: (n?: number) => void }).pause;
 
@@ -96,9 +96,26 @@ export function remainingMs(deadline: number): number {
 }
 
 /**
+ * `Atomics.wait`, after ending this worker's read pins
+ * (`SharedHeap.releaseReadPins`): a worker blocked in sabre never holds back
+ * the reclamation of memory that others retire. Every blocking wait in sabre
+ * goes through here. `timeoutMs` undefined waits without a limit.
+ */
+export function waitBlocking(
+  words: Int32Array,
+  index: number,
+  expected: number,
+  timeoutMs: number | undefined,
+): void {
+  SharedHeap.releaseReadPins();
+  Atomics.wait(words, index, expected, timeoutMs);
+}
+
+/**
  * Parks with `Atomics.wait` until `words[index]` is notified or no longer
  * equals `expected`. Returns false once the deadline has passed. May return
- * true spuriously: re-check the condition.
+ * true spuriously: re-check the condition. It first ends the worker's read
+ * pins (`SharedHeap.releaseReadPins`), as every blocking wait in sabre does.
  *
  * @example
  * ```ts
@@ -115,7 +132,7 @@ export function parkSync(
 ): boolean {
   const left = remainingMs(deadline);
   if (left <= 0) return false;
-  Atomics.wait(words, index, expected, left);
+  waitBlocking(words, index, expected, left);
   return deadline === Infinity || performance.now() < deadline;
 }
 

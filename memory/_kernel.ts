@@ -34,6 +34,17 @@ export interface Kernel {
    * is 0. Called by SharedHeap alone.
    */
   setPinWord(at: number): void;
+  /**
+   * Lets the gets keep the worker pinned between calls (a read pin), moving
+   * the pin to the newest epoch as they go. Called by SharedHeap alone, while
+   * the worker holds no pin of its own.
+   */
+  allowReadPins(): void;
+  /**
+   * Ends read pins: the gets pin per call again. `unpin` 1 also clears the
+   * epoch word; 0 leaves it to the caller. Called by SharedHeap alone.
+   */
+  endReadPins(unpin: number): void;
   /** The byte address of the global epoch word that the pins read: EPOCH_AT. */
   readonly epochAt: WebAssembly.Global;
   /** Loc.get: the value, or KERNEL_SLOW. */

@@ -299,6 +299,20 @@ const COLLECT_EVERY = 64;
 const BAG_BLOCK_BYTES = CLASS_SIZE[classOf(BAG_BYTES)];
 
 /**
+ * Heaps of this realm whose kernel may keep a read pin (see
+ * SharedHeap.kernelForRead), for releaseReadPins. Each is listed once.
+ */
+const readPinnedHeaps: SharedHeap[] = [];
+/** Whether a microtask to release the read pins is queued. */
+let readPinReleaseQueued = false;
+
+/** Ends this realm's read pins at the end of the task that took them. */
+function releaseReadPinsAtTaskEnd(): void {
+  readPinReleaseQueued = false;
+  SharedHeap.releaseReadPins();
+}
+
+/**
  * Heaps attached in this realm, by heap uid, so that attach() is idempotent.
  * Weak, so that a heap nobody references can be collected.
  */
@@ -437,6 +451,11 @@ export class SharedHeap implements Disposable {
   #closed = false;
   #lease: SlotLease | undefined;
   #pinDepth = 0;
+  // Whether the kernel's gets may keep a read pin (kernelForRead). Only
+  // while #pinDepth is 0: pin() ends it first.
+  #readPinArmed = false;
+  // Whether this heap is in readPinnedHeaps.
+  #readPinListed = false;
   #cachedEpoch = 0;
   #pinsUntilRefresh = 0;
   // Whether the last page block this worker took had never been used
@@ -780,10 +799,88 @@ export class SharedHeap implements Disposable {
    */
   kernelUnpin(): void {
     // An SC store, as unpin()'s: the reads of the pinned memory that came
-    // before it are ordered before any free that sees it.
-    if (this.#pinDepth === 0 && this.#slotBase >= 0) {
+    // before it are ordered before any free that sees it. A read pin stays
+    // until releaseReadPins.
+    if (this.#pinDepth === 0 && this.#slotBase >= 0 && !this.#readPinArmed) {
       Atomics.store(this.i32, this.#slotBase + S_EPOCH, 0);
     }
+  }
+
+  /**
+   * The kernel, for a get: its gets may then leave this worker pinned (a
+   * read pin) until the end of the current task, so that a run of gets pays
+   * for one pin instead of a pin and an unpin each. A get moves the read pin
+   * to the newest epoch, so the epoch keeps advancing while the worker
+   * reads. The read pin ends in a microtask queued here, before the worker
+   * blocks in sabre, and on `collect()`, `close()`, `pin()` and
+   * {@linkcode SharedHeap.releaseReadPins}. Inside `pin()` the gets leave
+   * the outer pin alone, as before. For sabre's structures.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(heap.kernelForRead() === heap.kernel);
+   * ```
+   */
+  kernelForRead(): Kernel | null {
+    if (!this.#readPinArmed && this.#pinDepth === 0) this.#armReadPin();
+    return this.#kernel;
+  }
+
+  #armReadPin(): void {
+    const kernel = this.#kernel;
+    if (kernel === null) return;
+    this.#readPinArmed = true;
+    kernel.allowReadPins();
+    if (!this.#readPinListed) {
+      this.#readPinListed = true;
+      readPinnedHeaps.push(this);
+    }
+    if (!readPinReleaseQueued) {
+      readPinReleaseQueued = true;
+      queueMicrotask(releaseReadPinsAtTaskEnd);
+    }
+  }
+
+  /**
+   * Ends the kernel's read pin: with `unpin`, the epoch word goes back to 0
+   * (an SC store, ordered after the reads it covered); without, pin() is
+   * about to store its own epoch there.
+   */
+  #endReadPin(unpin: boolean): void {
+    this.#readPinArmed = false;
+    this.#kernel!.endReadPins(unpin ? 1 : 0);
+  }
+
+  /**
+   * Ends the read pins that gets leave in this worker (see
+   * {@linkcode SharedHeap.kernelForRead}), in every heap of this realm.
+   * sabre calls it at the end of each task that read, and before each of
+   * its blocking waits. Call it before blocking or computing for long
+   * outside sabre right after reads (an `Atomics.wait` of your own, a long
+   * synchronous loop that reads nothing), so that this worker does not
+   * hold back the reclamation of memory that other workers retire
+   * meanwhile. Cheap, and harmless where nothing is pinned.
+   *
+   * @example
+   * ```ts
+   * import { HashMap, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const map = HashMap.create(heap, { key: "i32", value: "i32" });
+   * map.set(1, 2);
+   * console.assert(map.get(1) === 2);
+   * SharedHeap.releaseReadPins(); // about to block outside sabre
+   * ```
+   */
+  static releaseReadPins(): void {
+    const heaps = readPinnedHeaps;
+    for (let i = 0; i < heaps.length; i++) {
+      const heap = heaps[i];
+      heap.#readPinListed = false;
+      if (heap.#readPinArmed) heap.#endReadPin(true);
+    }
+    heaps.length = 0;
   }
 
   /**
@@ -1037,6 +1134,7 @@ export class SharedHeap implements Disposable {
         `Cannot close SharedHeap as this worker has ${this.#pinDepth} pinned epoch guard(s)`,
       );
     }
+    if (this.#readPinArmed) this.#endReadPin(true);
     if (this.#slot >= 0) this.#runReclaimers();
     this.#closed = true;
     if (realmHeaps.get(this.#uid)?.deref() === this) realmHeaps.delete(this.#uid);
@@ -1649,6 +1747,9 @@ export class SharedHeap implements Disposable {
    */
   pin(): EpochGuard {
     if (this.#pinDepth++ === 0) {
+      // The read pin's word is this pin's from here: the store below moves
+      // it, which is safe between two operations (see #endReadPin).
+      if (this.#readPinArmed) this.#endReadPin(false);
       let slotBase = this.#slotBase;
       if (slotBase < 0) {
         try {
@@ -1960,6 +2061,8 @@ export class SharedHeap implements Disposable {
 
   /** Advances the epoch when every pinned worker has seen the current one. */
   #tryAdvance(): void {
+    // This worker's own read pin would hold the epoch back too.
+    if (this.#readPinArmed) this.#endReadPin(true);
     const i32 = this.i32;
     const epoch = Atomics.load(i32, H_EPOCH);
     const high = Atomics.load(i32, H_SLOT_HIGH);

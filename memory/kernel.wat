@@ -33,6 +33,20 @@
 ;; caller then undoes the pin with SharedHeap.kernelTrapped and takes its
 ;; JavaScript path.
 ;;
+;; Read pins: while SharedHeap allows them (allowReadPins, which it calls
+;; only while the worker holds no pin of its own), the gets do not unpin.
+;; The word keeps the epoch of the last get, and a get that finds the global
+;; epoch moved on stores the new one: between two gets the worker holds
+;; nothing, so moving its pin forward is an unpin and a pin in one store, and
+;; the epoch keeps advancing while the worker reads. A get's loads come after
+;; the SC store that pinned it, and its reads are ordered before any later
+;; store to the word, as with a pin per call. SharedHeap ends the read pin
+;; (endReadPins) at the end of the worker's task, before it blocks in sabre,
+;; and on collect(), close() and its next pin(). So the two SC stores of a
+;; pin and an unpin are paid once per task rather than once per get; per
+;; get, they kept one get's cache misses from overlapping the next's. The
+;; sets take no read pin: they pin as above.
+;;
 ;; The gets' results are f64: the value, or one of two sentinels that no integer value
 ;; can equal. SLOW (2^-1000 * 1.5): the caller must take its general path.
 ;; ABSENT (2^-1000 * 2.5): the key is absent. An f64 value that happens to
@@ -54,6 +68,22 @@
   (func (export "setPinWord") (param $at i32)
     (global.set $pinWord (local.get $at)))
 
+  ;; 1 while the gets may keep a read pin (see Read pins above), else 0.
+  (global $readPins (mut i32) (i32.const 0))
+
+  (func (export "allowReadPins")
+    (global.set $readPins (i32.const 1)))
+
+  ;; Ends read pins: the gets pin per call again. With `unpin` 1 the word is
+  ;; cleared too; with 0 it is left to the caller, SharedHeap.pin(), which
+  ;; stores its own epoch next.
+  (func (export "endReadPins") (param $unpin i32)
+    (if (i32.and (global.get $readPins) (i32.ne (global.get $pinWord) (i32.const 0)))
+      (then
+        (if (local.get $unpin)
+          (then (i32.atomic.store (global.get $pinWord) (i32.const 0))))))
+    (global.set $readPins (i32.const 0)))
+
   ;; Whether this worker can pin: it has joined the heap.
   (func $joined (result i32)
     (i32.ne (global.get $pinWord) (i32.const 0)))
@@ -65,6 +95,19 @@
     (i32.atomic.store (global.get $pinWord) (i32.atomic.load (global.get $EPOCH_AT)))
     (global.get $pinWord))
 
+  ;; $pin for the gets: while read pins are allowed, keeps the word at the
+  ;; global epoch (a store only where it is 0 or behind) and answers 0, so
+  ;; that $unpin leaves it; else $pin. Written out in the two hottest gets.
+  (func $pinToRead (result i32)
+    (local $epoch i32)
+    (if (global.get $readPins)
+      (then
+        (local.set $epoch (i32.atomic.load (global.get $EPOCH_AT)))
+        (if (i32.ne (i32.atomic.load (global.get $pinWord)) (local.get $epoch))
+          (then (i32.atomic.store (global.get $pinWord) (local.get $epoch))))
+        (return (i32.const 0))))
+    (call $pin))
+
   (func $unpin (param $pinAt i32)
     (if (local.get $pinAt)
       (then (i32.atomic.store (local.get $pinAt) (i32.const 0)))))
@@ -75,7 +118,7 @@
   (func (export "locGet") (param $word i32) (result f64)
     (local $p i32) (local $value f64) (local $pinAt i32)
     (if (i32.eqz (call $joined)) (then (return (global.get $SLOW))))
-    (local.set $pinAt (call $pin))
+    (local.set $pinAt (call $pinToRead))
     (local.set $p (i32.atomic.load (local.get $word)))
     (local.set $value
       (if (result f64) (i32.and (local.get $p) (i32.const 1))
@@ -138,12 +181,20 @@
   (func (export "hashmapGetInt") (param $header i32) (param $key i32) (result f64)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
     (local $slot i32) (local $entry i32) (local $result f64) (local $pinAt i32)
-    (local $valueKind i32)
+    (local $valueKind i32) (local $epoch i32)
     (local.set $pinAt (global.get $pinWord))
     (if (i32.eqz (local.get $pinAt)) (then (return (global.get $SLOW))))
-    (if (i32.atomic.load (local.get $pinAt))
-      (then (local.set $pinAt (i32.const 0)))
-      (else (i32.atomic.store (local.get $pinAt) (i32.atomic.load (global.get $EPOCH_AT)))))
+    ;; $pinToRead, written out.
+    (if (global.get $readPins)
+      (then
+        (local.set $epoch (i32.atomic.load (global.get $EPOCH_AT)))
+        (if (i32.ne (i32.atomic.load (local.get $pinAt)) (local.get $epoch))
+          (then (i32.atomic.store (local.get $pinAt) (local.get $epoch))))
+        (local.set $pinAt (i32.const 0)))
+      (else
+        (if (i32.atomic.load (local.get $pinAt))
+          (then (local.set $pinAt (i32.const 0)))
+          (else (i32.atomic.store (local.get $pinAt) (i32.atomic.load (global.get $EPOCH_AT)))))))
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
     (local.set $slots (i32.load offset=4 (local.get $table)))
@@ -524,7 +575,7 @@
           (i32.shl (i32.const 1) (i32.shl (i32.and (local.get $length) (i32.const 3)) (i32.const 3)))
           (i32.const 1)))
         (else (i32.const -1))))
-    (local.set $pinAt (call $pin))
+    (local.set $pinAt (call $pinToRead))
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
     (local.set $slots (i32.load offset=4 (local.get $table)))
@@ -594,7 +645,7 @@
     (local $fullBytes i32) (local $lastMask i32) (local $diff i32) (local $at i32)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
     (local $slot i32) (local $entry i32) (local $result f64) (local $valueKind i32)
-    (local $f64 f64)
+    (local $f64 f64) (local $epoch i32)
     (local.set $pinAt (global.get $pinWord))
     (if (i32.eqz (local.get $pinAt)) (then (return (global.get $SLOW))))
     ;; The caller's plain stores of the key came before this call in this
@@ -611,9 +662,17 @@
       (i32.sub
         (i32.shl (i32.const 1) (i32.shl (i32.and (local.get $length) (i32.const 3)) (i32.const 3)))
         (i32.const 1)))
-    (if (i32.atomic.load (local.get $pinAt))
-      (then (local.set $pinAt (i32.const 0)))
-      (else (i32.atomic.store (local.get $pinAt) (i32.atomic.load (global.get $EPOCH_AT)))))
+    ;; $pinToRead, written out.
+    (if (global.get $readPins)
+      (then
+        (local.set $epoch (i32.atomic.load (global.get $EPOCH_AT)))
+        (if (i32.ne (i32.atomic.load (local.get $pinAt)) (local.get $epoch))
+          (then (i32.atomic.store (local.get $pinAt) (local.get $epoch))))
+        (local.set $pinAt (i32.const 0)))
+      (else
+        (if (i32.atomic.load (local.get $pinAt))
+          (then (local.set $pinAt (i32.const 0)))
+          (else (i32.atomic.store (local.get $pinAt) (i32.atomic.load (global.get $EPOCH_AT)))))))
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
     (local.set $slots (i32.load offset=4 (local.get $table)))

@@ -93,6 +93,87 @@ Deno.test("kernel: a call pins its own epoch and unpins, or leaves an outer pin 
   assert.throws(() => heap.epochWordAt(), /closed/);
 });
 
+Deno.test("kernel: gets through kernelForRead leave a read pin that moves with the epoch, until the task ends", async () => {
+  const heap = heapWithKernel(true);
+  const word = locationWord(heap, 2.5);
+  const pinAt = heap.epochWordAt() >> 2;
+  const i32 = heap.i32;
+  const pinned = () => Atomics.load(i32, pinAt);
+  const epoch = () => Atomics.load(i32, H_EPOCH);
+  const read = () => heap.kernelForRead()!.locGet(word);
+  // Moves the global epoch on, as another worker's collect() does once
+  // every pinned worker shows the current one.
+  const advance = () => {
+    const e = epoch();
+    assert.equal(Atomics.compareExchange(i32, H_EPOCH, e, e + 1), e);
+    return e + 1;
+  };
+  assert.equal(pinned(), 0);
+  assert.equal(read(), 2.5);
+  assert.equal(pinned(), epoch(), "a get leaves a read pin at the global epoch");
+  assert.equal(read(), 2.5);
+  const before = epoch();
+  const next = advance();
+  assert.equal(pinned(), before, "held as it was until the next get");
+  assert.equal(read(), 2.5);
+  assert.equal(pinned(), next, "the next get moved it to the new epoch");
+  await Promise.resolve();
+  assert.equal(pinned(), 0, "released when the task ended");
+
+  // pin() takes the word over, and the gets inside leave it alone even when
+  // the epoch has moved on: the outer pin may be guarding what it read.
+  read();
+  heap.pin();
+  const outer = pinned();
+  assert.ok(outer !== 0);
+  advance();
+  assert.equal(read(), 2.5);
+  assert.equal(pinned(), outer, "a get inside pin() left the outer pin");
+  heap.unpin();
+  assert.equal(pinned(), 0, "and unpin() cleared it");
+  assert.equal(read(), 2.5);
+  assert.equal(pinned(), epoch(), "a get after unpin() takes a read pin again");
+
+  // A trap leaves the read pin as it was; releaseReadPins ends it.
+  let trap: unknown;
+  try {
+    heap.kernelForRead()!.locGet(heap.sab.byteLength + (1 << 16));
+  } catch (e) {
+    trap = e;
+  }
+  assert.ok(trap instanceof WebAssembly.RuntimeError, `expected a trap, got ${trap}`);
+  heap.kernelTrapped(trap);
+  assert.equal(pinned(), epoch(), "the read pin outlives a trap");
+  SharedHeap.releaseReadPins();
+  assert.equal(pinned(), 0, "releaseReadPins ended it");
+
+  // collect() ends it, so that this worker does not hold back its own
+  // reclamation: a block retired now is freed by the collections below,
+  // which could not move the epoch twice past a read pin.
+  read();
+  heap.retire(heap.allocate(16));
+  let freed = 0;
+  for (let i = 0; i < 3; i++) freed += heap.collect();
+  assert.equal(freed, 1);
+  assert.equal(pinned(), 0);
+
+  // close() ends it too.
+  read();
+  assert.notEqual(pinned(), 0);
+  heap.close();
+  assert.equal(Atomics.load(i32, pinAt), 0, "released on close");
+});
+
+Deno.test("kernel: a get called on the kernel directly, without kernelForRead, pins per call", () => {
+  const heap = heapWithKernel(true);
+  const word = locationWord(heap, 1.5);
+  const pinAt = heap.epochWordAt() >> 2;
+  heap.kernelForRead();
+  SharedHeap.releaseReadPins();
+  assert.equal(heap.kernel!.locGet(word), 1.5);
+  assert.equal(Atomics.load(heap.i32, pinAt), 0, "read pins end with releaseReadPins");
+});
+
 Deno.test("kernel: a worker that has not joined the heap, or has left it, gets the bail-out", () => {
   // The kernel pins through the epoch word SharedHeap gives it at join.
   // Before that, and after close, it must not pin at all: it answers SLOW

@@ -37,6 +37,7 @@ import {
   TimeoutError,
 } from "../memory/mod.ts";
 import { deadlineOf, type LockOptions, Mutex, pause, SPIN_LIMIT } from "../latch/mod.ts";
+import { waitBlocking } from "../latch/parking.ts";
 
 /** Layout version of this object; attach() refuses newer ones. */
 const LAYOUT_VERSION = 1;
@@ -69,7 +70,7 @@ export function waitEvenSequence(
       if (left <= 0) throw new TimeoutError(`read ${what}`, timeoutMs);
       // The writer notifies when it ends the write; waiting for the odd value
       // we saw cannot miss that (a finished write changed the value).
-      Atomics.wait(words, SEQ, seq, left === Infinity ? undefined : left);
+      waitBlocking(words, SEQ, seq, left === Infinity ? undefined : left);
     }
     seq = Atomics.load(words, SEQ);
   }

@@ -397,7 +397,7 @@ export class Loc {
   get(): number {
     const d = this.d;
     const heap = d.heap;
-    const kernel = heap.kernel;
+    const kernel = heap.kernelForRead();
     if (kernel !== null) {
       let value = KERNEL_SLOW;
       try {
