@@ -1,0 +1,178 @@
+/**
+ * `HashMap.get` against `Map.get`, interleaved: each round times a run of
+ * batches of `Map.get`, then the same batches of `HashMap.get`, for each
+ * case below, every run in a task of its own (as a bench iteration is), and
+ * the script prints the median ratio over the rounds. On a small, busy
+ * machine one `deno bench` run swings by tens of percent from the next;
+ * ratios taken round by round, one measurement right after the other, are
+ * far steadier, which is what comparing two versions of the code needs.
+ *
+ * Run with: `deno run --allow-read --allow-env bench/get_interleaved.ts`
+ *
+ * @module
+ */
+
+import { HashMap, SharedHeap } from "../mod.ts";
+
+const ENTRIES = 1_000_000;
+const IN_CACHE = 10_000;
+const BATCH = 1000;
+const BATCHES_PER_RUN = 50;
+const ROUNDS = 60;
+const WARMUP_ROUNDS = 10;
+const ORDER_LENGTH = 1 << 20;
+
+let seed = 20240601;
+function random(): number {
+  seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+  return seed / 2 ** 32;
+}
+const order = new Int32Array(ORDER_LENGTH);
+for (let i = 0; i < ORDER_LENGTH; i++) order[i] = Math.floor(random() * ENTRIES);
+
+const intKey = (i: number) => i * 7;
+const stringKey = (i: number) => ("k" + i.toString(36)).padEnd(16, "_");
+
+/** A sabre map and a Map with the same keys 0..n-1 (value = index). */
+function intMaps(n: number) {
+  const heap = SharedHeap.create({ maxBytes: 256 << 20 });
+  const sabre = HashMap.create(heap, { key: "i32", value: "i32" });
+  const js = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    sabre.set(intKey(i), i);
+    js.set(intKey(i), i);
+  }
+  return { heap, sabre, js };
+}
+
+function stringMaps(n: number) {
+  const heap = SharedHeap.create({ maxBytes: 256 << 20 });
+  const sabre = HashMap.create(heap, { key: "string", value: "i32" });
+  const js = new Map<string, number>();
+  // Lookups use other string objects than the stored ones, and Map and
+  // sabre each their own (see hashmap_bench.ts, 16-byte string keys).
+  const sabreKeys: string[] = [];
+  const jsKeys: string[] = [];
+  for (let i = 0; i < n; i++) {
+    sabre.set(stringKey(i), i);
+    js.set(stringKey(i), i);
+    sabreKeys.push(stringKey(i));
+    jsKeys.push(stringKey(i));
+  }
+  for (let i = 0; i < n; i++) sabre.get(sabreKeys[i]) ?? js.get(jsKeys[i]);
+  return { sabre, js, sabreKeys, jsKeys };
+}
+
+let cursor = 0;
+let sink = 0;
+
+/** Milliseconds for BATCHES_PER_RUN batches of `batch`. */
+function time(batch: (at: number) => number): number {
+  const start = performance.now();
+  for (let r = 0; r < BATCHES_PER_RUN; r++) {
+    if (cursor + BATCH > ORDER_LENGTH) cursor = 0;
+    sink ^= batch(cursor);
+    cursor += BATCH;
+  }
+  return performance.now() - start;
+}
+
+const big = intMaps(ENTRIES);
+const small = intMaps(IN_CACHE);
+const bigStrings = stringMaps(ENTRIES);
+const smallStrings = stringMaps(IN_CACHE);
+
+/** Each case: a Map batch, then the sabre batch timed against it. */
+const cases: [string, (at: number) => number, (at: number) => number][] = [
+  [
+    `${ENTRIES} i32 keys`,
+    (at) => {
+      let s = 0;
+      for (let i = 0; i < BATCH; i++) s += big.js.get(intKey(order[at + i]))!;
+      return s;
+    },
+    (at) => {
+      let s = 0;
+      for (let i = 0; i < BATCH; i++) s += big.sabre.get(intKey(order[at + i]))!;
+      return s;
+    },
+  ],
+  [
+    `${ENTRIES} i32 keys, inside one heap.pin() per batch`,
+    (at) => {
+      let s = 0;
+      for (let i = 0; i < BATCH; i++) s += big.js.get(intKey(order[at + i]))!;
+      return s;
+    },
+    (at) => {
+      let s = 0;
+      big.heap.pin();
+      for (let i = 0; i < BATCH; i++) s += big.sabre.get(intKey(order[at + i]))!;
+      big.heap.unpin();
+      return s;
+    },
+  ],
+  [
+    `${IN_CACHE} i32 keys (in cache)`,
+    (at) => {
+      let s = 0;
+      for (let i = 0; i < BATCH; i++) s += small.js.get(intKey(order[at + i] % IN_CACHE))!;
+      return s;
+    },
+    (at) => {
+      let s = 0;
+      for (let i = 0; i < BATCH; i++) s += small.sabre.get(intKey(order[at + i] % IN_CACHE))!;
+      return s;
+    },
+  ],
+  [
+    `${ENTRIES} 16-byte string keys`,
+    (at) => {
+      let s = 0;
+      for (let i = 0; i < BATCH; i++) s += bigStrings.js.get(bigStrings.jsKeys[order[at + i]])!;
+      return s;
+    },
+    (at) => {
+      let s = 0;
+      for (let i = 0; i < BATCH; i++) {
+        s += bigStrings.sabre.get(bigStrings.sabreKeys[order[at + i]])!;
+      }
+      return s;
+    },
+  ],
+  [
+    `${IN_CACHE} 16-byte string keys (in cache)`,
+    (at) => {
+      let s = 0;
+      for (let i = 0; i < BATCH; i++) {
+        s += smallStrings.js.get(smallStrings.jsKeys[order[at + i] % IN_CACHE])!;
+      }
+      return s;
+    },
+    (at) => {
+      let s = 0;
+      for (let i = 0; i < BATCH; i++) {
+        s += smallStrings.sabre.get(smallStrings.sabreKeys[order[at + i] % IN_CACHE])!;
+      }
+      return s;
+    },
+  ],
+];
+
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+const ratios = cases.map(() => [] as number[]);
+for (let round = 0; round < ROUNDS; round++) {
+  for (let c = 0; c < cases.length; c++) {
+    const map = time(cases[c][1]);
+    await nextTask();
+    const sabre = time(cases[c][2]);
+    await nextTask();
+    if (round >= WARMUP_ROUNDS) ratios[c].push(sabre / map);
+  }
+}
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
+console.log(`HashMap.get / Map.get, median of ${ROUNDS - WARMUP_ROUNDS} rounds:`);
+for (let c = 0; c < cases.length; c++) {
+  console.log(`  ${cases[c][0]}: ${median(ratios[c]).toFixed(2)}`);
+}
+if (sink === 0.5) console.log(sink);
