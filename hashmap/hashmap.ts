@@ -1441,10 +1441,9 @@ export class HashMap<K, V> {
    * do it, so a map whose writes stop in the middle of a resize (a bulk load
    * that ends just past a growth) keeps both tables, and its reads of moved
    * keys look in both (through the slower general path where the heap has
-   * no kernel), until more writes come. Call
-   * this after such a load. It never waits: chunks that other live workers hold
-   * stay theirs (those of a dead worker's are taken over once it is
-   * evicted). Throws {@linkcode HeapExhaustedError} when the copy needs a
+   * no kernel), until more writes come. Call this after such a load. It
+   * never waits: chunks that other live workers hold stay theirs (those of a
+   * dead worker's are taken over once it is evicted). Throws {@linkcode HeapExhaustedError} when the copy needs a
    * further growth that the heap cannot hold; what was done stays done.
    *
    * @returns true when no resize is under way any more; false when what is

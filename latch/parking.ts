@@ -100,6 +100,13 @@ export function remainingMs(deadline: number): number {
  * (`SharedHeap.releaseReadPins`): a worker blocked in sabre never holds back
  * the reclamation of memory that others retire. Every blocking wait in sabre
  * goes through here. `timeoutMs` undefined waits without a limit.
+ *
+ * @example
+ * ```ts
+ * import { waitBlocking } from "./parking.ts";
+ * const words = new Int32Array(new SharedArrayBuffer(4));
+ * waitBlocking(words, 0, 1, 0); // the word is not 1: returns at once
+ * ```
  */
 export function waitBlocking(
   words: Int32Array,

@@ -78,10 +78,8 @@
   ;; cleared too; with 0 it is left to the caller, SharedHeap.pin(), which
   ;; stores its own epoch next.
   (func (export "endReadPins") (param $unpin i32)
-    (if (i32.and (global.get $readPins) (i32.ne (global.get $pinWord) (i32.const 0)))
-      (then
-        (if (local.get $unpin)
-          (then (i32.atomic.store (global.get $pinWord) (i32.const 0))))))
+    (if (i32.and (i32.and (local.get $unpin) (global.get $readPins)) (call $joined))
+      (then (i32.atomic.store (global.get $pinWord) (i32.const 0))))
     (global.set $readPins (i32.const 0)))
 
   ;; Whether this worker can pin: it has joined the heap.
