@@ -45,7 +45,14 @@ function intMaps(n: number) {
   return { heap, sabre, js };
 }
 
-function stringMaps(n: number) {
+/**
+ * The keys of stringMaps: built by concatenation (V8 then keeps each as a
+ * pair that points to its flattened characters), or decoded from bytes, as
+ * keys read from a file, a socket or JSON are (flat strings).
+ */
+type KeyShape = "concatenated" | "decoded";
+
+function stringMaps(n: number, shape: KeyShape) {
   const heap = SharedHeap.create({ maxBytes: 256 << 20 });
   const sabre = HashMap.create(heap, { key: "string", value: "i32" });
   const js = new Map<string, number>();
@@ -58,6 +65,14 @@ function stringMaps(n: number) {
     js.set(stringKey(i), i);
     sabreKeys.push(stringKey(i));
     jsKeys.push(stringKey(i));
+  }
+  if (shape === "decoded") {
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
+    for (let i = 0; i < n; i++) {
+      sabreKeys[i] = decoder.decode(encoder.encode(sabreKeys[i]));
+      jsKeys[i] = decoder.decode(encoder.encode(jsKeys[i]));
+    }
   }
   for (let i = 0; i < n; i++) sabre.get(sabreKeys[i]) ?? js.get(jsKeys[i]);
   return { sabre, js, sabreKeys, jsKeys };
@@ -79,8 +94,9 @@ function time(batch: (at: number) => number): number {
 
 const big = intMaps(ENTRIES);
 const small = intMaps(IN_CACHE);
-const bigStrings = stringMaps(ENTRIES);
-const smallStrings = stringMaps(IN_CACHE);
+const bigStrings = stringMaps(ENTRIES, "concatenated");
+const bigDecodedStrings = stringMaps(ENTRIES, "decoded");
+const smallStrings = stringMaps(IN_CACHE, "concatenated");
 
 /** The Map batch of both cases over `big`. */
 const bigMapBatch = (at: number) => {
@@ -135,6 +151,23 @@ const cases: [string, (at: number) => number, (at: number) => number][] = [
       let s = 0;
       for (let i = 0; i < BATCH; i++) {
         s += bigStrings.sabre.get(bigStrings.sabreKeys[order[at + i]])!;
+      }
+      return s;
+    },
+  ],
+  [
+    `${ENTRIES} 16-byte string keys decoded from bytes`,
+    (at) => {
+      let s = 0;
+      for (let i = 0; i < BATCH; i++) {
+        s += bigDecodedStrings.js.get(bigDecodedStrings.jsKeys[order[at + i]])!;
+      }
+      return s;
+    },
+    (at) => {
+      let s = 0;
+      for (let i = 0; i < BATCH; i++) {
+        s += bigDecodedStrings.sabre.get(bigDecodedStrings.sabreKeys[order[at + i]])!;
       }
       return s;
     },
