@@ -31,18 +31,23 @@ const order = new Int32Array(ORDER_LENGTH);
 for (let i = 0; i < ORDER_LENGTH; i++) order[i] = Math.floor(random() * ENTRIES);
 
 const intKey = (i: number) => i * 7;
-const stringKey = (i: number) => ("k" + i.toString(36)).padEnd(16, "_");
+/** 16-byte string keys, built by concatenation as in hashmap_bench.ts. */
+const stringKey = (i: number) => `key-${i.toString().padStart(12, "0")}`;
+
+// Every map in one heap, as the README advises: once a worker reads maps of
+// two heaps, its calls into their kernels see two functions, and V8 makes
+// them the long way (see ARCHITECTURE.md, "Performance ceilings").
+const heap = SharedHeap.create({ maxBytes: 1 << 30 });
 
 /** A sabre map and a Map with the same keys 0..n-1 (value = index). */
 function intMaps(n: number) {
-  const heap = SharedHeap.create({ maxBytes: 256 << 20 });
   const sabre = HashMap.create(heap, { key: "i32", value: "i32" });
   const js = new Map<number, number>();
   for (let i = 0; i < n; i++) {
     sabre.set(intKey(i), i);
     js.set(intKey(i), i);
   }
-  return { heap, sabre, js };
+  return { sabre, js };
 }
 
 /**
@@ -53,27 +58,25 @@ function intMaps(n: number) {
 type KeyShape = "concatenated" | "decoded";
 
 function stringMaps(n: number, shape: KeyShape) {
-  const heap = SharedHeap.create({ maxBytes: 256 << 20 });
   const sabre = HashMap.create(heap, { key: "string", value: "i32" });
   const js = new Map<string, number>();
-  // Lookups use other string objects than the stored ones, and Map and
-  // sabre each their own (see hashmap_bench.ts, 16-byte string keys).
-  const sabreKeys: string[] = [];
-  const jsKeys: string[] = [];
   for (let i = 0; i < n; i++) {
     sabre.set(stringKey(i), i);
     js.set(stringKey(i), i);
-    sabreKeys.push(stringKey(i));
-    jsKeys.push(stringKey(i));
   }
-  if (shape === "decoded") {
+  // Lookups use other string objects than the stored ones, and Map and
+  // sabre each their own (see hashmap_bench.ts, 16-byte string keys).
+  const keys = (): string[] => {
+    const made: string[] = [];
     const decoder = new TextDecoder();
     const encoder = new TextEncoder();
     for (let i = 0; i < n; i++) {
-      sabreKeys[i] = decoder.decode(encoder.encode(sabreKeys[i]));
-      jsKeys[i] = decoder.decode(encoder.encode(jsKeys[i]));
+      made.push(shape === "decoded" ? decoder.decode(encoder.encode(stringKey(i))) : stringKey(i));
     }
-  }
+    return made;
+  };
+  const sabreKeys = keys();
+  const jsKeys = keys();
   for (let i = 0; i < n; i++) sabre.get(sabreKeys[i]) ?? js.get(jsKeys[i]);
   return { sabre, js, sabreKeys, jsKeys };
 }
@@ -121,9 +124,9 @@ const cases: [string, (at: number) => number, (at: number) => number][] = [
     bigMapBatch,
     (at) => {
       let s = 0;
-      big.heap.pin();
+      heap.pin();
       for (let i = 0; i < BATCH; i++) s += big.sabre.get(intKey(order[at + i]))!;
-      big.heap.unpin();
+      heap.unpin();
       return s;
     },
   ],

@@ -104,6 +104,16 @@ function nextBatch(): number {
 /** The i32 key of index i: small integers, so that Map stores them unboxed. */
 const intKey = (i: number) => i * 7;
 
+/**
+ * The one heap of every map that this thread reads or writes, as the README
+ * advises: each heap has a kernel of its own, and once a thread has called
+ * the kernels of several heaps, sabre's calls into them see several
+ * functions, which V8 calls the long way (see ARCHITECTURE.md, "Performance
+ * ceilings"). The maps of the JavaScript-path rows live in heaps without a
+ * kernel, which do not count.
+ */
+const mainHeap = SharedHeap.create({ maxBytes: 1 << 30 });
+
 // ------------------------------------------------------------ bytes per entry
 
 /**
@@ -116,7 +126,7 @@ const intKey = (i: number) => i * 7;
  */
 function bytesPerEntry(): void {
   const capacity = 1 << 20;
-  const heap = SharedHeap.create({ maxBytes: 128 << 20 });
+  const heap = mainHeap;
   const empty = heap.stats().liveBytes;
   const map = HashMap.create(heap, { key: "i32", value: "i32", capacity });
   const fill = (capacity * 3) / 4;
@@ -144,6 +154,8 @@ function bytesPerEntry(): void {
   const after = settle();
   const size = map.size;
   const grown = map.capacity;
+  map.destroy();
+  heap.collect();
   const perEntry = (bytes: number, entries: number) => (bytes / entries).toFixed(1);
   console.log(
     [
@@ -163,8 +175,7 @@ bytesPerEntry();
 
 // ------------------------------------------------------------ i32 keys
 
-const intHeap = SharedHeap.create({ maxBytes: 256 << 20 });
-const intMap = HashMap.create(intHeap, { key: "i32", value: "i32" });
+const intMap = HashMap.create(mainHeap, { key: "i32", value: "i32" });
 /** The same map in a heap without the WebAssembly kernel: get's JavaScript path. */
 const plainIntMap = HashMap.create(heapWithKernel(false, { maxBytes: 256 << 20 }), {
   key: "i32",
@@ -212,9 +223,9 @@ Deno.bench({
   fn() {
     const at = nextBatch();
     let s = 0;
-    intHeap.pin();
+    mainHeap.pin();
     for (let i = 0; i < BATCH; i++) s += intMap.get(intKey(order[at + i]))!;
-    intHeap.unpin();
+    mainHeap.unpin();
     sink ^= s;
   },
 });
@@ -240,7 +251,7 @@ const loadedMaps = [
   { label: "growth left half done", finish: false },
   { label: "after finishResize()", finish: true },
 ].map(({ label, finish }) => {
-  const map = HashMap.create(SharedHeap.create({ maxBytes: 128 << 20 }), {
+  const map = HashMap.create(mainHeap, {
     key: "i32",
     value: "i32",
     capacity: 1 << 20,
@@ -305,9 +316,9 @@ Deno.bench({
   group: SET_INT,
   fn() {
     const at = nextBatch();
-    intHeap.pin();
+    mainHeap.pin();
     for (let i = 0; i < BATCH; i++) intMap.set(intKey(order[at + i]), at + i);
-    intHeap.unpin();
+    mainHeap.unpin();
   },
 });
 
@@ -315,8 +326,7 @@ Deno.bench({
 
 /** Entries of the small map: it fits in the caches, so this shows the fixed cost per operation. */
 const SMALL = 10_000;
-const smallHeap = SharedHeap.create();
-const smallMap = HashMap.create(smallHeap, { key: "i32", value: "i32" });
+const smallMap = HashMap.create(mainHeap, { key: "i32", value: "i32" });
 const plainSmallMap = HashMap.create(heapWithKernel(false), { key: "i32", value: "i32" });
 const jsSmallMap = new Map<number, number>();
 for (let i = 0; i < SMALL; i++) {
@@ -365,9 +375,9 @@ Deno.bench({
   fn() {
     const at = nextSmallBatch();
     let s = 0;
-    smallHeap.pin();
+    mainHeap.pin();
     for (let i = 0; i < BATCH; i++) s += smallMap.get(smallOrder[at + i])!;
-    smallHeap.unpin();
+    mainHeap.unpin();
     sink ^= s;
   },
 });
@@ -386,7 +396,7 @@ Deno.bench({
 // Misses of a map of f64 values: the kernel answers them itself, as an f64
 // value equal to one of its sentinels comes back as "take the general path".
 const MISS_F64 = `get of absent keys, i32 keys, f64 values, ${SMALL} entries (in cache)`;
-const f64SmallMap = HashMap.create(smallHeap, { key: "i32", value: "f64" });
+const f64SmallMap = HashMap.create(mainHeap, { key: "i32", value: "f64" });
 const jsF64SmallMap = new Map<number, number>();
 for (let i = 0; i < SMALL; i++) {
   f64SmallMap.set(intKey(i), i + 0.5);
@@ -639,8 +649,7 @@ for (const presized of [false, true]) {
     group: INSERT,
     ...INSERT_ITERATIONS,
     fn(b) {
-      const heap = SharedHeap.create({ maxBytes: 256 << 20 });
-      const map = HashMap.create(heap, {
+      const map = HashMap.create(mainHeap, {
         key: "i32",
         value: "i32",
         capacity: presized ? 2 * N : undefined,
@@ -649,18 +658,18 @@ for (const presized of [false, true]) {
       for (let i = 0; i < N; i++) map.set(intKey(i), i);
       b.end();
       sink ^= map.size;
-      heap.close();
+      map.destroy();
+      mainHeap.collect();
     },
   });
 }
 
 // ------------------------------------------------------------ 16-byte string keys
 
-const stringHeap = SharedHeap.create({ maxBytes: 256 << 20 });
 // Default options (maxKeyBytes 1024), and the same map with maxKeyBytes set
 // to the keys' length, as a user who knows the keys might create it.
-const stringMap = HashMap.create(stringHeap, { key: "string", value: "i32" });
-const tightMap = HashMap.create(stringHeap, { key: "string", value: "i32", maxKeyBytes: 16 });
+const stringMap = HashMap.create(mainHeap, { key: "string", value: "i32" });
+const tightMap = HashMap.create(mainHeap, { key: "string", value: "i32", maxKeyBytes: 16 });
 const jsStringMap = new Map<string, number>();
 for (let i = 0; i < N; i++) {
   const key = stringKey(i);
@@ -719,9 +728,9 @@ Deno.bench({
   fn() {
     const at = nextBatch();
     let s = 0;
-    stringHeap.pin();
+    mainHeap.pin();
     for (let i = 0; i < BATCH; i++) s += stringMap.get(lookupKeys[order[at + i]])!;
-    stringHeap.unpin();
+    mainHeap.unpin();
     sink ^= s;
   },
 });
@@ -826,7 +835,7 @@ Deno.bench({
 
 // The same keys in maps that fit in the caches: the fixed cost of a string
 // lookup, in the kernel and in JavaScript.
-const smallStringMap = HashMap.create(smallHeap, { key: "string", value: "i32" });
+const smallStringMap = HashMap.create(mainHeap, { key: "string", value: "i32" });
 const plainSmallStringMap = HashMap.create(heapWithKernel(false), { key: "string", value: "i32" });
 const jsSmallStringMap = new Map<string, number>();
 for (let i = 0; i < SMALL; i++) {
@@ -1033,8 +1042,7 @@ await new Promise((resolve) => {
 });
 globalThis.addEventListener("beforeunload", () => server.terminate(), { once: true });
 
-const mpHeap = SharedHeap.create();
-const mpMap = HashMap.create(mpHeap, { key: "i32", value: "i32" });
+const mpMap = HashMap.create(mainHeap, { key: "i32", value: "i32" });
 for (let k = 0; k < MP_KEYS; k++) mpMap.set(k, k);
 const mpOrder = new Int32Array(1 << 16);
 for (let i = 0; i < mpOrder.length; i++) mpOrder[i] = Math.floor(random() * MP_KEYS);
@@ -1129,9 +1137,8 @@ const CONCACHE_ITERATIONS = { n: 8, warmup: 2 };
 
 /** Fills the four maps of one configuration with keys 0 to KEYS - 1 (value = key). */
 function concacheMaps(seed: number): ConcacheArgs {
-  const heap = SharedHeap.create({ maxBytes: 64 << 20 });
-  const sabreInt = HashMap.create(heap, { key: "i32", value: "i32" });
-  const sabreString = HashMap.create(heap, { key: "string", value: "i32", maxKeyBytes: 16 });
+  const sabreInt = HashMap.create(mainHeap, { key: "i32", value: "i32" });
+  const sabreString = HashMap.create(mainHeap, { key: "string", value: "i32", maxKeyBytes: 16 });
   const lockedHandle = LockedTable.create(16384);
   const locked = new LockedTable(lockedHandle);
   // Key and value room in UTF-16 code units; sharedmap writes a terminator
@@ -1200,14 +1207,14 @@ export const ADD_OPS = 50_000;
 
 const adderCounts = workerCounts("SABRE_BENCH_ADDERS", [2, 4]);
 for (const adders of adderCounts) {
-  const heap = SharedHeap.create({ maxBytes: 64 << 20 });
   const suite = await ContentionSuite.start({
     module: new URL("./_hashmap_workers.ts", import.meta.url),
     setup: "counterScenarios",
     workers: adders,
     args: {
-      sabreInt: HashMap.create(heap, { key: "i32", value: "i32" }).handle,
-      sabreString: HashMap.create(heap, { key: "string", value: "i32", maxKeyBytes: 16 }).handle,
+      sabreInt: HashMap.create(mainHeap, { key: "i32", value: "i32" }).handle,
+      sabreString: HashMap.create(mainHeap, { key: "string", value: "i32", maxKeyBytes: 16 })
+        .handle,
       locked: LockedTable.create(16384),
       array: new SharedArrayBuffer(KEYS * 4),
       seed: 300 + adders,
