@@ -106,11 +106,11 @@ const intKey = (i: number) => i * 7;
 
 /**
  * The one heap of every map that this thread reads or writes, as the README
- * advises: each heap has a kernel of its own, and once a thread has called
- * the kernels of several heaps, sabre's calls into them see several
- * functions, which V8 calls the long way (see ARCHITECTURE.md, "Performance
- * ceilings"). The maps of the JavaScript-path rows live in heaps without a
- * kernel, which do not count.
+ * advises: once a thread has read maps of several heaps, its gets over 1M
+ * keys take longer, for reasons not pinned down (see ARCHITECTURE.md,
+ * "Performance ceilings"); with a heap per map, the 1M i32 get group read
+ * 1.0-1.7x Map.get from run to run. The maps of the JavaScript-path rows
+ * live in heaps without a kernel.
  */
 const mainHeap = SharedHeap.create({ maxBytes: 1 << 30 });
 
