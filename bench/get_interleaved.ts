@@ -35,8 +35,9 @@ const intKey = (i: number) => i * 7;
 const stringKey = (i: number) => `key-${i.toString().padStart(12, "0")}`;
 
 // Every map in one heap, as the README advises: once a worker has read maps
-// of two heaps, its gets over 1M keys take longer, for reasons not pinned
-// down (see ARCHITECTURE.md, "Performance ceilings").
+// of two heaps, its gets over 1M keys take longer, most likely as its kernel
+// calls meet two heaps' functions (see ARCHITECTURE.md, "Performance
+// ceilings").
 const heap = SharedHeap.create({ maxBytes: 1 << 30 });
 
 /** A sabre map and a Map with the same keys 0..n-1 (value = index). */
