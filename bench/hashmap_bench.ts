@@ -108,9 +108,9 @@ const intKey = (i: number) => i * 7;
  * The one heap of every map that this thread reads or writes, as the README
  * advises: once a thread has read maps of several heaps, its gets over 1M
  * keys take longer, most likely as its kernel calls meet several heaps'
- * functions (see ARCHITECTURE.md, "Performance ceilings"); with a heap per map, the 1M i32 get group read
- * 1.0-1.7x Map.get from run to run. The maps of the JavaScript-path rows
- * live in heaps without a kernel.
+ * functions (see ARCHITECTURE.md, "Performance ceilings"); with a heap per
+ * map, the 1M i32 get group read 1.0-1.7x Map.get from run to run. The maps
+ * of the JavaScript-path rows live in heaps without a kernel.
  */
 const mainHeap = SharedHeap.create({ maxBytes: 1 << 30 });
 
