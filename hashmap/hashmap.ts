@@ -1443,8 +1443,9 @@ export class HashMap<K, V> {
    * keys look in both (through the slower general path where the heap has
    * no kernel), until more writes come. Call this after such a load. It
    * never waits: chunks that other live workers hold stay theirs (those of a
-   * dead worker's are taken over once it is evicted). Throws {@linkcode HeapExhaustedError} when the copy needs a
-   * further growth that the heap cannot hold; what was done stays done.
+   * dead worker's are taken over once it is evicted). Throws
+   * {@linkcode HeapExhaustedError} when the copy needs a further growth that
+   * the heap cannot hold; what was done stays done.
    *
    * @returns true when no resize is under way any more; false when what is
    * left is in other workers' hands (they finish it with their next writes,
