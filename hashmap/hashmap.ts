@@ -351,6 +351,7 @@ export class HashMap<K, V> {
         : 0;
     this.#kernelIntGets = this.#int32Keys && this.#kernelValueKind !== 0;
     this.#kernelStringGets = this.#stringKeys && this.#kernelValueKind !== 0;
+    this.#stringKernelMaxLength = Math.min(KERNEL_KEY_BYTES, this.#keys.maxBytes);
     // The heap may have grown past this worker's views since it attached.
     heap.ensure(placement.offset + HEADER_BYTES);
   }
@@ -534,6 +535,23 @@ export class HashMap<K, V> {
   /** `get` of a string key in a map whose values the kernel reads. */
   #getStringKey(key: K & string): V | undefined {
     const heap = this.#heap;
+    // The string kernel reads the key itself (see memory/_string_kernel.ts).
+    // KERNEL_SLOW from it also means a key it does not take (empty, too
+    // long, not ASCII): the paths below sort those out.
+    const strings = heap.stringKernelForRead();
+    if (strings !== null) {
+      let found: number;
+      try {
+        found = strings.hashmapGetString(this.#headerAt, key, this.#stringKernelMaxLength);
+      } catch (e) {
+        heap.kernelTrapped(e);
+        found = KERNEL_SLOW;
+      }
+      // As in get.
+      if ((found | 0) === found) return found as V;
+      if (found === KERNEL_ABSENT) return undefined;
+      if (found !== KERNEL_SLOW) return found as V;
+    }
     const kernel = key.length <= KERNEL_KEY_BYTES ? heap.kernelForRead() : null;
     if (kernel !== null) {
       // The key goes to the kernel in this worker's registry words rather
@@ -697,6 +715,9 @@ export class HashMap<K, V> {
 
   /** String keys. */
   readonly #stringKeys: boolean;
+  // The longest key that the string kernel's gets take: the keys' maximum,
+  // or the kernel's own limit.
+  readonly #stringKernelMaxLength: number;
 
   /**
    * `get` for a string key of ASCII characters: one pass encodes and hashes

@@ -20,7 +20,12 @@ import {
   tagOf,
 } from "../memory/mod.ts";
 import { EPOCH_AT, instantiateKernel, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
-import { heapWithKernel } from "../testing/kernel.ts";
+import {
+  heapWithKernel,
+  KERNEL_CHOICES,
+  type KernelChoice,
+  kernelLabel,
+} from "../testing/kernel.ts";
 import { encodeAsciiKey } from "../memory/_murmur.ts";
 
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
@@ -369,7 +374,7 @@ function checkWhole(map: AnyMap, model: Model, where: string): void {
   }
 }
 
-function runOps(spec: PairSpec, ops: Op[], stats: ResizeStats, kernel = true): void {
+function runOps(spec: PairSpec, ops: Op[], stats: ResizeStats, kernel: KernelChoice = true): void {
   const heap = heapWithKernel(kernel);
   const map = createMap(heap, spec.options);
   const model = new Model(spec);
@@ -544,15 +549,22 @@ function runOps(spec: PairSpec, ops: Op[], stats: ResizeStats, kernel = true): v
 }
 
 // Int and string keys read through the WebAssembly kernel; the JavaScript
-// paths that serve where it is missing get the same test.
-const KERNEL_MODES = (spec: PairSpec) =>
-  spec.options.key === "i32" || spec.options.key === "u32" || spec.options.key === "string"
+// paths that serve where it is missing get the same test, and so do string
+// gets with keys encoded in JavaScript (where the string kernel is missing).
+const KERNEL_MODES = (spec: PairSpec): readonly KernelChoice[] =>
+  spec.options.key === "string"
+    ? KERNEL_CHOICES
+    : spec.options.key === "i32" || spec.options.key === "u32"
     ? [true, false]
     : [true];
 
 for (const spec of SPECS) {
   for (const kernel of KERNEL_MODES(spec)) {
-    const how = kernel ? "" : ", JavaScript paths only (no kernel)";
+    const how = kernel === true
+      ? ""
+      : kernel === false
+      ? ", JavaScript paths only (no kernel)"
+      : ", keys encoded in JavaScript (no string kernel)";
     Deno.test(`model: random operations on ${spec.name} match a Map, across many resizes${how}`, () => {
       const stats: ResizeStats = { grows: 0, shrinks: 0, maxCapacity: 0 };
       fc.assert(
@@ -641,8 +653,8 @@ Deno.test("resize: finishResize completes a growth that the writes left unfinish
   assert.equal(map.capacity, 2 * capacity);
 });
 
-for (const kernel of [true, false]) {
-  Deno.test(`resize: mid-growth, gets of moved keys find the newest value down the chain of tables${kernel ? "" : " (no kernel)"}`, () => {
+for (const kernel of KERNEL_CHOICES) {
+  Deno.test(`resize: mid-growth, gets of moved keys find the newest value down the chain of tables${kernelLabel(kernel)}`, () => {
     const heap = heapWithKernel(kernel);
     const capacity = 1 << 16;
     // ASCII keys of 1 to 32 bytes, the kernel's string paths: values it
@@ -1042,7 +1054,7 @@ Deno.test("codecs: ASCII keys up to 32 bytes read in the kernel agree with JavaS
     string: (i) => `v${i}`,
     bytes: (i) => new Uint8Array([i & 255, 1, 2]),
   };
-  for (const kernel of [true, false]) {
+  for (const kernel of KERNEL_CHOICES) {
     for (const [value, make] of Object.entries(valueOf)) {
       const heap = heapWithKernel(kernel);
       // Blocks of every entry size, dirtied and freed: entries reuse them, so
@@ -1061,7 +1073,7 @@ Deno.test("codecs: ASCII keys up to 32 bytes read in the kernel agree with JavaS
         value: value as CodecName,
         maxKeyBytes: 40,
       });
-      const where = `${value} values, ${kernel ? "kernel" : "JavaScript"}`;
+      const where = `${value} values${kernelLabel(kernel) || ", both kernels"}`;
       const stored = new Map<string, unknown>();
       for (let length = 1; length <= 40; length++) {
         const base = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd".slice(0, length);
@@ -1214,10 +1226,19 @@ Deno.test("kernel trap: gets, has, sets and deletes whose kernel call traps afte
         throw new WebAssembly.RuntimeError("memory access out of bounds");
       };
     }
+    // The string kernel's get traps the same way.
+    const trappingStrings = {
+      setKeyAt() {},
+      hashmapGetString: (trapping as { hashmapGetKeyInSlot: () => number }).hashmapGetKeyInSlot,
+    };
     Object.defineProperty(heap, "kernel", { value: trapping, configurable: true });
     // The gets take the kernel here; without read pins (not allowed by this
     // stand-in), each call must leave no pin behind.
     Object.defineProperty(heap, "kernelForRead", { value: () => trapping, configurable: true });
+    Object.defineProperty(heap, "stringKernelForRead", {
+      value: () => trappingStrings,
+      configurable: true,
+    });
     SharedHeap.releaseReadPins();
     const where = `${key} -> ${value}`;
     const same = (got: unknown, expected: unknown, what: string) => {
@@ -1249,6 +1270,7 @@ Deno.test("kernel trap: gets, has, sets and deletes whose kernel call traps afte
     // Back on the real kernel, the map holds what the model holds.
     delete (heap as { kernel?: unknown }).kernel;
     delete (heap as { kernelForRead?: unknown }).kernelForRead;
+    delete (heap as { stringKernelForRead?: unknown }).stringKernelForRead;
     assert.equal(heap.kernel, real);
     assert.equal(map.size, model.size);
     for (const [k, v] of model) assert.deepEqual(map.get(k), v, `${where}: get(${k}) at the end`);

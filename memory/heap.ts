@@ -158,6 +158,7 @@ import {
 } from "./errors.ts";
 import { crashPoint } from "./faults.ts";
 import { createKernelMemory, instantiateKernel, type Kernel } from "./_kernel.ts";
+import { instantiateStringKernel, type StringKernel } from "./_string_kernel.ts";
 
 /**
  * A plain object that names a shared object: `postMessage` sends it as it is,
@@ -437,7 +438,10 @@ export class SharedHeap implements Disposable {
   /** The registry's size. */
   readonly maxWorkers: number;
   #memory: WebAssembly.Memory | null;
-  #kernel: Kernel | null;
+  #kernel: Kernel | null = null;
+  // Beside the kernel where the runtime has WebAssembly GC and the js-string
+  // builtins (see _string_kernel.ts).
+  #stringKernel: StringKernel | null = null;
   // This worker's S_KERNEL_KEY words once it has joined; until then, and
   // after close(), words of its own (the kernel then answers SLOW anyway).
   #kernelKeyWords: Int32Array<ArrayBufferLike> = new Int32Array(KERNEL_KEY_WORDS);
@@ -480,7 +484,7 @@ export class SharedHeap implements Disposable {
   private constructor(sab: SharedArrayBuffer, memory: WebAssembly.Memory | null) {
     this.sab = sab;
     this.#memory = memory;
-    this.#kernel = memory === null ? null : instantiateKernel(memory);
+    if (memory !== null) this.#instantiateKernels(memory);
     this.#mapViews(sab.byteLength);
     const i32 = this.i32;
     this.maxBytes = i32[H_MAX_PAGES] * PAGE_BYTES;
@@ -692,8 +696,8 @@ export class SharedHeap implements Disposable {
     } else if (heap.#memory === null && memory !== undefined) {
       // Attached earlier from a handle without the memory: take it now.
       heap.#memory = memory;
-      heap.#kernel = instantiateKernel(memory);
-      if (heap.#slotBase >= 0) heap.#kernel?.setPinWord((heap.#slotBase + S_EPOCH) << 2);
+      heap.#instantiateKernels(memory);
+      if (heap.#slotBase >= 0) heap.#tellKernels(heap.#slotBase);
     }
     return heap;
   }
@@ -766,6 +770,37 @@ export class SharedHeap implements Disposable {
    */
   get kernel(): Kernel | null {
     return this.#kernel;
+  }
+
+  /**
+   * The string kernel (see memory/_string_kernel.ts) for a get, as
+   * {@linkcode SharedHeap.kernelForRead} gives the kernel; null where the
+   * runtime cannot run it. For sabre's structures.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const strings = heap.stringKernelForRead();
+   * console.assert(strings === null || heap.kernel !== null);
+   * ```
+   */
+  stringKernelForRead(): StringKernel | null {
+    if (!this.#readPinArmed && this.#pinDepth === 0) this.#armReadPin();
+    return this.#stringKernel;
+  }
+
+  #instantiateKernels(memory: WebAssembly.Memory): void {
+    this.#kernel = instantiateKernel(memory);
+    this.#stringKernel = this.#kernel === null
+      ? null
+      : instantiateStringKernel(memory, this.#kernel);
+  }
+
+  /** Tells the kernels where this worker's slot words are (slotBase -1: none). */
+  #tellKernels(slotBase: number): void {
+    this.#kernel?.setPinWord(slotBase < 0 ? 0 : (slotBase + S_EPOCH) << 2);
+    this.#stringKernel?.setKeyAt(slotBase < 0 ? 0 : (slotBase + S_KERNEL_KEY) << 2);
   }
 
   /**
@@ -1095,7 +1130,7 @@ export class SharedHeap implements Disposable {
       if ((seen & 1) === 0 && Atomics.compareExchange(i32, state, seen, seen + 1) === seen) {
         this.#slot = slot;
         this.#slotBase = this.#slotsBase + slot * (SLOT_BYTES >> 2);
-        this.#kernel?.setPinWord((this.#slotBase + S_EPOCH) << 2);
+        this.#tellKernels(this.#slotBase);
         this.#kernelKeyWords = new Int32Array(
           this.sab,
           (this.#slotBase + S_KERNEL_KEY) << 2,
@@ -1152,7 +1187,7 @@ export class SharedHeap implements Disposable {
     Atomics.add(i32, this.#slotBase + S_STATE, 1);
     this.#slot = -1;
     this.#slotBase = -1;
-    this.#kernel?.setPinWord(0);
+    this.#tellKernels(-1);
     this.#kernelKeyWords = new Int32Array(KERNEL_KEY_WORDS);
   }
 

@@ -7,11 +7,44 @@
 
 import { SharedHeap, type SharedHeapOptions } from "../memory/mod.ts";
 import { setKernelEnabled } from "../memory/_kernel.ts";
+import { setStringKernelEnabled } from "../memory/_string_kernel.ts";
 
 /**
- * A new heap whose structures use the kernel (`kernel` true) or only their
- * JavaScript paths. Throws where the kernel was asked for and this runtime
- * cannot provide it, so that a test never passes without what it tests.
+ * Which of sabre's WebAssembly fast paths a test heap has: both kernels
+ * (`true`), the kernel alone, its string gets taking keys that JavaScript
+ * encoded (`"no string kernel"`), or neither (`false`).
+ */
+export type KernelChoice = boolean | "no string kernel";
+
+/**
+ * Every KernelChoice, for tests that run the same checks over each.
+ *
+ * @example
+ * ```ts
+ * import { KERNEL_CHOICES } from "./kernel.ts";
+ * console.assert(KERNEL_CHOICES.length === 3);
+ * ```
+ */
+export const KERNEL_CHOICES: readonly KernelChoice[] = [true, "no string kernel", false];
+
+/**
+ * A KernelChoice in a test's name: "" for both kernels.
+ *
+ * @example
+ * ```ts
+ * import { kernelLabel } from "./kernel.ts";
+ * console.assert(kernelLabel(false) === " (no kernel)");
+ * ```
+ */
+export function kernelLabel(kernel: KernelChoice): string {
+  return kernel === true ? "" : kernel === false ? " (no kernel)" : " (no string kernel)";
+}
+
+/**
+ * A new heap whose structures use both kernels (`kernel` true), the kernel
+ * alone (`"no string kernel"`), or only their JavaScript paths (false).
+ * Throws where this runtime cannot give the heap what was asked for, so that
+ * a test never passes without what it tests.
  *
  * @example
  * ```ts
@@ -19,15 +52,19 @@ import { setKernelEnabled } from "../memory/_kernel.ts";
  * console.assert(heapWithKernel(false).kernel === null);
  * ```
  */
-export function heapWithKernel(kernel: boolean, options?: SharedHeapOptions): SharedHeap {
-  const was = setKernelEnabled(kernel);
+export function heapWithKernel(kernel: KernelChoice, options?: SharedHeapOptions): SharedHeap {
+  const was = setKernelEnabled(kernel !== false);
+  const stringsWere = setStringKernelEnabled(kernel === true);
   try {
     const heap = SharedHeap.create(options);
-    if ((heap.kernel !== null) !== kernel) {
-      throw new Error(`Cannot make a heap ${kernel ? "with" : "without"} the kernel here`);
+    const strings = heap.stringKernelForRead() !== null;
+    SharedHeap.releaseReadPins();
+    if ((heap.kernel !== null) !== (kernel !== false) || strings !== (kernel === true)) {
+      throw new Error(`Cannot make a heap${kernelLabel(kernel) || " with both kernels"} here`);
     }
     return heap;
   } finally {
     setKernelEnabled(was);
+    setStringKernelEnabled(stringsWere);
   }
 }

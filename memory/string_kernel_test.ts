@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { HashMap, SharedHeap } from "../mod.ts";
+import { KERNEL_ABSENT, KERNEL_SLOW } from "./_kernel.ts";
+import { encodeAsciiKey } from "./_murmur.ts";
+import { STRING_KERNEL_MAX_LENGTH, type StringKernel } from "./_string_kernel.ts";
+import { KERNEL_KEY_WORDS } from "./_layout.ts";
+import { heapWithKernel } from "../testing/kernel.ts";
+
+/** A heap with both kernels, a string -> i32 map in it, and its string kernel. */
+function setUp(maxKeyBytes = 64) {
+  const heap = heapWithKernel(true);
+  const map = HashMap.create(heap, { key: "string", value: "i32", maxKeyBytes });
+  const strings: StringKernel = heap.stringKernelForRead()!;
+  SharedHeap.releaseReadPins();
+  return { heap, map, strings, header: map.handle.offset };
+}
+
+Deno.test("string kernel: Deno has it, beside the kernel", () => {
+  const heap = SharedHeap.create();
+  assert.notEqual(heap.kernel, null);
+  assert.notEqual(heap.stringKernelForRead(), null);
+  SharedHeap.releaseReadPins();
+  assert.equal(STRING_KERNEL_MAX_LENGTH, (KERNEL_KEY_WORDS - 2) * 4);
+});
+
+Deno.test("string kernel: writes each ASCII key as encodeAsciiKey does, and answers as the map holds", () => {
+  const { heap, map, strings, header } = setUp();
+  const model = new Map<string, number>();
+  const ascii = fc.string({
+    unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)),
+    minLength: 1,
+    maxLength: STRING_KERNEL_MAX_LENGTH,
+  });
+  fc.assert(
+    fc.property(ascii, fc.integer(), fc.boolean(), (key, value, store) => {
+      if (store) {
+        map.set(key, value | 0);
+        model.set(key, value | 0);
+      }
+      const found = strings.hashmapGetString(header, key, STRING_KERNEL_MAX_LENGTH);
+      SharedHeap.releaseReadPins();
+      assert.equal(found, model.has(key) ? model.get(key) : KERNEL_ABSENT, JSON.stringify(key));
+      const expected = new Int32Array(KERNEL_KEY_WORDS);
+      assert.equal(encodeAsciiKey(key, expected, 64), key.length);
+      // The words past the key's last are not written (the kernel ignores
+      // them); compare hash, length and the key's own words.
+      const used = 2 + ((key.length + 3) >> 2);
+      assert.deepEqual(
+        [...heap.kernelKeyWords.subarray(0, used)],
+        [...expected.subarray(0, used)],
+        JSON.stringify(key),
+      );
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+Deno.test("string kernel: the empty key, keys over the limit and keys with a code unit of 0x80 or above answer KERNEL_SLOW", () => {
+  const { strings, header, map } = setUp();
+  map.set("abc", 1);
+  const slow = (key: string, maxLength = STRING_KERNEL_MAX_LENGTH) => {
+    assert.equal(
+      strings.hashmapGetString(header, key, maxLength),
+      KERNEL_SLOW,
+      JSON.stringify(key),
+    );
+    SharedHeap.releaseReadPins();
+  };
+  slow("");
+  slow("x".repeat(STRING_KERNEL_MAX_LENGTH + 1));
+  slow("abcd", 3);
+  assert.equal(strings.hashmapGetString(header, "abc", 3), 1);
+  assert.equal(strings.hashmapGetString(header, "\u007f", 1), KERNEL_ABSENT);
+  SharedHeap.releaseReadPins();
+  // A code unit of 0x80 or above anywhere, in every position of a word and
+  // in the last, partial word.
+  for (const unit of ["\u0080", "é", "\uffff", "\ud800", "😀"]) {
+    for (let length = 1; length <= 9; length++) {
+      for (let at = 0; at < length; at++) {
+        const key = "a".repeat(at) + unit + "a".repeat(Math.max(0, length - at - unit.length));
+        slow(key);
+      }
+    }
+  }
+});
+
+Deno.test("string kernel: a worker without slot words gets KERNEL_SLOW, and nothing is written", () => {
+  const { heap, strings, header, map } = setUp();
+  map.set("abc", 1);
+  assert.equal(strings.hashmapGetString(header, "abc", 32), 1);
+  SharedHeap.releaseReadPins();
+  const words = heap.kernelKeyWords;
+  const before = [...words];
+  heap.close();
+  // After close the instance has no key words: it must not write the old
+  // slot's (another worker may own that slot by now).
+  assert.equal(strings.hashmapGetString(header, "xyz", 32), KERNEL_SLOW);
+  assert.deepEqual([...words], before);
+});
+
+Deno.test("string kernel: HashMap.get takes it and falls back where it cannot answer", () => {
+  const { map } = setUp(40);
+  const keys = [
+    "a",
+    "\u007f",
+    "\u0000",
+    "x".repeat(32),
+    "y".repeat(33), // past the string kernel: the JavaScript encoder
+    "y".repeat(40), // exactly maxKeyBytes
+    "é", // not ASCII: the general path
+    "ab\u0080",
+    "😀😀",
+    "", // the empty key: the JavaScript path
+  ];
+  keys.forEach((key, i) => map.set(key, i));
+  keys.forEach((key, i) => assert.equal(map.get(key), i, JSON.stringify(key)));
+  // The same keys with the last code unit changed are absent.
+  for (const key of keys) {
+    assert.equal(map.get([...key].slice(0, -1).join("") + "-"), undefined, key);
+  }
+  assert.throws(() => map.get("z".repeat(41)), RangeError);
+  assert.throws(() => map.get("é".repeat(21)), RangeError); // 42 bytes
+  // A map whose keys are shorter than the string kernel's limit refuses a
+  // longer key the string kernel would otherwise take.
+  const { map: short } = setUp(8);
+  short.set("12345678", 8);
+  assert.equal(short.get("12345678"), 8);
+  assert.throws(() => short.get("123456789"), RangeError);
+});
