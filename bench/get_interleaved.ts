@@ -8,11 +8,13 @@
  * far steadier, which is what comparing two versions of the code needs.
  *
  * Run with: `deno run --allow-read --allow-env bench/get_interleaved.ts`
+ * (`SABRE_STRING_KERNEL=0` in the environment: without the string kernel)
  *
  * @module
  */
 
 import { HashMap, SharedHeap } from "../mod.ts";
+import { setStringKernelEnabled } from "../memory/_string_kernel.ts";
 
 const ENTRIES = 1_000_000;
 const IN_CACHE = 10_000;
@@ -38,6 +40,10 @@ const stringKey = (i: number) => `key-${i.toString().padStart(12, "0")}`;
 // of two heaps, its gets over 1M keys take longer, most likely as its kernel
 // calls meet two heaps' functions (see ARCHITECTURE.md, "Performance
 // ceilings").
+// SABRE_STRING_KERNEL=0: string gets with keys encoded in JavaScript, as
+// where the runtime lacks the string kernel (memory/_string_kernel.ts). The
+// two are compared in separate processes (see above for why not in one).
+if (Deno.env.get("SABRE_STRING_KERNEL") === "0") setStringKernelEnabled(false);
 const heap = SharedHeap.create({ maxBytes: 1 << 30 });
 
 /** A sabre map and a Map with the same keys 0..n-1 (value = index). */

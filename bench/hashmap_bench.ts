@@ -16,7 +16,10 @@
  *    (and, to show where that floor comes from, reading one character). A
  *    second string group looks up keys decoded from bytes (flat strings,
  *    as read from a file, a socket or JSON) instead of keys built by
- *    concatenation, whose characters V8 reaches through one more hop.
+ *    concatenation, whose characters V8 reaches through one more hop. Both
+ *    string groups also time the string kernel's reading of the key alone
+ *    (what `get` does before its lookup where the runtime has it);
+ *    `SABRE_STRING_KERNEL=0` in the environment runs them without it.
  *    A setup step prints the bytes per entry of an i32 → i32 map
  *    just before and just after it grows. Another group reads a map whose
  *    bulk load ended with half of a growth done: as left (reads of moved
@@ -77,6 +80,7 @@ import { seededRandom } from "../testing/harness.ts";
 import { SharedHeap } from "../memory/mod.ts";
 import { heapWithKernel } from "../testing/kernel.ts";
 import { encodeAsciiKey } from "../memory/_murmur.ts";
+import { setStringKernelEnabled } from "../memory/_string_kernel.ts";
 
 let sink = 0;
 
@@ -112,7 +116,12 @@ const intKey = (i: number) => i * 7;
  * map, the 1M i32 get group read 1.0-1.7x Map.get from run to run. The maps
  * of the JavaScript-path rows live in heaps without a kernel.
  */
+// SABRE_STRING_KERNEL=0: string gets encode their keys in JavaScript, as
+// where the runtime lacks the string kernel (memory/_string_kernel.ts); to
+// compare the two in separate runs. Its floor rows are then left out.
+if (Deno.env.get("SABRE_STRING_KERNEL") === "0") setStringKernelEnabled(false);
 const mainHeap = SharedHeap.create({ maxBytes: 1 << 30 });
+const hasStringKernel = mainHeap.stringKernelForRead() !== null;
 
 // ------------------------------------------------------------ bytes per entry
 
@@ -763,6 +772,23 @@ Deno.bench({
   },
 });
 
+// What HashMap.get does before its lookup where the runtime has the string
+// kernel (memory/_string_kernel.ts): one call into WebAssembly, which copies
+// the key's characters with the js-string builtins, then encodes and hashes
+// them.
+Deno.bench({
+  ignore: !hasStringKernel,
+  name: `floor: read the key in WebAssembly (the string kernel's encodeKey), no lookup (x${BATCH})`,
+  group: GET_STRING,
+  fn() {
+    const at = nextBatch();
+    const strings = mainHeap.stringKernelForRead()!;
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += strings.encodeKey(lookupKeys[order[at + i]], 32);
+    sink ^= s;
+  },
+});
+
 // Reading one character of each key misses the cache as often, yet costs far
 // less: with a loop this short, the next keys' misses overlap with this
 // one's, which the 16-character loop leaves too little room for.
@@ -831,6 +857,19 @@ Deno.bench({
       const key = decodedKeys[order[at + i]];
       for (let c = 0; c < key.length; c++) s += key.charCodeAt(c);
     }
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  ignore: !hasStringKernel,
+  name: `floor: read the key in WebAssembly (the string kernel's encodeKey), no lookup (x${BATCH})`,
+  group: GET_DECODED_STRING,
+  fn() {
+    const at = nextBatch();
+    const strings = mainHeap.stringKernelForRead()!;
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) s += strings.encodeKey(decodedKeys[order[at + i]], 32);
     sink ^= s;
   },
 });
@@ -909,6 +948,21 @@ Deno.bench({
     let s = 0;
     for (let i = 0; i < BATCH; i++) {
       s += encodeAsciiKey(lookupKeys[smallStringOrder[at + i]], asciiWords, 64) ^ asciiWords[0];
+    }
+    sink ^= s;
+  },
+});
+
+Deno.bench({
+  ignore: !hasStringKernel,
+  name: `floor: read the key in WebAssembly (the string kernel's encodeKey), no lookup (x${BATCH})`,
+  group: GET_SMALL_STRING,
+  fn() {
+    const at = nextSmallBatch();
+    const strings = mainHeap.stringKernelForRead()!;
+    let s = 0;
+    for (let i = 0; i < BATCH; i++) {
+      s += strings.encodeKey(lookupKeys[smallStringOrder[at + i]], 32) ^ mainHeap.kernelKeyWords[0];
     }
     sink ^= s;
   },

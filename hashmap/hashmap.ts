@@ -542,7 +542,7 @@ export class HashMap<K, V> {
     if (strings !== null) {
       let found: number;
       try {
-        found = strings.hashmapGetString(this.#headerAt, key, this.#stringKernelMaxLength);
+        found = strings.hashmapGetString(key, this.#stringKernelMaxLength, this.#headerAt);
       } catch (e) {
         heap.kernelTrapped(e);
         found = KERNEL_SLOW;

@@ -38,14 +38,24 @@ export interface StringKernel {
    */
   setKeyAt(at: number): void;
   /**
-   * `HashMap.get` of `key` in the map whose header is at `header`, with
+   * `HashMap.get` of `key` in the map whose header is at `header`: encodeKey,
+   * then the kernel's hashmapGetKeyInSlot, with
    * `hashmapGetKeyInSlot`'s answers (the value, KERNEL_ABSENT or
    * KERNEL_SLOW). KERNEL_SLOW also for the empty key, a key longer than
    * `maxLength` (at most KERNEL_KEY_BYTES), a key with a code unit of 0x80
    * or above, and while setKeyAt holds 0. Traps, as the kernel does, on
    * memory that this worker's instance has not seen grow yet.
    */
-  hashmapGetString(header: number, key: string, maxLength: number): number;
+  hashmapGetString(key: string, maxLength: number, header: number): number;
+  /**
+   * Writes `key` to the worker's S_KERNEL_KEY words as `encodeAsciiKey`
+   * lays it out ([hash, length, the key's bytes as little-endian words, the
+   * last padded with zero bytes]) and returns its length; or returns 0,
+   * having written nothing that counts, for the empty key, a key longer than
+   * `maxLength` (at most KERNEL_KEY_BYTES), a key with a code unit of 0x80
+   * or above, and while setKeyAt holds 0.
+   */
+  encodeKey(key: string, maxLength: number): number;
 }
 
 // ---- a small assembler for the instructions below ----
@@ -96,23 +106,27 @@ const T_INTO = 1; // intoCharCodeArray: (externref, (ref null 0), i32) -> i32
 const T_LENGTH = 2; // length: (externref) -> i32
 const T_GET_IN_SLOT = 3; // hashmapGetKeyInSlot: (i32) -> f64
 const T_SET_KEY_AT = 4; // setKeyAt: (i32) -> ()
-const T_GET_STRING = 5; // hashmapGetString: (i32, externref, i32) -> f64
+const T_ENCODE_KEY = 5; // encodeKey: (externref, i32) -> i32
+const T_GET_STRING = 6; // hashmapGetString: (externref, i32, i32) -> f64
 
-// Function indices: the three imports, then the two functions.
+// Function indices: the three imports, then the three functions.
 const F_INTO = 0;
 const F_LENGTH = 1;
 const F_GET_IN_SLOT = 2;
 const F_SET_KEY_AT = 3;
-const F_GET_STRING = 4;
+const F_ENCODE_KEY = 4;
+const F_GET_STRING = 5;
 
 // Globals.
 const G_KEY_AT = 0; // mut i32: S_KERNEL_KEY's byte address, or 0
 const G_CHARS = 1; // (ref $chars) of KERNEL_KEY_BYTES code units
 
-// hashmapGetString's parameters and locals.
-const P_HEADER = 0;
-const P_KEY = 1;
-const P_MAX_LENGTH = 2;
+// The parameters and locals of encodeKey and hashmapGetString. Index 2 is
+// hashmapGetString's header; encodeKey has no third parameter and declares
+// index 2 as a local it leaves alone, so that both share the indices below.
+const P_KEY = 0;
+const P_MAX_LENGTH = 1;
+const P_HEADER = 2;
 const L_KEY_AT = 3;
 const L_LENGTH = 4;
 const L_AT = 5; // index of the next code unit
@@ -211,9 +225,11 @@ const finish = [
   ...xorShift(16),
 ];
 
-const returnSlow = (slow: number) => [...f64Const(slow), RETURN];
-
-function getStringBody(slow: number): number[] {
+/**
+ * encodeKey's body, and hashmapGetString's: `bail` returns where the key
+ * cannot be taken, `done` ends the function once the words are written.
+ */
+function encodeBody(bail: number[], done: number[]): number[] {
   return [
     // No key words yet: nothing to write.
     ...globalGet(G_KEY_AT),
@@ -221,7 +237,7 @@ function getStringBody(slow: number): number[] {
     I32_EQZ,
     IF,
     VOID,
-    ...returnSlow(slow),
+    ...bail,
     END,
     // length - 1 >= maxLength (unsigned) catches the empty key too.
     ...localGet(P_KEY),
@@ -233,7 +249,7 @@ function getStringBody(slow: number): number[] {
     I32_GE_U,
     IF,
     VOID,
-    ...returnSlow(slow),
+    ...bail,
     END,
     ...localGet(P_KEY),
     ...globalGet(G_CHARS),
@@ -331,7 +347,7 @@ function getStringBody(slow: number): number[] {
     I32_GE_U,
     IF,
     VOID,
-    ...returnSlow(slow),
+    ...bail,
     END,
     ...finish,
     ...localGet(L_KEY_AT),
@@ -340,8 +356,7 @@ function getStringBody(slow: number): number[] {
     ...localGet(L_KEY_AT),
     ...localGet(L_LENGTH),
     ...i32Store(4),
-    ...localGet(P_HEADER),
-    ...call(F_GET_IN_SLOT),
+    ...done,
     END,
   ];
 }
@@ -359,7 +374,8 @@ export function assembleStringKernel(slow: number): Uint8Array {
     [0x60, 1, EXTERNREF, 1, I32],
     [0x60, 1, I32, 1, F64],
     [0x60, 1, I32, 0],
-    [0x60, 3, I32, EXTERNREF, I32, 1, F64],
+    [0x60, 2, EXTERNREF, I32, 1, I32],
+    [0x60, 3, EXTERNREF, I32, I32, 1, F64],
   ]);
   const imports = vector([
     [...name("wasm:js-string"), ...name("intoCharCodeArray"), 0, ...unsignedLeb(T_INTO)],
@@ -368,7 +384,11 @@ export function assembleStringKernel(slow: number): Uint8Array {
     // As kernel.wat's: shared, 1 to 65536 pages.
     [...name("sabre"), ...name("memory"), 2, 3, ...unsignedLeb(1), ...unsignedLeb(65536)],
   ]);
-  const functions = vector([unsignedLeb(T_SET_KEY_AT), unsignedLeb(T_GET_STRING)]);
+  const functions = vector([
+    unsignedLeb(T_SET_KEY_AT),
+    unsignedLeb(T_ENCODE_KEY),
+    unsignedLeb(T_GET_STRING),
+  ]);
   const globals = vector([
     [I32, 1, ...i32Const(0), END],
     // (ref $chars), immutable, made once per instance.
@@ -383,11 +403,19 @@ export function assembleStringKernel(slow: number): Uint8Array {
   ]);
   const exports = vector([
     [...name("setKeyAt"), 0, ...unsignedLeb(F_SET_KEY_AT)],
+    [...name("encodeKey"), 0, ...unsignedLeb(F_ENCODE_KEY)],
     [...name("hashmapGetString"), 0, ...unsignedLeb(F_GET_STRING)],
   ]);
   const code = vector([
     functionCode([], [...localGet(0), 0x24, G_KEY_AT, END]),
-    functionCode([[LOCALS, I32]], getStringBody(slow)),
+    functionCode(
+      [[LOCALS + 1, I32]],
+      encodeBody([...i32Const(0), RETURN], localGet(L_LENGTH)),
+    ),
+    functionCode(
+      [[LOCALS, I32]],
+      encodeBody([...f64Const(slow), RETURN], [...localGet(P_HEADER), ...call(F_GET_IN_SLOT)]),
+    ),
   ]);
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0],

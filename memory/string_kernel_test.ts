@@ -24,7 +24,7 @@ Deno.test("string kernel: Deno has it, beside the kernel", () => {
   assert.equal(STRING_KERNEL_MAX_LENGTH, (KERNEL_KEY_WORDS - 2) * 4);
 });
 
-Deno.test("string kernel: writes each ASCII key as encodeAsciiKey does, and answers as the map holds", () => {
+Deno.test("string kernel: hashmapGetString and encodeKey write each ASCII key as encodeAsciiKey does, and the get answers as the map holds", () => {
   const { heap, map, strings, header } = setUp();
   const model = new Map<string, number>();
   const ascii = fc.string({
@@ -38,40 +38,42 @@ Deno.test("string kernel: writes each ASCII key as encodeAsciiKey does, and answ
         map.set(key, value | 0);
         model.set(key, value | 0);
       }
-      const found = strings.hashmapGetString(header, key, STRING_KERNEL_MAX_LENGTH);
+      const found = strings.hashmapGetString(key, STRING_KERNEL_MAX_LENGTH, header);
       SharedHeap.releaseReadPins();
       assert.equal(found, model.has(key) ? model.get(key) : KERNEL_ABSENT, JSON.stringify(key));
       const expected = new Int32Array(KERNEL_KEY_WORDS);
       assert.equal(encodeAsciiKey(key, expected, 64), key.length);
       // The words past the key's last are not written (the kernel ignores
-      // them); compare hash, length and the key's own words.
+      // them); compare hash, length and the key's own words, left by the get
+      // and then by encodeKey alone.
       const used = 2 + ((key.length + 3) >> 2);
-      assert.deepEqual(
-        [...heap.kernelKeyWords.subarray(0, used)],
-        [...expected.subarray(0, used)],
-        JSON.stringify(key),
-      );
+      const written = () => [...heap.kernelKeyWords.subarray(0, used)];
+      assert.deepEqual(written(), [...expected.subarray(0, used)], JSON.stringify(key));
+      heap.kernelKeyWords.fill(-1);
+      assert.equal(strings.encodeKey(key, STRING_KERNEL_MAX_LENGTH), key.length);
+      assert.deepEqual(written(), [...expected.subarray(0, used)], JSON.stringify(key));
     }),
     { numRuns: 3000 },
   );
 });
 
-Deno.test("string kernel: the empty key, keys over the limit and keys with a code unit of 0x80 or above answer KERNEL_SLOW", () => {
+Deno.test("string kernel: the empty key, keys over the limit and keys with a code unit of 0x80 or above answer KERNEL_SLOW (encodeKey: 0)", () => {
   const { strings, header, map } = setUp();
   map.set("abc", 1);
   const slow = (key: string, maxLength = STRING_KERNEL_MAX_LENGTH) => {
     assert.equal(
-      strings.hashmapGetString(header, key, maxLength),
+      strings.hashmapGetString(key, maxLength, header),
       KERNEL_SLOW,
       JSON.stringify(key),
     );
     SharedHeap.releaseReadPins();
+    assert.equal(strings.encodeKey(key, maxLength), 0, JSON.stringify(key));
   };
   slow("");
   slow("x".repeat(STRING_KERNEL_MAX_LENGTH + 1));
   slow("abcd", 3);
-  assert.equal(strings.hashmapGetString(header, "abc", 3), 1);
-  assert.equal(strings.hashmapGetString(header, "\u007f", 1), KERNEL_ABSENT);
+  assert.equal(strings.hashmapGetString("abc", 3, header), 1);
+  assert.equal(strings.hashmapGetString("\u007f", 1, header), KERNEL_ABSENT);
   SharedHeap.releaseReadPins();
   // A code unit of 0x80 or above anywhere, in every position of a word and
   // in the last, partial word.
@@ -88,14 +90,15 @@ Deno.test("string kernel: the empty key, keys over the limit and keys with a cod
 Deno.test("string kernel: a worker without slot words gets KERNEL_SLOW, and nothing is written", () => {
   const { heap, strings, header, map } = setUp();
   map.set("abc", 1);
-  assert.equal(strings.hashmapGetString(header, "abc", 32), 1);
+  assert.equal(strings.hashmapGetString("abc", 32, header), 1);
   SharedHeap.releaseReadPins();
   const words = heap.kernelKeyWords;
   const before = [...words];
   heap.close();
   // After close the instance has no key words: it must not write the old
   // slot's (another worker may own that slot by now).
-  assert.equal(strings.hashmapGetString(header, "xyz", 32), KERNEL_SLOW);
+  assert.equal(strings.hashmapGetString("xyz", 32, header), KERNEL_SLOW);
+  assert.equal(strings.encodeKey("xyz", 32), 0);
   assert.deepEqual([...words], before);
 });
 
