@@ -175,6 +175,31 @@ function unitAt(offset: number): number[] {
   ];
 }
 
+/** `then`, where the code unit at L_AT + offset is part of the key. */
+function ifUnitLeft(offset: number, then: number[]): number[] {
+  return [
+    ...localGet(L_AT),
+    ...(offset === 0 ? [] : [...i32Const(offset), I32_ADD]),
+    ...localGet(L_LENGTH),
+    I32_LT_U,
+    IF,
+    VOID,
+    ...then,
+    END,
+  ];
+}
+
+/** L_WORD |= the code unit at L_AT + offset, in its byte of the word. */
+function orUnitIntoWord(offset: number): number[] {
+  return [
+    ...unitAt(offset),
+    ...(offset === 0 ? [] : [...i32Const(offset * 8), I32_SHL]),
+    ...localGet(L_WORD),
+    I32_OR,
+    ...localSet(L_WORD),
+  ];
+}
+
 // MurmurHash3's steps, as _murmur.ts has them, on L_HASH and L_WORD.
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
@@ -299,48 +324,18 @@ function encodeBody(bail: number[], done: number[]): number[] {
     END,
     END,
     // One to three code units left: the last word, zero-padded.
-    ...localGet(L_AT),
-    ...localGet(L_LENGTH),
-    I32_LT_U,
-    IF,
-    VOID,
-    ...unitAt(0),
-    ...localSet(L_WORD),
-    ...localGet(L_AT),
-    ...i32Const(1),
-    I32_ADD,
-    ...localGet(L_LENGTH),
-    I32_LT_U,
-    IF,
-    VOID,
-    ...unitAt(1),
-    ...i32Const(8),
-    I32_SHL,
-    ...localGet(L_WORD),
-    I32_OR,
-    ...localSet(L_WORD),
-    ...localGet(L_AT),
-    ...i32Const(2),
-    I32_ADD,
-    ...localGet(L_LENGTH),
-    I32_LT_U,
-    IF,
-    VOID,
-    ...unitAt(2),
-    ...i32Const(16),
-    I32_SHL,
-    ...localGet(L_WORD),
-    I32_OR,
-    ...localSet(L_WORD),
-    END,
-    END,
-    ...localGet(L_KEY_AT),
-    ...localGet(L_AT),
-    I32_ADD,
-    ...localGet(L_WORD),
-    ...i32Store(8),
-    ...mixTail,
-    END,
+    ...ifUnitLeft(0, [
+      ...i32Const(0),
+      ...localSet(L_WORD),
+      ...orUnitIntoWord(0),
+      ...ifUnitLeft(1, [...orUnitIntoWord(1), ...ifUnitLeft(2, orUnitIntoWord(2))]),
+      ...localGet(L_KEY_AT),
+      ...localGet(L_AT),
+      I32_ADD,
+      ...localGet(L_WORD),
+      ...i32Store(8),
+      ...mixTail,
+    ]),
     // Not ASCII: the general path encodes it.
     ...localGet(L_UNITS_OR),
     ...i32Const(0x80),
