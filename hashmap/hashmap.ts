@@ -536,8 +536,6 @@ export class HashMap<K, V> {
   #getStringKey(key: K & string): V | undefined {
     const heap = this.#heap;
     // The string kernel reads the key itself (see memory/_string_kernel.ts).
-    // KERNEL_SLOW from it also means a key it does not take (empty, too
-    // long, not ASCII): the paths below sort those out.
     const strings = heap.stringKernelForRead();
     if (strings !== null) {
       let found: number;
@@ -551,6 +549,13 @@ export class HashMap<K, V> {
       if ((found | 0) === found) return found as V;
       if (found === KERNEL_ABSENT) return undefined;
       if (found !== KERNEL_SLOW) return found as V;
+      // For a key of a length it takes, KERNEL_SLOW means a non-ASCII key, a
+      // frozen slot, a trap or no slot yet: the paths below would only read
+      // the key again to reach the general path. The empty key and longer
+      // keys go on to them.
+      if (key.length !== 0 && key.length <= this.#stringKernelMaxLength) {
+        return this.#getSlowly(key);
+      }
     }
     const kernel = key.length <= KERNEL_KEY_BYTES ? heap.kernelForRead() : null;
     if (kernel !== null) {
