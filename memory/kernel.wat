@@ -179,7 +179,7 @@
   (func (export "hashmapGetInt") (param $header i32) (param $key i32) (result f64)
     (local $table i32) (local $slots i32) (local $mask i32) (local $i i32) (local $n i32)
     (local $slot i32) (local $entry i32) (local $result f64) (local $pinAt i32)
-    (local $valueKind i32) (local $epoch i32)
+    (local $valueKind i32) (local $epoch i32) (local $hash i32)
     (local.set $pinAt (global.get $pinWord))
     (if (i32.eqz (local.get $pinAt)) (then (return (global.get $SLOW))))
     ;; $pinToRead, written out.
@@ -196,7 +196,8 @@
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
     (local.set $slots (i32.load offset=4 (local.get $table)))
-    (local.set $i (i32.and (call $mix32 (local.get $key)) (local.get $mask)))
+    (local.set $hash (call $mix32 (local.get $key)))
+    (local.set $i (i32.and (local.get $hash) (local.get $mask)))
     (local.set $result (global.get $SLOW))
     (block $done
       (loop $probe
@@ -208,7 +209,7 @@
           (then
             ;; An int key is 4 bytes at byte 0 of its entry.
             (local.set $result (call $chainValue
-              (call $keyInChain (local.get $table) (call $mix32 (local.get $key)) (i32.const 4)
+              (call $keyInChain (local.get $table) (local.get $hash) (i32.const 4)
                                 (i32.const 0) (i32.const 0) (i32.const 0) (local.get $key)
                                 (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
                                 (i32.const 0) (i32.const 0) (i32.const 0))
