@@ -318,6 +318,57 @@ export function dieSettingRoot(ctx: WorkerContext<unknown>): never {
   throw new Error("crash point heap.root.write was never reached");
 }
 
+export interface ReadPinParkArgs {
+  /** Int32 words: [0] the reader has joined, [1] go, [2] release the pool lock. */
+  readonly flags: SharedArrayBuffer;
+  /** Byte address of a word that points at an 8-byte cell, for locGet. */
+  readonly word: number;
+}
+
+/**
+ * Takes the pool lock by hand once the reader has joined, and releases it
+ * the way unlockPool does when told to.
+ */
+export function holdPoolLockUntilTold(ctx: WorkerContext<ReadPinParkArgs>): string {
+  const heap = heapOf(ctx);
+  const flags = new Int32Array(ctx.args.flags);
+  const mine = (heap.slot + 1) << 1;
+  while (Atomics.compareExchange(heap.i32, H_POOL_LOCK, 0, mine) !== 0) {
+    Atomics.wait(heap.i32, H_POOL_LOCK, Atomics.load(heap.i32, H_POOL_LOCK), 1);
+  }
+  ctx.post("holding");
+  while (Atomics.load(flags, 2) === 0) {
+    ctx.checkpoint();
+    Atomics.wait(flags, 2, 0, 20);
+  }
+  if ((Atomics.exchange(heap.i32, H_POOL_LOCK, 0) & 1) !== 0) Atomics.notify(heap.i32, H_POOL_LOCK);
+  return "released";
+}
+
+/**
+ * Joins, waits for the go, reads through the kernel (which leaves a read pin:
+ * its epoch word keeps the epoch), posts that word's Int32 index, then needs
+ * a page from the pool, whose lock another worker holds.
+ */
+export function readThenAllocateLarge(ctx: WorkerContext<ReadPinParkArgs>): number {
+  const heap = heapOf(ctx);
+  const flags = new Int32Array(ctx.args.flags);
+  const epochWord = heap.epochWordAt() >> 2; // joins
+  Atomics.store(flags, 0, 1);
+  while (Atomics.load(flags, 1) === 0) {
+    ctx.checkpoint();
+    Atomics.wait(flags, 1, 0, 20);
+  }
+  const kernel = heap.kernelForRead();
+  if (kernel === null) throw new Error("this reader needs the kernel");
+  const value = kernel.locGet(ctx.args.word);
+  if (Atomics.load(heap.i32, epochWord) === 0) throw new Error("the read left no read pin");
+  ctx.post(epochWord);
+  const ptr = heap.allocate(100_000);
+  heap.free(ptr);
+  return value;
+}
+
 /** Needs fresh pages from the pool (large blocks), so it blocks while the pool lock is held. */
 export function allocateLarge(ctx: WorkerContext<{ count: number }>): number {
   const heap = heapOf(ctx);

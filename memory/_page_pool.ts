@@ -51,9 +51,11 @@ const pause: () => void = typeof (Atomics as { pause?: () => void }).pause === "
  * holder is known from the same CAS that acquired it: a holder that dies can
  * be recognised and the pool recovered (see recoverPool). Spins briefly, then
  * parks; a worker that had to wait acquires with the waiters bit set, so an
- * unlock never misses a sleeper (the 3-state futex argument).
+ * unlock never misses a sleeper (the 3-state futex argument). Before it
+ * parks it calls `beforePark`, which ends the worker's read pins: like every
+ * blocking wait in sabre, it must not hold back reclamation while asleep.
  */
-export function lockPool(i32: Int32Array, ownerSlot: number): void {
+export function lockPool(i32: Int32Array, ownerSlot: number, beforePark: () => void): void {
   const mine = (ownerSlot + 1) << 1;
   if (Atomics.compareExchange(i32, H_POOL_LOCK, 0, mine) === 0) return;
   for (let spin = 0; spin < 64; spin++) {
@@ -72,6 +74,7 @@ export function lockPool(i32: Int32Array, ownerSlot: number): void {
     if ((seen & 1) === 0 && Atomics.compareExchange(i32, H_POOL_LOCK, seen, seen | 1) !== seen) {
       continue;
     }
+    beforePark();
     Atomics.wait(i32, H_POOL_LOCK, seen | 1);
   }
 }

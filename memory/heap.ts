@@ -314,6 +314,15 @@ function releaseReadPinsAtTaskEnd(): void {
 }
 
 /**
+ * Ends this realm's read pins before the worker parks on the page pool's
+ * lock. No caller of allocate or free relies on a read pin: the read pin
+ * covers the kernel's gets, which allocate nothing.
+ */
+function releaseReadPinsBeforePark(): void {
+  SharedHeap.releaseReadPins();
+}
+
+/**
  * Heaps attached in this realm, by heap uid, so that attach() is idempotent.
  * Weak, so that a heap nobody references can be collected.
  */
@@ -804,11 +813,12 @@ export class SharedHeap implements Disposable {
   }
 
   /**
-   * For a kernel call that trapped: undoes the pin the call may have taken
-   * when `error` is a WebAssembly trap, and rethrows anything else. The
-   * caller then takes its JavaScript path. A kernel function traps only on
+   * For a kernel call that threw: undoes the pin the call may have taken,
+   * then, unless `error` is a WebAssembly trap, rethrows it. After a trap
+   * the caller takes its JavaScript path. A kernel function traps only on
    * memory that another worker has just added and this worker's instance
-   * has not seen yet.
+   * has not seen yet; anything else (a stack overflow at one of its calls)
+   * reaches the caller's caller, with no pin left behind.
    *
    * @example
    * ```ts
@@ -820,8 +830,8 @@ export class SharedHeap implements Disposable {
   kernelTrapped(error: unknown): void {
     // The instance's idea of the memory's size lags another worker's grow()
     // until V8 tells it; the function stopped between its pin and unpin.
-    if (!(error instanceof WebAssembly.RuntimeError)) throw error;
     this.kernelUnpin();
+    if (!(error instanceof WebAssembly.RuntimeError)) throw error;
   }
 
   /**
@@ -1379,7 +1389,7 @@ export class SharedHeap implements Disposable {
   #takePages(order: number, requested: number, counter: number): number {
     const i32 = this.i32;
     const desc = this.#descBase;
-    lockPool(i32, this.#slot);
+    lockPool(i32, this.#slot, releaseReadPinsBeforePark);
     let page = 0;
     try {
       page = takeBlock(i32, desc, order);
@@ -1404,7 +1414,7 @@ export class SharedHeap implements Disposable {
 
   #returnPages(page: number, order: number, counter: number, actingSlot = this.#slot): void {
     const i32 = this.i32;
-    lockPool(i32, actingSlot);
+    lockPool(i32, actingSlot, releaseReadPinsBeforePark);
     try {
       i32[counter] -= 1 << order;
       freeBlock(i32, this.#descBase, page, order);
@@ -2339,7 +2349,7 @@ export class SharedHeap implements Disposable {
     }
     const i32 = this.i32;
     if (this.#slot < 0) this.join();
-    lockPool(i32, this.#slot);
+    lockPool(i32, this.#slot, releaseReadPinsBeforePark);
     try {
       let entry = this.#findRoot(nameBytes);
       if (entry >= 0 && ifAbsent) {
@@ -2425,7 +2435,7 @@ export class SharedHeap implements Disposable {
     const nameBytes = encodeRootString("name", name, ROOT_NAME_MAX);
     const i32 = this.i32;
     if (this.#slot < 0) this.join();
-    lockPool(i32, this.#slot);
+    lockPool(i32, this.#slot, releaseReadPinsBeforePark);
     try {
       const entry = this.#findRoot(nameBytes);
       if (entry < 0) return false;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { runWorkers, spawnWorkers } from "../testing/harness.ts";
+import { runWorkers, spawnWorkers, type WorkerGroup } from "../testing/harness.ts";
 import { SharedHeap, WorkerLimitError } from "./mod.ts";
-import type { ChurnArgs, EpochArgs, RetireArgs } from "./_heap_test_workers.ts";
+import type { ChurnArgs, EpochArgs, ReadPinParkArgs, RetireArgs } from "./_heap_test_workers.ts";
 import { H_POOL_LOCK } from "./_layout.ts";
 
 const fixtures = new URL("./_heap_test_workers.ts", import.meta.url).href;
@@ -244,6 +244,61 @@ Deno.test("termination: evictWorker wakes the pool lock's waiters that a dying u
   }
   assert.deepEqual(outcome, [1225, 1225]);
   assert.equal(heap.stats().liveBlocks, 0);
+});
+
+Deno.test("read pins: a worker that parks on the pool lock right after a read releases its read pin first", async () => {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 64 * MiB });
+  if (heap.kernel === null) return; // no kernel, no read pins
+  const cell = heap.allocate(8);
+  const word = heap.allocate(8);
+  heap.f64[cell >> 3] = 42;
+  Atomics.store(heap.i32, word >> 2, cell);
+  const flags = new Int32Array(new SharedArrayBuffer(12));
+  const args: ReadPinParkArgs = { flags: flags.buffer as SharedArrayBuffer, word };
+  const reader = spawnWorkers<ReadPinParkArgs, number>({
+    module: fixtures,
+    fn: "readThenAllocateLarge",
+    workers: 1,
+    heap,
+    args,
+    timeoutMs: 60_000,
+  });
+  let holder: WorkerGroup<string> | undefined;
+  try {
+    while (Atomics.load(flags, 0) === 0) await new Promise((r) => setTimeout(r, 2));
+    holder = spawnWorkers<ReadPinParkArgs, string>({
+      module: fixtures,
+      fn: "holdPoolLockUntilTold",
+      workers: 1,
+      heap,
+      args,
+      timeoutMs: 60_000,
+    });
+    await new Promise<void>((resolve) => holder!.onMessage(() => resolve()));
+    const readerSaid = new Promise<number>((resolve) =>
+      reader.onMessage((_, m) => resolve(m as number))
+    );
+    Atomics.store(flags, 1, 1);
+    Atomics.notify(flags, 1);
+    const epochWord = await readerSaid;
+    // The reader sets the waiters bit just before it parks.
+    while ((Atomics.load(heap.i32, H_POOL_LOCK) & 1) === 0) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(
+      Atomics.load(heap.i32, epochWord),
+      0,
+      "the reader parked on the pool lock with its read pin",
+    );
+  } finally {
+    Atomics.store(flags, 2, 1);
+    Atomics.notify(flags, 2);
+    if (holder !== undefined) assert.deepEqual(await holder.results, ["released"]);
+  }
+  assert.deepEqual(await reader.results, [42]);
+  await reader.terminateAll();
+  await holder?.terminateAll();
 });
 
 Deno.test("epochs: a worker's orphaned retired blocks are adopted past the adopter's views", async () => {

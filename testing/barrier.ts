@@ -36,7 +36,7 @@
  * @module
  */
 
-import { describeValue, HandleError, SabreError, TimeoutError } from "../memory/mod.ts";
+import { describeValue, HandleError, SabreError, SharedHeap, TimeoutError } from "../memory/mod.ts";
 
 const KIND = "sabre.testing.Barrier";
 const VERSION = 1;
@@ -351,6 +351,9 @@ export class Barrier {
       pause(i);
     }
     const deadline = limit === Infinity ? Infinity : performance.now() + limit;
+    // As before every blocking wait in sabre: a worker that read maps just
+    // before must not hold back reclamation while it sleeps here.
+    SharedHeap.releaseReadPins();
     Atomics.add(i32, WAITERS, 1);
     try {
       for (;;) {
