@@ -465,10 +465,12 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     this.#keys = codec(codecNameOf(words[H_KEY_CODEC]), {
       role: "key",
       maxBytes: words[H_KEY_MAX],
+      limitName: "maxKeyBytes",
     }) as unknown as Codec<K>;
     this.#values = codec(codecNameOf(words[H_VALUE_CODEC]), {
       role: "value",
       maxBytes: words[H_VALUE_MAX],
+      limitName: "maxValueBytes",
     }) as unknown as Codec<V>;
     this.#format = new Format(this.#keys, this.#values);
     this.#leafCapacity = words[H_LEAF_CAPACITY];
@@ -497,7 +499,12 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     heap: SharedHeap,
     options: BPlusTreeOptions,
   ): BPlusTree<K, V> {
-    checkKeyedOptions("BPlusTree", heap, options);
+    checkKeyedOptions("BPlusTree", heap, options, [
+      "maxKeyBytes",
+      "maxValueBytes",
+      "leafCapacity",
+      "innerCapacity",
+    ]);
     checkLimit(options, "maxKeyBytes");
     checkLimit(options, "maxValueBytes");
     const leafCapacity = checkCapacity(options, "leafCapacity");

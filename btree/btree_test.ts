@@ -231,6 +231,17 @@ Deno.test("create: capacities from 4 to 1024 work; outside that range, RangeErro
     () => createTree(heap, { key: "i32", value: "float" }),
     TypeError,
   );
+  // A misspelt option is refused, naming it, rather than ignored.
+  assert.throws(
+    () => createTree(heap, { key: "i32", value: "i32", leafCapacty: 8 }),
+    (e) => e instanceof TypeError && /'leafCapacty'/.test(e.message),
+  );
+  // Limits are named as the tree's options in the errors of later calls too.
+  const tree = BPlusTree.create(heap, { key: "string", value: "i32", maxKeyBytes: 4 });
+  assert.throws(
+    () => tree.set("12345", 1),
+    (e) => e instanceof RangeError && /'maxKeyBytes'/.test(e.message),
+  );
 });
 
 Deno.test("handles: attach gives a second view of the same tree; the handle survives structuredClone", () => {

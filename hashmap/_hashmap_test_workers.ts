@@ -609,6 +609,43 @@ export function churn(ctx: WorkerContext<ChurnArgs>): ChurnReport {
 }
 
 // ---------------------------------------------------------------------------
+// Size: keys added by some workers and deleted by others
+
+export interface HandOffArgs {
+  /** u32 -> u32. */
+  readonly map: HashMapHandle;
+  readonly keys: number;
+  /** Int32 words: [0] workers started, [1] workers done, [2] stop. */
+  readonly flags: SharedArrayBuffer;
+}
+
+/**
+ * Even workers add keys 0..keys-1 over and over, odd workers delete them,
+ * until told to stop: the size stripes of the adders climb and those of the
+ * deleters sink below zero, while their sum stays within 0..keys.
+ */
+export function handOff(ctx: WorkerContext<HandOffArgs>): number {
+  const { keys } = ctx.args;
+  const map = HashMap.attach<number, number>(ctx.args.map);
+  const flags = new Int32Array(ctx.args.flags);
+  const adds = ctx.index % 2 === 0;
+  Atomics.add(flags, 0, 1);
+  let ops = 0;
+  try {
+    while (Atomics.load(flags, 2) === 0) {
+      for (let i = 0; i < keys; i++) {
+        if (adds) map.set(i, i);
+        else map.delete(i);
+      }
+      ops += keys;
+    }
+  } finally {
+    Atomics.add(flags, 1, 1);
+  }
+  return ops;
+}
+
+// ---------------------------------------------------------------------------
 // Read pins: a reader in one long task, and a reader that blocks
 
 export interface ChurnBesideReaderArgs extends ChurnArgs {

@@ -257,6 +257,18 @@ const i64Scratch = new BigInt64Array(f64Scratch.buffer);
  * f64 keys follow Map's SameValueZero, except that NaN is refused: `-0` and
  * `0` are the same key. Strings must be well-formed UTF-16.
  *
+ * Unlike `Map`, every method checks its key with the key codec, reads
+ * included: `get(1.5)` on an i32 map, `has(NaN)` on an f64 map, or a string
+ * over `maxKeyBytes`, throws the codec's `TypeError` or `RangeError` rather
+ * than answer `undefined` or `false`, since no such key can be stored.
+ *
+ * Iteration follows the table's slots (hash order), not insertion order.
+ *
+ * The conditional writes (`compareAndSet`, `deleteIf`, `update`) compare
+ * values as the value codec does: strings and bytes by content, and f64
+ * values as `Object.is` does, so `-0` differs from `0` and `NaN` equals
+ * `NaN`.
+ *
  * @example
  * ```ts
  * import { HashMap, SharedHeap } from "@sabre/sabre";
@@ -318,10 +330,12 @@ export class HashMap<K, V> {
     this.#keys = codec(keyName, {
       role: "key",
       maxBytes: words[H_KEY_MAX],
+      limitName: "maxKeyBytes",
     }) as unknown as Codec<K>;
     this.#values = codec(valueName, {
       role: "value",
       maxBytes: words[H_VALUE_MAX],
+      limitName: "maxValueBytes",
     }) as unknown as Codec<V>;
     this.#storesHash = this.#keys.fixedBytes !== 4;
     this.#entryMinBytes = this.#storesHash ? 16 : 8;
@@ -371,7 +385,7 @@ export class HashMap<K, V> {
     heap: SharedHeap,
     options: HashMapOptions<KN, VN>,
   ): HashMap<CodecValue<KN>, CodecValue<VN>> {
-    checkKeyedOptions("HashMap", heap, options);
+    checkKeyedOptions("HashMap", heap, options, ["maxKeyBytes", "maxValueBytes", "capacity"]);
     // The codecs check the limits too, but their messages name 'maxBytes'.
     for (const field of ["maxKeyBytes", "maxValueBytes"] as const) {
       const limit: unknown = options[field];
@@ -393,9 +407,12 @@ export class HashMap<K, V> {
     }
     const keys = codec(options.key, { role: "key", maxBytes: options.maxKeyBytes });
     const values = codec(options.value, { role: "value", maxBytes: options.maxValueBytes });
-    const capacity = options.capacity ?? MIN_CAPACITY;
-    if (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_CAPACITY) {
-      throw new RangeError(
+    const capacity: unknown = options.capacity === undefined ? MIN_CAPACITY : options.capacity;
+    if (
+      typeof capacity !== "number" || !Number.isInteger(capacity) || capacity < 1 ||
+      capacity > MAX_CAPACITY
+    ) {
+      throw new (typeof capacity === "number" ? RangeError : TypeError)(
         `Cannot create HashMap as 'capacity' must be an integer from 1 to ${MAX_CAPACITY}: current value is ${
           describeValue(capacity)
         }`,
@@ -451,7 +468,9 @@ export class HashMap<K, V> {
 
   /**
    * Entries present now: the sum of per-worker counters, exact when no write
-   * is in flight.
+   * is in flight. While other workers write, the counters are read one after
+   * another, so the sum may include some of their writes and miss others: an
+   * estimate then, never below 0.
    *
    * @example
    * ```ts
@@ -462,12 +481,15 @@ export class HashMap<K, V> {
    * ```
    */
   get size(): number {
+    if (this.#destroyed) this.#throwDestroyed();
     const i32 = this.#heap.i32;
     let total = 0;
     for (let s = 0; s < STRIPES; s++) {
       total += Atomics.load(i32, this.#header + STRIPE_WORDS * (s + 1));
     }
-    return total;
+    // A stripe can be negative (its worker deleted keys that others added),
+    // and so can a sum whose stripes were read at different moments.
+    return total < 0 ? 0 : total;
   }
 
   /**
@@ -481,6 +503,7 @@ export class HashMap<K, V> {
    * ```
    */
   get capacity(): number {
+    if (this.#destroyed) this.#throwDestroyed();
     const heap = this.#heap;
     heap.pin();
     try {
@@ -495,7 +518,9 @@ export class HashMap<K, V> {
   // ------------------------------------------------------------------- reads
 
   /**
-   * The value of `key`, or `undefined`. Never blocks.
+   * The value of `key`, or `undefined`. Never blocks. Throws the key
+   * codec's `TypeError` or `RangeError` for a key that no entry of this map
+   * could have (see the class notes).
    *
    * @example
    * ```ts
@@ -644,8 +669,11 @@ export class HashMap<K, V> {
     return found === KERNEL_SLOW ? FALL_BACK : found as V;
   }
 
+  // The five flags below choose the fast paths; destroy() clears them all,
+  // so that every operation reaches a path that checks #destroyed (the hot
+  // gets pay nothing for that check).
   /** i32 keys (and u32 keys below 2^31) with fixed-size values. */
-  readonly #int32Keys: boolean;
+  #int32Keys: boolean;
   /** i32 keys (u32 keys are never negative). */
   readonly #signedKeys: boolean;
   /**
@@ -655,9 +683,9 @@ export class HashMap<K, V> {
    */
   readonly #kernelValueKind: number;
   /** Maps whose int-key gets the kernel answers (it reads their values). */
-  readonly #kernelIntGets: boolean;
+  #kernelIntGets: boolean;
   /** Maps whose ASCII-key gets the kernel answers (it reads their values). */
-  readonly #kernelStringGets: boolean;
+  #kernelStringGets: boolean;
 
   /**
    * `get` for an int key, small enough to inline. A live slot that is not
@@ -719,7 +747,7 @@ export class HashMap<K, V> {
   #mappedCapacity = 0;
 
   /** String keys. */
-  readonly #stringKeys: boolean;
+  #stringKeys: boolean;
   // The longest key that the string kernel's gets take: the keys' maximum,
   // or the kernel's own limit.
   readonly #stringKernelMaxLength: number;
@@ -853,7 +881,8 @@ export class HashMap<K, V> {
   }
 
   /**
-   * Whether `key` is present. Never blocks.
+   * Whether `key` is present. Never blocks. Throws for a key that the key
+   * codec refuses, as `get` does.
    *
    * @example
    * ```ts
@@ -1056,7 +1085,8 @@ export class HashMap<K, V> {
     const kernel = heap.kernel;
     if (kernel === null) return FALL_BACK;
     // Filled with the sum for an absent key; the kernel rewrites the value
-    // before each CAS.
+    // before each CAS, and bails out on a sum out of range (a negative delta
+    // to an absent u32 value), which the JavaScript loop then refuses.
     const first = 0 + delta;
     const entry = this.#newEntry(key, this.#keyWords[0], first as V);
     const seen = this.#setInKernelCall(kernel, key, length, entry, KERNEL_ADD, delta);
@@ -1209,7 +1239,7 @@ export class HashMap<K, V> {
   }
 
   /** Whether `set` can run in the kernel, where there is one: int or string keys. */
-  readonly #setInKernel: boolean;
+  #setInKernel: boolean;
 
   /**
    * Sets `key` to `value` and returns the previous value, or `undefined`.
@@ -1340,6 +1370,13 @@ export class HashMap<K, V> {
    * ```
    */
   update(key: K, fn: (current: V | undefined) => V): V {
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Cannot update a HashMap value as 'fn' must be a function: current value is ${
+          describeValue(fn)
+        }`,
+      );
+    }
     for (;;) {
       const current = this.get(key);
       const next = fn(current);
@@ -1349,8 +1386,10 @@ export class HashMap<K, V> {
 
   /**
    * Adds `delta` to a numeric value (absent counts as 0) and returns the new
-   * value. For i32/u32 values the sum must stay in the codec's range, else
-   * `RangeError` and nothing changes.
+   * value. For i32, u32 and bigint64 values, `delta` may be any integer of
+   * magnitude below 2^32 (2^64 for bigint64), negative ones included, but
+   * the sum must stay in the codec's range: else `RangeError`, naming the
+   * key, the delta, the sum and the value, and nothing changes.
    *
    * @example
    * ```ts
@@ -1367,7 +1406,7 @@ export class HashMap<K, V> {
         `Cannot add to HashMap values as they are ${codecNameOf(kind)}, not numbers`,
       );
     }
-    this.#values.check(delta, "delta");
+    this.#checkDelta(delta);
     if (this.#setInKernel && this.#kernelValueKind !== 0) {
       const sum = this.#addInKernel(key, delta as number);
       if (sum !== FALL_BACK) return sum as V;
@@ -1376,12 +1415,60 @@ export class HashMap<K, V> {
     for (;;) {
       const current = this.get(key);
       const next = ((current ?? zero) as number) + (delta as number) as V;
+      this.#checkSum(key, delta, current, next);
       if (this.#writeIf(key, next, current)) return next;
     }
   }
 
+  /** add's check of `delta` (the value kinds are numeric). */
+  #checkDelta(delta: V): void {
+    const kind = this.#valueKind;
+    if (kind === CODEC_IDS.f64) {
+      this.#values.check(delta, "delta");
+      return;
+    }
+    const big = kind === CODEC_IDS.bigint64;
+    if (big ? typeof delta !== "bigint" : typeof delta !== "number") {
+      throw new TypeError(
+        `Cannot add to HashMap value as 'delta' must be ${big ? "a bigint" : "a number"}: ` +
+          `current value is ${describeValue(delta)}`,
+      );
+    }
+    const inRange = big
+      ? (delta as bigint) > -(2n ** 64n) && (delta as bigint) < 2n ** 64n
+      : Number.isInteger(delta) && Math.abs(delta as number) <= 0xffffffff;
+    if (!inRange) {
+      throw new RangeError(
+        `Cannot add to HashMap value as 'delta' must be an integer of magnitude below ${
+          big ? "2^64" : "2^32"
+        }: current value is ${describeValue(delta)}`,
+      );
+    }
+  }
+
+  /** add's check that `sum` fits the value codec (f64 sums always do). */
+  #checkSum(key: K, delta: V, current: V | undefined, sum: V): void {
+    const kind = this.#valueKind;
+    if (kind === CODEC_IDS.f64) return;
+    const low = kind === CODEC_IDS.i32 ? -0x80000000 : kind === CODEC_IDS.u32 ? 0 : -(2n ** 63n);
+    const high = kind === CODEC_IDS.i32
+      ? 0x7fffffff
+      : kind === CODEC_IDS.u32
+      ? 0xffffffff
+      : 2n ** 63n - 1n;
+    if ((sum as number) >= low && (sum as number) <= high) return;
+    throw new RangeError(
+      `Cannot add delta ${describeValue(delta)} to the value of key ${describeValue(key)} as ` +
+        `the sum ${describeValue(sum)} is outside the ${codecNameOf(kind)} range ` +
+        `${describeValue(low)} to ${describeValue(high)}: current value is ${
+          describeValue(current)
+        }`,
+    );
+  }
+
   /**
-   * Removes `key`; returns whether it was present. Allocates nothing: with
+   * Removes `key`; returns whether it was present. Throws for a key that
+   * the key codec refuses, as `get` does. Allocates nothing: with
    * the heap full it still succeeds, unless a resize has frozen the key's
    * slot and the table it must be copied into is full too (then
    * {@linkcode HeapExhaustedError}, leaving the map unchanged).
@@ -1488,6 +1575,7 @@ export class HashMap<K, V> {
    * ```
    */
   finishResize(): boolean {
+    if (this.#destroyed) this.#throwDestroyed();
     const heap = this.#heap;
     for (;;) {
       let progressed: boolean;
@@ -1534,11 +1622,18 @@ export class HashMap<K, V> {
    */
   destroy(): void {
     const heap = this.#heap;
+    if (this.#destroyed) this.#throwDestroyed();
     // One CAS on the tag: of two workers that destroy the map, one wins, and
     // attach() refuses the handle from here on (until the header is reused).
     if (Atomics.compareExchange(heap.i32, this.#header, TAG, 0) !== TAG) {
       throw new SabreError("Cannot destroy HashMap as it was destroyed already");
     }
+    this.#destroyed = true;
+    this.#int32Keys = false;
+    this.#kernelIntGets = false;
+    this.#kernelStringGets = false;
+    this.#stringKeys = false;
+    this.#setInKernel = false;
     heap.pin();
     try {
       const root = this.#root();
@@ -1563,6 +1658,18 @@ export class HashMap<K, V> {
     } finally {
       heap.unpin();
     }
+  }
+
+  /**
+   * Set by destroy(): every later call on this object throws rather than
+   * read or write blocks that the heap may have given to something else.
+   */
+  #destroyed = false;
+
+  #throwDestroyed(): never {
+    throw new SabreError(
+      "Cannot use HashMap as it was destroyed: its memory may belong to another structure now",
+    );
   }
 
   /** Adds the entry pointers of `table`'s slots to `into`, except slots with a bit of `skip`. */
@@ -1594,6 +1701,7 @@ export class HashMap<K, V> {
    * ```
    */
   *entries(): IterableIterator<[K, V]> {
+    if (this.#destroyed) this.#throwDestroyed();
     const heap = this.#heap;
     heap.pin();
     try {
@@ -1653,7 +1761,8 @@ export class HashMap<K, V> {
   }
 
   /**
-   * Calls `fn(value, key, map)` for each entry, like `Map.forEach`.
+   * Calls `fn(value, key, map)` for each entry, with `this` set to
+   * `thisArg`, like `Map.forEach`; weakly consistent like `entries()`.
    *
    * @example
    * ```ts
@@ -1665,8 +1774,15 @@ export class HashMap<K, V> {
    * console.assert(sum === 3);
    * ```
    */
-  forEach(fn: (value: V, key: K, map: this) => void): void {
-    for (const [key, value] of this.entries()) fn(value, key, this);
+  forEach(fn: (value: V, key: K, map: this) => void, thisArg?: unknown): void {
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Cannot run forEach over a HashMap as 'fn' must be a function: current value is ${
+          describeValue(fn)
+        }`,
+      );
+    }
+    for (const [key, value] of this.entries()) fn.call(thisArg, value, key, this);
   }
 
   /**
@@ -1698,6 +1814,7 @@ export class HashMap<K, V> {
 
   /** Validates `key`, encodes it into the scratch buffer if variable, returns its hash. */
   #prepareKey(key: K, what: string): number {
+    if (this.#destroyed) this.#throwDestroyed();
     const keys = this.#keys;
     switch (this.#keyKind) {
       case 1: // i32
@@ -2224,7 +2341,22 @@ export class HashMap<K, V> {
 
   #maybeShrink(table: number): void {
     const capacity = this.#heap.i32[(table >> 2) + T_CAPACITY];
-    if (capacity > MIN_CAPACITY * 4 && this.size * 8 < capacity) this.#startResize(table, false);
+    if (capacity > MIN_CAPACITY * 4 && this.#liveKeys() * 8 < capacity) {
+      this.#startResize(table, false);
+    }
+  }
+
+  /**
+   * The key count that sizes a resize: the larger of two reads of `size`.
+   * One read can come out far too low (a worker descheduled between the
+   * stripes while others add and delete), which would start a shrink to a
+   * table the keys overflow, then growths to undo it; two such reads in a
+   * row are unlikely, and a count too high only delays a shrink.
+   */
+  #liveKeys(): number {
+    const first = this.size;
+    const second = this.size;
+    return first > second ? first : second;
   }
 
   /** Publishes a next table for `table` unless one exists. */
@@ -2234,7 +2366,7 @@ export class HashMap<K, V> {
     const i32 = heap.i32;
     if (Atomics.load(i32, (table >> 2) + T_NEXT) !== 0) return;
     const capacity = i32[(table >> 2) + T_CAPACITY];
-    const live = Math.max(this.size, 1);
+    const live = Math.max(this.#liveKeys(), 1);
     let target = nextPowerOfTwo(live * 2);
     if (target < capacity && !urgent && live * 8 >= capacity) target = capacity;
     if (target > MAX_CAPACITY) target = MAX_CAPACITY;

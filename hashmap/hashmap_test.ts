@@ -947,6 +947,18 @@ Deno.test("iteration: entries, keys, values, forEach, Symbol.iterator and new Ma
     viaForEach.push(`${key},${value}`);
   });
   assert.deepEqual(sort(viaForEach), sort([...expected].map(String)));
+  // thisArg, as Map.forEach takes it; a callback that is no function is refused.
+  const receiver = { calls: 0 };
+  map.forEach(function (this: typeof receiver) {
+    this.calls++;
+  }, receiver);
+  assert.equal(receiver.calls, 100);
+  assert.throws(
+    () => map.forEach(undefined as never),
+    (e) =>
+      e instanceof TypeError && /'fn'/.test(e.message) &&
+      /current value is undefined/.test(e.message),
+  );
   assert.deepEqual(new Map(map), expected);
   // Breaking out of an iteration releases its epoch pin.
   for (const _ of map) break;
@@ -1798,6 +1810,35 @@ Deno.test("codecs: f64 keys -0 and 0 are one key, NaN keys are refused, NaN and 
   assert.equal(map.size, 3);
 });
 
+for (const kernel of KERNEL_CHOICES) {
+  Deno.test(`add: negative deltas to u32 values, and deltas past the value range whose sum fits, are taken${kernelLabel(kernel)}`, () => {
+    const heap = heapWithKernel(kernel);
+    const u32 = HashMap.create(heap, { key: "u32", value: "u32" });
+    u32.set(1, 10);
+    assert.equal(u32.add(1, -3), 7);
+    assert.equal(u32.add(1, -7), 0);
+    assert.throws(() => u32.add(1, -1), RangeError);
+    assert.equal(u32.get(1), 0, "a refused add changes nothing");
+    assert.equal(u32.add(2, U32_MAX), U32_MAX);
+    assert.equal(u32.add(2, -U32_MAX), 0);
+    assert.throws(() => u32.add(3, -1), RangeError);
+    assert.equal(u32.has(3), false, "a refused add to an absent key inserts nothing");
+    const i32 = HashMap.create(heap, { key: "i32", value: "i32" });
+    i32.set(1, I32_MIN);
+    assert.equal(i32.add(1, U32_MAX), I32_MAX);
+    assert.equal(i32.add(1, -U32_MAX), I32_MIN);
+    const strings = HashMap.create(heap, { key: "string", value: "u32" });
+    assert.equal(strings.add("a", 5), 5);
+    assert.equal(strings.add("a", -5), 0);
+    assert.throws(() => strings.add("b", -5), RangeError);
+    assert.equal(strings.size, 1);
+    const big = HashMap.create(heap, { key: "bigint64", value: "bigint64" });
+    big.set(1n, I64_MIN);
+    assert.equal(big.add(1n, 2n ** 64n - 1n), I64_MAX);
+    assert.equal(big.add(1n, -(2n ** 64n) + 1n), I64_MIN);
+  });
+}
+
 Deno.test("codecs: integer and bigint extremes round-trip, one past them is refused", () => {
   const heap = SharedHeap.create();
   const ints = HashMap.create(heap, { key: "i32", value: "u32" });
@@ -1915,7 +1956,15 @@ Deno.test("bad input: i32 and u32 keys and values of the wrong type or range are
     [(m) => m.deleteIf(1, {}), TypeError, "value", "[object Object]"],
     [(m) => m.deleteIf(Infinity, 1), RangeError, "key", "Infinity"],
     [(m) => m.add(1, 1.5), RangeError, "delta", "1.5"],
-    [(m) => m.add(1, I32_MAX), RangeError, "value", "2147483648"],
+    [(m) => m.add(1, 2 ** 32), RangeError, "delta", "4294967296"],
+    [(m) => m.add(1, -(2 ** 32)), RangeError, "delta", "-4294967296"],
+    [(m) => m.add(1, "1"), TypeError, "delta", '"1"'],
+    // The sum out of range: the message names the key, the delta and the sum,
+    // and shows the value it would have changed.
+    [(m) => m.add(1, I32_MAX), RangeError, "sum 2147483648", "1"],
+    [(m) => m.add(-3, U32_MAX), RangeError, "key -3", "3"],
+    [(m) => m.add(7, I32_MIN - 1), RangeError, "delta -2147483649", "undefined"],
+    [(m) => m.update(1, 1 as never), TypeError, "function", "1"],
     [(m) => m.update(1, () => "bad"), TypeError, "value", '"bad"'],
     [(m) => m.update("1", (v) => v), TypeError, "key", '"1"'],
   ]);
@@ -1936,8 +1985,10 @@ Deno.test("bad input: i32 and u32 keys and values of the wrong type or range are
     // -1 has the same 32 bits as the stored key U32_MAX.
     [(m) => m.get(-1), RangeError, "key", "-1"],
     [(m) => m.has(-1), RangeError, "key", "-1"],
-    [(m) => m.add(U32_MAX, -2), RangeError, "delta", "-2"],
-    [(m) => m.add(U32_MAX, U32_MAX), RangeError, "value", "4294967296"],
+    [(m) => m.add(U32_MAX, -2), RangeError, "sum -1", "1"],
+    [(m) => m.add(5, -1), RangeError, "sum -1", "undefined"],
+    [(m) => m.add(U32_MAX, U32_MAX), RangeError, "sum 4294967296", "1"],
+    [(m) => m.add(0, -1.5), RangeError, "delta", "-1.5"],
   ]);
 });
 
@@ -1987,6 +2038,16 @@ Deno.test("bad input: oversize, ill-formed or mistyped strings and bytes are ref
     [(m) => m.has(new Uint16Array(1)), TypeError, "key", "[object Uint16Array]"],
   ]);
   assert.throws(() => bytes.add(u8, u8), TypeError);
+  // The limits are named as the map's options, which is what the user set.
+  const limits: [() => unknown, string][] = [
+    [() => strings.get("12345"), "'maxKeyBytes'"],
+    [() => strings.set("k", "12345"), "'maxValueBytes'"],
+    [() => bytes.delete(new Uint8Array(5)), "'maxKeyBytes'"],
+    [() => bytes.set(u8, new Uint8Array(5)), "'maxValueBytes'"],
+  ];
+  for (const [call, option] of limits) {
+    assert.throws(call, (e) => e instanceof RangeError && e.message.includes(option), `${call}`);
+  }
 });
 
 Deno.test("bad input: bigint64 keys and values of the wrong type or out of range are refused", () => {
@@ -1998,7 +2059,8 @@ Deno.test("bad input: bigint64 keys and values of the wrong type or out of range
     [(m) => m.set(0n, 1), TypeError, "value", "1"],
     [(m) => m.set(0n, I64_MIN - 1n), RangeError, "value", "-9223372036854775809n"],
     [(m) => m.add(0n, 1), TypeError, "delta", "1"],
-    [(m) => m.add(I64_MAX, 1n), RangeError, "value", "9223372036854775808n"],
+    [(m) => m.add(I64_MAX, 1n), RangeError, "sum 9223372036854775808n", "9223372036854775807n"],
+    [(m) => m.add(0n, 2n ** 64n), RangeError, "delta", "18446744073709551616n"],
   ]);
 });
 
@@ -2049,12 +2111,16 @@ Deno.test("bad input: create refuses a non-heap and bad options before allocatin
       Object.is(capacity, NaN) ? "NaN" : String(capacity),
     );
   }
+  refuse(() => create({ key: "i32", value: "i32", capacity: "16" }), TypeError, "capacity", '"16"');
+  refuse(() => create({ key: "i32", value: "i32", capacity: null }), TypeError, "capacity", "null");
+  // A misspelt option is refused rather than ignored.
   refuse(
-    () => create({ key: "i32", value: "i32", capacity: "16" }),
-    [TypeError, RangeError],
-    "capacity",
-    '"16"',
+    () => create({ key: "string", value: "i32", maxKeyByte: 8 }),
+    TypeError,
+    "maxKeyByte",
+    "8",
   );
+  refuse(() => create({ key: "i32", value: "i32", Capacity: 64 }), TypeError, "Capacity", "64");
   for (
     const [field, value, errorClass] of [
       ["maxKeyBytes", 0, RangeError],
@@ -2386,6 +2452,60 @@ Deno.test("destroy: a second destroy throws SabreError, attach then refuses the 
   for (let i = 0; i < 1500; i++) assert.equal(kept.get(`k${i}`), i);
   assert.equal(kept.size, 1500);
 });
+
+for (const kernel of KERNEL_CHOICES) {
+  Deno.test(`destroy: every later call on the destroyed object throws SabreError, and a map that reuses its blocks is untouched${kernelLabel(kernel)}`, () => {
+    const heap = heapWithKernel(kernel);
+    const samples: [HashMapOptions<CodecName, CodecName>, unknown, unknown][] = [
+      [{ key: "i32", value: "i32" }, 5, 55],
+      [{ key: "u32", value: "f64" }, 5, 0.5],
+      [{ key: "string", value: "u32" }, "five", 55],
+      [{ key: "string", value: "string" }, "five", "fifty"],
+      [{ key: "f64", value: "bigint64" }, 0.5, 55n],
+      [{ key: "bytes", value: "i32" }, new Uint8Array([5]), 55],
+    ];
+    for (const [options, key, value] of samples) {
+      const map = createMap(heap, options);
+      for (let i = 0; i < 3; i++) map.set(key, value);
+      map.destroy();
+      for (let i = 0; i < 4; i++) heap.collect();
+      // The blocks go back to the heap, and a new map may be given them.
+      const other = createMap(heap, options);
+      const before = snapshot(other, heap);
+      const numeric = options.value !== "string";
+      const calls: [string, () => unknown][] = [
+        ["get", () => map.get(key)],
+        ["has", () => map.has(key)],
+        ["set", () => map.set(key, value)],
+        ["swap", () => map.swap(key, value)],
+        ["delete", () => map.delete(key)],
+        ["take", () => map.take(key)],
+        ["deleteIf", () => map.deleteIf(key, value)],
+        ["getOrInsert", () => map.getOrInsert(key, value)],
+        ["getOrInsertComputed", () => map.getOrInsertComputed(key, () => value)],
+        ["compareAndSet", () => map.compareAndSet(key, undefined, value)],
+        ["update", () => map.update(key, () => value)],
+        ["size", () => map.size],
+        ["capacity", () => map.capacity],
+        ["entries", () => [...map.entries()]],
+        ["forEach", () => map.forEach(() => {})],
+        ["clear", () => map.clear()],
+        ["finishResize", () => map.finishResize()],
+        ["destroy", () => map.destroy()],
+      ];
+      if (numeric) calls.push(["add", () => map.add(key, value)]);
+      for (const [name, call] of calls) {
+        assert.throws(
+          call,
+          (e) => e instanceof SabreError && /destroyed/.test(e.message),
+          `${options.key} -> ${options.value}: ${name} after destroy`,
+        );
+      }
+      assert.equal(snapshot(other, heap), before, `${options.key} -> ${options.value}`);
+      other.destroy();
+    }
+  });
+}
 
 Deno.test("interleaving: a kernel claim past 3/4 whose table is resized, retired and reused before its caller starts the resize publishes nothing", () => {
   const heap = SharedHeap.create();

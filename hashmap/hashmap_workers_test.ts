@@ -22,6 +22,7 @@ import {
   type ChurnBesideReaderArgs,
   type ChurnReport,
   type CountersArgs,
+  type HandOffArgs,
   type InsertUntilDeathArgs,
   type IterationArgs,
   type IteratorReport,
@@ -376,6 +377,45 @@ Deno.test("memory: set/delete churn on 10k keys keeps the heap and its live bloc
   assert.ok(map.capacity <= 256, `capacity ${map.capacity} for an empty map`);
   const bound = (map.capacity * 3) / 4 + 8;
   assert.ok(stats.liveBlocks <= bound, `${stats.liveBlocks} blocks still live in an empty map`);
+});
+
+Deno.test("size: never negative while some workers add the keys that others delete", async () => {
+  const heap = SharedHeap.create({ maxBytes: 64 * MiB });
+  const map = HashMap.create(heap, { key: "u32", value: "u32" });
+  const workers = 2;
+  const keys = 1000;
+  const flags = new Int32Array(new SharedArrayBuffer(12));
+  const run = runWorkers<HandOffArgs, number>({
+    module: fixtures,
+    fn: "handOff",
+    workers,
+    heap,
+    args: { map: map.handle, keys, flags: flags.buffer as SharedArrayBuffer },
+    timeoutMs: 240_000,
+  });
+  // Read on this thread while they run, with more threads than cores: each
+  // read sums the stripes one after another, and a read descheduled between
+  // the adder's stripe and the deleter's sees the deletes of keys whose adds
+  // it missed, which without the clamp comes out below zero.
+  let lowest = Infinity;
+  let reads = 0;
+  try {
+    await until(() => Atomics.load(flags, 0) === workers);
+    const end = performance.now() + 1500 * STRESS;
+    while (performance.now() < end) {
+      for (let i = 0; i < 1000; i++) {
+        const size = map.size;
+        if (size < lowest) lowest = size;
+      }
+      reads += 1000;
+    }
+  } finally {
+    Atomics.store(flags, 2, 1);
+  }
+  const ops = await run;
+  assert.ok(lowest >= 0, `size read ${lowest}`);
+  assert.ok(reads > 0 && ops.every((n) => n > 0));
+  assert.equal(map.size, [...map.keys()].length);
 });
 
 // ---------------------------------------------------------------------------

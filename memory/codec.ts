@@ -85,8 +85,9 @@ export const CODEC_IDS: Readonly<Record<CodecName, number>> = Object.freeze({
   bytes: 6,
 });
 
-const CODEC_BY_ID: readonly CodecName[] = [
-  "i32",
+// Index 0 is no codec: a zeroed header word must not read as one.
+const CODEC_BY_ID: readonly (CodecName | undefined)[] = [
+  undefined,
   "i32",
   "u32",
   "f64",
@@ -98,6 +99,8 @@ const CODEC_BY_ID: readonly CodecName[] = [
 /**
  * The codec name of a {@linkcode CODEC_IDS} number read from a header.
  *
+ * @throws {RangeError} If `id` is no codec's number.
+ *
  * @example
  * ```ts
  * import { CODEC_IDS, codecNameOf } from "@sabre/sabre";
@@ -105,7 +108,15 @@ const CODEC_BY_ID: readonly CodecName[] = [
  * ```
  */
 export function codecNameOf(id: number): CodecName {
-  return CODEC_BY_ID[id];
+  const name = Number.isInteger(id) ? CODEC_BY_ID[id] : undefined;
+  if (name === undefined) {
+    throw new RangeError(
+      `Cannot name codec as 'id' must be one of the CODEC_IDS numbers 1 to ${
+        CODEC_BY_ID.length - 1
+      }: current value is ${describeValue(id)}`,
+    );
+  }
+  return name;
 }
 
 /**
@@ -154,6 +165,15 @@ export interface CodecOptions {
    * @default {1024}
    */
   maxBytes?: number;
+  /**
+   * The name that error messages give the `maxBytes` limit: a structure
+   * that takes the limit as an option of its own passes that option's name,
+   * such as `"maxKeyBytes"`, so that a refused value points at the option
+   * the user set.
+   *
+   * @default {"maxBytes"}
+   */
+  limitName?: string;
 }
 
 /**
@@ -349,6 +369,14 @@ export function codec<N extends CodecName>(
         `: current value is ${describeValue(maxBytes)}`,
     );
   }
+  const limitName = options?.limitName === undefined ? "maxBytes" : options.limitName;
+  if (typeof limitName !== "string") {
+    throw new TypeError(
+      `Cannot create ${name} codec as 'limitName' must be a string: current value is ${
+        describeValue(limitName)
+      }`,
+    );
+  }
   let c: Codec<number> | Codec<bigint> | Codec<string> | Codec<Uint8Array>;
   switch (name) {
     case "i32":
@@ -364,10 +392,10 @@ export function codec<N extends CodecName>(
       c = new BigInt64Codec(role);
       break;
     case "string":
-      c = new StringCodec(role, maxBytes);
+      c = new StringCodec(role, maxBytes, limitName);
       break;
     default:
-      c = new BytesCodec(role, maxBytes);
+      c = new BytesCodec(role, maxBytes, limitName);
   }
   return c as unknown as Codec<CodecValue<N>>;
 }
@@ -1055,10 +1083,12 @@ class StringCodec implements Codec<string> {
   readonly fixedBytes = 0;
   readonly role: "key" | "value";
   readonly maxBytes: number;
+  readonly #limitName: string;
 
-  constructor(role: "key" | "value", maxBytes: number) {
+  constructor(role: "key" | "value", maxBytes: number, limitName: string) {
     this.role = role;
     this.maxBytes = maxBytes;
+    this.#limitName = limitName;
   }
 
   check(value: unknown, what: string): string {
@@ -1079,7 +1109,7 @@ class StringCodec implements Codec<string> {
     if (n > this.maxBytes) {
       throw new RangeError(
         `Cannot use ${what} as string as its UTF-8 encoding is ${n} bytes, over the limit of ` +
-          `${this.maxBytes} ('maxBytes'): current value is ${describeValue(value)}`,
+          `${this.maxBytes} ('${this.#limitName}'): current value is ${describeValue(value)}`,
       );
     }
     return value;
@@ -1181,10 +1211,12 @@ class BytesCodec implements Codec<Uint8Array> {
   readonly fixedBytes = 0;
   readonly role: "key" | "value";
   readonly maxBytes: number;
+  readonly #limitName: string;
 
-  constructor(role: "key" | "value", maxBytes: number) {
+  constructor(role: "key" | "value", maxBytes: number, limitName: string) {
     this.role = role;
     this.maxBytes = maxBytes;
+    this.#limitName = limitName;
   }
 
   check(value: unknown, what: string): Uint8Array {
@@ -1195,12 +1227,18 @@ class BytesCodec implements Codec<Uint8Array> {
         }`,
       );
     }
-    if (value.length > this.maxBytes) {
+    const length = value.length;
+    if (length > this.maxBytes) {
       throw new RangeError(
-        `Cannot use ${what} as bytes as its length is ${value.length} bytes, over the limit of ` +
-          `${this.maxBytes} ('maxBytes'): current value is ${describeValue(value)}`,
+        `Cannot use ${what} as bytes as its length is ${length} bytes, over the limit of ` +
+          `${this.maxBytes} ('${this.#limitName}'): current value is ${describeValue(value)}`,
       );
     }
+    // A view of a growable SharedArrayBuffer may track its length, which
+    // another thread can grow between this check and the encode that sizes
+    // a block by it: the caller gets a view of the length checked here.
+    const buffer = value.buffer as SharedArrayBuffer;
+    if (buffer.growable === true) return new Uint8Array(buffer, value.byteOffset, length);
     return value;
   }
 

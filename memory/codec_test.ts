@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import fc from "fast-check";
-import { type Codec, codec, type CodecName, type CodecOptions, isCodecName } from "./codec.ts";
+import {
+  type Codec,
+  codec,
+  CODEC_IDS,
+  type CodecName,
+  codecNameOf,
+  type CodecOptions,
+  isCodecName,
+} from "./codec.ts";
 import { describeValue } from "./errors.ts";
 
 // fast-check prints the seed and the shrunk counterexample when a property
@@ -380,6 +388,18 @@ Deno.test("codec: properties of each codec", () => {
   }
 });
 
+Deno.test("codec: codecNameOf names each CODEC_IDS number and refuses any other", () => {
+  for (const [name, id] of Object.entries(CODEC_IDS)) assert.equal(codecNameOf(id), name);
+  for (const id of [0, -1, 7, 1.5, NaN]) {
+    assertThrowsWith(
+      () => codecNameOf(id),
+      RangeError,
+      "'id'",
+      `current value is ${describeValue(id)}`,
+    );
+  }
+});
+
 Deno.test("codec: isCodecName", () => {
   for (const name of ["i32", "u32", "f64", "bigint64", "string", "bytes"]) {
     assert.equal(isCodecName(name), true, name);
@@ -642,6 +662,29 @@ Deno.test("codec bytes: length limit is inclusive", () => {
   assertRefused(d, new Uint8Array(1025), "key", RangeError, "1025 bytes", "limit of 1024");
   // A Buffer is a Uint8Array, so it is accepted.
   assert.equal(d.check(Buffer.from("hi"), "key").length, 2);
+  // A limit given under another option's name is refused under that name.
+  const named = codec("bytes", { maxBytes: 8, limitName: "maxKeyBytes" });
+  assertRefused(named, new Uint8Array(9), "key", RangeError, "limit of 8", "'maxKeyBytes'");
+  const namedString = codec("string", { maxBytes: 2, limitName: "maxValueBytes" });
+  assertRefused(namedString, "abc", "value", RangeError, "limit of 2", "'maxValueBytes'");
+});
+
+Deno.test("codec bytes: check pins the length of a view that tracks a growable SharedArrayBuffer", () => {
+  const c = codec("bytes", { maxBytes: 8 });
+  const sab = new SharedArrayBuffer(4, { maxByteLength: 64 });
+  const tracking = new Uint8Array(sab, 1); // follows the buffer's length
+  const checked = c.check(tracking, "key");
+  assert.equal(checked.length, 3);
+  // Another thread may grow the buffer after the check: what the caller
+  // encodes keeps the checked length, within maxBytes.
+  sab.grow(32);
+  assert.equal(tracking.length, 31);
+  assert.equal(checked.length, 3);
+  assert.equal(checked.buffer, sab);
+  assert.equal(checked.byteOffset, 1);
+  // Views of other buffers come back as they are.
+  const plain = new Uint8Array(3);
+  assert.equal(c.check(plain, "key"), plain);
 });
 
 // ---------------------------------------------------------------------------
@@ -838,6 +881,14 @@ Deno.test("codec: bad options are refused, naming the option and the value", () 
       TypeError,
       "'options'",
       `current value is ${describeValue(options)}`,
+    );
+  }
+  for (const limitName of [1, null]) {
+    assertThrowsWith(
+      () => codec("string", { limitName } as unknown as CodecOptions),
+      TypeError,
+      "'limitName'",
+      `current value is ${describeValue(limitName)}`,
     );
   }
   assert.equal(codec("string", { maxBytes: 1 }).maxBytes, 1);

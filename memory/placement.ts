@@ -249,7 +249,10 @@ export function tagOf(name: string): number {
  * Checks what every keyed structure's `create` takes: `heap` must be a
  * SharedHeap, `options` an object whose `key` and `value` name codecs (own
  * names of {@linkcode CODEC_IDS} only: "toString" and the like are in every
- * object). Throws `TypeError` naming `what`, the argument and its value.
+ * object). With `allowed`, the names the options may have besides `key` and
+ * `value`, any other own field is refused too, so that a misspelt option
+ * does not pass unnoticed. Throws `TypeError` naming `what`, the argument
+ * and its value.
  *
  * @example
  * ```ts
@@ -260,9 +263,19 @@ export function tagOf(name: string): number {
  * } catch (e) {
  *   console.assert(e instanceof TypeError);
  * }
+ * try {
+ *   checkKeyedOptions("Demo", SharedHeap.create(), { key: "i32", value: "i32", size: 1 }, []);
+ * } catch (e) {
+ *   console.assert(e instanceof TypeError);
+ * }
  * ```
  */
-export function checkKeyedOptions(what: string, heap: unknown, options: unknown): void {
+export function checkKeyedOptions(
+  what: string,
+  heap: unknown,
+  options: unknown,
+  allowed?: readonly string[],
+): void {
   if (!(heap instanceof SharedHeap)) {
     throw new TypeError(
       `Cannot create ${what} as 'heap' is not a SharedHeap: current value is ${
@@ -285,6 +298,16 @@ export function checkKeyedOptions(what: string, heap: unknown, options: unknown)
         `Cannot create ${what} as '${field}' must be one of ${
           Object.keys(CODEC_IDS).join(", ")
         }: current value is ${describeValue(name)}`,
+      );
+    }
+  }
+  if (allowed === undefined) return;
+  for (const field of Object.keys(fields)) {
+    if (field !== "key" && field !== "value" && !allowed.includes(field)) {
+      throw new TypeError(
+        `Cannot create ${what} as its options have no field '${field}' (they take ${
+          ["key", "value", ...allowed].join(", ")
+        }): current value is ${describeValue(fields[field])}`,
       );
     }
   }
