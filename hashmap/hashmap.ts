@@ -72,7 +72,8 @@
  *
  * ## Crashes
  *
- * A worker that dies mid-write leaks at most its new entry. Chunk holder
+ * A worker that dies mid-write leaks at most one entry: its new one before
+ * the CAS that publishes it, or the one it replaced after. Chunk holder
  * words and the promotion lock hold their holder's heap ownerId: once a
  * worker that died holding one is evicted from the heap (`evictWorker`),
  * the next writer takes the chunk or the lock over and finishes the job
@@ -1272,8 +1273,10 @@ export class HashMap<K, V> {
    * ```
    */
   getOrInsert(key: K, value: V): V {
-    // A key that is present is answered by a read, as `get` would: nothing
-    // is allocated for it. The value is checked all the same.
+    // A key that the fast path finds present is answered by that read, as
+    // `get` would: nothing is allocated for it. Other keys go to the write,
+    // which answers a present key's value too. The value is checked all the
+    // same.
     this.#values.check(value, "value");
     const found = this.#getFastPath(key);
     if (found !== FALL_BACK && found !== undefined) return found;
@@ -1287,13 +1290,22 @@ export class HashMap<K, V> {
    * inserted meanwhile goes to the general path, which answers its value.
    */
   #insertIfAbsent(key: K, value: V, readAbsent: boolean): V {
-    if (
-      readAbsent && this.#setInKernel &&
-      this.#writeInKernel(key, value, KERNEL_WRITE_IF_ABSENT, 0) === WRITTEN
-    ) {
-      return value;
+    try {
+      if (
+        readAbsent && this.#setInKernel &&
+        this.#writeInKernel(key, value, KERNEL_WRITE_IF_ABSENT, 0) === WRITTEN
+      ) {
+        return value;
+      }
+      if (this.#write(key, value, WRITE_IF_ABSENT, undefined, true)) return value;
+    } catch (e) {
+      // The write builds its entry before it looks: with the heap full, a
+      // key that is present (or arrived meanwhile) is still answered.
+      if (!(e instanceof HeapExhaustedError)) throw e;
+      const found = this.#getSlowly(key);
+      if (found === undefined) throw e;
+      return found;
     }
-    if (this.#write(key, value, WRITE_IF_ABSENT, undefined, true)) return value;
     return this.#takePrevious() as V;
   }
 
@@ -1343,12 +1355,21 @@ export class HashMap<K, V> {
     if (this.#values.fixedBytes !== 0) {
       // A read that finds another value is a failed compare on its own: no
       // entry is allocated for it. (Variable-size values would be decoded
-      // once more on success, so those maps go straight to the write.)
+      // once more on success, and keys that the fast path does not take
+      // would be looked up twice, so those go straight to the write.)
       this.#values.check(next, "value");
       const found = this.#getFastPath(key);
       if (found !== FALL_BACK && !this.#sameValue(found, expected)) return false;
     }
-    return this.#writeIf(key, next, expected);
+    try {
+      return this.#writeIf(key, next, expected);
+    } catch (e) {
+      // The write builds its entry before it compares: with the heap full, a
+      // compare that fails is still answered.
+      if (!(e instanceof HeapExhaustedError)) throw e;
+      if (!this.#sameValue(this.#getSlowly(key), expected)) return false;
+      throw e;
+    }
   }
 
   /** Whether two values (undefined: absent) are equal under the value codec. */
@@ -1625,15 +1646,15 @@ export class HashMap<K, V> {
     if (this.#destroyed) this.#throwDestroyed();
     // One CAS on the tag: of two workers that destroy the map, one wins, and
     // attach() refuses the handle from here on (until the header is reused).
-    if (Atomics.compareExchange(heap.i32, this.#header, TAG, 0) !== TAG) {
-      throw new SabreError("Cannot destroy HashMap as it was destroyed already");
-    }
+    const won = Atomics.compareExchange(heap.i32, this.#header, TAG, 0) === TAG;
+    // This object is done with either way: another destroyed the map first.
     this.#destroyed = true;
     this.#int32Keys = false;
     this.#kernelIntGets = false;
     this.#kernelStringGets = false;
     this.#stringKeys = false;
     this.#setInKernel = false;
+    if (!won) throw new SabreError("Cannot destroy HashMap as it was destroyed already");
     heap.pin();
     try {
       const root = this.#root();
@@ -2211,6 +2232,17 @@ export class HashMap<K, V> {
     for (let n = 0; n < capacity; n++, i = (i + 1) & mask) {
       const seen = Atomics.load(i32, slots + i);
       if (seen === 0) {
+        // Claims reach 7/8 of a table only when the heap could not hold the
+        // growth that 3/4 started: grow now (or fail with nothing written)
+        // rather than fill the table, where each miss would probe it all.
+        // The kernel's sets send such claims here (kernel.wat $nearlyFull).
+        if (
+          Atomics.load(i32, (table >> 2) + T_CLAIMED) * 8 >= capacity * 7 &&
+          this.#next(table) === 0
+        ) {
+          this.#startResize(table, true);
+          return RETRY;
+        }
         this.#published = true;
         if (this.#casCounted(slots + i, 0, entry, 1) === 0) {
           const claimed = Atomics.add(i32, (table >> 2) + T_CLAIMED, 1) + 1;

@@ -1624,12 +1624,22 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
     heap.kernelTrapped(new WebAssembly.RuntimeError("out of bounds"));
     for (const i of empty) i32[i] = 0;
 
-    // Claims past 3/4 of the capacity answer minus the table; a full probe bails out.
-    for (let k = 100; claimed() < 64; k++) {
+    // Claims past 3/4 of the capacity answer minus the table. From 7/8 on,
+    // which a table reaches only when its growth found no memory, the kernel
+    // claims nothing: the general path grows the table or fails.
+    for (let k = 100; claimed() < 56; k++) {
       const answer = set(k, entryOf(k));
       assert.equal(answer, claimed() * 4 > 64 * 3 ? -table : 1, `${where}: claim ${claimed()}`);
       assert.equal(sizeChange(), 1);
     }
+    unchanged("a claim at 7/8 of the slots", 99);
+    // A full probe bails out too (the table filled by hand, claims counted).
+    for (let i = 0, k = 200; i < 64; i++) {
+      if (i32[slots + i] !== 0) continue;
+      i32[slots + i] = entryOf(k++);
+      i32[(table >> 2) + 2]++;
+    }
+    assert.equal(claimed(), 64);
     unchanged("a full probe", 99);
     unchanged("a delete whose probe is full", 99, true);
     // An outer pin is left alone.
@@ -2231,7 +2241,8 @@ Deno.test("exhaustion: a full heap fails inserts with HeapExhaustedError and the
   const model = new Map<number, string>();
   const value = (k: number) => `value ${k} `.padEnd(100, ".");
   const failed = fillUntilExhausted(map, model, 0, value);
-  assert.ok(model.size > 500, `only ${model.size} keys fit`);
+  // The table of 512 slots cannot grow: inserts stop at 7/8 of it.
+  assert.ok(model.size >= 448, `only ${model.size} keys fit`);
   assertMatches(map, model, "after the first failure");
   // Writes that need memory fail without effect; reads and deletes still work.
   for (let i = 0; i < 50; i++) {
@@ -2265,6 +2276,70 @@ Deno.test("exhaustion: a full heap fails inserts with HeapExhaustedError and the
   }
   assertMatches(map, model, "after freeing memory");
 });
+
+/** Allocates small blocks of several sizes until the heap is full; returns them. */
+function exhaustSmallBlocks(heap: SharedHeap): number[] {
+  const blocks: number[] = [];
+  const sizes = [8, 16, 24, 32, 48];
+  for (let i = 0;; i++) {
+    try {
+      blocks.push(heap.allocate(sizes[i % sizes.length]));
+    } catch (e) {
+      assert.ok(e instanceof HeapExhaustedError, String(e));
+      return blocks;
+    }
+  }
+}
+
+for (const kernel of KERNEL_CHOICES) {
+  Deno.test(`exhaustion: with no room for a growth a table stops at 7/8 of its slots, and present keys are still answered by getOrInsert and by compareAndSets that fail${kernelLabel(kernel)}`, () => {
+    const shapes: [HashMapOptions<CodecName, CodecName>, (i: number) => unknown, unknown][] = [
+      [{ key: "i32", value: "i32" }, (i) => i, 7],
+      [{ key: "f64", value: "i32" }, (i) => i + 0.5, 7],
+      [{ key: "string", value: "u32" }, (i) => `é${i}`, 7],
+      [{ key: "string", value: "string" }, (i) => `key ${i}`, "v"],
+    ];
+    for (const [options, keyOf, value] of shapes) {
+      const where = `${options.key} -> ${options.value}`;
+      const heap = heapWithKernel(kernel, { initialBytes: 1 << 20, maxBytes: 1 << 20 });
+      const map = createMap(heap, { ...options, capacity: 1024 });
+      // Below 3/4 while the heap has room; then the heap fills up with small
+      // blocks, and every other one is given back: room for entries, none
+      // for the 4 KiB slot array of a growth.
+      let n = 0;
+      for (; n < 760; n++) map.set(keyOf(n), value);
+      const ballast = exhaustSmallBlocks(heap);
+      for (let i = 0; i < ballast.length; i += 2) heap.free(ballast[i]);
+      let failure: unknown = undefined;
+      for (; n < 1024; n++) {
+        try {
+          map.set(keyOf(n), value);
+        } catch (e) {
+          failure = e;
+          break;
+        }
+      }
+      assert.ok(failure instanceof HeapExhaustedError, `${where}: ${failure}`);
+      assert.equal(map.capacity, 1024, where);
+      assert.equal(map.size, n, where);
+      assert.ok(n * 8 <= 1024 * 7 && n * 8 >= 1024 * 7 - 8, `${where}: stopped at ${n} keys`);
+      assert.equal(map.has(keyOf(n)), false, where);
+      // A miss probes a bounded run of slots, not the whole table.
+      for (let i = 0; i < 50; i++) assert.equal(map.get(keyOf(5000 + i)), undefined, where);
+      // With the heap full to the last byte, the answers that need no memory.
+      exhaustSmallBlocks(heap);
+      for (let i = 0; i < 20; i++) {
+        const key = keyOf(i * 37);
+        assert.equal(map.getOrInsert(key, value), value, `${where}: getOrInsert(${key})`);
+        assert.equal(map.compareAndSet(key, undefined, value), false, where);
+        assert.equal(map.compareAndSet(keyOf(5000 + i), value, value), false, where);
+      }
+      assert.throws(() => map.getOrInsert(keyOf(5000), value), HeapExhaustedError);
+      assert.throws(() => map.compareAndSet(keyOf(5000), undefined, value), HeapExhaustedError);
+      assert.equal(map.size, n, where);
+    }
+  });
+}
 
 Deno.test("exhaustion: deleting most keys of a map that filled the heap lets new keys in", () => {
   const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 1 << 20 });
@@ -2446,6 +2521,11 @@ Deno.test("destroy: a second destroy throws SabreError, attach then refuses the 
     (e) => e instanceof SabreError && /destroyed already/.test(e.message),
   );
   assert.throws(() => map.destroy(), SabreError);
+  // The object whose destroy lost knows the map is gone too.
+  assert.throws(
+    () => twin.get("k1"),
+    (e) => e instanceof SabreError && /was destroyed:/.test(e.message),
+  );
   assert.throws(() => HashMap.attach(handle), HandleError);
   for (let i = 0; i < 4; i++) heap.collect();
   for (let i = 500; i < 1500; i++) kept.set(`k${i}`, i);

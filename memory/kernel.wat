@@ -242,6 +242,16 @@
     (i32.or (i32.atomic.load offset=12 (local.get $table))
             (i32.atomic.load offset=28 (local.get $table))))
 
+  ;; For the sets: whether the claims (T_CLAIMED, word 2) of `table` reached
+  ;; 7/8 of its capacity (`mask` + 1). A table gets there only when the heap
+  ;; could not hold the growth that 3/4 started; its sets then go to the
+  ;; general path, which grows now or fails, rather than fill the table,
+  ;; where each miss would probe every slot.
+  (func $nearlyFull (param $table i32) (param $mask i32) (result i32)
+    (i32.ge_u
+      (i32.shl (i32.atomic.load offset=8 (local.get $table)) (i32.const 3))
+      (i32.mul (i32.add (local.get $mask) (i32.const 1)) (i32.const 7))))
+
   ;; For the sets, after the CAS that claimed an empty slot of `table`: counts
   ;; the claim (T_CLAIMED, word 2) and answers 1, or minus the table when the
   ;; claims passed 3/4 of its capacity (`mask` + 1). Word 2 lies below word
@@ -377,6 +387,7 @@
               (then
                 (br_if $done (i32.eqz (call $storeSum (i32.add (local.get $entry) (local.get $valueAt))
                   (i32.const 0) (local.get $valueKind) (local.get $expected))))))
+            (br_if $done (call $nearlyFull (local.get $table) (local.get $mask)))
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
             ;; Taken meanwhile, maybe by this key: look at it again.
@@ -789,6 +800,7 @@
                   (call $asciiValueAt (local.get $entry) (local.get $keyAt) (local.get $length)
                                       (local.get $valueKind))
                   (i32.const 0) (local.get $valueKind) (local.get $expected))))))
+            (br_if $done (call $nearlyFull (local.get $table) (local.get $mask)))
             (local.set $seen
               (i32.atomic.rmw.cmpxchg (local.get $at) (i32.const 0) (local.get $entry)))
             (br_if $probe (local.get $seen))
