@@ -236,6 +236,36 @@ Deno.test("Mutex: a waiter that gives up after it was woken passes the wake-up o
   }
 });
 
+Deno.test("Mutex termination: a release whose notify never came (its worker stopped in between) still reaches the parked waiter", async () => {
+  // White-box: word 1 of the mutex is its state, 2 when contended. This
+  // thread takes the mutex, a worker parks behind it, and this thread then
+  // frees the word without a notify, as a releaser stopped between its
+  // store and its Atomics.notify would.
+  const mutex = Mutex.create();
+  const { sab, offset } = mutex.handle;
+  const state = new Int32Array(sab, offset, 2);
+  mutex.acquire();
+  const waiter = spawnWorkers<LockOnceArgs, string>({
+    module: fixtures,
+    fn: "lockMutexOnce",
+    workers: 1,
+    args: { mutex: mutex.handle, timeoutMs: 30_000 },
+    timeoutMs: 40_000,
+  });
+  try {
+    await posted(waiter);
+    while (Atomics.load(state, 1) !== 2) await sleep(2);
+    await sleep(50); // let it park
+    Atomics.store(state, 1, 0);
+    const started = performance.now();
+    assert.deepEqual(await waiter.results, ["locked"]);
+    // Parks last at most a slice (100 ms): well under the waiter's own bound.
+    assert.ok(performance.now() - started < 10_000, "the waiter slept on");
+  } finally {
+    await waiter.terminateAll();
+  }
+});
+
 Deno.test("Mutex termination: a holder killed with the lock leaves waiters timing out, not hanging", async () => {
   const heap = SharedHeap.create();
   const mutex = Mutex.create(heap);

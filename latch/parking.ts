@@ -115,8 +115,26 @@ export function waitBlocking(
   timeoutMs: number | undefined,
 ): void {
   SharedHeap.releaseReadPins();
-  Atomics.wait(words, index, expected, timeoutMs);
+  const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
+  for (;;) {
+    const left = remainingMs(deadline);
+    if (left <= 0) return;
+    // In slices (see PARK_SLICE_MS): a slice that ends with the word
+    // unchanged parks again, so callers see no wake-up that a notify or a
+    // change of the word did not cause.
+    const outcome = Atomics.wait(words, index, expected, Math.min(left, PARK_SLICE_MS));
+    if (outcome !== "timed-out" || Atomics.load(words, index) !== expected) return;
+  }
 }
+
+/**
+ * Longest single `Atomics.wait` of a park. A waker that changes the word and
+ * is terminated before its `Atomics.notify` (a Node worker can be stopped
+ * between the two calls) would leave its waiters asleep for good; parked in
+ * slices, they see the changed word within one slice and go on. A waiter
+ * whose word does not change costs one wake-up per slice.
+ */
+const PARK_SLICE_MS = 100;
 
 /**
  * Parks with `Atomics.wait` until `words[index]` is notified or no longer
@@ -167,11 +185,17 @@ export async function parkAsync(
 ): Promise<boolean> {
   const left = remainingMs(deadline);
   if (left <= 0) return false;
-  const result = Atomics.waitAsync(words, index, expected, left);
+  let result = Atomics.waitAsync(words, index, expected, Math.min(left, PARK_SLICE_MS));
   if (result.async) {
     const keepAlive = setInterval(noop, KEEP_ALIVE_MS);
     try {
-      await result.value;
+      // In slices, as in waitBlocking.
+      while ((await result.value) === "timed-out" && Atomics.load(words, index) === expected) {
+        const left = remainingMs(deadline);
+        if (left <= 0) break;
+        result = Atomics.waitAsync(words, index, expected, Math.min(left, PARK_SLICE_MS));
+        if (!result.async) break;
+      }
     } finally {
       clearInterval(keepAlive);
     }
