@@ -194,6 +194,8 @@ const MIN_CAPACITY = 16;
 const MAX_CAPACITY = 1 << 28;
 /** Largest maxKeyBytes/maxValueBytes: the codecs' own limit. */
 const MAX_LIMIT_BYTES = 1 << 20;
+/** add's bound on the magnitude of a bigint64 delta (exclusive). */
+const BIGINT_DELTA_LIMIT = 2n ** 64n;
 
 /**
  * Handle of a {@linkcode HashMap}.
@@ -387,7 +389,8 @@ export class HashMap<K, V> {
     options: HashMapOptions<KN, VN>,
   ): HashMap<CodecValue<KN>, CodecValue<VN>> {
     checkKeyedOptions("HashMap", heap, options, ["maxKeyBytes", "maxValueBytes", "capacity"]);
-    // The codecs check the limits too, but their messages name 'maxBytes'.
+    // The codecs check the limits too, but their messages name the codec,
+    // not the map.
     for (const field of ["maxKeyBytes", "maxValueBytes"] as const) {
       const limit: unknown = options[field];
       if (limit === undefined) continue;
@@ -1456,7 +1459,7 @@ export class HashMap<K, V> {
       );
     }
     const inRange = big
-      ? (delta as bigint) > -(2n ** 64n) && (delta as bigint) < 2n ** 64n
+      ? (delta as bigint) > -BIGINT_DELTA_LIMIT && (delta as bigint) < BIGINT_DELTA_LIMIT
       : Number.isInteger(delta) && Math.abs(delta as number) <= 0xffffffff;
     if (!inRange) {
       throw new RangeError(
@@ -1470,14 +1473,21 @@ export class HashMap<K, V> {
   /** add's check that `sum` fits the value codec (f64 sums always do). */
   #checkSum(key: K, delta: V, current: V | undefined, sum: V): void {
     const kind = this.#valueKind;
-    if (kind === CODEC_IDS.f64) return;
+    // The codecs' own range tests.
+    if (
+      kind === CODEC_IDS.f64 ||
+      (kind === CODEC_IDS.i32 && ((sum as number) | 0) === sum) ||
+      (kind === CODEC_IDS.u32 && (sum as number) >>> 0 === sum) ||
+      (kind === CODEC_IDS.bigint64 && BigInt.asIntN(64, sum as bigint) === sum)
+    ) {
+      return;
+    }
     const low = kind === CODEC_IDS.i32 ? -0x80000000 : kind === CODEC_IDS.u32 ? 0 : -(2n ** 63n);
     const high = kind === CODEC_IDS.i32
       ? 0x7fffffff
       : kind === CODEC_IDS.u32
       ? 0xffffffff
       : 2n ** 63n - 1n;
-    if ((sum as number) >= low && (sum as number) <= high) return;
     throw new RangeError(
       `Cannot add delta ${describeValue(delta)} to the value of key ${describeValue(key)} as ` +
         `the sum ${describeValue(sum)} is outside the ${codecNameOf(kind)} range ` +
