@@ -257,10 +257,9 @@ Deno.test("Mutex termination: a release whose notify never came (its worker stop
     while (Atomics.load(state, 1) !== 2) await sleep(2);
     await sleep(50); // let it park
     Atomics.store(state, 1, 0);
-    const started = performance.now();
+    // Without a slice that ends its park, the waiter sleeps past its own
+    // 30 s bound and answers "timed out".
     assert.deepEqual(await waiter.results, ["locked"]);
-    // Parks last at most a slice (100 ms): well under the waiter's own bound.
-    assert.ok(performance.now() - started < 10_000, "the waiter slept on");
   } finally {
     await waiter.terminateAll();
   }
