@@ -59,7 +59,7 @@ const H_STAMP_IDS = 2;
 /** Commit counter (index in `Domain.words`): bumped before every status change to AFTER. */
 export const H_COUNTER = 16;
 /** Workers registered as waiting, in any bucket. */
-const H_WAITING = 32;
+export const H_WAITING = 32;
 const H_BUCKETS = 48;
 const BUCKET_WORDS = 16;
 const BUCKET_COUNT = 64;
@@ -412,6 +412,9 @@ export class Domain {
     Atomics.add(this.words, H_COUNTER, 1);
     const status = Atomics.compareExchange(i32, (d >> 2) + D_STATUS, INSTALLED, AFTER);
     if (status !== INSTALLED) return status;
+    // A winner that dies here never notifies: its waiters find the change
+    // at their next recheck (see RECHECK_MS in xt.ts).
+    if (faultInjection.hook !== undefined) crashPoint("stm.committed");
     this.#notifyDesc(d);
     return AFTER;
   }

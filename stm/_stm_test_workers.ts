@@ -9,6 +9,7 @@
 import { Loc, type LocHandle, Op, Retry, Xt } from "./mod.ts";
 import { faultInjection, TimeoutError } from "../memory/mod.ts";
 import type { WorkerContext } from "../testing/harness.ts";
+import { Domain, H_WAITING } from "./_kcas.ts";
 import {
   HistoryClock,
   type HistoryClockHandle,
@@ -348,6 +349,40 @@ export async function channel(ctx: WorkerContext<ChannelArgs>): Promise<number> 
 
 // ---------------------------------------------------------------------------
 // Workers dying inside commits
+
+export interface DieBeforeNotifyArgs {
+  readonly x: LocHandle;
+  /** Waiters to see registered in the domain before worker 1 commits. */
+  readonly waiters: number;
+}
+
+/**
+ * Worker 0 blocks (sync) until `x` holds 1. Worker 1 waits until `waiters`
+ * transactions are parked, then sets `x` to 1 and stops for good right
+ * after winning its commit, before it notifies anyone.
+ */
+export function dieBeforeNotify(ctx: WorkerContext<DieBeforeNotifyArgs>): string {
+  const x = Loc.attach(ctx.args.x);
+  if (ctx.index === 0) {
+    return Xt.commit((xt) => {
+      Retry.unless(xt.get(x) === 1);
+      return "sync";
+    }, { timeoutMs: 20_000 });
+  }
+  const words = Domain.of(ctx.heap!).words;
+  while (Atomics.load(words, H_WAITING) < ctx.args.waiters) {
+    ctx.checkpoint();
+    Atomics.wait(words, H_WAITING, Atomics.load(words, H_WAITING), 5);
+  }
+  faultInjection.hook = (site) => {
+    if (site === "stm.committed") {
+      ctx.post("dying");
+      ctx.hang();
+    }
+  };
+  x.set(1);
+  throw new Error("the commit should have stopped at stm.committed");
+}
 
 export interface DyingArgs {
   readonly accounts: readonly LocHandle[];

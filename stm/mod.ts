@@ -105,7 +105,9 @@
  * on the sequence; the winner of a status CAS to AFTER bumps and notifies
  * the buckets of the written locations when the header's waiting count is
  * non-zero. Atomics are sequentially consistent, so either the waiter's
- * re-check sees the change or the committer sees the waiter.
+ * re-check sees the change or the committer sees the waiter. Parks last at
+ * most 250 ms, after which the transaction runs again, so a committer that
+ * died before notifying delays its waiters by at most that.
  *
  * ## Memory-model patterns of every field
  *
@@ -138,8 +140,8 @@
  * - The commit counter is one shared word that every committing worker
  *   bumps: it caps write scaling across many workers.
  * - A worker that dies right after winning a status CAS, before it
- *   notifies, can leave waiters on those locations parked until the next
- *   commit that touches their bucket, or their timeout.
+ *   notifies, leaves the waiters on those locations parked until their next
+ *   recheck: a blocked transaction runs again at least every 250 ms.
  * - A worker blocked in a sync `Retry.later()` cannot be terminated while
  *   parked (Deno's `terminate()` does not interrupt `Atomics.wait`).
  *

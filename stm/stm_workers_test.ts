@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Loc, Xt } from "./mod.ts";
+import { Loc, Retry, Xt } from "./mod.ts";
 import { faultInjection, SharedHeap } from "../memory/mod.ts";
 import { runWorkers, spawnWorkers } from "../testing/harness.ts";
 import { HistoryClock, mergeHistories, type OpRecord } from "../testing/history.ts";
@@ -19,6 +19,7 @@ import type {
   BankReport,
   BlockingArgs,
   ChannelArgs,
+  DieBeforeNotifyArgs,
   DyingArgs,
   KcasArgs,
   SkewArgs,
@@ -192,6 +193,43 @@ Deno.test("blocking: 3 producers, 5 consumers (sync and async) on 2 cores: no wa
   assert.equal(taken.get(), producers * perProducer);
 });
 
+Deno.test("blocking: a committer that dies before it notifies leaves its waiters parked only until their next recheck", async () => {
+  const heap = SharedHeap.create();
+  const x = Loc.make(heap, 0, { kind: "i32" });
+  // Parked before the commit, with a timeout far beyond the recheck period:
+  // without rechecks both waiters would sleep until it and throw.
+  const asyncWaiter = Xt.commitAsync((xt) => {
+    Retry.unless(xt.get(x) === 1);
+    return "async";
+  }, { timeoutMs: 20_000 }).catch((error: unknown) => error);
+  const group = spawnWorkers<DieBeforeNotifyArgs, string>({
+    module: fixtures,
+    fn: "dieBeforeNotify",
+    workers: 2,
+    heap,
+    args: { x: x.handle, waiters: 2 },
+    timeoutMs: 30_000,
+  });
+  let died = false;
+  group.onMessage((index, value) => {
+    if (value === "dying") {
+      died = true;
+      group.terminate(index);
+    }
+  });
+  let results: string[];
+  try {
+    results = await group.results;
+  } finally {
+    await group.terminateAll();
+  }
+  assert.ok(died, "the committer should have died after its commit");
+  assert.equal(results[0], "sync");
+  assert.equal(results[1], undefined);
+  assert.equal(await asyncWaiter, "async");
+  assert.equal(x.get(), 1);
+});
+
 // ---------------------------------------------------------------------------
 // Workers dying inside commits
 
@@ -199,6 +237,7 @@ const SITES = [
   "stm.install",
   "stm.installed",
   "stm.validated",
+  "stm.committed",
   "stm.decided",
   "stm.cleanup",
   "stm.single.installed",

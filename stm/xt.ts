@@ -13,7 +13,7 @@
  */
 
 import { describeValue, TimeoutError } from "../memory/mod.ts";
-import { deadlineOf, parkAsync, parkSync, pause } from "../latch/mod.ts";
+import { deadlineOf, parkAsync, parkSync, pause, remainingMs } from "../latch/mod.ts";
 import { type CommitMode, type Domain, H_COUNTER, L_WORD, orderByAddress } from "./_kcas.ts";
 import { addValue, checkValue, Loc, sameValueZero } from "./loc.ts";
 import { Invalid, Later } from "./retry.ts";
@@ -104,6 +104,18 @@ const pool: Xt[] = [];
 /** A word nobody notifies: where a transaction that read nothing waits for its timeout. */
 const nowhere = new Int32Array(new SharedArrayBuffer(4));
 let attempts = 0;
+/**
+ * Longest park of a blocked transaction before it runs again. A committer
+ * that dies between winning its status CAS and notifying leaves the waiters
+ * of its locations parked; re-running every RECHECK_MS bounds that delay.
+ * A blocked transaction re-runs its function at most this often otherwise.
+ */
+const RECHECK_MS = 250;
+
+/** The deadline of one park of a blocked transaction. */
+function recheckBy(deadline: number): number {
+  return Math.min(deadline, performance.now() + RECHECK_MS);
+}
 
 function checkMode(options: CommitOptions | undefined): CommitMode {
   const mode = options?.mode ?? "obstruction-free";
@@ -224,8 +236,9 @@ export class Xt {
           xt.#release();
           let woken: boolean;
           if (b >= 0 && domain !== undefined) {
-            woken = domain.parkSync(b, xt.#bucketSeen, deadline);
+            domain.parkSync(b, xt.#bucketSeen, recheckBy(deadline));
             domain.unregister(b);
+            woken = remainingMs(deadline) > 0;
           } else {
             // Read nothing: nothing can wake it; wait for the timeout.
             woken = parkSync(nowhere, 0, 0, deadline);
@@ -293,7 +306,8 @@ export class Xt {
       if (b >= 0 && domain !== undefined) {
         let woken: boolean;
         try {
-          woken = await domain.parkAsync(b, seen, deadline);
+          await domain.parkAsync(b, seen, recheckBy(deadline));
+          woken = remainingMs(deadline) > 0;
         } finally {
           domain.unregister(b);
         }
