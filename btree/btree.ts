@@ -89,6 +89,7 @@ import {
   objectHandle,
   type Placement,
   placeObject,
+  SabreError,
   type SharedHandle,
   type SharedHeap,
   tagOf,
@@ -602,6 +603,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   get size(): number {
+    if (this.#destroyed) this.#throwDestroyed();
     const i32 = this.#heap.i32;
     let total = 0;
     for (let s = 0; s < STRIPES; s++) {
@@ -622,6 +624,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   get height(): number {
+    if (this.#destroyed) this.#throwDestroyed();
     return Atomics.load(this.#heap.i32, this.#header + H_HEIGHT);
   }
 
@@ -687,6 +690,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const format = this.#format;
     format.stageCheckedKey(key, "key");
     const heap = this.#heap;
+    if (this.#destroyed) this.#throwDestroyed();
     heap.pin();
     try {
       const c = this.#leafFor(TO_KEY);
@@ -716,6 +720,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const format = this.#format;
     format.stageCheckedKey(key, "key");
     const heap = this.#heap;
+    if (this.#destroyed) this.#throwDestroyed();
     heap.pin();
     try {
       const c = this.#leafFor(TO_KEY);
@@ -966,6 +971,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #pop(first: boolean): [K, V] | undefined {
     const heap = this.#heap, format = this.#format;
     this.#startDeadline();
+    if (this.#destroyed) this.#throwDestroyed();
     heap.pin();
     try {
       for (;;) {
@@ -1046,6 +1052,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #write(mode: number, fn: ((old: unknown) => unknown) | undefined): unknown {
     const heap = this.#heap, format = this.#format;
     this.#startDeadline();
+    if (this.#destroyed) this.#throwDestroyed();
     heap.pin();
     try {
       for (;;) {
@@ -1747,6 +1754,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   ): void {
     const heap = this.#heap, format = this.#format;
     const reverse = state.reverse;
+    if (this.#destroyed) this.#throwDestroyed();
     heap.pin();
     try {
       let at = state.at;
@@ -1866,6 +1874,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     hint?: Int32Array,
   ): [K, V] | undefined {
     const heap = this.#heap, format = this.#format;
+    if (this.#destroyed) this.#throwDestroyed();
     heap.pin();
     try {
       restart: for (;;) {
@@ -1957,6 +1966,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const node = hint[0];
     if (node === 0) return null;
     const heap = this.#heap, format = this.#format;
+    if (this.#destroyed) this.#throwDestroyed();
     heap.pin();
     try {
       if (node + NODE_BYTES > heap.mappedBytes) heap.ensure(node + NODE_BYTES);
@@ -2156,6 +2166,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (ks.length === 0) return;
     const heap = this.#heap;
     this.#startDeadline();
+    if (this.#destroyed) this.#throwDestroyed();
     heap.pin();
     try {
       // Latch the root pointer and the (empty) root leaf, so that no write
@@ -2296,6 +2307,77 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   cursorMut(): ExclusiveCursor<K, V> {
     return new ExclusiveCursor(this);
+  }
+
+  /**
+   * Gives all of the tree's memory back to its heap: every node and its
+   * content, and the header. No worker may use the tree, or attach its
+   * handle, once this starts; delete any named root that names it first.
+   * Blocks go back through the heap's epochs (`retire`), so a read that
+   * another worker had begun just before is still safe. Every later call on
+   * this object throws {@linkcode SabreError}, and so does a second
+   * `destroy()` of the tree from any worker.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const before = heap.stats().liveBytes;
+   * const tree = BPlusTree.create<number, string>(heap, { key: "i32", value: "string" });
+   * for (let i = 0; i < 1000; i++) tree.set(i, `value ${i}`);
+   * tree.destroy();
+   * for (let i = 0; i < 3; i++) heap.collect();
+   * console.assert(heap.stats().liveBytes === before);
+   * ```
+   */
+  destroy(): void {
+    if (this.#destroyed) this.#throwDestroyed();
+    const heap = this.#heap, format = this.#format;
+    // One CAS on the tag: of two workers that destroy the tree, one wins, and
+    // attach() refuses the handle from here on (until the header is reused).
+    const won = Atomics.compareExchange(heap.i32, this.#header, TAG, 0) === TAG;
+    // This object is done with either way: another destroyed the tree first.
+    this.#destroyed = true;
+    if (!won) throw new SabreError("Cannot destroy BPlusTree as it was destroyed already");
+    heap.pin();
+    try {
+      // Every node reachable from the root, once each: a writer killed in
+      // the middle of a structure change may have left a node linked twice.
+      const seen = new Set<number>();
+      const pending = [Atomics.load(heap.i32, this.#header + H_ROOT)];
+      while (pending.length > 0) {
+        const node = pending.pop()!;
+        if (node === 0 || seen.has(node)) continue;
+        seen.add(node);
+        if (node + NODE_BYTES > heap.mappedBytes) heap.ensure(node + NODE_BYTES);
+        const c = Atomics.load(heap.i32, (node >> 2) + N_CONTENT);
+        if (c !== 0) {
+          this.#ensureContent(c);
+          const i32 = heap.i32, w = c >> 2;
+          if (!isLeaf(i32, w)) {
+            const n = countOf(i32, w);
+            for (let i = 0; i <= n; i++) pending.push(i32[format.childWord(w, n, i)]);
+          }
+          heap.retire(c);
+        }
+        heap.retire(node);
+      }
+      heap.retire(this.#placement.offset);
+    } finally {
+      heap.unpin();
+    }
+  }
+
+  /**
+   * Set by destroy(): every later call on this object throws rather than
+   * read or write blocks that the heap may have given to something else.
+   */
+  #destroyed = false;
+
+  #throwDestroyed(): never {
+    throw new SabreError(
+      "Cannot use BPlusTree as it was destroyed: its memory may belong to another structure now",
+    );
   }
 
   // ------------------------------------------------------------- internals

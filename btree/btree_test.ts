@@ -15,7 +15,14 @@ import fc from "fast-check";
 import { BPlusTree, type BPlusTreeOptions } from "./mod.ts";
 import { checkTree } from "./_invariants.ts";
 import { treeInternals } from "./btree.ts";
-import { type CodecName, HeapExhaustedError, SharedHeap, TimeoutError } from "../memory/mod.ts";
+import {
+  type CodecName,
+  HandleError,
+  HeapExhaustedError,
+  SabreError,
+  SharedHeap,
+  TimeoutError,
+} from "../memory/mod.ts";
 import { LatchWords } from "../latch/mod.ts";
 import { countOf, isLeaf, N_CONTENT, N_VERSION } from "./_node.ts";
 import {
@@ -1590,6 +1597,152 @@ for (const order of ["ascending", "descending", "shuffled"] as const) {
     }
   });
 }
+
+// ---------------------------------------------------------------------------
+// destroy
+
+function settledUse(heap: SharedHeap): { blocks: number; bytes: number } {
+  for (let i = 0; i < 4; i++) heap.collect();
+  const { liveBlocks, liveBytes } = heap.stats();
+  return { blocks: liveBlocks, bytes: liveBytes };
+}
+
+const DESTROY_SPECS: {
+  name: string;
+  options: BPlusTreeOptions;
+  key: (i: number) => unknown;
+  value: (i: number) => unknown;
+}[] = [
+  {
+    name: "i32 -> i32",
+    options: { key: "i32", value: "i32" },
+    key: (i) => i * 3,
+    value: (i) => -i,
+  },
+  {
+    name: "string -> string",
+    options: { key: "string", value: "string" },
+    key: (i) => (i % 2 === 0 ? `k${i}` : `ключ ${i}`),
+    value: (i) => "v".repeat(i % 40),
+  },
+  {
+    name: "f64 -> bytes",
+    options: { key: "f64", value: "bytes" },
+    key: (i) => i + 0.5,
+    value: (i) => new Uint8Array(i % 9),
+  },
+  {
+    name: "bigint64 -> u32",
+    options: { key: "bigint64", value: "u32" },
+    key: (i) => BigInt(i) * -7n,
+    value: (i) => i,
+  },
+];
+
+for (const spec of DESTROY_SPECS) {
+  Deno.test(`destroy: ${spec.name} gives back every node and content, after inserts, overwrites, deletes, pops and a bulk load`, () => {
+    for (
+      const [shape, count] of [["a root leaf", 3], ["three levels", 600], ["emptied", 600]] as const
+    ) {
+      const heap = SharedHeap.create();
+      const before = settledUse(heap);
+      const tree = createTree(heap, { ...spec.options, leafCapacity: 4, innerCapacity: 4 });
+      for (let i = 0; i < count; i++) tree.set(spec.key(i), spec.value(i));
+      for (let i = 0; i < count; i += 3) tree.set(spec.key(i), spec.value(i + 1));
+      if (shape === "emptied") {
+        for (let i = 0; i < count; i++) tree.delete(spec.key(i));
+        assert.equal(tree.size, 0);
+      } else {
+        for (let i = 1; i < count; i += 5) tree.delete(spec.key(i));
+        tree.popFirst();
+        tree.popLast();
+      }
+      checkTree(tree);
+      assert.ok(settledUse(heap).blocks > before.blocks, shape);
+      tree.destroy();
+      assert.deepEqual(settledUse(heap), before, `${shape}: a block was kept or given twice`);
+    }
+    // A bulk-loaded tree: its nodes were built level by level.
+    const heap = SharedHeap.create();
+    const before = settledUse(heap);
+    const tree = createTree(heap, { ...spec.options, leafCapacity: 8, innerCapacity: 4 });
+    const entries = Array.from({ length: 500 }, (_, i) => [spec.key(i), spec.value(i)] as const);
+    const compare = comparatorOf(spec.options.key);
+    entries.sort((a, b) => compare(a[0], b[0]));
+    tree.bulkLoad(entries);
+    assert.ok(tree.height >= 3);
+    tree.destroy();
+    assert.deepEqual(settledUse(heap), before, "bulk load");
+  });
+}
+
+Deno.test("destroy: every later call throws SabreError, a second destroy and attach are refused, a tree that reuses the blocks is untouched", () => {
+  const heap = SharedHeap.create();
+  const kept = BPlusTree.create<string, number>(heap, { key: "string", value: "i32" });
+  const tree = BPlusTree.create<string, number>(heap, {
+    key: "string",
+    value: "i32",
+    leafCapacity: 4,
+  });
+  for (let i = 0; i < 200; i++) {
+    kept.set(`k${i}`, i);
+    tree.set(`k${i}`, -i);
+  }
+  const handle = tree.handle;
+  const twin = BPlusTree.attach<string, number>(handle);
+  const cursor = tree.cursor();
+  cursor.seek("k1");
+  assert.deepEqual(cursor.next(), ["k1", -1]);
+  tree.destroy();
+  assert.throws(
+    () => twin.destroy(),
+    (e) => e instanceof SabreError && /destroyed already/.test(e.message),
+  );
+  assert.throws(() => BPlusTree.attach(handle), HandleError);
+  for (let i = 0; i < 4; i++) heap.collect();
+  // The blocks go back to the heap, and a new tree may be given them.
+  const other = BPlusTree.create<string, number>(heap, { key: "string", value: "i32" });
+  for (let i = 0; i < 300; i++) other.set(`k${i}`, i * 2);
+  const calls: [string, () => unknown][] = [
+    ["get", () => tree.get("k1")],
+    ["has", () => tree.has("k1")],
+    ["first", () => tree.first()],
+    ["last", () => tree.last()],
+    ["size", () => tree.size],
+    ["height", () => tree.height],
+    ["set", () => tree.set("k1", 1)],
+    ["insert", () => tree.insert("new", 1)],
+    ["getOrInsert", () => tree.getOrInsert("k1", 1)],
+    ["delete", () => tree.delete("k1")],
+    ["update", () => tree.update("k1", () => 1)],
+    ["popFirst", () => tree.popFirst()],
+    ["popLast", () => tree.popLast()],
+    ["range", () => [...tree.range({ gte: "k" })]],
+    ["scan", () => tree.scan({}, () => {})],
+    ["keys", () => [...tree.keys()]],
+    ["values", () => [...tree.values()]],
+    ["entries", () => [...tree.entries()]],
+    ["iterator", () => [...tree]],
+    ["bulkLoad", () => tree.bulkLoad([["a", 1]])],
+    ["cursor next", () => cursor.next()],
+    ["new cursor", () => tree.cursor().next()],
+    ["cursorMut insert", () => tree.cursorMut().insert("z", 1)],
+    ["destroy", () => tree.destroy()],
+    ["twin get", () => twin.get("k1")],
+  ];
+  for (const [name, call] of calls) {
+    assert.throws(
+      call,
+      (e) => e instanceof SabreError && /destroyed/.test(e.message),
+      `${name} after destroy`,
+    );
+  }
+  for (let i = 0; i < 300; i++) assert.equal(other.get(`k${i}`), i * 2);
+  for (let i = 0; i < 200; i++) assert.equal(kept.get(`k${i}`), i);
+  assert.equal(other.size, 300);
+  checkTree(other);
+  checkTree(kept);
+});
 
 // ---------------------------------------------------------------------------
 // Regressions
