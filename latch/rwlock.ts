@@ -15,7 +15,10 @@
  * ## Words
  *
  * - STATE: bits 0–19 count readers inside, bits 20–30 count writers waiting,
- *   bit 31 marks a writer inside. All changes are Atomics RMW or CAS.
+ *   bit 31 marks a writer inside. All changes are Atomics RMW or CAS. No
+ *   count may carry into the next field: a reader past 2^20 - 1 is refused
+ *   (SabreError), and a writer that finds 2047 writers waiting waits
+ *   unannounced, looking again every 10 ms, until one of them has entered.
  * - READERS_WAITING: readers parked or about to park.
  * - PHASE: bumped by a write unlock that admits waiting readers; readers park
  *   on it.
@@ -49,6 +52,7 @@ import {
   parkAsync,
   parkSync,
   pause,
+  remainingMs,
   SPIN_LIMIT,
   timedOut,
 } from "./parking.ts";
@@ -68,6 +72,17 @@ const WRITER_WAITING_ONE = 1 << 20;
 const WRITERS_WAITING_MASK = ((1 << 11) - 1) << 20;
 const WRITER = 1 << 31; // as Int32: -2147483648
 const READ_BLOCKERS = WRITER | WRITERS_WAITING_MASK;
+/** How often a writer that found the writers field full looks again. */
+const FULL_FIELD_POLL_MS = 10;
+
+/** The deadline of one wait of a writer that found the writers field full. */
+function pollBy(deadline: number): number {
+  return Math.min(deadline, performance.now() + FULL_FIELD_POLL_MS);
+}
+
+function tooManyReaders(): never {
+  throw new SabreError(`Cannot read-lock RwLock as it has ${READER_MASK} readers already`);
+}
 
 /**
  * Handle of a {@linkcode RwLock}.
@@ -377,8 +392,10 @@ export class RwLock {
   acquireRead(options?: LockOptions): void {
     const words = this.#words;
     const seen = Atomics.load(words, STATE);
+    // A full reader count goes to the slow path, which refuses it.
     if (
       options !== undefined || (seen & READ_BLOCKERS) !== 0 ||
+      (seen & READER_MASK) === READER_MASK ||
       Atomics.compareExchange(words, STATE, seen, seen + 1) !== seen
     ) {
       this.#acquireReadSlow(options);
@@ -400,6 +417,7 @@ export class RwLock {
     for (;;) {
       const seen = Atomics.load(words, STATE);
       if ((seen & READ_BLOCKERS) !== 0) return false;
+      if ((seen & READER_MASK) === READER_MASK) tooManyReaders();
       if (Atomics.compareExchange(words, STATE, seen, seen + 1) === seen) return true;
     }
   }
@@ -469,9 +487,7 @@ export class RwLock {
     for (;;) {
       const seen = Atomics.load(words, STATE);
       if ((seen & blockers) !== 0) return false;
-      if ((seen & READER_MASK) === READER_MASK) {
-        throw new SabreError(`Cannot read-lock RwLock as it has ${READER_MASK} readers already`);
-      }
+      if ((seen & READER_MASK) === READER_MASK) tooManyReaders();
       if (Atomics.compareExchange(words, STATE, seen, seen + 1) === seen) return true;
     }
   }
@@ -610,7 +626,12 @@ export class RwLock {
   async acquireWriteAsync(options?: LockOptions): Promise<void> {
     const deadline = deadlineOf(options, "write-lock RwLock");
     if (Atomics.compareExchange(this.#words, STATE, 0, WRITER) === 0) return;
-    Atomics.add(this.#words, STATE, WRITER_WAITING_ONE);
+    while (!this.#announceWriter()) {
+      // The writers field is full: wait unannounced until one of them enters.
+      const seq = Atomics.load(this.#words, WRITER_SEQ);
+      await parkAsync(this.#words, WRITER_SEQ, seq, pollBy(deadline));
+      if (remainingMs(deadline) <= 0) timedOut("write-lock RwLock", options);
+    }
     for (;;) {
       if (this.#tryWriteAsWaiter()) return;
       const seq = Atomics.load(this.#words, WRITER_SEQ);
@@ -689,6 +710,22 @@ export class RwLock {
     Atomics.notify(this.#words, WRITER_SEQ, 1);
   }
 
+  /**
+   * Counts the caller in the writers field of STATE; false, having changed
+   * nothing, while the field is full (WRITERS_WAITING_MASK writers wait):
+   * one more would carry into WRITER.
+   */
+  #announceWriter(): boolean {
+    const words = this.#words;
+    for (;;) {
+      const seen = Atomics.load(words, STATE);
+      if ((seen & WRITERS_WAITING_MASK) === WRITERS_WAITING_MASK) return false;
+      if (Atomics.compareExchange(words, STATE, seen, seen + WRITER_WAITING_ONE) === seen) {
+        return true;
+      }
+    }
+  }
+
   #writerMayEnter(): boolean {
     return (Atomics.load(this.#words, STATE) & (WRITER | READER_MASK)) === 0;
   }
@@ -726,7 +763,11 @@ export class RwLock {
       pause();
       if (Atomics.compareExchange(words, STATE, 0, WRITER) === 0) return;
     }
-    Atomics.add(words, STATE, WRITER_WAITING_ONE);
+    while (!this.#announceWriter()) {
+      // The writers field is full: wait unannounced until one of them enters.
+      parkSync(words, WRITER_SEQ, Atomics.load(words, WRITER_SEQ), pollBy(deadline));
+      if (remainingMs(deadline) <= 0) timedOut("write-lock RwLock", options);
+    }
     for (;;) {
       if (this.#tryWriteAsWaiter()) return;
       const seq = Atomics.load(words, WRITER_SEQ);

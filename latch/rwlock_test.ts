@@ -492,3 +492,56 @@ Deno.test("RwLock: destroy refuses while held and frees the heap block", () => {
   assert.equal(heap.stats().liveBlocks, before);
   assert.throws(() => RwLock.attach(handle), HandleError);
 });
+
+Deno.test("RwLock: a reader past the count's 2^20 - 1 is refused on every path and never lets a writer in", async () => {
+  const lock = RwLock.create();
+  const full = (1 << 20) - 1;
+  for (let i = 0; i < full; i++) lock.acquireRead();
+  assert.equal(lock.readers, full);
+  const tooMany = (e: unknown) =>
+    e instanceof SabreError && /1048575 readers already/.test(e.message);
+  assert.throws(() => lock.acquireRead(), tooMany);
+  assert.throws(() => lock.acquireRead({ timeoutMs: 10 }), tooMany);
+  assert.throws(() => lock.tryAcquireRead(), tooMany);
+  assert.throws(() => lock.tryRead(), tooMany);
+  assert.throws(() => lock.read(), tooMany);
+  await assert.rejects(lock.readAsync(), tooMany);
+  assert.equal(lock.readers, full);
+  assert.equal(lock.isWriteLocked, false);
+  assert.equal(lock.tryAcquireWrite(), false);
+  for (let i = 0; i < full; i++) lock.releaseRead();
+  assert.equal(lock.readers, 0);
+  assert.equal(lock.tryAcquireWrite(), true);
+  lock.releaseWrite();
+});
+
+Deno.test("RwLock: 2,100 writers waiting at once (more than the 2,047 the state word counts) all get in, one at a time, and leave the lock free", async () => {
+  const lock = RwLock.create();
+  const reader = lock.read();
+  let inside = 0;
+  let most = 0;
+  let entered = 0;
+  const writers = Array.from({ length: 2100 }, async () => {
+    await lock.acquireWriteAsync({ timeoutMs: 60_000 });
+    inside++;
+    most = Math.max(most, inside);
+    await Promise.resolve();
+    inside--;
+    entered++;
+    lock.releaseWrite();
+  });
+  await sleep(20);
+  // The field is full: a sync writer waits unannounced and times out,
+  // leaving the counts as they were.
+  assert.throws(() => lock.acquireWrite({ timeoutMs: 30 }), TimeoutError);
+  assert.equal(lock.isWriteLocked, false, "a waiting writer's count carried into WRITER");
+  assert.equal(lock.tryAcquireRead(), false, "writers wait: new readers must wait too");
+  reader.unlock();
+  await Promise.all(writers);
+  assert.equal(entered, 2100);
+  assert.equal(most, 1);
+  assert.equal(lock.isWriteLocked, false);
+  assert.equal(lock.readers, 0);
+  assert.equal(lock.tryAcquireWrite(), true, "the lock was left with writers counted");
+  lock.releaseWrite();
+});
