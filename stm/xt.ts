@@ -188,8 +188,6 @@ export class Xt {
   #index: Map<number, number> | undefined = undefined;
   #seen = 0;
   readonly #post: (() => void)[] = [];
-  readonly #awaitAddrs: number[] = [];
-  readonly #awaitCells: number[] = [];
   #result: unknown = undefined;
   #bucket = -1;
   #bucketSeen = 0;
@@ -322,10 +320,12 @@ export class Xt {
 
   /**
    * A transaction that tries `alternatives` in order and returns the result
-   * of the first one that does not call `Retry.later()`; the log entries of
-   * an alternative that retried are rolled back first. When all of them
-   * retry, the transaction blocks until a location that any of them read
-   * changes. Throws `TypeError` for an empty list or a non-function.
+   * of the first one that does not call `Retry.later()`; the writes of an
+   * alternative that retried are rolled back first, and what it read stays
+   * in the log as reads, so the commit holds only if it would still retry.
+   * When all of them retry, the transaction blocks until a location that
+   * any of them read changes. Throws `TypeError` for an empty list or a
+   * non-function.
    *
    * @example
    * ```ts
@@ -375,22 +375,15 @@ export class Xt {
     }
   }
 
-  /** Registers as a waiter on everything read (rolled-back reads included). */
+  /** Registers as a waiter on everything in the log (rolled-back accesses included). */
   #register(): number {
     const domain = this.#domain;
-    const n = this.#n;
-    const addrs = this.#awaitAddrs;
-    const cells = this.#awaitCells;
-    for (let i = 0; i < n; i++) {
-      addrs.push(this.#addrs[i]);
-      cells.push(this.#cells[i]);
-    }
     if (domain === undefined) {
       // Read nothing: wait for the timeout (any commit may wake us early).
       this.#bucket = -1;
       return BLOCK;
     }
-    const b = domain.register(addrs.length, addrs, cells);
+    const b = domain.register(this.#n, this.#addrs, this.#cells);
     if (b < 0) return AGAIN;
     this.#bucket = b;
     this.#bucketSeen = domain.seen;
@@ -419,10 +412,6 @@ export class Xt {
     this.#index = undefined;
     // Setting an array's length is a runtime call in V8: only when needed.
     if (this.#post.length !== 0) this.#post.length = 0;
-    if (this.#awaitAddrs.length !== 0) {
-      this.#awaitAddrs.length = 0;
-      this.#awaitCells.length = 0;
-    }
     this.#result = undefined;
   }
 
@@ -509,7 +498,7 @@ export class Xt {
     if (this.#index !== undefined) this.#index.set(addr, i);
     // A lone first read is consistent with itself: the counter value loaded
     // before it already covers it (no commit changes it unseen afterwards).
-    if (i !== 0 || this.#awaitAddrs.length !== 0) {
+    if (i !== 0) {
       const c = Atomics.load(d.words, H_COUNTER);
       if (c !== this.#seen) this.#revalidate(c);
     }
@@ -526,12 +515,6 @@ export class Xt {
     const n = this.#n;
     for (let i = 0; i < n; i++) {
       if (d.resolve((this.#addrs[i] >> 2) + L_WORD) !== this.#cells[i]) throw Invalid;
-    }
-    // Reads rolled back by Xt.first or rollback were seen by the attempt
-    // too: they stay consistent with the rest.
-    const awaited = this.#awaitAddrs;
-    for (let i = 0; i < awaited.length; i++) {
-      if (d.resolve((awaited[i] >> 2) + L_WORD) !== this.#awaitCells[i]) throw Invalid;
     }
     this.#seen = c;
   }
@@ -800,9 +783,10 @@ export class Xt {
   }
 
   /**
-   * Returns the log to `snapshot` (taken in this attempt): accesses since
-   * then are forgotten, post-commit actions registered since are dropped.
-   * Locations first read since the snapshot still count for blocking: a
+   * Returns the log to `snapshot` (taken in this attempt): writes since then
+   * are undone, post-commit actions registered since are dropped. Locations
+   * first accessed since the snapshot stay in the log as reads, as in kcas:
+   * the commit succeeds only if they still hold the values read, and a
    * later `Retry.later()` also waits for them to change. Throws `TypeError`
    * for a snapshot of another attempt.
    *
@@ -832,18 +816,21 @@ export class Xt {
       );
     }
     const keep = snap.entries;
-    for (let i = keep; i < this.#n; i++) {
-      this.#awaitAddrs.push(this.#addrs[i]);
-      this.#awaitCells.push(this.#cells[i]);
-    }
-    this.#n = keep;
-    for (let i = 0; i < keep; i++) this.#values[i] = snap.values[i];
+    const values = this.#values;
+    for (let i = 0; i < keep; i++) values[i] = snap.values[i];
+    // Locations first accessed since the snapshot stay in the log as reads
+    // of the value they had (as in kcas): what the undone accesses saw may
+    // have decided the rest of the transaction (Xt.first tries the next
+    // alternative because this one found a queue empty), so the commit
+    // must check that it still holds, and a block waits for it to change.
+    const orig = this.#orig;
+    for (let i = keep; i < this.#n; i++) values[i] = orig[i];
     this.#post.length = snap.post;
-    this.#index = undefined;
   }
 
   /**
-   * Whether the transaction has accessed `loc` (and not rolled it back).
+   * Whether the transaction has accessed `loc` (an access that was rolled
+   * back stays in the log as a read, so it counts).
    *
    * @example
    * ```ts
@@ -913,10 +900,10 @@ export class Xt {
   /**
    * Runs `tx` inside this transaction and returns its result, or
    * `undefined` where it calls `Retry.later()` (or `Retry.unless(false)`).
-   * Then the accesses and post-commit actions that `tx` added are rolled
-   * back, as by `rollback`, and the locations it read still count if the
-   * whole transaction blocks later. The opposite of `toBlocking` (kcas's
-   * `to_nonblocking`, which keeps what `tx` logged before retrying). Other
+   * Then the writes and post-commit actions that `tx` added are rolled
+   * back, as by `rollback`: the locations it accessed stay in the log as
+   * reads, which the commit checks and a later block waits on. The opposite
+   * of `toBlocking` (kcas's `to_nonblocking`). Other
    * errors, `Retry.invalid()` among them, pass through. A `tx` that itself
    * returns `undefined` looks the same as one that retried, so give such
    * transactions another result for "done". Throws `TypeError` for a

@@ -580,3 +580,60 @@ Deno.test("interleaving: a reader of a written location helps decide, so a read-
   else assert.equal(readerSaw, 10 + ySeen);
   assert.equal(x.get(), 10 + ySeen);
 });
+
+Deno.test("Xt: what a rolled-back alternative read is checked at commit (no write skew through Xt.first, toNonblocking or rollback)", () => {
+  const heap = SharedHeap.create();
+  // In each case the transaction T writes y after an alternative found x
+  // was 0, and another commit U, which sets x only while y is 0, lands in
+  // between (here from inside T's body, as another worker's would). T must
+  // then run again: both orders of T and U leave one of x and y at 0.
+  const cases: [string, (x: Loc, y: Loc, u: () => void) => (xt: Xt) => string][] = [
+    ["Xt.first", (x, y, u) =>
+      Xt.first<string>([
+        (xt) => {
+          Retry.unless(xt.get(x) === 1);
+          return "first";
+        },
+        (xt) => {
+          xt.set(y, 1);
+          u();
+          return "second";
+        },
+      ])],
+    ["toNonblocking", (x, y, u) => (xt) => {
+      const got = xt.toNonblocking((xt) => {
+        Retry.unless(xt.get(x) === 1);
+        return "first";
+      });
+      if (got !== undefined) return got;
+      xt.set(y, 1);
+      u();
+      return "second";
+    }],
+    ["rollback", (x, y, u) => (xt) => {
+      const snap = xt.snapshot();
+      const seen = xt.get(x);
+      xt.rollback(snap);
+      if (seen === 1) return "first";
+      xt.set(y, 1);
+      u();
+      return "second";
+    }],
+  ];
+  for (const [name, build] of cases) {
+    const x = Loc.make(heap, 0);
+    const y = Loc.make(heap, 0);
+    let interfered = false;
+    const u = () => {
+      if (interfered) return;
+      interfered = true;
+      Xt.commit((xt) => {
+        if (xt.get(y) === 0) xt.set(x, 1);
+      });
+    };
+    const result = Xt.commit(build(x, y, u));
+    assert.ok(x.get() === 0 || y.get() === 0, `${name}: x and y both set (write skew)`);
+    assert.equal(result, "first", name);
+    assert.deepEqual([x.get(), y.get()], [1, 0], name);
+  }
+});
