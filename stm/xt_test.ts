@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { isRetry, Loc, Retry, Xt, type XtSnapshot } from "./mod.ts";
 import { faultInjection, SharedHeap, TimeoutError } from "../memory/mod.ts";
+import { seededRandom } from "../testing/harness.ts";
+import { orderByAddress } from "./_kcas.ts";
 
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
 const LOCS = 12; // more than the log's linear-scan limit
@@ -635,5 +637,28 @@ Deno.test("Xt: what a rolled-back alternative read is checked at commit (no writ
     assert.ok(x.get() === 0 || y.get() === 0, `${name}: x and y both set (write skew)`);
     assert.equal(result, "first", name);
     assert.deepEqual([x.get(), y.get()], [1, 0], name);
+  }
+});
+
+Deno.test("orderByAddress: short and long logs come out in ascending address order", () => {
+  const random = seededRandom(7);
+  for (const n of [0, 1, 2, 3, 31, 32, 33, 100, 5000]) {
+    for (const shape of ["random", "descending", "ascending"]) {
+      const addrs = Array.from({ length: n }, (_, i) => 16 * (shape === "descending" ? n - i : i));
+      if (shape === "random") {
+        for (let i = n - 1; i > 0; i--) {
+          const j = Math.floor(random() * (i + 1));
+          [addrs[i], addrs[j]] = [addrs[j], addrs[i]];
+        }
+      }
+      const order = new Array<number>(n + 3).fill(-1);
+      orderByAddress(n, addrs, order);
+      const seen = order.slice(0, n);
+      assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
+      for (let i = 1; i < n; i++) {
+        assert.ok(addrs[seen[i - 1]] < addrs[seen[i]], `${shape} ${n}: out of order at ${i}`);
+      }
+      assert.deepEqual(order.slice(n), [-1, -1, -1], "wrote past n");
+    }
   }
 });
