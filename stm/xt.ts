@@ -161,6 +161,11 @@ function checkLoc(loc: unknown, what: string): void {
  * - A transaction that throws (anything but a retry signal) commits nothing
  *   and the error reaches the caller of `commit`.
  *
+ * An Xt is valid only during the call of the transaction function it was
+ * passed to: do not keep it. Xt objects are reused, so one kept past its
+ * attempt throws `TypeError` while idle, but during a later transaction of
+ * the same worker it would act as that transaction's log.
+ *
  * @example
  * ```ts
  * import { Loc, Xt } from "@sabre/sabre";

@@ -341,3 +341,14 @@ export function dllistHandoff(ctx: WorkerContext<DllistHandoffArgs>): number {
   }
   return sum;
 }
+
+export interface AddArgs {
+  readonly sum: AccumulatorHandle;
+  readonly delta: number;
+}
+
+/** Adds `delta` to the accumulator, in this worker's own shard. */
+export function addToAccumulator(ctx: WorkerContext<AddArgs>): number {
+  Accumulator.attach(ctx.args.sum).add(ctx.args.delta);
+  return ctx.heap!.slot;
+}

@@ -65,10 +65,15 @@ export function readRecord(
 }
 
 /** Checks a capacity option. */
-export function checkCapacity(value: unknown, what: string, max: number): number {
+export function checkCapacity(
+  value: unknown,
+  what: string,
+  max: number,
+  option = "capacity",
+): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
     throw new RangeError(
-      `Cannot create ${what} as 'capacity' must be an integer from 1 to ${max}: current value is ${
+      `Cannot create ${what} as '${option}' must be an integer from 1 to ${max}: current value is ${
         describeValue(value)
       }`,
     );

@@ -56,7 +56,7 @@ export class Accumulator {
 
   /** Creates an accumulator at 0 in `heap` with `options.shards` shards (default 8, at most 256). */
   static create(heap: SharedHeap, options?: { shards?: number }): Accumulator {
-    const count = checkCapacity(options?.shards ?? 8, "Accumulator", 256);
+    const count = checkCapacity(options?.shards ?? 8, "Accumulator", 256, "shards");
     const shards = Loc.makeArray(heap, count, 0);
     return new Accumulator(shards, placeRecord(heap, TAG, shards, 0));
   }
@@ -113,12 +113,14 @@ export class Accumulator {
     return sum;
   }
 
-  /** In a transaction: sets the total to `value`. */
+  /**
+   * In a transaction: sets the total to `value`, exactly: this worker's
+   * shard takes `value` and every other shard 0 (a difference against the
+   * other shards would be rounded in f64).
+   */
   xtSet(xt: Xt, value: number): void {
     checkNumber(value, "set Accumulator");
     const mine = this.#mine();
-    let others = 0;
-    for (const shard of this.#shards) if (shard !== mine) others += xt.get(shard);
-    xt.set(mine, value - others);
+    for (const shard of this.#shards) xt.set(shard, shard === mine ? value : 0);
   }
 }

@@ -118,7 +118,7 @@ Deno.test("Accumulator: adds, consistent totals, set", () => {
   assert.equal(acc.get(), -1);
   Xt.commit((xt) => acc.xtAdd(xt, 11));
   assert.equal(acc.get(), 10);
-  assert.throws(() => Accumulator.create(heap, { shards: 0 }), /'capacity'.*0/);
+  assert.throws(() => Accumulator.create(heap, { shards: 0 }), /'shards'.*0/);
   assert.throws(() => acc.add(undefined as never), TypeError);
 });
 

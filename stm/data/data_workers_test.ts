@@ -9,7 +9,7 @@ import { Accumulator, Mvar, Queue } from "./mod.ts";
 import { Loc } from "../mod.ts";
 import { SharedHeap } from "../../memory/mod.ts";
 import { runWorkers } from "../../testing/harness.ts";
-import type { PhilosopherArgs, PipelineArgs } from "./_data_test_workers.ts";
+import type { AddArgs, PhilosopherArgs, PipelineArgs } from "./_data_test_workers.ts";
 
 const fixtures = new URL("./_data_test_workers.ts", import.meta.url).href;
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
@@ -52,4 +52,24 @@ Deno.test("pipeline: 3 producers, 5 consumers over a 4-slot Queue: every number 
   assert.equal(results.slice(producers).reduce((s, n) => s + n, 0), producers * perProducer);
   assert.equal(sum.get(), producers * (perProducer * (perProducer + 1)) / 2);
   assert.equal(queue.length, 0);
+});
+
+Deno.test("Accumulator: set gives exactly the value asked for while other shards hold large sums", async () => {
+  const heap = SharedHeap.create();
+  const sum = Accumulator.create(heap, { shards: 4 });
+  // Another worker's slot, and so (with 4 shards) most likely another shard.
+  const [slot] = await runWorkers<AddArgs, number>({
+    module: fixtures,
+    fn: "addToAccumulator",
+    workers: 1,
+    heap,
+    args: { sum: sum.handle, delta: 1e16 },
+    timeoutMs: 30_000,
+  });
+  assert.equal(sum.get(), 1e16);
+  assert.notEqual(slot % 4, heap.slot % 4, "the worker added to this worker's shard");
+  for (const value of [1, 0.3, -7.25, 0]) {
+    sum.set(value);
+    assert.equal(sum.get(), value);
+  }
 });
