@@ -773,8 +773,8 @@ export class HybridLatch {
    */
   destroy(): void {
     const { heap, offset, words } = this.#placement;
-    if ((Atomics.load(words, VERSION) & 1) === 1 || this.lock.readers !== 0) {
-      throw new SabreError("Cannot destroy HybridLatch as it is held");
+    if ((Atomics.load(words, VERSION) & 1) === 1 || !this.lock.isIdle) {
+      throw new SabreError("Cannot destroy HybridLatch as it is held or has waiters");
     }
     Atomics.store(words, 0, 0);
     if (heap !== undefined) heap.free(offset);
@@ -782,25 +782,27 @@ export class HybridLatch {
 
   #enterExclusive(): ExclusiveGuard {
     // Only the RwLock's writer changes the version, so add is exact.
-    const version = Atomics.add(this.#words, VERSION, 1) + 1;
+    const version = (Atomics.add(this.#words, VERSION, 1) + 1) | 0;
     return new ExclusiveGuard(this, version);
   }
 
   /** @internal */
   releaseExclusive(version: number): OptimisticGuard {
-    Atomics.store(this.#words, VERSION, version + 1);
+    const next = (version + 1) | 0;
+    Atomics.store(this.#words, VERSION, next);
     this.lock.releaseWrite();
-    return new OptimisticGuard(this, version + 1);
+    return new OptimisticGuard(this, next);
   }
 
   /** @internal */
   upgradeToExclusive(version: number, options?: LockOptions): ExclusiveGuard {
     this.lock.acquireWrite(options);
-    if (Atomics.compareExchange(this.#words, VERSION, version, version + 1) !== version) {
+    const next = (version + 1) | 0;
+    if (Atomics.compareExchange(this.#words, VERSION, version, next) !== version) {
       this.lock.releaseWrite();
       throw Unwind.signal;
     }
-    return new ExclusiveGuard(this, version + 1);
+    return new ExclusiveGuard(this, next);
   }
 
   /** @internal */

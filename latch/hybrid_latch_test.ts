@@ -12,6 +12,7 @@ import {
   GuardReads,
   HybridLatch,
   isUnwind,
+  LatchWords,
   Mutex,
   OPTIMISTIC_ATTEMPTS,
   OptimisticGuard,
@@ -438,4 +439,56 @@ Deno.test("HybridLatch: optimistic waits and read(fn) have timeout and async for
     await writer.release();
   }
   assert.equal(latch.read((g) => g.version, { timeoutMs: 50 }), latch.currentVersion());
+});
+
+Deno.test("HybridLatch: destroy refuses while a woken writer has not yet entered", async () => {
+  const heap = SharedHeap.create();
+  const before = heap.stats().liveBlocks;
+  const latch = HybridLatch.create(heap);
+  const held = latch.exclusive();
+  const waiting = latch.exclusiveAsync();
+  held.unlock();
+  // The waiter is woken but has not run yet: it still counts.
+  assert.throws(() => latch.destroy(), (e) => e instanceof SabreError && /waiters/.test(e.message));
+  (await waiting).unlock();
+  latch.destroy();
+  assert.equal(heap.stats().liveBlocks, before);
+});
+
+Deno.test("HybridLatch: versions wrap within Int32 across exclusive sections, and guards still validate", () => {
+  const latch = HybridLatch.create();
+  const words = new Int32Array(latch.handle.sab, latch.handle.offset, 2);
+  for (const start of [0x7ffffffe, -2]) {
+    Atomics.store(words, 1, start);
+    const x = latch.exclusive();
+    assert.equal(x.version, (start + 1) | 0);
+    const after = x.unlock();
+    assert.equal(after.version, (start + 2) | 0);
+    assert.ok(after.isValid(), `the guard after ${start} + 2 should validate`);
+    after.recheck();
+    const up = latch.optimisticOrSpin().toExclusive();
+    assert.equal(up.version, (start + 3) | 0);
+    up.unlock().recheck();
+  }
+});
+
+Deno.test("LatchWords: tryUpgrade from an odd version answers false; unlock of a free latch throws and changes nothing", () => {
+  const words = new Int32Array(new SharedArrayBuffer(8));
+  assert.ok(LatchWords.tryLock(words, 0));
+  assert.equal(LatchWords.tryUpgrade(words, 0, 1), false, "upgraded from the holder's version");
+  assert.ok(LatchWords.isLocked(words, 0));
+  LatchWords.unlock(words, 0);
+  assert.throws(
+    () => LatchWords.unlock(words, 0),
+    (e) => e instanceof SabreError && /not held: its version is 2/.test(e.message),
+  );
+  assert.equal(Atomics.load(words, 0), 2);
+  assert.equal(LatchWords.isLocked(words, 0), false);
+  // Across the Int32 wrap.
+  Atomics.store(words, 0, 0x7ffffffe);
+  assert.ok(LatchWords.tryUpgrade(words, 0, 0x7ffffffe));
+  LatchWords.unlock(words, 0);
+  assert.equal(Atomics.load(words, 0), -0x80000000);
+  assert.ok(LatchWords.tryUpgrade(words, 0, -0x80000000));
+  LatchWords.unlock(words, 0);
 });

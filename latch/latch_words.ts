@@ -35,6 +35,7 @@
  * @module
  */
 
+import { SabreError } from "../memory/mod.ts";
 import { pause, remainingMs, SPIN_LIMIT, waitBlocking } from "./parking.ts";
 
 /** Words a latch occupies: the version and the waiter count. */
@@ -112,10 +113,12 @@ export const LatchWords: LatchWordsApi = {
 
   /**
    * Takes the latch exclusively if its version is still the even
-   * `version`; never waits.
+   * `version`; never waits. An odd `version` (one read while the latch was
+   * held) answers false.
    */
   tryUpgrade(words: Int32Array, at: number, version: number): boolean {
-    return Atomics.compareExchange(words, at, version, version + 1) === version;
+    return (version & 1) === 0 &&
+      Atomics.compareExchange(words, at, version, (version + 1) | 0) === version;
   },
 
   /** Takes the latch exclusively if it is free now; never waits. */
@@ -124,9 +127,17 @@ export const LatchWords: LatchWordsApi = {
     return (v & 1) === 0 && Atomics.compareExchange(words, at, v, v + 1) === v;
   },
 
-  /** Leaves exclusive mode: the version becomes even again, two past the one locked. */
+  /**
+   * Leaves exclusive mode: the version becomes even again, two past the one
+   * locked. Throws `SabreError`, having changed nothing, where the latch was
+   * not held.
+   */
   unlock(words: Int32Array, at: number): void {
-    Atomics.add(words, at, 1);
+    const was = Atomics.add(words, at, 1);
+    if ((was & 1) === 0) {
+      Atomics.sub(words, at, 1);
+      throw new SabreError(`Cannot unlock latch as it is not held: its version is ${was}`);
+    }
     if (Atomics.load(words, at + 1) !== 0) Atomics.notify(words, at);
   },
 

@@ -726,6 +726,15 @@ export class RwLock {
     }
   }
 
+  /**
+   * @internal Whether nobody holds or waits for the lock: no reader or
+   * writer inside, no writer announced, no reader about to park.
+   */
+  get isIdle(): boolean {
+    return Atomics.load(this.#words, STATE) === 0 &&
+      Atomics.load(this.#words, READERS_WAITING) === 0;
+  }
+
   #writerMayEnter(): boolean {
     return (Atomics.load(this.#words, STATE) & (WRITER | READER_MASK)) === 0;
   }
@@ -790,11 +799,11 @@ export class RwLock {
    * ```
    */
   destroy(): void {
-    const { heap, offset, words } = this.#placement;
-    if (Atomics.load(words, STATE) !== 0) {
+    const { heap, offset } = this.#placement;
+    if (!this.isIdle) {
       throw new SabreError("Cannot destroy RwLock as it is locked or has waiters");
     }
-    Atomics.store(words, 0, 0);
+    Atomics.store(this.#placement.words, 0, 0);
     if (heap !== undefined) heap.free(offset);
   }
 }

@@ -33,6 +33,7 @@ import {
   objectHandle,
   type Placement,
   placeObject,
+  SabreError,
   type SharedHandle,
   type SharedHeap,
   tagOf,
@@ -819,7 +820,8 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
   }
 
   /**
-   * Frees the cell's memory in its heap.
+   * Frees the cell's memory in its heap. Throws `SabreError` during a write
+   * or while a writer waits; readers must be done with it too.
    *
    * @example
    * ```ts
@@ -829,6 +831,9 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    */
   destroy(): void {
     const { heap, offset, words } = this.#placement;
+    if ((Atomics.load(words, SEQ) & 1) === 1 || this.#writers.isLocked) {
+      throw new SabreError("Cannot destroy SeqCell during a write or while a writer waits");
+    }
     Atomics.store(words, 0, 0);
     if (heap !== undefined) heap.free(offset);
   }

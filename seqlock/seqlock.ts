@@ -431,7 +431,8 @@ export class SeqLock {
   }
 
   /**
-   * Frees the lock's memory in its heap.
+   * Frees the lock's memory in its heap. Throws `SabreError` during a write
+   * or while a writer waits; readers must be done with it too.
    *
    * @example
    * ```ts
@@ -441,8 +442,8 @@ export class SeqLock {
    */
   destroy(): void {
     const { heap, offset, words } = this.#placement;
-    if ((Atomics.load(words, SEQ) & 1) === 1) {
-      throw new SabreError("Cannot destroy SeqLock during a write");
+    if ((Atomics.load(words, SEQ) & 1) === 1 || this.#writers.isLocked) {
+      throw new SabreError("Cannot destroy SeqLock during a write or while a writer waits");
     }
     Atomics.store(words, 0, 0);
     if (heap !== undefined) heap.free(offset);
