@@ -60,7 +60,9 @@ export interface LockOptions {
 
 /**
  * Absolute deadline on the `performance.now()` clock for `options`, Infinity
- * for none. Throws `RangeError` naming `what` for a bad `timeoutMs`.
+ * for none. Throws `RangeError` naming `what` for a bad `timeoutMs`, and
+ * `TypeError` for options that are not an object or that have a field other
+ * than `timeoutMs` and `otherFields`.
  *
  * @example
  * ```ts
@@ -69,8 +71,27 @@ export interface LockOptions {
  * console.assert(deadlineOf({ timeoutMs: 10 }, "wait") > performance.now());
  * ```
  */
-export function deadlineOf(options: LockOptions | undefined, what: string): number {
-  const timeoutMs = options?.timeoutMs;
+export function deadlineOf(
+  options: LockOptions | undefined,
+  what: string,
+  otherFields?: readonly string[],
+): number {
+  if (options === undefined) return Infinity;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot ${what} as 'options' must be an object: current value is ${describeValue(options)}`,
+    );
+  }
+  // A misspelt field would otherwise mean "wait forever".
+  for (const field in options) {
+    if (field !== "timeoutMs" && !(otherFields?.includes(field) ?? false)) {
+      throw new TypeError(
+        `Cannot ${what} as 'options' has no field ${describeValue(field)}: ` +
+          `it takes ${["timeoutMs", ...(otherFields ?? [])].map((f) => `'${f}'`).join(", ")}`,
+      );
+    }
+  }
+  const timeoutMs = options.timeoutMs;
   if (timeoutMs === undefined || timeoutMs === Infinity) return Infinity;
   if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) {
     throw new RangeError(

@@ -689,7 +689,8 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
   }
 
   /**
-   * A consistent read of one field.
+   * A consistent read of one field. Waits only while a write is in
+   * progress; throws {@linkcode TimeoutError} after `timeoutMs`.
    *
    * @example
    * ```ts
@@ -698,12 +699,15 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * console.assert(cell.get("rate") === 1.25);
    * ```
    */
-  get(name: keyof S & string): number {
+  get(name: keyof S & string, options?: LockOptions): number {
     const field = this.#field(name, "read");
+    const deadline = options === undefined ? Infinity : deadlineOf(options, "read SeqCell");
     const words = this.#words;
     for (;;) {
       let stamp = Atomics.load(words, SEQ);
-      if ((stamp & 1) === 1) stamp = waitEvenSequence(words, Infinity, "SeqCell");
+      if ((stamp & 1) === 1) {
+        stamp = waitEvenSequence(words, deadline, "SeqCell", options?.timeoutMs);
+      }
       const low = Atomics.load(words, DATA + field.word);
       const high = field.type === "f64" ? Atomics.load(words, DATA + field.word + 1) : 0;
       if (Atomics.load(words, SEQ) !== stamp) continue;

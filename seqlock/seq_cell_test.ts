@@ -230,10 +230,14 @@ Deno.test("SeqCell: during a publish, tryRead gives nothing and timed reads time
     assert.match(error.message, /read SeqCell/);
     assert.equal(error.timeoutMs, 20, "the error reports the timeout that was given");
     assert.throws(() => cell.readInto({ v: 0 }, { timeoutMs: 0 }), TimeoutError);
+    const fieldError = thrown(() => cell.get("v", { timeoutMs: 15 }));
+    assert.ok(fieldError instanceof TimeoutError);
+    assert.equal(fieldError.timeoutMs, 15);
   } finally {
     fakeWriteInProgress(cell, false);
   }
   assert.equal(cell.read({ timeoutMs: 0 }).v, 4);
+  assert.equal(cell.get("v", { timeoutMs: 0 }), 4);
 });
 
 Deno.test("SeqCell: an invalid timeoutMs is a RangeError naming it", async () => {
@@ -245,6 +249,7 @@ Deno.test("SeqCell: an invalid timeoutMs is a RangeError naming it", async () =>
     assert.throws(() => cell.update(() => ({ v: 1 }), options), named);
     assert.throws(() => cell.read(options), named);
     assert.throws(() => cell.readInto({ v: 0 }, options), named);
+    assert.throws(() => cell.get("v", options), named);
     await assert.rejects(cell.writeAsync({ v: 1 }, options), named);
   }
   assert.equal(cell.version, 0);

@@ -112,6 +112,9 @@ let attempts = 0;
  */
 const RECHECK_MS = 250;
 
+/** The fields of CommitOptions besides timeoutMs. */
+const COMMIT_FIELDS = ["mode"] as const;
+
 /** The deadline of one park of a blocked transaction. */
 function recheckBy(deadline: number): number {
   return Math.min(deadline, performance.now() + RECHECK_MS);
@@ -227,7 +230,7 @@ export class Xt {
   static commit<T>(tx: Tx<T>, options?: CommitOptions): T {
     checkTx(tx);
     let mode = checkMode(options);
-    const deadline = deadlineOf(options, "commit transaction");
+    const deadline = deadlineOf(options, "commit transaction", COMMIT_FIELDS);
     const xt = pool.pop() ?? new Xt();
     try {
       for (let failures = 0, backoff = 1;;) {
@@ -281,7 +284,7 @@ export class Xt {
   static async commitAsync<T>(tx: Tx<T>, options?: CommitOptions): Promise<T> {
     checkTx(tx);
     let mode = checkMode(options);
-    const deadline = deadlineOf(options, "commit transaction");
+    const deadline = deadlineOf(options, "commit transaction", COMMIT_FIELDS);
     for (let failures = 0, backoff = 1;;) {
       // One log per step: another async commit may run while we wait.
       const xt = pool.pop() ?? new Xt();
