@@ -25,6 +25,7 @@ import {
   type SharedHandle,
   type SharedHeap,
   tagOf,
+  TimeoutError,
 } from "../memory/mod.ts";
 import { Mutex } from "./mutex.ts";
 import { deadlineOf, type LockOptions, parkAsync, parkSync, timedOut } from "./parking.ts";
@@ -249,9 +250,15 @@ export class Condvar {
    */
   waitWhile(mutex: Mutex, condition: () => boolean, options?: LockOptions): void {
     const deadline = deadlineOf(options, "wait on Condvar");
-    while (condition()) {
-      const left = deadline === Infinity ? undefined : Math.max(0, deadline - performance.now());
-      this.wait(mutex, left === undefined ? undefined : { timeoutMs: left });
+    try {
+      while (condition()) {
+        const left = deadline === Infinity ? undefined : Math.max(0, deadline - performance.now());
+        this.wait(mutex, left === undefined ? undefined : { timeoutMs: left });
+      }
+    } catch (e) {
+      // The error reports the caller's timeoutMs, not the time that was left.
+      if (e instanceof TimeoutError) timedOut("wait on Condvar", options);
+      throw e;
     }
   }
 
@@ -274,9 +281,14 @@ export class Condvar {
     options?: LockOptions,
   ): Promise<void> {
     const deadline = deadlineOf(options, "wait on Condvar");
-    while (condition()) {
-      const left = deadline === Infinity ? undefined : Math.max(0, deadline - performance.now());
-      await this.waitAsync(mutex, left === undefined ? undefined : { timeoutMs: left });
+    try {
+      while (condition()) {
+        const left = deadline === Infinity ? undefined : Math.max(0, deadline - performance.now());
+        await this.waitAsync(mutex, left === undefined ? undefined : { timeoutMs: left });
+      }
+    } catch (e) {
+      if (e instanceof TimeoutError) timedOut("wait on Condvar", options);
+      throw e;
     }
   }
 

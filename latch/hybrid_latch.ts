@@ -44,6 +44,7 @@ import {
   type SharedHandle,
   type SharedHeap,
   tagOf,
+  TimeoutError,
 } from "../memory/mod.ts";
 import { deadlineOf, type LockOptions, pause, SPIN_LIMIT } from "./parking.ts";
 import { RwLock } from "./rwlock.ts";
@@ -63,6 +64,16 @@ function timeLeft(deadline: number): LockOptions | undefined {
   return deadline === Infinity
     ? undefined
     : { timeoutMs: Math.max(0, deadline - performance.now()) };
+}
+
+/**
+ * `error`, or where it is the TimeoutError of the RwLock inside, one that
+ * names the latch's own operation and the caller's `timeoutMs`.
+ */
+function renamed(error: unknown, operation: string, options: LockOptions | undefined): unknown {
+  return error instanceof TimeoutError
+    ? new TimeoutError(operation, options?.timeoutMs ?? 0)
+    : error;
 }
 
 /** Optimistic attempts of `read(fn)` before it falls back to shared mode. */
@@ -476,7 +487,11 @@ export class HybridLatch {
    * ```
    */
   exclusive(options?: LockOptions): ExclusiveGuard {
-    this.lock.acquireWrite(options);
+    try {
+      this.lock.acquireWrite(options);
+    } catch (e) {
+      throw renamed(e, "lock HybridLatch exclusively", options);
+    }
     return this.#enterExclusive();
   }
 
@@ -506,7 +521,11 @@ export class HybridLatch {
    * ```
    */
   async exclusiveAsync(options?: LockOptions): Promise<ExclusiveGuard> {
-    await this.lock.acquireWriteAsync(options);
+    try {
+      await this.lock.acquireWriteAsync(options);
+    } catch (e) {
+      throw renamed(e, "lock HybridLatch exclusively", options);
+    }
     return this.#enterExclusive();
   }
 
@@ -521,7 +540,11 @@ export class HybridLatch {
    * ```
    */
   shared(options?: LockOptions): SharedGuard {
-    this.lock.acquireRead(options);
+    try {
+      this.lock.acquireRead(options);
+    } catch (e) {
+      throw renamed(e, "lock HybridLatch shared", options);
+    }
     return new SharedGuard(this, Atomics.load(this.#words, VERSION));
   }
 
@@ -550,7 +573,11 @@ export class HybridLatch {
    * ```
    */
   async sharedAsync(options?: LockOptions): Promise<SharedGuard> {
-    await this.lock.acquireReadAsync(options);
+    try {
+      await this.lock.acquireReadAsync(options);
+    } catch (e) {
+      throw renamed(e, "lock HybridLatch shared", options);
+    }
     return new SharedGuard(this, Atomics.load(this.#words, VERSION));
   }
 
@@ -576,7 +603,11 @@ export class HybridLatch {
       if (spin < SPIN_LIMIT) {
         pause();
       } else {
-        this.lock.acquireRead(timeLeft(deadline));
+        try {
+          this.lock.acquireRead(timeLeft(deadline));
+        } catch (e) {
+          throw renamed(e, "wait for HybridLatch", options);
+        }
         this.lock.releaseRead();
         spin = 0;
       }
@@ -601,7 +632,11 @@ export class HybridLatch {
     const deadline = deadlineOf(options, "wait for HybridLatch");
     let version = Atomics.load(words, VERSION);
     while ((version & 1) === 1) {
-      await this.lock.acquireReadAsync(timeLeft(deadline));
+      try {
+        await this.lock.acquireReadAsync(timeLeft(deadline));
+      } catch (e) {
+        throw renamed(e, "wait for HybridLatch", options);
+      }
       this.lock.releaseRead();
       version = Atomics.load(words, VERSION);
     }
@@ -688,7 +723,12 @@ export class HybridLatch {
     const deadline = options === undefined ? Infinity : deadlineOf(options, "read HybridLatch");
     const result = this.#readOptimistically(fn);
     if (result !== NO_RESULT) return result as T;
-    const shared = this.shared(timeLeft(deadline));
+    let shared: SharedGuard;
+    try {
+      shared = this.shared(timeLeft(deadline));
+    } catch (e) {
+      throw renamed(e, "read HybridLatch", options);
+    }
     try {
       return fn(shared);
     } finally {
@@ -714,7 +754,12 @@ export class HybridLatch {
     const deadline = options === undefined ? Infinity : deadlineOf(options, "read HybridLatch");
     const result = this.#readOptimistically(fn);
     if (result !== NO_RESULT) return result as T;
-    const shared = await this.sharedAsync(timeLeft(deadline));
+    let shared: SharedGuard;
+    try {
+      shared = await this.sharedAsync(timeLeft(deadline));
+    } catch (e) {
+      throw renamed(e, "read HybridLatch", options);
+    }
     try {
       return fn(shared);
     } finally {
@@ -796,7 +841,11 @@ export class HybridLatch {
 
   /** @internal */
   upgradeToExclusive(version: number, options?: LockOptions): ExclusiveGuard {
-    this.lock.acquireWrite(options);
+    try {
+      this.lock.acquireWrite(options);
+    } catch (e) {
+      throw renamed(e, "lock HybridLatch exclusively", options);
+    }
     const next = (version + 1) | 0;
     if (Atomics.compareExchange(this.#words, VERSION, version, next) !== version) {
       this.lock.releaseWrite();

@@ -14,6 +14,7 @@ import {
   SeqCell,
   SeqLock,
   SharedHeap,
+  TimeoutError,
   Xt,
 } from "../mod.ts";
 
@@ -71,4 +72,54 @@ Deno.test("options: every blocking call refuses a non-object and an unknown fiel
   assert.equal(Xt.commit((xt) => xt.get(loc), { timeoutMs: 10, mode: "lock-free" }), 1);
   mutex.lock({ timeoutMs: 10 }).unlock();
   mutex.lock({}).unlock();
+});
+
+Deno.test("timeouts: HybridLatch and Condvar.waitWhile name their own operation and the caller's timeoutMs", async () => {
+  const latch = HybridLatch.create();
+  const held = latch.exclusive();
+  const cases: [string, RegExp, () => unknown][] = [
+    ["exclusive", /lock HybridLatch exclusively/, () => latch.exclusive({ timeoutMs: 25 })],
+    [
+      "exclusiveAsync",
+      /lock HybridLatch exclusively/,
+      () => latch.exclusiveAsync({ timeoutMs: 25 }),
+    ],
+    ["shared", /lock HybridLatch shared/, () => latch.shared({ timeoutMs: 25 })],
+    ["sharedAsync", /lock HybridLatch shared/, () => latch.sharedAsync({ timeoutMs: 25 })],
+    ["read", /read HybridLatch/, () => latch.read(() => 0, { timeoutMs: 25 })],
+    ["readAsync", /read HybridLatch/, () => latch.readAsync(() => 0, { timeoutMs: 25 })],
+    ["optimisticOrSpin", /wait for HybridLatch/, () => latch.optimisticOrSpin({ timeoutMs: 25 })],
+  ];
+  for (const [name, operation, call] of cases) {
+    try {
+      await call();
+      assert.fail(`${name} did not time out`);
+    } catch (e) {
+      assert.ok(e instanceof TimeoutError, `${name}: ${e}`);
+      assert.match(e.message, operation, name);
+      assert.doesNotMatch(e.message, /RwLock/, name);
+      assert.equal(e.timeoutMs, 25, name);
+    }
+  }
+  held.unlock();
+  const mutex = Mutex.create();
+  const condvar = Condvar.create();
+  for (
+    const wait of [
+      () => condvar.waitWhile(mutex, () => true, { timeoutMs: 30 }),
+      () => condvar.waitWhileAsync(mutex, () => true, { timeoutMs: 30 }),
+    ]
+  ) {
+    mutex.acquire();
+    try {
+      await wait();
+      assert.fail("waitWhile did not time out");
+    } catch (e) {
+      assert.ok(e instanceof TimeoutError);
+      assert.match(e.message, /wait on Condvar/);
+      assert.equal(e.timeoutMs, 30);
+    } finally {
+      mutex.release();
+    }
+  }
 });

@@ -86,6 +86,15 @@ function kindName(code: number): LocKind {
  * for the message. Throws TypeError for a non-number, RangeError for a
  * number the kind cannot hold.
  */
+/** Throws TypeError naming `fn` where it is not a function. */
+export function checkFn(fn: unknown, what: string): void {
+  if (typeof fn !== "function") {
+    throw new TypeError(
+      `Cannot ${what} as 'fn' must be a function: current value is ${describeValue(fn)}`,
+    );
+  }
+}
+
 export function checkValue(code: number, value: unknown, what: string): number {
   if (typeof value !== "number") {
     throw new TypeError(
@@ -437,6 +446,7 @@ export class Loc {
    * ```
    */
   getAs<R>(fn: (value: number) => R, options?: CommitOptions): R {
+    checkFn(fn, "read Loc");
     try {
       return fn(this.get());
     } catch (e) {
@@ -598,6 +608,7 @@ export class Loc {
    * ```
    */
   update(fn: (value: number) => number, options?: CommitOptions): number {
+    checkFn(fn, "update Loc");
     const d = this.d;
     const heap = d.heap;
     for (let backoff = 1;; backoff = Math.min(backoff * 2, 256)) {

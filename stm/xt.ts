@@ -15,7 +15,7 @@
 import { describeValue, TimeoutError } from "../memory/mod.ts";
 import { deadlineOf, parkAsync, parkSync, pause, remainingMs } from "../latch/mod.ts";
 import { type CommitMode, type Domain, H_COUNTER, L_WORD, orderByAddress } from "./_kcas.ts";
-import { addValue, checkValue, Loc, sameValueZero } from "./loc.ts";
+import { addValue, checkFn, checkValue, Loc, sameValueZero } from "./loc.ts";
 import { Invalid, Later } from "./retry.ts";
 
 /**
@@ -574,6 +574,7 @@ export class Xt {
    * ```
    */
   update(loc: Loc, fn: (value: number) => number): number {
+    checkFn(fn, "update in transaction");
     const i = this.#entry(loc, "update in transaction");
     const old = this.#values[i];
     this.#values[i] = checkValue(loc["k"], fn(old), "update in transaction");

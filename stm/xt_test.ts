@@ -522,6 +522,14 @@ Deno.test("Xt: bad input throws typed errors naming the value", () => {
     (e) => e instanceof RangeError && /another heap/.test(e.message),
   );
   assert.throws(() => Xt.commit((xt) => xt.rollback({ entries: 0 })), /snapshot/);
+  const notFn = (e: unknown) =>
+    e instanceof TypeError && /'fn' must be a function: current value is 5/.test(e.message);
+  assert.throws(() => Xt.commit((xt) => xt.update(a, 5 as never)), notFn);
+  assert.throws(() => Xt.commit((xt) => xt.modify(a, 5 as never)), notFn);
+  assert.throws(() => a.update(5 as never), notFn);
+  assert.throws(() => a.modify(5 as never), notFn);
+  assert.throws(() => a.getAs(5 as never), notFn);
+  assert.throws(() => Xt.commit(() => 0, "x" as never), /'options' must be an object/);
   assert.equal(a.get(), 0);
   assert.equal(heap.isPinned, false);
   assert.equal(other.isPinned, false);
