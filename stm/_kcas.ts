@@ -505,7 +505,13 @@ export class Domain {
     const heap = this.heap;
     const w = (locAddr >> 2) + L_WORD;
     const cell = this.newCell(value);
-    const d = this.#take(this.#descs[0]);
+    let d: number;
+    try {
+      d = this.#take(this.#descs[0]);
+    } catch (e) {
+      this.#untake(this.#cells, cell); // never published
+      throw e;
+    }
     let i32 = heap.i32;
     const s = d >> 2;
     i32[s + D_STATUS] = INSTALLED; // one entry: installed by the CAS that publishes it
@@ -568,11 +574,22 @@ export class Domain {
     const e0 = s + (D_HEADER >> 2);
     const EW = ENTRY_BYTES >> 2;
     // New cells first: taking one may allocate, and so remap the views.
-    for (let k = 0; k < n; k++) {
-      const i = order[k];
-      if (!writes[i]) continue;
-      const cell = this.newCell(values[i]);
-      heap.i32[e0 + k * EW + E_NEW] = cell;
+    let made = 0;
+    try {
+      for (; made < n; made++) {
+        const i = order[made];
+        if (!writes[i]) continue;
+        const cell = this.newCell(values[i]);
+        heap.i32[e0 + made * EW + E_NEW] = cell;
+      }
+    } catch (e) {
+      // A full heap: nothing was published; give back what was taken.
+      for (let k = 0; k < made; k++) {
+        if (writes[order[k]]) this.#untake(this.#cells, heap.i32[e0 + k * EW + E_NEW]);
+      }
+      if (c >= 0) this.#untake(this.#descs[c], d);
+      else heap.free(d);
+      throw e;
     }
     let i32 = heap.i32;
     i32[s + D_STATUS] = INSTALLING;

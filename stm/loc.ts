@@ -224,8 +224,14 @@ export class Loc {
     }
     value = checkValue(code, value, "make Loc");
     const domain = Domain.of(heap);
-    const cell = domain.newCell(value);
     const address = heap.allocate(LOC_BYTES);
+    let cell: number;
+    try {
+      cell = domain.newCell(value);
+    } catch (e) {
+      heap.free(address); // never published
+      throw e;
+    }
     const i32 = heap.i32;
     const i = address >> 2;
     i32[i + L_KIND] = code;
@@ -259,7 +265,15 @@ export class Loc {
         }`,
       );
     }
-    return Array.from({ length }, () => Loc.make(heap, value, options));
+    const locs: Loc[] = [];
+    try {
+      for (let i = 0; i < length; i++) locs.push(Loc.make(heap, value, options));
+    } catch (e) {
+      // A full heap: give back what was made (nobody else has seen it).
+      for (const loc of locs) loc.free();
+      throw e;
+    }
+    return locs;
   }
 
   /**

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { isRetry, Loc, Retry, Xt, type XtSnapshot } from "./mod.ts";
-import { faultInjection, SharedHeap, TimeoutError } from "../memory/mod.ts";
+import { faultInjection, HeapExhaustedError, SharedHeap, TimeoutError } from "../memory/mod.ts";
 import { seededRandom } from "../testing/harness.ts";
 import { orderByAddress } from "./_kcas.ts";
 
@@ -669,4 +669,52 @@ Deno.test("orderByAddress: short and long logs come out in ascending address ord
       assert.deepEqual(order.slice(n), [-1, -1, -1], "wrote past n");
     }
   }
+});
+
+Deno.test("STM on a full heap: a commit, Loc.make or Loc.makeArray that runs out of memory gives back what it took", () => {
+  const MiB = 1 << 20;
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: MiB });
+  const locs = Loc.makeArray(heap, 8, 1);
+  const fillAll = (size: number, into: number[]) => {
+    try {
+      for (;;) into.push(heap.allocate(size));
+    } catch (e) {
+      if (!(e instanceof HeapExhaustedError)) throw e;
+    }
+  };
+  const settled = () => {
+    for (let i = 0; i < 4; i++) heap.collect();
+    return heap.stats().liveBlocks;
+  };
+  // Room for the 8-entry descriptor (272 bytes) and three 16-byte cells of
+  // the commit's eight.
+  const descriptor = heap.allocate(272);
+  const big: number[] = [];
+  const small: number[] = [];
+  fillAll(272, big);
+  fillAll(16, small);
+  heap.free(descriptor);
+  for (const block of small.splice(0, 3)) heap.free(block);
+  const before = settled();
+  assert.throws(
+    () => Xt.commit((xt) => locs.forEach((loc) => xt.incr(loc))),
+    HeapExhaustedError,
+  );
+  assert.deepEqual(locs.map((loc) => loc.get()), Array(8).fill(1));
+  assert.equal(settled(), before, "the commit kept blocks it took");
+  // Room for a Loc's block but not its cell.
+  fillAll(16, small);
+  heap.free(small.pop()!);
+  const beforeMake = settled();
+  assert.throws(() => Loc.make(heap, 5), HeapExhaustedError);
+  assert.equal(settled(), beforeMake, "Loc.make kept its block");
+  // Room for a few Locs of the array's ten.
+  for (const block of small.splice(0, 7)) heap.free(block);
+  const beforeArray = settled();
+  assert.throws(() => Loc.makeArray(heap, 10, 0), HeapExhaustedError);
+  assert.equal(settled(), beforeArray, "makeArray kept the Locs it made");
+  // With room again, the same commit goes through.
+  for (const block of [...small, ...big]) heap.free(block);
+  Xt.commit((xt) => locs.forEach((loc) => xt.incr(loc)));
+  assert.deepEqual(locs.map((loc) => loc.get()), Array(8).fill(2));
 });
