@@ -11,6 +11,7 @@
  */
 
 import assert from "node:assert/strict";
+import { DESTROY_SAMPLES, type DestroySample, settledUse } from "../testing/destroy.ts";
 import fc from "fast-check";
 import { BPlusTree, type BPlusTreeOptions } from "./mod.ts";
 import { checkTree } from "./_invariants.ts";
@@ -1601,36 +1602,8 @@ for (const order of ["ascending", "descending", "shuffled"] as const) {
 // ---------------------------------------------------------------------------
 // destroy
 
-function settledUse(heap: SharedHeap): { blocks: number; bytes: number } {
-  for (let i = 0; i < 4; i++) heap.collect();
-  const { liveBlocks, liveBytes } = heap.stats();
-  return { blocks: liveBlocks, bytes: liveBytes };
-}
-
-const DESTROY_SPECS: {
-  name: string;
-  options: BPlusTreeOptions;
-  key: (i: number) => unknown;
-  value: (i: number) => unknown;
-}[] = [
-  {
-    name: "i32 -> i32",
-    options: { key: "i32", value: "i32" },
-    key: (i) => i * 3,
-    value: (i) => -i,
-  },
-  {
-    name: "string -> string",
-    options: { key: "string", value: "string" },
-    key: (i) => (i % 2 === 0 ? `k${i}` : `ключ ${i}`),
-    value: (i) => "v".repeat(i % 40),
-  },
-  {
-    name: "f64 -> bytes",
-    options: { key: "f64", value: "bytes" },
-    key: (i) => i + 0.5,
-    value: (i) => new Uint8Array(i % 9),
-  },
+const DESTROY_SPECS: readonly DestroySample[] = [
+  ...DESTROY_SAMPLES,
   {
     name: "bigint64 -> u32",
     options: { key: "bigint64", value: "u32" },

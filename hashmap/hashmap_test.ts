@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { DESTROY_SAMPLES, settledUse } from "../testing/destroy.ts";
 import fc from "fast-check";
 import { HashMap, type HashMapOptions } from "./mod.ts";
 import {
@@ -39,12 +40,6 @@ function createMap(heap: SharedHeap, options: HashMapOptions<CodecName, CodecNam
 const utf8 = new TextEncoder();
 
 /** Blocks and bytes in use once every retired block that can be freed is. */
-function settledUse(heap: SharedHeap): { blocks: number; bytes: number } {
-  for (let i = 0; i < 4; i++) heap.collect();
-  const { liveBlocks, liveBytes } = heap.stats();
-  return { blocks: liveBlocks, bytes: liveBytes };
-}
-
 function hex(bytes: Uint8Array): string {
   let s = "";
   for (const b of bytes) s += b.toString(16).padStart(2, "0");
@@ -2411,33 +2406,7 @@ Deno.test("exhaustion: create on a full heap throws HeapExhaustedError and leaks
 // ---------------------------------------------------------------------------
 // destroy
 
-const DESTROY_SPECS: {
-  name: string;
-  options: HashMapOptions<CodecName, CodecName>;
-  key: (i: number) => unknown;
-  value: (i: number) => unknown;
-}[] = [
-  {
-    name: "i32 -> i32",
-    options: { key: "i32", value: "i32" },
-    key: (i) => i * 3,
-    value: (i) => -i,
-  },
-  {
-    name: "string -> string",
-    options: { key: "string", value: "string" },
-    key: (i) => (i % 2 === 0 ? `k${i}` : `ключ ${i}`),
-    value: (i) => "v".repeat(i % 40),
-  },
-  {
-    name: "f64 -> bytes",
-    options: { key: "f64", value: "bytes" },
-    key: (i) => i + 0.5,
-    value: (i) => new Uint8Array(i % 9),
-  },
-];
-
-for (const spec of DESTROY_SPECS) {
+for (const spec of DESTROY_SAMPLES) {
   Deno.test(`destroy: ${spec.name} gives back every block at each stage of a growth (copying, promoted, retiring old table, done)`, () => {
     // 3/4 of 2048 slots, then one more key: the table grows. The 8 chunks
     // of 256 slots are copied two a write, then the old table is retired
