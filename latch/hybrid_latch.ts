@@ -70,11 +70,14 @@ function timeLeft(deadline: number): LockOptions | undefined {
  * `error`, or where it is the TimeoutError of the RwLock inside, one that
  * names the latch's own operation and the caller's `timeoutMs`.
  */
-function renamed(error: unknown, operation: string, options: LockOptions | undefined): unknown {
+function renamed(error: unknown, operation: string, caller: LockOptions | undefined): unknown {
   return error instanceof TimeoutError
-    ? new TimeoutError(operation, options?.timeoutMs ?? 0)
+    ? new TimeoutError(operation, caller?.timeoutMs ?? 0)
     : error;
 }
+
+const EXCLUSIVELY = "lock HybridLatch exclusively";
+const SHARED = "lock HybridLatch shared";
 
 /** Optimistic attempts of `read(fn)` before it falls back to shared mode. */
 export const OPTIMISTIC_ATTEMPTS = 40;
@@ -487,11 +490,7 @@ export class HybridLatch {
    * ```
    */
   exclusive(options?: LockOptions): ExclusiveGuard {
-    try {
-      this.lock.acquireWrite(options);
-    } catch (e) {
-      throw renamed(e, "lock HybridLatch exclusively", options);
-    }
+    this.#acquireWrite(options, EXCLUSIVELY, options);
     return this.#enterExclusive();
   }
 
@@ -521,11 +520,7 @@ export class HybridLatch {
    * ```
    */
   async exclusiveAsync(options?: LockOptions): Promise<ExclusiveGuard> {
-    try {
-      await this.lock.acquireWriteAsync(options);
-    } catch (e) {
-      throw renamed(e, "lock HybridLatch exclusively", options);
-    }
+    await this.#acquireWriteAsync(options, EXCLUSIVELY, options);
     return this.#enterExclusive();
   }
 
@@ -540,12 +535,7 @@ export class HybridLatch {
    * ```
    */
   shared(options?: LockOptions): SharedGuard {
-    try {
-      this.lock.acquireRead(options);
-    } catch (e) {
-      throw renamed(e, "lock HybridLatch shared", options);
-    }
-    return new SharedGuard(this, Atomics.load(this.#words, VERSION));
+    return this.#shared(options, SHARED, options);
   }
 
   /**
@@ -572,13 +562,8 @@ export class HybridLatch {
    * using _s = await HybridLatch.create().sharedAsync();
    * ```
    */
-  async sharedAsync(options?: LockOptions): Promise<SharedGuard> {
-    try {
-      await this.lock.acquireReadAsync(options);
-    } catch (e) {
-      throw renamed(e, "lock HybridLatch shared", options);
-    }
-    return new SharedGuard(this, Atomics.load(this.#words, VERSION));
+  sharedAsync(options?: LockOptions): Promise<SharedGuard> {
+    return this.#sharedAsync(options, SHARED, options);
   }
 
   /**
@@ -603,11 +588,7 @@ export class HybridLatch {
       if (spin < SPIN_LIMIT) {
         pause();
       } else {
-        try {
-          this.lock.acquireRead(timeLeft(deadline));
-        } catch (e) {
-          throw renamed(e, "wait for HybridLatch", options);
-        }
+        this.#acquireRead(timeLeft(deadline), "wait for HybridLatch", options);
         this.lock.releaseRead();
         spin = 0;
       }
@@ -632,11 +613,7 @@ export class HybridLatch {
     const deadline = deadlineOf(options, "wait for HybridLatch");
     let version = Atomics.load(words, VERSION);
     while ((version & 1) === 1) {
-      try {
-        await this.lock.acquireReadAsync(timeLeft(deadline));
-      } catch (e) {
-        throw renamed(e, "wait for HybridLatch", options);
-      }
+      await this.#acquireReadAsync(timeLeft(deadline), "wait for HybridLatch", options);
       this.lock.releaseRead();
       version = Atomics.load(words, VERSION);
     }
@@ -723,12 +700,7 @@ export class HybridLatch {
     const deadline = options === undefined ? Infinity : deadlineOf(options, "read HybridLatch");
     const result = this.#readOptimistically(fn);
     if (result !== NO_RESULT) return result as T;
-    let shared: SharedGuard;
-    try {
-      shared = this.shared(timeLeft(deadline));
-    } catch (e) {
-      throw renamed(e, "read HybridLatch", options);
-    }
+    const shared = this.#shared(timeLeft(deadline), "read HybridLatch", options);
     try {
       return fn(shared);
     } finally {
@@ -754,12 +726,7 @@ export class HybridLatch {
     const deadline = options === undefined ? Infinity : deadlineOf(options, "read HybridLatch");
     const result = this.#readOptimistically(fn);
     if (result !== NO_RESULT) return result as T;
-    let shared: SharedGuard;
-    try {
-      shared = await this.sharedAsync(timeLeft(deadline));
-    } catch (e) {
-      throw renamed(e, "read HybridLatch", options);
-    }
+    const shared = await this.#sharedAsync(timeLeft(deadline), "read HybridLatch", options);
     try {
       return fn(shared);
     } finally {
@@ -825,6 +792,75 @@ export class HybridLatch {
     if (heap !== undefined) heap.free(offset);
   }
 
+  // The RwLock's acquisitions, whose timeouts name `operation` and the
+  // caller's timeoutMs (`lockOptions` may hold only the time left of it).
+
+  #shared(
+    lockOptions: LockOptions | undefined,
+    operation: string,
+    caller?: LockOptions,
+  ): SharedGuard {
+    this.#acquireRead(lockOptions, operation, caller);
+    return new SharedGuard(this, Atomics.load(this.#words, VERSION));
+  }
+
+  async #sharedAsync(
+    lockOptions: LockOptions | undefined,
+    operation: string,
+    caller?: LockOptions,
+  ): Promise<SharedGuard> {
+    await this.#acquireReadAsync(lockOptions, operation, caller);
+    return new SharedGuard(this, Atomics.load(this.#words, VERSION));
+  }
+
+  #acquireWrite(
+    lockOptions: LockOptions | undefined,
+    operation: string,
+    caller?: LockOptions,
+  ): void {
+    try {
+      this.lock.acquireWrite(lockOptions);
+    } catch (e) {
+      throw renamed(e, operation, caller);
+    }
+  }
+
+  async #acquireWriteAsync(
+    lockOptions: LockOptions | undefined,
+    operation: string,
+    caller?: LockOptions,
+  ): Promise<void> {
+    try {
+      await this.lock.acquireWriteAsync(lockOptions);
+    } catch (e) {
+      throw renamed(e, operation, caller);
+    }
+  }
+
+  #acquireRead(
+    lockOptions: LockOptions | undefined,
+    operation: string,
+    caller?: LockOptions,
+  ): void {
+    try {
+      this.lock.acquireRead(lockOptions);
+    } catch (e) {
+      throw renamed(e, operation, caller);
+    }
+  }
+
+  async #acquireReadAsync(
+    lockOptions: LockOptions | undefined,
+    operation: string,
+    caller?: LockOptions,
+  ): Promise<void> {
+    try {
+      await this.lock.acquireReadAsync(lockOptions);
+    } catch (e) {
+      throw renamed(e, operation, caller);
+    }
+  }
+
   #enterExclusive(): ExclusiveGuard {
     // Only the RwLock's writer changes the version, so add is exact.
     const version = (Atomics.add(this.#words, VERSION, 1) + 1) | 0;
@@ -841,11 +877,7 @@ export class HybridLatch {
 
   /** @internal */
   upgradeToExclusive(version: number, options?: LockOptions): ExclusiveGuard {
-    try {
-      this.lock.acquireWrite(options);
-    } catch (e) {
-      throw renamed(e, "lock HybridLatch exclusively", options);
-    }
+    this.#acquireWrite(options, EXCLUSIVELY, options);
     const next = (version + 1) | 0;
     if (Atomics.compareExchange(this.#words, VERSION, version, next) !== version) {
       this.lock.releaseWrite();

@@ -117,6 +117,21 @@ export function remainingMs(deadline: number): number {
 }
 
 /**
+ * The end of one bounded park: `deadline`, or `ms` from now where that comes
+ * first. For waiters that must look again now and then whatever wakes them.
+ *
+ * @example
+ * ```ts
+ * import { boundedBy } from "./parking.ts";
+ * console.assert(boundedBy(Infinity, 10) <= performance.now() + 10);
+ * console.assert(boundedBy(0, 10) === 0);
+ * ```
+ */
+export function boundedBy(deadline: number, ms: number): number {
+  return Math.min(deadline, performance.now() + ms);
+}
+
+/**
  * `Atomics.wait`, after ending this worker's read pins
  * (`SharedHeap.releaseReadPins`): a worker blocked in sabre never holds back
  * the reclamation of memory that others retire. Every blocking wait in sabre

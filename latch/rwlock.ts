@@ -47,6 +47,7 @@ import {
   tagOf,
 } from "../memory/mod.ts";
 import {
+  boundedBy,
   deadlineOf,
   type LockOptions,
   parkAsync,
@@ -74,11 +75,6 @@ const WRITER = 1 << 31; // as Int32: -2147483648
 const READ_BLOCKERS = WRITER | WRITERS_WAITING_MASK;
 /** How often a writer that found the writers field full looks again. */
 const FULL_FIELD_POLL_MS = 10;
-
-/** The deadline of one wait of a writer that found the writers field full. */
-function pollBy(deadline: number): number {
-  return Math.min(deadline, performance.now() + FULL_FIELD_POLL_MS);
-}
 
 function tooManyReaders(): never {
   throw new SabreError(`Cannot read-lock RwLock as it has ${READER_MASK} readers already`);
@@ -629,7 +625,7 @@ export class RwLock {
     while (!this.#announceWriter()) {
       // The writers field is full: wait unannounced until one of them enters.
       const seq = Atomics.load(this.#words, WRITER_SEQ);
-      await parkAsync(this.#words, WRITER_SEQ, seq, pollBy(deadline));
+      await parkAsync(this.#words, WRITER_SEQ, seq, boundedBy(deadline, FULL_FIELD_POLL_MS));
       if (remainingMs(deadline) <= 0) timedOut("write-lock RwLock", options);
     }
     for (;;) {
@@ -774,7 +770,12 @@ export class RwLock {
     }
     while (!this.#announceWriter()) {
       // The writers field is full: wait unannounced until one of them enters.
-      parkSync(words, WRITER_SEQ, Atomics.load(words, WRITER_SEQ), pollBy(deadline));
+      parkSync(
+        words,
+        WRITER_SEQ,
+        Atomics.load(words, WRITER_SEQ),
+        boundedBy(deadline, FULL_FIELD_POLL_MS),
+      );
       if (remainingMs(deadline) <= 0) timedOut("write-lock RwLock", options);
     }
     for (;;) {

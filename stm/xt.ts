@@ -14,6 +14,7 @@
 
 import { describeValue, TimeoutError } from "../memory/mod.ts";
 import { deadlineOf, parkAsync, parkSync, pause, remainingMs } from "../latch/mod.ts";
+import { boundedBy } from "../latch/parking.ts";
 import { type CommitMode, type Domain, H_COUNTER, L_WORD, orderByAddress } from "./_kcas.ts";
 import { addValue, checkFn, checkValue, Loc, sameValueZero } from "./loc.ts";
 import { Invalid, Later } from "./retry.ts";
@@ -114,11 +115,6 @@ const RECHECK_MS = 250;
 
 /** The fields of CommitOptions besides timeoutMs. */
 const COMMIT_FIELDS = ["mode"] as const;
-
-/** The deadline of one park of a blocked transaction. */
-function recheckBy(deadline: number): number {
-  return Math.min(deadline, performance.now() + RECHECK_MS);
-}
 
 function checkMode(options: CommitOptions | undefined): CommitMode {
   const mode = options?.mode ?? "obstruction-free";
@@ -240,16 +236,16 @@ export class Xt {
           const domain = xt.#domain;
           const b = xt.#bucket;
           xt.#release();
-          let woken: boolean;
+          let inTime: boolean;
           if (b >= 0 && domain !== undefined) {
-            domain.parkSync(b, xt.#bucketSeen, recheckBy(deadline));
+            domain.parkSync(b, xt.#bucketSeen, boundedBy(deadline, RECHECK_MS));
             domain.unregister(b);
-            woken = remainingMs(deadline) > 0;
+            inTime = remainingMs(deadline) > 0;
           } else {
             // Read nothing: nothing can wake it; wait for the timeout.
-            woken = parkSync(nowhere, 0, 0, deadline);
+            inTime = parkSync(nowhere, 0, 0, deadline);
           }
-          if (!woken) throw new TimeoutError("commit transaction", options?.timeoutMs ?? 0);
+          if (!inTime) throw new TimeoutError("commit transaction", options?.timeoutMs ?? 0);
           continue;
         }
         xt.#release();
@@ -310,14 +306,14 @@ export class Xt {
         pool.push(xt);
       }
       if (b >= 0 && domain !== undefined) {
-        let woken: boolean;
+        let inTime: boolean;
         try {
-          await domain.parkAsync(b, seen, recheckBy(deadline));
-          woken = remainingMs(deadline) > 0;
+          await domain.parkAsync(b, seen, boundedBy(deadline, RECHECK_MS));
+          inTime = remainingMs(deadline) > 0;
         } finally {
           domain.unregister(b);
         }
-        if (!woken) throw new TimeoutError("commit transaction", options?.timeoutMs ?? 0);
+        if (!inTime) throw new TimeoutError("commit transaction", options?.timeoutMs ?? 0);
       } else if (blocked) {
         if (!(await parkAsync(nowhere, 0, 0, deadline))) {
           throw new TimeoutError("commit transaction", options?.timeoutMs ?? 0);
