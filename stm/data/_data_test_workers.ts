@@ -352,3 +352,87 @@ export function addToAccumulator(ctx: WorkerContext<AddArgs>): number {
   Accumulator.attach(ctx.args.sum).add(ctx.args.delta);
   return ctx.heap!.slot;
 }
+
+export interface ClearRaceArgs {
+  readonly queue: QueueHandle;
+  readonly stack: StackHandle;
+  readonly table: HashtblHandle;
+  readonly rounds: number;
+}
+
+/** What one worker of `clearRace` did. */
+export interface ClearRaceReport {
+  /** Numbers it added to the queue, pushed and set as table keys (all distinct). */
+  readonly added: number[];
+  readonly taken: number[];
+  readonly popped: number[];
+  readonly removed: number[];
+  /** Queue and stack lengths at each of its clears, summed. */
+  readonly queueCleared: number;
+  readonly stackCleared: number;
+  /** Table keys that its clears removed. */
+  readonly tableCleared: number[];
+}
+
+/**
+ * Adds distinct numbers to a queue, a stack and a table, takes and removes
+ * some, and now and then clears all three, each clear in a transaction that
+ * also records what it removed.
+ */
+export function clearRace(ctx: WorkerContext<ClearRaceArgs>): ClearRaceReport {
+  const queue = Queue.attach(ctx.args.queue);
+  const stack = Stack.attach(ctx.args.stack);
+  const table = Hashtbl.attach(ctx.args.table);
+  const report = {
+    added: [] as number[],
+    taken: [] as number[],
+    popped: [] as number[],
+    removed: [] as number[],
+    queueCleared: 0,
+    stackCleared: 0,
+    tableCleared: [] as number[],
+  };
+  for (let i = 0; i < ctx.args.rounds; i++) {
+    const v = ctx.index * 1e6 + i;
+    queue.add(v);
+    stack.push(v);
+    table.set(v, i);
+    report.added.push(v);
+    const roll = ctx.random();
+    if (roll < 0.3) {
+      const t = queue.tryTake();
+      if (t !== undefined) report.taken.push(t);
+      const p = stack.tryPop();
+      if (p !== undefined) report.popped.push(p);
+      const k = (ctx.randomInt(ctx.workers)) * 1e6 + ctx.randomInt(i + 1);
+      if (table.remove(k) !== undefined) report.removed.push(k);
+    } else if (roll < 0.33) {
+      const [q, s, keys] = Xt.commit((xt) => {
+        const q = queue.xtLength(xt);
+        const s = stack.xtLength(xt);
+        const keys = table.xtEntries(xt).map(([k]) => k);
+        queue.xtClear(xt);
+        stack.xtClear(xt);
+        table.xtClear(xt);
+        return [q, s, keys] as const;
+      });
+      report.queueCleared += q;
+      report.stackCleared += s;
+      report.tableCleared.push(...keys);
+    } else if (roll < 0.36) {
+      // Each on its own.
+      report.queueCleared += Xt.commit((xt) => {
+        const n = queue.xtLength(xt);
+        queue.xtClear(xt);
+        return n;
+      });
+      report.stackCleared += Xt.commit((xt) => {
+        const n = stack.xtLength(xt);
+        stack.xtClear(xt);
+        return n;
+      });
+    }
+    if ((i & 63) === 0) ctx.checkpoint();
+  }
+  return report;
+}

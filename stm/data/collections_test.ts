@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Dllist, type DllistNode, Hashtbl, Queue, Stack } from "./mod.ts";
+import { Dllist, type DllistNode, Hashtbl, Mvar, Queue, Stack } from "./mod.ts";
 import { Retry, Xt } from "../mod.ts";
 import { HandleError, SharedHeap, TimeoutError } from "../../memory/mod.ts";
 
@@ -226,6 +226,128 @@ Deno.test("unbounded structures: blocking forms wait, time out, and are woken", 
   assert.equal(await popping, 6);
   list.addFirst(1);
   assert.equal(list.takeLast(), 1);
+});
+
+Deno.test("peek, top and the async takes wait, time out, and are woken without taking", async () => {
+  const heap = SharedHeap.create();
+  for (const capacity of [Infinity, 2]) {
+    const queue = Queue.create(heap, { capacity });
+    const stack = Stack.create(heap, { capacity });
+    assert.throws(() => queue.peek({ timeoutMs: 10 }), TimeoutError);
+    assert.throws(() => stack.top({ timeoutMs: 10 }), TimeoutError);
+    await assert.rejects(queue.peekAsync({ timeoutMs: 10 }), TimeoutError);
+    await assert.rejects(stack.topAsync({ timeoutMs: 10 }), TimeoutError);
+    const peeking = queue.peekAsync({ timeoutMs: 5000 });
+    const topping = stack.topAsync({ timeoutMs: 5000 });
+    setTimeout(() => {
+      Xt.commit((xt) => {
+        queue.xtAdd(xt, 1);
+        queue.xtAdd(xt, 2);
+        stack.xtPush(xt, 1);
+        stack.xtPush(xt, 2);
+      });
+    }, 10);
+    assert.equal(await peeking, 1);
+    assert.equal(await topping, 2);
+    assert.ok(queue.peek() === 1 && stack.top() === 2);
+    assert.ok(queue.length === 2 && stack.length === 2, "peeking took nothing");
+    assert.deepEqual(Xt.commit((xt) => [queue.xtPeek(xt), stack.xtTop(xt)]), [1, 2]);
+  }
+  // pushAsync waits while a bounded stack is full.
+  const full = Stack.create(heap, { capacity: 1 });
+  full.push(1);
+  await assert.rejects(full.pushAsync(2, { timeoutMs: 10 }), TimeoutError);
+  const pushing = full.pushAsync(2, { timeoutMs: 5000 });
+  setTimeout(() => full.pop(), 10);
+  await pushing;
+  assert.ok(full.tryPop() === 2 && full.tryPop() === undefined);
+  const list = Dllist.create(heap);
+  await assert.rejects(list.takeFirstAsync({ timeoutMs: 10 }), TimeoutError);
+  await assert.rejects(list.takeLastAsync({ timeoutMs: 10 }), TimeoutError);
+  const first = list.takeFirstAsync({ timeoutMs: 5000 });
+  const last = list.takeLastAsync({ timeoutMs: 5000 });
+  setTimeout(() => {
+    list.addLast(1);
+    list.addLast(2);
+  }, 10);
+  assert.deepEqual([await first, await last].sort(), [1, 2]);
+  assert.ok(list.isEmpty());
+  const mvar = Mvar.create(heap);
+  await assert.rejects(mvar.peekAsync({ timeoutMs: 10 }), TimeoutError);
+  const peeking = mvar.peekAsync({ timeoutMs: 5000 });
+  setTimeout(() => mvar.put(7), 10);
+  assert.equal(await peeking, 7);
+  assert.equal(mvar.tryPeek(), 7, "peeking took nothing");
+});
+
+Deno.test("clear empties Queue, Stack and Hashtbl at one instant, gives their memory back, and composes", () => {
+  const heap = SharedHeap.create();
+  const baseline = inUse(heap);
+  for (const capacity of [Infinity, 8]) {
+    const queue = Queue.create(heap, { capacity });
+    const stack = Stack.create(heap, { capacity });
+    const table = Hashtbl.create(heap, { capacity: 2 });
+    const fill = () => {
+      for (let i = 0; i < 6; i++) {
+        Xt.commit((xt) => {
+          queue.xtAdd(xt, i);
+          stack.xtPush(xt, i);
+        });
+      }
+      // Takes move nodes between the queue's three lists: clear empties all of them.
+      assert.equal(queue.take(), 0);
+      queue.add(6);
+      for (let i = 0; i < 40; i++) table.set(i, i * 2);
+    };
+    // Once through, so that the per-transaction allocation markers exist.
+    fill();
+    queue.clear();
+    stack.clear();
+    table.clear();
+    const empty = inUse(heap);
+    fill();
+    assert.ok(table.capacity > 2);
+    // A clear in a transaction that does not commit changes nothing.
+    assert.throws(() =>
+      Xt.commit((xt) => {
+        queue.xtClear(xt);
+        stack.xtClear(xt);
+        table.xtClear(xt);
+        throw new Error("no");
+      }), /no/);
+    assert.deepEqual([queue.length, stack.length, table.length], [6, 6, 40]);
+    // Cleared together with a write that the same transaction makes after it.
+    Xt.commit((xt) => {
+      queue.xtClear(xt);
+      stack.xtClear(xt);
+      table.xtClear(xt);
+      queue.xtAdd(xt, 100);
+      table.xtSet(xt, 100, 1);
+    });
+    assert.deepEqual([queue.length, stack.length], [1, 0]);
+    assert.ok(queue.tryTake() === 100 && queue.tryTake() === undefined);
+    assert.equal(stack.tryPop(), undefined);
+    assert.deepEqual(table.entries(), [[100, 1]]);
+    assert.equal(table.capacity, 2, "back to the capacity it was created with");
+    table.remove(100);
+    assert.equal(inUse(heap), empty, "the cleared nodes and entries went back to the heap");
+    queue.clear();
+    stack.clear();
+    table.clear();
+    assert.equal(inUse(heap), empty, "clearing empty structures allocates nothing");
+    fill();
+    queue.clear();
+    stack.clear();
+    table.clear();
+    assert.deepEqual([queue.length, stack.length, table.length], [0, 0, 0]);
+    assert.equal(inUse(heap), empty);
+    // Still usable.
+    queue.add(1);
+    stack.push(2);
+    table.set(3, 4);
+    assert.ok(queue.take() === 1 && stack.pop() === 2 && table.remove(3) === 4);
+  }
+  assert.ok(inUse(heap) > baseline);
 });
 
 Deno.test("allocations of attempts that do not commit are freed; removed nodes are reclaimed", () => {

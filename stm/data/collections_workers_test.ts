@@ -5,7 +5,8 @@
  * Hashtbl (contents equal the union of what each worker did with the keys
  * it owns, through rehashes) and Dllist (the list holds exactly the nodes
  * the workers kept, linked consistently both ways). Each also checks that
- * memory comes back.
+ * memory comes back. A last test races `clear` against adds and takes on
+ * all three containers: every number is taken, cleared or left, once.
  */
 
 import assert from "node:assert/strict";
@@ -13,6 +14,8 @@ import { Dllist, Hashtbl, Queue, Stack } from "./mod.ts";
 import { SharedHeap } from "../../memory/mod.ts";
 import { runWorkers } from "../../testing/harness.ts";
 import type {
+  ClearRaceArgs,
+  ClearRaceReport,
   DllistArgs,
   DllistHandoffArgs,
   DllistRaceArgs,
@@ -170,4 +173,38 @@ Deno.test("Dllist: one worker adds, another takes, the list never longer than 8:
     grown < 9 * 100,
     `${grown} blocks in use after ${n} inserts (about ${Math.round(grown / 9)} nodes)`,
   );
+});
+
+Deno.test("Queue, Stack and Hashtbl: 6 workers add, take and clear at once: every number is taken, cleared or left exactly once", async () => {
+  const heap = SharedHeap.create();
+  const queue = Queue.create(heap);
+  const stack = Stack.create(heap);
+  const table = Hashtbl.create(heap, { capacity: 2 });
+  const results = await runWorkers<ClearRaceArgs, ClearRaceReport>({
+    module: fixtures,
+    fn: "clearRace",
+    workers: 6,
+    heap,
+    args: { queue: queue.handle, stack: stack.handle, table: table.handle, rounds: 500 * STRESS },
+    timeoutMs: 120_000,
+  });
+  const added = sorted(results.flatMap((r) => r.added));
+  const sum = (f: (r: ClearRaceReport) => number) => results.reduce((n, r) => n + f(r), 0);
+  const left: number[] = [];
+  for (let v = queue.tryTake(); v !== undefined; v = queue.tryTake()) left.push(v);
+  const taken = results.flatMap((r) => r.taken);
+  assert.equal(new Set([...taken, ...left]).size, taken.length + left.length, "taken twice");
+  assert.equal(taken.length + sum((r) => r.queueCleared) + left.length, added.length, "queue");
+  let stacked = 0;
+  while (stack.tryPop() !== undefined) stacked++;
+  const popped = results.flatMap((r) => r.popped);
+  assert.equal(new Set(popped).size, popped.length, "popped twice");
+  assert.equal(popped.length + sum((r) => r.stackCleared) + stacked, added.length, "stack");
+  // Every key was set once: it was removed, cleared, or is still there, once.
+  const gone = [...results.flatMap((r) => r.removed), ...results.flatMap((r) => r.tableCleared)];
+  const all = sorted([...gone, ...table.entries().map(([k]) => k)]);
+  assert.deepEqual(all, added, "table");
+  for (const r of results) {
+    assert.ok(r.tableCleared.length + r.queueCleared > 0 || r.added.length < 50);
+  }
 });

@@ -475,6 +475,16 @@ export class Dllist {
     return Xt.commit((xt) => this.xtTakeLast(xt), options);
   }
 
+  /** Removes the first node and returns its value, waiting (asynchronously) while empty. */
+  takeFirstAsync(options?: CommitOptions): Promise<number> {
+    return Xt.commitAsync((xt) => this.xtTakeFirst(xt), options);
+  }
+
+  /** Removes the last node and returns its value, waiting (asynchronously) while empty. */
+  takeLastAsync(options?: CommitOptions): Promise<number> {
+    return Xt.commitAsync((xt) => this.xtTakeLast(xt), options);
+  }
+
   /** Whether the list is empty. */
   isEmpty(): boolean {
     return Xt.commit((xt) => this.xtIsEmpty(xt));

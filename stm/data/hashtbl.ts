@@ -240,6 +240,28 @@ export class Hashtbl {
     return out;
   }
 
+  /**
+   * In a transaction: removes every key and goes back to the capacity it
+   * was created with. The entries and the old table go back to the heap
+   * through epochs once it commits.
+   */
+  xtClear(xt: Xt): void {
+    const heap = this.#heap;
+    const old = xt.get(this.#data);
+    const oldCapacity = this.#capacityOf(old);
+    if (xt.get(this.#size) === 0 && oldCapacity === this.#minCapacity) return;
+    // Reading every bucket makes the clear conflict with any write to it.
+    const oldLocs: Loc[] = [];
+    for (let i = 0; i < oldCapacity; i++) {
+      const loc = this.#bucketLoc(old, i);
+      oldLocs.push(loc);
+      for (let p = xt.get(loc); p !== 0; p = entryNext(heap, p)) retireAfter(heap, xt, p);
+    }
+    xt.set(this.#size, 0);
+    xt.set(this.#pending, 0);
+    this.#install(xt, new Array<number>(this.#minCapacity).fill(0), old, oldLocs);
+  }
+
   // --------------------------------------------------------- direct forms
 
   /** The value of `key`, or undefined. */
@@ -260,6 +282,11 @@ export class Hashtbl {
   /** Removes `key`; returns its value, or undefined when absent. */
   remove(key: number, options?: CommitOptions): number | undefined {
     return commitTracked(this.#heap, (xt) => this.xtRemove(xt, key), options);
+  }
+
+  /** Removes every key, at one instant. */
+  clear(options?: CommitOptions): void {
+    commitTracked(this.#heap, (xt) => this.xtClear(xt), options);
   }
 
   /** Every `[key, value]` at one instant, in no particular order. */
@@ -349,8 +376,14 @@ export class Hashtbl {
         retireAfter(heap, xt, p);
       }
     }
+    this.#install(xt, heads, old, oldLocs);
+  }
+
+  /** Publishes a new table with chains `heads`; the old table and its buckets go after the commit. */
+  #install(xt: Xt, heads: number[], old: number, oldLocs: Loc[]): void {
+    const heap = this.#heap;
     const addrs = heads.map((head) => makeLocIn(heap, xt, head, "ref").address);
-    const block = allocIn(heap, xt, T_HEADER + 4 * capacity);
+    const block = allocIn(heap, xt, T_HEADER + 4 * heads.length);
     fillTable(heap, block, addrs);
     xt.set(this.#data, block);
     xt.postCommit(() => {

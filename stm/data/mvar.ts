@@ -158,6 +158,11 @@ export class Mvar {
     return Xt.commit((xt) => this.xtPeek(xt), options);
   }
 
+  /** The value without taking it, waiting (asynchronously) while empty. */
+  peekAsync(options?: CommitOptions): Promise<number> {
+    return Xt.commitAsync((xt) => this.xtPeek(xt), options);
+  }
+
   /** The value without taking it, or undefined when empty. */
   tryPeek(): number | undefined {
     return Xt.commit((xt) => (xt.get(this.#full) === 0 ? undefined : xt.get(this.#value)));

@@ -195,6 +195,27 @@ export class Queue {
     return xt.get(this.#locs[SLOTS + (head % this.#capacity)]);
   }
 
+  /** In a transaction: the front number without taking it, retrying while empty. */
+  xtPeek(xt: Xt): number {
+    return this.xtTryPeek(xt) ?? Retry.later();
+  }
+
+  /**
+   * In a transaction: removes every number. The memory of an unbounded
+   * queue's nodes goes back to the heap through epochs once it commits.
+   */
+  xtClear(xt: Xt): void {
+    if (this.#bounded) {
+      xt.set(this.#locs[HEAD], xt.get(this.#locs[TAIL]));
+      return;
+    }
+    const heap = this.#heap;
+    for (const which of [FRONT, MIDDLE, BACK]) {
+      const list = xt.exchange(this.#locs[which], 0);
+      for (let p = list; p !== 0; p = nodeNext(heap, p)) retireAfter(heap, xt, p);
+    }
+  }
+
   /** Adds `value` at the back, waiting while full. */
   add(value: number, options?: CommitOptions): void {
     commitTracked(this.#heap, (xt) => this.xtAdd(xt, value), options);
@@ -268,5 +289,20 @@ export class Queue {
   /** The front number without taking it, or undefined when empty. */
   tryPeek(): number | undefined {
     return Xt.commit((xt) => this.xtTryPeek(xt));
+  }
+
+  /** The front number without taking it, waiting while empty. */
+  peek(options?: CommitOptions): number {
+    return Xt.commit((xt) => this.xtPeek(xt), options);
+  }
+
+  /** The front number without taking it, waiting (asynchronously) while empty. */
+  peekAsync(options?: CommitOptions): Promise<number> {
+    return Xt.commitAsync((xt) => this.xtPeek(xt), options);
+  }
+
+  /** Removes every number, at one instant. */
+  clear(): void {
+    Xt.commit((xt) => this.xtClear(xt));
   }
 }

@@ -183,9 +183,33 @@ export class Stack {
     return size === 0 ? undefined : xt.get(this.#locs[SLOTS + size - 1]);
   }
 
+  /** In a transaction: the top number without popping it, retrying while empty. */
+  xtTop(xt: Xt): number {
+    return this.xtTryTop(xt) ?? Retry.later();
+  }
+
+  /**
+   * In a transaction: removes every number. The memory of an unbounded
+   * stack's nodes goes back to the heap through epochs once it commits.
+   */
+  xtClear(xt: Xt): void {
+    const head = this.#head;
+    if (head === undefined) {
+      xt.set(this.#locs[SIZE], 0);
+      return;
+    }
+    const heap = this.#heap;
+    for (let p = xt.exchange(head, 0); p !== 0; p = nodeNext(heap, p)) retireAfter(heap, xt, p);
+  }
+
   /** Pushes `value`, waiting while full. */
   push(value: number, options?: CommitOptions): void {
     commitTracked(this.#heap, (xt) => this.xtPush(xt, value), options);
+  }
+
+  /** Pushes `value`, waiting (asynchronously) while full. */
+  pushAsync(value: number, options?: CommitOptions): Promise<void> {
+    return commitTrackedAsync(this.#heap, (xt) => this.xtPush(xt, value), options);
   }
 
   /** Pushes `value` if there is room; returns whether it did. */
@@ -211,5 +235,20 @@ export class Stack {
   /** The top number without popping it, or undefined when empty. */
   tryTop(): number | undefined {
     return Xt.commit((xt) => this.xtTryTop(xt));
+  }
+
+  /** The top number without popping it, waiting while empty. */
+  top(options?: CommitOptions): number {
+    return Xt.commit((xt) => this.xtTop(xt), options);
+  }
+
+  /** The top number without popping it, waiting (asynchronously) while empty. */
+  topAsync(options?: CommitOptions): Promise<number> {
+    return Xt.commitAsync((xt) => this.xtTop(xt), options);
+  }
+
+  /** Removes every number, at one instant. */
+  clear(): void {
+    Xt.commit((xt) => this.xtClear(xt));
   }
 }
