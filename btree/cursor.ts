@@ -38,7 +38,18 @@ const AFTER = 3;
  * ```
  */
 export class Cursor<K, V> implements Disposable {
-  /** The tree this cursor walks. */
+  /**
+   * The tree this cursor walks.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create(heap, { key: "i32", value: "i32" });
+   * using cursor = tree.cursor();
+   * console.assert(cursor.tree === tree);
+   * ```
+   */
   readonly tree: BPlusTree<K, V>;
   readonly #internals: TreeInternals<K, V>;
   #gap = START;
@@ -56,7 +67,20 @@ export class Cursor<K, V> implements Disposable {
   /** Whether `lastKey` is set. */
   protected hasLast = false;
 
-  /** Use `tree.cursor()`. */
+  /**
+   * Creates a cursor before the first entry of `tree`; `tree.cursor()` does
+   * the same and is the usual way.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, Cursor, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create<number, number>(heap, { key: "i32", value: "i32" });
+   * tree.set(7, 70);
+   * using cursor = new Cursor(tree);
+   * console.assert(cursor.next()?.[1] === 70);
+   * ```
+   */
   constructor(tree: BPlusTree<K, V>) {
     this.tree = tree;
     this.#internals = treeInternals(tree);
@@ -110,6 +134,19 @@ export class Cursor<K, V> implements Disposable {
   /**
    * Positions the cursor so that `next()` returns the first entry with a
    * key ≥ `key`.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create<number, number>(heap, { key: "i32", value: "i32" });
+   * for (const k of [10, 20, 30]) tree.set(k, k);
+   * using cursor = tree.cursor();
+   * cursor.seek(15);
+   * console.assert(cursor.next()?.[0] === 20);
+   * cursor.seek(20);
+   * console.assert(cursor.next()?.[0] === 20);
+   * ```
    */
   seek(key: K): void {
     this.checkOpen("seek");
@@ -119,6 +156,19 @@ export class Cursor<K, V> implements Disposable {
   /**
    * Positions the cursor so that `prev()` returns the last entry with a
    * key ≤ `key`.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create<number, number>(heap, { key: "i32", value: "i32" });
+   * for (const k of [10, 20, 30]) tree.set(k, k);
+   * using cursor = tree.cursor();
+   * cursor.seekForPrev(25);
+   * console.assert(cursor.prev()?.[0] === 20);
+   * cursor.seekForPrev(30);
+   * console.assert(cursor.prev()?.[0] === 30);
+   * ```
    */
   seekForPrev(key: K): void {
     this.checkOpen("seek");
@@ -128,6 +178,18 @@ export class Cursor<K, V> implements Disposable {
   /**
    * Positions the cursor just before `key` and tells whether it is present
    * (then `next()` returns it, unless another worker removes it first).
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create<number, number>(heap, { key: "i32", value: "i32" });
+   * tree.set(10, 1);
+   * tree.set(20, 2);
+   * using cursor = tree.cursor();
+   * console.assert(cursor.seekExact(20) && cursor.next()?.[0] === 20);
+   * console.assert(!cursor.seekExact(15) && cursor.next()?.[0] === 20);
+   * ```
    */
   seekExact(key: K): boolean {
     this.checkOpen("seek");
@@ -135,19 +197,63 @@ export class Cursor<K, V> implements Disposable {
     return this.tree.has(key);
   }
 
-  /** Positions the cursor before the first entry. */
+  /**
+   * Positions the cursor before the first entry.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create<number, number>(heap, { key: "i32", value: "i32" });
+   * for (const k of [3, 1, 2]) tree.set(k, k);
+   * using cursor = tree.cursor();
+   * cursor.seek(3);
+   * cursor.seekToFirst();
+   * console.assert(cursor.next()?.[0] === 1 && cursor.prev()?.[0] === 1);
+   * console.assert(cursor.prev() === undefined);
+   * ```
+   */
   seekToFirst(): void {
     this.checkOpen("seek");
     this.place(START, undefined);
   }
 
-  /** Positions the cursor after the last entry. */
+  /**
+   * Positions the cursor after the last entry.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create<number, number>(heap, { key: "i32", value: "i32" });
+   * for (const k of [3, 1, 2]) tree.set(k, k);
+   * using cursor = tree.cursor();
+   * cursor.seekToLast();
+   * console.assert(cursor.next() === undefined && cursor.prev()?.[0] === 3);
+   * ```
+   */
   seekToLast(): void {
     this.checkOpen("seek");
     this.place(END, undefined);
   }
 
-  /** The entry after the cursor, moving past it; undefined at the end. */
+  /**
+   * Returns the entry after the cursor and moves past it; undefined at the
+   * end, where the cursor stays.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create<string, number>(heap, { key: "string", value: "i32" });
+   * tree.set("b", 2);
+   * tree.set("a", 1);
+   * using cursor = tree.cursor();
+   * const keys: string[] = [];
+   * for (let e = cursor.next(); e !== undefined; e = cursor.next()) keys.push(e[0]);
+   * console.assert(keys.join() === "a,b");
+   * ```
+   */
   next(): [K, V] | undefined {
     this.checkOpen("move");
     const gap = this.#gap;
@@ -160,7 +266,23 @@ export class Cursor<K, V> implements Disposable {
     return this.#moved(entry, false);
   }
 
-  /** The entry before the cursor, moving before it; undefined at the start. */
+  /**
+   * Returns the entry before the cursor and moves before it; undefined at
+   * the start, where the cursor stays.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create<number, string>(heap, { key: "i32", value: "string" });
+   * tree.set(1, "a");
+   * tree.set(2, "b");
+   * using cursor = tree.cursor();
+   * cursor.seekToLast();
+   * console.assert(cursor.prev()?.[1] === "b" && cursor.prev()?.[1] === "a");
+   * console.assert(cursor.prev() === undefined);
+   * ```
+   */
   prev(): [K, V] | undefined {
     this.checkOpen("move");
     const gap = this.#gap;
@@ -173,12 +295,50 @@ export class Cursor<K, V> implements Disposable {
     return this.#moved(entry, true);
   }
 
-  /** Ends the cursor's use; later calls throw. */
+  /**
+   * Ends the cursor's use: every later call but `close()` throws.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create(heap, { key: "i32", value: "i32" });
+   * const cursor = tree.cursor();
+   * cursor.close();
+   * let caught: unknown;
+   * try {
+   *   cursor.next();
+   * } catch (e) {
+   *   caught = e;
+   * }
+   * console.assert(caught instanceof Error && caught.message.includes("closed"));
+   * ```
+   */
   close(): void {
     this.#closed = true;
   }
 
-  /** Same as `close()`, for `using`. */
+  /**
+   * Same as `close()`, for `using`.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create(heap, { key: "i32", value: "i32" });
+   * const cursor = tree.cursor();
+   * {
+   *   using _open = cursor;
+   * }
+   * let caught: unknown;
+   * try {
+   *   cursor.seekToFirst();
+   * } catch (e) {
+   *   caught = e;
+   * }
+   * console.assert(caught instanceof Error && caught.message.includes("closed"));
+   * ```
+   */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -203,6 +363,17 @@ export class ExclusiveCursor<K, V> extends Cursor<K, V> {
   /**
    * Sets `key` to `value` anywhere in the tree and returns the previous
    * value; the cursor then sits just after `key`.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create<number, number>(heap, { key: "i32", value: "i32" });
+   * tree.set(1, 10);
+   * using cursor = tree.cursorMut();
+   * console.assert(cursor.insert(2, 20) === undefined && cursor.insert(1, 11) === 10);
+   * console.assert(cursor.next()?.[0] === 2 && tree.get(1) === 11);
+   * ```
    */
   insert(key: K, value: V): V | undefined {
     this.checkOpen("insert");
@@ -214,6 +385,18 @@ export class ExclusiveCursor<K, V> extends Cursor<K, V> {
   /**
    * Removes `key` anywhere in the tree and returns its value; the cursor
    * then sits where the key was.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create<number, number>(heap, { key: "i32", value: "i32" });
+   * for (const k of [1, 2, 3]) tree.set(k, k * 10);
+   * using cursor = tree.cursorMut();
+   * console.assert(cursor.remove(2) === 20 && cursor.remove(2) === undefined);
+   * console.assert(cursor.prev()?.[0] === 1); // the cursor sits where 2 was
+   * console.assert(cursor.next()?.[0] === 1 && cursor.next()?.[0] === 3);
+   * ```
    */
   remove(key: K): V | undefined {
     this.checkOpen("remove");
@@ -225,6 +408,17 @@ export class ExclusiveCursor<K, V> extends Cursor<K, V> {
   /**
    * Replaces the value of the entry that `next()` or `prev()` returned
    * last. Throws when there is none, or when another worker removed it.
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const tree = BPlusTree.create<number, number>(heap, { key: "i32", value: "i32" });
+   * for (const k of [1, 2, 3]) tree.set(k, k);
+   * using cursor = tree.cursorMut();
+   * for (let e = cursor.next(); e !== undefined; e = cursor.next()) cursor.setValue(e[1] * 100);
+   * console.assert(tree.get(1) === 100 && tree.get(3) === 300);
+   * ```
    */
   setValue(value: V): void {
     this.checkOpen("set a value");

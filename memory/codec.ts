@@ -219,9 +219,34 @@ export interface Codec<T> {
    * @param what The name of the input in error messages, as in `key` or `value`.
    * @throws {TypeError} If `value` has the wrong type, or is a string with a lone surrogate.
    * @throws {RangeError} If `value` is out of range, a NaN key, or longer than `maxBytes` once encoded.
+   *
+   * @example
+   * ```ts
+   * import { codec } from "@sabre/sabre";
+   * const ids = codec("i32");
+   * console.assert(Object.is(ids.check(-0, "id"), 0));
+   * let caught: unknown;
+   * try {
+   *   ids.check(1.5, "id");
+   * } catch (e) {
+   *   caught = e;
+   * }
+   * console.assert(caught instanceof RangeError && caught.message.includes("id"));
+   * ```
    */
   check(value: unknown, what: string): T;
-  /** Returns the exact number of bytes `encode` writes for `value`, without allocating. */
+  /**
+   * Returns the exact number of bytes `encode` writes for `value`, without
+   * allocating.
+   *
+   * @example
+   * ```ts
+   * import { codec } from "@sabre/sabre";
+   * const names = codec("string");
+   * console.assert(names.encodedLength("é") === 2 && names.encodedLength("😀") === 4);
+   * console.assert(codec("f64").encodedLength(1) === 8);
+   * ```
+   */
   encodedLength(value: T): number;
   /**
    * Writes `value` into `target` at byte `offset`, which need not be aligned,
@@ -229,6 +254,15 @@ export interface Codec<T> {
    * (growable) `SharedArrayBuffer`. The writes are plain, not atomic.
    *
    * @throws {RangeError} If the encoding does not fit in `target` at `offset`; nothing is written then.
+   *
+   * @example
+   * ```ts
+   * import { codec } from "@sabre/sabre";
+   * const ids = codec("u32");
+   * const buf = new Uint8Array(new SharedArrayBuffer(8));
+   * console.assert(ids.encode(258, buf, 1) === 4); // any offset
+   * console.assert(buf[1] === 2 && buf[2] === 1); // little-endian
+   * ```
    */
   encode(value: T, target: Uint8Array, offset: number): number;
   /**
@@ -238,6 +272,15 @@ export interface Codec<T> {
    *
    * @throws {TypeError} As {@linkcode Codec.check}.
    * @throws {RangeError} As {@linkcode Codec.check}, or if the encoding does not fit in `target`.
+   *
+   * @example
+   * ```ts
+   * import { codec } from "@sabre/sabre";
+   * const names = codec("string", { maxBytes: 8 });
+   * const buf = new Uint8Array(24);
+   * const n = names.encodeChecked("héllo", "name", buf, 0);
+   * console.assert(n === 6 && names.decode(buf, 0, n) === "héllo");
+   * ```
    */
   encodeChecked(value: unknown, what: string, target: Uint8Array, offset: number): number;
   /**
@@ -248,6 +291,16 @@ export interface Codec<T> {
    * throw.
    *
    * @throws {RangeError} If the span lies outside `source`.
+   *
+   * @example
+   * ```ts
+   * import { codec } from "@sabre/sabre";
+   * const blobs = codec("bytes");
+   * const buf = Uint8Array.of(9, 1, 2, 3);
+   * const copy = blobs.decode(buf, 1, 3);
+   * buf[1] = 0;
+   * console.assert(copy.join() === "1,2,3"); // a copy, not a view of buf
+   * ```
    */
   decode(source: Uint8Array, offset: number, length: number): T;
   /**
@@ -258,16 +311,64 @@ export interface Codec<T> {
    *
    * @param seed Mixed into the hash; defaults to 0.
    * @throws {RangeError} If the span lies outside `source`.
+   *
+   * @example
+   * ```ts
+   * import { codec } from "@sabre/sabre";
+   * const ids = codec("i32");
+   * const a = new Uint8Array(4);
+   * const b = new Uint8Array(8);
+   * ids.encode(42, a, 0);
+   * ids.encode(42, b, 4);
+   * const h = ids.hash(a, 0, 4);
+   * console.assert(h === ids.hash(b, 4, 4) && h >= 0 && h < 2 ** 32);
+   * console.assert(ids.hash(a, 0, 4, 7) !== h); // another seed, another hash
+   * ```
    */
   hash(source: Uint8Array, offset: number, length: number, seed?: number): number;
-  /** Whether `a` and `b` are the same value: `Object.is` for `f64` values, content for `bytes`, `===` otherwise. */
+  /**
+   * Whether `a` and `b` are the same value: `Object.is` for an `f64` codec
+   * with `role: "value"`, content for `bytes`, `===` otherwise.
+   *
+   * @example
+   * ```ts
+   * import { codec } from "@sabre/sabre";
+   * console.assert(codec("bytes").equals(Uint8Array.of(1, 2), Uint8Array.of(1, 2)));
+   * const prices = codec("f64", { role: "value" });
+   * console.assert(prices.equals(NaN, NaN) && !prices.equals(0, -0));
+   * console.assert(codec("f64").equals(0, -0)); // role "key": ===
+   * ```
+   */
   equals(a: T, b: T): boolean;
-  /** Returns -1, 0 or 1 as `a` sorts before, with, or after `b` (see the module doc for the order). */
+  /**
+   * Returns -1, 0 or 1 as `a` sorts before, with, or after `b` (see the
+   * module doc for the order).
+   *
+   * @example
+   * ```ts
+   * import { codec } from "@sabre/sabre";
+   * const names = codec("string");
+   * console.assert(names.compare("a", "b") === -1 && names.compare("b", "b") === 0);
+   * // code point order, where JS `<` compares UTF-16 code units:
+   * console.assert(names.compare("\uFFFF", "😀") === -1 && "\uFFFF" > "😀");
+   * ```
+   */
   compare(a: T, b: T): number;
   /**
    * Same as {@linkcode Codec.compare} on the decoded values, computed on the encodings.
    *
    * @throws {RangeError} If either span lies outside its buffer.
+   *
+   * @example
+   * ```ts
+   * import { codec } from "@sabre/sabre";
+   * const ids = codec("i32");
+   * const a = new Uint8Array(4);
+   * const b = new Uint8Array(4);
+   * ids.encode(-1, a, 0);
+   * ids.encode(1, b, 0);
+   * console.assert(ids.compareEncoded(a, 0, 4, b, 0, 4) === -1 && ids.compare(-1, 1) === -1);
+   * ```
    */
   compareEncoded(
     a: Uint8Array,

@@ -21,7 +21,17 @@
  * ```
  */
 export class SabreError extends Error {
-  /** Creates the error with a message that names the bad value. */
+  /**
+   * Creates the error with a message that names the bad value; `options.cause`
+   * is kept as in `Error`. Its `name` is that of the class constructed.
+   *
+   * @example
+   * ```ts
+   * import { SabreError } from "@sabre/sabre";
+   * const e = new SabreError("Cannot use x as it is closed", { cause: "test" });
+   * console.assert(e.name === "SabreError" && e.cause === "test" && e instanceof Error);
+   * ```
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
@@ -46,11 +56,51 @@ export class SabreError extends Error {
  * ```
  */
 export class HeapExhaustedError extends SabreError {
-  /** Bytes that were requested. */
+  /**
+   * Bytes that were requested.
+   *
+   * @example
+   * ```ts
+   * import { HeapExhaustedError, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 1 << 20 });
+   * let caught: unknown;
+   * try {
+   *   heap.allocate(4 << 20);
+   * } catch (e) {
+   *   caught = e;
+   * }
+   * console.assert(caught instanceof HeapExhaustedError && caught.requestedBytes === 4 << 20);
+   * ```
+   */
   readonly requestedBytes: number;
-  /** The heap's `maxBytes`. */
+  /**
+   * The heap's `maxBytes`.
+   *
+   * @example
+   * ```ts
+   * import { HeapExhaustedError, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 1 << 20 });
+   * let caught: unknown;
+   * try {
+   *   heap.allocate(4 << 20);
+   * } catch (e) {
+   *   caught = e;
+   * }
+   * console.assert(caught instanceof HeapExhaustedError && caught.maxBytes === heap.maxBytes);
+   * ```
+   */
   readonly maxBytes: number;
-  /** Creates the error for a request of `requestedBytes` in a heap capped at `maxBytes`. */
+  /**
+   * Creates the error for a request of `requestedBytes` in a heap capped at
+   * `maxBytes`; a non-empty `detail` is appended to the message.
+   *
+   * @example
+   * ```ts
+   * import { HeapExhaustedError } from "@sabre/sabre";
+   * const e = new HeapExhaustedError(256, 1 << 20, "all pages in use");
+   * console.assert(e.requestedBytes === 256 && e.message.endsWith(": all pages in use"));
+   * ```
+   */
   constructor(requestedBytes: number, maxBytes: number, detail = "") {
     super(
       `Cannot allocate ${requestedBytes} bytes as the heap has reached its maxBytes of ${maxBytes}` +
@@ -89,9 +139,34 @@ export class HandleError extends SabreError {}
  * ```
  */
 export class TimeoutError extends SabreError {
-  /** The timeout that expired, in milliseconds. */
+  /**
+   * The timeout that expired, in milliseconds.
+   *
+   * @example
+   * ```ts
+   * import { Mutex, TimeoutError } from "@sabre/sabre";
+   * const mutex = Mutex.create();
+   * using _held = mutex.lock();
+   * let caught: unknown;
+   * try {
+   *   mutex.lock({ timeoutMs: 5 });
+   * } catch (e) {
+   *   caught = e;
+   * }
+   * console.assert(caught instanceof TimeoutError && caught.timeoutMs === 5);
+   * ```
+   */
   readonly timeoutMs: number;
-  /** Creates the error for `operation`, which gave up after `timeoutMs`. */
+  /**
+   * Creates the error for `operation`, which gave up after `timeoutMs`.
+   *
+   * @example
+   * ```ts
+   * import { TimeoutError } from "@sabre/sabre";
+   * const e = new TimeoutError("read config", 50);
+   * console.assert(e.message === "Cannot complete read config as it timed out after 50 ms");
+   * ```
+   */
   constructor(operation: string, timeoutMs: number) {
     super(`Cannot complete ${operation} as it timed out after ${timeoutMs} ms`);
     this.timeoutMs = timeoutMs;
@@ -110,9 +185,27 @@ export class TimeoutError extends SabreError {
  * ```
  */
 export class OwnerDiedError extends SabreError {
-  /** Registry slot of the worker that died while holding it. */
+  /**
+   * Registry slot of the worker that died while holding it.
+   *
+   * @example
+   * ```ts
+   * import { OwnerDiedError } from "@sabre/sabre";
+   * const e = new OwnerDiedError("Mutex", 5);
+   * console.assert(e.ownerSlot === 5);
+   * ```
+   */
   readonly ownerSlot: number;
-  /** Creates the error for `what`, last held by the worker in `ownerSlot`. */
+  /**
+   * Creates the error for `what`, last held by the worker in `ownerSlot`.
+   *
+   * @example
+   * ```ts
+   * import { OwnerDiedError, SabreError } from "@sabre/sabre";
+   * const e = new OwnerDiedError("the queue lock", 2);
+   * console.assert(e instanceof SabreError && e.message.includes("worker slot 2"));
+   * ```
+   */
   constructor(what: string, ownerSlot: number) {
     super(`Cannot use ${what} as its owner in worker slot ${ownerSlot} died while holding it`);
     this.ownerSlot = ownerSlot;
@@ -134,9 +227,27 @@ export class OwnerDiedError extends SabreError {
  * ```
  */
 export class WorkerLimitError extends SabreError {
-  /** The heap's `maxWorkers`. */
+  /**
+   * The heap's `maxWorkers`.
+   *
+   * @example
+   * ```ts
+   * import { WorkerLimitError } from "@sabre/sabre";
+   * const e = new WorkerLimitError(16);
+   * console.assert(e.maxWorkers === 16);
+   * ```
+   */
   readonly maxWorkers: number;
-  /** Creates the error for a registry of `maxWorkers` slots. */
+  /**
+   * Creates the error for a registry of `maxWorkers` slots.
+   *
+   * @example
+   * ```ts
+   * import { WorkerLimitError } from "@sabre/sabre";
+   * const e = new WorkerLimitError(4);
+   * console.assert(e.name === "WorkerLimitError" && e.message.includes("its 4 worker slots"));
+   * ```
+   */
   constructor(maxWorkers: number) {
     super(
       `Cannot join the heap as all of its ${maxWorkers} worker slots are taken: ` +

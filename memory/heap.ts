@@ -277,7 +277,19 @@ export interface HeapStats {
  * ```
  */
 export interface EpochGuard extends Disposable {
-  /** Leaves the pinned section (the same as disposing the guard). */
+  /**
+   * Leaves the pinned section (the same as disposing the guard).
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const guard = heap.pin();
+   * console.assert(heap.isPinned);
+   * guard.unpin();
+   * console.assert(!heap.isPinned);
+   * ```
+   */
   unpin(): void;
 }
 
@@ -426,25 +438,130 @@ function encodeRootString(what: string, value: unknown, max: number): Uint8Array
  * ```
  */
 export class SharedHeap implements Disposable {
-  /** The buffer. */
+  /**
+   * The buffer: the same one in every worker attached to this heap.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create({ initialBytes: 1 << 20 });
+   * console.assert(heap.sab === heap.handle.sab && heap.sab.byteLength === 1 << 20);
+   * ```
+   */
   readonly sab: SharedArrayBuffer;
-  /** Int32 view over the mapped part of the buffer. Refreshed by `ensure`. */
+  /**
+   * Int32 view over the mapped part of the buffer. Refreshed by `ensure`.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const counter = heap.allocateZeroed(4);
+   * Atomics.add(heap.i32, counter >> 2, 5);
+   * console.assert(Atomics.load(heap.i32, counter >> 2) === 5);
+   * ```
+   */
   readonly i32!: Int32Array;
-  /** Uint32 view over the mapped part of the buffer. */
+  /**
+   * Uint32 view over the mapped part of the buffer.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const word = heap.allocate(4);
+   * heap.i32[word >> 2] = -1;
+   * console.assert(heap.u32[word >> 2] === 0xffffffff);
+   * ```
+   */
   readonly u32!: Uint32Array;
-  /** Uint8 view over the mapped part of the buffer. */
+  /**
+   * Uint8 view over the mapped part of the buffer.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const ptr = heap.allocate(3);
+   * heap.u8.set([1, 2, 3], ptr);
+   * console.assert(heap.u8.subarray(ptr, ptr + 3).join() === "1,2,3");
+   * ```
+   */
   readonly u8!: Uint8Array;
-  /** Uint16 view over the mapped part of the buffer. */
+  /**
+   * Uint16 view over the mapped part of the buffer.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const ptr = heap.allocate(4);
+   * heap.u16[(ptr >> 1) + 1] = 500;
+   * console.assert(heap.u16[(ptr >> 1) + 1] === 500);
+   * ```
+   */
   readonly u16!: Uint16Array;
-  /** Float64 view over the mapped part of the buffer (reads may tear if raced). */
+  /**
+   * Float64 view over the mapped part of the buffer (reads may tear if raced).
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const ptr = heap.allocate(8); // blocks are at least 8-byte aligned
+   * heap.f64[ptr >> 3] = 0.1 + 0.2;
+   * console.assert(heap.f64[ptr >> 3] === 0.1 + 0.2);
+   * ```
+   */
   readonly f64!: Float64Array;
-  /** BigInt64 view over the mapped part of the buffer (Atomics-capable). */
+  /**
+   * BigInt64 view over the mapped part of the buffer (Atomics-capable).
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const total = heap.allocateZeroed(8);
+   * Atomics.add(heap.i64, total >> 3, 1n << 40n);
+   * console.assert(Atomics.load(heap.i64, total >> 3) === 1n << 40n);
+   * ```
+   */
   readonly i64!: BigInt64Array;
-  /** Bytes covered by the views of this worker. */
+  /**
+   * Bytes covered by the views of this worker: at least up to the end of
+   * every block it allocated; `ensure` extends them.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create({ initialBytes: 1 << 20 });
+   * console.assert(heap.mappedBytes === 1 << 20);
+   * heap.allocate(2 << 20); // grows the buffer
+   * console.assert(heap.mappedBytes === heap.sab.byteLength && heap.mappedBytes > 1 << 20);
+   * ```
+   */
   readonly mappedBytes!: number;
-  /** The heap's `maxBytes`. */
+  /**
+   * The heap's `maxBytes`: the most its buffer may grow to.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create({ maxBytes: 16 << 20 });
+   * console.assert(heap.maxBytes === 16 << 20 && heap.sab.byteLength <= heap.maxBytes);
+   * ```
+   */
   readonly maxBytes: number;
-  /** The registry's size. */
+  /**
+   * The registry's size: how many workers may be joined at once.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create({ maxWorkers: 8 });
+   * console.assert(heap.maxWorkers === 8 && heap.join() < 8);
+   * ```
+   */
   readonly maxWorkers: number;
   #memory: WebAssembly.Memory | null;
   #kernel: Kernel | null = null;
@@ -1201,7 +1318,22 @@ export class SharedHeap implements Disposable {
     this.#kernelKeyWords = new Int32Array(KERNEL_KEY_WORDS);
   }
 
-  /** Same as {@linkcode SharedHeap.close}. */
+  /**
+   * Same as {@linkcode SharedHeap.close}, for `using`.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * {
+   *   using _joined = heap;
+   *   heap.free(heap.allocate(16));
+   *   console.assert(heap.stats().workers === 1);
+   * }
+   * // this worker has left the registry
+   * console.assert(SharedHeap.attach(heap.handle).stats().workers === 0);
+   * ```
+   */
   [Symbol.dispose](): void {
     this.close();
   }
