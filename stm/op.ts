@@ -109,11 +109,50 @@ const order: number[] = [];
  * ```
  */
 export const Op: {
-  /** An entry that requires `loc` to hold `expected` and sets it to `desired`. */
+  /**
+   * An entry that requires `loc` to hold `expected` and sets it to `desired`.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Op, SharedHeap } from "@sabre/sabre";
+   * const loc = Loc.make(SharedHeap.create(), 1);
+   * const entry = Op.cas(loc, 1, 2);
+   * console.assert(Op.atomically([entry]) && loc.get() === 2);
+   * console.assert(!Op.atomically([entry])); // loc no longer holds 1
+   * ```
+   */
   cas(loc: Loc, expected: number, desired: number): OpEntry;
-  /** An entry that only requires `loc` to hold `expected`. */
+  /**
+   * An entry that only requires `loc` to hold `expected`.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Op, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const open = Loc.make(heap, 1);
+   * const data = Loc.make(heap, 1);
+   * // Change data only while open is 1.
+   * console.assert(Op.atomically([Op.cmp(open, 1), Op.cas(data, 1, 2)]));
+   * open.set(0);
+   * console.assert(!Op.atomically([Op.cmp(open, 1), Op.cas(data, 2, 3)]) && data.get() === 2);
+   * ```
+   */
   cmp(loc: Loc, expected: number): OpEntry;
-  /** Performs `entries` atomically; false, changing nothing, on a mismatch. */
+  /**
+   * Performs `entries` atomically; false, changing nothing, on a mismatch.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Op, SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const a = Loc.make(heap, 1);
+   * const b = Loc.make(heap, 2);
+   * // Swap a and b, unless another worker changed either since they were read.
+   * const [x, y] = [a.get(), b.get()];
+   * console.assert(Op.atomically([Op.cas(a, x, y), Op.cas(b, y, x)]));
+   * console.assert(a.get() === 2 && b.get() === 1);
+   * ```
+   */
   atomically(entries: readonly OpEntry[], options?: AtomicallyOptions): boolean;
 } = {
   /**

@@ -81,11 +81,52 @@ export function isRetry(e: unknown): boolean {
  * ```
  */
 export const Retry: {
-  /** Abandons the attempt and blocks until something it read changes. */
+  /**
+   * Abandons the attempt and blocks until something it read changes.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Retry, SharedHeap, TimeoutError, Xt } from "@sabre/sabre";
+   * const ready = Loc.make(SharedHeap.create(), 0);
+   * let timedOut = false;
+   * try {
+   *   // Waits until ready is 1; nobody sets it here, so the wait times out.
+   *   Xt.commit((xt) => (xt.get(ready) === 1 ? "go" : Retry.later()), { timeoutMs: 10 });
+   * } catch (e) {
+   *   timedOut = e instanceof TimeoutError;
+   * }
+   * console.assert(timedOut);
+   * ```
+   */
   later(): never;
-  /** `Retry.later()` when `condition` is false. */
+  /**
+   * `Retry.later()` when `condition` is false.
+   *
+   * @example
+   * ```ts
+   * import { Loc, Retry, SharedHeap, Xt } from "@sabre/sabre";
+   * const stock = Loc.make(SharedHeap.create(), 3);
+   * // Take 2 from stock, waiting while it holds less.
+   * Xt.commit((xt) => {
+   *   Retry.unless(xt.get(stock) >= 2);
+   *   xt.fetchAndAdd(stock, -2);
+   * }, { timeoutMs: 100 });
+   * console.assert(stock.get() === 1);
+   * ```
+   */
   unless(condition: boolean): void;
-  /** Abandons the attempt and runs the transaction again at once. */
+  /**
+   * Abandons the attempt and runs the transaction again at once.
+   *
+   * @example
+   * ```ts
+   * import { Retry, Xt } from "@sabre/sabre";
+   * let runs = 0;
+   * // Abandon the first attempt: the transaction runs again at once.
+   * const result = Xt.commit(() => (++runs === 1 ? Retry.invalid() : runs));
+   * console.assert(result === 2 && runs === 2);
+   * ```
+   */
   invalid(): never;
 } = {
   /**

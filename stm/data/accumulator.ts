@@ -54,20 +54,53 @@ export class Accumulator {
     this.#offset = offset;
   }
 
-  /** Creates an accumulator at 0 in `heap` with `options.shards` shards (default 8, at most 256). */
+  /**
+   * Creates an accumulator at 0 in `heap` with `options.shards` shards (default 8, at most 256).
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const hits = Accumulator.create(SharedHeap.create(), { shards: 2 });
+   * console.assert(hits.get() === 0);
+   * ```
+   */
   static create(heap: SharedHeap, options?: { shards?: number }): Accumulator {
     const count = checkCapacity(options?.shards ?? 8, "Accumulator", 256, "shards");
     const shards = Loc.makeArray(heap, count, 0);
     return new Accumulator(shards, placeRecord(heap, TAG, shards, 0));
   }
 
-  /** Rebuilds an accumulator from its handle; `HandleError` when it names none. */
+  /**
+   * Rebuilds an accumulator from its handle; `HandleError` when it names none.
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const hits = Accumulator.create(SharedHeap.create());
+   * hits.add(3);
+   * // In another worker: Accumulator.attach(handle), the handle sent with postMessage.
+   * console.assert(Accumulator.attach(hits.handle).get() === 3);
+   * ```
+   */
   static attach(handle: AccumulatorHandle): Accumulator {
     const { locs, offset } = readRecord(handle, KIND, TAG, "Accumulator");
     return new Accumulator(locs, offset);
   }
 
-  /** The handle to send to other workers. */
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const hits = Accumulator.create(SharedHeap.create());
+   * // worker.postMessage(hits.handle)
+   * console.assert(hits.handle.kind === "sabre.stm.Accumulator");
+   * ```
+   */
   get handle(): AccumulatorHandle {
     return this.#shards[0].heap.handleOf(KIND, 1, this.#offset);
   }
@@ -76,37 +109,130 @@ export class Accumulator {
     return this.#shards[this.#shards[0].heap.slot % this.#shards.length];
   }
 
-  /** Adds `delta` (into this worker's shard). */
+  /**
+   * Adds `delta` (into this worker's shard).
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const total = Accumulator.create(SharedHeap.create());
+   * total.add(2.5);
+   * total.add(-1);
+   * console.assert(total.get() === 1.5);
+   * ```
+   */
   add(delta: number): void {
     this.#mine().fetchAndAdd(checkNumber(delta, "add to Accumulator"));
   }
 
-  /** Adds 1. */
+  /**
+   * Adds 1.
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const hits = Accumulator.create(SharedHeap.create());
+   * hits.incr();
+   * hits.incr();
+   * console.assert(hits.get() === 2);
+   * ```
+   */
   incr(): void {
     this.#mine().fetchAndAdd(1);
   }
 
-  /** Subtracts 1. */
+  /**
+   * Subtracts 1.
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const open = Accumulator.create(SharedHeap.create());
+   * open.decr();
+   * console.assert(open.get() === -1);
+   * ```
+   */
   decr(): void {
     this.#mine().fetchAndAdd(-1);
   }
 
-  /** The total, consistent across shards. */
+  /**
+   * The total, consistent across shards.
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const hits = Accumulator.create(SharedHeap.create());
+   * hits.add(5);
+   * hits.incr();
+   * console.assert(hits.get() === 6);
+   * ```
+   */
   get(): number {
     return Xt.commit((xt) => this.xtGet(xt));
   }
 
-  /** Sets the total to `value`. */
+  /**
+   * Sets the total to `value`.
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const hits = Accumulator.create(SharedHeap.create());
+   * hits.add(5);
+   * hits.set(1);
+   * console.assert(hits.get() === 1);
+   * ```
+   */
   set(value: number): void {
     Xt.commit((xt) => this.xtSet(xt, value));
   }
 
-  /** In a transaction: adds `delta`. */
+  /**
+   * In a transaction: adds `delta`.
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { Loc, SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const sales = Accumulator.create(heap);
+   * const last = Loc.make(heap);
+   * // Count a sale of 30 and remember it as the last one, in one commit.
+   * Xt.commit((xt) => {
+   *   sales.xtAdd(xt, 30);
+   *   xt.set(last, 30);
+   * });
+   * console.assert(sales.get() === 30 && last.get() === 30);
+   * ```
+   */
   xtAdd(xt: Xt, delta: number): void {
     xt.fetchAndAdd(this.#mine(), checkNumber(delta, "add to Accumulator"));
   }
 
-  /** In a transaction: the total. */
+  /**
+   * In a transaction: the total.
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const hits = Accumulator.create(SharedHeap.create());
+   * hits.add(7);
+   * // Read the total and reset it to 0, at one instant.
+   * const seen = Xt.commit((xt) => {
+   *   const total = hits.xtGet(xt);
+   *   hits.xtSet(xt, 0);
+   *   return total;
+   * });
+   * console.assert(seen === 7 && hits.get() === 0);
+   * ```
+   */
   xtGet(xt: Xt): number {
     let sum = 0;
     for (const shard of this.#shards) sum += xt.get(shard);
@@ -117,6 +243,16 @@ export class Accumulator {
    * In a transaction: sets the total to `value`, exactly: this worker's
    * shard takes `value` and every other shard 0 (a difference against the
    * other shards would be rounded in f64).
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const total = Accumulator.create(SharedHeap.create());
+   * total.add(4);
+   * Xt.commit((xt) => total.xtSet(xt, total.xtGet(xt) * 2));
+   * console.assert(total.get() === 8);
+   * ```
    */
   xtSet(xt: Xt, value: number): void {
     checkNumber(value, "set Accumulator");

@@ -302,7 +302,18 @@ export class Dllist {
     return new Dllist(heap, makeNode(heap, extra, 0, 0, nodeLocs(heap, extra)), offset);
   }
 
-  /** The handle to send to other workers. */
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * // worker.postMessage(list.handle)
+   * console.assert(list.handle.kind === "sabre.stm.Dllist");
+   * ```
+   */
   get handle(): DllistHandle {
     return this.#heap.handleOf(KIND, 1, this.#offset);
   }
@@ -350,13 +361,40 @@ export class Dllist {
 
   // ------------------------------------------------------------- xt forms
 
-  /** In a transaction: adds `value` at the front; returns its node. */
+  /**
+   * In a transaction: adds `value` at the front; returns its node.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addLast(2);
+   * const node = Xt.commit((xt) => list.xtAddFirst(xt, 1));
+   * console.assert(node.value === 1 && list.toArray().join() === "1,2");
+   * ```
+   */
   xtAddFirst(xt: Xt, value: number): DllistNode {
     checkNumber(value, "add to Dllist");
     return this.#insert(xt, value, true);
   }
 
-  /** In a transaction: adds `value` at the back; returns its node. */
+  /**
+   * In a transaction: adds `value` at the back; returns its node.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * // Both numbers appear at one instant.
+   * Xt.commit((xt) => {
+   *   list.xtAddLast(xt, 1);
+   *   list.xtAddLast(xt, 2);
+   * });
+   * console.assert(list.toArray().join() === "1,2");
+   * ```
+   */
   xtAddLast(xt: Xt, value: number): DllistNode {
     checkNumber(value, "add to Dllist");
     return this.#insert(xt, value, false);
@@ -365,6 +403,17 @@ export class Dllist {
   /**
    * In a transaction: removes `node` (of any list of this heap). Returns
    * `false`, changing nothing, when the node was already removed.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * const node = list.addLast(1);
+   * list.addLast(2);
+   * const removed = Xt.commit((xt) => [list.xtRemove(xt, node), list.xtRemove(xt, node)]);
+   * console.assert(removed.join() === "true,false" && list.toArray().join() === "2");
+   * ```
    */
   xtRemove(xt: Xt, node: DllistNode): boolean {
     checkNode(this.#heap, node, "remove from Dllist");
@@ -377,6 +426,17 @@ export class Dllist {
   /**
    * In a transaction: moves `node` (from wherever it is) to the front of
    * this list. Returns `false`, changing nothing, when it was removed.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addLast(1);
+   * const node = list.addLast(2);
+   * console.assert(Xt.commit((xt) => list.xtMoveFirst(xt, node)));
+   * console.assert(list.toArray().join() === "2,1");
+   * ```
    */
   xtMoveFirst(xt: Xt, node: DllistNode): boolean {
     return this.#move(xt, node, true);
@@ -385,37 +445,139 @@ export class Dllist {
   /**
    * In a transaction: moves `node` (from wherever it is) to the back of
    * this list. Returns `false`, changing nothing, when it was removed.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const todo = Dllist.create(heap);
+   * const done = Dllist.create(heap);
+   * const task = todo.addLast(1);
+   * // Moves the node out of todo, into done.
+   * console.assert(Xt.commit((xt) => done.xtMoveLast(xt, task)));
+   * console.assert(todo.isEmpty() && done.toArray().join() === "1");
+   * ```
    */
   xtMoveLast(xt: Xt, node: DllistNode): boolean {
     return this.#move(xt, node, false);
   }
 
-  /** In a transaction: removes the first node and returns its value, or undefined when empty. */
+  /**
+   * In a transaction: removes the first node and returns its value, or undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addLast(5);
+   * const taken = Xt.commit((xt) => [list.xtTryTakeFirst(xt), list.xtTryTakeFirst(xt)]);
+   * console.assert(taken[0] === 5 && taken[1] === undefined);
+   * ```
+   */
   xtTryTakeFirst(xt: Xt): number | undefined {
     return this.#take(xt, true);
   }
 
-  /** In a transaction: removes the last node and returns its value, or undefined when empty. */
+  /**
+   * In a transaction: removes the last node and returns its value, or undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addLast(1);
+   * list.addLast(2);
+   * const last = Xt.commit((xt) => list.xtTryTakeLast(xt));
+   * console.assert(last === 2 && list.toArray().join() === "1");
+   * ```
+   */
   xtTryTakeLast(xt: Xt): number | undefined {
     return this.#take(xt, false);
   }
 
-  /** In a transaction: like `xtTryTakeFirst`, retrying while empty. */
+  /**
+   * In a transaction: like `xtTryTakeFirst`, retrying while empty.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const ready = Dllist.create(heap);
+   * const running = Dllist.create(heap);
+   * ready.addLast(1);
+   * ready.addLast(2);
+   * // Move the first ready number to running, waiting while ready is empty.
+   * Xt.commit((xt) => running.xtAddLast(xt, ready.xtTakeFirst(xt)), { timeoutMs: 100 });
+   * console.assert(ready.toArray().join() === "2" && running.toArray().join() === "1");
+   * ```
+   */
   xtTakeFirst(xt: Xt): number {
     return this.#take(xt, true) ?? Retry.later();
   }
 
-  /** In a transaction: like `xtTryTakeLast`, retrying while empty. */
+  /**
+   * In a transaction: like `xtTryTakeLast`, retrying while empty.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const a = Dllist.create(heap);
+   * const b = Dllist.create(heap);
+   * b.addLast(1);
+   * b.addLast(2);
+   * // The last number of a, else of b; waits while both are empty.
+   * const last = Xt.commit(
+   *   Xt.first([(xt) => a.xtTakeLast(xt), (xt) => b.xtTakeLast(xt)]),
+   *   { timeoutMs: 100 },
+   * );
+   * console.assert(last === 2 && b.toArray().join() === "1");
+   * ```
+   */
   xtTakeLast(xt: Xt): number {
     return this.#take(xt, false) ?? Retry.later();
   }
 
-  /** In a transaction: whether the list is empty. */
+  /**
+   * In a transaction: whether the list is empty.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * // Adds value only to an empty list.
+   * const addIfEmpty = (value: number) =>
+   *   Xt.commit((xt) => (list.xtIsEmpty(xt) ? list.xtAddLast(xt, value) : undefined));
+   * console.assert(addIfEmpty(1) !== undefined && addIfEmpty(2) === undefined);
+   * console.assert(list.toArray().join() === "1");
+   * ```
+   */
   xtIsEmpty(xt: Xt): boolean {
     return xt.get(nextOf(this.#sentinel)) === this.#sentinel.address;
   }
 
-  /** In a transaction: the values from first to last (reads every node). */
+  /**
+   * In a transaction: the values from first to last (reads every node).
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const a = Dllist.create(heap);
+   * const b = Dllist.create(heap);
+   * b.moveLast(a.addLast(1));
+   * // Both lists at one instant.
+   * const [xs, ys] = Xt.commit((xt) => [a.xtToArray(xt), b.xtToArray(xt)]);
+   * console.assert(xs.length === 0 && ys.join() === "1");
+   * ```
+   */
   xtToArray(xt: Xt): number[] {
     const out: number[] = [];
     const heap = this.#heap;
@@ -430,67 +592,236 @@ export class Dllist {
 
   // --------------------------------------------------------- direct forms
 
-  /** Adds `value` at the front; returns its node. */
+  /**
+   * Adds `value` at the front; returns its node.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addFirst(2);
+   * const node = list.addFirst(1);
+   * console.assert(node.value === 1 && list.toArray().join() === "1,2");
+   * ```
+   */
   addFirst(value: number): DllistNode {
     return commitTracked(this.#heap, (xt) => this.xtAddFirst(xt, value));
   }
 
-  /** Adds `value` at the back; returns its node. */
+  /**
+   * Adds `value` at the back; returns its node.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addLast(1);
+   * const node = list.addLast(2);
+   * console.assert(node.value === 2 && list.toArray().join() === "1,2");
+   * ```
+   */
   addLast(value: number): DllistNode {
     return commitTracked(this.#heap, (xt) => this.xtAddLast(xt, value));
   }
 
-  /** Removes `node`; `false` when it was already removed (by any worker). */
+  /**
+   * Removes `node`; `false` when it was already removed (by any worker).
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * const node = list.addLast(1);
+   * list.addLast(2);
+   * console.assert(list.remove(node) && !list.remove(node));
+   * console.assert(list.toArray().join() === "2");
+   * ```
+   */
   remove(node: DllistNode): boolean {
     return Xt.commit((xt) => this.xtRemove(xt, node));
   }
 
-  /** Moves `node` to the front of this list; `false` when it was removed. */
+  /**
+   * Moves `node` to the front of this list; `false` when it was removed.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addLast(1);
+   * list.addLast(2);
+   * const node = list.addLast(3);
+   * console.assert(list.moveFirst(node) && list.toArray().join() === "3,1,2");
+   * ```
+   */
   moveFirst(node: DllistNode): boolean {
     return Xt.commit((xt) => this.xtMoveFirst(xt, node));
   }
 
-  /** Moves `node` to the back of this list; `false` when it was removed. */
+  /**
+   * Moves `node` to the back of this list; `false` when it was removed.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * const node = list.addLast(1);
+   * list.addLast(2);
+   * console.assert(list.moveLast(node) && list.toArray().join() === "2,1");
+   * list.remove(node);
+   * console.assert(!list.moveLast(node)); // removed: nothing to move
+   * ```
+   */
   moveLast(node: DllistNode): boolean {
     return Xt.commit((xt) => this.xtMoveLast(xt, node));
   }
 
-  /** Removes the first node and returns its value, or undefined when empty. */
+  /**
+   * Removes the first node and returns its value, or undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addLast(1);
+   * list.addLast(2);
+   * console.assert(list.tryTakeFirst() === 1 && list.toArray().join() === "2");
+   * ```
+   */
   tryTakeFirst(): number | undefined {
     return Xt.commit((xt) => this.xtTryTakeFirst(xt));
   }
 
-  /** Removes the last node and returns its value, or undefined when empty. */
+  /**
+   * Removes the last node and returns its value, or undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * console.assert(list.tryTakeLast() === undefined);
+   * list.addLast(1);
+   * list.addLast(2);
+   * console.assert(list.tryTakeLast() === 2 && list.toArray().join() === "1");
+   * ```
+   */
   tryTakeLast(): number | undefined {
     return Xt.commit((xt) => this.xtTryTakeLast(xt));
   }
 
-  /** Removes the first node and returns its value, waiting while empty. */
+  /**
+   * Removes the first node and returns its value, waiting while empty.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, TimeoutError } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addLast(1);
+   * console.assert(list.takeFirst() === 1);
+   * let timedOut = false;
+   * try {
+   *   list.takeFirst({ timeoutMs: 10 }); // empty, and nobody adds
+   * } catch (e) {
+   *   timedOut = e instanceof TimeoutError;
+   * }
+   * console.assert(timedOut);
+   * ```
+   */
   takeFirst(options?: CommitOptions): number {
     return Xt.commit((xt) => this.xtTakeFirst(xt), options);
   }
 
-  /** Removes the last node and returns its value, waiting while empty. */
+  /**
+   * Removes the last node and returns its value, waiting while empty.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addLast(1);
+   * list.addLast(2);
+   * console.assert(list.takeLast({ timeoutMs: 100 }) === 2 && list.toArray().join() === "1");
+   * ```
+   */
   takeLast(options?: CommitOptions): number {
     return Xt.commit((xt) => this.xtTakeLast(xt), options);
   }
 
-  /** Removes the first node and returns its value, waiting (asynchronously) while empty. */
+  /**
+   * Removes the first node and returns its value, waiting (asynchronously) while empty.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * const first = list.takeFirstAsync({ timeoutMs: 1000 }); // empty: waits
+   * list.addLast(7);
+   * console.assert((await first) === 7 && list.isEmpty());
+   * ```
+   */
   takeFirstAsync(options?: CommitOptions): Promise<number> {
     return Xt.commitAsync((xt) => this.xtTakeFirst(xt), options);
   }
 
-  /** Removes the last node and returns its value, waiting (asynchronously) while empty. */
+  /**
+   * Removes the last node and returns its value, waiting (asynchronously) while empty.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * const last = list.takeLastAsync({ timeoutMs: 1000 }); // empty: waits
+   * list.addLast(1);
+   * list.addLast(2);
+   * console.assert((await last) === 2 && list.toArray().join() === "1");
+   * ```
+   */
   takeLastAsync(options?: CommitOptions): Promise<number> {
     return Xt.commitAsync((xt) => this.xtTakeLast(xt), options);
   }
 
-  /** Whether the list is empty. */
+  /**
+   * Whether the list is empty.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * console.assert(list.isEmpty());
+   * list.addLast(1);
+   * console.assert(!list.isEmpty());
+   * ```
+   */
   isEmpty(): boolean {
     return Xt.commit((xt) => this.xtIsEmpty(xt));
   }
 
-  /** The values from first to last, at one instant. */
+  /**
+   * The values from first to last, at one instant.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addFirst(2);
+   * list.addFirst(1);
+   * list.addLast(3);
+   * console.assert(list.toArray().join() === "1,2,3");
+   * ```
+   */
   toArray(): number[] {
     return Xt.commit((xt) => this.xtToArray(xt));
   }

@@ -121,6 +121,15 @@ export class Hashtbl {
    * Creates an empty table in `heap` with `options.capacity` buckets
    * (default 8; a power of two from 1 to 2^20), which is also the least it
    * shrinks to.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(Hashtbl.create(heap).capacity === 8);
+   * console.assert(Hashtbl.create(heap, { capacity: 64 }).capacity === 64);
+   * ```
    */
   static create(heap: SharedHeap, options?: { capacity?: number }): Hashtbl {
     const capacity = checkCapacity(options?.capacity ?? 8, "Hashtbl", 1 << 20);
@@ -139,35 +148,112 @@ export class Hashtbl {
     return new Hashtbl(locs, capacity, placeRecord(heap, TAG, locs, capacity));
   }
 
-  /** Rebuilds a table from its handle; `HandleError` when it names none. */
+  /**
+   * Rebuilds a table from its handle; `HandleError` when it names none.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * table.set(1, 2);
+   * // In another worker: Hashtbl.attach(handle), the handle sent with postMessage.
+   * console.assert(Hashtbl.attach(table.handle).get(1) === 2);
+   * ```
+   */
   static attach(handle: HashtblHandle): Hashtbl {
     const { locs, offset, extra } = readRecord(handle, KIND, TAG, "Hashtbl");
     return new Hashtbl(locs, extra, offset);
   }
 
-  /** The handle to send to other workers. */
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * // worker.postMessage(table.handle)
+   * console.assert(table.handle.kind === "sabre.stm.Hashtbl");
+   * ```
+   */
   get handle(): HashtblHandle {
     return this.#heap.handleOf(KIND, 1, this.#offset);
   }
 
-  /** How many keys it holds. */
+  /**
+   * How many keys it holds.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * table.set(1, 10);
+   * table.set(1, 11); // same key: replaces
+   * table.set(2, 20);
+   * console.assert(table.length === 2);
+   * ```
+   */
   get length(): number {
     return this.#size.get();
   }
 
-  /** How many buckets it has now (changes when it rehashes). */
+  /**
+   * How many buckets it has now (changes when it rehashes).
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create(), { capacity: 1 });
+   * for (let key = 0; key < 10; key++) table.set(key, key);
+   * console.assert(table.capacity > 1); // grew by rehashing
+   * table.clear();
+   * console.assert(table.capacity === 1);
+   * ```
+   */
   get capacity(): number {
     return Xt.commit((xt) => this.#capacityOf(xt.get(this.#data)));
   }
 
   // ------------------------------------------------------------- xt forms
 
-  /** In a transaction: how many keys it holds. */
+  /**
+   * In a transaction: how many keys it holds.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * const length = Xt.commit((xt) => {
+   *   table.xtSet(xt, 1, 10);
+   *   return table.xtLength(xt); // sees the set of this transaction
+   * });
+   * console.assert(length === 1 && table.length === 1);
+   * ```
+   */
   xtLength(xt: Xt): number {
     return xt.get(this.#size);
   }
 
-  /** In a transaction: the value of `key`, or undefined. */
+  /**
+   * In a transaction: the value of `key`, or undefined.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const counts = Hashtbl.create(SharedHeap.create());
+   * const bump = (key: number) =>
+   *   Xt.commit((xt) => counts.xtSet(xt, key, (counts.xtGet(xt, key) ?? 0) + 1));
+   * bump(7);
+   * bump(7);
+   * console.assert(counts.get(7) === 2);
+   * ```
+   */
   xtGet(xt: Xt, key: number): number | undefined {
     checkNumber(key, "get from Hashtbl");
     const heap = this.#heap;
@@ -177,12 +263,47 @@ export class Hashtbl {
     return undefined;
   }
 
-  /** In a transaction: whether it holds `key`. */
+  /**
+   * In a transaction: whether it holds `key`.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const owners = Hashtbl.create(SharedHeap.create());
+   * // Sets key to value unless the key is there already; returns whether it did.
+   * const claim = (key: number, value: number) =>
+   *   Xt.commit((xt) => {
+   *     if (owners.xtHas(xt, key)) return false;
+   *     owners.xtSet(xt, key, value);
+   *     return true;
+   *   });
+   * console.assert(claim(1, 10) && !claim(1, 20) && owners.get(1) === 10);
+   * ```
+   */
   xtHas(xt: Xt, key: number): boolean {
     return this.xtGet(xt, key) !== undefined;
   }
 
-  /** In a transaction: sets the value of `key` (adding it when absent). */
+  /**
+   * In a transaction: sets the value of `key` (adding it when absent).
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * table.set(1, 10);
+   * table.set(2, 20);
+   * // Swap the values of keys 1 and 2, at one instant.
+   * Xt.commit((xt) => {
+   *   const one = table.xtGet(xt, 1)!;
+   *   table.xtSet(xt, 1, table.xtGet(xt, 2)!);
+   *   table.xtSet(xt, 2, one);
+   * });
+   * console.assert(table.get(1) === 20 && table.get(2) === 10);
+   * ```
+   */
   xtSet(xt: Xt, key: number, value: number): void {
     checkNumber(key, "set in Hashtbl");
     checkNumber(value, "set in Hashtbl");
@@ -205,7 +326,23 @@ export class Hashtbl {
     xt.incr(this.#size);
   }
 
-  /** In a transaction: removes `key`; returns its value, or undefined when absent. */
+  /**
+   * In a transaction: removes `key`; returns its value, or undefined when absent.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * table.set(1, 10);
+   * // Move the value of key 1 to key 2, at one instant.
+   * Xt.commit((xt) => {
+   *   const value = table.xtRemove(xt, 1);
+   *   if (value !== undefined) table.xtSet(xt, 2, value);
+   * });
+   * console.assert(!table.has(1) && table.get(2) === 10);
+   * ```
+   */
   xtRemove(xt: Xt, key: number): number | undefined {
     checkNumber(key, "remove from Hashtbl");
     if (this.xtGet(xt, key) === undefined) return undefined;
@@ -226,7 +363,20 @@ export class Hashtbl {
     return undefined; // unreachable: xtGet found it in the same snapshot
   }
 
-  /** In a transaction: every `[key, value]`, in no particular order. */
+  /**
+   * In a transaction: every `[key, value]`, in no particular order.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * table.set(1, 10);
+   * table.set(2, 20);
+   * const sum = Xt.commit((xt) => table.xtEntries(xt).reduce((acc, [, value]) => acc + value, 0));
+   * console.assert(sum === 30);
+   * ```
+   */
   xtEntries(xt: Xt): [number, number][] {
     const heap = this.#heap;
     const table = xt.get(this.#data);
@@ -244,6 +394,22 @@ export class Hashtbl {
    * In a transaction: removes every key and goes back to the capacity it
    * was created with. The entries and the old table go back to the heap
    * through epochs once it commits.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * table.set(1, 10);
+   * table.set(2, 20);
+   * // Take out every entry, at one instant.
+   * const drained = Xt.commit((xt) => {
+   *   const entries = table.xtEntries(xt);
+   *   table.xtClear(xt);
+   *   return entries;
+   * });
+   * console.assert(drained.length === 2 && table.length === 0);
+   * ```
    */
   xtClear(xt: Xt): void {
     const heap = this.#heap;
@@ -264,32 +430,103 @@ export class Hashtbl {
 
   // --------------------------------------------------------- direct forms
 
-  /** The value of `key`, or undefined. */
+  /**
+   * The value of `key`, or undefined.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * table.set(-0, 1); // keys compare by SameValueZero: -0 and 0 are one key
+   * console.assert(table.get(0) === 1 && table.get(2) === undefined);
+   * ```
+   */
   get(key: number): number | undefined {
     return Xt.commit((xt) => this.xtGet(xt, key));
   }
 
-  /** Whether it holds `key`. */
+  /**
+   * Whether it holds `key`.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * table.set(NaN, 1); // NaN is a key like any other
+   * console.assert(table.has(NaN) && !table.has(0));
+   * ```
+   */
   has(key: number): boolean {
     return Xt.commit((xt) => this.xtHas(xt, key));
   }
 
-  /** Sets the value of `key`. */
+  /**
+   * Sets the value of `key`.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * table.set(1, 10);
+   * table.set(1, 11);
+   * console.assert(table.get(1) === 11 && table.length === 1);
+   * ```
+   */
   set(key: number, value: number, options?: CommitOptions): void {
     commitTracked(this.#heap, (xt) => this.xtSet(xt, key, value), options);
   }
 
-  /** Removes `key`; returns its value, or undefined when absent. */
+  /**
+   * Removes `key`; returns its value, or undefined when absent.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * table.set(1, 10);
+   * console.assert(table.remove(1) === 10 && table.remove(1) === undefined && table.length === 0);
+   * ```
+   */
   remove(key: number, options?: CommitOptions): number | undefined {
     return commitTracked(this.#heap, (xt) => this.xtRemove(xt, key), options);
   }
 
-  /** Removes every key, at one instant. */
+  /**
+   * Removes every key, at one instant.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * table.set(1, 10);
+   * table.set(2, 20);
+   * table.clear();
+   * console.assert(table.length === 0 && !table.has(1));
+   * ```
+   */
   clear(options?: CommitOptions): void {
     commitTracked(this.#heap, (xt) => this.xtClear(xt), options);
   }
 
-  /** Every `[key, value]` at one instant, in no particular order. */
+  /**
+   * Every `[key, value]` at one instant, in no particular order.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const table = Hashtbl.create(SharedHeap.create());
+   * table.set(2, 20);
+   * table.set(1, 10);
+   * const sorted = table.entries().sort((a, b) => a[0] - b[0]);
+   * console.assert(sorted.join(";") === "1,10;2,20");
+   * ```
+   */
   entries(): [number, number][] {
     return Xt.commit((xt) => this.xtEntries(xt));
   }

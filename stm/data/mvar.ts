@@ -62,7 +62,18 @@ export class Mvar {
     this.#offset = offset;
   }
 
-  /** Creates an Mvar in `heap`, full with `value` if one is given, else empty. */
+  /**
+   * Creates an Mvar in `heap`, full with `value` if one is given, else empty.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(Mvar.create(heap).isEmpty());
+   * console.assert(Mvar.create(heap, 5).tryPeek() === 5);
+   * ```
+   */
   static create(heap: SharedHeap, value?: number): Mvar {
     if (value !== undefined) checkNumber(value, "create Mvar");
     const full = Loc.make(heap, value === undefined ? 0 : 1, { kind: "i32" });
@@ -70,23 +81,71 @@ export class Mvar {
     return new Mvar(full, slot, placeRecord(heap, TAG, [full, slot], 0));
   }
 
-  /** Rebuilds an Mvar from its handle; `HandleError` when it names none. */
+  /**
+   * Rebuilds an Mvar from its handle; `HandleError` when it names none.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create(), 3);
+   * // In another worker: Mvar.attach(handle), the handle sent with postMessage.
+   * console.assert(Mvar.attach(mvar.handle).take() === 3 && mvar.isEmpty());
+   * ```
+   */
   static attach(handle: MvarHandle): Mvar {
     const { locs, offset } = readRecord(handle, KIND, TAG, "Mvar");
     return new Mvar(locs[0], locs[1], offset);
   }
 
-  /** The handle to send to other workers. */
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create());
+   * // worker.postMessage(mvar.handle)
+   * console.assert(mvar.handle.kind === "sabre.stm.Mvar");
+   * ```
+   */
   get handle(): MvarHandle {
     return this.#full.heap.handleOf(KIND, 1, this.#offset);
   }
 
-  /** Whether it is empty now. */
+  /**
+   * Whether it is empty now.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create());
+   * console.assert(mvar.isEmpty());
+   * mvar.put(1);
+   * console.assert(!mvar.isEmpty());
+   * ```
+   */
   isEmpty(): boolean {
     return this.#full.get() === 0;
   }
 
-  /** In a transaction: puts `value`, retrying while full. */
+  /**
+   * In a transaction: puts `value`, retrying while full.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const from = Mvar.create(heap, 1);
+   * const to = Mvar.create(heap);
+   * // Move the value across: waits while from is empty or to is full.
+   * Xt.commit((xt) => to.xtPut(xt, from.xtTake(xt)), { timeoutMs: 100 });
+   * console.assert(from.isEmpty() && to.tryTake() === 1);
+   * ```
+   */
   xtPut(xt: Xt, value: number): void {
     checkNumber(value, "put into Mvar");
     Retry.unless(xt.get(this.#full) === 0);
@@ -94,7 +153,21 @@ export class Mvar {
     xt.set(this.#value, value);
   }
 
-  /** In a transaction: puts `value` if empty; returns whether it did. */
+  /**
+   * In a transaction: puts `value` if empty; returns whether it did.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const a = Mvar.create(heap, 0);
+   * const b = Mvar.create(heap);
+   * // Put 5 into the first of a and b that is empty.
+   * console.assert(Xt.commit((xt) => a.xtTryPut(xt, 5) || b.xtTryPut(xt, 5)));
+   * console.assert(a.tryTake() === 0 && b.tryTake() === 5);
+   * ```
+   */
   xtTryPut(xt: Xt, value: number): boolean {
     checkNumber(value, "put into Mvar");
     if (xt.get(this.#full) !== 0) return false;
@@ -103,67 +176,217 @@ export class Mvar {
     return true;
   }
 
-  /** In a transaction: takes the value, retrying while empty. */
+  /**
+   * In a transaction: takes the value, retrying while empty.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const a = Mvar.create(heap);
+   * const b = Mvar.create(heap, 2);
+   * // Take from a, else from b; waits while both are empty.
+   * const value = Xt.commit(
+   *   Xt.first([(xt) => a.xtTake(xt), (xt) => b.xtTake(xt)]),
+   *   { timeoutMs: 100 },
+   * );
+   * console.assert(value === 2 && b.isEmpty());
+   * ```
+   */
   xtTake(xt: Xt): number {
     Retry.unless(xt.get(this.#full) !== 0);
     xt.set(this.#full, 0);
     return xt.get(this.#value);
   }
 
-  /** In a transaction: takes the value, or returns undefined when empty. */
+  /**
+   * In a transaction: takes the value, or returns undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const a = Mvar.create(heap, 1);
+   * const b = Mvar.create(heap);
+   * const taken = Xt.commit((xt) => [a.xtTryTake(xt), b.xtTryTake(xt)]);
+   * console.assert(taken[0] === 1 && taken[1] === undefined && a.isEmpty());
+   * ```
+   */
   xtTryTake(xt: Xt): number | undefined {
     if (xt.get(this.#full) === 0) return undefined;
     xt.set(this.#full, 0);
     return xt.get(this.#value);
   }
 
-  /** In a transaction: the value without taking it, retrying while empty. */
+  /**
+   * In a transaction: the value without taking it, retrying while empty.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const x = Mvar.create(heap, 3);
+   * const y = Mvar.create(heap, 4);
+   * // Read both values at one instant, waiting until both are full.
+   * const sum = Xt.commit((xt) => x.xtPeek(xt) + y.xtPeek(xt), { timeoutMs: 100 });
+   * console.assert(sum === 7 && !x.isEmpty() && !y.isEmpty());
+   * ```
+   */
   xtPeek(xt: Xt): number {
     Retry.unless(xt.get(this.#full) !== 0);
     return xt.get(this.#value);
   }
 
-  /** Puts `value`, waiting while full. */
+  /**
+   * Puts `value`, waiting while full.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, TimeoutError } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create());
+   * mvar.put(1);
+   * let timedOut = false;
+   * try {
+   *   mvar.put(2, { timeoutMs: 10 }); // full, and nobody takes
+   * } catch (e) {
+   *   timedOut = e instanceof TimeoutError;
+   * }
+   * console.assert(timedOut && mvar.take() === 1);
+   * ```
+   */
   put(value: number, options?: CommitOptions): void {
     Xt.commit((xt) => this.xtPut(xt, value), options);
   }
 
-  /** Puts `value`, waiting (asynchronously) while full. */
+  /**
+   * Puts `value`, waiting (asynchronously) while full.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create(), 1);
+   * const putting = mvar.putAsync(2, { timeoutMs: 1000 }); // full: waits
+   * console.assert(mvar.take() === 1);
+   * await putting;
+   * console.assert(mvar.take() === 2);
+   * ```
+   */
   putAsync(value: number, options?: CommitOptions): Promise<void> {
     return Xt.commitAsync((xt) => this.xtPut(xt, value), options);
   }
 
-  /** Puts `value` if empty; returns whether it did. */
+  /**
+   * Puts `value` if empty; returns whether it did.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create());
+   * console.assert(mvar.tryPut(1) && !mvar.tryPut(2) && mvar.take() === 1);
+   * ```
+   */
   tryPut(value: number): boolean {
     return Xt.commit((xt) => this.xtTryPut(xt, value));
   }
 
-  /** Takes the value, waiting while empty. */
+  /**
+   * Takes the value, waiting while empty.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create(), 4);
+   * console.assert(mvar.take({ timeoutMs: 100 }) === 4 && mvar.isEmpty());
+   * ```
+   */
   take(options?: CommitOptions): number {
     return Xt.commit((xt) => this.xtTake(xt), options);
   }
 
-  /** Takes the value, waiting (asynchronously) while empty. */
+  /**
+   * Takes the value, waiting (asynchronously) while empty.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create());
+   * const value = mvar.takeAsync({ timeoutMs: 1000 }); // empty: waits
+   * mvar.put(8);
+   * console.assert((await value) === 8 && mvar.isEmpty());
+   * ```
+   */
   takeAsync(options?: CommitOptions): Promise<number> {
     return Xt.commitAsync((xt) => this.xtTake(xt), options);
   }
 
-  /** Takes the value, or returns undefined when empty. */
+  /**
+   * Takes the value, or returns undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create(), 1);
+   * console.assert(mvar.tryTake() === 1 && mvar.tryTake() === undefined);
+   * ```
+   */
   tryTake(): number | undefined {
     return Xt.commit((xt) => this.xtTryTake(xt));
   }
 
-  /** The value without taking it, waiting while empty. */
+  /**
+   * The value without taking it, waiting while empty.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create(), 5);
+   * console.assert(mvar.peek({ timeoutMs: 100 }) === 5 && !mvar.isEmpty());
+   * ```
+   */
   peek(options?: CommitOptions): number {
     return Xt.commit((xt) => this.xtPeek(xt), options);
   }
 
-  /** The value without taking it, waiting (asynchronously) while empty. */
+  /**
+   * The value without taking it, waiting (asynchronously) while empty.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create());
+   * const value = mvar.peekAsync({ timeoutMs: 1000 }); // empty: waits
+   * mvar.put(6);
+   * console.assert((await value) === 6 && !mvar.isEmpty());
+   * ```
+   */
   peekAsync(options?: CommitOptions): Promise<number> {
     return Xt.commitAsync((xt) => this.xtPeek(xt), options);
   }
 
-  /** The value without taking it, or undefined when empty. */
+  /**
+   * The value without taking it, or undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create());
+   * console.assert(mvar.tryPeek() === undefined);
+   * mvar.put(1);
+   * console.assert(mvar.tryPeek() === 1 && !mvar.isEmpty());
+   * ```
+   */
   tryPeek(): number | undefined {
     return Xt.commit((xt) => (xt.get(this.#full) === 0 ? undefined : xt.get(this.#value)));
   }

@@ -54,30 +54,91 @@ export class StmPromise {
     this.#offset = offset;
   }
 
-  /** Creates an unresolved promise in `heap`. */
+  /**
+   * Creates an unresolved promise in `heap`.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const promise = StmPromise.create(SharedHeap.create());
+   * console.assert(!promise.isResolved() && promise.peek() === undefined);
+   * ```
+   */
   static create(heap: SharedHeap): StmPromise {
     const state = Loc.make(heap, 0, { kind: "i32" });
     const value = Loc.make(heap, 0);
     return new StmPromise(state, value, placeRecord(heap, TAG, [state, value], 0));
   }
 
-  /** Rebuilds a promise from its handle; `HandleError` when it names none. */
+  /**
+   * Rebuilds a promise from its handle; `HandleError` when it names none.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const promise = StmPromise.create(SharedHeap.create());
+   * // In another worker: StmPromise.attach(handle), the handle sent with postMessage.
+   * const same = StmPromise.attach(promise.handle);
+   * promise.resolve(42);
+   * console.assert(same.peek() === 42);
+   * ```
+   */
   static attach(handle: StmPromiseHandle): StmPromise {
     const { locs, offset } = readRecord(handle, KIND, TAG, "StmPromise");
     return new StmPromise(locs[0], locs[1], offset);
   }
 
-  /** The handle to send to other workers. */
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const promise = StmPromise.create(SharedHeap.create());
+   * // worker.postMessage(promise.handle)
+   * console.assert(promise.handle.kind === "sabre.stm.Promise");
+   * ```
+   */
   get handle(): StmPromiseHandle {
     return this.#state.heap.handleOf(KIND, 1, this.#offset);
   }
 
-  /** Whether it has been resolved. */
+  /**
+   * Whether it has been resolved.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const promise = StmPromise.create(SharedHeap.create());
+   * console.assert(!promise.isResolved());
+   * promise.resolve(1);
+   * console.assert(promise.isResolved());
+   * ```
+   */
   isResolved(): boolean {
     return this.#state.get() !== 0;
   }
 
-  /** In a transaction: resolves with `value` if unresolved; returns whether it did. */
+  /**
+   * In a transaction: resolves with `value` if unresolved; returns whether it did.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const a = StmPromise.create(heap);
+   * const b = StmPromise.create(heap);
+   * // Resolve both in one commit.
+   * console.assert(Xt.commit((xt) => a.xtTryResolve(xt, 1) && b.xtTryResolve(xt, 2)));
+   * console.assert(a.peek() === 1 && b.peek() === 2);
+   * console.assert(!Xt.commit((xt) => a.xtTryResolve(xt, 3)) && a.peek() === 1);
+   * ```
+   */
   xtTryResolve(xt: Xt, value: number): boolean {
     checkNumber(value, "resolve StmPromise");
     if (xt.get(this.#state) !== 0) return false;
@@ -86,18 +147,63 @@ export class StmPromise {
     return true;
   }
 
-  /** In a transaction: the value, retrying until it is resolved. */
+  /**
+   * In a transaction: the value, retrying until it is resolved.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const slow = StmPromise.create(heap);
+   * const fast = StmPromise.create(heap);
+   * fast.resolve(1);
+   * // The value of whichever is resolved; waits while neither is.
+   * const first = Xt.commit(
+   *   Xt.first([(xt) => slow.xtAwait(xt), (xt) => fast.xtAwait(xt)]),
+   *   { timeoutMs: 100 },
+   * );
+   * console.assert(first === 1);
+   * ```
+   */
   xtAwait(xt: Xt): number {
     Retry.unless(xt.get(this.#state) !== 0);
     return xt.get(this.#value);
   }
 
-  /** Resolves with `value` if unresolved; returns whether it did. */
+  /**
+   * Resolves with `value` if unresolved; returns whether it did.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const promise = StmPromise.create(SharedHeap.create());
+   * console.assert(promise.tryResolve(1) && !promise.tryResolve(2) && promise.peek() === 1);
+   * ```
+   */
   tryResolve(value: number): boolean {
     return Xt.commit((xt) => this.xtTryResolve(xt, value));
   }
 
-  /** Resolves with `value`; throws `RangeError` when it was already resolved. */
+  /**
+   * Resolves with `value`; throws `RangeError` when it was already resolved.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const promise = StmPromise.create(SharedHeap.create());
+   * promise.resolve(1);
+   * let threw = false;
+   * try {
+   *   promise.resolve(2);
+   * } catch (e) {
+   *   threw = e instanceof RangeError;
+   * }
+   * console.assert(threw && promise.peek() === 1);
+   * ```
+   */
   resolve(value: number): void {
     if (!this.tryResolve(value)) {
       throw new RangeError(
@@ -108,17 +214,58 @@ export class StmPromise {
     }
   }
 
-  /** The value, waiting until it is resolved. */
+  /**
+   * The value, waiting until it is resolved.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, TimeoutError } from "@sabre/sabre";
+   * const promise = StmPromise.create(SharedHeap.create());
+   * let timedOut = false;
+   * try {
+   *   promise.await({ timeoutMs: 10 }); // unresolved, and nobody resolves it
+   * } catch (e) {
+   *   timedOut = e instanceof TimeoutError;
+   * }
+   * promise.resolve(3);
+   * console.assert(timedOut && promise.await() === 3);
+   * ```
+   */
   await(options?: CommitOptions): number {
     return Xt.commit((xt) => this.xtAwait(xt), options);
   }
 
-  /** The value, waiting (asynchronously) until it is resolved. */
+  /**
+   * The value, waiting (asynchronously) until it is resolved.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const promise = StmPromise.create(SharedHeap.create());
+   * const value = promise.awaitAsync({ timeoutMs: 1000 }); // unresolved: waits
+   * promise.resolve(5);
+   * console.assert((await value) === 5);
+   * ```
+   */
   awaitAsync(options?: CommitOptions): Promise<number> {
     return Xt.commitAsync((xt) => this.xtAwait(xt), options);
   }
 
-  /** The value, or undefined while unresolved. */
+  /**
+   * The value, or undefined while unresolved.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const promise = StmPromise.create(SharedHeap.create());
+   * console.assert(promise.peek() === undefined);
+   * promise.resolve(2);
+   * console.assert(promise.peek() === 2);
+   * ```
+   */
   peek(): number | undefined {
     return Xt.commit((xt) => (xt.get(this.#state) === 0 ? undefined : xt.get(this.#value)));
   }

@@ -97,6 +97,15 @@ export class Queue {
    * Creates an empty queue in `heap`: unbounded by default, or holding up
    * to `options.capacity` numbers (an integer from 1 to 65536; `Infinity`
    * means unbounded).
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(Queue.create(heap).capacity === Infinity);
+   * console.assert(Queue.create(heap, { capacity: 3 }).capacity === 3);
+   * ```
    */
   static create(heap: SharedHeap, options?: { capacity?: number }): Queue {
     const wanted = options?.capacity ?? Infinity;
@@ -109,28 +118,87 @@ export class Queue {
     return new Queue(locs, placeRecord(heap, TAG, locs, capacity), true);
   }
 
-  /** Rebuilds a queue from its handle; `HandleError` when it names none. */
+  /**
+   * Rebuilds a queue from its handle; `HandleError` when it names none.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * queue.add(5);
+   * // In another worker: Queue.attach(handle), the handle sent with postMessage.
+   * console.assert(Queue.attach(queue.handle).take() === 5 && queue.length === 0);
+   * ```
+   */
   static attach(handle: QueueHandle): Queue {
     const { locs, offset, extra } = readRecord(handle, KIND, TAG, "Queue");
     return new Queue(locs, offset, extra !== 0);
   }
 
-  /** The handle to send to other workers. */
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * // worker.postMessage(queue.handle)
+   * console.assert(queue.handle.kind === "sabre.stm.Queue");
+   * ```
+   */
   get handle(): QueueHandle {
     return this.#locs[0].heap.handleOf(KIND, 1, this.#offset);
   }
 
-  /** How many numbers it can hold (`Infinity` when unbounded). */
+  /**
+   * How many numbers it can hold (`Infinity` when unbounded).
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create(), { capacity: 2 });
+   * console.assert(queue.capacity === 2 && queue.tryAdd(1) && queue.tryAdd(2) && !queue.tryAdd(3));
+   * ```
+   */
   get capacity(): number {
     return this.#capacity;
   }
 
-  /** How many numbers it holds now. */
+  /**
+   * How many numbers it holds now.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * queue.add(1);
+   * queue.add(2);
+   * console.assert(queue.length === 2);
+   * ```
+   */
   get length(): number {
     return Xt.commit((xt) => this.xtLength(xt));
   }
 
-  /** In a transaction: how many numbers it holds. */
+  /**
+   * In a transaction: how many numbers it holds.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * const length = Xt.commit((xt) => {
+   *   queue.xtAdd(xt, 1);
+   *   return queue.xtLength(xt); // sees the add of this transaction
+   * });
+   * console.assert(length === 1 && queue.length === 1);
+   * ```
+   */
   xtLength(xt: Xt): number {
     if (!this.#bounded) {
       const heap = this.#heap;
@@ -141,7 +209,18 @@ export class Queue {
     return xt.get(this.#locs[TAIL]) - xt.get(this.#locs[HEAD]);
   }
 
-  /** In a transaction: adds `value` at the back if there is room; returns whether it did. */
+  /**
+   * In a transaction: adds `value` at the back if there is room; returns whether it did.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create(), { capacity: 1 });
+   * const added = Xt.commit((xt) => [queue.xtTryAdd(xt, 1), queue.xtTryAdd(xt, 2)]);
+   * console.assert(added.join() === "true,false" && queue.length === 1);
+   * ```
+   */
   xtTryAdd(xt: Xt, value: number): boolean {
     checkNumber(value, "add to Queue");
     if (!this.#bounded) {
@@ -156,12 +235,39 @@ export class Queue {
     return true;
   }
 
-  /** In a transaction: adds `value` at the back, retrying while full. */
+  /**
+   * In a transaction: adds `value` at the back, retrying while full.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const inbox = Queue.create(heap);
+   * const outbox = Queue.create(heap, { capacity: 1 });
+   * inbox.add(8);
+   * // Move a number from inbox to outbox: waits while inbox is empty or outbox full.
+   * Xt.commit((xt) => outbox.xtAdd(xt, inbox.xtTake(xt)), { timeoutMs: 100 });
+   * console.assert(outbox.tryTake() === 8 && inbox.length === 0);
+   * ```
+   */
   xtAdd(xt: Xt, value: number): void {
     Retry.unless(this.xtTryAdd(xt, value));
   }
 
-  /** In a transaction: takes the front number, or returns undefined when empty. */
+  /**
+   * In a transaction: takes the front number, or returns undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * queue.add(1);
+   * const taken = Xt.commit((xt) => [queue.xtTryTake(xt), queue.xtTryTake(xt)]);
+   * console.assert(taken[0] === 1 && taken[1] === undefined);
+   * ```
+   */
   xtTryTake(xt: Xt): number | undefined {
     if (!this.#bounded) return this.#takeList(xt);
     const head = xt.get(this.#locs[HEAD]);
@@ -170,13 +276,43 @@ export class Queue {
     return xt.get(this.#locs[SLOTS + (head % this.#capacity)]);
   }
 
-  /** In a transaction: takes the front number, retrying while empty. */
+  /**
+   * In a transaction: takes the front number, retrying while empty.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const urgent = Queue.create(heap);
+   * const normal = Queue.create(heap);
+   * normal.add(2);
+   * // Take from urgent, else from normal; waits while both are empty.
+   * const next = Xt.commit(
+   *   Xt.first([(xt) => urgent.xtTake(xt), (xt) => normal.xtTake(xt)]),
+   *   { timeoutMs: 100 },
+   * );
+   * console.assert(next === 2 && normal.length === 0);
+   * ```
+   */
   xtTake(xt: Xt): number {
     const value = this.xtTryTake(xt);
     return value ?? Retry.later();
   }
 
-  /** In a transaction: the front number without taking it, or undefined. */
+  /**
+   * In a transaction: the front number without taking it, or undefined.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * queue.add(1);
+   * queue.add(2);
+   * console.assert(Xt.commit((xt) => queue.xtTryPeek(xt)) === 1 && queue.length === 2);
+   * ```
+   */
   xtTryPeek(xt: Xt): number | undefined {
     if (!this.#bounded) {
       const heap = this.#heap;
@@ -195,7 +331,22 @@ export class Queue {
     return xt.get(this.#locs[SLOTS + (head % this.#capacity)]);
   }
 
-  /** In a transaction: the front number without taking it, retrying while empty. */
+  /**
+   * In a transaction: the front number without taking it, retrying while empty.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const queue = Queue.create(heap);
+   * const copies = Queue.create(heap);
+   * queue.add(4);
+   * // Copy the front number into copies, leaving it in queue (waits while empty).
+   * Xt.commit((xt) => copies.xtAdd(xt, queue.xtPeek(xt)), { timeoutMs: 100 });
+   * console.assert(copies.tryTake() === 4 && queue.tryTake() === 4);
+   * ```
+   */
   xtPeek(xt: Xt): number {
     return this.xtTryPeek(xt) ?? Retry.later();
   }
@@ -203,6 +354,22 @@ export class Queue {
   /**
    * In a transaction: removes every number. The memory of an unbounded
    * queue's nodes goes back to the heap through epochs once it commits.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * queue.add(1);
+   * queue.add(2);
+   * // Empty the queue and count what it held, at one instant.
+   * const dropped = Xt.commit((xt) => {
+   *   const length = queue.xtLength(xt);
+   *   queue.xtClear(xt);
+   *   return length;
+   * });
+   * console.assert(dropped === 2 && queue.tryTake() === undefined);
+   * ```
    */
   xtClear(xt: Xt): void {
     if (this.#bounded) {
@@ -216,32 +383,108 @@ export class Queue {
     }
   }
 
-  /** Adds `value` at the back, waiting while full. */
+  /**
+   * Adds `value` at the back, waiting while full.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, TimeoutError } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create(), { capacity: 1 });
+   * queue.add(1);
+   * let timedOut = false;
+   * try {
+   *   queue.add(2, { timeoutMs: 10 }); // full, and nobody takes
+   * } catch (e) {
+   *   timedOut = e instanceof TimeoutError;
+   * }
+   * console.assert(timedOut && queue.take() === 1 && queue.length === 0);
+   * ```
+   */
   add(value: number, options?: CommitOptions): void {
     commitTracked(this.#heap, (xt) => this.xtAdd(xt, value), options);
   }
 
-  /** Adds `value` at the back, waiting (asynchronously) while full. */
+  /**
+   * Adds `value` at the back, waiting (asynchronously) while full.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create(), { capacity: 1 });
+   * queue.add(1);
+   * const adding = queue.addAsync(2, { timeoutMs: 1000 }); // full: waits for room
+   * console.assert(queue.take() === 1);
+   * await adding;
+   * console.assert(queue.take() === 2);
+   * ```
+   */
   addAsync(value: number, options?: CommitOptions): Promise<void> {
     return commitTrackedAsync(this.#heap, (xt) => this.xtAdd(xt, value), options);
   }
 
-  /** Adds `value` if there is room; returns whether it did. */
+  /**
+   * Adds `value` if there is room; returns whether it did.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create(), { capacity: 1 });
+   * console.assert(queue.tryAdd(1) && !queue.tryAdd(2) && queue.length === 1);
+   * ```
+   */
   tryAdd(value: number): boolean {
     return commitTracked(this.#heap, (xt) => this.xtTryAdd(xt, value));
   }
 
-  /** Takes the front number, waiting while empty. */
+  /**
+   * Takes the front number, waiting while empty.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * queue.add(1);
+   * queue.add(2);
+   * console.assert(queue.take() === 1 && queue.take({ timeoutMs: 100 }) === 2);
+   * ```
+   */
   take(options?: CommitOptions): number {
     return commitTracked(this.#heap, (xt) => this.xtTake(xt), options);
   }
 
-  /** Takes the front number, waiting (asynchronously) while empty. */
+  /**
+   * Takes the front number, waiting (asynchronously) while empty.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * const next = queue.takeAsync({ timeoutMs: 1000 }); // empty: waits
+   * queue.add(3);
+   * console.assert((await next) === 3 && queue.length === 0);
+   * ```
+   */
   takeAsync(options?: CommitOptions): Promise<number> {
     return commitTrackedAsync(this.#heap, (xt) => this.xtTake(xt), options);
   }
 
-  /** Takes the front number, or returns undefined when empty. */
+  /**
+   * Takes the front number, or returns undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * queue.add(1);
+   * console.assert(queue.tryTake() === 1 && queue.tryTake() === undefined);
+   * ```
+   */
   tryTake(): number | undefined {
     return commitTracked(this.#heap, (xt) => this.xtTryTake(xt));
   }
@@ -286,22 +529,71 @@ export class Queue {
     });
   }
 
-  /** The front number without taking it, or undefined when empty. */
+  /**
+   * The front number without taking it, or undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * console.assert(queue.tryPeek() === undefined);
+   * queue.add(1);
+   * queue.add(2);
+   * console.assert(queue.tryPeek() === 1 && queue.length === 2);
+   * ```
+   */
   tryPeek(): number | undefined {
     return Xt.commit((xt) => this.xtTryPeek(xt));
   }
 
-  /** The front number without taking it, waiting while empty. */
+  /**
+   * The front number without taking it, waiting while empty.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * queue.add(6);
+   * console.assert(queue.peek({ timeoutMs: 100 }) === 6 && queue.tryTake() === 6);
+   * ```
+   */
   peek(options?: CommitOptions): number {
     return Xt.commit((xt) => this.xtPeek(xt), options);
   }
 
-  /** The front number without taking it, waiting (asynchronously) while empty. */
+  /**
+   * The front number without taking it, waiting (asynchronously) while empty.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * const front = queue.peekAsync({ timeoutMs: 1000 }); // empty: waits
+   * queue.add(9);
+   * console.assert((await front) === 9 && queue.length === 1);
+   * ```
+   */
   peekAsync(options?: CommitOptions): Promise<number> {
     return Xt.commitAsync((xt) => this.xtPeek(xt), options);
   }
 
-  /** Removes every number, at one instant. */
+  /**
+   * Removes every number, at one instant.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const queue = Queue.create(SharedHeap.create());
+   * queue.add(1);
+   * queue.add(2);
+   * queue.clear();
+   * console.assert(queue.length === 0 && queue.tryTake() === undefined);
+   * ```
+   */
   clear(): void {
     Xt.commit((xt) => this.xtClear(xt));
   }

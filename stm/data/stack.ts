@@ -87,6 +87,15 @@ export class Stack {
    * Creates an empty stack in `heap`: unbounded by default, or holding up
    * to `options.capacity` numbers (an integer from 1 to 65536; `Infinity`
    * means unbounded).
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * console.assert(Stack.create(heap).capacity === Infinity);
+   * console.assert(Stack.create(heap, { capacity: 3 }).capacity === 3);
+   * ```
    */
   static create(heap: SharedHeap, options?: { capacity?: number }): Stack {
     const wanted = options?.capacity ?? Infinity;
@@ -99,37 +108,107 @@ export class Stack {
     return new Stack(locs, placeRecord(heap, TAG, locs, capacity), true);
   }
 
-  /** Rebuilds a stack from its handle; `HandleError` when it names none. */
+  /**
+   * Rebuilds a stack from its handle; `HandleError` when it names none.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * stack.push(5);
+   * // In another worker: Stack.attach(handle), the handle sent with postMessage.
+   * console.assert(Stack.attach(stack.handle).pop() === 5 && stack.length === 0);
+   * ```
+   */
   static attach(handle: StackHandle): Stack {
     const { locs, offset, extra } = readRecord(handle, KIND, TAG, "Stack");
     return new Stack(locs, offset, extra !== 0);
   }
 
-  /** The handle to send to other workers. */
+  /**
+   * The handle to send to other workers.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * // worker.postMessage(stack.handle)
+   * console.assert(stack.handle.kind === "sabre.stm.Stack");
+   * ```
+   */
   get handle(): StackHandle {
     return this.#locs[0].heap.handleOf(KIND, 1, this.#offset);
   }
 
-  /** How many numbers it can hold (`Infinity` when unbounded). */
+  /**
+   * How many numbers it can hold (`Infinity` when unbounded).
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create(), { capacity: 1 });
+   * console.assert(stack.capacity === 1 && stack.tryPush(1) && !stack.tryPush(2));
+   * ```
+   */
   get capacity(): number {
     return this.#capacity;
   }
 
-  /** How many numbers it holds now. */
+  /**
+   * How many numbers it holds now.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * stack.push(1);
+   * stack.push(2);
+   * console.assert(stack.length === 2);
+   * ```
+   */
   get length(): number {
     const head = this.#head;
     if (head === undefined) return this.#locs[SIZE].get();
     return Xt.commit((xt) => this.xtLength(xt));
   }
 
-  /** In a transaction: how many numbers it holds. */
+  /**
+   * In a transaction: how many numbers it holds.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * const length = Xt.commit((xt) => {
+   *   stack.xtPush(xt, 1);
+   *   return stack.xtLength(xt); // sees the push of this transaction
+   * });
+   * console.assert(length === 1 && stack.length === 1);
+   * ```
+   */
   xtLength(xt: Xt): number {
     const head = this.#head;
     if (head === undefined) return xt.get(this.#locs[SIZE]);
     return nodeCount(this.#heap, xt.get(head));
   }
 
-  /** In a transaction: pushes `value` if there is room; returns whether it did. */
+  /**
+   * In a transaction: pushes `value` if there is room; returns whether it did.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create(), { capacity: 1 });
+   * const pushed = Xt.commit((xt) => [stack.xtTryPush(xt, 1), stack.xtTryPush(xt, 2)]);
+   * console.assert(pushed.join() === "true,false" && stack.length === 1);
+   * ```
+   */
   xtTryPush(xt: Xt, value: number): boolean {
     checkNumber(value, "push onto Stack");
     const head = this.#head;
@@ -144,12 +223,40 @@ export class Stack {
     return true;
   }
 
-  /** In a transaction: pushes `value`, retrying while full. */
+  /**
+   * In a transaction: pushes `value`, retrying while full.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const from = Stack.create(heap);
+   * const to = Stack.create(heap, { capacity: 4 });
+   * from.push(1);
+   * from.push(2);
+   * // Move the top number across: waits while from is empty or to is full.
+   * Xt.commit((xt) => to.xtPush(xt, from.xtPop(xt)), { timeoutMs: 100 });
+   * console.assert(to.tryTop() === 2 && from.tryTop() === 1);
+   * ```
+   */
   xtPush(xt: Xt, value: number): void {
     Retry.unless(this.xtTryPush(xt, value));
   }
 
-  /** In a transaction: pops the top number, or returns undefined when empty. */
+  /**
+   * In a transaction: pops the top number, or returns undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * stack.push(1);
+   * const popped = Xt.commit((xt) => [stack.xtTryPop(xt), stack.xtTryPop(xt)]);
+   * console.assert(popped[0] === 1 && popped[1] === undefined);
+   * ```
+   */
   xtTryPop(xt: Xt): number | undefined {
     const head = this.#head;
     if (head !== undefined) {
@@ -166,13 +273,41 @@ export class Stack {
     return xt.get(this.#locs[SLOTS + size - 1]);
   }
 
-  /** In a transaction: pops the top number, retrying while empty. */
+  /**
+   * In a transaction: pops the top number, retrying while empty.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const xs = Stack.create(heap);
+   * const ys = Stack.create(heap);
+   * xs.push(1);
+   * ys.push(2);
+   * // Pop one number from each, or wait until both have one.
+   * const pair = Xt.commit((xt) => [xs.xtPop(xt), ys.xtPop(xt)], { timeoutMs: 100 });
+   * console.assert(pair.join() === "1,2" && xs.length === 0 && ys.length === 0);
+   * ```
+   */
   xtPop(xt: Xt): number {
     const value = this.xtTryPop(xt);
     return value ?? Retry.later();
   }
 
-  /** In a transaction: the top number without popping it, or undefined. */
+  /**
+   * In a transaction: the top number without popping it, or undefined.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * stack.push(1);
+   * stack.push(2);
+   * console.assert(Xt.commit((xt) => stack.xtTryTop(xt)) === 2 && stack.length === 2);
+   * ```
+   */
   xtTryTop(xt: Xt): number | undefined {
     const head = this.#head;
     if (head !== undefined) {
@@ -183,7 +318,23 @@ export class Stack {
     return size === 0 ? undefined : xt.get(this.#locs[SLOTS + size - 1]);
   }
 
-  /** In a transaction: the top number without popping it, retrying while empty. */
+  /**
+   * In a transaction: the top number without popping it, retrying while empty.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * stack.push(4);
+   * // Pop the top number only when it is even (waits while the stack is empty).
+   * const popped = Xt.commit(
+   *   (xt) => (stack.xtTop(xt) % 2 === 0 ? stack.xtPop(xt) : undefined),
+   *   { timeoutMs: 100 },
+   * );
+   * console.assert(popped === 4 && stack.length === 0);
+   * ```
+   */
   xtTop(xt: Xt): number {
     return this.xtTryTop(xt) ?? Retry.later();
   }
@@ -191,6 +342,21 @@ export class Stack {
   /**
    * In a transaction: removes every number. The memory of an unbounded
    * stack's nodes goes back to the heap through epochs once it commits.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * stack.push(1);
+   * stack.push(2);
+   * // Replace the whole contents by one number, at one instant.
+   * Xt.commit((xt) => {
+   *   stack.xtClear(xt);
+   *   stack.xtPush(xt, 9);
+   * });
+   * console.assert(stack.length === 1 && stack.tryPop() === 9);
+   * ```
    */
   xtClear(xt: Xt): void {
     const head = this.#head;
@@ -202,52 +368,177 @@ export class Stack {
     for (let p = xt.exchange(head, 0); p !== 0; p = nodeNext(heap, p)) retireAfter(heap, xt, p);
   }
 
-  /** Pushes `value`, waiting while full. */
+  /**
+   * Pushes `value`, waiting while full.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, TimeoutError } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create(), { capacity: 1 });
+   * stack.push(1);
+   * let timedOut = false;
+   * try {
+   *   stack.push(2, { timeoutMs: 10 }); // full, and nobody pops
+   * } catch (e) {
+   *   timedOut = e instanceof TimeoutError;
+   * }
+   * console.assert(timedOut && stack.pop() === 1 && stack.length === 0);
+   * ```
+   */
   push(value: number, options?: CommitOptions): void {
     commitTracked(this.#heap, (xt) => this.xtPush(xt, value), options);
   }
 
-  /** Pushes `value`, waiting (asynchronously) while full. */
+  /**
+   * Pushes `value`, waiting (asynchronously) while full.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create(), { capacity: 1 });
+   * stack.push(1);
+   * const pushing = stack.pushAsync(2, { timeoutMs: 1000 }); // full: waits for room
+   * console.assert(stack.pop() === 1);
+   * await pushing;
+   * console.assert(stack.pop() === 2);
+   * ```
+   */
   pushAsync(value: number, options?: CommitOptions): Promise<void> {
     return commitTrackedAsync(this.#heap, (xt) => this.xtPush(xt, value), options);
   }
 
-  /** Pushes `value` if there is room; returns whether it did. */
+  /**
+   * Pushes `value` if there is room; returns whether it did.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create(), { capacity: 1 });
+   * console.assert(stack.tryPush(1) && !stack.tryPush(2) && stack.length === 1);
+   * ```
+   */
   tryPush(value: number): boolean {
     return commitTracked(this.#heap, (xt) => this.xtTryPush(xt, value));
   }
 
-  /** Pops the top number, waiting while empty. */
+  /**
+   * Pops the top number, waiting while empty.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * stack.push(1);
+   * stack.push(2);
+   * console.assert(stack.pop() === 2 && stack.pop({ timeoutMs: 100 }) === 1);
+   * ```
+   */
   pop(options?: CommitOptions): number {
     return commitTracked(this.#heap, (xt) => this.xtPop(xt), options);
   }
 
-  /** Pops the top number, waiting (asynchronously) while empty. */
+  /**
+   * Pops the top number, waiting (asynchronously) while empty.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * const next = stack.popAsync({ timeoutMs: 1000 }); // empty: waits
+   * stack.push(3);
+   * console.assert((await next) === 3 && stack.length === 0);
+   * ```
+   */
   popAsync(options?: CommitOptions): Promise<number> {
     return commitTrackedAsync(this.#heap, (xt) => this.xtPop(xt), options);
   }
 
-  /** Pops the top number, or returns undefined when empty. */
+  /**
+   * Pops the top number, or returns undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * stack.push(1);
+   * console.assert(stack.tryPop() === 1 && stack.tryPop() === undefined);
+   * ```
+   */
   tryPop(): number | undefined {
     return commitTracked(this.#heap, (xt) => this.xtTryPop(xt));
   }
 
-  /** The top number without popping it, or undefined when empty. */
+  /**
+   * The top number without popping it, or undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * console.assert(stack.tryTop() === undefined);
+   * stack.push(1);
+   * stack.push(2);
+   * console.assert(stack.tryTop() === 2 && stack.length === 2);
+   * ```
+   */
   tryTop(): number | undefined {
     return Xt.commit((xt) => this.xtTryTop(xt));
   }
 
-  /** The top number without popping it, waiting while empty. */
+  /**
+   * The top number without popping it, waiting while empty.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * stack.push(6);
+   * console.assert(stack.top({ timeoutMs: 100 }) === 6 && stack.length === 1);
+   * ```
+   */
   top(options?: CommitOptions): number {
     return Xt.commit((xt) => this.xtTop(xt), options);
   }
 
-  /** The top number without popping it, waiting (asynchronously) while empty. */
+  /**
+   * The top number without popping it, waiting (asynchronously) while empty.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * const top = stack.topAsync({ timeoutMs: 1000 }); // empty: waits
+   * stack.push(9);
+   * console.assert((await top) === 9 && stack.length === 1);
+   * ```
+   */
   topAsync(options?: CommitOptions): Promise<number> {
     return Xt.commitAsync((xt) => this.xtTop(xt), options);
   }
 
-  /** Removes every number, at one instant. */
+  /**
+   * Removes every number, at one instant.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const stack = Stack.create(SharedHeap.create());
+   * stack.push(1);
+   * stack.push(2);
+   * stack.clear();
+   * console.assert(stack.length === 0 && stack.tryPop() === undefined);
+   * ```
+   */
   clear(): void {
     Xt.commit((xt) => this.xtClear(xt));
   }
