@@ -158,7 +158,7 @@ export function waitBlocking(
     // In slices (see PARK_SLICE_MS): a slice that ends with the word
     // unchanged parks again, so callers see no wake-up that a notify or a
     // change of the word did not cause.
-    const outcome = Atomics.wait(words, index, expected, Math.min(left, PARK_SLICE_MS));
+    const outcome = Atomics.wait(words, index, expected, Math.min(left, parkSliceMs));
     if (outcome !== "timed-out" || Atomics.load(words, index) !== expected) return;
   }
 }
@@ -171,6 +171,49 @@ export function waitBlocking(
  * whose word does not change costs one wake-up per slice.
  */
 const PARK_SLICE_MS = 100;
+
+/** Whether parks are bounded for killed wakers (see {@linkcode setKilledWakerRecovery}). */
+let recovering = true;
+/** PARK_SLICE_MS, or Infinity while recovery is off. */
+let parkSliceMs = PARK_SLICE_MS;
+
+/**
+ * Turns on or off, in the calling thread, the bounds that let waiters
+ * survive a waker killed between its change and its notify: the park
+ * slices here, and the bounds that callers take from
+ * {@linkcode recoveryBound}. Returns the previous setting. For tests only:
+ * with recovery off, a waker that forgets to notify leaves its waiter
+ * parked until the waiter's own timeout, so a test sees the fault instead
+ * of a wake-up a slice later.
+ *
+ * @example
+ * ```ts
+ * import { setKilledWakerRecovery } from "./parking.ts";
+ * const was = setKilledWakerRecovery(false);
+ * setKilledWakerRecovery(was);
+ * ```
+ */
+export function setKilledWakerRecovery(on: boolean): boolean {
+  const was = recovering;
+  recovering = on;
+  parkSliceMs = on ? PARK_SLICE_MS : Infinity;
+  return was;
+}
+
+/**
+ * `boundedBy(deadline, ms)` while recovery from killed wakers is on, else
+ * `deadline`: for parks bounded only so that a waker killed before its
+ * notify cannot leave the waiter parked for good.
+ *
+ * @example
+ * ```ts
+ * import { recoveryBound } from "./parking.ts";
+ * console.assert(recoveryBound(Infinity, 10) <= performance.now() + 10);
+ * ```
+ */
+export function recoveryBound(deadline: number, ms: number): number {
+  return recovering ? boundedBy(deadline, ms) : deadline;
+}
 
 /**
  * Parks with `Atomics.wait` until `words[index]` is notified or no longer
@@ -221,7 +264,7 @@ export async function parkAsync(
 ): Promise<boolean> {
   const left = remainingMs(deadline);
   if (left <= 0) return false;
-  let result = Atomics.waitAsync(words, index, expected, Math.min(left, PARK_SLICE_MS));
+  let result = Atomics.waitAsync(words, index, expected, Math.min(left, parkSliceMs));
   if (result.async) {
     const keepAlive = setInterval(noop, KEEP_ALIVE_MS);
     try {
@@ -229,7 +272,7 @@ export async function parkAsync(
       while ((await result.value) === "timed-out" && Atomics.load(words, index) === expected) {
         const left = remainingMs(deadline);
         if (left <= 0) break;
-        result = Atomics.waitAsync(words, index, expected, Math.min(left, PARK_SLICE_MS));
+        result = Atomics.waitAsync(words, index, expected, Math.min(left, parkSliceMs));
         if (!result.async) break;
       }
     } finally {

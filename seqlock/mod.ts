@@ -3,8 +3,9 @@
  * record that many workers read as consistent snapshots while writers
  * publish new values.
  *
- * Readers write nothing to shared memory and never block writers; a reader
- * retries when a write overlapped its read. All protected data is read and
+ * Readers never block writers and write nothing to shared memory, except a
+ * count of parked readers when they must wait for a write in progress; a
+ * reader retries when a write overlapped its read. All protected data is read and
  * written with Atomics (see the SeqLock module doc for why plain reads are
  * not enough in JavaScript, even with the sequence re-check).
  *

@@ -1,7 +1,7 @@
 /**
  * SeqCell: a fixed record of typed number fields that writers publish and
- * any number of readers read as consistent snapshots, without ever writing
- * shared memory.
+ * any number of readers read as consistent snapshots, without writing shared
+ * memory unless they park behind a write.
  *
  * The record sits behind a sequence number exactly as in
  * {@linkcode SeqLock}: writers (serialized by a {@linkcode Mutex}) make the
@@ -13,8 +13,9 @@
  * The schema (field names and types) is stored after the data, so
  * `attach()` needs only the handle, and a root can name a SeqCell.
  *
- * Words: `[tag, seq, fieldCount, dataWords, mutex (2 words), schemaBytes, _,
- * data..., schema...]`. Memory-model pattern (see DESIGN.md): data words
+ * Words: `[tag, seq, fieldCount, dataWords, mutex (2 words), schemaBytes,
+ * parked, data..., schema...]`; `parked` counts the readers parked on the
+ * sequence, as in SeqLock, so that writers notify only when someone waits. Memory-model pattern (see DESIGN.md): data words
  * are all-atomic (a); the schema is immutable after publication (b).
  *
  * Reads and full writes go through a `Codec` specialised per
@@ -37,18 +38,21 @@ import {
   type SharedHandle,
   type SharedHeap,
   tagOf,
+  TimeoutError,
 } from "../memory/mod.ts";
 import { deadlineOf, type LockOptions, Mutex } from "../latch/mod.ts";
-import { endWrite, SEQ, waitEvenSequence } from "./seqlock.ts";
+import { endWrite, SEQ, waitEvenSequence, waitEvenSequenceAsync } from "./seqlock.ts";
 
-/** Layout version of this object; attach() refuses newer ones. */
-const LAYOUT_VERSION = 1;
+/** Layout version of this object; attach() accepts only this one. */
+const LAYOUT_VERSION = 2;
 const KIND = "sabre.SeqCell";
 const TAG = tagOf("SEQC");
 const FIELD_COUNT = 2;
 const DATA_WORDS = 3;
 const MUTEX_OFFSET = 16;
 const SCHEMA_BYTES = 6;
+/** Count of readers parked on the sequence (see SeqLock's notes). */
+const PARKED = 7;
 const DATA = 8;
 const MAX_FIELDS = 256;
 
@@ -255,6 +259,16 @@ function setOwn(o: NumberRecord, key: string, value: number): void {
   }
 }
 
+/** `waitEvenSequence` with SeqCell's count of parked readers. */
+function waitCell(words: Int32Array, deadline: number, what: string, timeoutMs?: number): number {
+  return waitEvenSequence(words, PARKED, deadline, what, timeoutMs);
+}
+
+/** `endWrite` with SeqCell's count of parked readers. */
+function endCell(words: Int32Array): void {
+  endWrite(words, PARKED);
+}
+
 /**
  * Reads and writes the data words of one schema shape. Stateless between
  * calls except `scratch`, which holds encoded words from `encodeAll` until
@@ -406,7 +420,7 @@ return {
     if (e instanceof EvalError) return undefined;
     throw e;
   }
-  const methods = make(waitEvenSequence, endWrite, badValue, setOwn, fields, f64Scratch, f64Words);
+  const methods = make(waitCell, endCell, badValue, setOwn, fields, f64Scratch, f64Words);
   return { ...methods, scratch: new Int32Array(dataWords) };
 }
 
@@ -422,7 +436,7 @@ function genericCodec(fields: readonly Field[]): Codec {
   const snapshot = (words: Int32Array, deadline: number, timeoutMs?: number): void => {
     for (;;) {
       let stamp = Atomics.load(words, SEQ);
-      if ((stamp & 1) === 1) stamp = waitEvenSequence(words, deadline, "SeqCell", timeoutMs);
+      if ((stamp & 1) === 1) stamp = waitCell(words, deadline, "SeqCell", timeoutMs);
       if (attempt(words, stamp)) return;
     }
   };
@@ -493,7 +507,7 @@ function genericCodec(fields: readonly Field[]): Codec {
     publishAll(words, scratch) {
       Atomics.add(words, SEQ, 1);
       for (let w = 0; w < dataWords; w++) Atomics.store(words, DATA + w, scratch[w]);
-      endWrite(words);
+      endCell(words);
     },
     scratch: new Int32Array(dataWords),
   };
@@ -501,8 +515,9 @@ function genericCodec(fields: readonly Field[]): Codec {
 
 /**
  * A record of number fields that any number of workers read as consistent
- * snapshots while writers update it. Readers never write shared memory and
- * never block writers; a reader only waits while a write is in progress.
+ * snapshots while writers update it. Readers never block writers and write
+ * shared memory only to count themselves when they park; a reader only
+ * waits while a write is in progress.
  *
  * @example
  * ```ts
@@ -657,6 +672,34 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
   }
 
   /**
+   * Like `read`, but waits for a write in progress with
+   * `Atomics.waitAsync`, so that the thread's event loop keeps running.
+   *
+   * @example
+   * ```ts
+   * import { SeqCell } from "@sabre/sabre";
+   * const cell = SeqCell.create({ a: "i32", b: "i32" });
+   * cell.write({ a: 1, b: -1 });
+   * const { a, b } = await cell.readAsync({ timeoutMs: 1000 });
+   * console.assert(a + b === 0);
+   * ```
+   */
+  async readAsync(options?: LockOptions): Promise<SeqCellRecord<S>> {
+    const deadline = deadlineOf(options, "read SeqCell");
+    const words = this.#words;
+    const codec = this.#codec;
+    for (;;) {
+      const snapshot = codec.tryRead(words);
+      if (snapshot !== undefined) return snapshot as SeqCellRecord<S>;
+      if ((Atomics.load(words, SEQ) & 1) === 1) {
+        await waitEvenSequenceAsync(words, PARKED, deadline, "SeqCell", options?.timeoutMs);
+      } else if (performance.now() >= deadline) {
+        throw new TimeoutError("read SeqCell", options?.timeoutMs ?? 0);
+      }
+    }
+  }
+
+  /**
    * Like `read`, but fills `target` instead of allocating, for hot loops.
    *
    * @example
@@ -706,7 +749,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
     for (;;) {
       let stamp = Atomics.load(words, SEQ);
       if ((stamp & 1) === 1) {
-        stamp = waitEvenSequence(words, deadline, "SeqCell", options?.timeoutMs);
+        stamp = waitCell(words, deadline, "SeqCell", options?.timeoutMs);
       }
       const low = Atomics.load(words, DATA + field.word);
       const high = field.type === "f64" ? Atomics.load(words, DATA + field.word + 1) : 0;
@@ -888,6 +931,6 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
     for (let i = 0; i < updates.length; i += 2) {
       Atomics.store(words, DATA + updates[i], updates[i + 1]);
     }
-    endWrite(words);
+    endCell(words);
   }
 }

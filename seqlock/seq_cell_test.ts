@@ -290,7 +290,8 @@ Deno.test("SeqCell: attach refuses handles that do not name a SeqCell", () => {
   bad(Mutex.create().handle);
   bad({ ...SeqLock.create(heap).handle, kind: "sabre.SeqCell" });
   bad({ ...SeqCell.create({ v: "i32" }).handle, sab: new SharedArrayBuffer(64) });
-  bad({ ...cell.handle, version: 2 });
+  bad({ ...cell.handle, version: 1 });
+  bad({ ...cell.handle, version: 3 });
   bad({ ...SeqCell.create({ v: "i32" }).handle, offset: 64 });
   const { offset: _, ...truncated } = cell.handle;
   bad(truncated);

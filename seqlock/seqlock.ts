@@ -1,6 +1,7 @@
 /**
  * SeqLock: a sequence lock. Writers are serialized by a {@linkcode Mutex}
- * and make the sequence odd while they write; readers write nothing, read
+ * and make the sequence odd while they write; readers write nothing (but a
+ * count when they park), read
  * the sequence, read the data, and retry when the sequence moved.
  *
  * ## Why the data reads must be Atomics
@@ -17,10 +18,14 @@
  *
  * ## Words
  *
- * `[tag, seq, mutex (2 words)]`. seq is even at rest and odd while a writer is
- * inside; each write adds 2. A reader that meets an odd sequence spins
- * briefly, then parks on the sequence word until the writer's notify at the
- * end of the write (or its timeout); it never writes shared memory.
+ * `[tag, seq, mutex (2 words), parked]`. seq is even at rest and odd while a
+ * writer is inside; each write adds 2. A reader that meets an odd sequence
+ * spins briefly, then counts itself in `parked` and parks on the sequence
+ * word until the writer's notify at the end of the write (or its timeout).
+ * That count is the only shared memory a reader ever writes, and only when
+ * it parks; a writer calls `Atomics.notify` only when the count is not 0.
+ * A reader terminated while parked leaves the count raised: writers then
+ * notify on every write, as they would without the count.
  *
  * @module
  */
@@ -36,51 +41,98 @@ import {
   tagOf,
   TimeoutError,
 } from "../memory/mod.ts";
-import { deadlineOf, type LockOptions, Mutex, pause, SPIN_LIMIT } from "../latch/mod.ts";
+import { deadlineOf, type LockOptions, Mutex, parkAsync, pause, SPIN_LIMIT } from "../latch/mod.ts";
 import { waitBlocking } from "../latch/parking.ts";
 
-/** Layout version of this object; attach() refuses newer ones. */
-const LAYOUT_VERSION = 1;
+/** Layout version of this object; attach() accepts only this one. */
+const LAYOUT_VERSION = 2;
 const KIND = "sabre.SeqLock";
 const TAG = tagOf("SEQL");
-const BYTES = 16;
+const BYTES = 20;
 /** Word index of the sequence number. */
 export const SEQ = 1;
 /** Byte offset of the embedded writer mutex. */
 export const MUTEX_OFFSET = 8;
+/** Word index of the count of readers parked on the sequence. */
+const PARKED = 4;
 
 /**
  * Waits while `words[SEQ]` is odd (a writer is inside) and returns the even
- * sequence. Spins first, then parks until the writer's notify. Throws TimeoutError
- * (reporting `timeoutMs`, the caller's option) after `deadline`. Shared by
- * SeqLock and SeqCell.
+ * sequence. Spins first; then announces itself in `words[parked]` and parks
+ * until the writer's notify. Throws TimeoutError (reporting `timeoutMs`,
+ * the caller's option) after `deadline`. Shared by SeqLock and SeqCell,
+ * which keep their count of parked readers at different words.
  */
 export function waitEvenSequence(
   words: Int32Array,
+  parked: number,
   deadline: number,
   what: string,
   timeoutMs = 0,
 ): number {
   let seq = Atomics.load(words, SEQ);
-  for (let spin = 0; (seq & 1) === 1; spin++) {
-    if (spin < SPIN_LIMIT) {
-      pause();
-    } else {
-      const left = deadline - performance.now();
-      if (left <= 0) throw new TimeoutError(`read ${what}`, timeoutMs);
-      // The writer notifies when it ends the write; waiting for the odd value
-      // we saw cannot miss that (a finished write changed the value).
-      waitBlocking(words, SEQ, seq, left === Infinity ? undefined : left);
-    }
+  for (let spin = 0; (seq & 1) === 1 && spin < SPIN_LIMIT; spin++) {
+    pause();
     seq = Atomics.load(words, SEQ);
   }
-  return seq;
+  if ((seq & 1) === 0) return seq;
+  // Announce before the next look at the sequence: a writer that ends its
+  // write after that look then sees the count and notifies (all of it
+  // seq-cst, so one of the two sees the other), and one that ended before it
+  // left an even sequence, so we do not park.
+  Atomics.add(words, parked, 1);
+  try {
+    for (;;) {
+      seq = Atomics.load(words, SEQ);
+      if ((seq & 1) === 0) return seq;
+      const left = deadline - performance.now();
+      if (left <= 0) throw new TimeoutError(`read ${what}`, timeoutMs);
+      waitBlocking(words, SEQ, seq, left === Infinity ? undefined : left);
+    }
+  } finally {
+    Atomics.sub(words, parked, 1);
+  }
 }
 
-/** Ends a write: the sequence becomes even again, parked readers wake. */
-export function endWrite(words: Int32Array): void {
+/** Async twin of {@linkcode waitEvenSequence}: parks with `Atomics.waitAsync`. */
+export async function waitEvenSequenceAsync(
+  words: Int32Array,
+  parked: number,
+  deadline: number,
+  what: string,
+  timeoutMs = 0,
+): Promise<number> {
+  let seq = Atomics.load(words, SEQ);
+  for (let spin = 0; (seq & 1) === 1 && spin < SPIN_LIMIT; spin++) {
+    pause();
+    seq = Atomics.load(words, SEQ);
+  }
+  if ((seq & 1) === 0) return seq;
+  Atomics.add(words, parked, 1); // as in waitEvenSequence
+  try {
+    for (;;) {
+      seq = Atomics.load(words, SEQ);
+      if ((seq & 1) === 0) return seq;
+      if (!(await parkAsync(words, SEQ, seq, deadline))) {
+        seq = Atomics.load(words, SEQ);
+        if ((seq & 1) === 0) return seq;
+        throw new TimeoutError(`read ${what}`, timeoutMs);
+      }
+    }
+  } finally {
+    Atomics.sub(words, parked, 1);
+  }
+}
+
+/**
+ * Ends a write: the sequence becomes even again, and the readers parked on
+ * it (counted in `words[parked]`) wake. With none parked it skips
+ * `Atomics.notify`, which costs a lock of the engine's waiter list even
+ * when nobody waits.
+ */
+export function endWrite(words: Int32Array, parked: number): void {
   Atomics.add(words, SEQ, 1);
-  Atomics.notify(words, SEQ);
+  if (Atomics.load(words, parked) !== 0) Atomics.notify(words, SEQ);
 }
 
 /**
@@ -140,8 +192,9 @@ export class SeqLockWriteGuard implements Disposable {
 }
 
 /**
- * A sequence lock in shared memory: readers never write and never block
- * writers; writers exclude each other with a {@linkcode Mutex}.
+ * A sequence lock in shared memory: readers never block writers and write
+ * nothing unless they park; writers exclude each other with a
+ * {@linkcode Mutex}.
  *
  * Readers: `read(fn)` runs `fn` until it sees no concurrent write, or use
  * `readBegin()`/`readRetry(stamp)` by hand. Inside, load protected words with
@@ -245,7 +298,7 @@ export class SeqLock {
     const seq = Atomics.load(this.#words, SEQ);
     if ((seq & 1) === 0 && options === undefined) return seq;
     const deadline = deadlineOf(options, "read SeqLock");
-    return waitEvenSequence(this.#words, deadline, "SeqLock", options?.timeoutMs);
+    return waitEvenSequence(this.#words, PARKED, deadline, "SeqLock", options?.timeoutMs);
   }
 
   /**
@@ -285,7 +338,52 @@ export class SeqLock {
     for (;;) {
       let stamp = Atomics.load(words, SEQ);
       if ((stamp & 1) === 1) {
-        stamp = waitEvenSequence(words, deadline, "SeqLock", options?.timeoutMs);
+        stamp = waitEvenSequence(words, PARKED, deadline, "SeqLock", options?.timeoutMs);
+      }
+      let result: T;
+      try {
+        result = fn();
+      } catch (e) {
+        if (Atomics.load(words, SEQ) !== stamp) continue;
+        throw e;
+      }
+      if (Atomics.load(words, SEQ) === stamp) return result;
+      if (performance.now() >= deadline) {
+        throw new TimeoutError("read SeqLock", options?.timeoutMs ?? 0);
+      }
+    }
+  }
+
+  /**
+   * Like `read`, but waits for a writer inside with `Atomics.waitAsync`, so
+   * that the thread's event loop keeps running. `fn` itself runs
+   * synchronously.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * const cell = new Int32Array(new SharedArrayBuffer(4));
+   * lock.beginWrite();
+   * const reading = lock.readAsync(() => Atomics.load(cell, 0), { timeoutMs: 1000 });
+   * Atomics.store(cell, 0, 7);
+   * lock.endWrite();
+   * console.assert((await reading) === 7);
+   * ```
+   */
+  async readAsync<T>(fn: () => T, options?: LockOptions): Promise<T> {
+    const deadline = deadlineOf(options, "read SeqLock");
+    const words = this.#words;
+    for (;;) {
+      let stamp = Atomics.load(words, SEQ);
+      if ((stamp & 1) === 1) {
+        stamp = await waitEvenSequenceAsync(
+          words,
+          PARKED,
+          deadline,
+          "SeqLock",
+          options?.timeoutMs,
+        );
       }
       let result: T;
       try {
@@ -426,7 +524,7 @@ export class SeqLock {
     if ((Atomics.load(this.#words, SEQ) & 1) === 0) {
       throw new SabreError("Cannot end a SeqLock write as no write section is open");
     }
-    endWrite(this.#words);
+    endWrite(this.#words, PARKED);
     this.#writers.release();
   }
 

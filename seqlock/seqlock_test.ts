@@ -245,7 +245,8 @@ Deno.test("SeqLock: attach refuses handles that do not name a SeqLock", () => {
   bad(SeqCell.create({ v: "i32" }).handle);
   bad({ ...SeqCell.create({ v: "i32" }, { heap }).handle, kind: "sabre.SeqLock" });
   bad({ ...SeqLock.create().handle, sab: new SharedArrayBuffer(64) });
-  bad({ ...lock.handle, version: 2 });
+  bad({ ...lock.handle, version: 1 });
+  bad({ ...lock.handle, version: 3 });
   bad({ ...SeqLock.create().handle, offset: 64 });
   bad({ kind: "sabre.SeqLock" });
   const handle = lock.handle;

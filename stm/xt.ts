@@ -14,7 +14,7 @@
 
 import { describeValue, TimeoutError } from "../memory/mod.ts";
 import { deadlineOf, parkAsync, parkSync, pause, remainingMs } from "../latch/mod.ts";
-import { boundedBy } from "../latch/parking.ts";
+import { recoveryBound } from "../latch/parking.ts";
 import { type CommitMode, type Domain, H_COUNTER, L_WORD, orderByAddress } from "./_kcas.ts";
 import { addValue, checkFn, checkValue, Loc, sameValueZero } from "./loc.ts";
 import { Invalid, Later } from "./retry.ts";
@@ -238,7 +238,7 @@ export class Xt {
           xt.#release();
           let inTime: boolean;
           if (b >= 0 && domain !== undefined) {
-            domain.parkSync(b, xt.#bucketSeen, boundedBy(deadline, RECHECK_MS));
+            domain.parkSync(b, xt.#bucketSeen, recoveryBound(deadline, RECHECK_MS));
             domain.unregister(b);
             inTime = remainingMs(deadline) > 0;
           } else {
@@ -308,7 +308,7 @@ export class Xt {
       if (b >= 0 && domain !== undefined) {
         let inTime: boolean;
         try {
-          await domain.parkAsync(b, seen, boundedBy(deadline, RECHECK_MS));
+          await domain.parkAsync(b, seen, recoveryBound(deadline, RECHECK_MS));
           inTime = remainingMs(deadline) > 0;
         } finally {
           domain.unregister(b);
