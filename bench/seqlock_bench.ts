@@ -4,7 +4,8 @@
  * writer in workers. The baseline of every group is an RwLock read
  * (acquireRead, plain reads, releaseRead).
  *
- * - Uncontended: 1000 reads per iteration on the main thread.
+ * - Uncontended: 1000 reads per iteration on the main thread; and 1000
+ *   writes, nobody waiting, against an RwLock write.
  * - Contended: R reader workers (each `SABRE_BENCH_READERS` count, default
  *   2) read 50 000 times each per batch while one more worker writes the
  *   record: at 100 Hz (it sleeps 10 ms between writes, parked on a word
@@ -28,8 +29,10 @@ import { ContentionSuite, sharedStructsEnabled, workerCounts } from "./_contenti
 import {
   createRecords,
   RECORD_READS,
+  type RecordRead,
   recordReaders,
   recordScenario,
+  recordWriters,
 } from "./_contention_workers.ts";
 
 export const BATCH = 1000;
@@ -50,6 +53,33 @@ for (const read of RECORD_READS) {
     fn() {
       const torn = reader(BATCH);
       if (torn !== 0) throw new Error(`${read}: ${torn} torn reads`);
+    },
+  });
+}
+
+// ------------------------------------------------------ uncontended writes
+// A write with nobody waiting: what a writer pays besides its stores.
+
+const writers = recordWriters(objects);
+const WRITES: [string, RecordRead][] = [
+  [
+    "RwLock acquireWrite, plain writes, releaseWrite",
+    "RwLock acquireRead, plain reads, releaseRead",
+  ],
+  ["SeqLock beginWrite, Atomics stores, endWrite", "SeqLock.read(fn), Atomics loads"],
+  ["SeqCell.write(record)", "SeqCell.read()"],
+  ["HybridLatch exclusive, Atomics stores, unlock", "HybridLatch.read(fn), Atomics loads"],
+  ["Mutex acquire, plain writes, release", "Mutex acquire, plain reads, release"],
+];
+let written = 0;
+for (const [name, key] of WRITES) {
+  const write = writers[key];
+  Deno.bench({
+    name: `${name} (x${BATCH})`,
+    group: "record write, uncontended",
+    baseline: key === RECORD_READS[0],
+    fn() {
+      for (let i = 0; i < BATCH; i++) write(written++ & 0xffff);
     },
   });
 }
