@@ -17,6 +17,7 @@
  */
 
 import { type BPlusTree, type TreeInternals, treeInternals } from "./btree.ts";
+import { SabreError } from "../memory/mod.ts";
 
 const START = 0;
 const END = 1;
@@ -88,7 +89,7 @@ export class Cursor<K, V> implements Disposable {
 
   /** Throws when the cursor is closed. */
   protected checkOpen(what: string): void {
-    if (this.#closed) throw new Error(`Cannot ${what} as the cursor is closed`);
+    if (this.#closed) throw new SabreError(`Cannot ${what} as the cursor is closed`);
   }
 
   /** `key` checked by the tree's key codec. */
@@ -423,7 +424,9 @@ export class ExclusiveCursor<K, V> extends Cursor<K, V> {
   setValue(value: V): void {
     this.checkOpen("set a value");
     if (!this.hasLast) {
-      throw new Error("Cannot set a value as the cursor has not returned an entry since it moved");
+      throw new SabreError(
+        "Cannot set a value as the cursor has not returned an entry since it moved",
+      );
     }
     const key = this.lastKey as K;
     let present = false;
@@ -432,7 +435,7 @@ export class ExclusiveCursor<K, V> extends Cursor<K, V> {
       return present ? value : undefined;
     });
     if (!present) {
-      throw new Error("Cannot set a value as its entry was removed by another worker");
+      throw new SabreError("Cannot set a value as its entry was removed by another worker");
     }
   }
 }

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { BPlusTree } from "./mod.ts";
+import { SabreError } from "../memory/mod.ts";
 import { checkTree } from "./_invariants.ts";
 import { SharedHeap } from "../memory/mod.ts";
 import { compareNumbers, type RangeOptions, SortedModel } from "./_btree_test_workers.ts";
@@ -508,7 +509,7 @@ Deno.test("exclusive cursor: insert/remove/setValue and moves match the model", 
               }
               case "setValue": {
                 if (m.last === undefined) {
-                  assert.throws(() => cur.setValue(o.v), Error, where);
+                  assert.throws(() => cur.setValue(o.v), SabreError, where);
                 } else {
                   cur.setValue(o.v);
                   model.set(m.last, o.v);
@@ -549,7 +550,7 @@ Deno.test("exclusive cursor: setValue replaces the entry last returned, in eithe
   const { tree } = buildTree([1, 2, 3, 4, 5, 6, 7, 8, 9], 4);
   using cur = tree.cursorMut();
   cur.seekToFirst();
-  assert.throws(() => cur.setValue(0), Error, "nothing returned yet");
+  assert.throws(() => cur.setValue(0), SabreError, "nothing returned yet");
   assert.deepEqual(cur.next(), [1, 10]);
   cur.setValue(-1);
   cur.setValue(-2); // again, same entry
@@ -562,7 +563,7 @@ Deno.test("exclusive cursor: setValue replaces the entry last returned, in eithe
   cur.setValue(-90);
   cur.seek(100);
   assert.equal(cur.next(), undefined);
-  assert.throws(() => cur.setValue(0), Error, "next() returned nothing");
+  assert.throws(() => cur.setValue(0), SabreError, "next() returned nothing");
   assert.throws(() => cur.setValue("x" as unknown as number), Error);
   assert.deepEqual([...tree.values()], [-2, -20, 30, 40, 50, 60, 70, 80, -90]);
   // insert moves the cursor just after the key; remove to where the key was.
@@ -635,7 +636,7 @@ Deno.test("disposal: `using` and close() end cursors; close() twice is harmless;
   c3.close();
   c3.close();
   c3[Symbol.dispose]();
-  assert.throws(() => c3.next(), Error, "next() on a closed cursor");
+  assert.throws(() => c3.next(), SabreError, "next() on a closed cursor");
   assert.throws(() => c3.seek(1), Error, "seek() on a closed cursor");
   assert.throws(() => c2.insert(1, 1), Error, "insert() on a closed cursor");
   assert.equal(heap.isPinned, false);

@@ -175,7 +175,9 @@ export class TimeoutError extends SabreError {
 
 /**
  * A lock or slot was held by a worker that has since been evicted from the
- * heap's registry (terminated without releasing it).
+ * heap's registry (terminated without releasing it). Reserved for robust
+ * lock variants: sabre's locks are not robust today, and nothing in sabre
+ * throws it yet (a lock whose holder died stays held; use `timeoutMs`).
  *
  * @example
  * ```ts

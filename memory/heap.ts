@@ -266,6 +266,10 @@ export interface HeapStats {
  * Guard of a pinned epoch, from {@linkcode SharedHeap.pin}. Dispose it, or
  * call `unpin()`, to leave the critical section.
  *
+ * Pins nest, and so that pinning allocates nothing, every `pin()` of a heap
+ * in one worker returns the same guard object: each call of `unpin()` ends
+ * one level of nesting, whichever `pin()` it came from. End each pin once.
+ *
  * @example
  * ```ts
  * import { SharedHeap } from "@sabre/sabre";

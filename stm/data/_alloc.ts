@@ -199,18 +199,3 @@ export function cons(heap: SharedHeap, xt: Xt, value: number, next: number): num
   i32[(p >> 2) + 3] = count;
   return p;
 }
-
-/**
- * The list `list` reversed, as new nodes allocated for `xt`'s attempt; the
- * old nodes are retired when the attempt commits (the caller unlinks them).
- */
-export function reverseInto(heap: SharedHeap, xt: Xt, list: number): number {
-  let out = 0;
-  for (let p = list; p !== 0;) {
-    const next = nodeNext(heap, p);
-    out = cons(heap, xt, nodeValue(heap, p), out);
-    retireAfter(heap, xt, p);
-    p = next;
-  }
-  return out;
-}

@@ -104,6 +104,19 @@ Deno.test("Hashtbl: random operations match a Map, through growth and shrinking"
   );
 });
 
+Deno.test("Hashtbl: overwriting a key never rehashes; adding one does when the table is full", () => {
+  const table = Hashtbl.create(SharedHeap.create(), { capacity: 1 });
+  table.set(1, 1);
+  table.set(2, 2);
+  table.set(1, 1);
+  table.set(1, 9);
+  Xt.commit((xt) => table.xtSet(xt, 2, 8));
+  assert.equal(table.capacity, 1);
+  table.set(3, 3);
+  assert.equal(table.capacity, 2);
+  assert.deepEqual(table.entries().sort((a, b) => a[0] - b[0]), [[1, 9], [2, 8], [3, 3]]);
+});
+
 Deno.test("Hashtbl: grows and shrinks back, and reclaims its memory", () => {
   const heap = SharedHeap.create();
   const table = Hashtbl.create(heap, { capacity: 4 });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Accumulator, Mvar, Queue, Stack, StmPromise } from "./mod.ts";
 import { Retry, Xt } from "../mod.ts";
-import { HandleError, SharedHeap, TimeoutError } from "../../memory/mod.ts";
+import { HandleError, SabreError, SharedHeap, TimeoutError } from "../../memory/mod.ts";
 
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
 
@@ -102,6 +102,7 @@ Deno.test("StmPromise: resolves once; awaiters wake", async () => {
   setTimeout(() => p.resolve(3), 5);
   assert.equal(await later, 3);
   assert.equal(p.await(), 3);
+  assert.throws(() => p.resolve(4), SabreError);
   assert.throws(() => p.resolve(4), /already resolved: current value is 3/);
   assert.ok(!p.tryResolve(4));
   assert.ok(p.isResolved());

@@ -627,7 +627,8 @@ export class Dllist {
   }
 
   /**
-   * Removes `node`; `false` when it was already removed (by any worker).
+   * Removes `node` from the list that holds it (any list of this heap);
+   * `false` when it was already removed (by any worker).
    *
    * @example
    * ```ts

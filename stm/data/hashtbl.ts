@@ -307,9 +307,8 @@ export class Hashtbl {
   xtSet(xt: Xt, key: number, value: number): void {
     checkNumber(key, "set in Hashtbl");
     checkNumber(value, "set in Hashtbl");
-    this.#maybeRehash(xt, 1);
     const heap = this.#heap;
-    const bucket = this.#bucket(xt, key);
+    let bucket = this.#bucket(xt, key);
     const chain = xt.get(bucket);
     const before: number[] = [];
     for (let p = chain; p !== 0; p = entryNext(heap, p)) {
@@ -322,7 +321,11 @@ export class Hashtbl {
       }
       before.push(p);
     }
-    xt.set(bucket, newEntry(heap, xt, key, value, chain));
+    // A new key: grow first where it calls for that (which may replace the
+    // table, so find the bucket again). Overwrites never rehash.
+    this.#maybeRehash(xt, 1);
+    bucket = this.#bucket(xt, key);
+    xt.set(bucket, newEntry(heap, xt, key, value, xt.get(bucket)));
     xt.incr(this.#size);
   }
 

@@ -388,6 +388,42 @@ export class Mvar {
    * ```
    */
   tryPeek(): number | undefined {
-    return Xt.commit((xt) => (xt.get(this.#full) === 0 ? undefined : xt.get(this.#value)));
+    return Xt.commit((xt) => this.xtTryPeek(xt));
+  }
+
+  /**
+   * In a transaction: the value without taking it, or undefined when empty.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const a = Mvar.create(heap, 1);
+   * const b = Mvar.create(heap);
+   * console.assert(Xt.commit((xt) => [a.xtTryPeek(xt), b.xtTryPeek(xt)]).join() === "1,");
+   * ```
+   */
+  xtTryPeek(xt: Xt): number | undefined {
+    return xt.get(this.#full) === 0 ? undefined : xt.get(this.#value);
+  }
+
+  /**
+   * In a transaction: whether it is empty.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create());
+   * // Put only into an empty Mvar, in a larger transaction.
+   * Xt.commit((xt) => {
+   *   if (mvar.xtIsEmpty(xt)) mvar.xtPut(xt, 7);
+   * });
+   * console.assert(mvar.tryPeek() === 7);
+   * ```
+   */
+  xtIsEmpty(xt: Xt): boolean {
+    return xt.get(this.#full) === 0;
   }
 }

@@ -5,7 +5,13 @@
  * @module
  */
 
-import { describeValue, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
+import {
+  describeValue,
+  SabreError,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+} from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import { checkNumber, placeRecord, readRecord } from "./_record.ts";
 
@@ -187,26 +193,26 @@ export class StmPromise {
   }
 
   /**
-   * Resolves with `value`; throws `RangeError` when it was already resolved.
+   * Resolves with `value`; throws `SabreError` when it was already resolved.
    *
    * @example
    * ```ts
    * import { StmPromise } from "@sabre/sabre/stm/data";
-   * import { SharedHeap } from "@sabre/sabre";
+   * import { SabreError, SharedHeap } from "@sabre/sabre";
    * const promise = StmPromise.create(SharedHeap.create());
    * promise.resolve(1);
    * let threw = false;
    * try {
    *   promise.resolve(2);
    * } catch (e) {
-   *   threw = e instanceof RangeError;
+   *   threw = e instanceof SabreError;
    * }
    * console.assert(threw && promise.peek() === 1);
    * ```
    */
   resolve(value: number): void {
     if (!this.tryResolve(value)) {
-      throw new RangeError(
+      throw new SabreError(
         `Cannot resolve StmPromise as it is already resolved: current value is ${
           describeValue(this.peek())
         }`,
@@ -267,6 +273,37 @@ export class StmPromise {
    * ```
    */
   peek(): number | undefined {
-    return Xt.commit((xt) => (xt.get(this.#state) === 0 ? undefined : xt.get(this.#value)));
+    return Xt.commit((xt) => this.xtPeek(xt));
+  }
+
+  /**
+   * In a transaction: the value, or undefined while unresolved.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const promise = StmPromise.create(SharedHeap.create());
+   * promise.resolve(4);
+   * console.assert(Xt.commit((xt) => promise.xtPeek(xt)) === 4);
+   * ```
+   */
+  xtPeek(xt: Xt): number | undefined {
+    return xt.get(this.#state) === 0 ? undefined : xt.get(this.#value);
+  }
+
+  /**
+   * In a transaction: whether it has been resolved.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const promise = StmPromise.create(SharedHeap.create());
+   * console.assert(!Xt.commit((xt) => promise.xtIsResolved(xt)));
+   * ```
+   */
+  xtIsResolved(xt: Xt): boolean {
+    return xt.get(this.#state) !== 0;
   }
 }
