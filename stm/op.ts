@@ -110,7 +110,9 @@ const order: number[] = [];
  */
 export const Op: {
   /**
-   * An entry that requires `loc` to hold `expected` and sets it to `desired`.
+   * An entry that requires `loc` to hold `expected` and sets it to
+   * `desired`. Throws `TypeError`/`RangeError` for values the location
+   * cannot hold.
    *
    * @example
    * ```ts
@@ -139,7 +141,14 @@ export const Op: {
    */
   cmp(loc: Loc, expected: number): OpEntry;
   /**
-   * Performs `entries` atomically; false, changing nothing, on a mismatch.
+   * Performs `entries` atomically: returns true when every location held
+   * its expected value at one instant, at which every CAS entry took
+   * effect; false, changing nothing, when some location did not hold its
+   * expected value. Lock-free (obstruction-free for CMP entries in the
+   * default mode; conflicting attempts are retried, switching to
+   * lock-free). Throws `RangeError` when a location appears twice or the
+   * locations live in different heaps, `TypeError` for an entry not made
+   * by `Op.cas`/`Op.cmp`.
    *
    * @example
    * ```ts
@@ -155,34 +164,19 @@ export const Op: {
    */
   atomically(entries: readonly OpEntry[], options?: AtomicallyOptions): boolean;
 } = {
-  /**
-   * An entry that requires `loc` to hold `expected` and sets it to
-   * `desired`. Throws `TypeError`/`RangeError` for values the location
-   * cannot hold.
-   */
+  // The documentation is on the type above, which is what users see.
   cas(loc: Loc, expected: number, desired: number): OpEntry {
     checkEntryLoc(loc, "CAS entry");
     checkExpected(expected, "CAS entry");
     return makeEntry(loc, expected, checkValue(loc["k"], desired, "make CAS entry"), false);
   },
 
-  /** An entry that only requires `loc` to hold `expected`. */
   cmp(loc: Loc, expected: number): OpEntry {
     checkEntryLoc(loc, "CMP entry");
     checkExpected(expected, "CMP entry");
     return makeEntry(loc, expected, expected, true);
   },
 
-  /**
-   * Performs `entries` atomically: returns true when every location held
-   * its expected value at one instant, at which every CAS entry took
-   * effect; false, changing nothing, when some location did not hold its
-   * expected value. Lock-free (obstruction-free for CMP entries in the
-   * default mode; conflicting attempts are retried, switching to
-   * lock-free). Throws `RangeError` when a location appears twice or the
-   * locations live in different heaps, `TypeError` for an entry not made
-   * by `Op.cas`/`Op.cmp`.
-   */
   atomically(entries: readonly OpEntry[], options?: AtomicallyOptions): boolean {
     if (!Array.isArray(entries)) {
       throw new TypeError(

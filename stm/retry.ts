@@ -82,7 +82,11 @@ export function isRetry(e: unknown): boolean {
  */
 export const Retry: {
   /**
-   * Abandons the attempt and blocks until something it read changes.
+   * Abandons the current attempt and blocks until one of the locations the
+   * transaction has read so far is changed by another commit, then runs the
+   * transaction again. Inside {@linkcode Xt.first}, moves on to the next
+   * alternative instead. A transaction that read nothing blocks until its
+   * timeout.
    *
    * @example
    * ```ts
@@ -116,7 +120,7 @@ export const Retry: {
    */
   unless(condition: boolean): void;
   /**
-   * Abandons the attempt and runs the transaction again at once.
+   * Abandons the current attempt and runs the transaction again at once.
    *
    * @example
    * ```ts
@@ -129,21 +133,13 @@ export const Retry: {
    */
   invalid(): never;
 } = {
-  /**
-   * Abandons the current attempt and blocks until one of the locations the
-   * transaction has read so far is changed by another commit, then runs the
-   * transaction again. Inside {@linkcode Xt.first}, moves on to the next
-   * alternative instead. A transaction that read nothing blocks until its
-   * timeout.
-   */
+  // The documentation is on the type above, which is what users see.
   later(): never {
     throw Later;
   },
-  /** `Retry.later()` when `condition` is false. */
   unless(condition: boolean): void {
     if (!condition) throw Later;
   },
-  /** Abandons the current attempt and runs the transaction again at once. */
   invalid(): never {
     throw Invalid;
   },
