@@ -7,7 +7,13 @@
  * @module
  */
 
-import { describeValue, HandleError, type SharedHandle, SharedHeap } from "../../memory/mod.ts";
+import {
+  describeValue,
+  HandleError,
+  SabreError,
+  type SharedHandle,
+  SharedHeap,
+} from "../../memory/mod.ts";
 import { Loc } from "../mod.ts";
 
 /** Layout version of every stm/data record. */
@@ -62,6 +68,31 @@ export function readRecord(
   const locs: Loc[] = [];
   for (let i = 0; i < count; i++) locs.push(Loc.fromAddress(heap, i32[b + 3 + i]));
   return { heap, locs, extra: i32[b + 2], offset };
+}
+
+/** Structure objects whose destroy() ran in this worker. */
+const destroyed = new WeakSet<object>();
+
+/**
+ * The first step of a structure's `destroy()`: clears the record's tag, so
+ * that one destroy wins and `attach` refuses the handle from then on, and
+ * retires the record through the heap's epochs. Throws `SabreError` when
+ * `owner` was destroyed already, or the tag is gone (destroyed by another
+ * worker). Then the caller gives back its content and frees its Locs,
+ * which the record does not hold.
+ */
+export function retireRecord(
+  owner: object,
+  heap: SharedHeap,
+  offset: number,
+  tag: number,
+  what: string,
+): void {
+  if (destroyed.has(owner) || Atomics.compareExchange(heap.i32, offset >> 2, tag, 0) !== tag) {
+    throw new SabreError(`Cannot destroy ${what} as it was destroyed already`);
+  }
+  destroyed.add(owner);
+  heap.retire(offset);
 }
 
 /** Checks a capacity option. */

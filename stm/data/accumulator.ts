@@ -9,7 +9,7 @@
 
 import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { Loc, Xt } from "../mod.ts";
-import { checkCapacity, checkNumber, placeRecord, readRecord } from "./_record.ts";
+import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 
 const KIND = "sabre.stm.Accumulator";
 const TAG = tagOf("SACC");
@@ -258,5 +258,25 @@ export class Accumulator {
     checkNumber(value, "set Accumulator");
     const mine = this.#mine();
     for (const shard of this.#shards) xt.set(shard, shard === mine ? value : 0);
+  }
+
+  /**
+   * Gives the accumulator's memory back to the heap (its shards), through epochs, so
+   * that a worker still inside an operation on it finishes safely. No
+   * worker may use it afterwards; `attach` refuses its handle, and a second
+   * `destroy()` throws `SabreError`.
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const total = Accumulator.create(SharedHeap.create());
+   * total.add(5);
+   * total.destroy();
+   * ```
+   */
+  destroy(): void {
+    retireRecord(this, this.#shards[0].heap, this.#offset, TAG, "Accumulator");
+    for (const shard of this.#shards) shard.free();
   }
 }

@@ -7,9 +7,18 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Dllist, type DllistNode, Hashtbl, Mvar, Queue, Stack } from "./mod.ts";
+import {
+  Accumulator,
+  Dllist,
+  type DllistNode,
+  Hashtbl,
+  Mvar,
+  Queue,
+  Stack,
+  StmPromise,
+} from "./mod.ts";
 import { Retry, Xt } from "../mod.ts";
-import { HandleError, SharedHeap, TimeoutError } from "../../memory/mod.ts";
+import { HandleError, SabreError, SharedHeap, TimeoutError } from "../../memory/mod.ts";
 
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
 
@@ -470,4 +479,78 @@ Deno.test("Dllist: nodeAt refuses a generation that is not an integer", () => {
   const node = list.addLast(1);
   assert.throws(() => list.nodeAt(node.address, "0" as unknown as number), TypeError);
   assert.throws(() => list.nodeAt(node.address, 0.5), /not an integer: current value is 0.5/);
+});
+
+Deno.test("destroy gives back every block of each stm/data structure; attach and a second destroy refuse", () => {
+  const heap = SharedHeap.create();
+  type Made = { destroy(): void; readonly handle: unknown };
+  const makers: [string, () => Made, (handle: never) => unknown][] = [
+    ["unbounded Queue", () => {
+      const q = Queue.create(heap);
+      for (let i = 0; i < 20; i++) q.add(i);
+      q.take(); // moves the rest to front
+      q.add(99); // and one in back
+      return q;
+    }, Queue.attach],
+    ["bounded Queue", () => {
+      const q = Queue.create(heap, { capacity: 4 });
+      q.add(1);
+      return q;
+    }, Queue.attach],
+    ["unbounded Stack", () => {
+      const st = Stack.create(heap);
+      for (let i = 0; i < 20; i++) st.push(i);
+      return st;
+    }, Stack.attach],
+    ["bounded Stack", () => {
+      const st = Stack.create(heap, { capacity: 4 });
+      st.push(1);
+      return st;
+    }, Stack.attach],
+    ["Hashtbl", () => {
+      const t = Hashtbl.create(heap, { capacity: 2 });
+      for (let i = 0; i < 50; i++) t.set(i, i);
+      return t;
+    }, Hashtbl.attach],
+    ["Mvar", () => Mvar.create(heap, 3), Mvar.attach],
+    ["StmPromise", () => {
+      const p = StmPromise.create(heap);
+      p.resolve(1);
+      return p;
+    }, StmPromise.attach],
+    ["Accumulator", () => {
+      const a = Accumulator.create(heap, { shards: 4 });
+      a.add(3);
+      return a;
+    }, Accumulator.attach],
+  ];
+  // Once through: the per-transaction allocation markers come to exist.
+  for (const [, make] of makers) make().destroy();
+  for (const [name, make, attach] of makers) {
+    const before = inUse(heap);
+    const made = make();
+    const handle = made.handle;
+    made.destroy();
+    assert.equal(inUse(heap), before, `${name}: every block went back`);
+    assert.throws(() => made.destroy(), SabreError, name);
+    assert.throws(() => attach(handle as never), HandleError, name);
+  }
+  // A Dllist's nodes go to the heap's free lists, for later lists to reuse.
+  const round = () => {
+    const list = Dllist.create(heap);
+    const nodes = [1, 2, 3, 4, 5].map((v) => list.addLast(v));
+    list.remove(nodes[2]);
+    const handle = list.handle;
+    list.destroy();
+    const other = Dllist.create(heap);
+    assert.ok(nodes.every((node) => !other.remove(node)), "nodes were removed");
+    other.destroy();
+    assert.throws(() => list.destroy(), SabreError);
+    assert.throws(() => Dllist.attach(handle), HandleError);
+  };
+  round();
+  round();
+  const steady = inUse(heap);
+  for (let i = 0; i < 5; i++) round();
+  assert.equal(inUse(heap), steady, "Dllist: sentinels and records went back, nodes were reused");
 });

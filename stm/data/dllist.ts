@@ -32,7 +32,7 @@ import {
   tagOf,
 } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { checkNumber, placeRecord, readRecord } from "./_record.ts";
+import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { allocIn, commitTracked, makeLocIn } from "./_alloc.ts";
 
 const KIND = "sabre.stm.Dllist";
@@ -825,6 +825,39 @@ export class Dllist {
    */
   toArray(): number[] {
     return Xt.commit((xt) => this.xtToArray(xt));
+  }
+
+  /**
+   * Destroys the list: its nodes go to the heap's free lists, as removed
+   * nodes do (handles to them then get `false`), and its sentinel and
+   * record go back to the heap through epochs. No worker may use the list
+   * afterwards; `attach` refuses its handle, and a second `destroy()`
+   * throws `SabreError`.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const list = Dllist.create(heap);
+   * const node = list.addLast(1);
+   * list.destroy();
+   * console.assert(!Dllist.create(heap).remove(node)); // the node was removed
+   * ```
+   */
+  destroy(): void {
+    const heap = this.#heap;
+    retireRecord(this, heap, this.#offset, TAG, "Dllist");
+    Xt.commit((xt) => {
+      while (this.#take(xt, true) !== undefined);
+    });
+    const sentinel = this.#sentinel;
+    const locs = locsOf(sentinel);
+    heap.retire(sentinel.address);
+    locs.prev.free();
+    locs.next.free();
+    locs.gen.free();
+    locs.value.free();
   }
 
   // ------------------------------------------------------------ internals

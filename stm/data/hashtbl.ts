@@ -30,7 +30,7 @@
 
 import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Xt } from "../mod.ts";
-import { checkCapacity, checkNumber, placeRecord, readRecord } from "./_record.ts";
+import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { allocIn, commitTracked, makeLocIn, retireAfter } from "./_alloc.ts";
 
 const KIND = "sabre.stm.Hashtbl";
@@ -630,6 +630,48 @@ export class Hashtbl {
       heap.retire(old);
       for (const loc of oldLocs) loc.free();
     });
+  }
+
+  /**
+   * Gives the table's memory back to the heap (its Locs, bucket table and entries), through epochs, so
+   * that a worker still inside an operation on it finishes safely. No
+   * worker may use it afterwards; `attach` refuses its handle, and a second
+   * `destroy()` throws `SabreError`.
+   *
+   * @example
+   * ```ts
+   * import { Hashtbl } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const table = Hashtbl.create(heap);
+   * table.set(1, 2);
+   * table.destroy();
+   * heap.collect();
+   * ```
+   */
+  destroy(): void {
+    const heap = this.#heap;
+    retireRecord(this, heap, this.#offset, TAG, "Hashtbl");
+    const buckets: Loc[] = [];
+    const entries: number[] = [];
+    const table = Xt.commit((xt) => {
+      buckets.length = 0;
+      entries.length = 0;
+      const table = xt.get(this.#data);
+      const capacity = this.#capacityOf(table);
+      for (let i = 0; i < capacity; i++) {
+        const loc = this.#bucketLoc(table, i);
+        buckets.push(loc);
+        for (let p = xt.get(loc); p !== 0; p = entryNext(heap, p)) entries.push(p);
+      }
+      return table;
+    });
+    for (const p of entries) heap.retire(p);
+    heap.retire(table);
+    for (const loc of buckets) loc.free();
+    this.#size.free();
+    this.#pending.free();
+    this.#data.free();
   }
 }
 

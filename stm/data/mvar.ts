@@ -10,7 +10,7 @@
 import type { SharedHandle, SharedHeap } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import { tagOf } from "../../memory/mod.ts";
-import { checkNumber, placeRecord, readRecord } from "./_record.ts";
+import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 
 const KIND = "sabre.stm.Mvar";
 const TAG = tagOf("MVAR");
@@ -425,5 +425,25 @@ export class Mvar {
    */
   xtIsEmpty(xt: Xt): boolean {
     return xt.get(this.#full) === 0;
+  }
+
+  /**
+   * Gives the Mvar's memory back to the heap, through epochs, so
+   * that a worker still inside an operation on it finishes safely. No
+   * worker may use it afterwards; `attach` refuses its handle, and a second
+   * `destroy()` throws `SabreError`.
+   *
+   * @example
+   * ```ts
+   * import { Mvar } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const mvar = Mvar.create(SharedHeap.create(), 1);
+   * mvar.destroy();
+   * ```
+   */
+  destroy(): void {
+    retireRecord(this, this.#full.heap, this.#offset, TAG, "Mvar");
+    this.#full.free();
+    this.#value.free();
   }
 }

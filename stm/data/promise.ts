@@ -13,7 +13,7 @@ import {
   tagOf,
 } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { checkNumber, placeRecord, readRecord } from "./_record.ts";
+import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 
 const KIND = "sabre.stm.Promise";
 const TAG = tagOf("SPRM");
@@ -305,5 +305,26 @@ export class StmPromise {
    */
   xtIsResolved(xt: Xt): boolean {
     return xt.get(this.#state) !== 0;
+  }
+
+  /**
+   * Gives the promise's memory back to the heap, through epochs, so
+   * that a worker still inside an operation on it finishes safely. No
+   * worker may use it afterwards; `attach` refuses its handle, and a second
+   * `destroy()` throws `SabreError`.
+   *
+   * @example
+   * ```ts
+   * import { StmPromise } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const promise = StmPromise.create(SharedHeap.create());
+   * promise.resolve(1);
+   * promise.destroy();
+   * ```
+   */
+  destroy(): void {
+    retireRecord(this, this.#state.heap, this.#offset, TAG, "StmPromise");
+    this.#state.free();
+    this.#value.free();
   }
 }

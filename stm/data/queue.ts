@@ -21,7 +21,7 @@
 
 import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { checkCapacity, checkNumber, placeRecord, readRecord } from "./_record.ts";
+import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import {
   commitTracked,
   commitTrackedAsync,
@@ -596,5 +596,46 @@ export class Queue {
    */
   clear(): void {
     Xt.commit((xt) => this.xtClear(xt));
+  }
+
+  /**
+   * Gives the queue's memory back to the heap (its Locs, and the nodes of an unbounded one), through epochs, so
+   * that a worker still inside an operation on it finishes safely. No
+   * worker may use it afterwards; `attach` refuses its handle, and a second
+   * `destroy()` throws `SabreError`.
+   *
+   * @example
+   * ```ts
+   * import { Queue } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const queue = Queue.create(heap);
+   * queue.add(1);
+   * const handle = queue.handle;
+   * queue.destroy();
+   * let refused = false;
+   * try {
+   *   Queue.attach(handle);
+   * } catch {
+   *   refused = true;
+   * }
+   * console.assert(refused);
+   * ```
+   */
+  destroy(): void {
+    const heap = this.#heap;
+    retireRecord(this, heap, this.#offset, TAG, "Queue");
+    const l = this.#locs;
+    const nodes: number[] = [];
+    if (!this.#bounded) {
+      Xt.commit((xt) => {
+        nodes.length = 0;
+        for (const which of [FRONT, MIDDLE, BACK]) {
+          for (let p = xt.get(l[which]); p !== 0; p = nodeNext(heap, p)) nodes.push(p);
+        }
+      });
+    }
+    for (const p of nodes) heap.retire(p);
+    for (const loc of l) loc.free();
   }
 }

@@ -16,7 +16,7 @@
 
 import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { checkCapacity, checkNumber, placeRecord, readRecord } from "./_record.ts";
+import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import {
   commitTracked,
   commitTrackedAsync,
@@ -541,5 +541,43 @@ export class Stack {
    */
   clear(): void {
     Xt.commit((xt) => this.xtClear(xt));
+  }
+
+  /**
+   * Gives the stack's memory back to the heap (its Locs, and the nodes of an unbounded one), through epochs, so
+   * that a worker still inside an operation on it finishes safely. No
+   * worker may use it afterwards; `attach` refuses its handle, and a second
+   * `destroy()` throws `SabreError`.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const stack = Stack.create(heap);
+   * stack.push(1);
+   * stack.destroy();
+   * let again = false;
+   * try {
+   *   stack.destroy();
+   * } catch {
+   *   again = true;
+   * }
+   * console.assert(again);
+   * ```
+   */
+  destroy(): void {
+    const heap = this.#heap;
+    retireRecord(this, heap, this.#offset, TAG, "Stack");
+    const head = this.#head;
+    const nodes: number[] = [];
+    if (head !== undefined) {
+      Xt.commit((xt) => {
+        nodes.length = 0;
+        for (let p = xt.get(head); p !== 0; p = nodeNext(heap, p)) nodes.push(p);
+      });
+    }
+    for (const p of nodes) heap.retire(p);
+    for (const loc of this.#locs) loc.free();
   }
 }
