@@ -55,6 +55,8 @@ export const SEQ = 1;
 export const MUTEX_OFFSET = 8;
 /** Word index of the count of readers parked on the sequence. */
 const PARKED = 4;
+/** What `#readAt` answers when the read must be tried again. */
+const AGAIN: unique symbol = Symbol("again");
 
 /**
  * Waits while `words[SEQ]` is odd (a writer is inside) and returns the even
@@ -340,17 +342,8 @@ export class SeqLock {
       if ((stamp & 1) === 1) {
         stamp = waitEvenSequence(words, PARKED, deadline, "SeqLock", options?.timeoutMs);
       }
-      let result: T;
-      try {
-        result = fn();
-      } catch (e) {
-        if (Atomics.load(words, SEQ) !== stamp) continue;
-        throw e;
-      }
-      if (Atomics.load(words, SEQ) === stamp) return result;
-      if (performance.now() >= deadline) {
-        throw new TimeoutError("read SeqLock", options?.timeoutMs ?? 0);
-      }
+      const result = this.#readAt(fn, stamp, deadline, options);
+      if (result !== AGAIN) return result;
     }
   }
 
@@ -385,18 +378,35 @@ export class SeqLock {
           options?.timeoutMs,
         );
       }
-      let result: T;
-      try {
-        result = fn();
-      } catch (e) {
-        if (Atomics.load(words, SEQ) !== stamp) continue;
-        throw e;
-      }
-      if (Atomics.load(words, SEQ) === stamp) return result;
-      if (performance.now() >= deadline) {
-        throw new TimeoutError("read SeqLock", options?.timeoutMs ?? 0);
-      }
+      const result = this.#readAt(fn, stamp, deadline, options);
+      if (result !== AGAIN) return result;
     }
+  }
+
+  /**
+   * Runs `fn` after the even sequence `stamp` was read: its result, or
+   * AGAIN when a write intervened (an error thrown by `fn` then counts as
+   * torn data). Past the deadline, an intervened write is a timeout.
+   */
+  #readAt<T>(
+    fn: () => T,
+    stamp: number,
+    deadline: number,
+    options: LockOptions | undefined,
+  ): T | typeof AGAIN {
+    const words = this.#words;
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      if (Atomics.load(words, SEQ) !== stamp) return AGAIN;
+      throw e;
+    }
+    if (Atomics.load(words, SEQ) === stamp) return result;
+    if (performance.now() >= deadline) {
+      throw new TimeoutError("read SeqLock", options?.timeoutMs ?? 0);
+    }
+    return AGAIN;
   }
 
   /**
