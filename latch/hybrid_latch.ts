@@ -79,7 +79,22 @@ function renamed(error: unknown, operation: string, caller: LockOptions | undefi
 const EXCLUSIVELY = "lock HybridLatch exclusively";
 const SHARED = "lock HybridLatch shared";
 
-/** Optimistic attempts of `read(fn)` before it falls back to shared mode. */
+/**
+ * Optimistic attempts of `read(fn)` before it falls back to shared mode.
+ *
+ * @example
+ * ```ts
+ * import { HybridLatch, OPTIMISTIC_ATTEMPTS, SharedGuard } from "@sabre/sabre";
+ * const latch = HybridLatch.create();
+ * let calls = 0;
+ * const mode = latch.read((g) => {
+ *   calls++;
+ *   latch.tryExclusive()?.unlock(); // a writer intervenes in every optimistic attempt
+ *   return g instanceof SharedGuard ? "shared" : "optimistic";
+ * });
+ * console.assert(mode === "shared" && calls === OPTIMISTIC_ATTEMPTS + 1);
+ * ```
+ */
 export const OPTIMISTIC_ATTEMPTS = 40;
 
 /**
@@ -101,10 +116,26 @@ export const OPTIMISTIC_ATTEMPTS = 40;
  * ```
  */
 export class Unwind {
-  /** The one value that is ever thrown. */
+  /**
+   * The one value that is ever thrown: not an `Error`, and carrying no stack trace.
+   *
+   * @example
+   * ```ts
+   * import { isUnwind, Unwind } from "@sabre/sabre";
+   * console.assert(isUnwind(Unwind.signal) && !(Unwind.signal instanceof Error));
+   * ```
+   */
   static readonly signal: Unwind = new Unwind();
   private constructor() {}
-  /** Describes the signal. */
+  /**
+   * Describes the signal.
+   *
+   * @example
+   * ```ts
+   * import { Unwind } from "@sabre/sabre";
+   * console.assert(String(Unwind.signal).startsWith("Unwind:"));
+   * ```
+   */
   toString(): string {
     return "Unwind: an optimistic read was invalidated by a writer";
   }
@@ -151,15 +182,33 @@ export class GuardReads {
   /**
    * `Atomics.load(view, index)`: the sound way to read a word a writer may
    * change under an optimistic guard.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const words = new Int32Array(new SharedArrayBuffer(4));
+   * latch.write(() => Atomics.store(words, 0, 9));
+   * console.assert(latch.read((g) => g.load(words, 0)) === 9);
+   * ```
    */
   load(view: Int32Array, index: number): number {
     return Atomics.load(view, index);
   }
 
   /**
-   * Reads a float64 stored as two Int32 words at `view[index]` (low) and
-   * `view[index + 1]` (high), each with Atomics. Validate before use: the
-   * two halves may come from different writes.
+   * Reads a float64 stored (by {@linkcode storeF64}) as two Int32 words at
+   * `view[index]` (low) and `view[index + 1]` (high), each with Atomics.
+   * Validate before use: the two halves may come from different writes.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch, storeF64 } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const words = new Int32Array(new SharedArrayBuffer(8));
+   * latch.write(() => storeF64(words, 0, -0.5));
+   * console.assert(latch.read((g) => g.loadF64(words, 0)) === -0.5);
+   * ```
    */
   loadF64(view: Int32Array, index: number): number {
     scratchI32[0] = Atomics.load(view, index);
@@ -167,7 +216,18 @@ export class GuardReads {
     return scratchF64[0];
   }
 
-  /** `Atomics.load` on a BigInt64Array: one untearable 64-bit read. */
+  /**
+   * `Atomics.load` on a BigInt64Array: one untearable 64-bit read.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const big = new BigInt64Array(new SharedArrayBuffer(8));
+   * latch.write(() => Atomics.store(big, 0, 1n << 40n));
+   * console.assert(latch.read((g) => g.loadBigInt64(big, 0)) === 1n << 40n);
+   * ```
+   */
   loadBigInt64(view: BigInt64Array, index: number): bigint {
     return Atomics.load(view, index);
   }
@@ -215,7 +275,17 @@ export function storeF64(view: Int32Array, index: number, value: number): void {
  */
 export class OptimisticGuard extends GuardReads {
   readonly #latch: HybridLatch;
-  /** The (even) version this guard validates against. */
+  /**
+   * The (even) version this guard validates against.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * latch.write(() => {}); // one exclusive section: version 0 -> 2
+   * console.assert(latch.optimisticOrSpin().version === 2);
+   * ```
+   */
   readonly version: number;
 
   /** @internal Use the latch's optimistic methods. */
@@ -225,12 +295,33 @@ export class OptimisticGuard extends GuardReads {
     this.version = version;
   }
 
-  /** The latch. */
+  /**
+   * The latch this guard reads under.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * console.assert(latch.optimisticOrSpin().latch === latch);
+   * ```
+   */
   get latch(): HybridLatch {
     return this.#latch;
   }
 
-  /** Whether no writer has entered since this guard was taken. */
+  /**
+   * Whether no writer has entered since this guard was taken. Never throws.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const guard = latch.optimisticOrSpin();
+   * console.assert(guard.isValid());
+   * latch.write(() => {});
+   * console.assert(!guard.isValid());
+   * ```
+   */
   isValid(): boolean {
     return this.#latch.currentVersion() === this.version;
   }
@@ -238,6 +329,22 @@ export class OptimisticGuard extends GuardReads {
   /**
    * Validates every read made since this guard was taken; throws
    * {@linkcode Unwind} if a writer intervened.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch, isUnwind } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const guard = latch.optimisticOrSpin();
+   * guard.recheck(); // no writer yet: returns
+   * latch.write(() => {});
+   * let unwound = false;
+   * try {
+   *   guard.recheck();
+   * } catch (e) {
+   *   unwound = isUnwind(e);
+   * }
+   * console.assert(unwound);
+   * ```
    */
   recheck(): void {
     if (this.#latch.currentVersion() !== this.version) throw Unwind.signal;
@@ -245,7 +352,18 @@ export class OptimisticGuard extends GuardReads {
 
   /**
    * Upgrades to exclusive access if no writer intervened, else throws
-   * {@linkcode Unwind}. Blocks while other holders leave.
+   * {@linkcode Unwind}. Blocks while other holders leave (and throws
+   * {@linkcode TimeoutError} after `timeoutMs`).
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const guard = latch.optimisticOrSpin();
+   * const exclusive = guard.toExclusive({ timeoutMs: 100 });
+   * console.assert(exclusive.version === guard.version + 1);
+   * exclusive.unlock();
+   * ```
    */
   toExclusive(options?: LockOptions): ExclusiveGuard {
     return this.#latch.upgradeToExclusive(this.version, options);
@@ -254,6 +372,15 @@ export class OptimisticGuard extends GuardReads {
   /**
    * Upgrades to shared access if it is free now and no writer intervened,
    * else throws {@linkcode Unwind}. Never blocks.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const guard = latch.optimisticOrSpin();
+   * using shared = guard.toShared();
+   * console.assert(shared.version === guard.version && latch.tryExclusive() === undefined);
+   * ```
    */
   toShared(): SharedGuard {
     return this.#latch.upgradeToShared(this.version);
@@ -274,7 +401,18 @@ export class OptimisticGuard extends GuardReads {
  */
 export class SharedGuard extends GuardReads implements Disposable {
   #latch: HybridLatch | undefined;
-  /** The version while shared access is held. */
+  /**
+   * The version while shared access is held (even: no writer is inside).
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * latch.write(() => {});
+   * using shared = latch.shared();
+   * console.assert(shared.version === 2 && shared.version === latch.currentVersion());
+   * ```
+   */
   readonly version: number;
 
   /** @internal Use `latch.shared()`. */
@@ -284,12 +422,41 @@ export class SharedGuard extends GuardReads implements Disposable {
     this.version = version;
   }
 
-  /** Whether this guard still holds shared access. */
+  /**
+   * Whether this guard still holds shared access.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const shared = HybridLatch.create().shared();
+   * console.assert(shared.held);
+   * shared.unlock();
+   * console.assert(!shared.held);
+   * ```
+   */
   get held(): boolean {
     return this.#latch !== undefined;
   }
 
-  /** Always valid while held: no writer can be inside. */
+  /**
+   * Returns while held, since no writer can be inside: shared reads never
+   * unwind. Throws {@linkcode SabreError} once the guard is released.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch, SabreError } from "@sabre/sabre";
+   * const shared = HybridLatch.create().shared();
+   * shared.recheck(); // held: always passes
+   * shared.unlock();
+   * let error: unknown;
+   * try {
+   *   shared.recheck();
+   * } catch (e) {
+   *   error = e;
+   * }
+   * console.assert(error instanceof SabreError);
+   * ```
+   */
   recheck(): void {
     if (this.#latch === undefined) {
       throw new SabreError("Cannot recheck a SharedGuard that was released");
@@ -298,7 +465,19 @@ export class SharedGuard extends GuardReads implements Disposable {
 
   /**
    * An optimistic guard at this version: valid until a writer enters after
-   * this shared access ends.
+   * this shared access ends. Throws {@linkcode SabreError} once released.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const shared = latch.shared();
+   * const guard = shared.asOptimistic();
+   * shared.unlock();
+   * console.assert(guard.isValid()); // no writer yet
+   * latch.write(() => {});
+   * console.assert(!guard.isValid());
+   * ```
    */
   asOptimistic(): OptimisticGuard {
     const latch = this.#latch;
@@ -308,7 +487,21 @@ export class SharedGuard extends GuardReads implements Disposable {
     return new OptimisticGuard(latch, this.version);
   }
 
-  /** Releases shared access. Throws if released already. */
+  /**
+   * Releases shared access. Throws {@linkcode SabreError} if released already.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const shared = latch.shared();
+   * console.assert(latch.tryExclusive() === undefined);
+   * shared.unlock();
+   * const exclusive = latch.tryExclusive();
+   * console.assert(exclusive !== undefined);
+   * exclusive?.unlock();
+   * ```
+   */
   unlock(): void {
     const latch = this.#latch;
     if (latch === undefined) {
@@ -320,7 +513,20 @@ export class SharedGuard extends GuardReads implements Disposable {
     latch.lock.releaseRead();
   }
 
-  /** Releases shared access if still held. */
+  /**
+   * Releases shared access if still held: what `using` calls.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * {
+   *   using _shared = latch.shared();
+   *   console.assert(latch.tryExclusive() === undefined);
+   * }
+   * console.assert(latch.write(() => true, { timeoutMs: 100 })); // released at the block's end
+   * ```
+   */
   [Symbol.dispose](): void {
     if (this.#latch !== undefined) this.unlock();
   }
@@ -341,7 +547,17 @@ export class SharedGuard extends GuardReads implements Disposable {
  */
 export class ExclusiveGuard implements Disposable {
   #latch: HybridLatch | undefined;
-  /** The (odd) version while exclusive access is held. */
+  /**
+   * The (odd) version while exclusive access is held.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * using exclusive = latch.exclusive();
+   * console.assert(exclusive.version === 1 && latch.currentVersion() === 1);
+   * ```
+   */
   readonly version: number;
 
   /** @internal Use `latch.exclusive()`. */
@@ -350,12 +566,41 @@ export class ExclusiveGuard implements Disposable {
     this.version = version;
   }
 
-  /** Whether this guard still holds exclusive access. */
+  /**
+   * Whether this guard still holds exclusive access.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const exclusive = HybridLatch.create().exclusive();
+   * console.assert(exclusive.held);
+   * exclusive.unlock();
+   * console.assert(!exclusive.held);
+   * ```
+   */
   get held(): boolean {
     return this.#latch !== undefined;
   }
 
-  /** Always valid while held. */
+  /**
+   * Returns while held, since no other writer can be inside. Throws
+   * {@linkcode SabreError} once the guard is released.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch, SabreError } from "@sabre/sabre";
+   * const exclusive = HybridLatch.create().exclusive();
+   * exclusive.recheck(); // held: always passes
+   * exclusive.unlock();
+   * let error: unknown;
+   * try {
+   *   exclusive.recheck();
+   * } catch (e) {
+   *   error = e;
+   * }
+   * console.assert(error instanceof SabreError);
+   * ```
+   */
   recheck(): void {
     if (this.#latch === undefined) {
       throw new SabreError("Cannot recheck an ExclusiveGuard that was released");
@@ -364,7 +609,20 @@ export class ExclusiveGuard implements Disposable {
 
   /**
    * Ends exclusive access (the version becomes even, one higher) and returns
-   * an optimistic guard at that version. Throws if released already.
+   * an optimistic guard at that version, valid until the next writer enters.
+   * Throws {@linkcode SabreError} if released already.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const words = new Int32Array(new SharedArrayBuffer(4));
+   * const exclusive = latch.exclusive();
+   * Atomics.store(words, 0, 1);
+   * const after = exclusive.unlock();
+   * console.assert(after.version === 2 && after.load(words, 0) === 1);
+   * after.recheck(); // no writer since: the read above stands
+   * ```
    */
   unlock(): OptimisticGuard {
     const latch = this.#latch;
@@ -377,7 +635,20 @@ export class ExclusiveGuard implements Disposable {
     return latch.releaseExclusive(this.version);
   }
 
-  /** Ends exclusive access if still held. */
+  /**
+   * Ends exclusive access if still held: what `using` calls.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * {
+   *   using _exclusive = latch.exclusive();
+   *   console.assert(latch.currentVersion() === 1);
+   * }
+   * console.assert(latch.currentVersion() === 2);
+   * ```
+   */
   [Symbol.dispose](): void {
     if (this.#latch !== undefined) this.unlock();
   }

@@ -85,12 +85,40 @@ export class MutexGuard implements Disposable {
     this.#mutex = mutex;
   }
 
-  /** Whether this guard still holds the lock. */
+  /**
+   * Whether this guard still holds the lock.
+   *
+   * @example
+   * ```ts
+   * import { Mutex } from "@sabre/sabre";
+   * const guard = Mutex.create().lock();
+   * console.assert(guard.held);
+   * guard.unlock();
+   * console.assert(!guard.held);
+   * ```
+   */
   get held(): boolean {
     return this.#mutex !== undefined;
   }
 
-  /** Releases the lock. Throws if this guard released it already. */
+  /**
+   * Releases the lock. Throws {@linkcode SabreError} if this guard released it already.
+   *
+   * @example
+   * ```ts
+   * import { Mutex, SabreError } from "@sabre/sabre";
+   * const mutex = Mutex.create();
+   * const guard = mutex.lock();
+   * guard.unlock();
+   * let error: unknown;
+   * try {
+   *   guard.unlock();
+   * } catch (e) {
+   *   error = e;
+   * }
+   * console.assert(!mutex.isLocked && error instanceof SabreError);
+   * ```
+   */
   unlock(): void {
     const mutex = this.#mutex;
     if (mutex === undefined) {
@@ -100,7 +128,22 @@ export class MutexGuard implements Disposable {
     mutex.release();
   }
 
-  /** Releases the lock if this guard still holds it. */
+  /**
+   * Releases the lock if this guard still holds it: what `using` calls, also when the block throws.
+   *
+   * @example
+   * ```ts
+   * import { Mutex } from "@sabre/sabre";
+   * const mutex = Mutex.create();
+   * try {
+   *   using _guard = mutex.lock();
+   *   throw new Error("failed inside the critical section");
+   * } catch {
+   *   // the guard was disposed as the block ended
+   * }
+   * console.assert(!mutex.isLocked);
+   * ```
+   */
   [Symbol.dispose](): void {
     if (this.#mutex !== undefined) this.unlock();
   }

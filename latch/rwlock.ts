@@ -111,12 +111,35 @@ export class RwLockReadGuard implements Disposable {
     this.#lock = lock;
   }
 
-  /** Whether this guard still holds shared access. */
+  /**
+   * Whether this guard still holds shared access.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const guard = RwLock.create().read();
+   * console.assert(guard.held);
+   * guard.unlock();
+   * console.assert(!guard.held);
+   * ```
+   */
   get held(): boolean {
     return this.#lock !== undefined;
   }
 
-  /** Releases shared access. Throws if released already. */
+  /**
+   * Releases shared access. Throws {@linkcode SabreError} if released already.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * const guard = lock.read();
+   * console.assert(lock.tryWrite() === undefined);
+   * guard.unlock();
+   * console.assert(lock.readers === 0);
+   * ```
+   */
   unlock(): void {
     const lock = this.#lock;
     if (lock === undefined) {
@@ -126,7 +149,21 @@ export class RwLockReadGuard implements Disposable {
     lock.releaseRead();
   }
 
-  /** Releases shared access if still held. */
+  /**
+   * Releases shared access if still held: what `using` calls.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * {
+   *   using _a = lock.read();
+   *   using _b = lock.read(); // readers share the lock
+   *   console.assert(lock.readers === 2);
+   * }
+   * console.assert(lock.readers === 0);
+   * ```
+   */
   [Symbol.dispose](): void {
     if (this.#lock !== undefined) this.unlock();
   }
@@ -152,12 +189,35 @@ export class RwLockWriteGuard implements Disposable {
     this.#lock = lock;
   }
 
-  /** Whether this guard still holds exclusive access. */
+  /**
+   * Whether this guard still holds exclusive access.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const guard = RwLock.create().write();
+   * console.assert(guard.held);
+   * guard.unlock();
+   * console.assert(!guard.held);
+   * ```
+   */
   get held(): boolean {
     return this.#lock !== undefined;
   }
 
-  /** Releases exclusive access. Throws if released already. */
+  /**
+   * Releases exclusive access. Throws {@linkcode SabreError} if released already.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * const guard = lock.write();
+   * console.assert(lock.isWriteLocked);
+   * guard.unlock();
+   * console.assert(!lock.isWriteLocked);
+   * ```
+   */
   unlock(): void {
     const lock = this.#take();
     lock.releaseWrite();
@@ -166,6 +226,15 @@ export class RwLockWriteGuard implements Disposable {
   /**
    * Turns exclusive access into shared access atomically: no writer can get
    * in between. This guard is spent; the returned one holds shared access.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * const write = lock.write();
+   * using read = write.downgrade();
+   * console.assert(!write.held && read.held && lock.readers === 1 && !lock.isWriteLocked);
+   * ```
    */
   downgrade(): RwLockReadGuard {
     const lock = this.#take();
@@ -173,7 +242,20 @@ export class RwLockWriteGuard implements Disposable {
     return new RwLockReadGuard(lock);
   }
 
-  /** Releases exclusive access if still held. */
+  /**
+   * Releases exclusive access if still held: what `using` calls.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * {
+   *   using _w = lock.write();
+   *   console.assert(lock.tryRead() === undefined);
+   * }
+   * console.assert(!lock.isWriteLocked);
+   * ```
+   */
   [Symbol.dispose](): void {
     if (this.#lock !== undefined) this.unlock();
   }

@@ -56,7 +56,17 @@ const PARKED = 7;
 const DATA = 8;
 const MAX_FIELDS = 256;
 
-/** Types a SeqCell field may have. */
+/**
+ * Types a SeqCell field may have: 32-bit signed or unsigned integers, or float64.
+ *
+ * @example
+ * ```ts
+ * import { SeqCell, type SeqCellFieldType } from "@sabre/sabre";
+ * const type: SeqCellFieldType = "u32";
+ * const cell = SeqCell.create({ count: type }, { initial: { count: 2 ** 32 - 1 } });
+ * console.assert(cell.get("count") === 4294967295);
+ * ```
+ */
 export type SeqCellFieldType = "i32" | "u32" | "f64";
 
 /**

@@ -172,12 +172,35 @@ export class SeqLockWriteGuard implements Disposable {
     this.#lock = lock;
   }
 
-  /** Whether the write section is still open. */
+  /**
+   * Whether the write section is still open.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const guard = SeqLock.create().writeLock();
+   * console.assert(guard.held);
+   * guard.unlock();
+   * console.assert(!guard.held);
+   * ```
+   */
   get held(): boolean {
     return this.#lock !== undefined;
   }
 
-  /** Ends the write section. Throws if ended already. */
+  /**
+   * Ends the write section, publishing the write. Throws {@linkcode SabreError} if ended already.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * const guard = lock.writeLock();
+   * console.assert(lock.tryRead(() => "read") === undefined); // a write is open
+   * guard.unlock();
+   * console.assert(lock.sequence === 2 && lock.tryRead(() => "read") === "read");
+   * ```
+   */
   unlock(): void {
     const lock = this.#lock;
     if (lock === undefined) {
@@ -187,7 +210,21 @@ export class SeqLockWriteGuard implements Disposable {
     lock.endWrite();
   }
 
-  /** Ends the write section if still open. */
+  /**
+   * Ends the write section if still open: what `using` calls.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * const cell = new Int32Array(new SharedArrayBuffer(4));
+   * {
+   *   using _w = lock.writeLock();
+   *   Atomics.store(cell, 0, 5);
+   * }
+   * console.assert(lock.read(() => Atomics.load(cell, 0), { timeoutMs: 100 }) === 5);
+   * ```
+   */
   [Symbol.dispose](): void {
     if (this.#lock !== undefined) this.unlock();
   }
