@@ -352,8 +352,9 @@ export class OptimisticGuard extends GuardReads {
 
   /**
    * Upgrades to exclusive access if no writer intervened, else throws
-   * {@linkcode Unwind}. Blocks while other holders leave (and throws
-   * {@linkcode TimeoutError} after `timeoutMs`).
+   * {@linkcode Unwind} (at once when the guard is already out of date).
+   * Blocks while other holders leave (and throws {@linkcode TimeoutError}
+   * after `timeoutMs`).
    *
    * @example
    * ```ts
@@ -370,8 +371,9 @@ export class OptimisticGuard extends GuardReads {
   }
 
   /**
-   * Upgrades to shared access if it is free now and no writer intervened,
-   * else throws {@linkcode Unwind}. Never blocks.
+   * Upgrades to shared access if no writer intervened and shared access can
+   * be had at once, else throws {@linkcode Unwind}: also when a writer only
+   * waits (it holds new readers back). Never blocks.
    *
    * @example
    * ```ts
@@ -1148,6 +1150,8 @@ export class HybridLatch {
 
   /** @internal */
   upgradeToExclusive(version: number, options?: LockOptions): ExclusiveGuard {
+    // An out-of-date guard fails at once rather than after waiting its turn.
+    if (Atomics.load(this.#words, VERSION) !== version) throw Unwind.signal;
     this.#acquireWrite(options, EXCLUSIVELY, options);
     const next = (version + 1) | 0;
     if (Atomics.compareExchange(this.#words, VERSION, version, next) !== version) {

@@ -492,3 +492,14 @@ Deno.test("LatchWords: tryUpgrade from an odd version answers false; unlock of a
   assert.ok(LatchWords.tryUpgrade(words, 0, -0x80000000));
   LatchWords.unlock(words, 0);
 });
+
+Deno.test("HybridLatch: toExclusive of an out-of-date guard unwinds at once, even while a reader is inside", () => {
+  const latch = HybridLatch.create();
+  const stale = latch.optimisticOrSpin();
+  latch.exclusive().unlock(); // a writer intervenes
+  const reader = latch.shared();
+  // It would otherwise wait for the reader and time out.
+  assert.throws(() => stale.toExclusive({ timeoutMs: 200 }), (e) => isUnwind(e));
+  reader.unlock();
+  assert.ok(latch.tryExclusive() !== undefined);
+});

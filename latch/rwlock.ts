@@ -219,7 +219,7 @@ export class RwLockWriteGuard implements Disposable {
    * ```
    */
   unlock(): void {
-    const lock = this.#take();
+    const lock = this.#take("unlock");
     lock.releaseWrite();
   }
 
@@ -237,7 +237,7 @@ export class RwLockWriteGuard implements Disposable {
    * ```
    */
   downgrade(): RwLockReadGuard {
-    const lock = this.#take();
+    const lock = this.#take("downgrade");
     lock.downgradeWrite();
     return new RwLockReadGuard(lock);
   }
@@ -260,10 +260,10 @@ export class RwLockWriteGuard implements Disposable {
     if (this.#lock !== undefined) this.unlock();
   }
 
-  #take(): RwLock {
+  #take(what: string): RwLock {
     const lock = this.#lock;
     if (lock === undefined) {
-      throw new SabreError("Cannot unlock RwLock as this write guard has released it already");
+      throw new SabreError(`Cannot ${what} RwLock as this write guard has released it already`);
     }
     this.#lock = undefined;
     return lock;
@@ -337,8 +337,9 @@ export class RwLock {
   }
 
   /**
-   * @internal For latches that embed an RwLock in their own words: a lock
-   * over `words` (at least 5 Int32 words), initialized when `init` is true.
+   * @internal For latches that embed an RwLock in their own memory: a lock
+   * over the 8 Int32 words at byte `offset` of `sab`, initialized when
+   * `init` is true.
    */
   static embedded(sab: SharedArrayBuffer, offset: number, init: boolean): RwLock {
     const words = new Int32Array(sab, offset, 8);
@@ -410,7 +411,8 @@ export class RwLock {
   }
 
   /**
-   * Shared access if it can be had without waiting.
+   * Shared access if it can be had without waiting. Throws `SabreError`
+   * when 2^20 - 1 readers are inside already.
    *
    * @example
    * ```ts
@@ -481,7 +483,7 @@ export class RwLock {
   }
 
   /**
-   * `tryRead()` without a guard object.
+   * `tryRead()` without a guard object (and it throws as `tryRead()` does).
    *
    * @example
    * ```ts

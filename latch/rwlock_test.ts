@@ -545,3 +545,12 @@ Deno.test("RwLock: 2,100 writers waiting at once (more than the 2,047 the state 
   assert.equal(lock.tryAcquireWrite(), true, "the lock was left with writers counted");
   lock.releaseWrite();
 });
+
+Deno.test("RwLock: a spent write guard names the operation that found it spent", () => {
+  const lock = RwLock.create();
+  const write = lock.write();
+  write.downgrade().unlock();
+  assert.throws(() => write.downgrade(), /Cannot downgrade RwLock as this write guard/);
+  assert.throws(() => write.unlock(), /Cannot unlock RwLock as this write guard/);
+  assert.ok(lock.isIdle);
+});
