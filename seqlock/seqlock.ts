@@ -58,6 +58,16 @@ const PARKED = 4;
 /** What `#readAt` answers when the read must be tried again. */
 const AGAIN: unique symbol = Symbol("again");
 
+/** The sequence, after spinning up to SPIN_LIMIT steps while it is odd. */
+function spinWhileOdd(words: Int32Array): number {
+  let seq = Atomics.load(words, SEQ);
+  for (let spin = 0; (seq & 1) === 1 && spin < SPIN_LIMIT; spin++) {
+    pause();
+    seq = Atomics.load(words, SEQ);
+  }
+  return seq;
+}
+
 /**
  * Waits while `words[SEQ]` is odd (a writer is inside) and returns the even
  * sequence. Spins first; then announces itself in `words[parked]` and parks
@@ -72,11 +82,7 @@ export function waitEvenSequence(
   what: string,
   timeoutMs = 0,
 ): number {
-  let seq = Atomics.load(words, SEQ);
-  for (let spin = 0; (seq & 1) === 1 && spin < SPIN_LIMIT; spin++) {
-    pause();
-    seq = Atomics.load(words, SEQ);
-  }
+  let seq = spinWhileOdd(words);
   if ((seq & 1) === 0) return seq;
   // Announce before the next look at the sequence: a writer that ends its
   // write after that look then sees the count and notifies (all of it
@@ -104,11 +110,7 @@ export async function waitEvenSequenceAsync(
   what: string,
   timeoutMs = 0,
 ): Promise<number> {
-  let seq = Atomics.load(words, SEQ);
-  for (let spin = 0; (seq & 1) === 1 && spin < SPIN_LIMIT; spin++) {
-    pause();
-    seq = Atomics.load(words, SEQ);
-  }
+  let seq = spinWhileOdd(words);
   if ((seq & 1) === 0) return seq;
   Atomics.add(words, parked, 1); // as in waitEvenSequence
   try {
@@ -458,17 +460,10 @@ export class SeqLock {
    * ```
    */
   tryRead<T>(fn: () => T): T | undefined {
-    const words = this.#words;
-    const stamp = Atomics.load(words, SEQ);
+    const stamp = Atomics.load(this.#words, SEQ);
     if ((stamp & 1) === 1) return undefined;
-    let result: T;
-    try {
-      result = fn();
-    } catch (e) {
-      if (Atomics.load(words, SEQ) !== stamp) return undefined;
-      throw e;
-    }
-    return Atomics.load(words, SEQ) === stamp ? result : undefined;
+    const result = this.#readAt(fn, stamp, Infinity, undefined);
+    return result === AGAIN ? undefined : result;
   }
 
   /**

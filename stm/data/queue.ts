@@ -623,19 +623,9 @@ export class Queue {
    * ```
    */
   destroy(): void {
-    const heap = this.#heap;
-    retireRecord(this, heap, this.#offset, TAG, "Queue");
-    const l = this.#locs;
-    const nodes: number[] = [];
-    if (!this.#bounded) {
-      Xt.commit((xt) => {
-        nodes.length = 0;
-        for (const which of [FRONT, MIDDLE, BACK]) {
-          for (let p = xt.get(l[which]); p !== 0; p = nodeNext(heap, p)) nodes.push(p);
-        }
-      });
-    }
-    for (const p of nodes) heap.retire(p);
-    for (const loc of l) loc.free();
+    retireRecord(this, this.#heap, this.#offset, TAG, "Queue");
+    // The clear retires the nodes once it commits; then the Locs go.
+    Xt.commit((xt) => this.xtClear(xt));
+    for (const loc of this.#locs) loc.free();
   }
 }

@@ -567,17 +567,9 @@ export class Stack {
    * ```
    */
   destroy(): void {
-    const heap = this.#heap;
-    retireRecord(this, heap, this.#offset, TAG, "Stack");
-    const head = this.#head;
-    const nodes: number[] = [];
-    if (head !== undefined) {
-      Xt.commit((xt) => {
-        nodes.length = 0;
-        for (let p = xt.get(head); p !== 0; p = nodeNext(heap, p)) nodes.push(p);
-      });
-    }
-    for (const p of nodes) heap.retire(p);
+    retireRecord(this, this.#heap, this.#offset, TAG, "Stack");
+    // The clear retires the nodes once it commits; then the Locs go.
+    Xt.commit((xt) => this.xtClear(xt));
     for (const loc of this.#locs) loc.free();
   }
 }
