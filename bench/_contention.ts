@@ -68,6 +68,7 @@
  * @module
  */
 
+import { SharedHeap } from "../memory/mod.ts";
 import { spawnWorkers, type WorkerContext, type WorkerGroup } from "../testing/harness.ts";
 
 /** Captured before the `multithreading` package can replace it (see the module doc). */
@@ -229,6 +230,7 @@ class BatchState implements Batch {
   }
 
   sleep(ms: number): void {
+    SharedHeap.releaseReadPins();
     if (ms > 0) Atomics.wait(this.#control, END, 0, ms);
   }
 }
@@ -298,6 +300,9 @@ export async function serve(ctx: WorkerContext<ServeArgs>): Promise<number> {
       recordFailure(control, ctx.index, error);
     }
     batches++;
+    // This worker is about to block outside sabre, where gets' read pins
+    // would hold back the reclamation of what the others still retire.
+    SharedHeap.releaseReadPins();
     const done = Atomics.add(control, DONE, 1) + 1;
     if (failure !== undefined) {
       Atomics.notify(control, DONE);

@@ -523,7 +523,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const tree = new BPlusTree<K, V>(heap, placement);
     let root: number;
     try {
-      heap.pin();
+      heap.pinForOperation();
       try {
         root = tree.#newNode(tree.#emptyLeaf(), false);
       } finally {
@@ -691,7 +691,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     format.stageCheckedKey(key, "key");
     const heap = this.#heap;
     if (this.#destroyed) this.#throwDestroyed();
-    heap.pin();
+    heap.pinForOperation();
     try {
       const c = this.#leafFor(TO_KEY);
       const i32 = heap.i32, u8 = heap.u8, w = c >> 2;
@@ -721,7 +721,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     format.stageCheckedKey(key, "key");
     const heap = this.#heap;
     if (this.#destroyed) this.#throwDestroyed();
-    heap.pin();
+    heap.pinForOperation();
     try {
       const c = this.#leafFor(TO_KEY);
       const i32 = heap.i32, u8 = heap.u8, w = c >> 2;
@@ -972,7 +972,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const heap = this.#heap, format = this.#format;
     this.#startDeadline();
     if (this.#destroyed) this.#throwDestroyed();
-    heap.pin();
+    heap.pinForOperation();
     try {
       for (;;) {
         if (!this.#descend(first ? TO_MIN : TO_MAX)) continue;
@@ -1053,7 +1053,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const heap = this.#heap, format = this.#format;
     this.#startDeadline();
     if (this.#destroyed) this.#throwDestroyed();
-    heap.pin();
+    heap.pinForOperation();
     try {
       for (;;) {
         if (!this.#descend(TO_KEY)) continue;
@@ -1755,7 +1755,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const heap = this.#heap, format = this.#format;
     const reverse = state.reverse;
     if (this.#destroyed) this.#throwDestroyed();
-    heap.pin();
+    heap.pinForOperation();
     try {
       let at = state.at;
       let open = state.open;
@@ -1875,7 +1875,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   ): [K, V] | undefined {
     const heap = this.#heap, format = this.#format;
     if (this.#destroyed) this.#throwDestroyed();
-    heap.pin();
+    heap.pinForOperation();
     try {
       restart: for (;;) {
         let c: number;
@@ -1967,7 +1967,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (node === 0) return null;
     const heap = this.#heap, format = this.#format;
     if (this.#destroyed) this.#throwDestroyed();
-    heap.pin();
+    heap.pinForOperation();
     try {
       if (node + NODE_BYTES > heap.mappedBytes) heap.ensure(node + NODE_BYTES);
       let i32 = heap.i32;
@@ -2167,7 +2167,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const heap = this.#heap;
     this.#startDeadline();
     if (this.#destroyed) this.#throwDestroyed();
-    heap.pin();
+    heap.pinForOperation();
     try {
       // Latch the root pointer and the (empty) root leaf, so that no write
       // can slip into the leaf that the new tree replaces.
@@ -2339,7 +2339,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // This object is done with either way: another destroyed the tree first.
     this.#destroyed = true;
     if (!won) throw new SabreError("Cannot destroy BPlusTree as it was destroyed already");
-    heap.pin();
+    heap.pinForOperation();
     try {
       // Every node reachable from the root, once each: a writer killed in
       // the middle of a structure change may have left a node linked twice.

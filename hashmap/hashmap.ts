@@ -509,7 +509,7 @@ export class HashMap<K, V> {
   get capacity(): number {
     if (this.#destroyed) this.#throwDestroyed();
     const heap = this.#heap;
-    heap.pin();
+    heap.pinForOperation();
     try {
       const table = this.#root();
       heap.ensure(table + TABLE_BYTES);
@@ -618,7 +618,7 @@ export class HashMap<K, V> {
   #getSlowly(key: K): V | undefined {
     const hash = this.#prepareKey(key, "key");
     const heap = this.#heap;
-    heap.pin();
+    heap.pinForOperation();
     try {
       const entry = this.#find(key, hash);
       return entry === 0 ? undefined : this.#readValue(entry);
@@ -702,7 +702,7 @@ export class HashMap<K, V> {
   #getInt32Key(key: number): V | undefined | typeof FALL_BACK {
     const heap = this.#heap;
     const hash = mix32(key);
-    heap.pin();
+    heap.pinForOperation();
     try {
       const slots = this.#rootSlots();
       const capacity = this.#mappedCapacity;
@@ -783,7 +783,7 @@ export class HashMap<K, V> {
     const tailMask = (length & 3) === 0 ? 0 : (1 << ((length & 3) << 3)) - 1;
     const keyWord = this.#keyAt >> 2;
     const heap = this.#heap;
-    heap.pin();
+    heap.pinForOperation();
     try {
       const slots = this.#rootSlots();
       const capacity = this.#mappedCapacity;
@@ -908,7 +908,7 @@ export class HashMap<K, V> {
     }
     const hash = this.#prepareKey(key, "key");
     const heap = this.#heap;
-    heap.pin();
+    heap.pinForOperation();
     try {
       return this.#find(key, hash) !== 0;
     } finally {
@@ -1129,7 +1129,7 @@ export class HashMap<K, V> {
     const heap = this.#heap;
     const kernel = heap.kernel;
     if (kernel === null) return IN_GENERAL_PATH;
-    heap.pin();
+    heap.pinForOperation();
     try {
       // The kernel leaves this worker's pin as it finds it.
       const seen = this.#setInKernelCall(kernel, key, length, 0, KERNEL_WRITE_IF_PRESENT, 0);
@@ -1610,7 +1610,7 @@ export class HashMap<K, V> {
     const heap = this.#heap;
     for (;;) {
       let progressed: boolean;
-      heap.pin();
+      heap.pinForOperation();
       try {
         const table = this.#root();
         heap.ensure(table + TABLE_BYTES);
@@ -1665,7 +1665,7 @@ export class HashMap<K, V> {
     this.#stringKeys = false;
     this.#setInKernel = false;
     if (!won) throw new SabreError("Cannot destroy HashMap as it was destroyed already");
-    heap.pin();
+    heap.pinForOperation();
     try {
       const root = this.#root();
       heap.ensure(root + TABLE_BYTES);
@@ -1734,7 +1734,7 @@ export class HashMap<K, V> {
   *entries(): IterableIterator<[K, V]> {
     if (this.#destroyed) this.#throwDestroyed();
     const heap = this.#heap;
-    heap.pin();
+    heap.pinForOperation();
     try {
       const tables: number[] = [];
       for (let t = this.#root(); t !== 0; t = this.#next(t)) tables.push(t);
@@ -2103,7 +2103,7 @@ export class HashMap<K, V> {
     const hash = this.#prepareKey(key, "key");
     const checked = this.#values.check(value, "value");
     const heap = this.#heap;
-    heap.pin();
+    heap.pinForOperation();
     let entry = 0;
     try {
       entry = this.#newEntry(key, hash, checked);
@@ -2282,7 +2282,7 @@ export class HashMap<K, V> {
   ): number {
     const hash = this.#prepareKey(key, "key");
     const heap = this.#heap;
-    heap.pin();
+    heap.pinForOperation();
     try {
       let table = this.#root();
       for (;;) {
@@ -2350,7 +2350,7 @@ export class HashMap<K, V> {
       // After a delete in the kernel, which has unpinned: the root table
       // is read again, pinned, as a table may be freed once unreachable.
       const heap = this.#heap;
-      heap.pin();
+      heap.pinForOperation();
       try {
         const root = this.#root();
         heap.ensure(root + TABLE_BYTES);
@@ -2373,7 +2373,7 @@ export class HashMap<K, V> {
   #resizeAfterKernelClaim(table: number): void {
     crashPoint("hashmap.kernel.claimed");
     const heap = this.#heap;
-    heap.pin();
+    heap.pinForOperation();
     try {
       if (this.#root() === table) this.#startResize(table, false);
     } finally {

@@ -504,3 +504,39 @@ export function kernelUpgrade(
   if (SharedHeap.attach(ctx.args.full) !== heap) throw new Error("attached a second instance");
   return [before, heap.kernel !== null];
 }
+
+export interface HoldPinArgs {
+  /** Int32 words: [0] pinned, [1] let go. */
+  readonly flags: SharedArrayBuffer;
+  /** heap.pin(), heap.pinForOperation(), or the read pin a kernel get leaves. */
+  readonly kind: "pin" | "operation" | "read";
+  /** Byte address of a word that points at an 8-byte cell, for locGet. */
+  readonly word: number;
+}
+
+/**
+ * Pins (as `kind` says), says so, and
+ * stays pinned in the same task until told to let go, so that the epoch
+ * cannot move on past the one after its pin meanwhile.
+ */
+export function holdPinUntilTold(ctx: WorkerContext<HoldPinArgs>): string {
+  const heap = heapOf(ctx);
+  const flags = new Int32Array(ctx.args.flags);
+  if (ctx.args.kind === "pin") {
+    heap.pin();
+  } else if (ctx.args.kind === "operation") {
+    heap.pinForOperation();
+  } else {
+    heap.join(); // the kernel pins only a worker that has joined
+    const kernel = heap.kernelForRead();
+    if (kernel === null) throw new Error("a read pin needs the kernel");
+    kernel.locGet(ctx.args.word);
+  }
+  Atomics.store(flags, 0, 1);
+  while (Atomics.load(flags, 1) === 0) {
+    ctx.checkpoint();
+    Atomics.wait(flags, 1, 0, 20);
+  }
+  if (ctx.args.kind !== "read") heap.unpin();
+  return "let go";
+}

@@ -77,6 +77,14 @@ export const SLOT_BYTES = 512;
 /** Pinned epoch, 0 when not pinned. Own cache line: written at every pin. */
 export const S_EPOCH = 0;
 /**
+ * 1 while this worker may stay pinned between operations: a read pin (see
+ * SharedHeap.kernelForRead) or a pin() of its own, as opposed to the pins
+ * that sabre's operations take (pinForOperation). Owner-written; others read
+ * it only to decide whether waiting for this worker's pin can help (see
+ * heap.ts, #waitForReclamation).
+ */
+export const S_LONG_PIN = 1;
+/**
  * Words 2 to 11: the key of this worker's next kernel string get, written by
  * the worker alone just before the call (see kernel.wat's
  * hashmapGetKeyInSlot), in the cache line its pins write anyway.

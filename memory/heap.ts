@@ -128,6 +128,7 @@ import {
   S_KERNEL_KEY,
   S_LIVE_BLOCKS,
   S_LIVE_BYTES,
+  S_LONG_PIN,
   S_RETIRE_HEAD,
   S_RETIRE_TAIL,
   S_RETIRED,
@@ -312,6 +313,40 @@ const OWNER_JOINS_MASK = 0xfffff;
 const EPOCH_REFRESH = 16;
 /** Retired blocks between two collection attempts. */
 const COLLECT_EVERY = 64;
+/**
+ * Retired blocks a worker may hold before retire() waits for reclamation
+ * (see #waitForReclamation).
+ */
+const RETIRED_BACKLOG = 1024;
+/** That wait: its spin, then its one sleep, in milliseconds. */
+const BACKLOG_SPIN_MS = 0.05;
+const BACKLOG_SLEEP_MS = 0.5;
+/** Cores (1 where the runtime does not tell); see setCoreCount. */
+let cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
+  ?.hardwareConcurrency ?? 1;
+
+/**
+ * Sets the number of cores that this thread's heaps assume when they decide
+ * whether waiting for reclamation can help (see #waitForReclamation), and
+ * returns the previous one. For tests, which must not depend on the
+ * machine's core count.
+ */
+export function setCoreCount(count: number): number {
+  const previous = cores;
+  cores = count;
+  return previous;
+}
+/** A word nobody notifies, to sleep on. */
+const sleepWord = new Int32Array(new SharedArrayBuffer(4));
+/** Sleeps `ms` milliseconds; false where this thread may not block. */
+function sleep(ms: number): boolean {
+  try {
+    Atomics.wait(sleepWord, 0, 0, ms);
+    return true;
+  } catch {
+    return false; // a browser's main thread
+  }
+}
 /** Bytes of the block that holds a retire bag (its size class). */
 const BAG_BLOCK_BYTES = CLASS_SIZE[classOf(BAG_BYTES)];
 
@@ -588,6 +623,8 @@ export class SharedHeap implements Disposable {
   // Whether the kernel's gets may keep a read pin (kernelForRead). Only
   // while #pinDepth is 0: pin() ends it first.
   #readPinArmed = false;
+  // Whether the outermost pin came from pin() (see S_LONG_PIN).
+  #longPin = false;
   // Whether this heap is in readPinnedHeaps.
   #readPinListed = false;
   #cachedEpoch = 0;
@@ -608,6 +645,12 @@ export class SharedHeap implements Disposable {
   // #chainEnd's second answer: the entries of the chain it walked.
   #chainEntries = 0;
   #collectAt = COLLECT_EVERY;
+  // The backlog past which retire() waits for reclamation.
+  #backlogLimit = RETIRED_BACKLOG;
+  // Waits in a row that did not see the epoch move.
+  #failedWaits = 0;
+  // Those waits, for tests (read as heap["reclamationWaits"]).
+  private reclamationWaits = 0;
   // Caches of retired blocks kept outside this heap's lists (see addReclaimer).
   readonly #reclaimers: (() => number)[] = [];
 
@@ -1002,6 +1045,7 @@ export class SharedHeap implements Disposable {
     const kernel = this.#kernel;
     if (kernel === null) return;
     this.#readPinArmed = true;
+    if (this.#slotBase >= 0) Atomics.store(this.i32, this.#slotBase + S_LONG_PIN, 1);
     kernel.allowReadPins();
     if (!this.#readPinListed) {
       this.#readPinListed = true;
@@ -1021,6 +1065,7 @@ export class SharedHeap implements Disposable {
   #endReadPin(unpin: boolean): void {
     this.#readPinArmed = false;
     this.#kernel!.endReadPins(unpin ? 1 : 0);
+    if (this.#slotBase >= 0) Atomics.store(this.i32, this.#slotBase + S_LONG_PIN, 0);
   }
 
   /**
@@ -1261,6 +1306,8 @@ export class SharedHeap implements Disposable {
       if ((seen & 1) === 0 && Atomics.compareExchange(i32, state, seen, seen + 1) === seen) {
         this.#slot = slot;
         this.#slotBase = this.#slotsBase + slot * (SLOT_BYTES >> 2);
+        // A read pin armed before the join, or a dead owner's flag.
+        Atomics.store(i32, this.#slotBase + S_LONG_PIN, this.#readPinArmed ? 1 : 0);
         this.#tellKernels(this.#slotBase);
         this.#kernelKeyWords = new Int32Array(
           this.sab,
@@ -1919,6 +1966,10 @@ export class SharedHeap implements Disposable {
    * structures stay valid. Pins nest; only the outermost one touches shared
    * memory. The guard object is reused, so pinning does not allocate.
    *
+   * A pin taken here may last (a batch of reads, say): other workers'
+   * `retire` never waits for it to end. sabre's own operations pin with
+   * {@linkcode SharedHeap.pinForOperation} instead.
+   *
    * @example
    * ```ts
    * import { SharedHeap } from "@sabre/sabre";
@@ -1931,6 +1982,34 @@ export class SharedHeap implements Disposable {
    * ```
    */
   pin(): EpochGuard {
+    if (this.#pinDepth !== 0) return this.pinForOperation();
+    const guard = this.pinForOperation();
+    this.#longPin = true;
+    Atomics.store(this.i32, this.#slotBase + S_LONG_PIN, 1);
+    return guard;
+  }
+
+  /**
+   * Pins as {@linkcode SharedHeap.pin} does, for one short operation of a
+   * structure: for structure implementers. Where more workers are pinned
+   * than there are cores, another worker's `retire` may sleep briefly while
+   * such a pin holds back the reclamation of what it retired, so that this
+   * worker, likely preempted in the middle of its operation, gets a core to
+   * finish it on. End it with `unpin()`.
+   *
+   * @example
+   * ```ts
+   * import { SharedHeap } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * heap.pinForOperation();
+   * try {
+   *   console.assert(heap.isPinned);
+   * } finally {
+   *   heap.unpin();
+   * }
+   * ```
+   */
+  pinForOperation(): EpochGuard {
     if (this.#pinDepth++ === 0) {
       // The read pin's word is this pin's from here: the store below moves
       // it, which is safe between two operations (see #endReadPin).
@@ -1978,6 +2057,10 @@ export class SharedHeap implements Disposable {
     }
     if (--this.#pinDepth === 0) {
       Atomics.store(this.i32, this.#slotBase + S_EPOCH, 0);
+      if (this.#longPin) {
+        this.#longPin = false;
+        Atomics.store(this.i32, this.#slotBase + S_LONG_PIN, 0);
+      }
     }
   }
 
@@ -1998,7 +2081,11 @@ export class SharedHeap implements Disposable {
    * Frees `ptr` once no worker pinned now can still read it: after every
    * worker that is pinned at this moment has unpinned. Call it after unlinking
    * the block from every shared structure. Collection runs every 64 retires,
-   * or on `collect()`.
+   * or on `collect()`. When this worker holds over 1024 retired blocks that
+   * another worker's operation pin keeps from being freed, and more workers
+   * are pinned than there are cores, it may sleep about half a millisecond
+   * here first, so that the other worker gets a core to finish on (never for
+   * a `pin()` or a read pin; see {@linkcode SharedHeap.pinForOperation}).
    *
    * @example
    * ```ts
@@ -2024,8 +2111,75 @@ export class SharedHeap implements Disposable {
     this.i32[slotBase + S_RETIRED]++;
     if (this.#retiredCount >= this.#collectAt) {
       this.#collect();
+      if (this.#retiredCount > this.#backlogLimit) this.#waitForReclamation();
       this.#collectAt = this.#retiredCount + COLLECT_EVERY;
     }
+  }
+
+  /**
+   * Backpressure. Every block retired while a worker stays pinned at an
+   * older epoch waits for that worker to unpin. With more pinned workers
+   * than cores, that is most often a worker that lost its core in the
+   * middle of an operation, and the others retire thousands of blocks each
+   * while it waits for a time slice. A short sleep hands it this core: it
+   * finishes its operation and unpins, and the epoch moves on (this
+   * worker's own pin then holds back the rest until its operation ends).
+   * Where every pinned worker can have a core, nothing waits. Nor does
+   * anything wait for a pin that may last (S_LONG_PIN: read pins, pin()):
+   * workers that read in pinned runs hold one nearly all the time, so with
+   * more of them than cores one nearly always holds the epoch back, and
+   * sleeping would only slow the writer. When one sleep is not enough twice
+   * in a row, the worker that holds the epoch back is waiting for another
+   * core or waits pinned: the limit doubles, so that such a pin costs a few
+   * waits as the backlog grows rather than one per collection, and a wait
+   * that helps brings it back.
+   */
+  #waitForReclamation(): void {
+    const i32 = this.i32;
+    const epoch = Atomics.load(i32, H_EPOCH);
+    if (!this.#heldBackByOthers(epoch)) return;
+    this.reclamationWaits++;
+    // A worker that has its core unpins within microseconds: spin first.
+    const spinEnd = performance.now() + BACKLOG_SPIN_MS;
+    do {
+      this.#tryAdvance();
+      if (Atomics.load(i32, H_EPOCH) !== epoch) break;
+    } while (performance.now() < spinEnd);
+    if (Atomics.load(i32, H_EPOCH) === epoch && sleep(BACKLOG_SLEEP_MS)) this.#tryAdvance();
+    if (Atomics.load(i32, H_EPOCH) === epoch) {
+      if (++this.#failedWaits >= 2) {
+        this.#failedWaits = 0;
+        this.#backlogLimit *= 2;
+      }
+      return;
+    }
+    this.#failedWaits = 0;
+    this.#backlogLimit = RETIRED_BACKLOG;
+    this.#collect();
+  }
+
+  /**
+   * Whether another worker's operation pin holds `epoch` back while
+   * this worker's own does not (it then would the moment the other one
+   * left), and more workers are pinned, this one included, than there are
+   * cores: otherwise each may have a core, and sleeping gives nobody one.
+   */
+  #heldBackByOthers(epoch: number): boolean {
+    const i32 = this.i32;
+    const own = Atomics.load(i32, this.#slotBase + S_EPOCH);
+    if (own !== 0 && own !== epoch) return false;
+    const high = Atomics.load(i32, H_SLOT_HIGH);
+    const stride = SLOT_BYTES >> 2;
+    let pinnedWorkers = own === 0 ? 1 : 0; // this one runs
+    let heldBack = false;
+    for (let slot = 0; slot < high; slot++) {
+      const base = this.#slotsBase + slot * stride;
+      const pinned = Atomics.load(i32, base + S_EPOCH);
+      if (pinned === 0) continue;
+      pinnedWorkers++;
+      if (pinned !== epoch && Atomics.load(i32, base + S_LONG_PIN) === 0) heldBack = true;
+    }
+    return heldBack && pinnedWorkers > cores;
   }
 
   /**

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { runWorkers, spawnWorkers, type WorkerGroup } from "../testing/harness.ts";
 import { SharedHeap, WorkerLimitError } from "./mod.ts";
-import type { ChurnArgs, EpochArgs, ReadPinParkArgs, RetireArgs } from "./_heap_test_workers.ts";
+import type {
+  ChurnArgs,
+  EpochArgs,
+  HoldPinArgs,
+  ReadPinParkArgs,
+  RetireArgs,
+} from "./_heap_test_workers.ts";
+import { setCoreCount } from "./heap.ts";
 import { H_POOL_LOCK } from "./_layout.ts";
 
 const fixtures = new URL("./_heap_test_workers.ts", import.meta.url).href;
@@ -451,3 +458,66 @@ for (const c of RETIRE_CRASHES) {
     assert.equal(heap.stats().liveBlocks, c.leaked);
   });
 }
+
+/**
+ * Retires `count` blocks on this thread while one worker holds a pin of the
+ * given kind, with `cores` assumed; returns how many times retire() waited
+ * for reclamation. The pin holds the epoch back all along, so no wait can
+ * help, and each one that happens costs a sleep.
+ */
+async function retireBesidePin(
+  kind: HoldPinArgs["kind"],
+  cores: number,
+  count: number,
+): Promise<number> {
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 64 * MiB });
+  const cell = heap.allocate(8);
+  const word = heap.allocate(8);
+  Atomics.store(heap.i32, word >> 2, cell);
+  const flags = new Int32Array(new SharedArrayBuffer(8));
+  const holder = spawnWorkers<HoldPinArgs, string>({
+    module: fixtures,
+    fn: "holdPinUntilTold",
+    workers: 1,
+    heap,
+    args: { flags: flags.buffer as SharedArrayBuffer, kind, word },
+    timeoutMs: 60_000,
+  });
+  const previous = setCoreCount(cores);
+  let waits: number;
+  try {
+    while (Atomics.load(flags, 0) === 0) await new Promise((r) => setTimeout(r, 2));
+    for (let i = 0; i < count; i++) heap.retire(heap.allocate(16));
+    waits = (heap as unknown as { reclamationWaits: number }).reclamationWaits;
+    assert.ok(heap.stats().retiredBlocks > count / 2, "the pin did not hold the epoch back");
+  } finally {
+    setCoreCount(previous);
+    Atomics.store(flags, 1, 1);
+    Atomics.notify(flags, 1);
+  }
+  assert.deepEqual(await holder.results, ["let go"]);
+  await holder.terminateAll();
+  for (let i = 0; i < 4; i++) heap.collect();
+  assert.equal(heap.stats().retiredBlocks, 0);
+  return waits;
+}
+
+Deno.test("reclamation: an operation pin held for long, more pinned workers than cores: retire waits a few times, not once per collection", async () => {
+  // Limits 1024, 2048, ... 32768: two failed waits each before it doubles,
+  // where a wait per collection would be about 600.
+  const waits = await retireBesidePin("operation", 1, 40_000);
+  assert.ok(waits >= 2 && waits <= 14, `retire waited ${waits} times`);
+});
+
+Deno.test("reclamation: retire never waits for a read pin", async () => {
+  if (SharedHeap.create().kernel === null) return; // no kernel, no read pins
+  assert.equal(await retireBesidePin("read", 1, 20_000), 0);
+});
+
+Deno.test("reclamation: retire never waits for a pin()", async () => {
+  assert.equal(await retireBesidePin("pin", 1, 20_000), 0);
+});
+
+Deno.test("reclamation: retire never waits while every pinned worker can have a core", async () => {
+  assert.equal(await retireBesidePin("operation", 64, 20_000), 0);
+});

@@ -431,7 +431,7 @@ export class Loc {
       // A value equal to the sentinel is answered by the path below too.
       if (value !== KERNEL_SLOW) return value;
     }
-    heap.pin();
+    heap.pinForOperation();
     const p = Atomics.load(heap.i32, this.w);
     // Pattern (b): the cell was published by the CAS that our load saw.
     const value = (p & 1) === 0 && p + 16 <= heap.mappedBytes
@@ -509,7 +509,7 @@ export class Loc {
     const d = this.d;
     const heap = d.heap;
     for (let backoff = 1;; backoff = Math.min(backoff * 2, 256)) {
-      heap.pin();
+      heap.pinForOperation();
       try {
         const cell = d.resolve(this.w);
         const old = d.valueOf(cell);
@@ -546,7 +546,7 @@ export class Loc {
     const d = this.d;
     const heap = d.heap;
     for (let backoff = 1;; backoff = Math.min(backoff * 2, 256)) {
-      heap.pin();
+      heap.pinForOperation();
       try {
         const cell = d.resolve(this.w);
         if (!sameValueZero(d.valueOf(cell), expected)) return false;
@@ -626,7 +626,7 @@ export class Loc {
     const d = this.d;
     const heap = d.heap;
     for (let backoff = 1;; backoff = Math.min(backoff * 2, 256)) {
-      heap.pin();
+      heap.pinForOperation();
       try {
         const cell = d.resolve(this.w);
         const old = d.valueOf(cell);
@@ -675,7 +675,7 @@ export class Loc {
   free(): void {
     const d = this.d;
     const heap = d.heap;
-    heap.pin();
+    heap.pinForOperation();
     try {
       // A commit still in flight on it can only fail (the caller's promise);
       // its cleanup puts back the cell resolved here.

@@ -224,7 +224,7 @@ export const Op: {
     }
     const heap = domain!.heap;
     for (let failures = 0, backoff = 1;;) {
-      heap.pin();
+      heap.pinForOperation();
       try {
         let written = 0;
         for (let i = 0; i < n; i++) {

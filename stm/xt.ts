@@ -487,7 +487,7 @@ export class Xt {
           `Cannot ${what} as the Loc at offset ${addr} belongs to another heap (or STM domain) than the transaction's other locations`,
         );
       }
-      d.heap.pin();
+      d.heap.pinForOperation();
       this.#domain = d;
       // Before the first read (opacity: see #revalidate).
       this.#seen = Atomics.load(d.words, H_COUNTER);
