@@ -330,6 +330,13 @@ let cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).nav
  * whether waiting for reclamation can help (see #waitForReclamation), and
  * returns the previous one. For tests, which must not depend on the
  * machine's core count.
+ *
+ * @example
+ * ```ts
+ * import { setCoreCount } from "./heap.ts";
+ * const previous = setCoreCount(1);
+ * setCoreCount(previous);
+ * ```
  */
 export function setCoreCount(count: number): number {
   const previous = cores;
@@ -2141,12 +2148,16 @@ export class SharedHeap implements Disposable {
     this.reclamationWaits++;
     // A worker that has its core unpins within microseconds: spin first.
     const spinEnd = performance.now() + BACKLOG_SPIN_MS;
+    let moved: boolean;
     do {
       this.#tryAdvance();
-      if (Atomics.load(i32, H_EPOCH) !== epoch) break;
-    } while (performance.now() < spinEnd);
-    if (Atomics.load(i32, H_EPOCH) === epoch && sleep(BACKLOG_SLEEP_MS)) this.#tryAdvance();
-    if (Atomics.load(i32, H_EPOCH) === epoch) {
+      moved = Atomics.load(i32, H_EPOCH) !== epoch;
+    } while (!moved && performance.now() < spinEnd);
+    if (!moved && sleep(BACKLOG_SLEEP_MS)) {
+      this.#tryAdvance();
+      moved = Atomics.load(i32, H_EPOCH) !== epoch;
+    }
+    if (!moved) {
       if (++this.#failedWaits >= 2) {
         this.#failedWaits = 0;
         this.#backlogLimit *= 2;
