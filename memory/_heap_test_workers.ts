@@ -508,8 +508,12 @@ export function kernelUpgrade(
 export interface HoldPinArgs {
   /** Int32 words: [0] pinned, [1] let go. */
   readonly flags: SharedArrayBuffer;
-  /** heap.pin(), heap.pinForOperation(), or the read pin a kernel get leaves. */
-  readonly kind: "pin" | "operation" | "read";
+  /**
+   * heap.pin(), heap.pinForOperation(), the read pin a kernel get leaves, or
+   * pinForOperation() right after a pin() and a read pin have come and gone
+   * (their S_LONG_PIN must not stay on the operation).
+   */
+  readonly kind: "pin" | "operation" | "read" | "operation after long pins";
   /** Byte address of a word that points at an 8-byte cell, for locGet. */
   readonly word: number;
 }
@@ -525,6 +529,11 @@ export function holdPinUntilTold(ctx: WorkerContext<HoldPinArgs>): string {
   if (ctx.args.kind === "pin") {
     heap.pin();
   } else if (ctx.args.kind === "operation") {
+    heap.pinForOperation();
+  } else if (ctx.args.kind === "operation after long pins") {
+    heap.pin();
+    heap.unpin();
+    heap.kernelForRead()?.locGet(ctx.args.word);
     heap.pinForOperation();
   } else {
     heap.join(); // the kernel pins only a worker that has joined

@@ -77,11 +77,13 @@ export const SLOT_BYTES = 512;
 /** Pinned epoch, 0 when not pinned. Own cache line: written at every pin. */
 export const S_EPOCH = 0;
 /**
- * 1 while this worker may stay pinned between operations: a read pin (see
+ * 1 while this worker's pin may last past an operation: a read pin (see
  * SharedHeap.kernelForRead) or a pin() of its own, as opposed to the pins
- * that sabre's operations take (pinForOperation). Owner-written; others read
- * it only to decide whether waiting for this worker's pin can help (see
- * heap.ts, #waitForReclamation).
+ * that sabre's operations take (pinForOperation). Meaningful only while
+ * S_EPOCH is nonzero: the owner updates it lazily, at its next outermost
+ * pin, and stores only a change. Owner-written; others read it only to
+ * decide whether waiting for this worker's pin can help (see heap.ts,
+ * #waitForReclamation).
  */
 export const S_LONG_PIN = 1;
 /**

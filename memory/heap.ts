@@ -630,8 +630,11 @@ export class SharedHeap implements Disposable {
   // Whether the kernel's gets may keep a read pin (kernelForRead). Only
   // while #pinDepth is 0: pin() ends it first.
   #readPinArmed = false;
-  // Whether the outermost pin came from pin() (see S_LONG_PIN).
-  #longPin = false;
+  // This worker's S_LONG_PIN as last stored. The word is only meaningful
+  // while pinned, so it changes lazily: pin() and a read pin set it, an
+  // outermost pinForOperation clears it, and each stores only when the value
+  // differs, so that runs of pin() (or of operations) store nothing.
+  #longPinShown = false;
   // Whether this heap is in readPinnedHeaps.
   #readPinListed = false;
   #cachedEpoch = 0;
@@ -1052,7 +1055,7 @@ export class SharedHeap implements Disposable {
     const kernel = this.#kernel;
     if (kernel === null) return;
     this.#readPinArmed = true;
-    if (this.#slotBase >= 0) Atomics.store(this.i32, this.#slotBase + S_LONG_PIN, 1);
+    if (this.#slotBase >= 0) this.#showLongPin(true);
     kernel.allowReadPins();
     if (!this.#readPinListed) {
       this.#readPinListed = true;
@@ -1072,7 +1075,18 @@ export class SharedHeap implements Disposable {
   #endReadPin(unpin: boolean): void {
     this.#readPinArmed = false;
     this.#kernel!.endReadPins(unpin ? 1 : 0);
-    if (this.#slotBase >= 0) Atomics.store(this.i32, this.#slotBase + S_LONG_PIN, 0);
+  }
+
+  /**
+   * Stores S_LONG_PIN where it differs from what this worker last stored
+   * there. An SC store, though the word is advisory (it decides only whether
+   * another worker's retire sleeps, never whether a block is freed), so any
+   * order against the epoch word would be safe.
+   */
+  #showLongPin(long: boolean): void {
+    if (this.#longPinShown === long) return;
+    this.#longPinShown = long;
+    Atomics.store(this.i32, this.#slotBase + S_LONG_PIN, long ? 1 : 0);
   }
 
   /**
@@ -1315,6 +1329,7 @@ export class SharedHeap implements Disposable {
         this.#slotBase = this.#slotsBase + slot * (SLOT_BYTES >> 2);
         // A read pin armed before the join, or a dead owner's flag.
         Atomics.store(i32, this.#slotBase + S_LONG_PIN, this.#readPinArmed ? 1 : 0);
+        this.#longPinShown = this.#readPinArmed;
         this.#tellKernels(this.#slotBase);
         this.#kernelKeyWords = new Int32Array(
           this.sab,
@@ -1990,10 +2005,7 @@ export class SharedHeap implements Disposable {
    */
   pin(): EpochGuard {
     if (this.#pinDepth !== 0) return this.pinForOperation();
-    const guard = this.pinForOperation();
-    this.#longPin = true;
-    Atomics.store(this.i32, this.#slotBase + S_LONG_PIN, 1);
-    return guard;
+    return this.#pinOutermost(true);
   }
 
   /**
@@ -2017,33 +2029,37 @@ export class SharedHeap implements Disposable {
    * ```
    */
   pinForOperation(): EpochGuard {
-    if (this.#pinDepth++ === 0) {
-      // The read pin's word is this pin's from here: the store below moves
-      // it, which is safe between two operations (see #endReadPin).
-      if (this.#readPinArmed) this.#endReadPin(false);
-      let slotBase = this.#slotBase;
-      if (slotBase < 0) {
-        try {
-          this.join();
-        } catch (e) {
-          this.#pinDepth--;
-          throw e;
-        }
-        slotBase = this.#slotBase;
-      }
-      // Safety holds for any epoch value this worker loaded earlier: a block
-      // freed while we are pinned at e was retired at r <= e - 1 or before
-      // the advance that our store follows, so it was unlinked before we
-      // read anything. The load only serves liveness (the epoch advances
-      // when every pinned slot shows the current one), so it is refreshed
-      // every EPOCH_REFRESH pins instead of every time.
-      const i32 = this.i32;
-      if (--this.#pinsUntilRefresh <= 0) {
-        this.#pinsUntilRefresh = EPOCH_REFRESH;
-        this.#cachedEpoch = Atomics.load(i32, H_EPOCH);
-      }
-      Atomics.store(i32, slotBase + S_EPOCH, this.#cachedEpoch);
+    if (this.#pinDepth !== 0) {
+      this.#pinDepth++;
+      return this.#guard;
     }
+    return this.#pinOutermost(false);
+  }
+
+  /** The outermost pin; `long` for pin(), which may last (S_LONG_PIN). */
+  #pinOutermost(long: boolean): EpochGuard {
+    // The read pin's word is this pin's from here: the store below moves
+    // it, which is safe between two operations (see #endReadPin).
+    if (this.#readPinArmed) this.#endReadPin(false);
+    let slotBase = this.#slotBase;
+    if (slotBase < 0) {
+      this.join();
+      slotBase = this.#slotBase;
+    }
+    this.#pinDepth = 1;
+    this.#showLongPin(long);
+    // Safety holds for any epoch value this worker loaded earlier: a block
+    // freed while we are pinned at e was retired at r <= e - 1 or before
+    // the advance that our store follows, so it was unlinked before we
+    // read anything. The load only serves liveness (the epoch advances
+    // when every pinned slot shows the current one), so it is refreshed
+    // every EPOCH_REFRESH pins instead of every time.
+    const i32 = this.i32;
+    if (--this.#pinsUntilRefresh <= 0) {
+      this.#pinsUntilRefresh = EPOCH_REFRESH;
+      this.#cachedEpoch = Atomics.load(i32, H_EPOCH);
+    }
+    Atomics.store(i32, slotBase + S_EPOCH, this.#cachedEpoch);
     return this.#guard;
   }
 
@@ -2064,10 +2080,6 @@ export class SharedHeap implements Disposable {
     }
     if (--this.#pinDepth === 0) {
       Atomics.store(this.i32, this.#slotBase + S_EPOCH, 0);
-      if (this.#longPin) {
-        this.#longPin = false;
-        Atomics.store(this.i32, this.#slotBase + S_LONG_PIN, 0);
-      }
     }
   }
 

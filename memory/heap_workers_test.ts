@@ -509,6 +509,11 @@ Deno.test("reclamation: an operation pin held for long, more pinned workers than
   assert.ok(waits >= 2 && waits <= 14, `retire waited ${waits} times`);
 });
 
+Deno.test("reclamation: an operation pin right after a pin() and a read pin is waited for", async () => {
+  const waits = await retireBesidePin("operation after long pins", 1, 40_000);
+  assert.ok(waits >= 2 && waits <= 14, `retire waited ${waits} times`);
+});
+
 Deno.test("reclamation: retire never waits for a read pin", async () => {
   if (SharedHeap.create().kernel === null) return; // no kernel, no read pins
   assert.equal(await retireBesidePin("read", 1, 20_000), 0);
