@@ -247,6 +247,9 @@ const f64Scratch = new Float64Array(1);
 const f64Words = new Int32Array(f64Scratch.buffer);
 const i64Scratch = new BigInt64Array(f64Scratch.buffer);
 
+/** A new HashMap object for a placed map: see the static block of the class. */
+let newHashMap: <K, V>(heap: SharedHeap, placement: Placement) => HashMap<K, V>;
+
 /**
  * A concurrent hash map in shared memory, used at the same time from many
  * workers.
@@ -437,7 +440,7 @@ export class HashMap<K, V> {
     }
     Atomics.store(words, H_TABLE, table);
     Atomics.store(words, 0, TAG); // publish last
-    return new HashMap(heap, placement);
+    return newHashMap(heap, placement);
   }
 
   /**
@@ -453,7 +456,7 @@ export class HashMap<K, V> {
    */
   static attach<K = unknown, V = unknown>(handle: HashMapHandle): HashMap<K, V> {
     const placement = attachHeapObject(handle, KIND, LAYOUT_VERSION, HEADER_BYTES, TAG, "HashMap");
-    return new HashMap<K, V>(placement.heap, placement);
+    return newHashMap<K, V>(placement.heap, placement);
   }
 
   /**
@@ -535,30 +538,63 @@ export class HashMap<K, V> {
    * ```
    */
   get(key: K): V | undefined {
-    // The hot cases are written out so that the kernel's answer is returned
-    // as it is. At 1M keys every instruction here showed, far beyond its own
-    // cost (likely because the pin's SC stores keep consecutive gets' misses
-    // from overlapping): one shared tail for both cases made the int get
-    // about 1.5 times as slow.
-    if (typeof key === "number") {
-      if (this.#kernelIntGets && this.#isInt32Key(key)) {
-        const kernel = this.#heap.kernelForRead();
-        if (kernel !== null) {
-          const found = this.#getIntInKernel(kernel, key);
-          // An int32 answer is a value (neither sentinel is an integer).
-          // Testing that first lets V8 return it as a small integer: with
-          // the sentinel tests first, the f64 answer went through V8's
-          // number boxing, and a get over 1M keys took 25-30% longer.
-          if ((found | 0) === found) return found as V;
-          if (found === KERNEL_ABSENT) return undefined;
-          return found !== KERNEL_SLOW ? found as V : this.#getSlowly(key);
-        }
-      }
-    } else if (typeof key === "string" && this.#kernelStringGets) {
-      return this.#getStringKey(key);
-    }
+    // Maps of i32, u32 and string keys are instances of the subclasses
+    // below, whose gets write their hot case out; this one serves the other
+    // key codecs.
     const answer = this.#getFastPath(key);
     return answer !== FALL_BACK ? answer : this.#getSlowly(key);
+  }
+
+  // A get per key kind. V8 keeps one record of what a function has met (its
+  // feedback) for all the objects it runs on, and inlines into each caller
+  // what that record names: with one get for every map, a loop over an int
+  // map inlined the string path too, once any string map had been read, and
+  // its gets over 1M keys took 1.3 times as long (medians of bench/
+  // get_interleaved.ts: 1.66-1.71x Map.get's time against 1.29-1.33x). A
+  // subclass per key kind gives each its own get, and each get's feedback
+  // names only its own path. The subclasses are declared in this block so
+  // that they can read the private fields, and are named HashMap too, which
+  // is what a debugger shows; maps of other key codecs are plain HashMaps.
+  static {
+    const Base = HashMap;
+    const IntKeyedHashMap = class HashMap<K, V> extends Base<K, V> {
+      override get(key: K): V | undefined {
+        // Written out so that the kernel's answer is returned as it is. At
+        // 1M keys every instruction here showed, far beyond its own cost:
+        // one shared tail for this and the string case made the int get
+        // about 1.5 times as slow.
+        if (typeof key === "number" && this.#kernelIntGets && this.#isInt32Key(key)) {
+          const kernel = this.#heap.kernelForRead();
+          if (kernel !== null) {
+            const found = this.#getIntInKernel(kernel, key);
+            // An int32 answer is a value (neither sentinel is an integer).
+            // Testing that first lets V8 return it as a small integer: with
+            // the sentinel tests first, the f64 answer went through V8's
+            // number boxing, and a get over 1M keys took 25-30% longer.
+            if ((found | 0) === found) return found as V;
+            if (found === KERNEL_ABSENT) return undefined;
+            return found !== KERNEL_SLOW ? found as V : this.#getSlowly(key);
+          }
+        }
+        const answer = this.#getFastPath(key);
+        return answer !== FALL_BACK ? answer : this.#getSlowly(key);
+      }
+    };
+    const StringKeyedHashMap = class HashMap<K, V> extends Base<K, V> {
+      override get(key: K): V | undefined {
+        if (typeof key === "string" && this.#kernelStringGets) return this.#getStringKey(key);
+        const answer = this.#getFastPath(key);
+        return answer !== FALL_BACK ? answer : this.#getSlowly(key);
+      }
+    };
+    newHashMap = <K, V>(heap: SharedHeap, placement: Placement): HashMap<K, V> => {
+      const keyKind = placement.words[H_KEY_CODEC];
+      if (keyKind === CODEC_IDS.i32 || keyKind === CODEC_IDS.u32) {
+        return new IntKeyedHashMap<K, V>(heap, placement);
+      }
+      if (keyKind === CODEC_IDS.string) return new StringKeyedHashMap<K, V>(heap, placement);
+      return new Base<K, V>(heap, placement);
+    };
   }
 
   /** `get` of a string key in a map whose values the kernel reads. */
