@@ -247,6 +247,14 @@ const f64Scratch = new Float64Array(1);
 const f64Words = new Int32Array(f64Scratch.buffer);
 const i64Scratch = new BigInt64Array(f64Scratch.buffer);
 
+/** The value codec id where the kernel reads such values itself (i32, u32, f64), else 0. */
+function kernelValueKindOf(valueKind: number): number {
+  return valueKind === CODEC_IDS.i32 || valueKind === CODEC_IDS.u32 ||
+      valueKind === CODEC_IDS.f64
+    ? valueKind
+    : 0;
+}
+
 /** A new HashMap object for a placed map: see the static block of the class. */
 let newHashMap: <K, V>(heap: SharedHeap, placement: Placement) => HashMap<K, V>;
 
@@ -364,11 +372,7 @@ export class HashMap<K, V> {
       this.#values.fixedBytes !== 0;
     this.#setInKernel = this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32 ||
       this.#stringKeys;
-    this.#kernelValueKind =
-      this.#valueKind === CODEC_IDS.i32 || this.#valueKind === CODEC_IDS.u32 ||
-        this.#valueKind === CODEC_IDS.f64
-        ? this.#valueKind
-        : 0;
+    this.#kernelValueKind = kernelValueKindOf(this.#valueKind);
     this.#kernelIntGets = this.#int32Keys && this.#kernelValueKind !== 0;
     this.#kernelStringGets = this.#stringKeys && this.#kernelValueKind !== 0;
     this.#stringKernelMaxLength = Math.min(KERNEL_KEY_BYTES, this.#keys.maxBytes);
@@ -538,23 +542,25 @@ export class HashMap<K, V> {
    * ```
    */
   get(key: K): V | undefined {
-    // Maps of i32, u32 and string keys are instances of the subclasses
-    // below, whose gets write their hot case out; this one serves the other
-    // key codecs.
+    // Maps whose gets the kernel answers are instances of the subclasses
+    // below, whose gets write their hot case out; this one serves the
+    // others.
     const answer = this.#getFastPath(key);
     return answer !== FALL_BACK ? answer : this.#getSlowly(key);
   }
 
-  // A get per key kind. V8 keeps one record of what a function has met (its
-  // feedback) for all the objects it runs on, and inlines into each caller
-  // what that record names: with one get for every map, a loop over an int
-  // map inlined the string path too, once any string map had been read, and
-  // its gets over 1M keys took 1.3 times as long (medians of bench/
-  // get_interleaved.ts: 1.66-1.71x Map.get's time against 1.29-1.33x). A
-  // subclass per key kind gives each its own get, and each get's feedback
-  // names only its own path. The subclasses are declared in this block so
-  // that they can read the private fields, and are named HashMap too, which
-  // is what a debugger shows; maps of other key codecs are plain HashMaps.
+  // A get per kind of map. V8 keeps one record of what a function has met
+  // (its feedback) for all the objects it runs on, and inlines into each
+  // caller what that record names: with one get for every map, a loop over
+  // an int map inlined the string path too, once any string map had been
+  // read, and its gets over 1M keys took 1.3 times as long (medians of
+  // bench/get_interleaved.ts: 1.66-1.71x Map.get's time against 1.29-1.33x).
+  // Maps of int keys and of string keys whose values the kernel reads (i32,
+  // u32, f64) get a subclass each, whose get holds that kind's hot path
+  // alone, and no other map's path, general or not, reaches that get's
+  // feedback. The subclasses are declared in this block so that they can
+  // read the private fields, and are named HashMap too, which is what a
+  // debugger shows; every other map is a plain HashMap.
   static {
     const Base = HashMap;
     const IntKeyedHashMap = class HashMap<K, V> extends Base<K, V> {
@@ -589,10 +595,12 @@ export class HashMap<K, V> {
     };
     newHashMap = <K, V>(heap: SharedHeap, placement: Placement): HashMap<K, V> => {
       const keyKind = placement.words[H_KEY_CODEC];
-      if (keyKind === CODEC_IDS.i32 || keyKind === CODEC_IDS.u32) {
-        return new IntKeyedHashMap<K, V>(heap, placement);
+      if (kernelValueKindOf(placement.words[H_VALUE_CODEC]) !== 0) {
+        if (keyKind === CODEC_IDS.i32 || keyKind === CODEC_IDS.u32) {
+          return new IntKeyedHashMap<K, V>(heap, placement);
+        }
+        if (keyKind === CODEC_IDS.string) return new StringKeyedHashMap<K, V>(heap, placement);
       }
-      if (keyKind === CODEC_IDS.string) return new StringKeyedHashMap<K, V>(heap, placement);
       return new Base<K, V>(heap, placement);
     };
   }

@@ -769,29 +769,42 @@ Deno.test("create: capacity is rounded up to a power of two, at least 16", () =>
   assert.equal(createMap(heap, { key: "i32", value: "i32", capacity: 1024 }).capacity, 1024);
 });
 
-Deno.test("create and attach: maps of int keys, of string keys and of other keys each have a get of their own, and all are HashMaps", () => {
+Deno.test("create and attach: maps whose gets the kernel answers have a get of their own per key kind, and all are HashMaps", () => {
   // One get shared by every map let V8 inline the string path into loops
-  // over int maps (see the static block in hashmap.ts): the three must stay
-  // three functions, whether a map was created or attached.
+  // over int maps (see the static block in hashmap.ts): the gets must stay
+  // apart, whether a map was created or attached.
   const heap = SharedHeap.create();
   const gets = new Map<string, unknown>();
   for (const key of ["i32", "u32", "string", "f64", "bigint64", "bytes"] as const) {
-    const created = HashMap.create(heap, { key, value: "i32" });
-    const attached = HashMap.attach(created.handle);
-    for (const map of [created, attached]) {
-      assert.ok(map instanceof HashMap);
-      assert.equal(map.constructor.name, "HashMap");
-      assert.equal(Object.getPrototypeOf(map), Object.getPrototypeOf(created));
+    for (const value of ["i32", "u32", "f64", "bigint64", "string", "bytes"] as const) {
+      const created = HashMap.create(heap, { key, value });
+      const attached = HashMap.attach(created.handle);
+      for (const map of [created, attached]) {
+        assert.ok(map instanceof HashMap);
+        assert.equal(map.constructor.name, "HashMap");
+        assert.equal(Object.getPrototypeOf(map), Object.getPrototypeOf(created));
+      }
+      gets.set(`${key} ${value}`, created.get);
     }
-    gets.set(key, created.get);
   }
-  assert.equal(gets.get("i32"), gets.get("u32"));
-  assert.equal(gets.get("f64"), HashMap.prototype.get);
-  assert.equal(gets.get("bigint64"), HashMap.prototype.get);
-  assert.equal(gets.get("bytes"), HashMap.prototype.get);
-  assert.notEqual(gets.get("i32"), HashMap.prototype.get);
-  assert.notEqual(gets.get("string"), HashMap.prototype.get);
-  assert.notEqual(gets.get("string"), gets.get("i32"));
+  const general = HashMap.prototype.get;
+  const intGet = gets.get("i32 i32");
+  const stringGet = gets.get("string i32");
+  assert.notEqual(intGet, general);
+  assert.notEqual(stringGet, general);
+  assert.notEqual(stringGet, intGet);
+  for (const [kinds, get] of gets) {
+    const [key, value] = kinds.split(" ");
+    const kernelValues = value === "i32" || value === "u32" || value === "f64";
+    const expected = !kernelValues
+      ? general
+      : key === "i32" || key === "u32"
+      ? intGet
+      : key === "string"
+      ? stringGet
+      : general;
+    assert.equal(get, expected, kinds);
+  }
 });
 
 // ---------------------------------------------------------------------------
