@@ -23,6 +23,25 @@
  * - PHASE: bumped by a write unlock that admits waiting readers; readers park
  *   on it.
  * - WRITER_SEQ: bumped to wake a writer; writers park on it.
+ * - STALE_WRITERS: how many of the writers counted in STATE readers take to
+ *   be dead (see below); readers and barging writers defer only to writers
+ *   past that count.
+ *
+ * ## Writers that died waiting
+ *
+ * A worker terminated while it waited asynchronously for write access
+ * (`writeAsync`) never withdraws its announcement, and its count in STATE
+ * would hold every new reader back for good. So a reader parked behind
+ * announced writers looks again after STALE_WRITER_MS: if in all that time
+ * no writer entered, left or was woken, no reader left (PHASE and
+ * WRITER_SEQ unchanged), and the lock is free, then no announced writer is
+ * running, since a live one re-checks every park slice and enters a free
+ * lock. It records the writers then waiting as stale and starts a read
+ * phase. Whoever later sees fewer writers waiting than STALE_WRITERS (one of
+ * them was alive after all, and entered or gave up) lowers it. The count
+ * only decides who defers to whom, never who may enter, so a writer taken
+ * for dead by mistake (one that did not run for STALE_WRITER_MS) loses only
+ * its precedence over new readers, until it enters.
  *
  * A parked party always announces itself (READERS_WAITING, or the writers
  * field of STATE) before it re-checks the state and parks on a sequence word
@@ -59,14 +78,15 @@ import {
 } from "./parking.ts";
 
 /** Layout version of this object; attach() refuses newer ones. */
-const LAYOUT_VERSION = 1;
+const LAYOUT_VERSION = 2;
 const KIND = "sabre.RwLock";
 const TAG = tagOf("RWLK");
-const BYTES = 20;
+const BYTES = 24;
 const STATE = 1;
 const READERS_WAITING = 2;
 const PHASE = 3;
 const WRITER_SEQ = 4;
+const STALE_WRITERS = 5;
 
 const READER_MASK = (1 << 20) - 1;
 const WRITER_WAITING_ONE = 1 << 20;
@@ -75,6 +95,16 @@ const WRITER = 1 << 31; // as Int32: -2147483648
 const READ_BLOCKERS = WRITER | WRITERS_WAITING_MASK;
 /** How often a writer that found the writers field full looks again. */
 const FULL_FIELD_POLL_MS = 10;
+/**
+ * How long a reader parked behind announced writers waits, with nothing
+ * moving and the lock free, before it takes them for dead (module doc).
+ */
+const STALE_WRITER_MS = 1000;
+
+/** Writers counted in the writers field of a STATE value. */
+function writersWaitingIn(state: number): number {
+  return (state & WRITERS_WAITING_MASK) >>> 20;
+}
 
 function tooManyReaders(): never {
   throw new SabreError(`Cannot read-lock RwLock as it has ${READER_MASK} readers already`);
@@ -493,13 +523,7 @@ export class RwLock {
    * ```
    */
   tryAcquireRead(): boolean {
-    const words = this.#words;
-    for (;;) {
-      const seen = Atomics.load(words, STATE);
-      if ((seen & READ_BLOCKERS) !== 0) return false;
-      if ((seen & READER_MASK) === READER_MASK) tooManyReaders();
-      if (Atomics.compareExchange(words, STATE, seen, seen + 1) === seen) return true;
-    }
+    return this.#tryReadStep(false);
   }
 
   /**
@@ -522,7 +546,12 @@ export class RwLock {
       Atomics.add(this.#words, READERS_WAITING, 1);
       let inTime = true;
       if (!this.#readerMayEnter(bypass)) {
-        inTime = await parkAsync(this.#words, PHASE, phase, deadline);
+        const writerSeq = Atomics.load(this.#words, WRITER_SEQ);
+        inTime = await parkAsync(this.#words, PHASE, phase, boundedBy(deadline, STALE_WRITER_MS));
+        if (!inTime && remainingMs(deadline) > 0) {
+          inTime = true; // the bound, not the deadline
+          this.#markStaleWriters(phase, writerSeq);
+        }
       }
       Atomics.sub(this.#words, READERS_WAITING, 1);
       if (Atomics.load(this.#words, PHASE) !== phase) bypass = true;
@@ -552,24 +581,71 @@ export class RwLock {
       throw new SabreError("Cannot release RwLock read access as no reader holds it");
     }
     // The last reader out wakes a waiting writer.
-    if ((was & READER_MASK) === 1 && (was & WRITERS_WAITING_MASK) !== 0) this.#wakeWriter();
+    if ((was & READER_MASK) === 1 && this.#liveWritersWaiting(was)) this.#wakeWriter();
+  }
+
+  /**
+   * Whether `state` counts writers waiting beyond those taken for dead
+   * (STALE_WRITERS); lowers that count to the writers counted where it is
+   * higher.
+   */
+  #liveWritersWaiting(state: number): boolean {
+    if ((state & WRITERS_WAITING_MASK) === 0) return false;
+    const stale = Atomics.load(this.#words, STALE_WRITERS);
+    if (stale === 0) return true;
+    const waiting = writersWaitingIn(state);
+    if (waiting < stale) {
+      // One taken for dead entered or gave up. A failed CAS means another
+      // worker changed the count meanwhile; either value is safe to act on.
+      Atomics.compareExchange(this.#words, STALE_WRITERS, stale, waiting);
+      return false;
+    }
+    return waiting > stale;
+  }
+
+  /** Whether `state` lets a reader in: no writer inside, and none waiting unless `bypass`. */
+  #readerAdmitted(state: number, bypass: boolean): boolean {
+    if ((state & WRITER) !== 0) return false;
+    return bypass || !this.#liveWritersWaiting(state);
   }
 
   #readerMayEnter(bypass: boolean): boolean {
-    const seen = Atomics.load(this.#words, STATE);
-    return (seen & (bypass ? WRITER : READ_BLOCKERS)) === 0;
+    return this.#readerAdmitted(Atomics.load(this.#words, STATE), bypass);
   }
 
   /** One attempt to enter as a reader. */
   #tryReadStep(bypass: boolean): boolean {
     const words = this.#words;
-    const blockers = bypass ? WRITER : READ_BLOCKERS;
     for (;;) {
       const seen = Atomics.load(words, STATE);
-      if ((seen & blockers) !== 0) return false;
+      if ((seen & READ_BLOCKERS) !== 0 && !this.#readerAdmitted(seen, bypass)) return false;
       if ((seen & READER_MASK) === READER_MASK) tooManyReaders();
       if (Atomics.compareExchange(words, STATE, seen, seen + 1) === seen) return true;
     }
+  }
+
+  /**
+   * A reader's park behind announced writers ran its full STALE_WRITER_MS:
+   * if nothing moved meanwhile (`phase` and `writerSeq` as they were before
+   * it parked) and the lock is free, the writers announced are not running.
+   * Counts them as stale, and starts a read phase for the readers they held
+   * back. See the module doc.
+   */
+  #markStaleWriters(phase: number, writerSeq: number): void {
+    const words = this.#words;
+    if (Atomics.load(words, PHASE) !== phase || Atomics.load(words, WRITER_SEQ) !== writerSeq) {
+      return;
+    }
+    for (;;) {
+      const seen = Atomics.load(words, STATE);
+      if ((seen & (WRITER | READER_MASK)) !== 0) return;
+      const waiting = writersWaitingIn(seen);
+      const stale = Atomics.load(words, STALE_WRITERS);
+      if (waiting <= stale) return;
+      if (Atomics.compareExchange(words, STALE_WRITERS, stale, waiting) === stale) break;
+    }
+    Atomics.add(words, PHASE, 1);
+    Atomics.notify(words, PHASE);
   }
 
   #acquireReadSlow(options: LockOptions | undefined): void {
@@ -585,7 +661,14 @@ export class RwLock {
       const phase = Atomics.load(words, PHASE);
       Atomics.add(words, READERS_WAITING, 1);
       let inTime = true;
-      if (!this.#readerMayEnter(bypass)) inTime = parkSync(words, PHASE, phase, deadline);
+      if (!this.#readerMayEnter(bypass)) {
+        const writerSeq = Atomics.load(words, WRITER_SEQ);
+        inTime = parkSync(words, PHASE, phase, boundedBy(deadline, STALE_WRITER_MS));
+        if (!inTime && remainingMs(deadline) > 0) {
+          inTime = true; // the bound, not the deadline
+          this.#markStaleWriters(phase, writerSeq);
+        }
+      }
       Atomics.sub(words, READERS_WAITING, 1);
       if (Atomics.load(words, PHASE) !== phase) bypass = true;
       if (!inTime) {
@@ -679,7 +762,7 @@ export class RwLock {
 
   /**
    * `tryWrite()` without a guard object. Succeeds only when nobody is inside
-   * and no writer waits.
+   * and no writer waits (but writers taken for dead: see the module doc).
    *
    * @example
    * ```ts
@@ -689,7 +772,19 @@ export class RwLock {
    * ```
    */
   tryAcquireWrite(): boolean {
-    return Atomics.compareExchange(this.#words, STATE, 0, WRITER) === 0;
+    return Atomics.compareExchange(this.#words, STATE, 0, WRITER) === 0 || this.#tryWriteBarging();
+  }
+
+  /**
+   * Enters as a writer that has not announced itself, where nobody is inside
+   * and every writer counted in STATE is taken for dead (the module doc);
+   * with none counted, this is the fast path's CAS from 0.
+   */
+  #tryWriteBarging(): boolean {
+    const words = this.#words;
+    const seen = Atomics.load(words, STATE);
+    if ((seen & (WRITER | READER_MASK)) !== 0 || this.#liveWritersWaiting(seen)) return false;
+    return Atomics.compareExchange(words, STATE, seen, seen | WRITER) === seen;
   }
 
   /**
@@ -705,7 +800,7 @@ export class RwLock {
    */
   async acquireWriteAsync(options?: LockOptions): Promise<void> {
     const deadline = deadlineOf(options, "write-lock RwLock");
-    if (Atomics.compareExchange(this.#words, STATE, 0, WRITER) === 0) return;
+    if (this.#tryWriteBarging()) return;
     while (!this.#announceWriter()) {
       // The writers field is full: wait unannounced until one of them enters.
       const seq = Atomics.load(this.#words, WRITER_SEQ);
@@ -782,7 +877,7 @@ export class RwLock {
     }
     // Also wake one writer, in case the announced readers gave up meanwhile;
     // if readers did get in, it parks again until the last one leaves.
-    if ((was & WRITERS_WAITING_MASK) !== 0) this.#wakeWriter();
+    if (this.#liveWritersWaiting(was)) this.#wakeWriter();
   }
 
   #wakeWriter(): void {
@@ -808,10 +903,12 @@ export class RwLock {
 
   /**
    * @internal Whether nobody holds or waits for the lock: no reader or
-   * writer inside, no writer announced, no reader about to park.
+   * writer inside, no writer announced but those taken for dead, no reader
+   * about to park.
    */
   get isIdle(): boolean {
-    return Atomics.load(this.#words, STATE) === 0 &&
+    const state = Atomics.load(this.#words, STATE);
+    return (state & (WRITER | READER_MASK)) === 0 && !this.#liveWritersWaiting(state) &&
       Atomics.load(this.#words, READERS_WAITING) === 0;
   }
 
@@ -834,7 +931,7 @@ export class RwLock {
   #abandonWrite(): void {
     const words = this.#words;
     const was = Atomics.sub(words, STATE, WRITER_WAITING_ONE);
-    if ((was & WRITERS_WAITING_MASK) === WRITER_WAITING_ONE) {
+    if (!this.#liveWritersWaiting(was - WRITER_WAITING_ONE)) {
       if (Atomics.load(words, READERS_WAITING) !== 0) {
         Atomics.add(words, PHASE, 1);
         Atomics.notify(words, PHASE);
@@ -847,10 +944,10 @@ export class RwLock {
   #acquireWriteSlow(options: LockOptions | undefined): void {
     const deadline = deadlineOf(options, "write-lock RwLock");
     const words = this.#words;
-    if (Atomics.compareExchange(words, STATE, 0, WRITER) === 0) return;
+    if (this.#tryWriteBarging()) return;
     for (let spin = 0; spin < SPIN_LIMIT; spin++) {
       pause();
-      if (Atomics.compareExchange(words, STATE, 0, WRITER) === 0) return;
+      if (this.#tryWriteBarging()) return;
     }
     while (!this.#announceWriter()) {
       // The writers field is full: wait unannounced until one of them enters.

@@ -394,12 +394,17 @@ Deno.test("RwLock termination: readers killed while waiting do not break the loc
   assert.equal(view(data)[0], 4_000);
 });
 
-Deno.test("RwLock termination: a writer killed while waiting stays counted and holds new readers back", async () => {
-  // Documents current, non-robust behaviour. A writer that announced itself
-  // (here: parked in writeAsync, killed there) is never withdrawn. Writers
-  // still get in, and readers that waited during a write are let in when it
-  // ends; but readers that arrive while no writer is around wait for good
-  // (or until their timeout), and tryRead/tryWrite fail on a free lock.
+/** Writers that readers take for dead (white-box, for the tests only). */
+function staleWriters(lock: RwLock): number {
+  const { sab, offset } = lock.handle;
+  return Atomics.load(new Int32Array(sab, offset, 6), 5);
+}
+
+/**
+ * A lock, free, with one writer announced that died waiting in writeAsync
+ * (killed there) and never withdrew.
+ */
+async function lockWithDeadWriter(): Promise<{ heap: SharedHeap; lock: RwLock }> {
   const heap = SharedHeap.create();
   const lock = RwLock.create(heap);
   const write = lock.write();
@@ -414,17 +419,53 @@ Deno.test("RwLock termination: a writer killed while waiting stays counted and h
   await doomed.terminate(0);
   assert.deepEqual(await doomed.results, [undefined]);
   write.unlock();
-
   assert.equal(writersWaiting(lock), 1, "the dead writer is still announced");
-  assert.equal(lock.readers, 0);
-  assert.ok(!lock.isWriteLocked);
-  assert.equal(lock.tryRead(), undefined);
-  assert.equal(lock.tryWrite(), undefined);
-  assert.throws(() => lock.read({ timeoutMs: 30 }), TimeoutError);
-  await assert.rejects(lock.readAsync({ timeoutMs: 30 }), TimeoutError);
+  assert.equal(staleWriters(lock), 0);
+  return { heap, lock };
+}
 
-  // A writer passing by lets the readers that queued meanwhile in.
-  const again = lock.write({ timeoutMs: 1000 });
+/** After the dead writer was taken for dead: everybody enters at once, and a live writer still counts. */
+async function checkAfterDeadWriter(lock: RwLock): Promise<void> {
+  assert.equal(staleWriters(lock), 1);
+  assert.equal(writersWaiting(lock), 1, "the count stays, taken for dead");
+  const read = lock.tryRead();
+  assert.ok(read !== undefined, "a reader enters at once");
+  read.unlock();
+  const write = lock.tryWrite();
+  assert.ok(write !== undefined, "a writer enters at once");
+  write.unlock();
+  lock.write({ timeoutMs: 1000 }).unlock(); // the blocking form without spinning on the dead count
+  // A live writer still holds new readers back until it is done.
+  const inside = lock.read();
+  const waiting = lock.writeAsync({ timeoutMs: 10_000 });
+  assert.equal(writersWaiting(lock), 2);
+  assert.equal(lock.tryRead(), undefined, "new readers defer to the live writer");
+  inside.unlock(); // the last reader out wakes the live writer
+  (await waiting).unlock();
+  assert.equal(writersWaiting(lock), 1);
+  const after = lock.tryRead();
+  assert.ok(after !== undefined);
+  after.unlock();
+  lock.destroy(); // idle: only the dead writer is counted
+}
+
+Deno.test("RwLock termination: a writer killed while waiting holds readers back until a reader has seen the lock free and nothing moving for a second (blocking read)", async () => {
+  const { lock } = await lockWithDeadWriter();
+  // Until then, new readers wait for it.
+  assert.equal(lock.tryRead(), undefined);
+  assert.throws(() => lock.read({ timeoutMs: 30 }), TimeoutError);
+  const start = performance.now();
+  const read = lock.read({ timeoutMs: 10_000 });
+  const waited = performance.now() - start;
+  read.unlock();
+  assert.ok(waited >= 900, `the reader got in after ${waited.toFixed(0)} ms`);
+  await checkAfterDeadWriter(lock);
+});
+
+Deno.test("RwLock termination: a writer killed while waiting is taken for dead by readAsync too, and readers parked behind it all get in", async () => {
+  const { heap, lock } = await lockWithDeadWriter();
+  await assert.rejects(lock.readAsync({ timeoutMs: 30 }), TimeoutError);
+  // Two workers park behind the dead writer; this thread waits asynchronously.
   const readers = spawnWorkers<PairsArgs, number>({
     module: fixtures,
     fn: "rwPairs",
@@ -433,11 +474,30 @@ Deno.test("RwLock termination: a writer killed while waiting stays counted and h
     args: { lock: lock.handle, data: allocWords(heap, 4), writers: 0, iterations: 1 },
   });
   await until(() => readersWaiting(lock) === 2, readers);
-  again.unlock();
+  const read = await lock.readAsync({ timeoutMs: 10_000 });
+  read.unlock();
   assert.deepEqual(await readers.results, [0, 0]);
-  // And afterwards readers are held back again.
-  assert.equal(writersWaiting(lock), 1);
-  assert.throws(() => lock.read({ timeoutMs: 10 }), TimeoutError);
+  await checkAfterDeadWriter(lock);
+});
+
+Deno.test("RwLock: a writer taken for dead that enters after all lowers the count, so that the next live writer holds readers back again", async () => {
+  // White-box: as if two announced writers were taken for dead and one of
+  // them, alive after all (it had not run for a second), then entered.
+  const lock = RwLock.create();
+  const { sab, offset } = lock.handle;
+  const words = new Int32Array(sab, offset, 6);
+  Atomics.add(words, 1, 1 << 20); // one writer announced, never to withdraw
+  Atomics.store(words, 5, 2); // two taken for dead
+  const read = lock.tryRead();
+  assert.ok(read !== undefined);
+  assert.equal(staleWriters(lock), 1, "the reader lowered the count to the writers announced");
+  const waiting = lock.writeAsync({ timeoutMs: 10_000 });
+  assert.equal(lock.tryRead(), undefined, "new readers defer to the live writer");
+  read.unlock();
+  (await waiting).unlock();
+  const after = lock.tryRead();
+  assert.ok(after !== undefined);
+  after.unlock();
 });
 
 Deno.test("RwLock: histories of an RwLock-protected counter are linearizable", async () => {
@@ -474,8 +534,8 @@ Deno.test("RwLock: attach refuses handles that do not name an RwLock", () => {
   bad({ ...Mutex.create(heap).handle, kind: "sabre.RwLock" }); // tag mismatch
   bad({ ...standalone.handle, sab: new SharedArrayBuffer(64) });
   bad({ kind: "sabre.RwLock", version: 1, sab: standalone.handle.sab });
-  bad({ ...inHeap.handle, version: 2 });
-  bad({ ...standalone.handle, version: 2 });
+  bad({ ...inHeap.handle, version: 3 });
+  bad({ ...standalone.handle, version: 3 });
   bad({ ...standalone.handle, offset: 64 });
   bad(null);
 });
