@@ -50,7 +50,7 @@ import { deadlineOf, type LockOptions, pause, SPIN_LIMIT } from "./parking.ts";
 import { RwLock } from "./rwlock.ts";
 
 /** Layout version of this object; attach() refuses newer ones. */
-const LAYOUT_VERSION = 1;
+const LAYOUT_VERSION = 2;
 const KIND = "sabre.HybridLatch";
 const TAG = tagOf("HLAT");
 const BYTES = 64;

@@ -397,7 +397,7 @@ Deno.test("HybridLatch: attach refuses handles that do not name a HybridLatch", 
   bad(Mutex.create().handle);
   bad({ ...RwLock.create(heap).handle, kind: "sabre.HybridLatch" });
   bad({ ...standalone.handle, sab: new SharedArrayBuffer(64) });
-  bad({ ...latch.handle, version: 2 });
+  bad({ ...latch.handle, version: 3 });
   bad({ ...standalone.handle, offset: 64 });
   const { sab: _, ...truncated } = latch.handle;
   bad(truncated);
