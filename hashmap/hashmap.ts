@@ -543,8 +543,8 @@ export class HashMap<K, V> {
    */
   get(key: K): V | undefined {
     // Maps whose gets the kernel answers are instances of the subclasses
-    // below, whose gets write their hot case out; this one serves the
-    // others.
+    // below, whose gets write their hot case out and fall back to this one,
+    // which serves every other map.
     const answer = this.#getFastPath(key);
     return answer !== FALL_BACK ? answer : this.#getSlowly(key);
   }
@@ -582,15 +582,13 @@ export class HashMap<K, V> {
             return found !== KERNEL_SLOW ? found as V : this.#getSlowly(key);
           }
         }
-        const answer = this.#getFastPath(key);
-        return answer !== FALL_BACK ? answer : this.#getSlowly(key);
+        return super.get(key);
       }
     };
     const StringKeyedHashMap = class HashMap<K, V> extends Base<K, V> {
       override get(key: K): V | undefined {
         if (typeof key === "string" && this.#kernelStringGets) return this.#getStringKey(key);
-        const answer = this.#getFastPath(key);
-        return answer !== FALL_BACK ? answer : this.#getSlowly(key);
+        return super.get(key);
       }
     };
     newHashMap = <K, V>(heap: SharedHeap, placement: Placement): HashMap<K, V> => {

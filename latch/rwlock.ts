@@ -547,11 +547,13 @@ export class RwLock {
       let inTime = true;
       if (!this.#readerMayEnter(bypass)) {
         const writerSeq = Atomics.load(this.#words, WRITER_SEQ);
-        inTime = await parkAsync(this.#words, PHASE, phase, boundedBy(deadline, STALE_WRITER_MS));
-        if (!inTime && remainingMs(deadline) > 0) {
-          inTime = true; // the bound, not the deadline
-          this.#markStaleWriters(phase, writerSeq);
-        }
+        const parked = await parkAsync(
+          this.#words,
+          PHASE,
+          phase,
+          boundedBy(deadline, STALE_WRITER_MS),
+        );
+        inTime = this.#readerParkEnded(parked, deadline, phase, writerSeq);
       }
       Atomics.sub(this.#words, READERS_WAITING, 1);
       if (Atomics.load(this.#words, PHASE) !== phase) bypass = true;
@@ -625,6 +627,17 @@ export class RwLock {
   }
 
   /**
+   * After a reader's park bounded by STALE_WRITER_MS (`parked`: whether it
+   * ended before that bound): whether the reader is still in time. A park
+   * cut by the bound rather than by `deadline` looks for dead writers.
+   */
+  #readerParkEnded(parked: boolean, deadline: number, phase: number, writerSeq: number): boolean {
+    if (parked || remainingMs(deadline) <= 0) return parked;
+    this.#markStaleWriters(phase, writerSeq);
+    return true;
+  }
+
+  /**
    * A reader's park behind announced writers ran its full STALE_WRITER_MS:
    * if nothing moved meanwhile (`phase` and `writerSeq` as they were before
    * it parked) and the lock is free, the writers announced are not running.
@@ -663,11 +676,8 @@ export class RwLock {
       let inTime = true;
       if (!this.#readerMayEnter(bypass)) {
         const writerSeq = Atomics.load(words, WRITER_SEQ);
-        inTime = parkSync(words, PHASE, phase, boundedBy(deadline, STALE_WRITER_MS));
-        if (!inTime && remainingMs(deadline) > 0) {
-          inTime = true; // the bound, not the deadline
-          this.#markStaleWriters(phase, writerSeq);
-        }
+        const parked = parkSync(words, PHASE, phase, boundedBy(deadline, STALE_WRITER_MS));
+        inTime = this.#readerParkEnded(parked, deadline, phase, writerSeq);
       }
       Atomics.sub(words, READERS_WAITING, 1);
       if (Atomics.load(words, PHASE) !== phase) bypass = true;

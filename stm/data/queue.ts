@@ -625,7 +625,7 @@ export class Queue {
   destroy(): void {
     retireRecord(this, this.#heap, this.#offset, TAG, "Queue");
     // The clear retires the nodes once it commits; then the Locs go.
-    Xt.commit((xt) => this.xtClear(xt));
+    this.clear();
     for (const loc of this.#locs) loc.free();
   }
 }

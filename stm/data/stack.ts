@@ -569,7 +569,7 @@ export class Stack {
   destroy(): void {
     retireRecord(this, this.#heap, this.#offset, TAG, "Stack");
     // The clear retires the nodes once it commits; then the Locs go.
-    Xt.commit((xt) => this.xtClear(xt));
+    this.clear();
     for (const loc of this.#locs) loc.free();
   }
 }
