@@ -454,11 +454,9 @@ Deno.test("RwLock termination: a writer killed while waiting holds readers back 
   // Until then, new readers wait for it.
   assert.equal(lock.tryRead(), undefined);
   assert.throws(() => lock.read({ timeoutMs: 30 }), TimeoutError);
-  const start = performance.now();
+  assert.equal(staleWriters(lock), 0, "a reader that timed out takes nobody for dead");
   const read = lock.read({ timeoutMs: 10_000 });
-  const waited = performance.now() - start;
   read.unlock();
-  assert.ok(waited >= 900, `the reader got in after ${waited.toFixed(0)} ms`);
   await checkAfterDeadWriter(lock);
 });
 
