@@ -216,6 +216,51 @@ export class Accumulator {
   }
 
   /**
+   * In a transaction: adds 1.
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const open = Accumulator.create(heap);
+   * const opened = Accumulator.create(heap);
+   * // Count a connection as open and as opened, in one commit.
+   * Xt.commit((xt) => {
+   *   open.xtIncr(xt);
+   *   opened.xtIncr(xt);
+   * });
+   * console.assert(open.get() === 1 && opened.get() === 1);
+   * ```
+   */
+  xtIncr(xt: Xt): void {
+    xt.fetchAndAdd(this.#mine(), 1);
+  }
+
+  /**
+   * In a transaction: subtracts 1.
+   *
+   * @example
+   * ```ts
+   * import { Accumulator } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const open = Accumulator.create(heap);
+   * const closed = Accumulator.create(heap);
+   * open.add(2);
+   * // Move one connection from open to closed, in one commit.
+   * Xt.commit((xt) => {
+   *   open.xtDecr(xt);
+   *   closed.xtIncr(xt);
+   * });
+   * console.assert(open.get() === 1 && closed.get() === 1);
+   * ```
+   */
+  xtDecr(xt: Xt): void {
+    xt.fetchAndAdd(this.#mine(), -1);
+  }
+
+  /**
    * In a transaction: the total.
    *
    * @example

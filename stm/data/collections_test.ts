@@ -149,9 +149,12 @@ Deno.test("Dllist: random adds, takes, moves and removes match an array", () => 
   const heap = SharedHeap.create();
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.integer({ min: 0, max: 9 }), fc.nat(), fc.integer({ min: 0, max: 1 })), {
-        maxLength: 80,
-      }),
+      fc.array(
+        fc.tuple(fc.integer({ min: 0, max: 10 }), fc.nat(), fc.integer({ min: 0, max: 1 })),
+        {
+          maxLength: 80,
+        },
+      ),
       (ops) => {
         const lists = [Dllist.create(heap), Dllist.create(heap)];
         const models: DllistNode[][] = [[], []];
@@ -218,10 +221,17 @@ Deno.test("Dllist: random adds, takes, moves and removes match an array", () => 
               assert.equal(op === 8 ? list.remove(stale) : list.moveFirst(stale), false);
               break;
             }
+            case 10:
+              // Rarely, so that lists grow between clears.
+              if (pick % 8 !== 0) break;
+              list.clear();
+              dead.push(...model.splice(0));
+              break;
           }
           for (let i = 0; i < 2; i++) {
             assert.deepEqual(lists[i].toArray(), models[i].map((n) => n.value));
             assert.equal(lists[i].isEmpty(), models[i].length === 0);
+            assert.equal(lists[i].length, models[i].length);
           }
         }
       },

@@ -119,6 +119,21 @@ Deno.test("Accumulator: adds, consistent totals, set", () => {
   assert.equal(acc.get(), -1);
   Xt.commit((xt) => acc.xtAdd(xt, 11));
   assert.equal(acc.get(), 10);
+  Xt.commit((xt) => {
+    acc.xtIncr(xt);
+    acc.xtIncr(xt);
+    acc.xtDecr(xt);
+    assert.equal(acc.xtGet(xt), 11, "the transaction sees its own increments");
+  });
+  assert.equal(acc.get(), 11);
+  // An attempt that retries leaves no increment behind.
+  let attempts = 0;
+  Xt.commit((xt) => {
+    acc.xtIncr(xt);
+    if (++attempts === 1) Retry.invalid();
+  });
+  assert.equal(attempts, 2);
+  assert.equal(acc.get(), 12);
   assert.throws(() => Accumulator.create(heap, { shards: 0 }), /'shards'.*0/);
   assert.throws(() => acc.add(undefined as never), TypeError);
 });

@@ -590,6 +590,58 @@ export class Dllist {
     return out;
   }
 
+  /**
+   * In a transaction: the number of values. It walks the whole list, so it
+   * reads every node, and any change to the list makes the transaction
+   * retry: a count kept beside the links would instead make every insert
+   * and removal conflict with every other one.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * // Add only while the list holds fewer than 2 values.
+   * const addBounded = (value: number) =>
+   *   Xt.commit((xt) => list.xtLength(xt) < 2 && list.xtAddLast(xt, value) !== undefined);
+   * console.assert(addBounded(1) && addBounded(2) && !addBounded(3));
+   * ```
+   */
+  xtLength(xt: Xt): number {
+    const heap = this.#heap;
+    const end = this.#sentinel.address;
+    let length = 0;
+    for (let p = xt.get(nextOf(this.#sentinel)); p !== end; length++) {
+      p = xt.get(nodeLocs(heap, p).next);
+    }
+    return length;
+  }
+
+  /**
+   * In a transaction: removes every node, as `remove` would each one (their
+   * handles then get `false`, and their memory goes to the heap's free lists).
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap, Xt } from "@sabre/sabre";
+   * const heap = SharedHeap.create();
+   * const pending = Dllist.create(heap);
+   * const done = Dllist.create(heap);
+   * pending.addLast(1);
+   * pending.addLast(2);
+   * // Mark every pending value done, in one commit.
+   * Xt.commit((xt) => {
+   *   for (const value of pending.xtToArray(xt)) done.xtAddLast(xt, value);
+   *   pending.xtClear(xt);
+   * });
+   * console.assert(pending.isEmpty() && done.toArray().join() === "1,2");
+   * ```
+   */
+  xtClear(xt: Xt): void {
+    while (this.#take(xt, true) !== undefined);
+  }
+
   // --------------------------------------------------------- direct forms
 
   /**
@@ -828,6 +880,41 @@ export class Dllist {
   }
 
   /**
+   * The number of values, at one instant. O(n): see `xtLength`.
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * list.addLast(1);
+   * list.addFirst(0);
+   * console.assert(list.length === 2);
+   * ```
+   */
+  get length(): number {
+    return Xt.commit((xt) => this.xtLength(xt));
+  }
+
+  /**
+   * Removes every node at one instant (see `xtClear`).
+   *
+   * @example
+   * ```ts
+   * import { Dllist } from "@sabre/sabre/stm/data";
+   * import { SharedHeap } from "@sabre/sabre";
+   * const list = Dllist.create(SharedHeap.create());
+   * const node = list.addLast(1);
+   * list.addLast(2);
+   * list.clear();
+   * console.assert(list.isEmpty() && !list.remove(node));
+   * ```
+   */
+  clear(): void {
+    Xt.commit((xt) => this.xtClear(xt));
+  }
+
+  /**
    * Destroys the list: its nodes go to the heap's free lists, as removed
    * nodes do (handles to them then get `false`), and its sentinel and
    * record go back to the heap through epochs. No worker may use the list
@@ -848,9 +935,7 @@ export class Dllist {
   destroy(): void {
     const heap = this.#heap;
     retireRecord(this, heap, this.#offset, TAG, "Dllist");
-    Xt.commit((xt) => {
-      while (this.#take(xt, true) !== undefined);
-    });
+    this.clear();
     const sentinel = this.#sentinel;
     const locs = locsOf(sentinel);
     heap.retire(sentinel.address);
