@@ -23,9 +23,10 @@
  * - PHASE: bumped by a write unlock that admits waiting readers; readers park
  *   on it.
  * - WRITER_SEQ: bumped to wake a writer; writers park on it.
- * - STALE_WRITERS: how many of the writers counted in STATE readers take to
- *   be dead (see below); readers and barging writers defer only to writers
- *   past that count.
+ * - STALE_WRITERS: bits 0–15 count the writers counted in STATE that
+ *   readers take to be dead (see below); readers and barging writers defer
+ *   only to writers past that count. Bits 16–31 number the times writers
+ *   were taken for dead (the marking epoch).
  *
  * ## Writers that died waiting
  *
@@ -36,12 +37,15 @@
  * no writer entered, left or was woken, no reader left (PHASE and
  * WRITER_SEQ unchanged), and the lock is free, then no announced writer is
  * running, since a live one re-checks every park slice and enters a free
- * lock. It records the writers then waiting as stale and starts a read
- * phase. Whoever later sees fewer writers waiting than STALE_WRITERS (one of
- * them was alive after all, and entered or gave up) lowers it. The count
- * only decides who defers to whom, never who may enter, so a writer taken
- * for dead by mistake (one that did not run for STALE_WRITER_MS) loses only
- * its precedence over new readers, until it enters.
+ * lock. It records the writers then waiting as stale, in a new marking
+ * epoch, starts a read phase, and wakes every parked writer. Whoever later
+ * sees fewer writers waiting than the stale count (one of them was alive
+ * after all, and entered or gave up) lowers it. The count only decides who
+ * defers to whom, never who may enter. A writer taken for dead by mistake
+ * (one that did not run for STALE_WRITER_MS) takes itself off the count
+ * when it next runs: it read the epoch before it announced itself, so an
+ * epoch that has moved since means that a marking counted it. It then
+ * holds new readers back again, and so is not starved by them.
  *
  * A parked party always announces itself (READERS_WAITING, or the writers
  * field of STATE) before it re-checks the state and parks on a sequence word
@@ -87,6 +91,8 @@ const READERS_WAITING = 2;
 const PHASE = 3;
 const WRITER_SEQ = 4;
 const STALE_WRITERS = 5;
+/** The stale count's bits in STALE_WRITERS; the marking epoch is above them. */
+const STALE_COUNT_MASK = 0xffff;
 
 const READER_MASK = (1 << 20) - 1;
 const WRITER_WAITING_ONE = 1 << 20;
@@ -593,13 +599,19 @@ export class RwLock {
    */
   #liveWritersWaiting(state: number): boolean {
     if ((state & WRITERS_WAITING_MASK) === 0) return false;
-    const stale = Atomics.load(this.#words, STALE_WRITERS);
+    const word = Atomics.load(this.#words, STALE_WRITERS);
+    const stale = word & STALE_COUNT_MASK;
     if (stale === 0) return true;
     const waiting = writersWaitingIn(state);
     if (waiting < stale) {
       // One taken for dead entered or gave up. A failed CAS means another
       // worker changed the count meanwhile; either value is safe to act on.
-      Atomics.compareExchange(this.#words, STALE_WRITERS, stale, waiting);
+      Atomics.compareExchange(
+        this.#words,
+        STALE_WRITERS,
+        word,
+        (word & ~STALE_COUNT_MASK) | waiting,
+      );
       return false;
     }
     return waiting > stale;
@@ -641,8 +653,9 @@ export class RwLock {
    * A reader's park behind announced writers ran its full STALE_WRITER_MS:
    * if nothing moved meanwhile (`phase` and `writerSeq` as they were before
    * it parked) and the lock is free, the writers announced are not running.
-   * Counts them as stale, and starts a read phase for the readers they held
-   * back. See the module doc.
+   * Counts them as stale in a new marking epoch, starts a read phase for
+   * the readers they held back, and wakes every parked writer, so that a
+   * live one among them takes itself off the count. See the module doc.
    */
   #markStaleWriters(phase: number, writerSeq: number): void {
     const words = this.#words;
@@ -653,12 +666,34 @@ export class RwLock {
       const seen = Atomics.load(words, STATE);
       if ((seen & (WRITER | READER_MASK)) !== 0) return;
       const waiting = writersWaitingIn(seen);
-      const stale = Atomics.load(words, STALE_WRITERS);
-      if (waiting <= stale) return;
-      if (Atomics.compareExchange(words, STALE_WRITERS, stale, waiting) === stale) break;
+      const word = Atomics.load(words, STALE_WRITERS);
+      if (waiting <= (word & STALE_COUNT_MASK)) return;
+      // The epoch wraps after 2^16 markings (<< keeps the low 32 bits).
+      const marked = (((word >>> 16) + 1) << 16) | waiting;
+      if (Atomics.compareExchange(words, STALE_WRITERS, word, marked) === word) break;
     }
     Atomics.add(words, PHASE, 1);
     Atomics.notify(words, PHASE);
+    Atomics.add(words, WRITER_SEQ, 1);
+    Atomics.notify(words, WRITER_SEQ);
+  }
+
+  /**
+   * A waiting writer's check that no marking took it for dead: where the
+   * marking epoch is no longer `epoch` (the one it read before announcing
+   * itself, or at its last check), a marking counted it, so it takes one
+   * off the stale count. Returns the epoch to check against next time.
+   */
+  #standUpIfTakenForDead(epoch: number): number {
+    const words = this.#words;
+    for (;;) {
+      const word = Atomics.load(words, STALE_WRITERS);
+      const now = word >>> 16;
+      if (now === epoch) return epoch;
+      // A count at 0 was lowered already, by one who saw fewer writers.
+      if ((word & STALE_COUNT_MASK) === 0) return now;
+      if (Atomics.compareExchange(words, STALE_WRITERS, word, word - 1) === word) return now;
+    }
   }
 
   #acquireReadSlow(options: LockOptions | undefined): void {
@@ -811,7 +846,8 @@ export class RwLock {
   async acquireWriteAsync(options?: LockOptions): Promise<void> {
     const deadline = deadlineOf(options, "write-lock RwLock");
     if (this.#tryWriteBarging()) return;
-    while (!this.#announceWriter()) {
+    let epoch: number;
+    while ((epoch = this.#announceWriter()) < 0) {
       // The writers field is full: wait unannounced until one of them enters.
       const seq = Atomics.load(this.#words, WRITER_SEQ);
       await parkAsync(this.#words, WRITER_SEQ, seq, boundedBy(deadline, FULL_FIELD_POLL_MS));
@@ -821,7 +857,9 @@ export class RwLock {
       if (this.#tryWriteAsWaiter()) return;
       const seq = Atomics.load(this.#words, WRITER_SEQ);
       if (this.#writerMayEnter()) continue;
-      if (!(await parkAsync(this.#words, WRITER_SEQ, seq, deadline))) {
+      const parked = await parkAsync(this.#words, WRITER_SEQ, seq, deadline);
+      epoch = this.#standUpIfTakenForDead(epoch);
+      if (!parked) {
         if (this.#tryWriteAsWaiter()) return;
         this.#abandonWrite();
         timedOut("write-lock RwLock", options);
@@ -896,17 +934,19 @@ export class RwLock {
   }
 
   /**
-   * Counts the caller in the writers field of STATE; false, having changed
-   * nothing, while the field is full (WRITERS_WAITING_MASK writers wait):
-   * one more would carry into WRITER.
+   * Counts the caller in the writers field of STATE, and returns the
+   * marking epoch read just before (for #standUpIfTakenForDead); -1, having
+   * changed nothing, while the field is full (WRITERS_WAITING_MASK writers
+   * wait): one more would carry into WRITER.
    */
-  #announceWriter(): boolean {
+  #announceWriter(): number {
     const words = this.#words;
     for (;;) {
+      const epoch = Atomics.load(words, STALE_WRITERS) >>> 16;
       const seen = Atomics.load(words, STATE);
-      if ((seen & WRITERS_WAITING_MASK) === WRITERS_WAITING_MASK) return false;
+      if ((seen & WRITERS_WAITING_MASK) === WRITERS_WAITING_MASK) return -1;
       if (Atomics.compareExchange(words, STATE, seen, seen + WRITER_WAITING_ONE) === seen) {
-        return true;
+        return epoch;
       }
     }
   }
@@ -959,7 +999,8 @@ export class RwLock {
       pause();
       if (this.#tryWriteBarging()) return;
     }
-    while (!this.#announceWriter()) {
+    let epoch: number;
+    while ((epoch = this.#announceWriter()) < 0) {
       // The writers field is full: wait unannounced until one of them enters.
       parkSync(
         words,
@@ -973,7 +1014,9 @@ export class RwLock {
       if (this.#tryWriteAsWaiter()) return;
       const seq = Atomics.load(words, WRITER_SEQ);
       if (this.#writerMayEnter()) continue;
-      if (!parkSync(words, WRITER_SEQ, seq, deadline)) {
+      const parked = parkSync(words, WRITER_SEQ, seq, deadline);
+      epoch = this.#standUpIfTakenForDead(epoch);
+      if (!parked) {
         if (this.#tryWriteAsWaiter()) return;
         this.#abandonWrite();
         timedOut("write-lock RwLock", options);

@@ -397,7 +397,7 @@ Deno.test("RwLock termination: readers killed while waiting do not break the loc
 /** Writers that readers take for dead (white-box, for the tests only). */
 function staleWriters(lock: RwLock): number {
   const { sab, offset } = lock.handle;
-  return Atomics.load(new Int32Array(sab, offset, 6), 5);
+  return Atomics.load(new Int32Array(sab, offset, 6), 5) & 0xffff;
 }
 
 /**
@@ -496,6 +496,28 @@ Deno.test("RwLock: a writer taken for dead that enters after all lowers the coun
   const after = lock.tryRead();
   assert.ok(after !== undefined);
   after.unlock();
+});
+
+Deno.test("RwLock: a live writer taken for dead takes itself off the count when it runs again, and holds new readers back again", async () => {
+  const lock = RwLock.create();
+  const inside = lock.read();
+  // This thread's own async writer announces itself, then cannot run while
+  // the thread blocks below: to a reader, it looks dead.
+  const waiting = lock.writeAsync({ timeoutMs: 20_000 });
+  assert.equal(writersWaiting(lock), 1);
+  inside.unlock(); // wakes the writer, which cannot run yet
+  const read = lock.read({ timeoutMs: 10_000 }); // parks a second, then takes it for dead
+  assert.equal(staleWriters(lock), 1, "the reader took the writer for dead");
+  assert.equal(writersWaiting(lock), 1);
+  // Let the writer run: it finds the reader inside, and parks again.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(staleWriters(lock), 0, "the writer took itself off the count");
+  assert.equal(lock.tryRead(), undefined, "new readers defer to the writer again");
+  assert.equal(lock.tryWrite(), undefined, "and so do barging writers");
+  read.unlock(); // the last reader out wakes the writer
+  (await waiting).unlock();
+  assert.ok(lock.isIdle);
+  assert.equal(staleWriters(lock), 0);
 });
 
 Deno.test("RwLock: histories of an RwLock-protected counter are linearizable", async () => {
