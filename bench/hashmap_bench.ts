@@ -81,6 +81,7 @@ import { SharedHeap } from "../memory/mod.ts";
 import { heapWithKernel } from "../testing/kernel.ts";
 import { encodeAsciiKey } from "../memory/_murmur.ts";
 import { setStringKernelEnabled } from "../memory/_string_kernel.ts";
+import { kernelKeyWords, stringKernelForRead } from "../memory/_heap_hooks.ts";
 
 let sink = 0;
 
@@ -121,7 +122,7 @@ const intKey = (i: number) => i * 7;
 // compare the two in separate runs. Its floor rows are then left out.
 if (Deno.env.get("SABRE_STRING_KERNEL") === "0") setStringKernelEnabled(false);
 const mainHeap = SharedHeap.create({ maxBytes: 1 << 30 });
-const hasStringKernel = mainHeap.stringKernelForRead() !== null;
+const hasStringKernel = stringKernelForRead(mainHeap) !== null;
 
 // ------------------------------------------------------------ bytes per entry
 
@@ -782,7 +783,7 @@ Deno.bench({
   group: GET_STRING,
   fn() {
     const at = nextBatch();
-    const strings = mainHeap.stringKernelForRead()!;
+    const strings = stringKernelForRead(mainHeap)!;
     let s = 0;
     for (let i = 0; i < BATCH; i++) s += strings.encodeKey(lookupKeys[order[at + i]], 32);
     sink ^= s;
@@ -867,7 +868,7 @@ Deno.bench({
   group: GET_DECODED_STRING,
   fn() {
     const at = nextBatch();
-    const strings = mainHeap.stringKernelForRead()!;
+    const strings = stringKernelForRead(mainHeap)!;
     let s = 0;
     for (let i = 0; i < BATCH; i++) s += strings.encodeKey(decodedKeys[order[at + i]], 32);
     sink ^= s;
@@ -959,10 +960,11 @@ Deno.bench({
   group: GET_SMALL_STRING,
   fn() {
     const at = nextSmallBatch();
-    const strings = mainHeap.stringKernelForRead()!;
+    const strings = stringKernelForRead(mainHeap)!;
     let s = 0;
     for (let i = 0; i < BATCH; i++) {
-      s += strings.encodeKey(lookupKeys[smallStringOrder[at + i]], 32) ^ mainHeap.kernelKeyWords[0];
+      s += strings.encodeKey(lookupKeys[smallStringOrder[at + i]], 32) ^
+        kernelKeyWords(mainHeap)[0];
     }
     sink ^= s;
   },

@@ -17,6 +17,7 @@ import {
   HistoryRecorder,
   type OpRecord,
 } from "../testing/history.ts";
+import { epochWordAt, heapKernel } from "../memory/_heap_hooks.ts";
 
 function heapOf(ctx: WorkerContext<unknown>): SharedHeap {
   if (ctx.heap === undefined) throw new Error("this worker needs a heap");
@@ -680,10 +681,10 @@ export function churnBesideReader(
     }
   }
   const heap = heapOf(ctx);
-  if (heap.kernel === null) throw new Error("this reader needs the kernel");
+  if (heapKernel(heap) === null) throw new Error("this reader needs the kernel");
   const map = HashMap.attach<number, number>(ctx.args.readMap);
   const { readKeys } = ctx.args;
-  const epochWord = heap.epochWordAt() >> 2;
+  const epochWord = epochWordAt(heap) >> 2;
   const writers = ctx.workers - 1;
   let gets = 0;
   let pinnedSamples = 0;
@@ -712,12 +713,12 @@ export interface ReadThenBlockArgs {
  */
 export function readThenBlock(ctx: WorkerContext<ReadThenBlockArgs>): number {
   const heap = heapOf(ctx);
-  if (heap.kernel === null) throw new Error("this reader needs the kernel");
+  if (heapKernel(heap) === null) throw new Error("this reader needs the kernel");
   const map = HashMap.attach<number, number>(heap.root("map") as HashMapHandle);
   const mutex = Mutex.attach(ctx.args.mutex);
   const flags = new Int32Array(ctx.args.flags);
   if (map.get(1) !== 10) throw new Error(`get(1) returned ${map.get(1)}`);
-  const epochWord = heap.epochWordAt() >> 2;
+  const epochWord = epochWordAt(heap) >> 2;
   const pinnedAt = Atomics.load(heap.i32, epochWord);
   if (pinnedAt === 0) throw new Error("the get left no read pin");
   Atomics.store(flags, 1, epochWord);

@@ -122,6 +122,14 @@ import {
   KERNEL_WRITE_IF_EQUAL,
   KERNEL_WRITE_IF_PRESENT,
 } from "../memory/_kernel.ts";
+import {
+  heapKernel,
+  kernelForRead,
+  kernelKeyWords,
+  kernelTrapped,
+  kernelUnpin,
+  stringKernelForRead,
+} from "../memory/_heap_hooks.ts";
 
 const KIND = "sabre.HashMap";
 const LAYOUT_VERSION = 4;
@@ -570,7 +578,7 @@ export class HashMap<K, V> {
         // one shared tail for this and the string case made the int get
         // about 1.5 times as slow.
         if (typeof key === "number" && this.#kernelIntGets && this.#isInt32Key(key)) {
-          const kernel = this.#heap.kernelForRead();
+          const kernel = kernelForRead(this.#heap);
           if (kernel !== null) {
             const found = this.#getIntInKernel(kernel, key);
             // An int32 answer is a value (neither sentinel is an integer).
@@ -607,13 +615,13 @@ export class HashMap<K, V> {
   #getStringKey(key: K & string): V | undefined {
     const heap = this.#heap;
     // The string kernel reads the key itself (see memory/_string_kernel.ts).
-    const strings = heap.stringKernelForRead();
+    const strings = stringKernelForRead(heap);
     if (strings !== null) {
       let found: number;
       try {
         found = strings.hashmapGetString(key, this.#stringKernelMaxLength, this.#headerAt);
       } catch (e) {
-        heap.kernelTrapped(e);
+        kernelTrapped(heap, e);
         found = KERNEL_SLOW;
       }
       // As in get.
@@ -628,19 +636,19 @@ export class HashMap<K, V> {
         return this.#getSlowly(key);
       }
     }
-    const kernel = key.length <= KERNEL_KEY_BYTES ? heap.kernelForRead() : null;
+    const kernel = key.length <= KERNEL_KEY_BYTES ? kernelForRead(heap) : null;
     if (kernel !== null) {
       // The key goes to the kernel in this worker's registry words rather
       // than as parameters (see kernel.wat, hashmapGetKeyInSlot). A
       // non-ASCII key, or one over maxKeyBytes, takes the general path,
       // which refuses the latter.
-      const length = encodeAsciiKey(key, heap.kernelKeyWords, this.#keys.maxBytes);
+      const length = encodeAsciiKey(key, kernelKeyWords(heap), this.#keys.maxBytes);
       if (length > 0) {
         let found: number;
         try {
           found = kernel.hashmapGetKeyInSlot(this.#headerAt);
         } catch (e) {
-          heap.kernelTrapped(e);
+          kernelTrapped(heap, e);
           found = KERNEL_SLOW;
         }
         // As in get.
@@ -676,7 +684,7 @@ export class HashMap<K, V> {
   #getFastPath(key: K): V | undefined | typeof FALL_BACK {
     if (this.#int32Keys && typeof key === "number" && this.#isInt32Key(key)) {
       const heap = this.#heap;
-      const kernel = this.#kernelValueKind === 0 ? null : heap.kernelForRead();
+      const kernel = this.#kernelValueKind === 0 ? null : kernelForRead(heap);
       if (kernel === null) return this.#getInt32Key(key);
       return this.#kernelValue(this.#getIntInKernel(kernel, key));
     }
@@ -703,7 +711,7 @@ export class HashMap<K, V> {
     try {
       return kernel.hashmapGetInt(this.#headerAt, key);
     } catch (e) {
-      this.#heap.kernelTrapped(e);
+      kernelTrapped(this.#heap, e);
       return KERNEL_SLOW;
     }
   }
@@ -808,7 +816,7 @@ export class HashMap<K, V> {
   #getAsciiKey(key: string): V | undefined | typeof FALL_BACK {
     const length = this.#encodeAscii(key);
     if (length < 0) return FALL_BACK;
-    const kernel = length !== 0 && length <= KERNEL_KEY_BYTES ? this.#heap.kernelForRead() : null;
+    const kernel = length !== 0 && length <= KERNEL_KEY_BYTES ? kernelForRead(this.#heap) : null;
     return kernel !== null
       ? this.#getAsciiKeyInKernel(kernel, length)
       : this.#getAsciiKeyInJavaScript(length);
@@ -875,7 +883,7 @@ export class HashMap<K, V> {
       heap.ensure(found + this.#entryMinBytes);
       return this.#readValue(found);
     } finally {
-      heap.kernelUnpin();
+      kernelUnpin(heap);
     }
   }
 
@@ -903,7 +911,7 @@ export class HashMap<K, V> {
         valueKind,
       );
     } catch (e) {
-      this.#heap.kernelTrapped(e);
+      kernelTrapped(this.#heap, e);
       return KERNEL_SLOW;
     }
   }
@@ -917,12 +925,12 @@ export class HashMap<K, V> {
     const length = this.#encodeAscii(key);
     if (length <= 0 || length > KERNEL_KEY_BYTES) return FALL_BACK;
     const heap = this.#heap;
-    const kernel = heap.kernelForRead();
+    const kernel = kernelForRead(heap);
     if (kernel === null) return FALL_BACK;
     const found = this.#lookUpAsciiKey(kernel, length, 0);
     if (found === KERNEL_SLOW) return FALL_BACK;
     if (found === KERNEL_ABSENT) return false;
-    heap.kernelUnpin();
+    kernelUnpin(heap);
     return true;
   }
 
@@ -1069,7 +1077,7 @@ export class HashMap<K, V> {
     const heap = this.#heap;
     // Checked per call: a worker that attached from a handle without the
     // memory gains the kernel later.
-    const kernel = heap.kernel;
+    const kernel = heapKernel(heap);
     if (kernel === null) return IN_GENERAL_PATH;
     const checked = this.#values.check(value, "value");
     // The allocation joins this worker to the heap (or throws on a closed
@@ -1107,7 +1115,7 @@ export class HashMap<K, V> {
     const length = this.#kernelKeyLength(key, false);
     if (length < 0) return IN_GENERAL_PATH;
     const heap = this.#heap;
-    const kernel = heap.kernel;
+    const kernel = heapKernel(heap);
     if (kernel === null) return IN_GENERAL_PATH;
     const seen = this.#setInKernelCall(kernel, key, length, 0, mode, expected);
     if (seen === 0) return IN_GENERAL_PATH;
@@ -1128,7 +1136,7 @@ export class HashMap<K, V> {
     const length = this.#kernelKeyLength(key, false);
     if (length < 0) return FALL_BACK;
     const heap = this.#heap;
-    const kernel = heap.kernel;
+    const kernel = heapKernel(heap);
     if (kernel === null) return FALL_BACK;
     // Filled with the sum for an absent key; the kernel rewrites the value
     // before each CAS, and bails out on a sum out of range (a negative delta
@@ -1169,7 +1177,7 @@ export class HashMap<K, V> {
     const length = this.#kernelKeyLength(key, false);
     if (length < 0) return IN_GENERAL_PATH;
     const heap = this.#heap;
-    const kernel = heap.kernel;
+    const kernel = heapKernel(heap);
     if (kernel === null) return IN_GENERAL_PATH;
     heap.pinForOperation();
     try {
@@ -1263,7 +1271,7 @@ export class HashMap<K, V> {
           stripeAt,
         );
     } catch (e) {
-      this.#heap.kernelTrapped(e);
+      kernelTrapped(this.#heap, e);
       return 0;
     }
   }
@@ -2117,7 +2125,7 @@ export class HashMap<K, V> {
   #casCounted(slot: number, seen: number, replacement: number, delta: number): number {
     const heap = this.#heap;
     const countAt = this.#stripeAt();
-    const kernel = heap.kernel;
+    const kernel = heapKernel(heap);
     if (kernel !== null) {
       try {
         return kernel.casCounted(slot << 2, seen, replacement, countAt, delta);

@@ -20,7 +20,14 @@ import {
   SharedHeap,
   tagOf,
 } from "../memory/mod.ts";
-import { EPOCH_AT, instantiateKernel, KERNEL_ABSENT, KERNEL_SLOW } from "../memory/_kernel.ts";
+import {
+  EPOCH_AT,
+  instantiateKernel,
+  type Kernel,
+  KERNEL_ABSENT,
+  KERNEL_SLOW,
+} from "../memory/_kernel.ts";
+import type { StringKernel } from "../memory/_string_kernel.ts";
 import {
   heapWithKernel,
   KERNEL_CHOICES,
@@ -28,6 +35,14 @@ import {
   kernelLabel,
 } from "../testing/kernel.ts";
 import { encodeAsciiKey } from "../memory/_murmur.ts";
+import {
+  currentHeapHooks,
+  epochWordAt,
+  heapKernel,
+  installHeapHooks,
+  kernelKeyWords,
+  kernelTrapped,
+} from "../memory/_heap_hooks.ts";
 
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
 
@@ -1170,7 +1185,7 @@ Deno.test("codecs: ASCII keys up to 32 bytes read in the kernel agree with JavaS
       // other than numbers are read after the kernel returns, while it
       // holds), which releaseReadPins ends; inside an outer pin, the kernel
       // leaves that pin alone.
-      const epochWord = heap.epochWordAt() >> 2;
+      const epochWord = epochWordAt(heap) >> 2;
       const held = Atomics.load(heap.i32, epochWord);
       assert.ok(held === 0 || held === Atomics.load(heap.i32, EPOCH_AT >> 2), `${where}: ${held}`);
       SharedHeap.releaseReadPins();
@@ -1189,14 +1204,14 @@ Deno.test("codecs: ASCII keys up to 32 bytes read in the kernel agree with JavaS
 
 Deno.test("kernel get: a string key travels in this worker's registry words, and the kernel answers SLOW for what it does not take", () => {
   const heap = heapWithKernel(true);
-  const kernel = heap.kernel!;
+  const kernel = heapKernel(heap)!;
   // Before the worker joins, the words are its own scratch, not the heap's.
-  assert.notEqual(heap.kernelKeyWords.buffer, heap.sab);
+  assert.notEqual(kernelKeyWords(heap).buffer, heap.sab);
   const map = createMap(heap, { key: "string", value: "f64" });
   map.set("alpha", 1.5);
   map.set("beta-gamma-delta-epsilon-zeta-et", -2); // 32 bytes
-  const words = heap.kernelKeyWords;
-  const epochWord = heap.epochWordAt();
+  const words = kernelKeyWords(heap);
+  const epochWord = epochWordAt(heap);
   assert.equal(words.buffer, heap.sab);
   assert.equal(
     words.byteOffset,
@@ -1231,7 +1246,7 @@ Deno.test("kernel get: a string key travels in this worker's registry words, and
   encodeAsciiKey("alpha", words, 32);
   assert.equal(instantiateKernel(heap.memory!)!.hashmapGetKeyInSlot(header), KERNEL_SLOW);
   heap.close();
-  assert.notEqual(heap.kernelKeyWords.buffer, heap.sab, "after close");
+  assert.notEqual(kernelKeyWords(heap).buffer, heap.sab, "after close");
   assert.equal(kernel.hashmapGetKeyInSlot(header), KERNEL_SLOW, "after close");
 });
 
@@ -1248,7 +1263,7 @@ Deno.test("kernel trap: gets, has, sets and deletes whose kernel call traps afte
   ] as const;
   for (const [key, value] of configs) {
     const heap = heapWithKernel(true);
-    const real = heap.kernel!;
+    const real = heapKernel(heap)!;
     const map = createMap(heap, { key, value });
     const model = new Map<unknown, unknown>();
     const keyOf = (i: number) => key === "string" ? `key-${i}` : i;
@@ -1264,7 +1279,7 @@ Deno.test("kernel trap: gets, has, sets and deletes whose kernel call traps afte
       map.set(keyOf(i), valueOf(i));
       model.set(keyOf(i), valueOf(i));
     }
-    const epochWord = heap.epochWordAt() >> 2;
+    const epochWord = epochWordAt(heap) >> 2;
     let traps = 0;
     const trapping: Record<string, unknown> = {};
     for (const name of Object.keys(real)) {
@@ -1282,13 +1297,15 @@ Deno.test("kernel trap: gets, has, sets and deletes whose kernel call traps afte
       setKeyAt() {},
       hashmapGetString: (trapping as { hashmapGetKeyInSlot: () => number }).hashmapGetKeyInSlot,
     };
-    Object.defineProperty(heap, "kernel", { value: trapping, configurable: true });
     // The gets take the kernel here; without read pins (not allowed by this
     // stand-in), each call must leave no pin behind.
-    Object.defineProperty(heap, "kernelForRead", { value: () => trapping, configurable: true });
-    Object.defineProperty(heap, "stringKernelForRead", {
-      value: () => trappingStrings,
-      configurable: true,
+    const hooks = currentHeapHooks();
+    installHeapHooks({
+      ...hooks,
+      heapKernel: (h) => h === heap ? trapping as unknown as Kernel : hooks.heapKernel(h),
+      kernelForRead: (h) => h === heap ? trapping as unknown as Kernel : hooks.kernelForRead(h),
+      stringKernelForRead: (h) =>
+        h === heap ? trappingStrings as unknown as StringKernel : hooks.stringKernelForRead(h),
     });
     SharedHeap.releaseReadPins();
     const where = `${key} -> ${value}`;
@@ -1319,10 +1336,8 @@ Deno.test("kernel trap: gets, has, sets and deletes whose kernel call traps afte
     heap.unpin();
     assert.ok(traps > 0, `${where}: no kernel call was made`);
     // Back on the real kernel, the map holds what the model holds.
-    delete (heap as { kernel?: unknown }).kernel;
-    delete (heap as { kernelForRead?: unknown }).kernelForRead;
-    delete (heap as { stringKernelForRead?: unknown }).stringKernelForRead;
-    assert.equal(heap.kernel, real);
+    installHeapHooks(hooks);
+    assert.equal(heapKernel(heap), real);
     assert.equal(map.size, model.size);
     for (const [k, v] of model) assert.deepEqual(map.get(k), v, `${where}: get(${k}) at the end`);
     // The same contents written on a heap of its own take as many blocks.
@@ -1349,7 +1364,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
   ] as const;
   for (const [key, value, keyAt] of configs) {
     const heap = heapWithKernel(true);
-    const kernel = heap.kernel!;
+    const kernel = heapKernel(heap)!;
     const map = createMap(heap, { key, value, capacity: 64 });
     const header = map.handle.offset;
     const i32 = heap.i32;
@@ -1428,7 +1443,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
     };
     // Outside an outer pin, each call starts with no pin (a get may have
     // left a read pin) and must leave none.
-    const pinWord = heap.epochWordAt() >> 2;
+    const pinWord = epochWordAt(heap) >> 2;
     const set = (k: number, entry: number, mode = 0, expected = 0) => {
       if (heap.isPinned) return kernelSet(k, entry, mode, expected);
       SharedHeap.releaseReadPins();
@@ -1612,7 +1627,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
       const current = entryOf(5);
       assert.equal(set(5, current), third);
       third = current;
-      assert.equal(Atomics.load(i32, heap.epochWordAt() >> 2), 0, `${where}: unpinned`);
+      assert.equal(Atomics.load(i32, epochWordAt(heap) >> 2), 0, `${where}: unpinned`);
     }
 
     // Each bail-out leaves every slot and the claimed count as they were.
@@ -1654,7 +1669,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
     const before = slotWords();
     assert.throws(() => set(6, entryOf(6)), WebAssembly.RuntimeError);
     assert.equal(slotWords(), before, `${where}: a trap wrote a slot`);
-    heap.kernelTrapped(new WebAssembly.RuntimeError("out of bounds"));
+    kernelTrapped(heap, new WebAssembly.RuntimeError("out of bounds"));
     for (const i of empty) i32[i] = 0;
 
     // Claims past 3/4 of the capacity answer minus the table. From 7/8 on,
@@ -1676,7 +1691,7 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
     unchanged("a full probe", 99);
     unchanged("a delete whose probe is full", 99, true);
     // An outer pin is left alone.
-    const epochWord = heap.epochWordAt() >> 2;
+    const epochWord = epochWordAt(heap) >> 2;
     heap.pin();
     const pinned = Atomics.load(i32, epochWord);
     assert.ok(pinned !== 0);

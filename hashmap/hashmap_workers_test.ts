@@ -44,6 +44,7 @@ import {
   verifyArgsAfter,
   type WriterReport,
 } from "./_hashmap_test_workers.ts";
+import { heapKernel } from "../memory/_heap_hooks.ts";
 
 const fixtures = new URL("./_hashmap_test_workers.ts", import.meta.url).href;
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
@@ -225,7 +226,7 @@ Deno.test("resize under load: counters never go down, ordered chains stay ordere
 Deno.test("replaced values: string values read in the kernel while writers replace them are whole and never go back", async () => {
   const heap = SharedHeap.create();
   const map = HashMap.create(heap, { key: "string", value: "string" });
-  assert.ok(heap.kernel !== null, "the kernel path is what this test is for");
+  assert.ok(heapKernel(heap) !== null, "the kernel path is what this test is for");
   const writers = 2;
   const args: ReplacedValuesArgs = {
     map: map.handle,
@@ -256,7 +257,7 @@ for (const stringKeys of [false, true]) {
   Deno.test(`replaced values: i32 values of ${stringKeys ? "string" : "i32"} keys, read in the kernel while writers replace them and their blocks are reused, name their key and never go back`, async () => {
     const heap = SharedHeap.create();
     const map = HashMap.create(heap, { key: stringKeys ? "string" : "i32", value: "i32" });
-    assert.ok(heap.kernel !== null, "the kernel path is what this test is for");
+    assert.ok(heapKernel(heap) !== null, "the kernel path is what this test is for");
     const writers = 2;
     const args: ReplacedNumbersArgs = {
       map: map.handle,
@@ -680,7 +681,7 @@ Deno.test("oversubscription: 8 workers on 2 cores with mixed operations finish, 
 
 Deno.test("read pins: a worker reading in one long task while others churn moves its read pin along, and the heap stays bounded", async () => {
   const heap = SharedHeap.create({ maxBytes: 256 * MiB });
-  assert.ok(heap.kernel !== null, "this test needs the kernel");
+  assert.ok(heapKernel(heap) !== null, "this test needs the kernel");
   const map = HashMap.create(heap, { key: "u32", value: "string" });
   const readMap = HashMap.create(heap, { key: "i32", value: "i32" });
   const readKeys = 1000;
@@ -721,7 +722,7 @@ Deno.test("read pins: a worker reading in one long task while others churn moves
 
 Deno.test("read pins: a worker that blocks on a sabre lock right after a get releases its read pin first", async () => {
   const heap = SharedHeap.create();
-  assert.ok(heap.kernel !== null, "this test needs the kernel");
+  assert.ok(heapKernel(heap) !== null, "this test needs the kernel");
   const map = HashMap.create(heap, { key: "i32", value: "i32" });
   map.set(1, 10);
   heap.setRoot("map", map.handle);

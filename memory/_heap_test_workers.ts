@@ -9,6 +9,7 @@ import type { WorkerContext } from "../testing/harness.ts";
 import { SharedHeap, type SharedHeapHandle } from "./heap.ts";
 import { faultInjection } from "./faults.ts";
 import { H_POOL_LOCK, H_SLOTS_OFFSET, S_EPOCH, S_STATE, SLOT_BYTES } from "./_layout.ts";
+import { epochWordAt, heapKernel, kernelForRead } from "./_heap_hooks.ts";
 
 function heapOf(ctx: WorkerContext<unknown>): SharedHeap {
   if (ctx.heap === undefined) throw new Error("this worker needs a heap");
@@ -353,13 +354,13 @@ export function holdPoolLockUntilTold(ctx: WorkerContext<ReadPinParkArgs>): stri
 export function readThenAllocateLarge(ctx: WorkerContext<ReadPinParkArgs>): number {
   const heap = heapOf(ctx);
   const flags = new Int32Array(ctx.args.flags);
-  const epochWord = heap.epochWordAt() >> 2; // joins
+  const epochWord = epochWordAt(heap) >> 2; // joins
   Atomics.store(flags, 0, 1);
   while (Atomics.load(flags, 1) === 0) {
     ctx.checkpoint();
     Atomics.wait(flags, 1, 0, 20);
   }
-  const kernel = heap.kernelForRead();
+  const kernel = kernelForRead(heap);
   if (kernel === null) throw new Error("this reader needs the kernel");
   const value = kernel.locGet(ctx.args.word);
   if (Atomics.load(heap.i32, epochWord) === 0) throw new Error("the read left no read pin");
@@ -482,7 +483,7 @@ export function kernelAfterGrowth(
 ): { kernel: boolean; value: number; staleViews: boolean; pinned: boolean } {
   const heap = heapOf(ctx);
   heap.join(); // the kernel pins only a worker that has joined
-  const kernel = heap.kernel;
+  const kernel = heapKernel(heap);
   const box = ctx.args.mailbox >> 2;
   Atomics.add(heap.i32, box + 2, 1); // attached: the parent may grow the heap now
   while (Atomics.load(heap.i32, box) === 0) Atomics.wait(heap.i32, box, 0, 50);
@@ -500,9 +501,9 @@ export function kernelUpgrade(
   ctx: WorkerContext<{ bare: SharedHeapHandle; full: SharedHeapHandle }>,
 ): [boolean, boolean] {
   const heap = SharedHeap.attach(ctx.args.bare);
-  const before = heap.kernel !== null;
+  const before = heapKernel(heap) !== null;
   if (SharedHeap.attach(ctx.args.full) !== heap) throw new Error("attached a second instance");
-  return [before, heap.kernel !== null];
+  return [before, heapKernel(heap) !== null];
 }
 
 export interface HoldPinArgs {
@@ -533,11 +534,11 @@ export function holdPinUntilTold(ctx: WorkerContext<HoldPinArgs>): string {
   } else if (ctx.args.kind === "operation after long pins") {
     heap.pin();
     heap.unpin();
-    heap.kernelForRead()?.locGet(ctx.args.word);
+    kernelForRead(heap)?.locGet(ctx.args.word);
     heap.pinForOperation();
   } else {
     heap.join(); // the kernel pins only a worker that has joined
-    const kernel = heap.kernelForRead();
+    const kernel = kernelForRead(heap);
     if (kernel === null) throw new Error("a read pin needs the kernel");
     kernel.locGet(ctx.args.word);
   }

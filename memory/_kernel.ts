@@ -16,15 +16,8 @@ import { H_EPOCH, PAGE_BYTES } from "./_layout.ts";
 
 /**
  * sabre's WebAssembly fast paths, one instance per heap per worker (see
- * `SharedHeap.kernel`). For sabre's structures: each function's contract is
- * in memory/kernel.wat.
- *
- * @example
- * ```ts
- * import { type Kernel, SharedHeap } from "@sabre/sabre";
- * const kernel: Kernel | null = SharedHeap.create().kernel;
- * console.assert(kernel === null || typeof kernel.locGet === "function");
- * ```
+ * heapKernel in memory/_heap_hooks.ts). Each function's contract is in
+ * memory/kernel.wat.
  */
 export interface Kernel {
   /**
@@ -54,7 +47,7 @@ export interface Kernel {
   /**
    * HashMap.get of an ASCII string key of 1 to 32 bytes, in a map whose
    * values the kernel reads, the key given in the calling worker's
-   * S_KERNEL_KEY words (SharedHeap.kernelKeyWords): the value,
+   * S_KERNEL_KEY words (kernelKeyWords in _heap_hooks.ts): the value,
    * KERNEL_ABSENT or KERNEL_SLOW.
    */
   hashmapGetKeyInSlot(header: number): number;
@@ -106,7 +99,7 @@ export interface Kernel {
   /**
    * HashMap.get of an ASCII string key of 1 to 32 bytes, given as eight
    * words: the value, KERNEL_ABSENT or KERNEL_SLOW; with valueKind 0, the
-   * entry's address, still pinned (release with SharedHeap.kernelUnpin).
+   * entry's address, still pinned (release with kernelUnpin in _heap_hooks.ts).
    */
   hashmapGetAscii(
     header: number,

@@ -78,7 +78,7 @@ export const SLOT_BYTES = 512;
 export const S_EPOCH = 0;
 /**
  * 1 while this worker's pin may last past an operation: a read pin (see
- * SharedHeap.kernelForRead) or a pin() of its own, as opposed to the pins
+ * kernelForRead in _heap_hooks.ts) or a pin() of its own, as opposed to the pins
  * that sabre's operations take (pinForOperation). Meaningful only while
  * S_EPOCH is nonzero: the owner updates it lazily, at its next outermost
  * pin, and stores only a change. Owner-written; others read it only to

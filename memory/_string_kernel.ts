@@ -27,16 +27,8 @@ import { KERNEL_KEY_WORDS } from "./_layout.ts";
 export const STRING_KERNEL_MAX_LENGTH = (KERNEL_KEY_WORDS - 2) * 4;
 
 /**
- * The string kernel of one heap in one worker (see the module doc). For
- * sabre's structures.
- *
- * @example
- * ```ts
- * import { SharedHeap, type StringKernel } from "@sabre/sabre";
- * const strings: StringKernel | null = SharedHeap.create().stringKernelForRead();
- * console.assert(strings === null || typeof strings.encodeKey === "function");
- * SharedHeap.releaseReadPins();
- * ```
+ * The string kernel of one heap in one worker (see the module doc, and
+ * stringKernelForRead in memory/_heap_hooks.ts).
  */
 export interface StringKernel {
   /**

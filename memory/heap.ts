@@ -160,6 +160,7 @@ import {
 import { crashPoint } from "./faults.ts";
 import { createKernelMemory, instantiateKernel, type Kernel } from "./_kernel.ts";
 import { instantiateStringKernel, type StringKernel } from "./_string_kernel.ts";
+import { installHeapHooks } from "./_heap_hooks.ts";
 
 /**
  * A plain object that names a shared object: `postMessage` sends it as it is,
@@ -359,7 +360,7 @@ const BAG_BLOCK_BYTES = CLASS_SIZE[classOf(BAG_BYTES)];
 
 /**
  * Heaps of this realm whose kernel may keep a read pin (see
- * SharedHeap.kernelForRead), for releaseReadPins. Each is listed once.
+ * kernelForRead in _heap_hooks.ts), for releaseReadPins. Each is listed once.
  */
 const readPinnedHeaps: SharedHeap[] = [];
 /** Whether a microtask to release the read pins is queued. */
@@ -939,36 +940,9 @@ export class SharedHeap implements Disposable {
     return this.#memory;
   }
 
-  /**
-   * sabre's WebAssembly fast paths over this heap in this worker, or null
-   * (see `memory`). For sabre's structures; the contract of each function is
-   * in memory/kernel.wat.
-   *
-   * @example
-   * ```ts
-   * import { SharedHeap } from "@sabre/sabre";
-   * const heap = SharedHeap.create();
-   * console.assert((heap.kernel === null) === (heap.memory === null));
-   * ```
-   */
-  get kernel(): Kernel | null {
-    return this.#kernel;
-  }
+  // The hooks of memory/_heap_hooks.ts, where each is described.
 
-  /**
-   * The string kernel (see memory/_string_kernel.ts) for a get, as
-   * {@linkcode SharedHeap.kernelForRead} gives the kernel; null where the
-   * runtime cannot run it. For sabre's structures.
-   *
-   * @example
-   * ```ts
-   * import { SharedHeap } from "@sabre/sabre";
-   * const heap = SharedHeap.create();
-   * const strings = heap.stringKernelForRead();
-   * console.assert(strings === null || heap.kernel !== null);
-   * ```
-   */
-  stringKernelForRead(): StringKernel | null {
+  #stringKernelForRead(): StringKernel | null {
     if (!this.#readPinArmed && this.#pinDepth === 0) this.#armReadPin();
     return this.#stringKernel;
   }
@@ -986,41 +960,14 @@ export class SharedHeap implements Disposable {
     this.#stringKernel?.setKeyAt(slotBase < 0 ? 0 : (slotBase + S_KERNEL_KEY) << 2);
   }
 
-  /**
-   * For a kernel call that threw: undoes the pin the call may have taken,
-   * then, unless `error` is a WebAssembly trap, rethrows it. After a trap
-   * the caller takes its JavaScript path. A kernel function traps only on
-   * memory that another worker has just added and this worker's instance
-   * has not seen yet; anything else (a stack overflow at one of its calls)
-   * reaches the caller's caller, with no pin left behind.
-   *
-   * @example
-   * ```ts
-   * import { SharedHeap } from "@sabre/sabre";
-   * const heap = SharedHeap.create();
-   * heap.kernelTrapped(new WebAssembly.RuntimeError("out of bounds"));
-   * ```
-   */
-  kernelTrapped(error: unknown): void {
+  #kernelTrapped(error: unknown): void {
     // The instance's idea of the memory's size lags another worker's grow()
     // until V8 tells it; the function stopped between its pin and unpin.
-    this.kernelUnpin();
+    this.#kernelUnpin();
     if (!(error instanceof WebAssembly.RuntimeError)) throw error;
   }
 
-  /**
-   * Ends the pin that a kernel call kept on returning. A kernel call pins
-   * only a worker that holds no pin of its own, so this leaves the epoch
-   * word alone inside `pin()`.
-   *
-   * @example
-   * ```ts
-   * import { SharedHeap } from "@sabre/sabre";
-   * const heap = SharedHeap.create();
-   * heap.kernelUnpin();
-   * ```
-   */
-  kernelUnpin(): void {
+  #kernelUnpin(): void {
     // An SC store, as unpin()'s: the reads of the pinned memory that came
     // before it are ordered before any free that sees it. A read pin stays
     // until releaseReadPins.
@@ -1029,24 +976,7 @@ export class SharedHeap implements Disposable {
     }
   }
 
-  /**
-   * The kernel, for a get: its gets may then leave this worker pinned (a
-   * read pin) until the end of the current task, so that a run of gets pays
-   * for one pin instead of a pin and an unpin each. A get moves the read pin
-   * to the newest epoch, so the epoch keeps advancing while the worker
-   * reads. The read pin ends in a microtask queued here, before the worker
-   * blocks in sabre, and on `collect()`, `close()`, `pin()` and
-   * {@linkcode SharedHeap.releaseReadPins}. Inside `pin()` the gets leave
-   * the outer pin alone, as before. For sabre's structures.
-   *
-   * @example
-   * ```ts
-   * import { SharedHeap } from "@sabre/sabre";
-   * const heap = SharedHeap.create();
-   * console.assert(heap.kernelForRead() === heap.kernel);
-   * ```
-   */
-  kernelForRead(): Kernel | null {
+  #kernelForRead(): Kernel | null {
     if (!this.#readPinArmed && this.#pinDepth === 0) this.#armReadPin();
     return this.#kernel;
   }
@@ -1090,8 +1020,9 @@ export class SharedHeap implements Disposable {
   }
 
   /**
-   * Ends the read pins that gets leave in this worker (see
-   * {@linkcode SharedHeap.kernelForRead}), in every heap of this realm.
+   * Ends the read pins that gets (`HashMap.get` and `has`, `Loc.get`) leave
+   * in this worker, in every heap of this realm: a run of gets in one task
+   * pins once, and the pin follows the global epoch as they go.
    * sabre calls it at the end of each task that read, and before each of
    * its blocking waits. Call it before blocking or computing for long
    * outside sabre right after reads (an `Atomics.wait` of your own, a long
@@ -1119,43 +1050,21 @@ export class SharedHeap implements Disposable {
     heaps.length = 0;
   }
 
-  /**
-   * Where a kernel string get takes its key (kernel.hashmapGetKeyInSlot):
-   * this worker's S_KERNEL_KEY words in the registry, [hash, length, the
-   * key's bytes as eight words], which the caller writes just before the
-   * call; before the worker joins, scratch words of its own (the call then
-   * answers KERNEL_SLOW). For sabre's structures.
-   *
-   * @example
-   * ```ts
-   * import { SharedHeap } from "@sabre/sabre";
-   * const heap = SharedHeap.create();
-   * console.assert(heap.kernelKeyWords.length === 10);
-   * ```
-   */
-  get kernelKeyWords(): Int32Array<ArrayBufferLike> {
-    return this.#kernelKeyWords;
-  }
-
-  /**
-   * Byte address of this worker's epoch word in the heap's registry: the
-   * word that `pin()` and the kernel's calls set to the epoch they pin at,
-   * and back to 0. Joins the registry on first use; throws after `close()`,
-   * like `pin()`. For sabre's tests and structures.
-   *
-   * @example
-   * ```ts
-   * import { SharedHeap } from "@sabre/sabre";
-   * const heap = SharedHeap.create();
-   * const word = heap.epochWordAt() >> 2;
-   * console.assert(Atomics.load(heap.i32, word) === 0);
-   * using _guard = heap.pin();
-   * console.assert(Atomics.load(heap.i32, word) !== 0);
-   * ```
-   */
-  epochWordAt(): number {
+  #epochWordAt(): number {
     if (this.#slotBase < 0) this.join();
     return (this.#slotBase + S_EPOCH) << 2;
+  }
+
+  static {
+    installHeapHooks({
+      heapKernel: (heap) => heap.#kernel,
+      kernelForRead: (heap) => heap.#kernelForRead(),
+      stringKernelForRead: (heap) => heap.#stringKernelForRead(),
+      kernelTrapped: (heap, error) => heap.#kernelTrapped(error),
+      kernelUnpin: (heap) => heap.#kernelUnpin(),
+      kernelKeyWords: (heap) => heap.#kernelKeyWords,
+      epochWordAt: (heap) => heap.#epochWordAt(),
+    });
   }
 
   /**

@@ -30,7 +30,7 @@
 ;; loads (heap, slot, pin depth) that measured about a third of a get at 1M
 ;; keys. A function traps (out of bounds) when it meets memory that another
 ;; worker has just grown and this instance has not been told about yet; the
-;; caller then undoes the pin with SharedHeap.kernelTrapped and takes its
+;; caller then undoes the pin with kernelTrapped (_heap_hooks.ts) and takes its
 ;; JavaScript path.
 ;;
 ;; Read pins: while SharedHeap allows them (allowReadPins, which it calls
@@ -562,7 +562,7 @@
   ;; follows it, aligned to 4 (valueKind 1 i32, 2 u32) or 8 (3 f64). With
   ;; valueKind 0 the answer is the entry's byte address instead, and the pin
   ;; is kept: the caller reads the value and then unpins
-  ;; (SharedHeap.kernelUnpin). A frozen slot sends the lookup down the chain
+  ;; (kernelUnpin in _heap_hooks.ts). A frozen slot sends the lookup down the chain
   ;; of tables ($keyInChain) and a full probe answers SLOW, as in
   ;; hashmapGetInt; so does the empty key (length 0), which the caller never
   ;; passes.

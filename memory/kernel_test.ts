@@ -15,6 +15,7 @@ import { H_EPOCH } from "./_layout.ts";
 import { heapWithKernel } from "../testing/kernel.ts";
 import { runWorkers, spawnWorkers } from "../testing/harness.ts";
 import type { KernelGrowthArgs } from "./_heap_test_workers.ts";
+import { epochWordAt, heapKernel, kernelForRead, kernelTrapped } from "./_heap_hooks.ts";
 
 const fixtures = new URL("./_heap_test_workers.ts", import.meta.url);
 
@@ -39,7 +40,7 @@ Deno.test("kernel: the embedded bytes are kernel.wat assembled (deno task kernel
 Deno.test("kernel: a heap has one here, and handles carry its memory", () => {
   const heap = SharedHeap.create();
   assert.ok(heap.memory instanceof WebAssembly.Memory);
-  assert.ok(heap.kernel !== null);
+  assert.ok(heapKernel(heap) !== null);
   assert.equal(heap.handle.memory, heap.memory);
   assert.equal(heap.handleOf("my.Thing", 3, 64).memory, heap.memory);
   assert.equal(heap.memory.buffer.byteLength, heap.sab.byteLength);
@@ -49,7 +50,7 @@ Deno.test("kernel: a heap has one here, and handles carry its memory", () => {
   assert.ok(keys.indexOf("memory") < keys.indexOf("sab"), keys.join());
   const plain = heapWithKernel(false);
   assert.equal(plain.memory, null);
-  assert.equal(plain.kernel, null);
+  assert.equal(heapKernel(plain), null);
   assert.equal("memory" in plain.handle, false);
 });
 
@@ -60,15 +61,15 @@ Deno.test("kernel: the buffer grows with the memory, past the initial size", () 
   assert.equal(heap.memory!.buffer.byteLength, heap.sab.byteLength);
   const word = locationWord(heap, -1.25, 1 << 16);
   assert.ok(word > 1 << 20);
-  assert.equal(heap.kernel!.locGet(word), -1.25);
+  assert.equal(heapKernel(heap)!.locGet(word), -1.25);
   for (const b of blocks) heap.free(b);
 });
 
 Deno.test("kernel: a call pins its own epoch and unpins, or leaves an outer pin alone", () => {
   const heap = SharedHeap.create();
-  const kernel = heap.kernel!;
+  const kernel = heapKernel(heap)!;
   const word = locationWord(heap, 7.5);
-  const pinAt = heap.epochWordAt();
+  const pinAt = epochWordAt(heap);
   assert.ok(pinAt > 0 && pinAt % 4 === 0);
   assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0);
   assert.equal(kernel.locGet(word), 7.5);
@@ -90,17 +91,17 @@ Deno.test("kernel: a call pins its own epoch and unpins, or leaves an outer pin 
   assert.equal(kernel.locGet(word), KERNEL_SLOW);
   assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0);
   heap.close();
-  assert.throws(() => heap.epochWordAt(), /closed/);
+  assert.throws(() => epochWordAt(heap), /closed/);
 });
 
 Deno.test("kernel: gets through kernelForRead leave a read pin that moves with the epoch, until the task ends", async () => {
   const heap = heapWithKernel(true);
   const word = locationWord(heap, 2.5);
-  const pinAt = heap.epochWordAt() >> 2;
+  const pinAt = epochWordAt(heap) >> 2;
   const i32 = heap.i32;
   const pinned = () => Atomics.load(i32, pinAt);
   const epoch = () => Atomics.load(i32, H_EPOCH);
-  const read = () => heap.kernelForRead()!.locGet(word);
+  const read = () => kernelForRead(heap)!.locGet(word);
   // Moves the global epoch on, as another worker's collect() does once
   // every pinned worker shows the current one.
   const advance = () => {
@@ -137,12 +138,12 @@ Deno.test("kernel: gets through kernelForRead leave a read pin that moves with t
   // A trap leaves the read pin as it was; releaseReadPins ends it.
   let trap: unknown;
   try {
-    heap.kernelForRead()!.locGet(heap.sab.byteLength + (1 << 16));
+    kernelForRead(heap)!.locGet(heap.sab.byteLength + (1 << 16));
   } catch (e) {
     trap = e;
   }
   assert.ok(trap instanceof WebAssembly.RuntimeError, `expected a trap, got ${trap}`);
-  heap.kernelTrapped(trap);
+  kernelTrapped(heap, trap);
   assert.equal(pinned(), epoch(), "the read pin outlives a trap");
   SharedHeap.releaseReadPins();
   assert.equal(pinned(), 0, "releaseReadPins ended it");
@@ -167,10 +168,10 @@ Deno.test("kernel: gets through kernelForRead leave a read pin that moves with t
 Deno.test("kernel: a get called on the kernel directly, without kernelForRead, pins per call", () => {
   const heap = heapWithKernel(true);
   const word = locationWord(heap, 1.5);
-  const pinAt = heap.epochWordAt() >> 2;
-  heap.kernelForRead();
+  const pinAt = epochWordAt(heap) >> 2;
+  kernelForRead(heap);
   SharedHeap.releaseReadPins();
-  assert.equal(heap.kernel!.locGet(word), 1.5);
+  assert.equal(heapKernel(heap)!.locGet(word), 1.5);
   assert.equal(Atomics.load(heap.i32, pinAt), 0, "read pins end with releaseReadPins");
 });
 
@@ -180,14 +181,14 @@ Deno.test("kernel: a worker that has not joined the heap, or has left it, gets t
   // (0 for the sets), and the caller's general path joins.
   const heap = SharedHeap.create();
   const word = locationWord(heap, 4.5); // allocating joins
-  assert.equal(heap.kernel!.locGet(word), 4.5);
+  assert.equal(heapKernel(heap)!.locGet(word), 4.5);
   // A second instance over the same memory, never told a pin word: as in a
   // worker that attached and has not joined yet.
   const stranger = instantiateKernel(heap.memory!)!;
   assert.equal(stranger.locGet(word), KERNEL_SLOW, "not joined");
-  stranger.setPinWord(heap.epochWordAt());
+  stranger.setPinWord(epochWordAt(heap));
   assert.equal(stranger.locGet(word), 4.5, "told the word");
-  const kernel = heap.kernel!;
+  const kernel = heapKernel(heap)!;
   heap.close();
   assert.equal(kernel.locGet(word), KERNEL_SLOW, "after close");
 });
@@ -197,7 +198,7 @@ Deno.test("kernel: attach takes the memory from a handle, later if the first lac
   const { memory: _memory, ...bare } = heap.handle;
   // In this realm the heap exists already and keeps its kernel.
   assert.equal(SharedHeap.attach(structuredClone(bare)), heap);
-  assert.ok(heap.kernel !== null);
+  assert.ok(heapKernel(heap) !== null);
   assert.throws(
     () => SharedHeap.attach({ ...heap.handle, memory: {} as WebAssembly.Memory }),
     (e: unknown) => e instanceof HandleError && /not a WebAssembly.Memory/.test(e.message),
@@ -253,8 +254,8 @@ Deno.test("kernel: a worker reads through the kernel memory the heap gained afte
 
 Deno.test("kernel: a trap leaves the call's pin behind, and kernelTrapped undoes it", () => {
   const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 64 << 20 });
-  const kernel = heap.kernel!;
-  const pinAt = heap.epochWordAt();
+  const kernel = heapKernel(heap)!;
+  const pinAt = epochWordAt(heap);
   // Past the memory's current size, as memory another worker has just added
   // looks to an instance that has not been told yet.
   const beyond = heap.sab.byteLength + (1 << 16);
@@ -266,24 +267,24 @@ Deno.test("kernel: a trap leaves the call's pin behind, and kernelTrapped undoes
   }
   assert.ok(trap instanceof WebAssembly.RuntimeError, `expected a trap, got ${trap}`);
   assert.notEqual(Atomics.load(heap.i32, pinAt >> 2), 0, "the trap stopped between pin and unpin");
-  heap.kernelTrapped(trap);
+  kernelTrapped(heap, trap);
   assert.equal(Atomics.load(heap.i32, pinAt >> 2), 0);
   // Inside an outer pin the call took none, and the outer pin stays.
   {
     using _guard = heap.pin();
     const outer = Atomics.load(heap.i32, pinAt >> 2);
     assert.throws(() => kernel.locGet(beyond), WebAssembly.RuntimeError);
-    heap.kernelTrapped(new WebAssembly.RuntimeError("out of bounds"));
+    kernelTrapped(heap, new WebAssembly.RuntimeError("out of bounds"));
     assert.equal(Atomics.load(heap.i32, pinAt >> 2), outer);
   }
   // Anything else is not the kernel's to swallow.
   const other = new TypeError("not a trap");
-  assert.throws(() => heap.kernelTrapped(other), (e: unknown) => e === other);
+  assert.throws(() => kernelTrapped(heap, other), (e: unknown) => e === other);
 });
 
 Deno.test("kernel: casCounted counts a CAS that succeeds, and writes nothing when it traps", () => {
   const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 64 << 20 });
-  const kernel = heap.kernel!;
+  const kernel = heapKernel(heap)!;
   const block = heap.allocateZeroed(16);
   const at = block, countAt = block + 8;
   const i32 = heap.i32;

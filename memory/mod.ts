@@ -35,5 +35,3 @@ export * from "./heap.ts";
 export * from "./codec.ts";
 export * from "./placement.ts";
 export * from "./faults.ts";
-export type { Kernel } from "./_kernel.ts";
-export type { StringKernel } from "./_string_kernel.ts";

@@ -6,20 +6,21 @@ import { encodeAsciiKey } from "./_murmur.ts";
 import { STRING_KERNEL_MAX_LENGTH, type StringKernel } from "./_string_kernel.ts";
 import { KERNEL_KEY_WORDS } from "./_layout.ts";
 import { heapWithKernel } from "../testing/kernel.ts";
+import { heapKernel, kernelKeyWords, stringKernelForRead } from "./_heap_hooks.ts";
 
 /** A heap with both kernels, a string -> i32 map in it, and its string kernel. */
 function setUp(maxKeyBytes = 64) {
   const heap = heapWithKernel(true);
   const map = HashMap.create(heap, { key: "string", value: "i32", maxKeyBytes });
-  const strings: StringKernel = heap.stringKernelForRead()!;
+  const strings: StringKernel = stringKernelForRead(heap)!;
   SharedHeap.releaseReadPins();
   return { heap, map, strings, header: map.handle.offset };
 }
 
 Deno.test("string kernel: Deno has it, beside the kernel", () => {
   const heap = SharedHeap.create();
-  assert.notEqual(heap.kernel, null);
-  assert.notEqual(heap.stringKernelForRead(), null);
+  assert.notEqual(heapKernel(heap), null);
+  assert.notEqual(stringKernelForRead(heap), null);
   SharedHeap.releaseReadPins();
   assert.equal(STRING_KERNEL_MAX_LENGTH, (KERNEL_KEY_WORDS - 2) * 4);
 });
@@ -47,9 +48,9 @@ Deno.test("string kernel: hashmapGetString and encodeKey write each ASCII key as
       // them); compare hash, length and the key's own words, left by the get
       // and then by encodeKey alone.
       const used = 2 + ((key.length + 3) >> 2);
-      const written = () => [...heap.kernelKeyWords.subarray(0, used)];
+      const written = () => [...kernelKeyWords(heap).subarray(0, used)];
       assert.deepEqual(written(), [...expected.subarray(0, used)], JSON.stringify(key));
-      heap.kernelKeyWords.fill(-1);
+      kernelKeyWords(heap).fill(-1);
       assert.equal(strings.encodeKey(key, STRING_KERNEL_MAX_LENGTH), key.length);
       assert.deepEqual(written(), [...expected.subarray(0, used)], JSON.stringify(key));
     }),
@@ -92,7 +93,7 @@ Deno.test("string kernel: a worker without slot words gets KERNEL_SLOW, and noth
   map.set("abc", 1);
   assert.equal(strings.hashmapGetString("abc", 32, header), 1);
   SharedHeap.releaseReadPins();
-  const words = heap.kernelKeyWords;
+  const words = kernelKeyWords(heap);
   const before = [...words];
   heap.close();
   // After close the instance has no key words: it must not write the old

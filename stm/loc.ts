@@ -28,6 +28,7 @@ import {
 import { Later } from "./retry.ts";
 import { KERNEL_SLOW } from "../memory/_kernel.ts";
 import { type CommitOptions, Xt } from "./xt.ts";
+import { kernelForRead, kernelTrapped } from "../memory/_heap_hooks.ts";
 
 export type { LocKind } from "./_kcas.ts";
 
@@ -420,13 +421,13 @@ export class Loc {
   get(): number {
     const d = this.d;
     const heap = d.heap;
-    const kernel = heap.kernelForRead();
+    const kernel = kernelForRead(heap);
     if (kernel !== null) {
       let value = KERNEL_SLOW;
       try {
         value = kernel.locGet(this.w << 2);
       } catch (e) {
-        heap.kernelTrapped(e);
+        kernelTrapped(heap, e);
       }
       // A value equal to the sentinel is answered by the path below too.
       if (value !== KERNEL_SLOW) return value;

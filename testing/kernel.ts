@@ -8,6 +8,7 @@
 import { SharedHeap, type SharedHeapOptions } from "../memory/mod.ts";
 import { setKernelEnabled } from "../memory/_kernel.ts";
 import { setStringKernelEnabled } from "../memory/_string_kernel.ts";
+import { heapKernel, stringKernelForRead } from "../memory/_heap_hooks.ts";
 
 /**
  * Which of sabre's WebAssembly fast paths a test heap has: both kernels
@@ -49,7 +50,7 @@ export function kernelLabel(kernel: KernelChoice): string {
  * @example
  * ```ts
  * import { heapWithKernel } from "./kernel.ts";
- * console.assert(heapWithKernel(false).kernel === null);
+ * console.assert(heapKernel(heapWithKernel(false)) === null);
  * ```
  */
 export function heapWithKernel(kernel: KernelChoice, options?: SharedHeapOptions): SharedHeap {
@@ -57,9 +58,9 @@ export function heapWithKernel(kernel: KernelChoice, options?: SharedHeapOptions
   const stringsWere = setStringKernelEnabled(kernel === true);
   try {
     const heap = SharedHeap.create(options);
-    const strings = heap.stringKernelForRead() !== null;
+    const strings = stringKernelForRead(heap) !== null;
     SharedHeap.releaseReadPins();
-    if ((heap.kernel !== null) !== (kernel !== false) || strings !== (kernel === true)) {
+    if ((heapKernel(heap) !== null) !== (kernel !== false) || strings !== (kernel === true)) {
       throw new Error(`Cannot make a heap${kernelLabel(kernel) || " with both kernels"} here`);
     }
     return heap;
