@@ -155,6 +155,11 @@ const W_DELETE = 2;
 const W_GET_OR_INSERT = 3;
 const W_UPDATE = 4;
 
+// BPlusTree.#unusable
+const USABLE = 0;
+const DESTROYED = 1;
+const IN_UPDATE_FN = 2;
+
 /** A scan's position and bounds. */
 interface ScanState<K> {
   /** The next leaf is the one for this key (undefined: the edge). */
@@ -379,6 +384,9 @@ export interface RangeOptions<K> {
   readonly limit?: number;
 }
 
+/** maxKeyBytes and maxValueBytes where the options leave them out. */
+const DEFAULT_LIMIT_BYTES = 256;
+
 function checkLimit(options: BPlusTreeOptions, field: "maxKeyBytes" | "maxValueBytes"): void {
   const limit: unknown = options[field];
   if (limit === undefined) return;
@@ -510,8 +518,14 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     checkLimit(options, "maxValueBytes");
     const leafCapacity = checkCapacity(options, "leafCapacity");
     const innerCapacity = checkCapacity(options, "innerCapacity");
-    const keys = codec(options.key, { role: "key", maxBytes: options.maxKeyBytes });
-    const values = codec(options.value, { role: "value", maxBytes: options.maxValueBytes });
+    const keys = codec(options.key, {
+      role: "key",
+      maxBytes: options.maxKeyBytes ?? DEFAULT_LIMIT_BYTES,
+    });
+    const values = codec(options.value, {
+      role: "value",
+      maxBytes: options.maxValueBytes ?? DEFAULT_LIMIT_BYTES,
+    });
     const placement = placeObject(heap, HEADER_BYTES, 0, "BPlusTree");
     const words = placement.words;
     words[H_KEY_CODEC] = CODEC_IDS[options.key];
@@ -603,7 +617,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   get size(): number {
-    if (this.#destroyed) this.#throwDestroyed();
+    if (this.#unusable !== 0) this.#throwUnusable();
     const i32 = this.#heap.i32;
     let total = 0;
     for (let s = 0; s < STRIPES; s++) {
@@ -624,7 +638,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   get height(): number {
-    if (this.#destroyed) this.#throwDestroyed();
+    if (this.#unusable !== 0) this.#throwUnusable();
     return Atomics.load(this.#heap.i32, this.#header + H_HEIGHT);
   }
 
@@ -687,10 +701,10 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   get(key: K): V | undefined {
+    if (this.#unusable !== 0) this.#throwUnusable();
     const format = this.#format;
     format.stageCheckedKey(key, "key");
     const heap = this.#heap;
-    if (this.#destroyed) this.#throwDestroyed();
     heap.pinForOperation();
     try {
       const c = this.#leafFor(TO_KEY);
@@ -717,10 +731,10 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   has(key: K): boolean {
+    if (this.#unusable !== 0) this.#throwUnusable();
     const format = this.#format;
     format.stageCheckedKey(key, "key");
     const heap = this.#heap;
-    if (this.#destroyed) this.#throwDestroyed();
     heap.pinForOperation();
     try {
       const c = this.#leafFor(TO_KEY);
@@ -846,6 +860,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   set(key: K, value: V): V | undefined {
+    if (this.#unusable !== 0) this.#throwUnusable(); // before staging
     const format = this.#format;
     const k = this.#keys.check(key, "key");
     format.stageValue(this.#values.check(value, "value"));
@@ -867,6 +882,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   insert(key: K, value: V): boolean {
+    if (this.#unusable !== 0) this.#throwUnusable(); // before staging
     const format = this.#format;
     const k = this.#keys.check(key, "key");
     format.stageValue(this.#values.check(value, "value"));
@@ -885,6 +901,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   getOrInsert(key: K, value: V): V {
+    if (this.#unusable !== 0) this.#throwUnusable(); // before staging
     const format = this.#format;
     const k = this.#keys.check(key, "key");
     const v = this.#values.check(value, "value");
@@ -906,6 +923,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   delete(key: K): V | undefined {
+    if (this.#unusable !== 0) this.#throwUnusable(); // before staging
     this.#format.stageCheckedKey(key, "key");
     const old = this.#write(W_DELETE, undefined);
     return old === NONE ? undefined : old as V;
@@ -915,7 +933,8 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * Atomically replaces the value of `key` with `fn(old)` (old is undefined
    * when absent). A result of undefined removes the key (or leaves it
    * absent). Returns the result. `fn` runs once, under the leaf's latch: it
-   * must be quick and must not use this tree.
+   * must be quick and must not use this tree (a call on this object from
+   * `fn` throws `SabreError`, and the update then writes nothing).
    *
    * @example
    * ```ts
@@ -933,6 +952,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         }`,
       );
     }
+    if (this.#unusable !== 0) this.#throwUnusable(); // before staging
     this.#format.stageCheckedKey(key, "key");
     const result = this.#write(W_UPDATE, fn as (old: unknown) => unknown);
     return result === NONE ? undefined : result as V;
@@ -971,7 +991,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #pop(first: boolean): [K, V] | undefined {
     const heap = this.#heap, format = this.#format;
     this.#startDeadline();
-    if (this.#destroyed) this.#throwDestroyed();
+    if (this.#unusable !== 0) this.#throwUnusable();
     heap.pinForOperation();
     try {
       for (;;) {
@@ -1052,7 +1072,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #write(mode: number, fn: ((old: unknown) => unknown) | undefined): unknown {
     const heap = this.#heap, format = this.#format;
     this.#startDeadline();
-    if (this.#destroyed) this.#throwDestroyed();
+    if (this.#unusable !== 0) this.#throwUnusable();
     heap.pinForOperation();
     try {
       for (;;) {
@@ -1100,7 +1120,13 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
                 put = false;
                 break;
               }
-              const next = fn!(found ? result : undefined);
+              let next: unknown;
+              this.#unusable = IN_UPDATE_FN;
+              try {
+                next = fn!(found ? result : undefined);
+              } finally {
+                this.#unusable = USABLE;
+              }
               if (next === undefined) {
                 if (!found) {
                   LatchWords.unlock(heap.i32, latch);
@@ -1754,7 +1780,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   ): void {
     const heap = this.#heap, format = this.#format;
     const reverse = state.reverse;
-    if (this.#destroyed) this.#throwDestroyed();
+    if (this.#unusable !== 0) this.#throwUnusable();
     heap.pinForOperation();
     try {
       let at = state.at;
@@ -1874,7 +1900,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     hint?: Int32Array,
   ): [K, V] | undefined {
     const heap = this.#heap, format = this.#format;
-    if (this.#destroyed) this.#throwDestroyed();
+    if (this.#unusable !== 0) this.#throwUnusable();
     heap.pinForOperation();
     try {
       restart: for (;;) {
@@ -1966,7 +1992,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const node = hint[0];
     if (node === 0) return null;
     const heap = this.#heap, format = this.#format;
-    if (this.#destroyed) this.#throwDestroyed();
+    if (this.#unusable !== 0) this.#throwUnusable();
     heap.pinForOperation();
     try {
       if (node + NODE_BYTES > heap.mappedBytes) heap.ensure(node + NODE_BYTES);
@@ -2166,7 +2192,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (ks.length === 0) return;
     const heap = this.#heap;
     this.#startDeadline();
-    if (this.#destroyed) this.#throwDestroyed();
+    if (this.#unusable !== 0) this.#throwUnusable();
     heap.pinForOperation();
     try {
       // Latch the root pointer and the (empty) root leaf, so that no write
@@ -2331,13 +2357,13 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   destroy(): void {
-    if (this.#destroyed) this.#throwDestroyed();
+    if (this.#unusable !== 0) this.#throwUnusable();
     const heap = this.#heap, format = this.#format;
     // One CAS on the tag: of two workers that destroy the tree, one wins, and
     // attach() refuses the handle from here on (until the header is reused).
     const won = Atomics.compareExchange(heap.i32, this.#header, TAG, 0) === TAG;
     // This object is done with either way: another destroyed the tree first.
-    this.#destroyed = true;
+    this.#unusable = DESTROYED;
     if (!won) throw new SabreError("Cannot destroy BPlusTree as it was destroyed already");
     heap.pinForOperation();
     try {
@@ -2372,11 +2398,19 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * Set by destroy(): every later call on this object throws rather than
    * read or write blocks that the heap may have given to something else.
    */
-  #destroyed = false;
+  /**
+   * USABLE, DESTROYED (by this object: others cannot know), or IN_UPDATE_FN
+   * while update() runs its fn under a leaf latch: every call then throws
+   * before it stages anything, as a read would overwrite the staged key of
+   * the update, and a write would wait for the latch that fn's caller holds.
+   */
+  #unusable = USABLE;
 
-  #throwDestroyed(): never {
+  #throwUnusable(): never {
     throw new SabreError(
-      "Cannot use BPlusTree as it was destroyed: its memory may belong to another structure now",
+      this.#unusable === DESTROYED
+        ? "Cannot use BPlusTree as it was destroyed: its memory may belong to another structure now"
+        : "Cannot use BPlusTree inside the fn of its own update(), which runs under a leaf latch: read what fn needs before the update",
     );
   }
 

@@ -798,6 +798,69 @@ Deno.test("bad input: a throwing update function leaves the key as it was", () =
   checkTree(tree);
 });
 
+Deno.test("bad input: string keys and values default to at most 256 bytes, as documented", () => {
+  const tree = BPlusTree.create<string, string>(SharedHeap.create(), {
+    key: "string",
+    value: "string",
+  });
+  tree.set("k".repeat(256), "v".repeat(256));
+  assert.equal(tree.get("k".repeat(256)), "v".repeat(256));
+  assert.throws(() => tree.set("k".repeat(257), "v"), RangeError);
+  assert.throws(() => tree.set("k", "v".repeat(257)), RangeError);
+  assert.equal(tree.size, 1);
+  // Attached elsewhere, the tree keeps the same limits.
+  const attached = BPlusTree.attach<string, string>(tree.handle);
+  assert.throws(() => attached.set("k".repeat(257), "v"), RangeError);
+});
+
+Deno.test("bad input: a call on the tree from inside update's fn throws, and the update writes nothing", () => {
+  // A read from fn would overwrite the key that the update has staged (it
+  // wrote the read's key, with fn's result, in place of its own), and a write
+  // would wait for the leaf latch that the update holds.
+  const heap = SharedHeap.create();
+  const tree = BPlusTree.create<string, number>(heap, {
+    key: "string",
+    value: "i32",
+    leafCapacity: 4,
+  });
+  for (let i = 0; i < 20; i++) tree.set(`k${i}`, i);
+  const calls: [string, () => unknown][] = [
+    ["get", () => tree.get("zz")],
+    ["has", () => tree.has("k1")],
+    ["set", () => tree.set("k2", 0)],
+    ["insert", () => tree.insert("new", 0)],
+    ["getOrInsert", () => tree.getOrInsert("new", 0)],
+    ["delete", () => tree.delete("k3")],
+    ["update", () => tree.update("k4", () => 0)],
+    ["size", () => tree.size],
+    ["first", () => tree.first()],
+    ["range", () => [...tree.range({ gte: "k1" })]],
+    ["iteration", () => [...tree]],
+    ["destroy", () => tree.destroy()],
+  ];
+  for (const [what, call] of calls) {
+    for (const key of ["k5", "absent"]) {
+      assert.throws(
+        () =>
+          tree.update(key, (old) => {
+            call();
+            return (old ?? 0) + 100;
+          }),
+        (e) => e instanceof SabreError && /inside the fn of its own update/.test(e.message),
+        `${what} from fn (update of ${key})`,
+      );
+    }
+  }
+  // Nothing was written, and the tree is usable again.
+  assert.equal(tree.size, 20);
+  assert.equal(tree.get("k5"), 5);
+  assert.equal(tree.has("absent"), false);
+  assert.equal(tree.has("zz"), false);
+  assert.equal(tree.update("k5", (old) => (old ?? 0) + 1), 6);
+  assert.deepEqual([...tree].map(([k]) => k), [...Array(20).keys()].map((i) => `k${i}`).sort());
+  checkTree(tree);
+});
+
 // ---------------------------------------------------------------------------
 // bulkLoad
 
