@@ -961,6 +961,19 @@ Deno.test("bulkLoad: string keys in code point order (not JS order) are accepted
 // ---------------------------------------------------------------------------
 // Heap exhaustion
 
+Deno.test("exhaustion: a tree whose writes rewrite large leaves fits a heap many times its data", () => {
+  // Each set copies its whole leaf (up to 128 entries of 100-byte values,
+  // about 14 KiB), and retires the old copy. 3,000 sets hold about 330 KiB
+  // of data; the retired copies and the pages of the leaves' many size
+  // classes once filled the 2 MiB heap after 104 sets.
+  const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 2 * MiB });
+  const tree = BPlusTree.create<number, string>(heap, { key: "i32", value: "string" });
+  for (let k = 0; k < 3000; k++) tree.set(k, "x".repeat(100));
+  assert.equal(tree.size, 3000);
+  assert.equal(tree.get(2999), "x".repeat(100));
+  checkTree(tree);
+});
+
 Deno.test("exhaustion: a full heap fails writes with HeapExhaustedError; the tree stays whole and usable", () => {
   const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: MiB });
   const ballast = Array.from({ length: 2 }, () => heap.allocate(60_000));

@@ -23,9 +23,10 @@ import { resolve } from "node:path";
 const bundle = isMainThread ? process.argv[2] : workerData.bundle;
 if (!bundle) throw new Error("usage: node _node_termination_test_workers.mjs <bundle.mjs> [kills]");
 const bundleUrl = bundle.startsWith("file:") ? bundle : pathToFileURL(resolve(bundle)).href;
-const { HashMap, SharedHeap, ownedKeys, verifyAndRewrite, verifyArgsAfter } = await import(
-  bundleUrl
-);
+const { HashMap, SharedHeap, heapKernel, ownedKeys, verifyAndRewrite, verifyArgsAfter } =
+  await import(
+    bundleUrl
+  );
 
 /** A small seeded generator (mulberry32), for the fixtures' `ctx.random`. */
 function seeded(seed) {
@@ -134,7 +135,7 @@ if (!isMainThread) {
         throw new Error(`kill ${kill}: ${heap.stats().workers} workers, expected ${registered}`);
       }
       const grow = 2 * map.capacity;
-      const sizeSlack = heap.kernel === null ? 1 : 0;
+      const sizeSlack = heapKernel(heap) === null ? 1 : 0;
       const verifyArgs = { ...verifyArgsAfter(args, workers, grow), sizeSlack };
       const size = await run(spawn("verify", 0, verifyArgs));
       if (Math.abs(map.size - size) > sizeSlack || size < grow) {
@@ -144,7 +145,7 @@ if (!isMainThread) {
       // map is destroyed and everything collected, only the blocks it had in
       // flight may be missing (an entry not yet published or retired, a
       // block taken for freeing, a table it was retiring).
-      const kernel = heap.kernel !== null;
+      const kernel = heapKernel(heap) !== null;
       map.destroy();
       for (let i = 0; i < 4; i++) heap.collect();
       const { liveBlocks: leaked, retiredBlocks } = heap.stats();

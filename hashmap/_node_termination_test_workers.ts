@@ -8,3 +8,4 @@
 
 export { HashMap, SharedHeap } from "../mod.ts";
 export { ownedKeys, verifyAndRewrite, verifyArgsAfter } from "./_hashmap_test_workers.ts";
+export { heapKernel } from "../memory/_heap_hooks.ts";

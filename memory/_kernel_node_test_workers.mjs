@@ -5,7 +5,7 @@
 //
 //   node _kernel_node_test_workers.mjs <bundle.mjs> [kills]
 //
-// The bundle is memory/mod.ts built with `deno bundle`. Prints one JSON
+// The bundle is memory/_kernel_node_test_entry.ts built with `deno bundle`. Prints one JSON
 // line: { kills, kernel } or { error }.
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
@@ -14,11 +14,11 @@ import { resolve } from "node:path";
 const bundle = isMainThread ? process.argv[2] : workerData.bundle;
 if (!bundle) throw new Error("usage: node _kernel_node_test_workers.mjs <bundle.mjs> [kills]");
 const bundleUrl = bundle.startsWith("file:") ? bundle : pathToFileURL(resolve(bundle)).href;
-const { SharedHeap } = await import(bundleUrl);
+const { SharedHeap, heapKernel } = await import(bundleUrl);
 
 if (!isMainThread) {
   const heap = SharedHeap.attach(workerData.heap);
-  const kernel = heap.kernel;
+  const kernel = heapKernel(heap);
   const { at, countAt } = workerData;
   const i32 = heap.i32;
   parentPort.postMessage("running");
@@ -30,7 +30,7 @@ if (!isMainThread) {
   const kills = Number(process.argv[3] ?? "50");
   try {
     const heap = SharedHeap.create();
-    if (heap.kernel === null) {
+    if (heapKernel(heap) === null) {
       console.log(JSON.stringify({ kills: 0, kernel: false }));
     } else {
       const block = heap.allocateZeroed(16);

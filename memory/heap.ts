@@ -315,6 +315,12 @@ const EPOCH_REFRESH = 16;
 /** Retired blocks between two collection attempts. */
 const COLLECT_EVERY = 64;
 /**
+ * Retired bytes between two collection attempts, at most: large blocks
+ * (a B+ tree's leaves) fill a small heap long before 64 of them are retired.
+ * A heap's limit is the smaller of this and 1/32 of its maxBytes.
+ */
+const COLLECT_EVERY_BYTES = 256 << 10;
+/**
  * Retired blocks a worker may hold before retire() waits for reclamation
  * (see #waitForReclamation).
  */
@@ -656,6 +662,9 @@ export class SharedHeap implements Disposable {
   // #chainEnd's second answer: the entries of the chain it walked.
   #chainEntries = 0;
   #collectAt = COLLECT_EVERY;
+  /** Bytes retired since the last collection attempt, and their limit. */
+  #retiredBytesSinceCollect = 0;
+  #collectEveryBytes = 0;
   // The backlog past which retire() waits for reclamation.
   #backlogLimit = RETIRED_BACKLOG;
   // Waits in a row that did not see the epoch move.
@@ -672,6 +681,7 @@ export class SharedHeap implements Disposable {
     this.#mapViews(sab.byteLength);
     const i32 = this.i32;
     this.maxBytes = i32[H_MAX_PAGES] * PAGE_BYTES;
+    this.#collectEveryBytes = Math.min(COLLECT_EVERY_BYTES, this.maxBytes / 32);
     this.maxWorkers = i32[H_MAX_WORKERS];
     this.#uid = heapUid(i32);
     this.#descBase = i32[H_DESC_OFFSET] >> 2;
@@ -1487,7 +1497,14 @@ export class SharedHeap implements Disposable {
     const pages = Math.ceil(size / PAGE_BYTES);
     const order = 32 - Math.clz32(pages - 1);
     if (order > MAX_ORDER) throw new HeapExhaustedError(size, this.maxBytes);
-    const page = this.#takePages(order, size, H_LARGE_PAGES);
+    let page: number;
+    try {
+      page = this.#takePages(order, size, H_LARGE_PAGES);
+    } catch (e) {
+      if (!this.#mayCollectForRoom(e)) throw e;
+      this.#collectForRoom();
+      page = this.#takePages(order, size, H_LARGE_PAGES);
+    }
     const i32 = this.i32;
     const d = this.#descBase + page * DESC_WORDS;
     const bytes = PAGE_BYTES * 2 ** order;
@@ -1498,6 +1515,75 @@ export class SharedHeap implements Disposable {
     i32[this.#slotBase + S_LIVE_BYTES] += bytes;
     return page * PAGE_BYTES;
   }
+
+  /**
+   * Whether an allocation that found the heap full (`error`) may collect
+   * this worker's retired blocks and its empty pages, and try once more:
+   * not during such a collection (whose allocations then fail as they
+   * are), nor for a retire bag (its caller is between two steps of
+   * the retire list, and spills the block when no bag can be had).
+   */
+  #mayCollectForRoom(error: unknown): boolean {
+    return error instanceof HeapExhaustedError && !this.#collectingForRoom;
+  }
+
+  /**
+   * A collection for an allocation that found the heap full. Blocks that
+   * this worker retired two epochs back go back to their pages, and pages
+   * left empty to the pool; the caller then tries once more. Without it, a
+   * writer that retires large blocks (a B+ tree rewrites a whole leaf on
+   * each write) could fill the heap between two of retire()'s periodic
+   * collections while most of it waited to be freed.
+   */
+  #collectForRoom(): void {
+    this.#collectingForRoom = true;
+    try {
+      this.#collect();
+      this.#releaseEmptyPages();
+    } finally {
+      this.#collectingForRoom = false;
+    }
+  }
+
+  /**
+   * Gives back to the pool every page of this worker's class queues that
+   * holds no live block, the classes' current pages included (kept
+   * otherwise, so that a class whose last block comes and goes does not
+   * take and return a page each time). A worker that used many size
+   * classes, as a B+ tree's growing leaves do, may hold a page of each.
+   */
+  #releaseEmptyPages(): void {
+    const i32 = this.i32;
+    const slotBase = this.#slotBase;
+    for (let cls = 0; cls < CLASS_COUNT; cls++) {
+      const available = slotBase + S_CLASS_QUEUES + cls;
+      const full = slotBase + S_FULL_QUEUES + cls;
+      for (let page = i32[full]; page !== 0;) {
+        const d = this.#descBase + page * DESC_WORDS;
+        const next = i32[d + D_NEXT];
+        if (Atomics.load(i32, d + D_REMOTE) !== 0) {
+          // Others freed into it: it has room again (as in #allocateSlow).
+          this.#collectRemote(d);
+          this.#unlinkQueue(full, page);
+          i32[d + D_BUMP] &= ~IN_FULL_LIST;
+          this.#pushQueue(available, page);
+        }
+        page = next;
+      }
+      for (let page = i32[available]; page !== 0;) {
+        const d = this.#descBase + page * DESC_WORDS;
+        const next = i32[d + D_NEXT];
+        this.#collectRemote(d);
+        if (i32[d + D_USED] === 0) {
+          this.#unlinkQueue(available, page);
+          this.#returnPages(page, CLASS_ORDER[cls], H_SMALL_PAGES);
+        }
+        page = next;
+      }
+    }
+  }
+
+  #collectingForRoom = false;
 
   /** Takes a page block from the pool, growing the heap when needed. */
   #takePages(order: number, requested: number, counter: number): number {
@@ -1571,7 +1657,7 @@ export class SharedHeap implements Disposable {
    * full move to the class's full list, so later walks skip them; a free
    * into a full page brings it back (see free()). Amortized O(1).
    */
-  #allocateSlow(cls: number): number {
+  #allocateSlow(cls: number, collected = false): number {
     const i32 = this.i32;
     const available = this.#slotBase + S_CLASS_QUEUES + cls;
     const full = this.#slotBase + S_FULL_QUEUES + cls;
@@ -1610,7 +1696,13 @@ export class SharedHeap implements Disposable {
       }
     }
     if (found === 0) {
-      found = this.#takePages(CLASS_ORDER[cls], size, H_SMALL_PAGES);
+      try {
+        found = this.#takePages(CLASS_ORDER[cls], size, H_SMALL_PAGES);
+      } catch (e) {
+        if (collected || !this.#mayCollectForRoom(e)) throw e;
+        this.#collectForRoom();
+        return this.#allocateSlow(cls, true);
+      }
       crashPoint("heap.page.take");
       this.#initSmallPage(found, cls);
       this.#pushQueue(available, found);
@@ -2027,7 +2119,7 @@ export class SharedHeap implements Disposable {
    * ```
    */
   retire(ptr: number): void {
-    this.#headDescriptor(ptr, "retire");
+    const d = this.#headDescriptor(ptr, "retire");
     let slotBase = this.#slotBase;
     if (slotBase < 0) {
       this.join();
@@ -2037,7 +2129,15 @@ export class SharedHeap implements Disposable {
     if (!this.#pushBagEntry(ptr, epoch)) this.#spill(ptr, epoch);
     this.#retiredCount++;
     this.i32[slotBase + S_RETIRED]++;
-    if (this.#retiredCount >= this.#collectAt) {
+    const state = this.i32[d + D_STATE];
+    this.#retiredBytesSinceCollect += stateKind(state) === K_SMALL
+      ? CLASS_SIZE[stateClass(state)]
+      : PAGE_BYTES * 2 ** stateOrder(state);
+    if (
+      this.#retiredCount >= this.#collectAt ||
+      this.#retiredBytesSinceCollect >= this.#collectEveryBytes
+    ) {
+      this.#retiredBytesSinceCollect = 0;
       this.#collect();
       if (this.#retiredCount > this.#backlogLimit) this.#waitForReclamation();
       this.#collectAt = this.#retiredCount + COLLECT_EVERY;
@@ -2142,11 +2242,15 @@ export class SharedHeap implements Disposable {
    */
   #appendBag(): number {
     let bag: number;
+    const collecting = this.#collectingForRoom;
+    this.#collectingForRoom = true; // see #mayCollectForRoom
     try {
       bag = this.allocate(BAG_BYTES);
     } catch (e) {
       if (e instanceof HeapExhaustedError) return 0;
       throw e;
+    } finally {
+      this.#collectingForRoom = collecting;
     }
     const i32 = this.i32;
     const slotBase = this.#slotBase;

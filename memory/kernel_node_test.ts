@@ -19,7 +19,7 @@ Deno.test({
   async fn() {
     assert.ok(version !== undefined, "node is not on the PATH (SABRE_REQUIRE_NODE=1)");
     const run = await runUnderNode(
-      "memory/mod.ts",
+      "memory/_kernel_node_test_entry.ts",
       new URL("_kernel_node_test_workers.mjs", import.meta.url),
       [String(40 * STRESS)],
     );
