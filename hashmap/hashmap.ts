@@ -23,6 +23,10 @@
  * is absent but keeps its slot, so a key never moves within a table), and
  * COPIED (4: the entry is shared with an older table, see below). A frozen
  * empty slot (value 1) is MOVED: nothing can be inserted there any more.
+ * A delete tags the entry it finds, except where values have a variable
+ * size: there it puts a copy of the entry with an empty value in the slot
+ * (built in #remove, retired like a replaced entry), so that the value's
+ * bytes are reclaimed at once; the kernel does not take those deletes.
  *
  * ## Memory-model patterns
  *
@@ -73,7 +77,10 @@
  * ## Crashes
  *
  * A worker that dies mid-write leaks at most one entry: its new one before
- * the CAS that publishes it, or the one it replaced after. Chunk holder
+ * the CAS that publishes it, or the one it replaced after. One that dies in
+ * the middle of a resize may leak a whole table: a new one it allocated and
+ * had not published yet, or the old one whose retirement it had closed
+ * (T_RETIRING cleared) and not yet freed. The map stays correct either way. Chunk holder
  * words and the promotion lock hold their holder's heap ownerId: once a
  * worker that died holding one is evicted from the heap (`evictWorker`),
  * the next writer takes the chunk or the lock over and finishes the job
@@ -380,6 +387,7 @@ export class HashMap<K, V> {
       this.#values.fixedBytes !== 0;
     this.#setInKernel = this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32 ||
       this.#stringKeys;
+    this.#deletesInKernel = this.#setInKernel && this.#values.fixedBytes !== 0;
     this.#kernelValueKind = kernelValueKindOf(this.#valueKind);
     this.#kernelIntGets = this.#int32Keys && this.#kernelValueKind !== 0;
     this.#kernelStringGets = this.#stringKeys && this.#kernelValueKind !== 0;
@@ -1296,6 +1304,14 @@ export class HashMap<K, V> {
   #setInKernel: boolean;
 
   /**
+   * Whether deletes can run in the kernel: as #setInKernel, for values of
+   * a fixed size. Those of variable-size values put a copy of the entry
+   * without its value in the DELETED slot (#remove), which the kernel
+   * cannot build.
+   */
+  #deletesInKernel: boolean;
+
+  /**
    * Sets `key` to `value` and returns the previous value, or `undefined`.
    *
    * @example
@@ -1563,7 +1579,7 @@ export class HashMap<K, V> {
    * ```
    */
   delete(key: K): boolean {
-    if (this.#setInKernel) {
+    if (this.#deletesInKernel) {
       const done = this.#deleteInKernel(key, KERNEL_WRITE_IF_PRESENT, 0);
       if (done !== IN_GENERAL_PATH) return done === WRITTEN;
     }
@@ -1584,7 +1600,7 @@ export class HashMap<K, V> {
    * ```
    */
   take(key: K): V | undefined {
-    if (!this.#setInKernel || this.#takeInKernel(key) === IN_GENERAL_PATH) {
+    if (!this.#deletesInKernel || this.#takeInKernel(key) === IN_GENERAL_PATH) {
       this.#remove(key, false, undefined, true);
     }
     return this.#takePrevious();
@@ -1714,6 +1730,7 @@ export class HashMap<K, V> {
     this.#kernelStringGets = false;
     this.#stringKeys = false;
     this.#setInKernel = false;
+    this.#deletesInKernel = false;
     if (!won) throw new SabreError("Cannot destroy HashMap as it was destroyed already");
     heap.pinForOperation();
     try {
@@ -2333,14 +2350,17 @@ export class HashMap<K, V> {
     const hash = this.#prepareKey(key, "key");
     const heap = this.#heap;
     heap.pinForOperation();
+    // Values of variable size: the entry copied without its value, built at
+    // the first attempt and kept for the next ones (it holds only the key).
+    let stub = 0;
     try {
       let table = this.#root();
       for (;;) {
         heap.ensure(table + TABLE_BYTES);
         const next = this.#next(table);
         if (next !== 0) {
-          // Helping is optional: a delete, which allocates nothing of its
-          // own, must not fail because a copy found the heap full.
+          // Helping is optional: a delete must not fail because a copy
+          // found the heap full (nor because its stub could not be had).
           try {
             this.#helpMigrate(table, next);
           } catch (e) {
@@ -2371,7 +2391,16 @@ export class HashMap<K, V> {
         if ((seen & DELETED) !== 0) return NOT_FOUND;
         const old = seen & ~TAGS;
         if (conditional && !this.#valueEquals(old, expected as V)) return NOT_FOUND;
-        if (this.#casCounted(slot, seen, seen | DELETED, -1) !== seen) continue;
+        if (stub === 0 && this.#values.fixedBytes === 0) stub = this.#keyOnlyCopy(old);
+        // The key keeps its slot either way (see the module doc).
+        const deleted = stub !== 0 ? stub | DELETED : seen | DELETED;
+        if (this.#casCounted(slot, seen, deleted, -1) !== seen) continue;
+        if (stub !== 0) {
+          stub = 0; // published
+          // As a set that replaces an entry: one that a retiring older
+          // table still shares (COPIED) is retired by that retirement.
+          if ((seen & COPIED) === 0) heap.retire(old);
+        }
         this.#deletesCounted(table);
         // Still pinned: a set of the key may already have replaced the
         // DELETED entry and retired it, but cannot free it before the unpin.
@@ -2379,8 +2408,36 @@ export class HashMap<K, V> {
         return old;
       }
     } finally {
+      if (stub !== 0) heap.free(stub); // never published
       heap.unpin();
     }
+  }
+
+  /**
+   * For a delete in a map of variable-size values: a copy of entry `old`
+   * (pinned) with an empty value, to stand in the DELETED slot, so that the
+   * deleted value's bytes are reclaimed now rather than when the key is set
+   * again or the table is resized. 0 where the value is empty already or
+   * the heap is full: the delete then tags `old` itself.
+   */
+  #keyOnlyCopy(old: number): number {
+    const heap = this.#heap;
+    heap.ensure(old + this.#entryMinBytes);
+    if (heap.i32[(old + this.#valueLenAt) >> 2] === 0) return 0;
+    const valueAt = this.#valueAt(old) - old; // the key ends before it
+    let stub: number;
+    try {
+      stub = heap.allocate(Math.max(this.#entryMinBytes, valueAt));
+    } catch (e) {
+      if (e instanceof HeapExhaustedError) return 0;
+      throw e;
+    }
+    // Plain reads of an entry published before this worker found it
+    // (pattern b), into a block no other worker can see yet.
+    heap.ensure(old + valueAt);
+    heap.u8.copyWithin(stub, old, old + valueAt);
+    heap.i32[(stub + this.#valueLenAt) >> 2] = 0;
+    return stub;
   }
 
   // --------------------------------------------------------------- resizing

@@ -627,6 +627,43 @@ Deno.test("resize: every key written while a migration spans several operations 
   assert.equal(map.size, n - n / 5);
 });
 
+Deno.test("memory: deleting a key whose value is a string or bytes frees the value's bytes at once, before any shrink", () => {
+  for (const value of ["string", "bytes"] as const) {
+    const heap = SharedHeap.create();
+    const map = createMap(heap, { key: "i32", value });
+    const valueOf = (k: number) =>
+      value === "string" ? "x".repeat(200) + k : new Uint8Array(200).fill(k & 255);
+    for (let k = 0; k < 2000; k++) map.set(k, valueOf(k));
+    const capacity = map.capacity;
+    for (let i = 0; i < 4; i++) heap.collect();
+    const before = heap.stats().liveBytes;
+    // Each way of removing a key: delete, take, deleteIf.
+    for (let k = 0; k < 1200; k++) {
+      if (k % 3 === 0) assert.ok(map.delete(k));
+      else if (k % 3 === 1) assert.deepEqual(map.take(k), valueOf(k));
+      else assert.ok(map.deleteIf(k, valueOf(k)));
+    }
+    for (let i = 0; i < 4; i++) heap.collect();
+    const freed = before - heap.stats().liveBytes;
+    assert.equal(map.capacity, capacity, `${value}: the map shrank, which frees entries anyway`);
+    assert.ok(freed >= 1200 * 200, `${value}: only ${freed} bytes freed by 1,200 deletes`);
+    // The keys are gone, the others intact, and each deleted key can come back.
+    assert.equal(map.size, 800);
+    for (let k = 0; k < 2000; k++) {
+      assert.deepEqual(map.get(k), k < 1200 ? undefined : valueOf(k), `${value}: get(${k})`);
+    }
+    for (let k = 0; k < 1200; k += 7) map.set(k, valueOf(k + 1));
+    for (let k = 0; k < 1200; k += 7) assert.deepEqual(map.get(k), valueOf(k + 1));
+    assert.equal(map.size, 800 + Math.ceil(1200 / 7));
+    assert.equal(map.delete(0), true);
+    assert.equal(map.delete(0), false);
+    const live = heap.stats().liveBlocks;
+    map.destroy();
+    for (let i = 0; i < 4; i++) heap.collect();
+    assert.ok(heap.stats().liveBlocks < live, `${value}: destroy freed nothing`);
+  }
+});
+
 Deno.test("memory: an i32 -> i32 entry costs at most 24 bytes, slots included, once a growth and the old table's retirement are done", () => {
   const heap = SharedHeap.create();
   const empty = settledUse(heap).bytes;
@@ -2395,8 +2432,10 @@ Deno.test("exhaustion: deleting most keys of a map that filled the heap lets new
   const model = new Map<number, string>();
   const value = (k: number) => `value ${k} `.padEnd(100, ".");
   const failed = fillUntilExhausted(map, model, 0, value);
-  // Deleted entries keep their memory until their table is replaced: a map
-  // shrinks once fewer than 1/8 of its slots are live, and frees them then.
+  // Each delete puts a copy of the entry without its value in the key's slot
+  // (or, while the heap is full, tags the entry itself), so the values'
+  // bytes come back at once; the keys' own go when the map shrinks, once
+  // fewer than 1/8 of its slots are live.
   for (let k = 0; k < failed * 0.9; k++) {
     assert.ok(map.delete(k));
     model.delete(k);

@@ -3,8 +3,10 @@
  *
  * Reads never block and write nothing shared but the reader's epoch slot;
  * writers use CAS on the key's slot and never take a global lock; the table
- * grows and shrinks online, with writers helping to migrate it. Removed and
- * replaced entries are reclaimed through the heap's epochs.
+ * grows and shrinks online, with writers helping to migrate it. Replaced
+ * entries, and the values of removed ones, are reclaimed through the heap's
+ * epochs; a removed key keeps a small entry in its slot until the key is
+ * set again or the table is resized.
  *
  * @example
  * ```ts

@@ -50,6 +50,7 @@ export function kernelLabel(kernel: KernelChoice): string {
  * @example
  * ```ts
  * import { heapWithKernel } from "./kernel.ts";
+ * import { heapKernel } from "../memory/_heap_hooks.ts";
  * console.assert(heapKernel(heapWithKernel(false)) === null);
  * ```
  */
