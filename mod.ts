@@ -14,9 +14,12 @@
  * const counter = heap.allocateZeroed(4);
  * Atomics.add(heap.i32, counter >> 2, 1);
  * heap.setRoot("counter", heap.handleOf("app.Counter", 1, counter));
- * // in any worker holding the heap:
+ * // in any worker holding the heap (ensure() maps what other workers grew
+ * // the heap to since this worker last looked):
  * const found = heap.root("counter");
- * console.assert(found !== undefined && Atomics.load(heap.i32, found.offset >> 2) === 1);
+ * console.assert(found !== undefined);
+ * heap.ensure(found.offset + 4);
+ * console.assert(Atomics.load(heap.i32, found.offset >> 2) === 1);
  * ```
  *
  * @module

@@ -10,10 +10,13 @@
  *
  * Blocking follows one rule everywhere: spin briefly, then park on a futex
  * word with `Atomics.wait`, and wake only when someone waits, so blocked
- * workers use no CPU. Every blocking operation has a sync form, an async form
+ * workers use no CPU. Every way to take a lock has a sync form, an async form
  * (`Atomics.waitAsync`, for threads that must not block their event loop), a
  * `try` form that never waits, and a `{ timeoutMs }` option that throws
- * `TimeoutError`. Guards release with `using`.
+ * `TimeoutError`. Guards release with `using`. The closure helpers
+ * (`withLock`, `withRead`, `withWrite`, `HybridLatch.write`, `SeqLock.write`)
+ * are sync; async code takes the guard instead:
+ * `using _guard = await mutex.lockAsync()`.
  *
  * @example
  * ```ts

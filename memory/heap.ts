@@ -1075,6 +1075,17 @@ export class SharedHeap implements Disposable {
       kernelKeyWords: (heap) => heap.#kernelKeyWords,
       epochWordAt: (heap) => heap.#epochWordAt(),
     });
+    // console.log of a heap, or of a structure that holds one, shows a line
+    // rather than its seven views of the whole buffer.
+    const describe = function (this: SharedHeap): string {
+      const bytes = this.sab.byteLength;
+      return `SharedHeap { id: "${this.#uid}", bytes: ${bytes}, maxBytes: ${this.maxBytes}, kernel: ${
+        this.#kernel !== null
+      }${this.#closed ? ", closed" : ""} }`;
+    };
+    for (const key of ["Deno.customInspect", "nodejs.util.inspect.custom"]) {
+      Object.defineProperty(SharedHeap.prototype, Symbol.for(key), { value: describe });
+    }
   }
 
   /**

@@ -298,6 +298,19 @@ Deno.test("allocate/free: bad input throws before anything changes", () => {
   assert.equal(heap.stats().liveBlocks, 0);
 });
 
+Deno.test("inspect: console.log of a heap prints one line, not its views", () => {
+  const heap = SharedHeap.create({ maxBytes: 64 * MiB });
+  const text = Deno.inspect(heap);
+  assert.equal(
+    text,
+    `SharedHeap { id: "${heap.id}", bytes: ${heap.sab.byteLength}, maxBytes: ${64 * MiB}, kernel: ${
+      heap.memory !== null
+    } }`,
+  );
+  heap.close();
+  assert.match(Deno.inspect(heap), /, closed \}$/);
+});
+
 Deno.test("exhaustion: HeapExhaustedError, and the heap stays usable", () => {
   const heap = SharedHeap.create({ initialBytes: MiB, maxBytes: 2 * MiB, maxWorkers: 2 });
   assertThrowsWith(() => heap.allocate(4 * MiB), HeapExhaustedError, "2097152");

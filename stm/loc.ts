@@ -156,9 +156,9 @@ export function addValue(code: number, old: number, delta: unknown, what: string
  * a short spin before it is aborted.
  *
  * A Loc lives as long as its heap, or until {@linkcode Loc.free}. All
- * Locs of one heap belong to that heap's STM domain (created by the first `Loc.make`, so create one before
- * several workers create Locs at once), and one transaction may only use
- * Locs of one heap.
+ * Locs of one heap belong to that heap's STM domain (created by the first
+ * `Loc.make` in any worker; workers that race to create it agree on one),
+ * and one transaction may only use Locs of one heap.
  *
  * @example
  * ```ts
@@ -189,6 +189,25 @@ export class Loc {
     this.a = address;
     this.w = (address >> 2) + L_WORD;
     this.k = kind;
+  }
+
+  static {
+    // console.log shows the location, not its domain's words.
+    const describe = function (this: Loc): string {
+      const kind = Object.keys(KIND_CODES).find((name) =>
+        KIND_CODES[name as keyof typeof KIND_CODES] === this.k
+      );
+      let value: string;
+      try {
+        value = String(this.get());
+      } catch {
+        value = "?";
+      }
+      return `Loc { kind: "${kind}", address: ${this.a}, value: ${value} }`;
+    };
+    for (const key of ["Deno.customInspect", "nodejs.util.inspect.custom"]) {
+      Object.defineProperty(Loc.prototype, Symbol.for(key), { value: describe });
+    }
   }
 
   /**

@@ -329,3 +329,11 @@ Deno.test("Loc: the worker's cell and descriptor pools go back to the heap on co
   assert.equal(after.liveBlocks, before, `live blocks ${after.liveBlocks}, was ${before}`);
   assert.equal(after.retiredBlocks, 0);
 });
+
+Deno.test("inspect: console.log of a Loc shows its kind, address and value, not its domain", () => {
+  const heap = SharedHeap.create();
+  const loc = Loc.make(heap, 2.5);
+  assert.equal(Deno.inspect(loc), `Loc { kind: "f64", address: ${loc.address}, value: 2.5 }`);
+  const ref = Loc.make(heap, 0, { kind: "ref" });
+  assert.match(Deno.inspect(ref), /^Loc \{ kind: "ref", address: \d+, value: 0 \}$/);
+});

@@ -3,9 +3,10 @@
  * transaction until a location it read changes; `Retry.unless(cond)` does so
  * when `cond` is false; `Retry.invalid()` restarts the attempt at once.
  *
- * The signals are thrown as preallocated plain objects, not Errors: they are
- * control flow inside `Xt.commit`, cost no stack capture, and never reach
- * the caller of a commit.
+ * The signals are preallocated, so throwing one captures no stack: they are
+ * control flow inside `Xt.commit`, and never reach the caller of a commit.
+ * Each is an Error all the same, whose message says what went wrong where
+ * one escapes: a `Retry` call outside any transaction.
  *
  * @module
  */
@@ -24,7 +25,10 @@
  * }
  * ```
  */
-export const Later: { readonly retry: "later" } = Object.freeze({ retry: "later" as const });
+export const Later: { readonly retry: "later" } = retrySignal(
+  "later",
+  "Retry.later() or Retry.unless() was called outside a transaction: it only means something inside the function given to Xt.commit",
+);
 
 /**
  * The value thrown by {@linkcode Retry.invalid} and by a read that finds the
@@ -40,9 +44,22 @@ export const Later: { readonly retry: "later" } = Object.freeze({ retry: "later"
  * }
  * ```
  */
-export const Invalid: { readonly retry: "invalid" } = Object.freeze({
-  retry: "invalid" as const,
-});
+export const Invalid: { readonly retry: "invalid" } = retrySignal(
+  "invalid",
+  "Retry.invalid() was called outside a transaction: it only means something inside the function given to Xt.commit",
+);
+
+/**
+ * A frozen Error carrying `retry`, with a stack of its message alone (the
+ * place it was built says nothing about where it was thrown).
+ */
+function retrySignal<R extends string>(retry: R, message: string): { readonly retry: R } {
+  const signal = new Error(message) as Error & { retry: R };
+  signal.name = "RetrySignal";
+  signal.stack = `RetrySignal: ${message}`;
+  signal.retry = retry;
+  return Object.freeze(signal);
+}
 
 /**
  * Whether `e` is one of the retry signals ({@linkcode Later} or

@@ -128,6 +128,19 @@ function checkMode(options: CommitOptions | undefined): CommitMode {
   return mode;
 }
 
+/**
+ * A transaction function returned a Promise (it is async): what it does after
+ * its first await would run after the attempt ended. Nothing is committed.
+ */
+function throwAsyncTx(result: Promise<unknown>): never {
+  // Its rejection, once it touches the ended attempt, is expected: keep it
+  // from being reported as unhandled.
+  result.catch(() => {});
+  throw new TypeError(
+    "Cannot commit transaction as its function returned a Promise: a transaction runs synchronously, so it cannot be an async function (await outside it; Xt.commitAsync waits for a retry asynchronously)",
+  );
+}
+
 function checkTx(tx: unknown): void {
   if (typeof tx !== "function") {
     throw new TypeError(
@@ -370,7 +383,9 @@ export class Xt {
     this.#active = true;
     this.#attempt = ++attempts;
     try {
-      this.#result = tx(this);
+      const result = tx(this);
+      if (result instanceof Promise) throwAsyncTx(result);
+      this.#result = result;
       return this.#commitLog(mode) ? OK : AGAIN;
     } catch (e) {
       if (e === Invalid) return AGAIN;

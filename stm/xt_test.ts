@@ -545,6 +545,33 @@ Deno.test("Retry: the signals are recognisable and caught by commit", () => {
   assert.ok(isRetry(caught));
   assert.ok(!isRetry(new Error()));
   Retry.unless(true);
+  // One that escapes a transaction says so, as an Error.
+  for (const signal of [() => Retry.later(), () => Retry.unless(false), () => Retry.invalid()]) {
+    assert.throws(
+      signal,
+      (e) => e instanceof Error && isRetry(e) && /outside a transaction/.test(e.message),
+    );
+  }
+});
+
+Deno.test("bad input: an async transaction function throws TypeError and commits nothing", async () => {
+  const heap = SharedHeap.create();
+  const a = Loc.make(heap, 1);
+  const asyncTx = async (xt: Xt) => {
+    xt.set(a, 5); // before its first await: in the log, never committed
+    await Promise.resolve();
+    xt.set(a, 6);
+  };
+  assert.throws(
+    () => Xt.commit(asyncTx),
+    (e) => e instanceof TypeError && /Promise/.test(e.message),
+  );
+  await assert.rejects(Xt.commitAsync(asyncTx), (e) => e instanceof TypeError);
+  await new Promise((resolve) => setTimeout(resolve, 10)); // the functions' tails ran
+  assert.equal(a.get(), 1);
+  Xt.commit((xt) => xt.set(a, 2));
+  assert.equal(a.get(), 2);
+  assert.equal(heap.isPinned, false);
 });
 
 Deno.test("Xt: lock-free mode commits like the default", () => {
