@@ -115,6 +115,7 @@ import {
   STAGED,
 } from "./_node.ts";
 import { Cursor, ExclusiveCursor } from "./cursor.ts";
+import { checkOptionFields } from "../memory/_options.ts";
 
 const KIND = "sabre.BPlusTree";
 const LAYOUT_VERSION = 1;
@@ -383,6 +384,9 @@ export interface RangeOptions<K> {
   /** At most this many entries. */
   readonly limit?: number;
 }
+
+/** The fields of RangeOptions. */
+const RANGE_OPTIONS = ["gte", "gt", "lte", "lt", "reverse", "limit"] as const;
 
 /** maxKeyBytes and maxValueBytes where the options leave them out. */
 const DEFAULT_LIMIT_BYTES = 256;
@@ -1679,11 +1683,10 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     reverse: boolean;
     limit: number;
   } {
-    if (typeof options !== "object" || options === null) {
+    checkOptionFields(options, RANGE_OPTIONS, "scan BPlusTree");
+    if (options === undefined) {
       throw new TypeError(
-        `Cannot scan BPlusTree as 'options' must be an object: current value is ${
-          describeValue(options)
-        }`,
+        "Cannot scan BPlusTree as 'options' must be an object: current value is undefined",
       );
     }
     const keys = this.#keys;

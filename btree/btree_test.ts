@@ -1831,3 +1831,13 @@ Deno.test("regression: bulkLoad failing on a node header frees the leaf content 
   tree.set(1, 1);
   checkTree(tree);
 });
+
+Deno.test("bad input: a misspelt range option throws TypeError naming it", () => {
+  const tree = BPlusTree.create<number, number>(SharedHeap.create(), { key: "i32", value: "i32" });
+  tree.set(1, 1);
+  const misspelt = (e: unknown) => e instanceof TypeError && /no field 'from'/.test(e.message);
+  assert.throws(() => [...tree.range({ from: 5 } as never)], misspelt);
+  assert.throws(() => tree.scan({ from: 5 } as never, () => {}), misspelt);
+  assert.deepEqual([...tree.range({ gte: 1 })], [[1, 1]]);
+  assert.deepEqual([...tree.range()], [[1, 1]]);
+});

@@ -161,6 +161,7 @@ import { crashPoint } from "./faults.ts";
 import { createKernelMemory, instantiateKernel, type Kernel } from "./_kernel.ts";
 import { instantiateStringKernel, type StringKernel } from "./_string_kernel.ts";
 import { installHeapHooks } from "./_heap_hooks.ts";
+import { checkOptionFields } from "./_options.ts";
 
 /**
  * A plain object that names a shared object: `postMessage` sends it as it is,
@@ -707,13 +708,7 @@ export class SharedHeap implements Disposable {
    * ```
    */
   static create(options: SharedHeapOptions = {}): SharedHeap {
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(
-        `Cannot create SharedHeap as 'options' must be an object: current value is ${
-          describeValue(options)
-        }`,
-      );
-    }
+    checkOptionFields(options, ["initialBytes", "maxBytes", "maxWorkers"], "create SharedHeap");
     const maxWorkers = options.maxWorkers === undefined ? DEFAULT_MAX_WORKERS : options.maxWorkers;
     if (typeof maxWorkers !== "number") {
       throw new TypeError(

@@ -571,3 +571,11 @@ Deno.test("heap: setRootIfAbsent publishes once and hands later callers the firs
     "another heap",
   );
 });
+
+Deno.test("bad input: a misspelt SharedHeap option throws TypeError naming it", () => {
+  assert.throws(
+    () => SharedHeap.create({ maxWorker: 2 } as never),
+    (e) => e instanceof TypeError && /no field 'maxWorker'.*'maxWorkers'/.test(e.message),
+  );
+  assert.throws(() => SharedHeap.create(5 as never), /'options' must be an object/);
+});

@@ -42,6 +42,7 @@ import {
 } from "../memory/mod.ts";
 import { deadlineOf, type LockOptions, Mutex } from "../latch/mod.ts";
 import { endWrite, SEQ, waitEvenSequence, waitEvenSequenceAsync } from "./seqlock.ts";
+import { checkOptionFields } from "../memory/_options.ts";
 
 /** Layout version of this object; attach() accepts only this one. */
 const LAYOUT_VERSION = 2;
@@ -572,6 +573,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   static create<S extends SeqCellSchema>(schema: S, options: SeqCellOptions<S> = {}): SeqCell<S> {
+    checkOptionFields(options, ["heap", "initial"], "create SeqCell");
     const { fields, dataWords } = layoutOf(schema);
     const schemaBytes = encodeSchema(fields);
     const bytes = DATA * 4 + dataWords * 4 + schemaBytes.length;

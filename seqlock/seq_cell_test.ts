@@ -584,3 +584,11 @@ Deno.test("SeqCell: attach refuses a cell whose header or stored schema is corru
   refused(tampered({ long: "i32" }, (_, b) => b[36 + 1] = 2), /2 bytes follow/);
   refused(tampered({ long: "i32" }, (w) => w[6] = 5), /field 0's name lies past/);
 });
+
+Deno.test("bad input: a misspelt SeqCell option throws TypeError naming it", () => {
+  const heap = SharedHeap.create();
+  assert.throws(
+    () => SeqCell.create({ a: "i32" }, { heep: heap } as never),
+    (e) => e instanceof TypeError && /no field 'heep'.*'heap'/.test(e.message),
+  );
+});

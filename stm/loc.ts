@@ -29,6 +29,7 @@ import { Later } from "./retry.ts";
 import { KERNEL_SLOW } from "../memory/_kernel.ts";
 import { type CommitOptions, Xt } from "./xt.ts";
 import { kernelForRead, kernelTrapped } from "../memory/_heap_hooks.ts";
+import { checkOptionFields } from "../memory/_options.ts";
 
 export type { LocKind } from "./_kcas.ts";
 
@@ -233,6 +234,7 @@ export class Loc {
         `Cannot make Loc as 'heap' is not a SharedHeap: current value is ${describeValue(heap)}`,
       );
     }
+    checkOptionFields(options, ["kind"], "make Loc");
     const kindOption = options?.kind ?? "f64";
     const code = Object.hasOwn(KIND_CODES, kindOption) ? KIND_CODES[kindOption] : 0;
     if (code === 0) {

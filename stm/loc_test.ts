@@ -337,3 +337,11 @@ Deno.test("inspect: console.log of a Loc shows its kind, address and value, not 
   const ref = Loc.make(heap, 0, { kind: "ref" });
   assert.match(Deno.inspect(ref), /^Loc \{ kind: "ref", address: \d+, value: 0 \}$/);
 });
+
+Deno.test("bad input: a misspelt Loc option throws TypeError naming it", () => {
+  const heap = SharedHeap.create();
+  assert.throws(
+    () => Loc.make(heap, 0, { knd: "i32" } as never),
+    (e) => e instanceof TypeError && /no field 'knd'.*'kind'/.test(e.message),
+  );
+});

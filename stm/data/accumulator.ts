@@ -10,6 +10,7 @@
 import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { Loc, Xt } from "../mod.ts";
 import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
+import { checkOptionFields } from "../../memory/_options.ts";
 
 const KIND = "sabre.stm.Accumulator";
 const TAG = tagOf("SACC");
@@ -66,6 +67,7 @@ export class Accumulator {
    * ```
    */
   static create(heap: SharedHeap, options?: { shards?: number }): Accumulator {
+    checkOptionFields(options, ["shards"], "create Accumulator");
     const count = checkCapacity(options?.shards ?? 8, "Accumulator", 256, "shards");
     const shards = Loc.makeArray(heap, count, 0);
     return new Accumulator(shards, placeRecord(heap, TAG, shards, 0));

@@ -564,3 +564,11 @@ Deno.test("destroy gives back every block of each stm/data structure; attach and
   for (let i = 0; i < 5; i++) round();
   assert.equal(inUse(heap), steady, "Dllist: sentinels and records went back, nodes were reused");
 });
+
+Deno.test("bad input: a misspelt Hashtbl option throws TypeError naming it", () => {
+  const heap = SharedHeap.create();
+  assert.throws(
+    () => Hashtbl.create(heap, { cap: 8 } as never),
+    (e) => e instanceof TypeError && /no field 'cap'.*'capacity'/.test(e.message),
+  );
+});

@@ -174,3 +174,16 @@ Deno.test("stm/data: Xt.first over two queues takes from the first that has some
   assert.throws(() => Xt.commit(take, { timeoutMs: 10 }), TimeoutError);
   Retry.unless(true);
 });
+
+Deno.test("bad input: a misspelt creation option throws TypeError naming it, instead of leaving its default", () => {
+  const heap = SharedHeap.create();
+  const misspelt = (e: unknown) => e instanceof TypeError && /no field 'cap'/.test(e.message);
+  assert.throws(() => Queue.create(heap, { cap: 3 } as never), misspelt);
+  assert.throws(() => Stack.create(heap, { cap: 3 } as never), misspelt);
+  assert.throws(
+    () => Accumulator.create(heap, { shard: 3 } as never),
+    (e) => e instanceof TypeError && /no field 'shard'.*'shards'/.test(e.message),
+  );
+  assert.throws(() => Queue.create(heap, 3 as never), /'options' must be an object/);
+  assert.equal(Queue.create(heap, { capacity: 3 }).capacity, 3);
+});

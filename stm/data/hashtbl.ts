@@ -32,6 +32,7 @@ import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Xt } from "../mod.ts";
 import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { allocIn, commitTracked, makeLocIn, retireAfter } from "./_alloc.ts";
+import { checkOptionFields } from "../../memory/_options.ts";
 
 const KIND = "sabre.stm.Hashtbl";
 const TAG = tagOf("SHTB");
@@ -132,6 +133,7 @@ export class Hashtbl {
    * ```
    */
   static create(heap: SharedHeap, options?: { capacity?: number }): Hashtbl {
+    checkOptionFields(options, ["capacity"], "create Hashtbl");
     const capacity = checkCapacity(options?.capacity ?? 8, "Hashtbl", 1 << 20);
     if ((capacity & (capacity - 1)) !== 0) {
       throw new RangeError(

@@ -31,6 +31,7 @@ import {
   nodeValue,
   retireAfter,
 } from "./_alloc.ts";
+import { checkOptionFields } from "../../memory/_options.ts";
 
 const KIND = "sabre.stm.Queue";
 const TAG = tagOf("SQUE");
@@ -108,6 +109,7 @@ export class Queue {
    * ```
    */
   static create(heap: SharedHeap, options?: { capacity?: number }): Queue {
+    checkOptionFields(options, ["capacity"], "create Queue");
     const wanted = options?.capacity ?? Infinity;
     if (wanted === Infinity) {
       const locs = Loc.makeArray(heap, 3, 0, { kind: "ref" });

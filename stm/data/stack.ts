@@ -26,6 +26,7 @@ import {
   nodeValue,
   retireAfter,
 } from "./_alloc.ts";
+import { checkOptionFields } from "../../memory/_options.ts";
 
 const KIND = "sabre.stm.Stack";
 const TAG = tagOf("SSTK");
@@ -98,6 +99,7 @@ export class Stack {
    * ```
    */
   static create(heap: SharedHeap, options?: { capacity?: number }): Stack {
+    checkOptionFields(options, ["capacity"], "create Stack");
     const wanted = options?.capacity ?? Infinity;
     if (wanted === Infinity) {
       const head = Loc.make(heap, 0, { kind: "ref" });
