@@ -83,6 +83,7 @@ import {
   CODEC_IDS,
   type CodecName,
   codecNameOf,
+  type CodecValue,
   crashPoint,
   describeValue,
   HeapExhaustedError,
@@ -494,7 +495,8 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
-   * Creates an empty tree in `heap`. Throws `TypeError`/`RangeError` for
+   * Creates an empty tree in `heap`, typed by its codecs (`"u32"` keys are
+   * numbers, `"string"` values strings). Throws `TypeError`/`RangeError` for
    * bad options and `HeapExhaustedError` when the heap is full.
    *
    * @example
@@ -506,8 +508,32 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    *   leafCapacity: 32,
    * });
    * console.assert(tree.size === 0 && tree.height === 1);
+   * const name: string | undefined = tree.get(7);
+   * console.assert(name === undefined);
    * ```
    */
+  static create<KN extends CodecName, VN extends CodecName>(
+    heap: SharedHeap,
+    options: BPlusTreeOptions & { readonly key: KN; readonly value: VN },
+  ): BPlusTree<CodecValue<KN>, CodecValue<VN>>;
+  /**
+   * Creates an empty tree in `heap`, with the key and value types given
+   * (they must match the codecs).
+   *
+   * @example
+   * ```ts
+   * import { BPlusTree, SharedHeap } from "@sabre/sabre";
+   * const tree = BPlusTree.create<number, string>(SharedHeap.create(), {
+   *   key: "u32",
+   *   value: "string",
+   * });
+   * console.assert(tree.size === 0);
+   * ```
+   */
+  static create<K = unknown, V = unknown>(
+    heap: SharedHeap,
+    options: BPlusTreeOptions,
+  ): BPlusTree<K, V>;
   static create<K = unknown, V = unknown>(
     heap: SharedHeap,
     options: BPlusTreeOptions,
