@@ -26,7 +26,7 @@
  * @module
  */
 
-import type { SharedHeap } from "../../memory/mod.ts";
+import { type SharedHeap, TimeoutError } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, type Tx, Xt } from "../mod.ts";
 
 interface Pending {
@@ -198,4 +198,26 @@ export function cons(heap: SharedHeap, xt: Xt, value: number, next: number): num
   i32[(p >> 2) + 2] = next;
   i32[(p >> 2) + 3] = count;
   return p;
+}
+
+/**
+ * Runs a blocking call's commit, and renames a `TimeoutError` from it after
+ * the call (`what`, such as "Queue.take"): the commit's own says only
+ * "commit transaction".
+ */
+export function timingOutAs<T>(what: string, commit: () => T): T {
+  try {
+    return commit();
+  } catch (e) {
+    throw e instanceof TimeoutError ? new TimeoutError(what, e.timeoutMs) : e;
+  }
+}
+
+/** The async twin of `timingOutAs`. */
+export async function timingOutAsAsync<T>(what: string, commit: () => Promise<T>): Promise<T> {
+  try {
+    return await commit();
+  } catch (e) {
+    throw e instanceof TimeoutError ? new TimeoutError(what, e.timeoutMs) : e;
+  }
 }

@@ -187,3 +187,23 @@ Deno.test("bad input: a misspelt creation option throws TypeError naming it, ins
   assert.throws(() => Queue.create(heap, 3 as never), /'options' must be an object/);
   assert.equal(Queue.create(heap, { capacity: 3 }).capacity, 3);
 });
+
+Deno.test("bad input: a blocking call that times out names itself in its TimeoutError", async () => {
+  const heap = SharedHeap.create();
+  const queue = Queue.create(heap, { capacity: 1 });
+  const stack = Stack.create(heap);
+  const mvar = Mvar.create(heap);
+  const promise = StmPromise.create(heap);
+  const named = (what: string) => (e: unknown) =>
+    e instanceof TimeoutError && e.timeoutMs === 1 && e.message.includes(what);
+  const options = { timeoutMs: 1 };
+  assert.throws(() => queue.take(options), named("Queue.take"));
+  await assert.rejects(queue.takeAsync(options), named("Queue.takeAsync"));
+  queue.add(1);
+  assert.throws(() => queue.add(2, options), named("Queue.add"));
+  assert.throws(() => stack.pop(options), named("Stack.pop"));
+  assert.throws(() => mvar.take(options), named("Mvar.take"));
+  await assert.rejects(mvar.takeAsync(options), named("Mvar.takeAsync"));
+  assert.throws(() => promise.await(options), named("StmPromise.await"));
+  assert.equal(queue.take(), 1);
+});

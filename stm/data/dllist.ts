@@ -33,7 +33,7 @@ import {
 } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
-import { allocIn, commitTracked, makeLocIn } from "./_alloc.ts";
+import { allocIn, commitTracked, makeLocIn, timingOutAs, timingOutAsAsync } from "./_alloc.ts";
 
 const KIND = "sabre.stm.Dllist";
 const TAG = tagOf("SDLL");
@@ -789,7 +789,7 @@ export class Dllist {
    * ```
    */
   takeFirst(options?: CommitOptions): number {
-    return Xt.commit((xt) => this.xtTakeFirst(xt), options);
+    return timingOutAs("Dllist.takeFirst", () => Xt.commit((xt) => this.xtTakeFirst(xt), options));
   }
 
   /**
@@ -806,7 +806,7 @@ export class Dllist {
    * ```
    */
   takeLast(options?: CommitOptions): number {
-    return Xt.commit((xt) => this.xtTakeLast(xt), options);
+    return timingOutAs("Dllist.takeLast", () => Xt.commit((xt) => this.xtTakeLast(xt), options));
   }
 
   /**
@@ -823,7 +823,10 @@ export class Dllist {
    * ```
    */
   takeFirstAsync(options?: CommitOptions): Promise<number> {
-    return Xt.commitAsync((xt) => this.xtTakeFirst(xt), options);
+    return timingOutAsAsync(
+      "Dllist.takeFirstAsync",
+      () => Xt.commitAsync((xt) => this.xtTakeFirst(xt), options),
+    );
   }
 
   /**
@@ -841,7 +844,10 @@ export class Dllist {
    * ```
    */
   takeLastAsync(options?: CommitOptions): Promise<number> {
-    return Xt.commitAsync((xt) => this.xtTakeLast(xt), options);
+    return timingOutAsAsync(
+      "Dllist.takeLastAsync",
+      () => Xt.commitAsync((xt) => this.xtTakeLast(xt), options),
+    );
   }
 
   /**

@@ -31,7 +31,7 @@
 import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Xt } from "../mod.ts";
 import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
-import { allocIn, commitTracked, makeLocIn, retireAfter } from "./_alloc.ts";
+import { allocIn, commitTracked, makeLocIn, retireAfter, timingOutAs } from "./_alloc.ts";
 import { checkOptionFields } from "../../memory/_options.ts";
 
 const KIND = "sabre.stm.Hashtbl";
@@ -481,7 +481,10 @@ export class Hashtbl {
    * ```
    */
   set(key: number, value: number, options?: CommitOptions): void {
-    commitTracked(this.#heap, (xt) => this.xtSet(xt, key, value), options);
+    timingOutAs(
+      "Hashtbl.set",
+      () => commitTracked(this.#heap, (xt) => this.xtSet(xt, key, value), options),
+    );
   }
 
   /**
@@ -497,7 +500,10 @@ export class Hashtbl {
    * ```
    */
   remove(key: number, options?: CommitOptions): number | undefined {
-    return commitTracked(this.#heap, (xt) => this.xtRemove(xt, key), options);
+    return timingOutAs(
+      "Hashtbl.remove",
+      () => commitTracked(this.#heap, (xt) => this.xtRemove(xt, key), options),
+    );
   }
 
   /**
@@ -515,7 +521,10 @@ export class Hashtbl {
    * ```
    */
   clear(options?: CommitOptions): void {
-    commitTracked(this.#heap, (xt) => this.xtClear(xt), options);
+    timingOutAs(
+      "Hashtbl.clear",
+      () => commitTracked(this.#heap, (xt) => this.xtClear(xt), options),
+    );
   }
 
   /**

@@ -11,6 +11,7 @@ import type { SharedHandle, SharedHeap } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import { tagOf } from "../../memory/mod.ts";
 import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
+import { timingOutAs, timingOutAsAsync } from "./_alloc.ts";
 
 const KIND = "sabre.stm.Mvar";
 const TAG = tagOf("MVAR");
@@ -259,7 +260,7 @@ export class Mvar {
    * ```
    */
   put(value: number, options?: CommitOptions): void {
-    Xt.commit((xt) => this.xtPut(xt, value), options);
+    timingOutAs("Mvar.put", () => Xt.commit((xt) => this.xtPut(xt, value), options));
   }
 
   /**
@@ -277,7 +278,10 @@ export class Mvar {
    * ```
    */
   putAsync(value: number, options?: CommitOptions): Promise<void> {
-    return Xt.commitAsync((xt) => this.xtPut(xt, value), options);
+    return timingOutAsAsync(
+      "Mvar.putAsync",
+      () => Xt.commitAsync((xt) => this.xtPut(xt, value), options),
+    );
   }
 
   /**
@@ -307,7 +311,7 @@ export class Mvar {
    * ```
    */
   take(options?: CommitOptions): number {
-    return Xt.commit((xt) => this.xtTake(xt), options);
+    return timingOutAs("Mvar.take", () => Xt.commit((xt) => this.xtTake(xt), options));
   }
 
   /**
@@ -324,7 +328,10 @@ export class Mvar {
    * ```
    */
   takeAsync(options?: CommitOptions): Promise<number> {
-    return Xt.commitAsync((xt) => this.xtTake(xt), options);
+    return timingOutAsAsync(
+      "Mvar.takeAsync",
+      () => Xt.commitAsync((xt) => this.xtTake(xt), options),
+    );
   }
 
   /**
@@ -354,7 +361,7 @@ export class Mvar {
    * ```
    */
   peek(options?: CommitOptions): number {
-    return Xt.commit((xt) => this.xtPeek(xt), options);
+    return timingOutAs("Mvar.peek", () => Xt.commit((xt) => this.xtPeek(xt), options));
   }
 
   /**
@@ -371,7 +378,10 @@ export class Mvar {
    * ```
    */
   peekAsync(options?: CommitOptions): Promise<number> {
-    return Xt.commitAsync((xt) => this.xtPeek(xt), options);
+    return timingOutAsAsync(
+      "Mvar.peekAsync",
+      () => Xt.commitAsync((xt) => this.xtPeek(xt), options),
+    );
   }
 
   /**

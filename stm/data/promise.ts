@@ -14,6 +14,7 @@ import {
 } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
+import { timingOutAs, timingOutAsAsync } from "./_alloc.ts";
 
 const KIND = "sabre.stm.Promise";
 const TAG = tagOf("SPRM");
@@ -239,7 +240,7 @@ export class StmPromise {
    * ```
    */
   await(options?: CommitOptions): number {
-    return Xt.commit((xt) => this.xtAwait(xt), options);
+    return timingOutAs("StmPromise.await", () => Xt.commit((xt) => this.xtAwait(xt), options));
   }
 
   /**
@@ -256,7 +257,10 @@ export class StmPromise {
    * ```
    */
   awaitAsync(options?: CommitOptions): Promise<number> {
-    return Xt.commitAsync((xt) => this.xtAwait(xt), options);
+    return timingOutAsAsync(
+      "StmPromise.awaitAsync",
+      () => Xt.commitAsync((xt) => this.xtAwait(xt), options),
+    );
   }
 
   /**

@@ -30,6 +30,8 @@ import {
   nodeNext,
   nodeValue,
   retireAfter,
+  timingOutAs,
+  timingOutAsAsync,
 } from "./_alloc.ts";
 import { checkOptionFields } from "../../memory/_options.ts";
 
@@ -404,7 +406,10 @@ export class Queue {
    * ```
    */
   add(value: number, options?: CommitOptions): void {
-    commitTracked(this.#heap, (xt) => this.xtAdd(xt, value), options);
+    timingOutAs(
+      "Queue.add",
+      () => commitTracked(this.#heap, (xt) => this.xtAdd(xt, value), options),
+    );
   }
 
   /**
@@ -423,7 +428,10 @@ export class Queue {
    * ```
    */
   addAsync(value: number, options?: CommitOptions): Promise<void> {
-    return commitTrackedAsync(this.#heap, (xt) => this.xtAdd(xt, value), options);
+    return timingOutAsAsync(
+      "Queue.addAsync",
+      () => commitTrackedAsync(this.#heap, (xt) => this.xtAdd(xt, value), options),
+    );
   }
 
   /**
@@ -455,7 +463,10 @@ export class Queue {
    * ```
    */
   take(options?: CommitOptions): number {
-    return commitTracked(this.#heap, (xt) => this.xtTake(xt), options);
+    return timingOutAs(
+      "Queue.take",
+      () => commitTracked(this.#heap, (xt) => this.xtTake(xt), options),
+    );
   }
 
   /**
@@ -472,7 +483,10 @@ export class Queue {
    * ```
    */
   takeAsync(options?: CommitOptions): Promise<number> {
-    return commitTrackedAsync(this.#heap, (xt) => this.xtTake(xt), options);
+    return timingOutAsAsync(
+      "Queue.takeAsync",
+      () => commitTrackedAsync(this.#heap, (xt) => this.xtTake(xt), options),
+    );
   }
 
   /**
@@ -562,7 +576,7 @@ export class Queue {
    * ```
    */
   peek(options?: CommitOptions): number {
-    return Xt.commit((xt) => this.xtPeek(xt), options);
+    return timingOutAs("Queue.peek", () => Xt.commit((xt) => this.xtPeek(xt), options));
   }
 
   /**
@@ -579,7 +593,10 @@ export class Queue {
    * ```
    */
   peekAsync(options?: CommitOptions): Promise<number> {
-    return Xt.commitAsync((xt) => this.xtPeek(xt), options);
+    return timingOutAsAsync(
+      "Queue.peekAsync",
+      () => Xt.commitAsync((xt) => this.xtPeek(xt), options),
+    );
   }
 
   /**

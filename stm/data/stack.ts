@@ -25,6 +25,8 @@ import {
   nodeNext,
   nodeValue,
   retireAfter,
+  timingOutAs,
+  timingOutAsAsync,
 } from "./_alloc.ts";
 import { checkOptionFields } from "../../memory/_options.ts";
 
@@ -389,7 +391,10 @@ export class Stack {
    * ```
    */
   push(value: number, options?: CommitOptions): void {
-    commitTracked(this.#heap, (xt) => this.xtPush(xt, value), options);
+    timingOutAs(
+      "Stack.push",
+      () => commitTracked(this.#heap, (xt) => this.xtPush(xt, value), options),
+    );
   }
 
   /**
@@ -408,7 +413,10 @@ export class Stack {
    * ```
    */
   pushAsync(value: number, options?: CommitOptions): Promise<void> {
-    return commitTrackedAsync(this.#heap, (xt) => this.xtPush(xt, value), options);
+    return timingOutAsAsync(
+      "Stack.pushAsync",
+      () => commitTrackedAsync(this.#heap, (xt) => this.xtPush(xt, value), options),
+    );
   }
 
   /**
@@ -440,7 +448,10 @@ export class Stack {
    * ```
    */
   pop(options?: CommitOptions): number {
-    return commitTracked(this.#heap, (xt) => this.xtPop(xt), options);
+    return timingOutAs(
+      "Stack.pop",
+      () => commitTracked(this.#heap, (xt) => this.xtPop(xt), options),
+    );
   }
 
   /**
@@ -457,7 +468,10 @@ export class Stack {
    * ```
    */
   popAsync(options?: CommitOptions): Promise<number> {
-    return commitTrackedAsync(this.#heap, (xt) => this.xtPop(xt), options);
+    return timingOutAsAsync(
+      "Stack.popAsync",
+      () => commitTrackedAsync(this.#heap, (xt) => this.xtPop(xt), options),
+    );
   }
 
   /**
@@ -507,7 +521,7 @@ export class Stack {
    * ```
    */
   top(options?: CommitOptions): number {
-    return Xt.commit((xt) => this.xtTop(xt), options);
+    return timingOutAs("Stack.top", () => Xt.commit((xt) => this.xtTop(xt), options));
   }
 
   /**
@@ -524,7 +538,10 @@ export class Stack {
    * ```
    */
   topAsync(options?: CommitOptions): Promise<number> {
-    return Xt.commitAsync((xt) => this.xtTop(xt), options);
+    return timingOutAsAsync(
+      "Stack.topAsync",
+      () => Xt.commitAsync((xt) => this.xtTop(xt), options),
+    );
   }
 
   /**
