@@ -23,10 +23,11 @@
  * is absent but keeps its slot, so a key never moves within a table), and
  * COPIED (4: the entry is shared with an older table, see below). A frozen
  * empty slot (value 1) is MOVED: nothing can be inserted there any more.
- * A delete tags the entry it finds, except where values have a variable
- * size: there it puts a copy of the entry with an empty value in the slot
- * (built in #remove, retired like a replaced entry), so that the value's
- * bytes are reclaimed at once; the kernel does not take those deletes.
+ * A delete tags the entry it finds. Where values have a variable size and
+ * the deleted one takes over SHED_VALUE_BYTES, the delete then puts a copy
+ * of the entry with an empty value in the slot, tagged DELETED, and retires
+ * the old entry like a replaced one (#keyOnlyCopy, #shedValue), so that the
+ * value's bytes are reclaimed at once.
  *
  * ## Memory-model patterns
  *
@@ -387,7 +388,7 @@ export class HashMap<K, V> {
       this.#values.fixedBytes !== 0;
     this.#setInKernel = this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32 ||
       this.#stringKeys;
-    this.#deletesInKernel = this.#setInKernel && this.#values.fixedBytes !== 0;
+    this.#shedsValues = this.#values.fixedBytes === 0 && this.#values.maxBytes > SHED_VALUE_BYTES;
     this.#kernelValueKind = kernelValueKindOf(this.#valueKind);
     this.#kernelIntGets = this.#int32Keys && this.#kernelValueKind !== 0;
     this.#kernelStringGets = this.#stringKeys && this.#kernelValueKind !== 0;
@@ -1125,9 +1126,18 @@ export class HashMap<K, V> {
     const heap = this.#heap;
     const kernel = heapKernel(heap);
     if (kernel === null) return IN_GENERAL_PATH;
-    const seen = this.#setInKernelCall(kernel, key, length, 0, mode, expected);
-    if (seen === 0) return IN_GENERAL_PATH;
-    if (seen === KERNEL_NOT_WRITTEN) return NOT_WRITTEN;
+    // Values of variable size: pinned, so that the deleted entry can be read
+    // (and its value shed) after the call.
+    const shed = this.#shedsValues;
+    if (shed) heap.pinForOperation();
+    try {
+      const seen = this.#setInKernelCall(kernel, key, length, 0, mode, expected);
+      if (seen === 0) return IN_GENERAL_PATH;
+      if (seen === KERNEL_NOT_WRITTEN) return NOT_WRITTEN;
+      if (shed) this.#shedValue(seen & ~TAGS);
+    } finally {
+      if (shed) heap.unpin();
+    }
     this.#deletesCounted(0); // the kernel has taken the key off the size
     return WRITTEN;
   }
@@ -1196,6 +1206,7 @@ export class HashMap<K, V> {
       const old = seen & ~TAGS;
       heap.ensure(old + this.#entryMinBytes);
       this.#previous = this.#readValue(old);
+      if (this.#shedsValues) this.#shedValue(old);
     } finally {
       heap.unpin();
     }
@@ -1304,12 +1315,10 @@ export class HashMap<K, V> {
   #setInKernel: boolean;
 
   /**
-   * Whether deletes can run in the kernel: as #setInKernel, for values of
-   * a fixed size. Those of variable-size values put a copy of the entry
-   * without its value in the DELETED slot (#remove), which the kernel
-   * cannot build.
+   * Whether deletes may shed values (#shedValue): values of variable size
+   * that may take over SHED_VALUE_BYTES (`maxValueBytes`).
    */
-  #deletesInKernel: boolean;
+  readonly #shedsValues: boolean;
 
   /**
    * Sets `key` to `value` and returns the previous value, or `undefined`.
@@ -1579,7 +1588,7 @@ export class HashMap<K, V> {
    * ```
    */
   delete(key: K): boolean {
-    if (this.#deletesInKernel) {
+    if (this.#setInKernel) {
       const done = this.#deleteInKernel(key, KERNEL_WRITE_IF_PRESENT, 0);
       if (done !== IN_GENERAL_PATH) return done === WRITTEN;
     }
@@ -1600,7 +1609,7 @@ export class HashMap<K, V> {
    * ```
    */
   take(key: K): V | undefined {
-    if (!this.#deletesInKernel || this.#takeInKernel(key) === IN_GENERAL_PATH) {
+    if (!this.#setInKernel || this.#takeInKernel(key) === IN_GENERAL_PATH) {
       this.#remove(key, false, undefined, true);
     }
     return this.#takePrevious();
@@ -1730,7 +1739,6 @@ export class HashMap<K, V> {
     this.#kernelStringGets = false;
     this.#stringKeys = false;
     this.#setInKernel = false;
-    this.#deletesInKernel = false;
     if (!won) throw new SabreError("Cannot destroy HashMap as it was destroyed already");
     heap.pinForOperation();
     try {
@@ -2391,7 +2399,7 @@ export class HashMap<K, V> {
         if ((seen & DELETED) !== 0) return NOT_FOUND;
         const old = seen & ~TAGS;
         if (conditional && !this.#valueEquals(old, expected as V)) return NOT_FOUND;
-        if (stub === 0 && this.#values.fixedBytes === 0) stub = this.#keyOnlyCopy(old);
+        if (stub === 0 && this.#shedsValues) stub = this.#keyOnlyCopy(old);
         // The key keeps its slot either way (see the module doc).
         const deleted = stub !== 0 ? stub | DELETED : seen | DELETED;
         if (this.#casCounted(slot, seen, deleted, -1) !== seen) continue;
@@ -2417,13 +2425,39 @@ export class HashMap<K, V> {
    * For a delete in a map of variable-size values: a copy of entry `old`
    * (pinned) with an empty value, to stand in the DELETED slot, so that the
    * deleted value's bytes are reclaimed now rather than when the key is set
-   * again or the table is resized. 0 where the value is empty already or
-   * the heap is full: the delete then tags `old` itself.
+   * again or the table is resized. 0 where the value takes at most
+   * SHED_VALUE_BYTES (a copy would cost the delete more than it gives back)
+   * or the heap is full: the delete then tags `old` itself.
    */
+  /**
+   * After a kernel delete in a map of variable-size values, pinned: puts a
+   * key-only copy of the deleted entry `old` (#keyOnlyCopy) in its DELETED
+   * slot and retires `old`, so that its value is reclaimed at once. Leaves
+   * it where the slot changed meanwhile: a set of the key replaced `old`
+   * (and retires it), or a resize froze the slot (the table's retirement
+   * retires DELETED entries, which migration leaves behind).
+   */
+  #shedValue(old: number): void {
+    const stub = this.#keyOnlyCopy(old);
+    if (stub === 0) return;
+    const heap = this.#heap;
+    const root = this.#root();
+    heap.ensure(root + TABLE_BYTES);
+    const slot = this.#probeEntry(root, old);
+    if (
+      slot >= 0 && Atomics.compareExchange(heap.i32, slot, old | DELETED, stub | DELETED) ===
+        (old | DELETED)
+    ) {
+      heap.retire(old);
+      return;
+    }
+    heap.free(stub); // never published
+  }
+
   #keyOnlyCopy(old: number): number {
     const heap = this.#heap;
     heap.ensure(old + this.#entryMinBytes);
-    if (heap.i32[(old + this.#valueLenAt) >> 2] === 0) return 0;
+    if (heap.i32[(old + this.#valueLenAt) >> 2] <= SHED_VALUE_BYTES) return 0;
     const valueAt = this.#valueAt(old) - old; // the key ends before it
     let stub: number;
     try {
@@ -2857,6 +2891,11 @@ const RETRY = 2;
 const IN_GENERAL_PATH = -1;
 const FALL_BACK: unique symbol = Symbol("fall back");
 const NOT_FOUND = -1;
+/**
+ * Deleted values of more bytes are shed at once (#keyOnlyCopy); smaller ones
+ * stay in the key's slot until it is set again or the table is resized.
+ */
+const SHED_VALUE_BYTES = 64;
 const PROBE_EMPTY = -1;
 const PROBE_MOVED = -2;
 const PROBE_FULL = -3;
