@@ -17,7 +17,7 @@
  * // in any worker holding the heap (ensure() maps what other workers grew
  * // the heap to since this worker last looked):
  * const found = heap.root("counter");
- * console.assert(found !== undefined);
+ * if (found === undefined) throw new Error("no counter published");
  * heap.ensure(found.offset + 4);
  * console.assert(Atomics.load(heap.i32, found.offset >> 2) === 1);
  * ```

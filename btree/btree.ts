@@ -1436,7 +1436,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   #timedOut(): never {
-    throw new TimeoutError("BPlusTree write", this.#timeoutMs);
+    throw new TimeoutError("write to BPlusTree", this.#timeoutMs);
   }
 
   /**
@@ -2235,7 +2235,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
         oldRoot = this.#pathContents[0];
         i32 = heap.i32;
         if (this.#pathDepth !== 0 || countOf(i32, oldRoot >> 2) !== 0) {
-          throw new Error("Cannot bulk-load BPlusTree as it is not empty");
+          throw new SabreError("Cannot bulk-load BPlusTree as it is not empty");
         }
         if (!LatchWords.tryUpgrade(i32, rootLatch, this.#rootVersion)) continue;
         if (LatchWords.tryUpgrade(i32, (root >> 2) + N_VERSION, this.#pathVersions[0])) break;

@@ -4,9 +4,9 @@
  * Reads never block and write nothing shared but the reader's epoch slot;
  * writers use CAS on the key's slot and never take a global lock; the table
  * grows and shrinks online, with writers helping to migrate it. Replaced
- * entries, and the values of removed ones, are reclaimed through the heap's
- * epochs; a removed key keeps a small entry in its slot until the key is
- * set again or the table is resized.
+ * entries, and removed values of over 64 bytes, are reclaimed through the
+ * heap's epochs; a removed key keeps a small entry in its slot (with its
+ * value, up to 64 bytes) until the key is set again or the table is resized.
  *
  * @example
  * ```ts

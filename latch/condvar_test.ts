@@ -243,7 +243,9 @@ Deno.test("Condvar: bad arguments are refused and leave no phantom waiter", asyn
   }
   for (const timeoutMs of [-1, NaN, "5"]) {
     const options = { timeoutMs } as unknown as { timeoutMs: number };
-    const named = (e: unknown) => e instanceof RangeError && /'timeoutMs'/.test(e.message);
+    const named = (e: unknown) =>
+      e instanceof (typeof timeoutMs === "number" ? RangeError : TypeError) &&
+      /'timeoutMs'/.test(e.message);
     mutex.acquire();
     assert.throws(() => cv.wait(mutex, options), named);
     await assert.rejects(cv.waitAsync(mutex, options), named);

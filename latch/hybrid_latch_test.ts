@@ -326,7 +326,9 @@ Deno.test("HybridLatch: timeoutMs throws TimeoutError while a worker holds it; t
   assert.ok(guard instanceof OptimisticGuard);
   for (const timeoutMs of [-1, NaN, "5"]) {
     const options = { timeoutMs } as unknown as { timeoutMs: number };
-    const named = (e: unknown) => e instanceof RangeError && /'timeoutMs'/.test(e.message);
+    const named = (e: unknown) =>
+      e instanceof (typeof timeoutMs === "number" ? RangeError : TypeError) &&
+      /'timeoutMs'/.test(e.message);
     assert.throws(() => latch.exclusive(options), named);
     assert.throws(() => latch.shared(options), named);
     assert.throws(() => latch.write(() => 0, options), named);

@@ -142,13 +142,15 @@ Deno.test("Mutex: timeoutMs throws TimeoutError while a worker holds the lock; t
   assert.ok(!mutex.isLocked);
 });
 
-Deno.test("Mutex: an invalid timeoutMs is a RangeError naming it, held or not", async () => {
+Deno.test("Mutex: an invalid timeoutMs is a RangeError (a TypeError when not a number) naming it, held or not", async () => {
   const mutex = Mutex.create();
   for (const held of [false, true]) {
     if (held) mutex.acquire();
     for (const timeoutMs of [-1, NaN, "5", null, -Infinity]) {
       const options = { timeoutMs } as unknown as { timeoutMs: number };
-      const named = (e: unknown) => e instanceof RangeError && /'timeoutMs'/.test(e.message);
+      const named = (e: unknown) =>
+        e instanceof (typeof timeoutMs === "number" ? RangeError : TypeError) &&
+        /'timeoutMs'/.test(e.message);
       assert.throws(() => mutex.lock(options), named);
       assert.throws(() => mutex.acquire(options), named);
       assert.throws(() => mutex.withLock(() => 0, options), named);

@@ -94,7 +94,7 @@ export function deadlineOf(
   const timeoutMs = options.timeoutMs;
   if (timeoutMs === undefined || timeoutMs === Infinity) return Infinity;
   if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) {
-    throw new RangeError(
+    throw new (typeof timeoutMs === "number" ? RangeError : TypeError)(
       `Cannot ${what} as 'timeoutMs' must be a number >= 0: current value is ${
         describeValue(timeoutMs)
       }`,

@@ -278,7 +278,9 @@ Deno.test("RwLock: an invalid timeoutMs is a RangeError naming it", async () => 
   const lock = RwLock.create();
   for (const timeoutMs of [-1, NaN, "5", -0.5]) {
     const options = { timeoutMs } as unknown as { timeoutMs: number };
-    const named = (e: unknown) => e instanceof RangeError && /'timeoutMs'/.test(e.message);
+    const named = (e: unknown) =>
+      e instanceof (typeof timeoutMs === "number" ? RangeError : TypeError) &&
+      /'timeoutMs'/.test(e.message);
     assert.throws(() => lock.read(options), named);
     assert.throws(() => lock.write(options), named);
     assert.throws(() => lock.withRead(() => 0, options), named);

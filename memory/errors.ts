@@ -158,17 +158,18 @@ export class TimeoutError extends SabreError {
    */
   readonly timeoutMs: number;
   /**
-   * Creates the error for `operation`, which gave up after `timeoutMs`.
+   * Creates the error for `operation`, a verb phrase ("lock Mutex"), which
+   * gave up after `timeoutMs`.
    *
    * @example
    * ```ts
    * import { TimeoutError } from "@sabre/sabre";
    * const e = new TimeoutError("read config", 50);
-   * console.assert(e.message === "Cannot complete read config as it timed out after 50 ms");
+   * console.assert(e.message === "Cannot read config as it timed out after 50 ms");
    * ```
    */
   constructor(operation: string, timeoutMs: number) {
-    super(`Cannot complete ${operation} as it timed out after ${timeoutMs} ms`);
+    super(`Cannot ${operation} as it timed out after ${timeoutMs} ms`);
     this.timeoutMs = timeoutMs;
   }
 }

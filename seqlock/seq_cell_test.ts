@@ -244,7 +244,9 @@ Deno.test("SeqCell: an invalid timeoutMs is a RangeError naming it", async () =>
   const cell = SeqCell.create({ v: "i32" });
   for (const timeoutMs of [-1, NaN, "5"]) {
     const options = { timeoutMs } as unknown as { timeoutMs: number };
-    const named = (e: unknown) => e instanceof RangeError && /'timeoutMs'/.test(e.message);
+    const named = (e: unknown) =>
+      e instanceof (typeof timeoutMs === "number" ? RangeError : TypeError) &&
+      /'timeoutMs'/.test(e.message);
     assert.throws(() => cell.write({ v: 1 }, options), named);
     assert.throws(() => cell.update(() => ({ v: 1 }), options), named);
     assert.throws(() => cell.read(options), named);

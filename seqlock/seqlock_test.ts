@@ -191,7 +191,9 @@ Deno.test("SeqLock: an invalid timeoutMs is a RangeError naming it", async () =>
   const lock = SeqLock.create();
   for (const timeoutMs of [-1, NaN, "5"]) {
     const options = { timeoutMs } as unknown as { timeoutMs: number };
-    const named = (e: unknown) => e instanceof RangeError && /'timeoutMs'/.test(e.message);
+    const named = (e: unknown) =>
+      e instanceof (typeof timeoutMs === "number" ? RangeError : TypeError) &&
+      /'timeoutMs'/.test(e.message);
     assert.throws(() => lock.writeLock(options), named);
     assert.throws(() => lock.beginWrite(options), named);
     assert.throws(() => lock.write(() => 0, options), named);

@@ -826,7 +826,7 @@ class Group<A, R> implements WorkerGroup<R> {
       })`;
     };
     const error = new TimeoutError(
-      `"${this.#fn}" in ${this.size} worker${this.size === 1 ? "" : "s"}`,
+      `run "${this.#fn}" in ${this.size} worker${this.size === 1 ? "" : "s"}`,
       this.#timeoutMs,
     );
     error.message += `: ${late.map(describe).join(", ")} had not finished (seed ${this.seed})`;

@@ -112,11 +112,11 @@ export function checkCapacity(
   return value;
 }
 
-/** Checks a value for a structure that holds f64 numbers. */
-export function checkNumber(value: unknown, what: string): number {
+/** Checks a value (or, with `role`, a key) for a structure that holds f64 numbers. */
+export function checkNumber(value: unknown, what: string, role = "value"): number {
   if (typeof value !== "number") {
     throw new TypeError(
-      `Cannot ${what} as the value must be a number: current value is ${describeValue(value)}`,
+      `Cannot ${what} as the ${role} must be a number: current value is ${describeValue(value)}`,
     );
   }
   return value;

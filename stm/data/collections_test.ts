@@ -572,3 +572,13 @@ Deno.test("bad input: a misspelt Hashtbl option throws TypeError naming it", () 
     (e) => e instanceof TypeError && /no field 'cap'.*'capacity'/.test(e.message),
   );
 });
+
+Deno.test("bad input: a Hashtbl key that is not a number is named as the key", () => {
+  const table = Hashtbl.create(SharedHeap.create());
+  assert.throws(
+    () => table.set("a" as never, 1),
+    (e) =>
+      e instanceof TypeError && /the key must be a number: current value is "a"/.test(e.message),
+  );
+  assert.throws(() => table.set(1, "b" as never), /the value must be a number/);
+});

@@ -789,7 +789,10 @@ export class Dllist {
    * ```
    */
   takeFirst(options?: CommitOptions): number {
-    return timingOutAs("Dllist.takeFirst", () => Xt.commit((xt) => this.xtTakeFirst(xt), options));
+    return timingOutAs(
+      "call Dllist.takeFirst",
+      () => Xt.commit((xt) => this.xtTakeFirst(xt), options),
+    );
   }
 
   /**
@@ -806,7 +809,10 @@ export class Dllist {
    * ```
    */
   takeLast(options?: CommitOptions): number {
-    return timingOutAs("Dllist.takeLast", () => Xt.commit((xt) => this.xtTakeLast(xt), options));
+    return timingOutAs(
+      "call Dllist.takeLast",
+      () => Xt.commit((xt) => this.xtTakeLast(xt), options),
+    );
   }
 
   /**
@@ -824,7 +830,7 @@ export class Dllist {
    */
   takeFirstAsync(options?: CommitOptions): Promise<number> {
     return timingOutAsAsync(
-      "Dllist.takeFirstAsync",
+      "call Dllist.takeFirstAsync",
       () => Xt.commitAsync((xt) => this.xtTakeFirst(xt), options),
     );
   }
@@ -845,7 +851,7 @@ export class Dllist {
    */
   takeLastAsync(options?: CommitOptions): Promise<number> {
     return timingOutAsAsync(
-      "Dllist.takeLastAsync",
+      "call Dllist.takeLastAsync",
       () => Xt.commitAsync((xt) => this.xtTakeLast(xt), options),
     );
   }

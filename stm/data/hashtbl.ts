@@ -257,7 +257,7 @@ export class Hashtbl {
    * ```
    */
   xtGet(xt: Xt, key: number): number | undefined {
-    checkNumber(key, "get from Hashtbl");
+    checkNumber(key, "get from Hashtbl", "key");
     const heap = this.#heap;
     for (let p = xt.get(this.#bucket(xt, key)); p !== 0; p = entryNext(heap, p)) {
       if (sameKey(entryKey(heap, p), key)) return entryValue(heap, p);
@@ -307,7 +307,7 @@ export class Hashtbl {
    * ```
    */
   xtSet(xt: Xt, key: number, value: number): void {
-    checkNumber(key, "set in Hashtbl");
+    checkNumber(key, "set in Hashtbl", "key");
     checkNumber(value, "set in Hashtbl");
     const heap = this.#heap;
     let bucket = this.#bucket(xt, key);
@@ -349,7 +349,7 @@ export class Hashtbl {
    * ```
    */
   xtRemove(xt: Xt, key: number): number | undefined {
-    checkNumber(key, "remove from Hashtbl");
+    checkNumber(key, "remove from Hashtbl", "key");
     if (this.xtGet(xt, key) === undefined) return undefined;
     this.#maybeRehash(xt, -1);
     const heap = this.#heap;
@@ -482,7 +482,7 @@ export class Hashtbl {
    */
   set(key: number, value: number, options?: CommitOptions): void {
     timingOutAs(
-      "Hashtbl.set",
+      "call Hashtbl.set",
       () => commitTracked(this.#heap, (xt) => this.xtSet(xt, key, value), options),
     );
   }
@@ -501,7 +501,7 @@ export class Hashtbl {
    */
   remove(key: number, options?: CommitOptions): number | undefined {
     return timingOutAs(
-      "Hashtbl.remove",
+      "call Hashtbl.remove",
       () => commitTracked(this.#heap, (xt) => this.xtRemove(xt, key), options),
     );
   }
@@ -522,7 +522,7 @@ export class Hashtbl {
    */
   clear(options?: CommitOptions): void {
     timingOutAs(
-      "Hashtbl.clear",
+      "call Hashtbl.clear",
       () => commitTracked(this.#heap, (xt) => this.xtClear(xt), options),
     );
   }

@@ -260,7 +260,7 @@ export class Mvar {
    * ```
    */
   put(value: number, options?: CommitOptions): void {
-    timingOutAs("Mvar.put", () => Xt.commit((xt) => this.xtPut(xt, value), options));
+    timingOutAs("call Mvar.put", () => Xt.commit((xt) => this.xtPut(xt, value), options));
   }
 
   /**
@@ -279,7 +279,7 @@ export class Mvar {
    */
   putAsync(value: number, options?: CommitOptions): Promise<void> {
     return timingOutAsAsync(
-      "Mvar.putAsync",
+      "call Mvar.putAsync",
       () => Xt.commitAsync((xt) => this.xtPut(xt, value), options),
     );
   }
@@ -311,7 +311,7 @@ export class Mvar {
    * ```
    */
   take(options?: CommitOptions): number {
-    return timingOutAs("Mvar.take", () => Xt.commit((xt) => this.xtTake(xt), options));
+    return timingOutAs("call Mvar.take", () => Xt.commit((xt) => this.xtTake(xt), options));
   }
 
   /**
@@ -329,7 +329,7 @@ export class Mvar {
    */
   takeAsync(options?: CommitOptions): Promise<number> {
     return timingOutAsAsync(
-      "Mvar.takeAsync",
+      "call Mvar.takeAsync",
       () => Xt.commitAsync((xt) => this.xtTake(xt), options),
     );
   }
@@ -361,7 +361,7 @@ export class Mvar {
    * ```
    */
   peek(options?: CommitOptions): number {
-    return timingOutAs("Mvar.peek", () => Xt.commit((xt) => this.xtPeek(xt), options));
+    return timingOutAs("call Mvar.peek", () => Xt.commit((xt) => this.xtPeek(xt), options));
   }
 
   /**
@@ -379,7 +379,7 @@ export class Mvar {
    */
   peekAsync(options?: CommitOptions): Promise<number> {
     return timingOutAsAsync(
-      "Mvar.peekAsync",
+      "call Mvar.peekAsync",
       () => Xt.commitAsync((xt) => this.xtPeek(xt), options),
     );
   }

@@ -240,7 +240,7 @@ export class StmPromise {
    * ```
    */
   await(options?: CommitOptions): number {
-    return timingOutAs("StmPromise.await", () => Xt.commit((xt) => this.xtAwait(xt), options));
+    return timingOutAs("call StmPromise.await", () => Xt.commit((xt) => this.xtAwait(xt), options));
   }
 
   /**
@@ -258,7 +258,7 @@ export class StmPromise {
    */
   awaitAsync(options?: CommitOptions): Promise<number> {
     return timingOutAsAsync(
-      "StmPromise.awaitAsync",
+      "call StmPromise.awaitAsync",
       () => Xt.commitAsync((xt) => this.xtAwait(xt), options),
     );
   }

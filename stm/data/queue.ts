@@ -407,7 +407,7 @@ export class Queue {
    */
   add(value: number, options?: CommitOptions): void {
     timingOutAs(
-      "Queue.add",
+      "call Queue.add",
       () => commitTracked(this.#heap, (xt) => this.xtAdd(xt, value), options),
     );
   }
@@ -429,7 +429,7 @@ export class Queue {
    */
   addAsync(value: number, options?: CommitOptions): Promise<void> {
     return timingOutAsAsync(
-      "Queue.addAsync",
+      "call Queue.addAsync",
       () => commitTrackedAsync(this.#heap, (xt) => this.xtAdd(xt, value), options),
     );
   }
@@ -464,7 +464,7 @@ export class Queue {
    */
   take(options?: CommitOptions): number {
     return timingOutAs(
-      "Queue.take",
+      "call Queue.take",
       () => commitTracked(this.#heap, (xt) => this.xtTake(xt), options),
     );
   }
@@ -484,7 +484,7 @@ export class Queue {
    */
   takeAsync(options?: CommitOptions): Promise<number> {
     return timingOutAsAsync(
-      "Queue.takeAsync",
+      "call Queue.takeAsync",
       () => commitTrackedAsync(this.#heap, (xt) => this.xtTake(xt), options),
     );
   }
@@ -576,7 +576,7 @@ export class Queue {
    * ```
    */
   peek(options?: CommitOptions): number {
-    return timingOutAs("Queue.peek", () => Xt.commit((xt) => this.xtPeek(xt), options));
+    return timingOutAs("call Queue.peek", () => Xt.commit((xt) => this.xtPeek(xt), options));
   }
 
   /**
@@ -594,7 +594,7 @@ export class Queue {
    */
   peekAsync(options?: CommitOptions): Promise<number> {
     return timingOutAsAsync(
-      "Queue.peekAsync",
+      "call Queue.peekAsync",
       () => Xt.commitAsync((xt) => this.xtPeek(xt), options),
     );
   }

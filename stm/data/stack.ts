@@ -392,7 +392,7 @@ export class Stack {
    */
   push(value: number, options?: CommitOptions): void {
     timingOutAs(
-      "Stack.push",
+      "call Stack.push",
       () => commitTracked(this.#heap, (xt) => this.xtPush(xt, value), options),
     );
   }
@@ -414,7 +414,7 @@ export class Stack {
    */
   pushAsync(value: number, options?: CommitOptions): Promise<void> {
     return timingOutAsAsync(
-      "Stack.pushAsync",
+      "call Stack.pushAsync",
       () => commitTrackedAsync(this.#heap, (xt) => this.xtPush(xt, value), options),
     );
   }
@@ -449,7 +449,7 @@ export class Stack {
    */
   pop(options?: CommitOptions): number {
     return timingOutAs(
-      "Stack.pop",
+      "call Stack.pop",
       () => commitTracked(this.#heap, (xt) => this.xtPop(xt), options),
     );
   }
@@ -469,7 +469,7 @@ export class Stack {
    */
   popAsync(options?: CommitOptions): Promise<number> {
     return timingOutAsAsync(
-      "Stack.popAsync",
+      "call Stack.popAsync",
       () => commitTrackedAsync(this.#heap, (xt) => this.xtPop(xt), options),
     );
   }
@@ -521,7 +521,7 @@ export class Stack {
    * ```
    */
   top(options?: CommitOptions): number {
-    return timingOutAs("Stack.top", () => Xt.commit((xt) => this.xtTop(xt), options));
+    return timingOutAs("call Stack.top", () => Xt.commit((xt) => this.xtTop(xt), options));
   }
 
   /**
@@ -539,7 +539,7 @@ export class Stack {
    */
   topAsync(options?: CommitOptions): Promise<number> {
     return timingOutAsAsync(
-      "Stack.topAsync",
+      "call Stack.topAsync",
       () => Xt.commitAsync((xt) => this.xtTop(xt), options),
     );
   }
