@@ -1552,6 +1552,17 @@ export class SharedHeap implements Disposable {
   }
 
   /**
+   * Takes the blocks that other workers freed into page `page` (descriptor
+   * `d`), and moves it from the class's `full` queue to its `available` one.
+   */
+  #reviveFullPage(d: number, page: number, full: number, available: number): void {
+    this.#collectRemote(d);
+    this.#unlinkQueue(full, page);
+    this.i32[d + D_BUMP] &= ~IN_FULL_LIST;
+    this.#pushQueue(available, page);
+  }
+
+  /**
    * Gives back to the pool every page of this worker's class queues that
    * holds no live block, the classes' current pages included (kept
    * otherwise, so that a class whose last block comes and goes does not
@@ -1567,13 +1578,8 @@ export class SharedHeap implements Disposable {
       for (let page = i32[full]; page !== 0;) {
         const d = this.#descBase + page * DESC_WORDS;
         const next = i32[d + D_NEXT];
-        if (Atomics.load(i32, d + D_REMOTE) !== 0) {
-          // Others freed into it: it has room again (as in #allocateSlow).
-          this.#collectRemote(d);
-          this.#unlinkQueue(full, page);
-          i32[d + D_BUMP] &= ~IN_FULL_LIST;
-          this.#pushQueue(available, page);
-        }
+        // Others freed into it: it has room again.
+        if (Atomics.load(i32, d + D_REMOTE) !== 0) this.#reviveFullPage(d, page, full, available);
         page = next;
       }
       for (let page = i32[available]; page !== 0;) {
@@ -1691,10 +1697,7 @@ export class SharedHeap implements Disposable {
         const d = this.#descBase + page * DESC_WORDS;
         const next = i32[d + D_NEXT];
         if (Atomics.load(i32, d + D_REMOTE) !== 0) {
-          this.#collectRemote(d);
-          this.#unlinkQueue(full, page);
-          i32[d + D_BUMP] &= ~IN_FULL_LIST;
-          this.#pushQueue(available, page);
+          this.#reviveFullPage(d, page, full, available);
           found = page;
           break;
         }

@@ -360,7 +360,7 @@ export class Barrier {
         if (Atomics.load(i32, GEN) !== gen) return this.#released(gen);
         const remaining = deadline - performance.now();
         if (remaining <= 0) {
-          if (this.#withdraw(gen)) throw new TimeoutError("wait at Barrier", limit);
+          if (this.#withdraw(gen)) throw new TimeoutError("call Barrier.wait", limit);
           // The generation completed (or the barrier broke) while we timed
           // out: GEN changes at once, and we are counted in WAITERS.
           Atomics.wait(i32, GEN, gen);
@@ -401,7 +401,7 @@ export class Barrier {
         if (Atomics.load(i32, GEN) !== gen) return this.#released(gen);
         let remaining = deadline - performance.now();
         if (remaining <= 0) {
-          if (this.#withdraw(gen)) throw new TimeoutError("wait at Barrier (waitAsync)", limit);
+          if (this.#withdraw(gen)) throw new TimeoutError("call Barrier.waitAsync", limit);
           remaining = Infinity;
         }
         const outcome = Atomics.waitAsync(i32, GEN, gen);
