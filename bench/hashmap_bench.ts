@@ -634,6 +634,60 @@ Deno.bench({
 
 // ------------------------------------------------------------ insertion
 
+// Deletes of string values: one of over 64 bytes is shed (its entry replaced
+// by a copy without the value, so that its bytes are reclaimed at once); a
+// smaller one stays in the key's slot, and a map whose maxValueBytes is 64
+// or less never sheds (nor pins to look).
+const DELETE_STRING_VALUES =
+  `delete and set again, i32 keys, string values, ${SMALL} entries (in cache)`;
+const longValue = "v".repeat(200);
+const shortValue = "v".repeat(40);
+const longValueMap = HashMap.create(mainHeap, { key: "i32", value: "string" });
+const shortValueMap = HashMap.create(mainHeap, { key: "i32", value: "string" });
+const cappedValueMap = HashMap.create(mainHeap, { key: "i32", value: "string", maxValueBytes: 64 });
+const jsLongValueMap = new Map<number, string>();
+for (let k = 0; k < SMALL; k++) {
+  longValueMap.set(k, longValue);
+  shortValueMap.set(k, shortValue);
+  cappedValueMap.set(k, shortValue);
+  jsLongValueMap.set(k, longValue);
+}
+
+Deno.bench({
+  name: `Map.delete, then Map.set, 200-byte values (x${BATCH})`,
+  group: DELETE_STRING_VALUES,
+  baseline: true,
+  fn() {
+    const at = nextSmallBatch();
+    for (let i = 0; i < BATCH; i++) {
+      const k = smallOrder[at + i];
+      jsLongValueMap.delete(k);
+      jsLongValueMap.set(k, longValue);
+    }
+  },
+});
+
+for (
+  const [label, map, value] of [
+    ["200-byte values (shed)", longValueMap, longValue],
+    ["40-byte values", shortValueMap, shortValue],
+    ["40-byte values, maxValueBytes 64", cappedValueMap, shortValue],
+  ] as const
+) {
+  Deno.bench({
+    name: `sabre HashMap.delete, then HashMap.set, ${label} (x${BATCH})`,
+    group: DELETE_STRING_VALUES,
+    fn() {
+      const at = nextSmallBatch();
+      for (let i = 0; i < BATCH; i++) {
+        const k = smallOrder[at + i];
+        map.delete(k);
+        map.set(k, value);
+      }
+    },
+  });
+}
+
 const INSERT = "insert 1M new i32 keys into an empty map";
 const INSERT_ITERATIONS = { n: 5, warmup: 1 };
 
