@@ -321,6 +321,8 @@ const COLLECT_EVERY = 64;
  * A heap's limit is the smaller of this and 1/32 of its maxBytes.
  */
 const COLLECT_EVERY_BYTES = 256 << 10;
+/** The descriptor states of small blocks of 1 KiB or more are at least this. */
+const KIB_CLASS_STATE = descState(K_SMALL, 0, classOf(1024));
 /**
  * Retired blocks a worker may hold before retire() waits for reclamation
  * (see #waitForReclamation).
@@ -2138,10 +2140,14 @@ export class SharedHeap implements Disposable {
     if (!this.#pushBagEntry(ptr, epoch)) this.#spill(ptr, epoch);
     this.#retiredCount++;
     this.i32[slotBase + S_RETIRED]++;
+    // Bytes, for blocks of 1 KiB or more only: 64 smaller ones hold less
+    // than 64 KiB, and most retires (HashMap entries) skip the sum.
     const state = this.i32[d + D_STATE];
-    this.#retiredBytesSinceCollect += stateKind(state) === K_SMALL
-      ? CLASS_SIZE[stateClass(state)]
-      : PAGE_BYTES * 2 ** stateOrder(state);
+    if (state >= KIB_CLASS_STATE || stateKind(state) === K_LARGE) {
+      this.#retiredBytesSinceCollect += stateKind(state) === K_SMALL
+        ? CLASS_SIZE[stateClass(state)]
+        : PAGE_BYTES * 2 ** stateOrder(state);
+    }
     if (
       this.#retiredCount >= this.#collectAt ||
       this.#retiredBytesSinceCollect >= this.#collectEveryBytes

@@ -369,6 +369,9 @@
     (local $at i32) (local $slot i32) (local $seen i32) (local $result i32) (local $delta i32)
     (local $pinAt i32)
     (if (i32.eqz (call $joined)) (then (return (i32.const 0))))
+    ;; Touched first, so that a stripe this instance cannot reach yet traps
+    ;; before any CAS: a trap must mean that nothing was written.
+    (drop (i32.atomic.load (local.get $stripeAt)))
     (local.set $pinAt (call $pin))
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (block $done
@@ -773,6 +776,8 @@
     (local $words i32) (local $lastMask i32) (local $pinAt i32)
     (if (i32.or (i32.eqz (local.get $length)) (i32.eqz (call $joined)))
       (then (return (i32.const 0))))
+    ;; As in hashmapSetInt: the stripe traps, if at all, before any CAS.
+    (drop (i32.atomic.load (local.get $stripeAt)))
     (local.set $words (i32.shr_u (i32.add (local.get $length) (i32.const 3)) (i32.const 2)))
     (local.set $lastMask
       (if (result i32) (i32.and (local.get $length) (i32.const 3))
