@@ -2140,9 +2140,19 @@ export class SharedHeap implements Disposable {
     if (!this.#pushBagEntry(ptr, epoch)) this.#spill(ptr, epoch);
     this.#retiredCount++;
     this.i32[slotBase + S_RETIRED]++;
-    // Bytes, for blocks of 1 KiB or more only: 64 smaller ones hold less
-    // than 64 KiB, and most retires (HashMap entries) skip the sum.
+    // Bytes are counted for blocks of 1 KiB or more only: 64 smaller ones
+    // hold less than 64 KiB, and most retires (HashMap entries) stay here.
     const state = this.i32[d + D_STATE];
+    if (
+      this.#retiredCount >= this.#collectAt || state >= KIB_CLASS_STATE ||
+      stateKind(state) === K_LARGE
+    ) {
+      this.#afterRetire(state);
+    }
+  }
+
+  /** retire()'s less frequent part: the byte count, and the collection. */
+  #afterRetire(state: number): void {
     if (state >= KIB_CLASS_STATE || stateKind(state) === K_LARGE) {
       this.#retiredBytesSinceCollect += stateKind(state) === K_SMALL
         ? CLASS_SIZE[stateClass(state)]
