@@ -1100,9 +1100,9 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * update's result) or NONE.
    */
   #write(mode: number, fn: ((old: unknown) => unknown) | undefined): unknown {
+    // Its callers checked #unusable before they staged the key.
     const heap = this.#heap, format = this.#format;
     this.#startDeadline();
-    if (this.#unusable !== 0) this.#throwUnusable();
     heap.pinForOperation();
     try {
       for (;;) {

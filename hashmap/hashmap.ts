@@ -2422,14 +2422,6 @@ export class HashMap<K, V> {
   }
 
   /**
-   * For a delete in a map of variable-size values: a copy of entry `old`
-   * (pinned) with an empty value, to stand in the DELETED slot, so that the
-   * deleted value's bytes are reclaimed now rather than when the key is set
-   * again or the table is resized. 0 where the value takes at most
-   * SHED_VALUE_BYTES (a copy would cost the delete more than it gives back)
-   * or the heap is full: the delete then tags `old` itself.
-   */
-  /**
    * After a kernel delete in a map of variable-size values, pinned: puts a
    * key-only copy of the deleted entry `old` (#keyOnlyCopy) in its DELETED
    * slot and retires `old`, so that its value is reclaimed at once. Leaves
@@ -2454,6 +2446,14 @@ export class HashMap<K, V> {
     heap.free(stub); // never published
   }
 
+  /**
+   * For a delete in a map of variable-size values: a copy of entry `old`
+   * (pinned) with an empty value, to stand in the DELETED slot, so that the
+   * deleted value's bytes are reclaimed now rather than when the key is set
+   * again or the table is resized. 0 where the value takes at most
+   * SHED_VALUE_BYTES (a copy would cost the delete more than it gives back)
+   * or the heap is full: the delete then tags `old` itself.
+   */
   #keyOnlyCopy(old: number): number {
     const heap = this.#heap;
     heap.ensure(old + this.#entryMinBytes);

@@ -2153,10 +2153,10 @@ export class SharedHeap implements Disposable {
 
   /** retire()'s less frequent part: the byte count, and the collection. */
   #afterRetire(state: number): void {
-    if (state >= KIB_CLASS_STATE || stateKind(state) === K_LARGE) {
-      this.#retiredBytesSinceCollect += stateKind(state) === K_SMALL
-        ? CLASS_SIZE[stateClass(state)]
-        : PAGE_BYTES * 2 ** stateOrder(state);
+    // Only small blocks have states this high (see descState).
+    if (state >= KIB_CLASS_STATE) this.#retiredBytesSinceCollect += CLASS_SIZE[stateClass(state)];
+    else if (stateKind(state) === K_LARGE) {
+      this.#retiredBytesSinceCollect += PAGE_BYTES * 2 ** stateOrder(state);
     }
     if (
       this.#retiredCount >= this.#collectAt ||

@@ -13,6 +13,7 @@
 
 import { describeValue, HandleError, type SharedHandle, SharedHeap } from "../memory/mod.ts";
 import { CODEC_IDS } from "./codec.ts";
+import { checkOptionFields } from "./_options.ts";
 
 /**
  * Layout version of every latch object in this build.
@@ -301,14 +302,7 @@ export function checkKeyedOptions(
       );
     }
   }
-  if (allowed === undefined) return;
-  for (const field of Object.keys(fields)) {
-    if (field !== "key" && field !== "value" && !allowed.includes(field)) {
-      throw new TypeError(
-        `Cannot create ${what} as its options have no field '${field}' (they take ${
-          ["key", "value", ...allowed].join(", ")
-        }): current value is ${describeValue(fields[field])}`,
-      );
-    }
+  if (allowed !== undefined) {
+    checkOptionFields(options, ["key", "value", ...allowed], `create ${what}`);
   }
 }
