@@ -79,8 +79,13 @@ export function afterGrowth(ctx: WorkerContext<StaleViewArgs>): number {
 // Linearizability
 
 export interface LinearizableArgs {
-  /** One fresh map per round, all with i32 values. */
+  /** One fresh map per round, all with i32 values (string values with `longValues`). */
   readonly maps: readonly HashMapHandle[];
+  /**
+   * String values of over 64 bytes (longValueOf), which deletes shed, in
+   * place of i32 values; `add` is then not among the operations.
+   */
+  readonly longValues?: boolean;
   readonly clock: HistoryClockHandle;
   readonly opsPerRound: number;
   /** Tracked keys per round. */
@@ -102,31 +107,37 @@ export interface LinearizableArgs {
  * compareAndSet and add on a few keys of that round's map, recorded on the
  * shared clock. Values written are unique per worker and operation.
  */
+/** A string value of over 64 bytes for `v`, as linearizableRounds writes with `longValues`. */
+export function longValueOf(v: number): string {
+  return `${v}`.padEnd(100, "#");
+}
+
 export function linearizableRounds(ctx: WorkerContext<LinearizableArgs>): OpRecord[][] {
   const { maps, opsPerRound, keys, stringKeys, noise } = ctx.args;
+  const valueOf = ctx.args.longValues ? longValueOf : (v: number) => v;
   const clock = HistoryClock.attach(ctx.args.clock);
   const histories: OpRecord[][] = [];
   const keyOf = (i: number): unknown => stringKeys ? `key ${i}` : i + 1;
   const noiseKey = (round: number, j: number): unknown =>
     stringKeys ? `noise ${ctx.index}.${round}.${j}` : 1_000_000 * (ctx.index + 1) + j;
   for (let round = 0; round < maps.length; round++) {
-    const map = HashMap.attach<unknown, number>(maps[round]);
+    const map = HashMap.attach<unknown, unknown>(maps[round]);
     const recorder = new HistoryRecorder(ctx.index, clock);
-    const lastSeen = new Map<unknown, number | undefined>();
+    const lastSeen = new Map<unknown, unknown>();
     let inserted = 0;
     let deleted = 0;
     ctx.barrier.wait();
     for (let op = 0; op < opsPerRound; op++) {
       if (noise > 0 && ctx.random() < 0.6) {
         const burst = 1 + ctx.randomInt(Math.ceil((2 * noise) / opsPerRound));
-        for (let j = 0; j < burst; j++) map.set(noiseKey(round, inserted++), j);
+        for (let j = 0; j < burst; j++) map.set(noiseKey(round, inserted++), valueOf(j));
         if (ctx.random() < 0.3) {
           const gone = Math.min(inserted - deleted, 1 + ctx.randomInt(burst));
           for (let j = 0; j < gone; j++) map.delete(noiseKey(round, deleted++));
         }
       }
       const k = keyOf(ctx.randomInt(keys));
-      const value = (ctx.index + 1) * 1000 + op;
+      const value = valueOf((ctx.index + 1) * 1000 + op);
       const r = ctx.random();
       if (r < 0.22) {
         lastSeen.set(k, recorder.record("get", [k], () => map.get(k)));
@@ -141,7 +152,7 @@ export function linearizableRounds(ctx: WorkerContext<LinearizableArgs>): OpReco
         lastSeen.set(k, undefined);
       } else if (r < 0.52) {
         // The value last seen, or one that no worker wrote.
-        const expected = lastSeen.get(k) ?? 1000 + op;
+        const expected = lastSeen.get(k) ?? valueOf(1000 + op);
         if (recorder.record("deleteIf", [k, expected], () => map.deleteIf(k, expected))) {
           lastSeen.set(k, undefined);
         }
@@ -161,16 +172,18 @@ export function linearizableRounds(ctx: WorkerContext<LinearizableArgs>): OpReco
         );
       } else if (r < 0.85) {
         const pick = ctx.random();
-        const expected = pick < 0.6 ? lastSeen.get(k) : pick < 0.8 ? undefined : 1000 + op;
+        const expected = pick < 0.6 ? lastSeen.get(k) : pick < 0.8 ? undefined : valueOf(1000 + op);
         const done = recorder.record(
           "compareAndSet",
           [k, expected, value],
           () => map.compareAndSet(k, expected, value),
         );
         if (done) lastSeen.set(k, value);
-      } else {
+      } else if (!ctx.args.longValues) {
         const delta = 1 + ctx.randomInt(3);
-        lastSeen.set(k, recorder.record("add", [k, delta], () => map.add(k, delta)));
+        lastSeen.set(k, recorder.record("add", [k, delta], () => map.add(k, delta as never)));
+      } else {
+        lastSeen.set(k, recorder.record("get", [k], () => map.get(k)));
       }
     }
     histories.push(recorder.records);

@@ -27,6 +27,7 @@ import {
   type IterationArgs,
   type IteratorReport,
   type LinearizableArgs,
+  longValueOf,
   type MixedArgs,
   ownedKey,
   type OwnedKeysArgs,
@@ -66,6 +67,8 @@ interface LinearizabilityRun {
   noise: number;
   /** Untracked keys each map holds before its round starts. */
   prefill?: number;
+  /** String values of over 64 bytes, which deletes shed (see linearizableRounds). */
+  longValues?: boolean;
 }
 
 /** Rounds per spawn: each spawn has its own heap, which holds that many maps. */
@@ -83,11 +86,15 @@ async function checkHistories(run: LinearizabilityRun): Promise<number[]> {
     const heap = SharedHeap.create({ maxBytes: 256 * MiB });
     const maps = Array.from(
       { length: rounds },
-      () => HashMap.create(heap, { key: run.stringKeys ? "string" : "i32", value: "i32" }),
-    ) as unknown as HashMap<unknown, number>[];
+      () =>
+        HashMap.create(heap, {
+          key: run.stringKeys ? "string" : "i32",
+          value: run.longValues ? "string" : "i32",
+        }),
+    ) as unknown as HashMap<unknown, unknown>[];
     for (const map of maps) {
       for (let i = 0; i < (run.prefill ?? 0); i++) {
-        map.set(run.stringKeys ? `prefill ${i}` : -1 - i, i);
+        map.set(run.stringKeys ? `prefill ${i}` : -1 - i, run.longValues ? longValueOf(i) : i);
       }
     }
     const clock = HistoryClock.create();
@@ -103,6 +110,7 @@ async function checkHistories(run: LinearizabilityRun): Promise<number[]> {
         keys: run.keys,
         stringKeys: run.stringKeys,
         noise: run.noise,
+        longValues: run.longValues,
       },
       timeoutMs: 240_000,
     });
@@ -167,6 +175,18 @@ Deno.test(`linearizable: string keys while tables grow and migrate mid-history, 
     prefill: 3066,
   });
   assert.ok(Math.min(...capacities) >= 8192, `smallest final table ${Math.min(...capacities)}`);
+});
+
+Deno.test(`linearizable: string values over 64 bytes, which deletes shed, 4 workers, 3 keys, ${200 * STRESS} histories`, async () => {
+  await checkHistories({
+    workers: 4,
+    rounds: 200 * STRESS,
+    opsPerRound: 12,
+    keys: 3,
+    stringKeys: true,
+    noise: 40,
+    longValues: true,
+  });
 });
 
 Deno.test(`linearizable: 8 workers on 2 cores, 4 keys, 6 operations each, ${150 * STRESS} histories`, async () => {
