@@ -86,6 +86,7 @@ import {
   type CodecValue,
   crashPoint,
   describeValue,
+  DestroyedError,
   HeapExhaustedError,
   objectHandle,
   type Placement,
@@ -2370,7 +2371,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * handle, once this starts; delete any named root that names it first.
    * Blocks go back through the heap's epochs (`retire`), so a read that
    * another worker had begun just before is still safe. Every later call on
-   * this object throws {@linkcode SabreError}, and so does a second
+   * this object throws {@linkcode DestroyedError}, and so does a second
    * `destroy()` of the tree from any worker.
    *
    * @example
@@ -2393,7 +2394,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const won = Atomics.compareExchange(heap.i32, this.#header, TAG, 0) === TAG;
     // This object is done with either way: another destroyed the tree first.
     this.#unusable = DESTROYED;
-    if (!won) throw new SabreError("Cannot destroy BPlusTree as it was destroyed already");
+    if (!won) throw new DestroyedError("BPlusTree", "destroy");
     heap.pinForOperation();
     try {
       // Every node reachable from the root, once each: a writer killed in
@@ -2424,10 +2425,6 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
-   * Set by destroy(): every later call on this object throws rather than
-   * read or write blocks that the heap may have given to something else.
-   */
-  /**
    * USABLE, DESTROYED (by this object: others cannot know), or IN_UPDATE_FN
    * while update() runs its fn under a leaf latch: every call then throws
    * before it stages anything, as a read would overwrite the staged key of
@@ -2436,10 +2433,9 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #unusable = USABLE;
 
   #throwUnusable(): never {
+    if (this.#unusable === DESTROYED) throw new DestroyedError("BPlusTree");
     throw new SabreError(
-      this.#unusable === DESTROYED
-        ? "Cannot use BPlusTree as it was destroyed: its memory may belong to another structure now"
-        : "Cannot use BPlusTree inside the fn of its own update(), which runs under a leaf latch: read what fn needs before the update",
+      "Cannot use BPlusTree inside the fn of its own update(), which runs under a leaf latch: read what fn needs before the update",
     );
   }
 

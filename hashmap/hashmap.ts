@@ -109,11 +109,11 @@ import {
   type CodecValue,
   crashPoint,
   describeValue,
+  DestroyedError,
   HeapExhaustedError,
   objectHandle,
   type Placement,
   placeObject,
-  SabreError,
   type SharedHandle,
   type SharedHeap,
   tagOf,
@@ -1712,7 +1712,8 @@ export class HashMap<K, V> {
    * map, or attach its handle, once this starts; delete any named root that
    * names it first. Blocks go back through the heap's epochs (`retire`), so
    * an operation that another worker had begun just before is still safe.
-   * Throws {@linkcode SabreError} when the map was destroyed already.
+   * Every later call on this object throws {@linkcode DestroyedError}, and
+   * so does a second `destroy()` of the map from any worker.
    *
    * @example
    * ```ts
@@ -1739,7 +1740,7 @@ export class HashMap<K, V> {
     this.#kernelStringGets = false;
     this.#stringKeys = false;
     this.#setInKernel = false;
-    if (!won) throw new SabreError("Cannot destroy HashMap as it was destroyed already");
+    if (!won) throw new DestroyedError("HashMap", "destroy");
     heap.pinForOperation();
     try {
       const root = this.#root();
@@ -1773,9 +1774,7 @@ export class HashMap<K, V> {
   #destroyed = false;
 
   #throwDestroyed(): never {
-    throw new SabreError(
-      "Cannot use HashMap as it was destroyed: its memory may belong to another structure now",
-    );
+    throw new DestroyedError("HashMap");
   }
 
   /** Adds the entry pointers of `table`'s slots to `into`, except slots with a bit of `skip`. */

@@ -18,9 +18,11 @@
 import {
   attachObject,
   describeValue,
+  DestroyedError,
   objectHandle,
   type Placement,
   placeObject,
+  releaseObject,
   SabreError,
   type SharedHandle,
   type SharedHeap,
@@ -37,6 +39,12 @@ const TAG = tagOf("CVAR");
 const BYTES = 12;
 const SEQ = 1;
 const WAITERS = 2;
+/**
+ * WAITERS once destroy() closed the condvar: so far below zero that no
+ * count of waiters reaches it, so a wait that adds itself after the close
+ * sees a negative count and leaves.
+ */
+const CLOSED = -0x40000000;
 
 /**
  * Handle of a {@linkcode Condvar}.
@@ -103,10 +111,26 @@ function releaseOrWithdraw(words: Int32Array, mutex: Mutex): void {
 export class Condvar {
   readonly #placement: Placement;
   readonly #words: Int32Array;
+  /**
+   * Set by destroy(), or where this object found the condvar destroyed by
+   * another worker: every later call on this object throws.
+   */
+  #destroyed = false;
 
   private constructor(placement: Placement) {
     this.#placement = placement;
     this.#words = placement.words;
+  }
+
+  /** Throws DestroyedError once this object knows that the condvar is gone. */
+  #checkLive(): void {
+    if (this.#destroyed) throw new DestroyedError("Condvar");
+    // A load on the line that the call touches anyway: another worker's
+    // destroy() cleared the tag.
+    if (Atomics.load(this.#words, 0) !== TAG) {
+      this.#destroyed = true;
+      throw new DestroyedError("Condvar");
+    }
   }
 
   /**
@@ -146,6 +170,7 @@ export class Condvar {
    * ```
    */
   get handle(): CondvarHandle {
+    if (this.#destroyed) throw new DestroyedError("Condvar");
     return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
   }
 
@@ -159,7 +184,8 @@ export class Condvar {
    * ```
    */
   get waiters(): number {
-    return Atomics.load(this.#words, WAITERS);
+    this.#checkLive();
+    return Math.max(0, Atomics.load(this.#words, WAITERS));
   }
 
   /**
@@ -186,7 +212,7 @@ export class Condvar {
     const deadline = deadlineOf(options, "wait on Condvar");
     const words = this.#words;
     const seq = Atomics.load(words, SEQ);
-    Atomics.add(words, WAITERS, 1);
+    this.#addWaiter();
     releaseOrWithdraw(words, mutex);
     let inTime: boolean;
     try {
@@ -219,7 +245,7 @@ export class Condvar {
     const deadline = deadlineOf(options, "wait on Condvar");
     const words = this.#words;
     const seq = Atomics.load(words, SEQ);
-    Atomics.add(words, WAITERS, 1);
+    this.#addWaiter();
     releaseOrWithdraw(words, mutex);
     let inTime: boolean;
     try {
@@ -249,6 +275,7 @@ export class Condvar {
    * ```
    */
   waitWhile(mutex: Mutex, condition: () => boolean, options?: LockOptions): void {
+    this.#checkLive();
     const deadline = deadlineOf(options, "wait on Condvar");
     try {
       while (condition()) {
@@ -280,6 +307,7 @@ export class Condvar {
     condition: () => boolean,
     options?: LockOptions,
   ): Promise<void> {
+    this.#checkLive();
     const deadline = deadlineOf(options, "wait on Condvar");
     try {
       while (condition()) {
@@ -302,6 +330,7 @@ export class Condvar {
    * ```
    */
   notifyOne(): void {
+    this.#checkLive();
     const words = this.#words;
     Atomics.add(words, SEQ, 1);
     if (Atomics.load(words, WAITERS) !== 0) Atomics.notify(words, SEQ, 1);
@@ -317,13 +346,18 @@ export class Condvar {
    * ```
    */
   notifyAll(): void {
+    this.#checkLive();
     const words = this.#words;
     Atomics.add(words, SEQ, 1);
     if (Atomics.load(words, WAITERS) !== 0) Atomics.notify(words, SEQ);
   }
 
   /**
-   * Frees the condition variable's memory in its heap.
+   * Frees the condition variable's memory in its heap (a standalone one's
+   * buffer is left to the garbage collector). Every later call on this
+   * object throws {@linkcode DestroyedError}, and so does a second
+   * `destroy()` or a wait from any worker. Throws {@linkcode SabreError}
+   * while workers wait on it.
    *
    * @example
    * ```ts
@@ -332,11 +366,31 @@ export class Condvar {
    * ```
    */
   destroy(): void {
-    const { heap, offset, words } = this.#placement;
-    if (Atomics.load(words, WAITERS) !== 0) {
+    if (this.#destroyed) throw new DestroyedError("Condvar", "destroy");
+    const words = this.#words;
+    const waiters = Atomics.compareExchange(words, WAITERS, 0, CLOSED);
+    if (waiters !== 0) {
+      if (waiters < 0) {
+        this.#destroyed = true;
+        throw new DestroyedError("Condvar", "destroy");
+      }
       throw new SabreError("Cannot destroy Condvar as workers wait on it");
     }
-    Atomics.store(words, 0, 0);
-    if (heap !== undefined) heap.free(offset);
+    this.#destroyed = true;
+    releaseObject(this.#placement, TAG, "Condvar");
+  }
+
+  /**
+   * Counts the caller as a waiter, or throws DestroyedError where destroy()
+   * closed the count first (the CAS there and the add here order the two).
+   */
+  #addWaiter(): void {
+    this.#checkLive();
+    const words = this.#words;
+    if (Atomics.add(words, WAITERS, 1) < 0) {
+      Atomics.sub(words, WAITERS, 1);
+      this.#destroyed = true;
+      throw new DestroyedError("Condvar");
+    }
   }
 }

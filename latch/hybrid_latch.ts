@@ -37,9 +37,11 @@
 
 import {
   attachObject,
+  DestroyedError,
   objectHandle,
   type Placement,
   placeObject,
+  releaseObject,
   SabreError,
   type SharedHandle,
   type SharedHeap,
@@ -71,9 +73,10 @@ function timeLeft(deadline: number): LockOptions | undefined {
  * names the latch's own operation and the caller's `timeoutMs`.
  */
 function renamed(error: unknown, operation: string, caller: LockOptions | undefined): unknown {
-  return error instanceof TimeoutError
-    ? new TimeoutError(operation, caller?.timeoutMs ?? 0)
-    : error;
+  if (error instanceof TimeoutError) return new TimeoutError(operation, caller?.timeoutMs ?? 0);
+  // The lock of a latch that another worker destroyed.
+  if (error instanceof DestroyedError) return new DestroyedError("HybridLatch");
+  return error;
 }
 
 const EXCLUSIVELY = "lock HybridLatch exclusively";
@@ -685,11 +688,22 @@ export class HybridLatch {
   readonly #words: Int32Array;
   /** @internal The RwLock behind shared and exclusive modes. */
   readonly lock: RwLock;
+  /**
+   * Set by destroy(): every later call on this object throws rather than
+   * touch memory that the heap may have given to something else. Another
+   * worker's objects learn it from the embedded lock, which destroy()
+   * leaves write-locked with its tag cleared, once they wait for it.
+   */
+  #destroyed = false;
 
   private constructor(placement: Placement, init: boolean) {
     this.#placement = placement;
     this.#words = placement.words;
     this.lock = RwLock.embedded(placement.sab, placement.offset + LOCK_OFFSET, init);
+  }
+
+  #checkLive(): void {
+    if (this.#destroyed) throw new DestroyedError("HybridLatch");
   }
 
   /**
@@ -733,6 +747,7 @@ export class HybridLatch {
    * ```
    */
   get handle(): HybridLatchHandle {
+    this.#checkLive();
     return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
   }
 
@@ -748,6 +763,7 @@ export class HybridLatch {
    * ```
    */
   currentVersion(): number {
+    this.#checkLive();
     return Atomics.load(this.#words, VERSION);
   }
 
@@ -763,6 +779,7 @@ export class HybridLatch {
    * ```
    */
   exclusive(options?: LockOptions): ExclusiveGuard {
+    this.#checkLive();
     this.#acquireWrite(options, EXCLUSIVELY, options);
     return this.#enterExclusive();
   }
@@ -779,6 +796,7 @@ export class HybridLatch {
    * ```
    */
   tryExclusive(): ExclusiveGuard | undefined {
+    this.#checkLive();
     return this.lock.tryAcquireWrite() ? this.#enterExclusive() : undefined;
   }
 
@@ -793,6 +811,7 @@ export class HybridLatch {
    * ```
    */
   async exclusiveAsync(options?: LockOptions): Promise<ExclusiveGuard> {
+    this.#checkLive();
     await this.#acquireWriteAsync(options, EXCLUSIVELY, options);
     return this.#enterExclusive();
   }
@@ -808,6 +827,7 @@ export class HybridLatch {
    * ```
    */
   shared(options?: LockOptions): SharedGuard {
+    this.#checkLive();
     return this.#shared(options, SHARED, options);
   }
 
@@ -821,6 +841,7 @@ export class HybridLatch {
    * ```
    */
   tryShared(): SharedGuard | undefined {
+    this.#checkLive();
     return this.lock.tryAcquireRead()
       ? new SharedGuard(this, Atomics.load(this.#words, VERSION))
       : undefined;
@@ -836,6 +857,7 @@ export class HybridLatch {
    * ```
    */
   sharedAsync(options?: LockOptions): Promise<SharedGuard> {
+    this.#checkLive();
     return this.#sharedAsync(options, SHARED, options);
   }
 
@@ -853,6 +875,7 @@ export class HybridLatch {
    * ```
    */
   optimisticOrSpin(options?: LockOptions): OptimisticGuard {
+    this.#checkLive();
     const words = this.#words;
     let version = Atomics.load(words, VERSION);
     if ((version & 1) === 0) return new OptimisticGuard(this, version);
@@ -882,6 +905,7 @@ export class HybridLatch {
    * ```
    */
   async optimisticOrSpinAsync(options?: LockOptions): Promise<OptimisticGuard> {
+    this.#checkLive();
     const words = this.#words;
     const deadline = deadlineOf(options, "wait for HybridLatch");
     let version = Atomics.load(words, VERSION);
@@ -910,6 +934,7 @@ export class HybridLatch {
    * ```
    */
   optimisticOrUnwind(): OptimisticGuard {
+    this.#checkLive();
     const version = Atomics.load(this.#words, VERSION);
     if ((version & 1) === 1) throw Unwind.signal;
     return new OptimisticGuard(this, version);
@@ -927,6 +952,7 @@ export class HybridLatch {
    * ```
    */
   optimisticOrShared(options?: LockOptions): OptimisticGuard | SharedGuard {
+    this.#checkLive();
     const version = Atomics.load(this.#words, VERSION);
     if ((version & 1) === 0) return new OptimisticGuard(this, version);
     return this.shared(options);
@@ -945,6 +971,7 @@ export class HybridLatch {
    * ```
    */
   optimisticOrExclusive(options?: LockOptions): OptimisticGuard | ExclusiveGuard {
+    this.#checkLive();
     const version = Atomics.load(this.#words, VERSION);
     if ((version & 1) === 0) return new OptimisticGuard(this, version);
     return this.exclusive(options);
@@ -970,6 +997,7 @@ export class HybridLatch {
    * ```
    */
   read<T>(fn: (guard: OptimisticGuard | SharedGuard) => T, options?: LockOptions): T {
+    this.#checkLive();
     const deadline = options === undefined ? Infinity : deadlineOf(options, "read HybridLatch");
     const result = this.#readOptimistically(fn);
     if (result !== NO_RESULT) return result as T;
@@ -996,6 +1024,7 @@ export class HybridLatch {
     fn: (guard: OptimisticGuard | SharedGuard) => T,
     options?: LockOptions,
   ): Promise<T> {
+    this.#checkLive();
     const deadline = options === undefined ? Infinity : deadlineOf(options, "read HybridLatch");
     const result = this.#readOptimistically(fn);
     if (result !== NO_RESULT) return result as T;
@@ -1039,6 +1068,7 @@ export class HybridLatch {
    * ```
    */
   write<T>(fn: (guard: ExclusiveGuard) => T, options?: LockOptions): T {
+    this.#checkLive();
     const guard = this.exclusive(options);
     try {
       return fn(guard);
@@ -1048,7 +1078,12 @@ export class HybridLatch {
   }
 
   /**
-   * Frees the latch's memory in its heap.
+   * Frees the latch's memory in its heap (a standalone latch's buffer is
+   * left to the garbage collector). Every later call on this object throws
+   * {@linkcode DestroyedError}, and so does a second `destroy()` from any
+   * worker, or a wait for the latch that another worker's object would
+   * begin. Throws {@linkcode SabreError} while the latch is held or has
+   * waiters.
    *
    * @example
    * ```ts
@@ -1057,12 +1092,27 @@ export class HybridLatch {
    * ```
    */
   destroy(): void {
-    const { heap, offset, words } = this.#placement;
-    if ((Atomics.load(words, VERSION) & 1) === 1 || !this.lock.isIdle) {
-      throw new SabreError("Cannot destroy HybridLatch as it is held or has waiters");
+    if (this.#destroyed) throw new DestroyedError("HybridLatch", "destroy");
+    const words = this.#words;
+    if (Atomics.load(words, 0) !== TAG) {
+      this.#destroyed = true;
+      throw new DestroyedError("HybridLatch", "destroy");
     }
-    Atomics.store(words, 0, 0);
-    if (heap !== undefined) heap.free(offset);
+    // The lock's destroy() leaves it write-locked for good, in one CAS from
+    // idle, with its tag cleared; an odd version then sends optimistic
+    // readers to that lock, whose wait fails.
+    const held = "Cannot destroy HybridLatch as it is held or has waiters";
+    if ((Atomics.load(words, VERSION) & 1) === 1) throw new SabreError(held);
+    try {
+      this.lock.destroy();
+    } catch (e) {
+      if (!(e instanceof DestroyedError)) throw new SabreError(held);
+      this.#destroyed = true;
+      throw new DestroyedError("HybridLatch", "destroy");
+    }
+    Atomics.add(words, VERSION, 1);
+    this.#destroyed = true;
+    releaseObject(this.#placement, TAG, "HybridLatch");
   }
 
   // The RwLock's acquisitions, whose timeouts name `operation` and the
@@ -1142,6 +1192,7 @@ export class HybridLatch {
 
   /** @internal */
   releaseExclusive(version: number): OptimisticGuard {
+    this.#checkLive();
     const next = (version + 1) | 0;
     Atomics.store(this.#words, VERSION, next);
     this.lock.releaseWrite();
@@ -1150,6 +1201,7 @@ export class HybridLatch {
 
   /** @internal */
   upgradeToExclusive(version: number, options?: LockOptions): ExclusiveGuard {
+    this.#checkLive();
     // An out-of-date guard fails at once rather than after waiting its turn.
     if (Atomics.load(this.#words, VERSION) !== version) throw Unwind.signal;
     this.#acquireWrite(options, EXCLUSIVELY, options);
@@ -1163,6 +1215,7 @@ export class HybridLatch {
 
   /** @internal */
   upgradeToShared(version: number): SharedGuard {
+    this.#checkLive();
     if (!this.lock.tryAcquireRead()) throw Unwind.signal;
     if (Atomics.load(this.#words, VERSION) !== version) {
       this.lock.releaseRead();

@@ -21,9 +21,11 @@
 
 import {
   attachObject,
+  DestroyedError,
   objectHandle,
   type Placement,
   placeObject,
+  releaseObject,
   SabreError,
   type SharedHandle,
   type SharedHeap,
@@ -180,6 +182,12 @@ export class MutexGuard implements Disposable {
 export class Mutex {
   readonly #placement: Placement;
   readonly #words: Int32Array;
+  /**
+   * Set by destroy(): every later call on this object throws rather than
+   * touch memory that the heap may have given to something else. The lock
+   * paths test it only where the CAS alone would not stop them.
+   */
+  #destroyed = false;
 
   private constructor(placement: Placement) {
     this.#placement = placement;
@@ -242,6 +250,7 @@ export class Mutex {
    * ```
    */
   get handle(): MutexHandle {
+    if (this.#destroyed) throw new DestroyedError("Mutex");
     return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
   }
 
@@ -259,6 +268,7 @@ export class Mutex {
    * ```
    */
   get isLocked(): boolean {
+    if (this.#destroyed) throw new DestroyedError("Mutex");
     return Atomics.load(this.#words, STATE) !== UNLOCKED;
   }
 
@@ -346,7 +356,7 @@ export class Mutex {
    */
   acquire(options?: LockOptions): void {
     if (
-      options !== undefined ||
+      options !== undefined || this.#destroyed ||
       Atomics.compareExchange(this.#words, STATE, UNLOCKED, LOCKED) !== UNLOCKED
     ) {
       this.#acquireSlow(options);
@@ -364,6 +374,7 @@ export class Mutex {
    * ```
    */
   tryAcquire(): boolean {
+    if (this.#destroyed) throw new DestroyedError("Mutex");
     return Atomics.compareExchange(this.#words, STATE, UNLOCKED, LOCKED) === UNLOCKED;
   }
 
@@ -379,9 +390,11 @@ export class Mutex {
    * ```
    */
   async acquireAsync(options?: LockOptions): Promise<void> {
+    if (this.#destroyed) throw new DestroyedError("Mutex");
     const words = this.#words;
     const deadline = deadlineOf(options, "lock Mutex");
     if (Atomics.compareExchange(words, STATE, UNLOCKED, LOCKED) === UNLOCKED) return;
+    this.#checkTag();
     for (;;) {
       if (Atomics.exchange(words, STATE, CONTENDED) === UNLOCKED) return;
       if (!(await parkAsync(words, STATE, CONTENDED, deadline))) {
@@ -407,6 +420,7 @@ export class Mutex {
    * ```
    */
   release(): void {
+    if (this.#destroyed) throw new DestroyedError("Mutex");
     const words = this.#words;
     const was = Atomics.exchange(words, STATE, UNLOCKED);
     if (was === CONTENDED) {
@@ -417,8 +431,12 @@ export class Mutex {
   }
 
   /**
-   * Frees the mutex's memory in its heap. No worker may use it afterwards.
-   * Does nothing for a standalone mutex (the garbage collector frees it).
+   * Frees the mutex's memory in its heap (a standalone mutex's buffer is
+   * left to the garbage collector). No worker may use it afterwards: every
+   * later call on this object throws {@linkcode DestroyedError}, and so does
+   * a second `destroy()` from any worker, or a lock that another worker's
+   * object would wait for. Throws {@linkcode SabreError} while the mutex is
+   * locked.
    *
    * @example
    * ```ts
@@ -428,18 +446,35 @@ export class Mutex {
    * ```
    */
   destroy(): void {
-    const { heap, offset, words } = this.#placement;
-    if (Atomics.load(words, STATE) !== UNLOCKED) {
+    if (this.#destroyed) throw new DestroyedError("Mutex", "destroy");
+    const words = this.#words;
+    // Taken for good: a worker that would lock it from here on fails its
+    // CAS and reaches #checkTag, which finds the tag cleared below.
+    if (Atomics.compareExchange(words, STATE, UNLOCKED, LOCKED) !== UNLOCKED) {
+      this.#checkTag("destroy");
       throw new SabreError("Cannot destroy Mutex as it is locked");
     }
-    Atomics.store(words, 0, 0);
-    if (heap !== undefined) heap.free(offset);
+    this.#destroyed = true;
+    releaseObject(this.#placement, TAG, "Mutex");
+  }
+
+  /**
+   * Throws DestroyedError where the tag is gone: a mutex that another
+   * worker destroyed, which no unlock would ever wake this one from.
+   */
+  #checkTag(operation: "use" | "destroy" = "use"): void {
+    if (Atomics.load(this.#words, 0) !== TAG) {
+      this.#destroyed = true;
+      throw new DestroyedError("Mutex", operation);
+    }
   }
 
   #acquireSlow(options: LockOptions | undefined): void {
+    if (this.#destroyed) throw new DestroyedError("Mutex");
     const words = this.#words;
     const deadline = deadlineOf(options, "lock Mutex");
     if (Atomics.compareExchange(words, STATE, UNLOCKED, LOCKED) === UNLOCKED) return;
+    this.#checkTag();
     for (let spin = 0; spin < SPIN_LIMIT; spin++) {
       pause();
       const seen = Atomics.load(words, STATE);

@@ -61,9 +61,11 @@
 
 import {
   attachObject,
+  DestroyedError,
   objectHandle,
   type Placement,
   placeObject,
+  releaseObject,
   SabreError,
   type SharedHandle,
   type SharedHeap,
@@ -337,10 +339,39 @@ export class RwLockWriteGuard implements Disposable {
 export class RwLock {
   readonly #placement: Placement;
   readonly #words: Int32Array;
+  /**
+   * Set by destroy(), or where this object found the lock destroyed by
+   * another worker: every later call on this object throws rather than
+   * touch memory that the heap may have given to something else. The
+   * acquiring fast paths test it only where the CAS alone would not stop
+   * them.
+   */
+  #destroyed = false;
 
   private constructor(placement: Placement) {
     this.#placement = placement;
     this.#words = placement.words;
+  }
+
+  /**
+   * Throws DestroyedError once this object knows the lock is gone. For the
+   * releases and the tries, which would otherwise write freed memory: a
+   * load of the tag there would fetch a contended line once more before
+   * the RMW that takes it.
+   */
+  #checkLive(): void {
+    if (this.#destroyed) throw new DestroyedError("RwLock");
+  }
+
+  /**
+   * #checkLive, and also where the tag is gone: another worker destroyed
+   * the lock, and no release would ever wake a wait on it. Where a wait may
+   * begin, in the getters and in destroy().
+   */
+  #checkTag(operation: "use" | "destroy" = "use"): void {
+    if (!this.#destroyed && Atomics.load(this.#words, 0) === TAG) return;
+    this.#destroyed = true;
+    throw new DestroyedError("RwLock", operation);
   }
 
   /**
@@ -396,6 +427,7 @@ export class RwLock {
    * ```
    */
   get handle(): RwLockHandle {
+    this.#checkTag();
     return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
   }
 
@@ -412,6 +444,7 @@ export class RwLock {
    * ```
    */
   get readers(): number {
+    this.#checkTag();
     return Atomics.load(this.#words, STATE) & READER_MASK;
   }
 
@@ -426,6 +459,7 @@ export class RwLock {
    * ```
    */
   get isWriteLocked(): boolean {
+    this.#checkTag();
     return (Atomics.load(this.#words, STATE) & WRITER) !== 0;
   }
 
@@ -510,7 +544,7 @@ export class RwLock {
     const seen = Atomics.load(words, STATE);
     // A full reader count goes to the slow path, which refuses it.
     if (
-      options !== undefined || (seen & READ_BLOCKERS) !== 0 ||
+      options !== undefined || this.#destroyed || (seen & READ_BLOCKERS) !== 0 ||
       (seen & READER_MASK) === READER_MASK ||
       Atomics.compareExchange(words, STATE, seen, seen + 1) !== seen
     ) {
@@ -529,6 +563,7 @@ export class RwLock {
    * ```
    */
   tryAcquireRead(): boolean {
+    this.#checkLive();
     return this.#tryReadStep(false);
   }
 
@@ -544,6 +579,7 @@ export class RwLock {
    * ```
    */
   async acquireReadAsync(options?: LockOptions): Promise<void> {
+    this.#checkTag();
     const deadline = deadlineOf(options, "read-lock RwLock");
     let bypass = false;
     for (;;) {
@@ -582,6 +618,7 @@ export class RwLock {
    * ```
    */
   releaseRead(): void {
+    this.#checkLive();
     const words = this.#words;
     const was = Atomics.sub(words, STATE, 1);
     if ((was & READER_MASK) === 0) {
@@ -697,6 +734,7 @@ export class RwLock {
   }
 
   #acquireReadSlow(options: LockOptions | undefined): void {
+    this.#checkTag();
     const deadline = deadlineOf(options, "read-lock RwLock");
     const words = this.#words;
     for (let spin = 0; spin < SPIN_LIMIT; spin++) {
@@ -800,7 +838,10 @@ export class RwLock {
    * ```
    */
   acquireWrite(options?: LockOptions): void {
-    if (options !== undefined || Atomics.compareExchange(this.#words, STATE, 0, WRITER) !== 0) {
+    if (
+      options !== undefined || this.#destroyed ||
+      Atomics.compareExchange(this.#words, STATE, 0, WRITER) !== 0
+    ) {
       this.#acquireWriteSlow(options);
     }
   }
@@ -817,6 +858,7 @@ export class RwLock {
    * ```
    */
   tryAcquireWrite(): boolean {
+    this.#checkLive();
     return Atomics.compareExchange(this.#words, STATE, 0, WRITER) === 0 || this.#tryWriteBarging();
   }
 
@@ -844,6 +886,7 @@ export class RwLock {
    * ```
    */
   async acquireWriteAsync(options?: LockOptions): Promise<void> {
+    this.#checkTag();
     const deadline = deadlineOf(options, "write-lock RwLock");
     if (this.#tryWriteBarging()) return;
     let epoch: number;
@@ -880,6 +923,7 @@ export class RwLock {
    * ```
    */
   releaseWrite(): void {
+    this.#checkLive();
     const words = this.#words;
     const was = Atomics.and(words, STATE, ~WRITER);
     if ((was & WRITER) === 0) {
@@ -902,6 +946,7 @@ export class RwLock {
    * ```
    */
   downgradeWrite(): void {
+    this.#checkLive();
     const words = this.#words;
     // WRITER off and one reader on, in one RMW: WRITER + 1 wraps bit 31 off.
     const was = Atomics.add(words, STATE, WRITER + 1);
@@ -957,6 +1002,7 @@ export class RwLock {
    * about to park.
    */
   get isIdle(): boolean {
+    this.#checkTag();
     const state = Atomics.load(this.#words, STATE);
     return (state & (WRITER | READER_MASK)) === 0 && !this.#liveWritersWaiting(state) &&
       Atomics.load(this.#words, READERS_WAITING) === 0;
@@ -992,6 +1038,7 @@ export class RwLock {
   }
 
   #acquireWriteSlow(options: LockOptions | undefined): void {
+    this.#checkTag();
     const deadline = deadlineOf(options, "write-lock RwLock");
     const words = this.#words;
     if (this.#tryWriteBarging()) return;
@@ -1025,7 +1072,12 @@ export class RwLock {
   }
 
   /**
-   * Frees the lock's memory in its heap; nobody may use it afterwards.
+   * Frees the lock's memory in its heap (a standalone lock's buffer is left
+   * to the garbage collector); nobody may use it afterwards. Every later
+   * call on this object throws {@linkcode DestroyedError}, and so does a
+   * second `destroy()` from any worker, or a wait for the lock that another
+   * worker's object would begin. Throws {@linkcode SabreError} while the
+   * lock is held or has waiters.
    *
    * @example
    * ```ts
@@ -1034,11 +1086,18 @@ export class RwLock {
    * ```
    */
   destroy(): void {
-    const { heap, offset } = this.#placement;
-    if (!this.isIdle) {
+    this.#checkTag("destroy");
+    const words = this.#words;
+    const state = Atomics.load(words, STATE);
+    // Write-locked for good, in one CAS from the idle state seen: a worker
+    // that would take the lock from here on fails and reaches #checkLive,
+    // which finds the tag cleared below.
+    if (
+      !this.isIdle || Atomics.compareExchange(words, STATE, state, state | WRITER) !== state
+    ) {
       throw new SabreError("Cannot destroy RwLock as it is locked or has waiters");
     }
-    Atomics.store(this.#placement.words, 0, 0);
-    if (heap !== undefined) heap.free(offset);
+    this.#destroyed = true;
+    releaseObject(this.#placement, TAG, "RwLock");
   }
 }

@@ -261,6 +261,63 @@ export class WorkerLimitError extends SabreError {
 }
 
 /**
+ * A call on a structure object after `destroy()`: the structure's memory is
+ * back in the heap, and may belong to another structure now. A second
+ * `destroy()` throws it too, whichever worker destroyed the structure first.
+ *
+ * Each object knows that its own `destroy()` ran. An object that another
+ * worker attached to the same structure learns it only where it checks the
+ * structure's tag word (attach, destroy, and calls about to block), and not
+ * once the heap has reused the memory: sharing the end of a structure's life
+ * between workers is the program's to order.
+ *
+ * @example
+ * ```ts
+ * import { DestroyedError, Mutex, SharedHeap } from "@sabre/sabre";
+ * const mutex = Mutex.create(SharedHeap.create());
+ * mutex.destroy();
+ * try {
+ *   mutex.lock();
+ * } catch (e) {
+ *   console.assert(e instanceof DestroyedError && e.structure === "Mutex");
+ * }
+ * ```
+ */
+export class DestroyedError extends SabreError {
+  /**
+   * The kind of structure that was destroyed ("Mutex", "HashMap").
+   *
+   * @example
+   * ```ts
+   * import { DestroyedError } from "@sabre/sabre";
+   * console.assert(new DestroyedError("Queue").structure === "Queue");
+   * ```
+   */
+  readonly structure: string;
+  /**
+   * Creates the error for a call on `structure`; with `operation` "destroy",
+   * for a second destroy.
+   *
+   * @example
+   * ```ts
+   * import { DestroyedError } from "@sabre/sabre";
+   * console.assert(
+   *   new DestroyedError("SeqLock", "destroy").message ===
+   *     "Cannot destroy SeqLock as it was destroyed already",
+   * );
+   * ```
+   */
+  constructor(structure: string, operation: "use" | "destroy" = "use") {
+    super(
+      operation === "destroy"
+        ? `Cannot destroy ${structure} as it was destroyed already`
+        : `Cannot use ${structure} as it was destroyed: its memory may belong to another structure now`,
+    );
+    this.structure = structure;
+  }
+}
+
+/**
  * Formats a value for an error message: strings quoted, long ones cut.
  *
  * @example

@@ -11,7 +11,13 @@
  * @module
  */
 
-import { describeValue, HandleError, type SharedHandle, SharedHeap } from "../memory/mod.ts";
+import {
+  describeValue,
+  DestroyedError,
+  HandleError,
+  type SharedHandle,
+  SharedHeap,
+} from "../memory/mod.ts";
 import { CODEC_IDS } from "./codec.ts";
 import { checkOptionFields } from "./_options.ts";
 
@@ -89,6 +95,34 @@ export function placeObject(
   }
   Atomics.store(placement.words, 0, tag);
   return placement;
+}
+
+/**
+ * The last step of a placed object's `destroy()`, once the caller has made
+ * sure that no worker holds or waits on it: clears the tag with one CAS, so
+ * that of two workers that destroy the object one wins and `attach` refuses
+ * its handle from then on, then frees its block (a standalone object's
+ * buffer is left to the garbage collector). Throws
+ * {@linkcode DestroyedError} when the tag is gone: the object was destroyed
+ * already, by this worker or another.
+ *
+ * @example
+ * ```ts
+ * import { DestroyedError, placeObject, releaseObject, SharedHeap, tagOf } from "@sabre/sabre";
+ * const placement = placeObject(SharedHeap.create(), 8, tagOf("DEMO"), "Demo");
+ * releaseObject(placement, tagOf("DEMO"), "Demo");
+ * try {
+ *   releaseObject(placement, tagOf("DEMO"), "Demo");
+ * } catch (e) {
+ *   console.assert(e instanceof DestroyedError);
+ * }
+ * ```
+ */
+export function releaseObject(placement: Placement, tag: number, what: string): void {
+  if (Atomics.compareExchange(placement.words, 0, tag, 0) !== tag) {
+    throw new DestroyedError(what, "destroy");
+  }
+  if (placement.heap !== undefined) placement.heap.free(placement.offset);
 }
 
 /**

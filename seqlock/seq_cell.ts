@@ -30,18 +30,27 @@
 import {
   attachObject,
   describeValue,
+  DestroyedError,
   HandleError,
   objectHandle,
   type Placement,
   placeObject,
-  SabreError,
+  releaseObject,
   type SharedHandle,
   type SharedHeap,
   tagOf,
   TimeoutError,
 } from "../memory/mod.ts";
 import { deadlineOf, type LockOptions, Mutex } from "../latch/mod.ts";
-import { endWrite, SEQ, waitEvenSequence, waitEvenSequenceAsync } from "./seqlock.ts";
+import {
+  acquireWriters,
+  acquireWritersAsync,
+  destroySequenced,
+  endWrite,
+  SEQ,
+  waitEvenSequence,
+  waitEvenSequenceAsync,
+} from "./seqlock.ts";
 import { checkOptionFields } from "../memory/_options.ts";
 
 /** Layout version of this object; attach() accepts only this one. */
@@ -272,7 +281,7 @@ function setOwn(o: NumberRecord, key: string, value: number): void {
 
 /** `waitEvenSequence` with SeqCell's count of parked readers. */
 function waitCell(words: Int32Array, deadline: number, what: string, timeoutMs?: number): number {
-  return waitEvenSequence(words, PARKED, deadline, what, timeoutMs);
+  return waitEvenSequence(words, PARKED, TAG, deadline, what, timeoutMs);
 }
 
 /** `endWrite` with SeqCell's count of parked readers. */
@@ -550,6 +559,13 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
   readonly #fields: readonly Field[];
   readonly #byName: ReadonlyMap<string, Field>;
   readonly #codec: Codec;
+  /**
+   * Set by destroy(): every later call on this object throws rather than
+   * touch memory that the heap may have given to something else. Another
+   * worker's objects learn it once they wait: destroy() leaves the sequence
+   * odd and the writers' mutex locked, with both tags cleared.
+   */
+  #destroyed = false;
 
   private constructor(placement: Placement, fields: Field[], init: boolean) {
     this.#placement = placement;
@@ -558,6 +574,10 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
     this.#fields = fields;
     this.#byName = new Map(fields.map((f) => [f.name, f]));
     this.#codec = codecOf(fields);
+  }
+
+  #checkLive(): void {
+    if (this.#destroyed) throw new DestroyedError("SeqCell");
   }
 
   /**
@@ -633,6 +653,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   get handle(): SeqCellHandle {
+    this.#checkLive();
     return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
   }
 
@@ -646,6 +667,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   get fields(): readonly string[] {
+    this.#checkLive();
     return this.#fields.map((f) => f.name);
   }
 
@@ -661,6 +683,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   get version(): number {
+    this.#checkLive();
     return Atomics.load(this.#words, SEQ) >>> 1;
   }
 
@@ -679,6 +702,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   read(options?: LockOptions): SeqCellRecord<S> {
+    this.#checkLive();
     const deadline = options === undefined ? Infinity : deadlineOf(options, "read SeqCell");
     return this.#codec.read(this.#words, deadline, options?.timeoutMs) as SeqCellRecord<S>;
   }
@@ -697,6 +721,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   async readAsync(options?: LockOptions): Promise<SeqCellRecord<S>> {
+    this.#checkLive();
     const deadline = deadlineOf(options, "read SeqCell");
     const words = this.#words;
     const codec = this.#codec;
@@ -704,7 +729,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
       const snapshot = codec.tryRead(words);
       if (snapshot !== undefined) return snapshot as SeqCellRecord<S>;
       if ((Atomics.load(words, SEQ) & 1) === 1) {
-        await waitEvenSequenceAsync(words, PARKED, deadline, "SeqCell", options?.timeoutMs);
+        await waitEvenSequenceAsync(words, PARKED, TAG, deadline, "SeqCell", options?.timeoutMs);
       } else if (performance.now() >= deadline) {
         throw new TimeoutError("read SeqCell", options?.timeoutMs ?? 0);
       }
@@ -724,6 +749,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   readInto<T extends SeqCellRecord<S>>(target: T, options?: LockOptions): T {
+    this.#checkLive();
     const deadline = options === undefined ? Infinity : deadlineOf(options, "read SeqCell");
     this.#codec.readInto(this.#words, target, deadline, options?.timeoutMs);
     return target;
@@ -740,6 +766,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   tryRead(): SeqCellRecord<S> | undefined {
+    this.#checkLive();
     return this.#codec.tryRead(this.#words) as SeqCellRecord<S> | undefined;
   }
 
@@ -755,6 +782,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   get(name: keyof S & string, options?: LockOptions): number {
+    this.#checkLive();
     const field = this.#field(name, "read");
     const deadline = options === undefined ? Infinity : deadlineOf(options, "read SeqCell");
     const words = this.#words;
@@ -789,6 +817,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   write(values: Partial<SeqCellRecord<S>>, options?: LockOptions): void {
+    this.#checkLive();
     const codec = this.#codec;
     // Full writes in schema order use the scratch shared by this shape's
     // cells. acquire() runs no user code without options; with them it reads
@@ -799,7 +828,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
       : options === undefined
       ? codec.scratch
       : codec.scratch.slice();
-    this.#writers.acquire(options);
+    acquireWriters(this.#writers, options, "SeqCell");
     try {
       this.#publish(updates);
     } finally {
@@ -819,12 +848,13 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   async writeAsync(values: Partial<SeqCellRecord<S>>, options?: LockOptions): Promise<void> {
+    this.#checkLive();
     const codec = this.#codec;
     // Other code runs while this waits: take the encoded words out of the shared scratch.
     const updates = codec.encodeAll(values, codec.scratch)
       ? codec.scratch.slice()
       : this.#check(values);
-    await this.#writers.acquireAsync(options);
+    await acquireWritersAsync(this.#writers, options, "SeqCell");
     try {
       this.#publish(updates);
     } finally {
@@ -842,6 +872,7 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   tryWrite(values: Partial<SeqCellRecord<S>>): boolean {
+    this.#checkLive();
     const codec = this.#codec;
     const updates = codec.encodeAll(values, codec.scratch) ? codec.scratch : this.#check(values);
     if (!this.#writers.tryAcquire()) return false;
@@ -867,7 +898,8 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   update(fn: (current: SeqCellRecord<S>) => Partial<SeqCellRecord<S>>, options?: LockOptions) {
-    this.#writers.acquire(options);
+    this.#checkLive();
+    acquireWriters(this.#writers, options, "SeqCell");
     try {
       // Writers are excluded, so this snapshot cannot be torn.
       const codec = this.#codec;
@@ -879,7 +911,11 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
   }
 
   /**
-   * Frees the cell's memory in its heap. Throws `SabreError` during a write
+   * Frees the cell's memory in its heap (a standalone cell's buffer is left
+   * to the garbage collector). Every later call on this object throws
+   * {@linkcode DestroyedError}, and so does a second `destroy()` from any
+   * worker, or a wait on the cell that another worker's object would begin.
+   * Throws `SabreError` during a write
    * or while a writer waits; readers must be done with it too.
    *
    * @example
@@ -889,12 +925,15 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    * ```
    */
   destroy(): void {
-    const { heap, offset, words } = this.#placement;
-    if ((Atomics.load(words, SEQ) & 1) === 1 || this.#writers.isLocked) {
-      throw new SabreError("Cannot destroy SeqCell during a write or while a writer waits");
+    if (this.#destroyed) throw new DestroyedError("SeqCell", "destroy");
+    try {
+      destroySequenced(this.#words, this.#writers, "SeqCell", TAG);
+    } catch (e) {
+      if (e instanceof DestroyedError) this.#destroyed = true;
+      throw e;
     }
-    Atomics.store(words, 0, 0);
-    if (heap !== undefined) heap.free(offset);
+    this.#destroyed = true;
+    releaseObject(this.#placement, TAG, "SeqCell");
   }
 
   #field(name: string, what: string): Field {

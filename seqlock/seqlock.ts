@@ -32,9 +32,11 @@
 
 import {
   attachObject,
+  DestroyedError,
   objectHandle,
   type Placement,
   placeObject,
+  releaseObject,
   SabreError,
   type SharedHandle,
   type SharedHeap,
@@ -58,6 +60,39 @@ const PARKED = 4;
 /** What `#readAt` answers when the read must be tried again. */
 const AGAIN: unique symbol = Symbol("again");
 
+/**
+ * Throws DestroyedError where the tag in word 0 is gone: `what` was
+ * destroyed by another worker, which left its sequence odd for good.
+ */
+function checkTag(words: Int32Array, tag: number, what: string): void {
+  if (Atomics.load(words, 0) !== tag) throw new DestroyedError(what);
+}
+
+/**
+ * Takes `writers`, the mutex embedded in a SeqLock or SeqCell (`what`):
+ * the mutex of one that another worker destroyed is gone with it.
+ */
+export function acquireWriters(writers: Mutex, options: LockOptions | undefined, what: string) {
+  try {
+    writers.acquire(options);
+  } catch (e) {
+    throw e instanceof DestroyedError ? new DestroyedError(what) : e;
+  }
+}
+
+/** Async twin of {@linkcode acquireWriters}. */
+export async function acquireWritersAsync(
+  writers: Mutex,
+  options: LockOptions | undefined,
+  what: string,
+): Promise<void> {
+  try {
+    await writers.acquireAsync(options);
+  } catch (e) {
+    throw e instanceof DestroyedError ? new DestroyedError(what) : e;
+  }
+}
+
 /** The sequence, after spinning up to SPIN_LIMIT steps while it is odd. */
 function spinWhileOdd(words: Int32Array): number {
   let seq = Atomics.load(words, SEQ);
@@ -78,12 +113,14 @@ function spinWhileOdd(words: Int32Array): number {
 export function waitEvenSequence(
   words: Int32Array,
   parked: number,
+  tag: number,
   deadline: number,
   what: string,
   timeoutMs = 0,
 ): number {
   let seq = spinWhileOdd(words);
   if ((seq & 1) === 0) return seq;
+  checkTag(words, tag, what);
   // Announce before the next look at the sequence: a writer that ends its
   // write after that look then sees the count and notifies (all of it
   // seq-cst, so one of the two sees the other), and one that ended before it
@@ -106,12 +143,14 @@ export function waitEvenSequence(
 export async function waitEvenSequenceAsync(
   words: Int32Array,
   parked: number,
+  tag: number,
   deadline: number,
   what: string,
   timeoutMs = 0,
 ): Promise<number> {
   let seq = spinWhileOdd(words);
   if ((seq & 1) === 0) return seq;
+  checkTag(words, tag, what);
   Atomics.add(words, parked, 1); // as in waitEvenSequence
   try {
     for (;;) {
@@ -126,6 +165,26 @@ export async function waitEvenSequenceAsync(
   } finally {
     Atomics.sub(words, parked, 1);
   }
+}
+
+/**
+ * destroy() of a SeqLock or SeqCell (`what`), up to the release of its
+ * block: throws DestroyedError where its tag is gone, and SabreError during
+ * a write or while a writer waits. Otherwise the writers' mutex is taken for
+ * good (its own destroy(): one CAS from unlocked, and its tag cleared) and
+ * the sequence is left odd, so that another worker's reader or writer waits,
+ * and its wait finds a tag cleared.
+ */
+export function destroySequenced(words: Int32Array, writers: Mutex, what: string, tag: number) {
+  if (Atomics.load(words, 0) !== tag) throw new DestroyedError(what, "destroy");
+  const busy = `Cannot destroy ${what} during a write or while a writer waits`;
+  if ((Atomics.load(words, SEQ) & 1) === 1) throw new SabreError(busy);
+  try {
+    writers.destroy();
+  } catch (e) {
+    throw e instanceof DestroyedError ? new DestroyedError(what, "destroy") : new SabreError(busy);
+  }
+  Atomics.add(words, SEQ, 1);
 }
 
 /**
@@ -262,11 +321,22 @@ export class SeqLock {
   readonly #placement: Placement;
   readonly #words: Int32Array;
   readonly #writers: Mutex;
+  /**
+   * Set by destroy(): every later call on this object throws rather than
+   * touch memory that the heap may have given to something else. Another
+   * worker's objects learn it once they wait: destroy() leaves the sequence
+   * odd and the writers' mutex locked, with both tags cleared.
+   */
+  #destroyed = false;
 
   private constructor(placement: Placement, init: boolean) {
     this.#placement = placement;
     this.#words = placement.words;
     this.#writers = Mutex.embedded(placement.sab, placement.offset + MUTEX_OFFSET, init);
+  }
+
+  #checkLive(): void {
+    if (this.#destroyed) throw new DestroyedError("SeqLock");
   }
 
   /**
@@ -307,6 +377,7 @@ export class SeqLock {
    * ```
    */
   get handle(): SeqLockHandle {
+    this.#checkLive();
     return objectHandle(KIND, LAYOUT_VERSION, this.#placement);
   }
 
@@ -320,6 +391,7 @@ export class SeqLock {
    * ```
    */
   get sequence(): number {
+    this.#checkLive();
     return Atomics.load(this.#words, SEQ);
   }
 
@@ -336,10 +408,11 @@ export class SeqLock {
    * ```
    */
   readBegin(options?: LockOptions): number {
+    this.#checkLive();
     const seq = Atomics.load(this.#words, SEQ);
     if ((seq & 1) === 0 && options === undefined) return seq;
     const deadline = deadlineOf(options, "read SeqLock");
-    return waitEvenSequence(this.#words, PARKED, deadline, "SeqLock", options?.timeoutMs);
+    return waitEvenSequence(this.#words, PARKED, TAG, deadline, "SeqLock", options?.timeoutMs);
   }
 
   /**
@@ -356,6 +429,7 @@ export class SeqLock {
    * ```
    */
   readRetry(stamp: number): boolean {
+    this.#checkLive();
     return Atomics.load(this.#words, SEQ) !== stamp;
   }
 
@@ -374,12 +448,13 @@ export class SeqLock {
    * ```
    */
   read<T>(fn: () => T, options?: LockOptions): T {
+    this.#checkLive();
     const deadline = deadlineOf(options, "read SeqLock");
     const words = this.#words;
     for (;;) {
       let stamp = Atomics.load(words, SEQ);
       if ((stamp & 1) === 1) {
-        stamp = waitEvenSequence(words, PARKED, deadline, "SeqLock", options?.timeoutMs);
+        stamp = waitEvenSequence(words, PARKED, TAG, deadline, "SeqLock", options?.timeoutMs);
       }
       const result = this.#readAt(fn, stamp, deadline, options);
       if (result !== AGAIN) return result;
@@ -404,6 +479,7 @@ export class SeqLock {
    * ```
    */
   async readAsync<T>(fn: () => T, options?: LockOptions): Promise<T> {
+    this.#checkLive();
     const deadline = deadlineOf(options, "read SeqLock");
     const words = this.#words;
     for (;;) {
@@ -412,6 +488,7 @@ export class SeqLock {
         stamp = await waitEvenSequenceAsync(
           words,
           PARKED,
+          TAG,
           deadline,
           "SeqLock",
           options?.timeoutMs,
@@ -460,6 +537,7 @@ export class SeqLock {
    * ```
    */
   tryRead<T>(fn: () => T): T | undefined {
+    this.#checkLive();
     const stamp = Atomics.load(this.#words, SEQ);
     if ((stamp & 1) === 1) return undefined;
     const result = this.#readAt(fn, stamp, Infinity, undefined);
@@ -513,6 +591,7 @@ export class SeqLock {
    * ```
    */
   tryWriteLock(): SeqLockWriteGuard | undefined {
+    this.#checkLive();
     if (!this.#writers.tryAcquire()) return undefined;
     Atomics.add(this.#words, SEQ, 1);
     return new SeqLockWriteGuard(this);
@@ -529,7 +608,8 @@ export class SeqLock {
    * ```
    */
   async writeLockAsync(options?: LockOptions): Promise<SeqLockWriteGuard> {
-    await this.#writers.acquireAsync(options);
+    this.#checkLive();
+    await acquireWritersAsync(this.#writers, options, "SeqLock");
     Atomics.add(this.#words, SEQ, 1);
     return new SeqLockWriteGuard(this);
   }
@@ -546,7 +626,8 @@ export class SeqLock {
    * ```
    */
   beginWrite(options?: LockOptions): void {
-    this.#writers.acquire(options);
+    this.#checkLive();
+    acquireWriters(this.#writers, options, "SeqLock");
     Atomics.add(this.#words, SEQ, 1);
   }
 
@@ -563,6 +644,7 @@ export class SeqLock {
    * ```
    */
   endWrite(): void {
+    this.#checkLive();
     if ((Atomics.load(this.#words, SEQ) & 1) === 0) {
       throw new SabreError("Cannot end a SeqLock write as no write section is open");
     }
@@ -571,8 +653,12 @@ export class SeqLock {
   }
 
   /**
-   * Frees the lock's memory in its heap. Throws `SabreError` during a write
-   * or while a writer waits; readers must be done with it too.
+   * Frees the lock's memory in its heap (a standalone lock's buffer is left
+   * to the garbage collector). Throws {@linkcode SabreError} during a write
+   * or while a writer waits; readers must be done with it too. Every later
+   * call on this object throws {@linkcode DestroyedError}, and so does a
+   * second `destroy()` from any worker, or a wait on the lock that another
+   * worker's object would begin.
    *
    * @example
    * ```ts
@@ -581,11 +667,14 @@ export class SeqLock {
    * ```
    */
   destroy(): void {
-    const { heap, offset, words } = this.#placement;
-    if ((Atomics.load(words, SEQ) & 1) === 1 || this.#writers.isLocked) {
-      throw new SabreError("Cannot destroy SeqLock during a write or while a writer waits");
+    if (this.#destroyed) throw new DestroyedError("SeqLock", "destroy");
+    try {
+      destroySequenced(this.#words, this.#writers, "SeqLock", TAG);
+    } catch (e) {
+      if (e instanceof DestroyedError) this.#destroyed = true;
+      throw e;
     }
-    Atomics.store(words, 0, 0);
-    if (heap !== undefined) heap.free(offset);
+    this.#destroyed = true;
+    releaseObject(this.#placement, TAG, "SeqLock");
   }
 }

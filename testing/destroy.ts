@@ -1,12 +1,43 @@
 /**
- * Shared by the tests of `destroy()` in hashmap/ and btree/: the heap's use
- * once reclamation has settled, and key/value samples for several codec
- * pairs. For tests only.
+ * Shared by the tests of `destroy()`: the heap's use once reclamation has
+ * settled, key/value samples for several codec pairs, and the check that
+ * every call on a destroyed object throws. For tests only.
  *
  * @module
  */
 
-import type { CodecName, SharedHeap } from "../memory/mod.ts";
+import assert from "node:assert/strict";
+import { type CodecName, DestroyedError, SharedHeap } from "../memory/mod.ts";
+
+/**
+ * Checks that every method and getter of `object`'s class (its prototype's
+ * own names, but `constructor` and `destroy`) throws DestroyedError naming
+ * `structure`, or, for an async method, rejects with it. `calls` gives how
+ * to call each name; a name of the class missing from `calls` (a method
+ * added later) fails the check, as does a name that the class lacks.
+ */
+export async function assertEveryCallDestroyed(
+  object: object,
+  structure: string,
+  calls: Readonly<Record<string, (o: never) => unknown>>,
+): Promise<void> {
+  const names = Object.getOwnPropertyNames(Object.getPrototypeOf(object))
+    .filter((name) => name !== "constructor" && name !== "destroy")
+    .sort();
+  assert.deepEqual(Object.keys(calls).sort(), names, `the calls tested on ${structure}`);
+  for (const name of names) {
+    let result: unknown;
+    try {
+      result = calls[name](object as never);
+    } catch (e) {
+      assert.ok(e instanceof DestroyedError, `${structure}.${name} threw ${e}`);
+      assert.equal(e.structure, structure);
+      continue;
+    }
+    assert.ok(result instanceof Promise, `${structure}.${name} did not throw`);
+    await assert.rejects(result, DestroyedError, `${structure}.${name}`);
+  }
+}
 
 /** Live blocks and bytes after four `collect()` calls. */
 export function settledUse(heap: SharedHeap): { blocks: number; bytes: number } {
@@ -44,3 +75,66 @@ export const DESTROY_SAMPLES: readonly DestroySample[] = [
     value: (i) => new Uint8Array(i % 9),
   },
 ];
+
+/**
+ * A kind of lock or cell for {@linkcode testDestroyAcrossObjects}: how to
+ * make one in a heap, how to attach a second object to it (as another
+ * worker would), and calls of such a second object that would wait on it,
+ * each bounded by a timeout so that a wait that does not fail fast fails
+ * the test rather than hang it.
+ */
+export interface DestroyKind<T extends { readonly handle: { offset: number }; destroy(): void }> {
+  readonly name: string;
+  readonly create: (heap: SharedHeap) => T;
+  readonly attach: (object: T) => T;
+  readonly waits: readonly ((object: T) => unknown)[];
+}
+
+/**
+ * Registers two tests per kind: destroy() twice throws DestroyedError from
+ * the object destroyed and from another object of the same structure, and
+ * frees the block once; and each of `waits` on another object throws
+ * DestroyedError at once rather than wait for a release that never comes.
+ */
+export function testDestroyAcrossObjects(
+  // deno-lint-ignore no-explicit-any
+  kinds: readonly DestroyKind<any>[],
+): void {
+  for (const kind of kinds) {
+    Deno.test(`${kind.name}: destroy() twice throws DestroyedError, from either object`, () => {
+      const heap = SharedHeap.create();
+      const object = kind.create(heap);
+      const other = kind.attach(object);
+      object.destroy();
+      for (const o of [object, other]) {
+        assert.throws(() => o.destroy(), (e: unknown) => {
+          assert.ok(e instanceof DestroyedError);
+          assert.equal(e.message, `Cannot destroy ${kind.name} as it was destroyed already`);
+          return true;
+        });
+      }
+      // The block went back to the heap once: two new objects get two blocks.
+      assert.notEqual(kind.create(heap).handle.offset, kind.create(heap).handle.offset);
+    });
+
+    Deno.test(`${kind.name}: another object's wait on a destroyed one throws DestroyedError`, async () => {
+      const heap = SharedHeap.create();
+      const object = kind.create(heap);
+      const others = kind.waits.map(() => kind.attach(object));
+      object.destroy();
+      for (const [i, wait] of kind.waits.entries()) {
+        const started = performance.now();
+        let caught: unknown;
+        try {
+          await wait(others[i]);
+        } catch (e) {
+          caught = e;
+        }
+        assert.ok(caught instanceof DestroyedError, `wait ${i} gave ${caught}`);
+        assert.equal(caught.structure, kind.name);
+        // It did not sit out its timeout first.
+        assert.ok(performance.now() - started < 1_500);
+      }
+    });
+  }
+}

@@ -9,8 +9,8 @@
 
 import {
   describeValue,
+  DestroyedError,
   HandleError,
-  SabreError,
   type SharedHandle,
   SharedHeap,
 } from "../../memory/mod.ts";
@@ -70,28 +70,19 @@ export function readRecord(
   return { heap, locs, extra: i32[b + 2], offset };
 }
 
-/** Structure objects whose destroy() ran in this worker. */
-const destroyed = new WeakSet<object>();
-
 /**
- * The first step of a structure's `destroy()`: clears the record's tag, so
- * that one destroy wins and `attach` refuses the handle from then on, and
- * retires the record through the heap's epochs. Throws `SabreError` when
- * `owner` was destroyed already, or the tag is gone (destroyed by another
- * worker). Then the caller gives back its content and frees its Locs,
- * which the record does not hold.
+ * The first step of a structure's `destroy()`, once the object has marked
+ * itself destroyed: clears the record's tag, so that one destroy wins and
+ * `attach` refuses the handle from then on, and retires the record through
+ * the heap's epochs. Throws `DestroyedError` when the tag is gone (another
+ * object, maybe in another worker, destroyed the structure first). Then the
+ * caller gives back its content and frees its Locs, which the record does
+ * not hold.
  */
-export function retireRecord(
-  owner: object,
-  heap: SharedHeap,
-  offset: number,
-  tag: number,
-  what: string,
-): void {
-  if (destroyed.has(owner) || Atomics.compareExchange(heap.i32, offset >> 2, tag, 0) !== tag) {
-    throw new SabreError(`Cannot destroy ${what} as it was destroyed already`);
+export function retireRecord(heap: SharedHeap, offset: number, tag: number, what: string): void {
+  if (Atomics.compareExchange(heap.i32, offset >> 2, tag, 0) !== tag) {
+    throw new DestroyedError(what, "destroy");
   }
-  destroyed.add(owner);
   heap.retire(offset);
 }
 

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
+import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { Loc, Xt } from "../mod.ts";
 import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { checkOptionFields } from "../../memory/_options.ts";
@@ -49,6 +49,8 @@ export type AccumulatorHandle = SharedHandle<"sabre.stm.Accumulator">;
 export class Accumulator {
   readonly #shards: Loc[];
   readonly #offset: number;
+  /** Set by destroy(): every later call on this object throws. */
+  #destroyed = false;
 
   private constructor(shards: Loc[], offset: number) {
     this.#shards = shards;
@@ -104,6 +106,7 @@ export class Accumulator {
    * ```
    */
   get handle(): AccumulatorHandle {
+    if (this.#destroyed) throw new DestroyedError("Accumulator");
     return this.#shards[0].heap.handleOf(KIND, 1, this.#offset);
   }
 
@@ -125,6 +128,7 @@ export class Accumulator {
    * ```
    */
   add(delta: number): void {
+    if (this.#destroyed) throw new DestroyedError("Accumulator");
     this.#mine().fetchAndAdd(checkNumber(delta, "add to Accumulator"));
   }
 
@@ -142,6 +146,7 @@ export class Accumulator {
    * ```
    */
   incr(): void {
+    if (this.#destroyed) throw new DestroyedError("Accumulator");
     this.#mine().fetchAndAdd(1);
   }
 
@@ -158,6 +163,7 @@ export class Accumulator {
    * ```
    */
   decr(): void {
+    if (this.#destroyed) throw new DestroyedError("Accumulator");
     this.#mine().fetchAndAdd(-1);
   }
 
@@ -214,6 +220,7 @@ export class Accumulator {
    * ```
    */
   xtAdd(xt: Xt, delta: number): void {
+    if (this.#destroyed) throw new DestroyedError("Accumulator");
     xt.fetchAndAdd(this.#mine(), checkNumber(delta, "add to Accumulator"));
   }
 
@@ -236,6 +243,7 @@ export class Accumulator {
    * ```
    */
   xtIncr(xt: Xt): void {
+    if (this.#destroyed) throw new DestroyedError("Accumulator");
     xt.fetchAndAdd(this.#mine(), 1);
   }
 
@@ -259,6 +267,7 @@ export class Accumulator {
    * ```
    */
   xtDecr(xt: Xt): void {
+    if (this.#destroyed) throw new DestroyedError("Accumulator");
     xt.fetchAndAdd(this.#mine(), -1);
   }
 
@@ -281,6 +290,7 @@ export class Accumulator {
    * ```
    */
   xtGet(xt: Xt): number {
+    if (this.#destroyed) throw new DestroyedError("Accumulator");
     let sum = 0;
     for (const shard of this.#shards) sum += xt.get(shard);
     return sum;
@@ -302,6 +312,7 @@ export class Accumulator {
    * ```
    */
   xtSet(xt: Xt, value: number): void {
+    if (this.#destroyed) throw new DestroyedError("Accumulator");
     checkNumber(value, "set Accumulator");
     const mine = this.#mine();
     for (const shard of this.#shards) xt.set(shard, shard === mine ? value : 0);
@@ -310,20 +321,31 @@ export class Accumulator {
   /**
    * Gives the accumulator's memory back to the heap (its shards), through epochs, so
    * that a worker still inside an operation on it finishes safely. No
-   * worker may use it afterwards; `attach` refuses its handle, and a second
-   * `destroy()` throws `SabreError`.
+   * worker may use it afterwards: later calls on this object, a second
+   * `destroy()` included, throw {@linkcode DestroyedError}, and `attach`
+   * refuses its handle.
    *
    * @example
    * ```ts
    * import { Accumulator } from "@sabre/sabre/stm/data";
-   * import { SharedHeap } from "@sabre/sabre";
+   * import { DestroyedError, SharedHeap } from "@sabre/sabre";
    * const total = Accumulator.create(SharedHeap.create());
    * total.add(5);
    * total.destroy();
+   * let caught: unknown;
+   * try {
+   *   total.get();
+   * } catch (e) {
+   *   caught = e;
+   * }
+   * console.assert(caught instanceof DestroyedError);
    * ```
    */
   destroy(): void {
-    retireRecord(this, this.#shards[0].heap, this.#offset, TAG, "Accumulator");
+    if (this.#destroyed) throw new DestroyedError("Accumulator", "destroy");
+    // Done with either way, also when another object destroyed it first.
+    this.#destroyed = true;
+    retireRecord(this.#shards[0].heap, this.#offset, TAG, "Accumulator");
     for (const shard of this.#shards) shard.free();
   }
 }

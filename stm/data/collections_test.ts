@@ -7,18 +7,9 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import {
-  Accumulator,
-  Dllist,
-  type DllistNode,
-  Hashtbl,
-  Mvar,
-  Queue,
-  Stack,
-  StmPromise,
-} from "./mod.ts";
+import { Accumulator, Dllist, DllistNode, Hashtbl, Mvar, Queue, Stack, StmPromise } from "./mod.ts";
 import { Retry, Xt } from "../mod.ts";
-import { HandleError, SabreError, SharedHeap, TimeoutError } from "../../memory/mod.ts";
+import { DestroyedError, HandleError, SharedHeap, TimeoutError } from "../../memory/mod.ts";
 
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
 
@@ -542,7 +533,7 @@ Deno.test("destroy gives back every block of each stm/data structure; attach and
     const handle = made.handle;
     made.destroy();
     assert.equal(inUse(heap), before, `${name}: every block went back`);
-    assert.throws(() => made.destroy(), SabreError, name);
+    assert.throws(() => made.destroy(), DestroyedError, name);
     assert.throws(() => attach(handle as never), HandleError, name);
   }
   // A Dllist's nodes go to the heap's free lists, for later lists to reuse.
@@ -555,7 +546,7 @@ Deno.test("destroy gives back every block of each stm/data structure; attach and
     const other = Dllist.create(heap);
     assert.ok(nodes.every((node) => !other.remove(node)), "nodes were removed");
     other.destroy();
-    assert.throws(() => list.destroy(), SabreError);
+    assert.throws(() => list.destroy(), DestroyedError);
     assert.throws(() => Dllist.attach(handle), HandleError);
   };
   round();
@@ -563,6 +554,272 @@ Deno.test("destroy gives back every block of each stm/data structure; attach and
   const steady = inUse(heap);
   for (let i = 0; i < 5; i++) round();
   assert.equal(inUse(heap), steady, "Dllist: sentinels and records went back, nodes were reused");
+});
+
+/** A structure, ways to make it, and a call of each public method and getter of its objects. */
+interface DestroyedRow {
+  readonly structure: string;
+  readonly prototype: object;
+  readonly makers: readonly (() => { destroy(): void })[];
+  readonly calls: Readonly<Record<string, (made: never) => unknown>>;
+}
+
+function destroyedRow<T extends { destroy(): void }>(
+  structure: string,
+  type: { readonly prototype: T },
+  makers: readonly (() => T)[],
+  calls: Readonly<Record<string, (made: T) => unknown>>,
+): DestroyedRow {
+  return { structure, prototype: type.prototype, makers, calls };
+}
+
+/** Checks a DestroyedError for a call on `structure`, or, with `operation` "destroy", a second destroy. */
+function destroyedAs(structure: string, operation: "use" | "destroy" = "use") {
+  return (e: unknown): boolean =>
+    e instanceof DestroyedError && e.structure === structure &&
+    e.message === new DestroyedError(structure, operation).message;
+}
+
+Deno.test("destroyed structures: every method and getter of the object throws DestroyedError, and async ones reject", async () => {
+  const heap = SharedHeap.create();
+  // Nodes of a live list, for the Dllist calls that take one.
+  const live = Dllist.create(heap);
+  const node = live.addLast(1);
+  const rows: DestroyedRow[] = [
+    destroyedRow("Accumulator", Accumulator, [() => {
+      const a = Accumulator.create(heap, { shards: 2 });
+      a.add(1);
+      return a;
+    }], {
+      handle: (a) => a.handle,
+      add: (a) => a.add(1),
+      incr: (a) => a.incr(),
+      decr: (a) => a.decr(),
+      get: (a) => a.get(),
+      set: (a) => a.set(1),
+      xtAdd: (a) => Xt.commit((xt) => a.xtAdd(xt, 1)),
+      xtIncr: (a) => Xt.commit((xt) => a.xtIncr(xt)),
+      xtDecr: (a) => Xt.commit((xt) => a.xtDecr(xt)),
+      xtGet: (a) => Xt.commit((xt) => a.xtGet(xt)),
+      xtSet: (a) => Xt.commit((xt) => a.xtSet(xt, 1)),
+    }),
+    destroyedRow("Mvar", Mvar, [() => Mvar.create(heap), () => Mvar.create(heap, 1)], {
+      handle: (m) => m.handle,
+      isEmpty: (m) => m.isEmpty(),
+      put: (m) => m.put(1, { timeoutMs: 1 }),
+      putAsync: (m) => m.putAsync(1, { timeoutMs: 1 }),
+      tryPut: (m) => m.tryPut(1),
+      take: (m) => m.take({ timeoutMs: 1 }),
+      takeAsync: (m) => m.takeAsync({ timeoutMs: 1 }),
+      tryTake: (m) => m.tryTake(),
+      peek: (m) => m.peek({ timeoutMs: 1 }),
+      peekAsync: (m) => m.peekAsync({ timeoutMs: 1 }),
+      tryPeek: (m) => m.tryPeek(),
+      xtPut: (m) => Xt.commit((xt) => m.xtPut(xt, 1)),
+      xtTryPut: (m) => Xt.commit((xt) => m.xtTryPut(xt, 1)),
+      xtTake: (m) => Xt.commit((xt) => m.xtTake(xt)),
+      xtTryTake: (m) => Xt.commit((xt) => m.xtTryTake(xt)),
+      xtPeek: (m) => Xt.commit((xt) => m.xtPeek(xt)),
+      xtTryPeek: (m) => Xt.commit((xt) => m.xtTryPeek(xt)),
+      xtIsEmpty: (m) => Xt.commit((xt) => m.xtIsEmpty(xt)),
+    }),
+    destroyedRow("StmPromise", StmPromise, [() => StmPromise.create(heap), () => {
+      const p = StmPromise.create(heap);
+      p.resolve(1);
+      return p;
+    }], {
+      handle: (p) => p.handle,
+      isResolved: (p) => p.isResolved(),
+      tryResolve: (p) => p.tryResolve(1),
+      resolve: (p) => p.resolve(1),
+      await: (p) => p.await({ timeoutMs: 1 }),
+      awaitAsync: (p) => p.awaitAsync({ timeoutMs: 1 }),
+      peek: (p) => p.peek(),
+      xtTryResolve: (p) => Xt.commit((xt) => p.xtTryResolve(xt, 1)),
+      xtAwait: (p) => Xt.commit((xt) => p.xtAwait(xt)),
+      xtPeek: (p) => Xt.commit((xt) => p.xtPeek(xt)),
+      xtIsResolved: (p) => Xt.commit((xt) => p.xtIsResolved(xt)),
+    }),
+    destroyedRow("Queue", Queue, [() => {
+      const q = Queue.create(heap);
+      for (let i = 0; i < 5; i++) q.add(i);
+      q.take(); // the rest moves to front
+      q.add(9); // and one goes to back
+      return q;
+    }, () => {
+      const q = Queue.create(heap, { capacity: 2 });
+      q.add(1);
+      return q;
+    }], {
+      handle: (q) => q.handle,
+      capacity: (q) => q.capacity,
+      length: (q) => q.length,
+      add: (q) => q.add(1, { timeoutMs: 1 }),
+      addAsync: (q) => q.addAsync(1, { timeoutMs: 1 }),
+      tryAdd: (q) => q.tryAdd(1),
+      take: (q) => q.take({ timeoutMs: 1 }),
+      takeAsync: (q) => q.takeAsync({ timeoutMs: 1 }),
+      tryTake: (q) => q.tryTake(),
+      peek: (q) => q.peek({ timeoutMs: 1 }),
+      peekAsync: (q) => q.peekAsync({ timeoutMs: 1 }),
+      tryPeek: (q) => q.tryPeek(),
+      clear: (q) => q.clear(),
+      xtLength: (q) => Xt.commit((xt) => q.xtLength(xt)),
+      xtAdd: (q) => Xt.commit((xt) => q.xtAdd(xt, 1)),
+      xtTryAdd: (q) => Xt.commit((xt) => q.xtTryAdd(xt, 1)),
+      xtTake: (q) => Xt.commit((xt) => q.xtTake(xt)),
+      xtTryTake: (q) => Xt.commit((xt) => q.xtTryTake(xt)),
+      xtPeek: (q) => Xt.commit((xt) => q.xtPeek(xt)),
+      xtTryPeek: (q) => Xt.commit((xt) => q.xtTryPeek(xt)),
+      xtClear: (q) => Xt.commit((xt) => q.xtClear(xt)),
+    }),
+    destroyedRow("Stack", Stack, [() => {
+      const st = Stack.create(heap);
+      for (let i = 0; i < 5; i++) st.push(i);
+      return st;
+    }, () => {
+      const st = Stack.create(heap, { capacity: 2 });
+      st.push(1);
+      return st;
+    }], {
+      handle: (st) => st.handle,
+      capacity: (st) => st.capacity,
+      length: (st) => st.length,
+      push: (st) => st.push(1, { timeoutMs: 1 }),
+      pushAsync: (st) => st.pushAsync(1, { timeoutMs: 1 }),
+      tryPush: (st) => st.tryPush(1),
+      pop: (st) => st.pop({ timeoutMs: 1 }),
+      popAsync: (st) => st.popAsync({ timeoutMs: 1 }),
+      tryPop: (st) => st.tryPop(),
+      top: (st) => st.top({ timeoutMs: 1 }),
+      topAsync: (st) => st.topAsync({ timeoutMs: 1 }),
+      tryTop: (st) => st.tryTop(),
+      clear: (st) => st.clear(),
+      xtLength: (st) => Xt.commit((xt) => st.xtLength(xt)),
+      xtPush: (st) => Xt.commit((xt) => st.xtPush(xt, 1)),
+      xtTryPush: (st) => Xt.commit((xt) => st.xtTryPush(xt, 1)),
+      xtPop: (st) => Xt.commit((xt) => st.xtPop(xt)),
+      xtTryPop: (st) => Xt.commit((xt) => st.xtTryPop(xt)),
+      xtTop: (st) => Xt.commit((xt) => st.xtTop(xt)),
+      xtTryTop: (st) => Xt.commit((xt) => st.xtTryTop(xt)),
+      xtClear: (st) => Xt.commit((xt) => st.xtClear(xt)),
+    }),
+    destroyedRow("Hashtbl", Hashtbl, [() => {
+      const t = Hashtbl.create(heap, { capacity: 2 });
+      for (let i = 0; i < 20; i++) t.set(i, i);
+      return t;
+    }], {
+      handle: (t) => t.handle,
+      length: (t) => t.length,
+      capacity: (t) => t.capacity,
+      get: (t) => t.get(1),
+      has: (t) => t.has(1),
+      set: (t) => t.set(1, 2),
+      remove: (t) => t.remove(1),
+      clear: (t) => t.clear(),
+      entries: (t) => t.entries(),
+      xtLength: (t) => Xt.commit((xt) => t.xtLength(xt)),
+      xtGet: (t) => Xt.commit((xt) => t.xtGet(xt, 1)),
+      xtHas: (t) => Xt.commit((xt) => t.xtHas(xt, 1)),
+      xtSet: (t) => Xt.commit((xt) => t.xtSet(xt, 1, 2)),
+      xtRemove: (t) => Xt.commit((xt) => t.xtRemove(xt, 1)),
+      xtEntries: (t) => Xt.commit((xt) => t.xtEntries(xt)),
+      xtClear: (t) => Xt.commit((xt) => t.xtClear(xt)),
+    }),
+    destroyedRow("Dllist", Dllist, [() => {
+      const list = Dllist.create(heap);
+      for (let i = 0; i < 5; i++) list.addLast(i);
+      return list;
+    }], {
+      handle: (l) => l.handle,
+      length: (l) => l.length,
+      nodeAt: (l) => l.nodeAt(node.address, node.generation),
+      addFirst: (l) => l.addFirst(1),
+      addLast: (l) => l.addLast(1),
+      remove: (l) => l.remove(node),
+      moveFirst: (l) => l.moveFirst(node),
+      moveLast: (l) => l.moveLast(node),
+      tryTakeFirst: (l) => l.tryTakeFirst(),
+      tryTakeLast: (l) => l.tryTakeLast(),
+      takeFirst: (l) => l.takeFirst({ timeoutMs: 1 }),
+      takeLast: (l) => l.takeLast({ timeoutMs: 1 }),
+      takeFirstAsync: (l) => l.takeFirstAsync({ timeoutMs: 1 }),
+      takeLastAsync: (l) => l.takeLastAsync({ timeoutMs: 1 }),
+      isEmpty: (l) => l.isEmpty(),
+      toArray: (l) => l.toArray(),
+      clear: (l) => l.clear(),
+      xtAddFirst: (l) => Xt.commit((xt) => l.xtAddFirst(xt, 1)),
+      xtAddLast: (l) => Xt.commit((xt) => l.xtAddLast(xt, 1)),
+      xtRemove: (l) => Xt.commit((xt) => l.xtRemove(xt, node)),
+      xtMoveFirst: (l) => Xt.commit((xt) => l.xtMoveFirst(xt, node)),
+      xtMoveLast: (l) => Xt.commit((xt) => l.xtMoveLast(xt, node)),
+      xtTryTakeFirst: (l) => Xt.commit((xt) => l.xtTryTakeFirst(xt)),
+      xtTryTakeLast: (l) => Xt.commit((xt) => l.xtTryTakeLast(xt)),
+      xtTakeFirst: (l) => Xt.commit((xt) => l.xtTakeFirst(xt)),
+      xtTakeLast: (l) => Xt.commit((xt) => l.xtTakeLast(xt)),
+      xtIsEmpty: (l) => Xt.commit((xt) => l.xtIsEmpty(xt)),
+      xtToArray: (l) => Xt.commit((xt) => l.xtToArray(xt)),
+      xtLength: (l) => Xt.commit((xt) => l.xtLength(xt)),
+      xtClear: (l) => Xt.commit((xt) => l.xtClear(xt)),
+    }),
+  ];
+  for (const { structure, prototype, makers, calls } of rows) {
+    // Derived from the class, so that a method added without a check fails here.
+    const members = Reflect.ownKeys(prototype).map(String)
+      .filter((name) => name !== "constructor" && name !== "destroy");
+    assert.deepEqual(
+      Object.keys(calls).sort(),
+      members.sort(),
+      `${structure}: the calls cover every public method and getter`,
+    );
+    for (const make of makers) {
+      const made = make();
+      made.destroy();
+      for (const [name, call] of Object.entries(calls)) {
+        const what = `${structure}.${name} after destroy()`;
+        if (name.endsWith("Async")) {
+          let result: unknown;
+          assert.doesNotThrow(() => void (result = call(made as never)), `${what} rejects`);
+          assert.ok(result instanceof Promise, `${what} returns a Promise`);
+          await assert.rejects(result, destroyedAs(structure), what);
+        } else {
+          assert.throws(() => call(made as never), destroyedAs(structure), what);
+        }
+      }
+      assert.throws(() => made.destroy(), destroyedAs(structure, "destroy"), structure);
+      assert.throws(() => made.destroy(), /destroyed already/, structure);
+    }
+  }
+  // A node is a snapshot: it has no methods that reach the list, so it needs no check.
+  assert.deepEqual(Reflect.ownKeys(DllistNode.prototype), ["constructor"]);
+  assert.deepEqual(live.toArray(), [1], "the live list was not touched");
+});
+
+Deno.test("destroyed structures: destroy() of a second object attached to the handle throws DestroyedError and frees nothing", () => {
+  const heap = SharedHeap.create();
+  type Made = { destroy(): void; readonly handle: unknown };
+  const rows: [string, () => Made, (handle: never) => Made][] = [
+    ["Accumulator", () => Accumulator.create(heap), Accumulator.attach],
+    ["Mvar", () => Mvar.create(heap, 1), Mvar.attach],
+    ["StmPromise", () => StmPromise.create(heap), StmPromise.attach],
+    ["Queue", () => Queue.create(heap), Queue.attach],
+    ["Queue", () => Queue.create(heap, { capacity: 2 }), Queue.attach],
+    ["Stack", () => Stack.create(heap), Stack.attach],
+    ["Stack", () => Stack.create(heap, { capacity: 2 }), Stack.attach],
+    ["Hashtbl", () => Hashtbl.create(heap), Hashtbl.attach],
+    ["Dllist", () => Dllist.create(heap), Dllist.attach],
+  ];
+  for (const [structure, make, attach] of rows) {
+    const first = make();
+    const second = attach(first.handle as never);
+    first.destroy();
+    const after = inUse(heap);
+    assert.throws(() => second.destroy(), destroyedAs(structure, "destroy"), structure);
+    assert.equal(inUse(heap), after, `${structure}: the failed destroy() freed nothing`);
+    // That object is done too: its own calls now throw.
+    assert.throws(() => second.handle, destroyedAs(structure), structure);
+    assert.throws(() => second.destroy(), destroyedAs(structure, "destroy"), structure);
+  }
 });
 
 Deno.test("bad input: a misspelt Hashtbl option throws TypeError naming it", () => {

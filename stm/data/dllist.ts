@@ -26,6 +26,7 @@
 
 import {
   describeValue,
+  DestroyedError,
   HandleError,
   type SharedHandle,
   type SharedHeap,
@@ -254,6 +255,8 @@ export class Dllist {
   readonly #freeLists: Loc[];
   /** Inserts left before this worker scans the other free lists again. */
   #skipScans = 0;
+  /** Set by destroy(): every later call on this object throws. */
+  #destroyed = false;
 
   private constructor(heap: SharedHeap, sentinel: DllistNode, offset: number) {
     this.#heap = heap;
@@ -315,6 +318,7 @@ export class Dllist {
    * ```
    */
   get handle(): DllistHandle {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     return this.#heap.handleOf(KIND, 1, this.#offset);
   }
 
@@ -334,6 +338,7 @@ export class Dllist {
    * ```
    */
   nodeAt(address: number, generation?: number): DllistNode {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     const heap = this.#heap;
     if (generation !== undefined && !Number.isSafeInteger(generation)) {
       throw new TypeError(
@@ -375,6 +380,7 @@ export class Dllist {
    * ```
    */
   xtAddFirst(xt: Xt, value: number): DllistNode {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     checkNumber(value, "add to Dllist");
     return this.#insert(xt, value, true);
   }
@@ -396,6 +402,7 @@ export class Dllist {
    * ```
    */
   xtAddLast(xt: Xt, value: number): DllistNode {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     checkNumber(value, "add to Dllist");
     return this.#insert(xt, value, false);
   }
@@ -416,6 +423,7 @@ export class Dllist {
    * ```
    */
   xtRemove(xt: Xt, node: DllistNode): boolean {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     checkNode(this.#heap, node, "remove from Dllist");
     if (!isLive(xt, node)) return false;
     this.#unlink(xt, node);
@@ -439,6 +447,7 @@ export class Dllist {
    * ```
    */
   xtMoveFirst(xt: Xt, node: DllistNode): boolean {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     return this.#move(xt, node, true);
   }
 
@@ -460,6 +469,7 @@ export class Dllist {
    * ```
    */
   xtMoveLast(xt: Xt, node: DllistNode): boolean {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     return this.#move(xt, node, false);
   }
 
@@ -477,6 +487,7 @@ export class Dllist {
    * ```
    */
   xtTryTakeFirst(xt: Xt): number | undefined {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     return this.#take(xt, true);
   }
 
@@ -495,6 +506,7 @@ export class Dllist {
    * ```
    */
   xtTryTakeLast(xt: Xt): number | undefined {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     return this.#take(xt, false);
   }
 
@@ -516,6 +528,7 @@ export class Dllist {
    * ```
    */
   xtTakeFirst(xt: Xt): number {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     return this.#take(xt, true) ?? Retry.later();
   }
 
@@ -540,6 +553,7 @@ export class Dllist {
    * ```
    */
   xtTakeLast(xt: Xt): number {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     return this.#take(xt, false) ?? Retry.later();
   }
 
@@ -559,6 +573,7 @@ export class Dllist {
    * ```
    */
   xtIsEmpty(xt: Xt): boolean {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     return xt.get(nextOf(this.#sentinel)) === this.#sentinel.address;
   }
 
@@ -579,6 +594,7 @@ export class Dllist {
    * ```
    */
   xtToArray(xt: Xt): number[] {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     const out: number[] = [];
     const heap = this.#heap;
     const end = this.#sentinel.address;
@@ -608,6 +624,7 @@ export class Dllist {
    * ```
    */
   xtLength(xt: Xt): number {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     const heap = this.#heap;
     const end = this.#sentinel.address;
     let length = 0;
@@ -639,6 +656,7 @@ export class Dllist {
    * ```
    */
   xtClear(xt: Xt): void {
+    if (this.#destroyed) throw new DestroyedError("Dllist");
     while (this.#take(xt, true) !== undefined);
   }
 
@@ -930,8 +948,8 @@ export class Dllist {
    * Destroys the list: its nodes go to the heap's free lists, as removed
    * nodes do (handles to them then get `false`), and its sentinel and
    * record go back to the heap through epochs. No worker may use the list
-   * afterwards; `attach` refuses its handle, and a second `destroy()`
-   * throws `SabreError`.
+   * afterwards: later calls on this object, a second `destroy()` included,
+   * throw {@linkcode DestroyedError}, and `attach` refuses its handle.
    *
    * @example
    * ```ts
@@ -945,9 +963,14 @@ export class Dllist {
    * ```
    */
   destroy(): void {
+    if (this.#destroyed) throw new DestroyedError("Dllist", "destroy");
+    // Done with either way, also when another object destroyed it first.
+    this.#destroyed = true;
     const heap = this.#heap;
-    retireRecord(this, heap, this.#offset, TAG, "Dllist");
-    this.clear();
+    retireRecord(heap, this.#offset, TAG, "Dllist");
+    Xt.commit((xt) => {
+      while (this.#take(xt, true) !== undefined);
+    });
     const sentinel = this.#sentinel;
     const locs = locsOf(sentinel);
     heap.retire(sentinel.address);

@@ -28,7 +28,7 @@
  * @module
  */
 
-import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
+import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Xt } from "../mod.ts";
 import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { allocIn, commitTracked, makeLocIn, retireAfter, timingOutAs } from "./_alloc.ts";
@@ -108,6 +108,8 @@ export class Hashtbl {
   /** Bucket Locs of the last table seen, by its uid (a table block never changes). */
   #cacheUid = -1;
   #cache: (Loc | undefined)[] = [];
+  /** Set by destroy(): every later call on this object throws. */
+  #destroyed = false;
 
   private constructor(locs: Loc[], minCapacity: number, offset: number) {
     this.#heap = locs[0].heap;
@@ -181,6 +183,7 @@ export class Hashtbl {
    * ```
    */
   get handle(): HashtblHandle {
+    if (this.#destroyed) throw new DestroyedError("Hashtbl");
     return this.#heap.handleOf(KIND, 1, this.#offset);
   }
 
@@ -199,6 +202,7 @@ export class Hashtbl {
    * ```
    */
   get length(): number {
+    if (this.#destroyed) throw new DestroyedError("Hashtbl");
     return this.#size.get();
   }
 
@@ -217,6 +221,7 @@ export class Hashtbl {
    * ```
    */
   get capacity(): number {
+    if (this.#destroyed) throw new DestroyedError("Hashtbl");
     return Xt.commit((xt) => this.#capacityOf(xt.get(this.#data)));
   }
 
@@ -238,6 +243,7 @@ export class Hashtbl {
    * ```
    */
   xtLength(xt: Xt): number {
+    if (this.#destroyed) throw new DestroyedError("Hashtbl");
     return xt.get(this.#size);
   }
 
@@ -257,6 +263,7 @@ export class Hashtbl {
    * ```
    */
   xtGet(xt: Xt, key: number): number | undefined {
+    if (this.#destroyed) throw new DestroyedError("Hashtbl");
     checkNumber(key, "get from Hashtbl", "key");
     const heap = this.#heap;
     for (let p = xt.get(this.#bucket(xt, key)); p !== 0; p = entryNext(heap, p)) {
@@ -307,6 +314,7 @@ export class Hashtbl {
    * ```
    */
   xtSet(xt: Xt, key: number, value: number): void {
+    if (this.#destroyed) throw new DestroyedError("Hashtbl");
     checkNumber(key, "set in Hashtbl", "key");
     checkNumber(value, "set in Hashtbl");
     const heap = this.#heap;
@@ -349,6 +357,7 @@ export class Hashtbl {
    * ```
    */
   xtRemove(xt: Xt, key: number): number | undefined {
+    if (this.#destroyed) throw new DestroyedError("Hashtbl");
     checkNumber(key, "remove from Hashtbl", "key");
     if (this.xtGet(xt, key) === undefined) return undefined;
     this.#maybeRehash(xt, -1);
@@ -383,6 +392,7 @@ export class Hashtbl {
    * ```
    */
   xtEntries(xt: Xt): [number, number][] {
+    if (this.#destroyed) throw new DestroyedError("Hashtbl");
     const heap = this.#heap;
     const table = xt.get(this.#data);
     const capacity = this.#capacityOf(table);
@@ -417,6 +427,7 @@ export class Hashtbl {
    * ```
    */
   xtClear(xt: Xt): void {
+    if (this.#destroyed) throw new DestroyedError("Hashtbl");
     const heap = this.#heap;
     const old = xt.get(this.#data);
     const oldCapacity = this.#capacityOf(old);
@@ -646,8 +657,9 @@ export class Hashtbl {
   /**
    * Gives the table's memory back to the heap (its Locs, bucket table and entries), through epochs, so
    * that a worker still inside an operation on it finishes safely. No
-   * worker may use it afterwards; `attach` refuses its handle, and a second
-   * `destroy()` throws `SabreError`.
+   * worker may use it afterwards: later calls on this object, a second
+   * `destroy()` included, throw {@linkcode DestroyedError}, and `attach`
+   * refuses its handle.
    *
    * @example
    * ```ts
@@ -661,8 +673,11 @@ export class Hashtbl {
    * ```
    */
   destroy(): void {
+    if (this.#destroyed) throw new DestroyedError("Hashtbl", "destroy");
+    // Done with either way, also when another object destroyed it first.
+    this.#destroyed = true;
     const heap = this.#heap;
-    retireRecord(this, heap, this.#offset, TAG, "Hashtbl");
+    retireRecord(heap, this.#offset, TAG, "Hashtbl");
     const buckets: Loc[] = [];
     const entries: number[] = [];
     const table = Xt.commit((xt) => {

@@ -7,9 +7,8 @@
  * @module
  */
 
-import type { SharedHandle, SharedHeap } from "../../memory/mod.ts";
+import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { tagOf } from "../../memory/mod.ts";
 import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { timingOutAs, timingOutAsAsync } from "./_alloc.ts";
 
@@ -56,6 +55,8 @@ export class Mvar {
   readonly #full: Loc;
   readonly #value: Loc;
   readonly #offset: number;
+  /** Set by destroy(): every later call on this object throws. */
+  #destroyed = false;
 
   private constructor(full: Loc, value: Loc, offset: number) {
     this.#full = full;
@@ -112,6 +113,7 @@ export class Mvar {
    * ```
    */
   get handle(): MvarHandle {
+    if (this.#destroyed) throw new DestroyedError("Mvar");
     return this.#full.heap.handleOf(KIND, 1, this.#offset);
   }
 
@@ -129,6 +131,7 @@ export class Mvar {
    * ```
    */
   isEmpty(): boolean {
+    if (this.#destroyed) throw new DestroyedError("Mvar");
     return this.#full.get() === 0;
   }
 
@@ -148,6 +151,7 @@ export class Mvar {
    * ```
    */
   xtPut(xt: Xt, value: number): void {
+    if (this.#destroyed) throw new DestroyedError("Mvar");
     checkNumber(value, "put into Mvar");
     Retry.unless(xt.get(this.#full) === 0);
     xt.set(this.#full, 1);
@@ -170,6 +174,7 @@ export class Mvar {
    * ```
    */
   xtTryPut(xt: Xt, value: number): boolean {
+    if (this.#destroyed) throw new DestroyedError("Mvar");
     checkNumber(value, "put into Mvar");
     if (xt.get(this.#full) !== 0) return false;
     xt.set(this.#full, 1);
@@ -196,6 +201,7 @@ export class Mvar {
    * ```
    */
   xtTake(xt: Xt): number {
+    if (this.#destroyed) throw new DestroyedError("Mvar");
     Retry.unless(xt.get(this.#full) !== 0);
     xt.set(this.#full, 0);
     return xt.get(this.#value);
@@ -216,6 +222,7 @@ export class Mvar {
    * ```
    */
   xtTryTake(xt: Xt): number | undefined {
+    if (this.#destroyed) throw new DestroyedError("Mvar");
     if (xt.get(this.#full) === 0) return undefined;
     xt.set(this.#full, 0);
     return xt.get(this.#value);
@@ -237,6 +244,7 @@ export class Mvar {
    * ```
    */
   xtPeek(xt: Xt): number {
+    if (this.#destroyed) throw new DestroyedError("Mvar");
     Retry.unless(xt.get(this.#full) !== 0);
     return xt.get(this.#value);
   }
@@ -415,6 +423,7 @@ export class Mvar {
    * ```
    */
   xtTryPeek(xt: Xt): number | undefined {
+    if (this.#destroyed) throw new DestroyedError("Mvar");
     return xt.get(this.#full) === 0 ? undefined : xt.get(this.#value);
   }
 
@@ -434,14 +443,16 @@ export class Mvar {
    * ```
    */
   xtIsEmpty(xt: Xt): boolean {
+    if (this.#destroyed) throw new DestroyedError("Mvar");
     return xt.get(this.#full) === 0;
   }
 
   /**
    * Gives the Mvar's memory back to the heap, through epochs, so
    * that a worker still inside an operation on it finishes safely. No
-   * worker may use it afterwards; `attach` refuses its handle, and a second
-   * `destroy()` throws `SabreError`.
+   * worker may use it afterwards: later calls on this object, a second
+   * `destroy()` included, throw {@linkcode DestroyedError}, and `attach`
+   * refuses its handle.
    *
    * @example
    * ```ts
@@ -452,7 +463,10 @@ export class Mvar {
    * ```
    */
   destroy(): void {
-    retireRecord(this, this.#full.heap, this.#offset, TAG, "Mvar");
+    if (this.#destroyed) throw new DestroyedError("Mvar", "destroy");
+    // Done with either way, also when another object destroyed it first.
+    this.#destroyed = true;
+    retireRecord(this.#full.heap, this.#offset, TAG, "Mvar");
     this.#full.free();
     this.#value.free();
   }

@@ -7,6 +7,7 @@
 
 import {
   describeValue,
+  DestroyedError,
   SabreError,
   type SharedHandle,
   type SharedHeap,
@@ -54,6 +55,8 @@ export class StmPromise {
   readonly #state: Loc;
   readonly #value: Loc;
   readonly #offset: number;
+  /** Set by destroy(): every later call on this object throws. */
+  #destroyed = false;
 
   private constructor(state: Loc, value: Loc, offset: number) {
     this.#state = state;
@@ -110,6 +113,7 @@ export class StmPromise {
    * ```
    */
   get handle(): StmPromiseHandle {
+    if (this.#destroyed) throw new DestroyedError("StmPromise");
     return this.#state.heap.handleOf(KIND, 1, this.#offset);
   }
 
@@ -127,6 +131,7 @@ export class StmPromise {
    * ```
    */
   isResolved(): boolean {
+    if (this.#destroyed) throw new DestroyedError("StmPromise");
     return this.#state.get() !== 0;
   }
 
@@ -147,6 +152,7 @@ export class StmPromise {
    * ```
    */
   xtTryResolve(xt: Xt, value: number): boolean {
+    if (this.#destroyed) throw new DestroyedError("StmPromise");
     checkNumber(value, "resolve StmPromise");
     if (xt.get(this.#state) !== 0) return false;
     xt.set(this.#state, 1);
@@ -174,6 +180,7 @@ export class StmPromise {
    * ```
    */
   xtAwait(xt: Xt): number {
+    if (this.#destroyed) throw new DestroyedError("StmPromise");
     Retry.unless(xt.get(this.#state) !== 0);
     return xt.get(this.#value);
   }
@@ -293,6 +300,7 @@ export class StmPromise {
    * ```
    */
   xtPeek(xt: Xt): number | undefined {
+    if (this.#destroyed) throw new DestroyedError("StmPromise");
     return xt.get(this.#state) === 0 ? undefined : xt.get(this.#value);
   }
 
@@ -308,14 +316,16 @@ export class StmPromise {
    * ```
    */
   xtIsResolved(xt: Xt): boolean {
+    if (this.#destroyed) throw new DestroyedError("StmPromise");
     return xt.get(this.#state) !== 0;
   }
 
   /**
    * Gives the promise's memory back to the heap, through epochs, so
    * that a worker still inside an operation on it finishes safely. No
-   * worker may use it afterwards; `attach` refuses its handle, and a second
-   * `destroy()` throws `SabreError`.
+   * worker may use it afterwards: later calls on this object, a second
+   * `destroy()` included, throw {@linkcode DestroyedError}, and `attach`
+   * refuses its handle.
    *
    * @example
    * ```ts
@@ -327,7 +337,10 @@ export class StmPromise {
    * ```
    */
   destroy(): void {
-    retireRecord(this, this.#state.heap, this.#offset, TAG, "StmPromise");
+    if (this.#destroyed) throw new DestroyedError("StmPromise", "destroy");
+    // Done with either way, also when another object destroyed it first.
+    this.#destroyed = true;
+    retireRecord(this.#state.heap, this.#offset, TAG, "StmPromise");
     this.#state.free();
     this.#value.free();
   }

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
+import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import {
@@ -87,6 +87,8 @@ export class Queue {
   readonly #offset: number;
   readonly #heap: SharedHeap;
   readonly #bounded: boolean;
+  /** Set by destroy(): every later call on this object throws. */
+  #destroyed = false;
 
   private constructor(locs: Loc[], offset: number, bounded: boolean) {
     this.#locs = locs;
@@ -153,6 +155,7 @@ export class Queue {
    * ```
    */
   get handle(): QueueHandle {
+    if (this.#destroyed) throw new DestroyedError("Queue");
     return this.#locs[0].heap.handleOf(KIND, 1, this.#offset);
   }
 
@@ -168,6 +171,7 @@ export class Queue {
    * ```
    */
   get capacity(): number {
+    if (this.#destroyed) throw new DestroyedError("Queue");
     return this.#capacity;
   }
 
@@ -204,6 +208,7 @@ export class Queue {
    * ```
    */
   xtLength(xt: Xt): number {
+    if (this.#destroyed) throw new DestroyedError("Queue");
     if (!this.#bounded) {
       const heap = this.#heap;
       const l = this.#locs;
@@ -226,6 +231,7 @@ export class Queue {
    * ```
    */
   xtTryAdd(xt: Xt, value: number): boolean {
+    if (this.#destroyed) throw new DestroyedError("Queue");
     checkNumber(value, "add to Queue");
     if (!this.#bounded) {
       const back = this.#locs[BACK];
@@ -273,6 +279,7 @@ export class Queue {
    * ```
    */
   xtTryTake(xt: Xt): number | undefined {
+    if (this.#destroyed) throw new DestroyedError("Queue");
     if (!this.#bounded) return this.#takeList(xt);
     const head = xt.get(this.#locs[HEAD]);
     if (head === xt.get(this.#locs[TAIL])) return undefined;
@@ -318,6 +325,7 @@ export class Queue {
    * ```
    */
   xtTryPeek(xt: Xt): number | undefined {
+    if (this.#destroyed) throw new DestroyedError("Queue");
     if (!this.#bounded) {
       const heap = this.#heap;
       const l = this.#locs;
@@ -376,6 +384,11 @@ export class Queue {
    * ```
    */
   xtClear(xt: Xt): void {
+    if (this.#destroyed) throw new DestroyedError("Queue");
+    this.#clear(xt);
+  }
+
+  #clear(xt: Xt): void {
     if (this.#bounded) {
       xt.set(this.#locs[HEAD], xt.get(this.#locs[TAIL]));
       return;
@@ -620,8 +633,9 @@ export class Queue {
   /**
    * Gives the queue's memory back to the heap (its Locs, and the nodes of an unbounded one), through epochs, so
    * that a worker still inside an operation on it finishes safely. No
-   * worker may use it afterwards; `attach` refuses its handle, and a second
-   * `destroy()` throws `SabreError`.
+   * worker may use it afterwards: later calls on this object, a second
+   * `destroy()` included, throw {@linkcode DestroyedError}, and `attach`
+   * refuses its handle.
    *
    * @example
    * ```ts
@@ -642,9 +656,12 @@ export class Queue {
    * ```
    */
   destroy(): void {
-    retireRecord(this, this.#heap, this.#offset, TAG, "Queue");
+    if (this.#destroyed) throw new DestroyedError("Queue", "destroy");
+    // Done with either way, also when another object destroyed it first.
+    this.#destroyed = true;
+    retireRecord(this.#heap, this.#offset, TAG, "Queue");
     // The clear retires the nodes once it commits; then the Locs go.
-    this.clear();
+    Xt.commit((xt) => this.#clear(xt));
     for (const loc of this.#locs) loc.free();
   }
 }

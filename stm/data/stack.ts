@@ -14,7 +14,7 @@
  * @module
  */
 
-import { type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
+import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import {
@@ -77,6 +77,8 @@ export class Stack {
   readonly #heap: SharedHeap;
   /** Unbounded: the head Loc; bounded: undefined. */
   readonly #head: Loc | undefined;
+  /** Set by destroy(): every later call on this object throws. */
+  #destroyed = false;
 
   private constructor(locs: Loc[], offset: number, bounded: boolean) {
     this.#locs = locs;
@@ -143,6 +145,7 @@ export class Stack {
    * ```
    */
   get handle(): StackHandle {
+    if (this.#destroyed) throw new DestroyedError("Stack");
     return this.#locs[0].heap.handleOf(KIND, 1, this.#offset);
   }
 
@@ -158,6 +161,7 @@ export class Stack {
    * ```
    */
   get capacity(): number {
+    if (this.#destroyed) throw new DestroyedError("Stack");
     return this.#capacity;
   }
 
@@ -175,6 +179,7 @@ export class Stack {
    * ```
    */
   get length(): number {
+    if (this.#destroyed) throw new DestroyedError("Stack");
     const head = this.#head;
     if (head === undefined) return this.#locs[SIZE].get();
     return Xt.commit((xt) => this.xtLength(xt));
@@ -196,6 +201,7 @@ export class Stack {
    * ```
    */
   xtLength(xt: Xt): number {
+    if (this.#destroyed) throw new DestroyedError("Stack");
     const head = this.#head;
     if (head === undefined) return xt.get(this.#locs[SIZE]);
     return nodeCount(this.#heap, xt.get(head));
@@ -214,6 +220,7 @@ export class Stack {
    * ```
    */
   xtTryPush(xt: Xt, value: number): boolean {
+    if (this.#destroyed) throw new DestroyedError("Stack");
     checkNumber(value, "push onto Stack");
     const head = this.#head;
     if (head !== undefined) {
@@ -262,6 +269,7 @@ export class Stack {
    * ```
    */
   xtTryPop(xt: Xt): number | undefined {
+    if (this.#destroyed) throw new DestroyedError("Stack");
     const head = this.#head;
     if (head !== undefined) {
       const heap = this.#heap;
@@ -313,6 +321,7 @@ export class Stack {
    * ```
    */
   xtTryTop(xt: Xt): number | undefined {
+    if (this.#destroyed) throw new DestroyedError("Stack");
     const head = this.#head;
     if (head !== undefined) {
       const top = xt.get(head);
@@ -363,6 +372,11 @@ export class Stack {
    * ```
    */
   xtClear(xt: Xt): void {
+    if (this.#destroyed) throw new DestroyedError("Stack");
+    this.#clear(xt);
+  }
+
+  #clear(xt: Xt): void {
     const head = this.#head;
     if (head === undefined) {
       xt.set(this.#locs[SIZE], 0);
@@ -565,8 +579,9 @@ export class Stack {
   /**
    * Gives the stack's memory back to the heap (its Locs, and the nodes of an unbounded one), through epochs, so
    * that a worker still inside an operation on it finishes safely. No
-   * worker may use it afterwards; `attach` refuses its handle, and a second
-   * `destroy()` throws `SabreError`.
+   * worker may use it afterwards: later calls on this object, a second
+   * `destroy()` included, throw {@linkcode DestroyedError}, and `attach`
+   * refuses its handle.
    *
    * @example
    * ```ts
@@ -586,9 +601,12 @@ export class Stack {
    * ```
    */
   destroy(): void {
-    retireRecord(this, this.#heap, this.#offset, TAG, "Stack");
+    if (this.#destroyed) throw new DestroyedError("Stack", "destroy");
+    // Done with either way, also when another object destroyed it first.
+    this.#destroyed = true;
+    retireRecord(this.#heap, this.#offset, TAG, "Stack");
     // The clear retires the nodes once it commits; then the Locs go.
-    this.clear();
+    Xt.commit((xt) => this.#clear(xt));
     for (const loc of this.#locs) loc.free();
   }
 }
