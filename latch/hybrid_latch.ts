@@ -1078,6 +1078,37 @@ export class HybridLatch {
   }
 
   /**
+   * Waits for exclusive access as `exclusiveAsync()` does, runs `fn`, and
+   * unlocks once `fn`'s result settles (an async `fn` holds the latch
+   * across its awaits; optimistic readers meanwhile fall back to waiting).
+   * Rejects with {@linkcode TimeoutError}, without running `fn`, when
+   * `timeoutMs` passes first.
+   *
+   * @example
+   * ```ts
+   * import { HybridLatch } from "@sabre/sabre";
+   * const latch = HybridLatch.create();
+   * const version = await latch.writeAsync(async (guard) => {
+   *   await Promise.resolve();
+   *   return guard.held ? latch.currentVersion() : -1;
+   * });
+   * console.assert(version === 1 && latch.currentVersion() === 2);
+   * ```
+   */
+  async writeAsync<T>(
+    fn: (guard: ExclusiveGuard) => T | PromiseLike<T>,
+    options?: LockOptions,
+  ): Promise<T> {
+    this.#checkLive();
+    const guard = await this.exclusiveAsync(options);
+    try {
+      return await fn(guard);
+    } finally {
+      if (guard.held) guard.unlock();
+    }
+  }
+
+  /**
    * Frees the latch's memory in its heap (a standalone latch's buffer is
    * left to the garbage collector). Every later call on this object throws
    * {@linkcode DestroyedError}, and so does a second `destroy()` from any

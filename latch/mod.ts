@@ -13,10 +13,12 @@
  * workers use no CPU. Every way to take a lock has a sync form, an async form
  * (`Atomics.waitAsync`, for threads that must not block their event loop), a
  * `try` form that never waits, and a `{ timeoutMs }` option that throws
- * `TimeoutError`. Guards release with `using`. The closure helpers
- * (`withLock`, `withRead`, `withWrite`, `HybridLatch.write`, `SeqLock.write`)
- * are sync; async code takes the guard instead:
- * `using _guard = await mutex.lockAsync()`.
+ * `TimeoutError`. Guards release with `using`. The closure helpers have
+ * async twins that wait with `Atomics.waitAsync` and release once fn's
+ * result settles, so an async fn holds the lock across its awaits:
+ * `withLockAsync`, `withReadAsync`, `withWriteAsync`, `HybridLatch.writeAsync`
+ * (and `HybridLatch.readAsync`), and `SeqLock.writeAsync`, whose fn must be
+ * synchronous, as a write section should be.
  *
  * @example
  * ```ts

@@ -340,6 +340,36 @@ export class Mutex {
   }
 
   /**
+   * Waits for the lock as `lockAsync()` does, runs `fn`, and releases the
+   * lock once `fn`'s result settles: an async `fn` holds the lock across
+   * its awaits, and other tasks of this worker that want it wait their
+   * turn. Rejects with {@linkcode TimeoutError}, without running `fn`, when
+   * `timeoutMs` passes first.
+   *
+   * @example
+   * ```ts
+   * import { Mutex } from "@sabre/sabre";
+   * const mutex = Mutex.create();
+   * const log: string[] = [];
+   * const step = async (name: string) => {
+   *   log.push(`${name} in`);
+   *   await new Promise((resolve) => setTimeout(resolve, 1));
+   *   log.push(`${name} out`);
+   * };
+   * await Promise.all([mutex.withLockAsync(() => step("a")), mutex.withLockAsync(() => step("b"))]);
+   * console.assert(log.join() === "a in,a out,b in,b out");
+   * ```
+   */
+  async withLockAsync<T>(fn: () => T | PromiseLike<T>, options?: LockOptions): Promise<T> {
+    await this.acquireAsync(options);
+    try {
+      return await fn();
+    } finally {
+      this.release();
+    }
+  }
+
+  /**
    * `lock()` without a guard object: pair it with `release()`.
    *
    * @example

@@ -809,6 +809,32 @@ export class RwLock {
   }
 
   /**
+   * Waits for shared access as `readAsync()` does, runs `fn`, and releases
+   * once `fn`'s result settles (an async `fn` reads across its awaits).
+   * Rejects with {@linkcode TimeoutError}, without running `fn`, when
+   * `timeoutMs` passes first.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * const value = await lock.withReadAsync(async () => {
+   *   await Promise.resolve();
+   *   return lock.readers; // still held here
+   * });
+   * console.assert(value === 1 && lock.readers === 0);
+   * ```
+   */
+  async withReadAsync<T>(fn: () => T | PromiseLike<T>, options?: LockOptions): Promise<T> {
+    await this.acquireReadAsync(options);
+    try {
+      return await fn();
+    } finally {
+      this.releaseRead();
+    }
+  }
+
+  /**
    * Runs `fn` with exclusive access.
    *
    * @example
@@ -821,6 +847,33 @@ export class RwLock {
     this.acquireWrite(options);
     try {
       return fn();
+    } finally {
+      this.releaseWrite();
+    }
+  }
+
+  /**
+   * Waits for exclusive access as `writeAsync()` does, runs `fn`, and
+   * releases once `fn`'s result settles (an async `fn` writes across its
+   * awaits, and other tasks of this worker wait their turn). Rejects with
+   * {@linkcode TimeoutError}, without running `fn`, when `timeoutMs` passes
+   * first.
+   *
+   * @example
+   * ```ts
+   * import { RwLock } from "@sabre/sabre";
+   * const lock = RwLock.create();
+   * const held = await lock.withWriteAsync(async () => {
+   *   await Promise.resolve();
+   *   return lock.isWriteLocked;
+   * });
+   * console.assert(held && !lock.isWriteLocked);
+   * ```
+   */
+  async withWriteAsync<T>(fn: () => T | PromiseLike<T>, options?: LockOptions): Promise<T> {
+    await this.acquireWriteAsync(options);
+    try {
+      return await fn();
     } finally {
       this.releaseWrite();
     }

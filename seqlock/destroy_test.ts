@@ -29,6 +29,7 @@ Deno.test("SeqLock: every call after destroy() throws DestroyedError", async () 
     readAsync: (l: SeqLock) => l.readAsync(noop),
     tryRead: (l: SeqLock) => l.tryRead(noop),
     write: (l: SeqLock) => l.write(noop),
+    writeAsync: (l: SeqLock) => l.writeAsync(noop),
     writeLock: (l: SeqLock) => l.writeLock(),
     tryWriteLock: (l: SeqLock) => l.tryWriteLock(),
     writeLockAsync: (l: SeqLock) => l.writeLockAsync(),

@@ -564,6 +564,33 @@ export class SeqLock {
   }
 
   /**
+   * `write(fn)` that waits for the other writers with `Atomics.waitAsync`,
+   * so the calling thread's event loop keeps running; `fn` then runs at
+   * once, as the write section. `fn` must be synchronous, as in `write`:
+   * readers spin or wait for as long as a write section lasts, and the work
+   * of an async `fn` after its first await would fall outside it. Rejects
+   * with {@linkcode TimeoutError}, without running `fn`, when `timeoutMs`
+   * passes first.
+   *
+   * @example
+   * ```ts
+   * import { SeqLock } from "@sabre/sabre";
+   * const lock = SeqLock.create();
+   * console.assert((await lock.writeAsync(() => "done")) === "done" && lock.sequence === 2);
+   * ```
+   */
+  async writeAsync<T>(fn: () => T, options?: LockOptions): Promise<T> {
+    this.#checkLive();
+    await acquireWritersAsync(this.#writers, options, "SeqLock");
+    Atomics.add(this.#words, SEQ, 1);
+    try {
+      return fn();
+    } finally {
+      this.endWrite();
+    }
+  }
+
+  /**
    * Opens a write section (blocking while another writer is inside).
    *
    * @example

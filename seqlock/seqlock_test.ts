@@ -266,3 +266,34 @@ Deno.test("SeqLock: destroy refuses during a write", () => {
   lock.destroy();
   assert.equal(heap.stats().liveBlocks, before);
 });
+
+Deno.test("SeqLock.writeAsync: waits for the writer asynchronously, then runs fn as a write section", async () => {
+  const lock = SeqLock.create();
+  lock.beginWrite();
+  let ran = false;
+  const pending = lock.writeAsync(() => {
+    ran = true;
+    // Inside the write section: the sequence is odd.
+    return lock.sequence;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(ran, false);
+  lock.endWrite();
+  assert.equal(await pending, 3);
+  assert.equal(lock.sequence, 4);
+  // fn's error passes on, and the section ends.
+  await assert.rejects(
+    lock.writeAsync(() => {
+      throw new Error("failed write");
+    }),
+    /failed write/,
+  );
+  assert.equal(lock.sequence % 2, 0);
+  // A timeout does not run fn.
+  lock.beginWrite();
+  await assert.rejects(
+    lock.writeAsync(() => assert.fail("ran"), { timeoutMs: 10 }),
+    (e: unknown) => e instanceof TimeoutError,
+  );
+  lock.endWrite();
+});
