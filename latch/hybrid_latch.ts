@@ -856,9 +856,9 @@ export class HybridLatch {
    * using _s = await HybridLatch.create().sharedAsync();
    * ```
    */
-  sharedAsync(options?: LockOptions): Promise<SharedGuard> {
+  async sharedAsync(options?: LockOptions): Promise<SharedGuard> {
     this.#checkLive();
-    return this.#sharedAsync(options, SHARED, options);
+    return await this.#sharedAsync(options, SHARED, options);
   }
 
   /**

@@ -11,31 +11,38 @@ import { type CodecName, DestroyedError, SharedHeap } from "../memory/mod.ts";
 
 /**
  * Checks that every method and getter of `object`'s class (its prototype's
- * own names, but `constructor` and `destroy`) throws DestroyedError naming
- * `structure`, or, for an async method, rejects with it. `calls` gives how
- * to call each name; a name of the class missing from `calls` (a method
- * added later) fails the check, as does a name that the class lacks.
+ * own keys, symbols included, but `constructor` and `destroy`) throws
+ * DestroyedError naming `structure`, with the message of a use; a method
+ * whose name ends in "Async" must instead return a promise that rejects
+ * with it. `calls` gives how to call each name; a name of the class missing
+ * from `calls` (a method added later) fails the check, as does a name that
+ * the class lacks.
  */
 export async function assertEveryCallDestroyed(
   object: object,
   structure: string,
   calls: Readonly<Record<string, (o: never) => unknown>>,
 ): Promise<void> {
-  const names = Object.getOwnPropertyNames(Object.getPrototypeOf(object))
-    .filter((name) => name !== "constructor" && name !== "destroy")
-    .sort();
-  assert.deepEqual(Object.keys(calls).sort(), names, `the calls tested on ${structure}`);
+  const names = Reflect.ownKeys(Object.getPrototypeOf(object)).map(String)
+    .filter((name) => name !== "constructor" && name !== "destroy");
+  assert.deepEqual(
+    Object.keys(calls).sort(),
+    names.sort(),
+    `${structure}: the calls cover every method and getter`,
+  );
+  const destroyed = (e: unknown): boolean =>
+    e instanceof DestroyedError && e.structure === structure &&
+    e.message === new DestroyedError(structure).message;
   for (const name of names) {
-    let result: unknown;
-    try {
-      result = calls[name](object as never);
-    } catch (e) {
-      assert.ok(e instanceof DestroyedError, `${structure}.${name} threw ${e}`);
-      assert.equal(e.structure, structure);
-      continue;
+    const what = `${structure}.${name} after destroy()`;
+    if (name.endsWith("Async")) {
+      let result: unknown;
+      assert.doesNotThrow(() => void (result = calls[name](object as never)), `${what} rejects`);
+      assert.ok(result instanceof Promise, `${what} returns a Promise`);
+      await assert.rejects(result, destroyed, what);
+    } else {
+      assert.throws(() => calls[name](object as never), destroyed, what);
     }
-    assert.ok(result instanceof Promise, `${structure}.${name} did not throw`);
-    await assert.rejects(result, DestroyedError, `${structure}.${name}`);
   }
 }
 
