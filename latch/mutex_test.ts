@@ -56,7 +56,9 @@ async function countTest(workers: number, iterations: number, inHeap: boolean): 
   assert.equal(results.reduce((n, r) => n + r.violations, 0), 0, "two workers were inside at once");
   assert.ok(!mutex.isLocked);
   const forms = new Set(results.flatMap((r) => Object.keys(r.forms)));
-  for (const form of ["acquire", "guard", "withLock", "tryLock", "timeout"]) {
+  for (
+    const form of ["acquire", "guard", "withLock", "tryLock", "timeout", "async", "withLockAsync"]
+  ) {
     assert.ok(forms.has(form), `form ${form} was never used`);
   }
 }
