@@ -122,8 +122,11 @@ export class Condvar {
     this.#words = placement.words;
   }
 
-  /** Throws DestroyedError once this object knows that the condvar is gone. */
-  #checkLive(): void {
+  /**
+   * Throws DestroyedError once this object knows that the condvar is gone,
+   * or where its tag is: another worker destroyed it.
+   */
+  #checkTag(): void {
     if (this.#destroyed) throw new DestroyedError("Condvar");
     // A load on the line that the call touches anyway: another worker's
     // destroy() cleared the tag.
@@ -184,7 +187,7 @@ export class Condvar {
    * ```
    */
   get waiters(): number {
-    this.#checkLive();
+    this.#checkTag();
     return Math.max(0, Atomics.load(this.#words, WAITERS));
   }
 
@@ -275,7 +278,7 @@ export class Condvar {
    * ```
    */
   waitWhile(mutex: Mutex, condition: () => boolean, options?: LockOptions): void {
-    this.#checkLive();
+    this.#checkTag();
     const deadline = deadlineOf(options, "wait on Condvar");
     try {
       while (condition()) {
@@ -307,7 +310,7 @@ export class Condvar {
     condition: () => boolean,
     options?: LockOptions,
   ): Promise<void> {
-    this.#checkLive();
+    this.#checkTag();
     const deadline = deadlineOf(options, "wait on Condvar");
     try {
       while (condition()) {
@@ -330,7 +333,7 @@ export class Condvar {
    * ```
    */
   notifyOne(): void {
-    this.#checkLive();
+    this.#checkTag();
     const words = this.#words;
     Atomics.add(words, SEQ, 1);
     if (Atomics.load(words, WAITERS) !== 0) Atomics.notify(words, SEQ, 1);
@@ -346,7 +349,7 @@ export class Condvar {
    * ```
    */
   notifyAll(): void {
-    this.#checkLive();
+    this.#checkTag();
     const words = this.#words;
     Atomics.add(words, SEQ, 1);
     if (Atomics.load(words, WAITERS) !== 0) Atomics.notify(words, SEQ);
@@ -385,7 +388,7 @@ export class Condvar {
    * closed the count first (the CAS there and the add here order the two).
    */
   #addWaiter(): void {
-    this.#checkLive();
+    this.#checkTag();
     const words = this.#words;
     if (Atomics.add(words, WAITERS, 1) < 0) {
       Atomics.sub(words, WAITERS, 1);

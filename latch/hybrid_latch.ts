@@ -1068,7 +1068,6 @@ export class HybridLatch {
    * ```
    */
   write<T>(fn: (guard: ExclusiveGuard) => T, options?: LockOptions): T {
-    this.#checkLive();
     const guard = this.exclusive(options);
     try {
       return fn(guard);
@@ -1099,7 +1098,6 @@ export class HybridLatch {
     fn: (guard: ExclusiveGuard) => T | PromiseLike<T>,
     options?: LockOptions,
   ): Promise<T> {
-    this.#checkLive();
     const guard = await this.exclusiveAsync(options);
     try {
       return await fn(guard);

@@ -1056,7 +1056,11 @@ export class RwLock {
    */
   get isIdle(): boolean {
     this.#checkTag();
-    const state = Atomics.load(this.#words, STATE);
+    return this.#idleIn(Atomics.load(this.#words, STATE));
+  }
+
+  /** Whether `state` has nobody inside or announced, and no reader waits. */
+  #idleIn(state: number): boolean {
     return (state & (WRITER | READER_MASK)) === 0 && !this.#liveWritersWaiting(state) &&
       Atomics.load(this.#words, READERS_WAITING) === 0;
   }
@@ -1143,10 +1147,10 @@ export class RwLock {
     const words = this.#words;
     const state = Atomics.load(words, STATE);
     // Write-locked for good, in one CAS from the idle state seen: a worker
-    // that would take the lock from here on fails and reaches #checkLive,
+    // that would take the lock from here on fails and reaches #checkTag,
     // which finds the tag cleared below.
     if (
-      !this.isIdle || Atomics.compareExchange(words, STATE, state, state | WRITER) !== state
+      !this.#idleIn(state) || Atomics.compareExchange(words, STATE, state, state | WRITER) !== state
     ) {
       throw new SabreError("Cannot destroy RwLock as it is locked or has waiters");
     }

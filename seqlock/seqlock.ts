@@ -72,7 +72,11 @@ function checkTag(words: Int32Array, tag: number, what: string): void {
  * Takes `writers`, the mutex embedded in a SeqLock or SeqCell (`what`):
  * the mutex of one that another worker destroyed is gone with it.
  */
-export function acquireWriters(writers: Mutex, options: LockOptions | undefined, what: string) {
+export function acquireWriters(
+  writers: Mutex,
+  options: LockOptions | undefined,
+  what: string,
+): void {
   try {
     writers.acquire(options);
   } catch (e) {
@@ -175,7 +179,12 @@ export async function waitEvenSequenceAsync(
  * the sequence is left odd, so that another worker's reader or writer waits,
  * and its wait finds a tag cleared.
  */
-export function destroySequenced(words: Int32Array, writers: Mutex, what: string, tag: number) {
+export function destroySequenced(
+  words: Int32Array,
+  writers: Mutex,
+  what: string,
+  tag: number,
+): void {
   if (Atomics.load(words, 0) !== tag) throw new DestroyedError(what, "destroy");
   const busy = `Cannot destroy ${what} during a write or while a writer waits`;
   if ((Atomics.load(words, SEQ) & 1) === 1) throw new SabreError(busy);

@@ -10,6 +10,16 @@ import assert from "node:assert/strict";
 import { type CodecName, DestroyedError, SharedHeap } from "../memory/mod.ts";
 
 /**
+ * A predicate for `assert.throws`: a DestroyedError for a call on
+ * `structure`, or, with `operation` "destroy", for a second destroy.
+ */
+export function destroyedAs(structure: string, operation: "use" | "destroy" = "use") {
+  return (e: unknown): boolean =>
+    e instanceof DestroyedError && e.structure === structure &&
+    e.message === new DestroyedError(structure, operation).message;
+}
+
+/**
  * Checks that every method and getter of `object`'s class (its prototype's
  * own keys, symbols included, but `constructor` and `destroy`) throws
  * DestroyedError naming `structure`, with the message of a use; a method
@@ -30,9 +40,7 @@ export async function assertEveryCallDestroyed(
     names.sort(),
     `${structure}: the calls cover every method and getter`,
   );
-  const destroyed = (e: unknown): boolean =>
-    e instanceof DestroyedError && e.structure === structure &&
-    e.message === new DestroyedError(structure).message;
+  const destroyed = destroyedAs(structure);
   for (const name of names) {
     const what = `${structure}.${name} after destroy()`;
     if (name.endsWith("Async")) {

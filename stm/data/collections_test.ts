@@ -10,7 +10,7 @@ import fc from "fast-check";
 import { Accumulator, Dllist, DllistNode, Hashtbl, Mvar, Queue, Stack, StmPromise } from "./mod.ts";
 import { Retry, Xt } from "../mod.ts";
 import { DestroyedError, HandleError, SharedHeap, TimeoutError } from "../../memory/mod.ts";
-import { assertEveryCallDestroyed } from "../../testing/destroy.ts";
+import { assertEveryCallDestroyed, destroyedAs } from "../../testing/destroy.ts";
 
 const STRESS = Number(Deno.env.get("SABRE_STRESS") ?? "1");
 
@@ -572,13 +572,6 @@ function destroyedRow<T extends { destroy(): void }>(
   calls: Readonly<Record<string, (made: T) => unknown>>,
 ): DestroyedRow {
   return { structure, makers, calls };
-}
-
-/** Checks a DestroyedError for a call on `structure`, or, with `operation` "destroy", a second destroy. */
-function destroyedAs(structure: string, operation: "use" | "destroy" = "use") {
-  return (e: unknown): boolean =>
-    e instanceof DestroyedError && e.structure === structure &&
-    e.message === new DestroyedError(structure, operation).message;
 }
 
 Deno.test("destroyed structures: every method and getter of the object throws DestroyedError, and async ones reject", async () => {
