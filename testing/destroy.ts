@@ -138,7 +138,8 @@ export function testDestroyAcrossObjects(
       const others = kind.waits.map(() => kind.attach(object));
       object.destroy();
       for (const [i, wait] of kind.waits.entries()) {
-        const started = performance.now();
+        // Each wait is bounded: one that waited out its timeout throws
+        // TimeoutError instead, and fails below.
         let caught: unknown;
         try {
           await wait(others[i]);
@@ -147,8 +148,6 @@ export function testDestroyAcrossObjects(
         }
         assert.ok(caught instanceof DestroyedError, `wait ${i} gave ${caught}`);
         assert.equal(caught.structure, kind.name);
-        // It did not sit out its timeout first.
-        assert.ok(performance.now() - started < 1_500);
       }
     });
   }
