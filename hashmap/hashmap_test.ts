@@ -2320,13 +2320,14 @@ function assertMatches(map: HashMap<number, string>, model: Map<number, string>,
 
 Deno.test("exhaustion: a full heap fails inserts with HeapExhaustedError and the map stays whole", () => {
   const heap = SharedHeap.create({ initialBytes: 1 << 20, maxBytes: 1 << 20 });
-  // Memory the test gives back later, as an application freeing its own.
-  const ballast = Array.from({ length: 6 }, () => heap.allocate(60_000));
+  // Memory the test gives back later, as an application freeing its own:
+  // page blocks of 256 KiB, so that a later growth finds a block it fits.
+  const ballast = Array.from({ length: 2 }, () => heap.allocate(256 << 10));
   const map = HashMap.create(heap, { key: "u32", value: "string" });
   const model = new Map<number, string>();
   const value = (k: number) => `value ${k} `.padEnd(100, ".");
   const failed = fillUntilExhausted(map, model, 0, value);
-  // The table of 512 slots cannot grow: inserts stop at 7/8 of it.
+  // Inserts stop at 7/8 of a table that cannot grow.
   assert.ok(model.size >= 448, `only ${model.size} keys fit`);
   assertMatches(map, model, "after the first failure");
   // Writes that need memory fail without effect; reads and deletes still work.

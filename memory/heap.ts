@@ -1672,19 +1672,47 @@ export class SharedHeap implements Disposable {
    * into a full page brings it back (see free()). Amortized O(1).
    */
   #allocateSlow(cls: number, collected = false): number {
+    let found = this.#pageWithRoom(cls);
+    if (found === 0) {
+      try {
+        found = this.#takePages(CLASS_ORDER[cls], CLASS_SIZE[cls], H_SMALL_PAGES);
+      } catch (e) {
+        if (!this.#mayCollectForRoom(e)) throw e;
+        if (!collected) {
+          this.#collectForRoom();
+          return this.#allocateSlow(cls, true);
+        }
+        return this.#allocateFromLargerClass(cls, e);
+      }
+      crashPoint("heap.page.take");
+      this.#initSmallPage(found, cls);
+      this.#pushQueue(this.#slotBase + S_CLASS_QUEUES + cls, found);
+    }
+    return this.#takeBlock(found, cls);
+  }
+
+  /**
+   * A page of class `cls` of this worker with a block to give: its local or
+   * remote free list, or bump space. Pages found full move to the class's
+   * full queue on the way; a full page that others freed into comes back.
+   * Moves the page found to the front of the queue; 0 when there is none.
+   */
+  #pageWithRoom(cls: number): number {
     const i32 = this.i32;
     const available = this.#slotBase + S_CLASS_QUEUES + cls;
     const full = this.#slotBase + S_FULL_QUEUES + cls;
     const size = CLASS_SIZE[cls];
     const span = PAGE_BYTES << CLASS_ORDER[cls];
-    let page = i32[available];
-    let found = 0;
-    while (page !== 0) {
+    for (let page = i32[available]; page !== 0;) {
       const d = this.#descBase + page * DESC_WORDS;
       this.#collectRemote(d);
       if (i32[d + D_LOCAL] !== 0 || i32[d + D_BUMP] + size <= span) {
-        found = page;
-        break;
+        if (i32[available] !== page) {
+          // A page deeper in the queue: move it to the front.
+          this.#unlinkQueue(available, page);
+          this.#pushQueue(available, page);
+        }
+        return page;
       }
       const next = i32[d + D_NEXT];
       this.#unlinkQueue(available, page);
@@ -1692,36 +1720,40 @@ export class SharedHeap implements Disposable {
       i32[d + D_BUMP] |= IN_FULL_LIST;
       page = next;
     }
-    if (found === 0) {
-      // Before taking a new page: full pages that other workers freed into.
-      page = i32[full];
-      while (page !== 0) {
-        const d = this.#descBase + page * DESC_WORDS;
-        const next = i32[d + D_NEXT];
-        if (Atomics.load(i32, d + D_REMOTE) !== 0) {
-          this.#reviveFullPage(d, page, full, available);
-          found = page;
-          break;
-        }
-        page = next;
+    // Before taking a new page: full pages that other workers freed into.
+    for (let page = i32[full]; page !== 0;) {
+      const d = this.#descBase + page * DESC_WORDS;
+      const next = i32[d + D_NEXT];
+      if (Atomics.load(i32, d + D_REMOTE) !== 0) {
+        this.#reviveFullPage(d, page, full, available);
+        return page;
       }
+      page = next;
     }
-    if (found === 0) {
-      try {
-        found = this.#takePages(CLASS_ORDER[cls], size, H_SMALL_PAGES);
-      } catch (e) {
-        if (collected || !this.#mayCollectForRoom(e)) throw e;
-        this.#collectForRoom();
-        return this.#allocateSlow(cls, true);
-      }
-      crashPoint("heap.page.take");
-      this.#initSmallPage(found, cls);
-      this.#pushQueue(available, found);
-    } else if (i32[available] !== found) {
-      // A page deeper in the queue: move it to the front.
-      this.#unlinkQueue(available, found);
-      this.#pushQueue(available, found);
+    return 0;
+  }
+
+  /**
+   * The last resort of a small allocation on a full heap, after a
+   * collection: a free block of a larger class that this worker's pages
+   * hold. Without it, free room stranded in other classes' pages failed
+   * writes that shrink what they rewrite: a B+ tree whose leaves had
+   * filled a heap could not delete its keys, as each delete copies a leaf
+   * a little smaller than the one it replaces, into a class that had no
+   * page left. The block is freed into its own class like any other.
+   */
+  #allocateFromLargerClass(cls: number, error: unknown): number {
+    for (let larger = cls + 1; larger < CLASS_COUNT; larger++) {
+      const found = this.#pageWithRoom(larger);
+      if (found !== 0) return this.#takeBlock(found, larger);
     }
+    throw error;
+  }
+
+  /** Takes a block from page `found` of class `cls`, which has room. */
+  #takeBlock(found: number, cls: number): number {
+    const i32 = this.i32;
+    const size = CLASS_SIZE[cls];
     const d = this.#descBase + found * DESC_WORDS;
     let block = i32[d + D_LOCAL];
     i32[d + D_USED]++;

@@ -363,6 +363,30 @@ Deno.test("exhaustion: an allocation that finds the heap full first frees this w
   freed.free(freed.allocate(MiB));
 });
 
+Deno.test("exhaustion: a full heap serves a small request from free room in a larger class", () => {
+  // Every page holds 12 KiB blocks; half of them are freed. A 10 KiB
+  // request has no page of its own class and the pool has no page left, so
+  // only the 12 KiB pages' free blocks can serve it.
+  const heap = SharedHeap.create({ initialBytes: 2 * MiB, maxBytes: 2 * MiB });
+  const blocks: number[] = [];
+  try {
+    for (;;) blocks.push(heap.allocate(12 << 10));
+  } catch (e) {
+    assert.ok(e instanceof HeapExhaustedError, String(e));
+  }
+  const kept = blocks.filter((_, i) => i % 2 === 0);
+  for (let i = 1; i < blocks.length; i += 2) heap.free(blocks[i]);
+  const smaller: number[] = [];
+  for (let i = 1; i < blocks.length; i += 2) smaller.push(heap.allocate(10 << 10));
+  for (const ptr of smaller) assert.equal(heap.blockSize(ptr), 12 << 10);
+  // The larger class's room is used up: the next request fails as before.
+  assertThrowsWith(() => heap.allocate(10 << 10), HeapExhaustedError, "10240");
+  // Blocks taken from the larger class free into it like its own.
+  for (const ptr of [...kept, ...smaller]) heap.free(ptr);
+  assert.equal(heap.stats().liveBlocks, 0);
+  heap.free(heap.allocate(MiB));
+});
+
 Deno.test("retire: large retired blocks trigger a collection before 64 of them pile up", () => {
   // A writer that replaces a 12 KiB block 2,000 times, pinned for each
   // replacement (as a B+ tree rewrites a leaf), in a 2 MiB heap: 64 such
