@@ -500,6 +500,56 @@ export interface StressArgs {
   readonly stringKeys?: boolean;
 }
 
+export interface CursorStepArgs {
+  readonly tree: BPlusTreeHandle;
+  /** Keys are 0 .. keys - 1. */
+  readonly keys: number;
+  /** Writes each writer makes. */
+  readonly writes: number;
+  /** Int32 words: [0] writers done. */
+  readonly flags: SharedArrayBuffer;
+}
+
+/**
+ * Workers 0 and 1 set and delete random keys (splits, merges and
+ * redistributions of small leaves); the others move cursors meanwhile and
+ * return each step that came back on the wrong side of its key: `next()`
+ * after `seek(k)` below k, `prev()` after `seekForPrev(k)` above k.
+ */
+export function cursorSteps(ctx: WorkerContext<CursorStepArgs>): string[] {
+  const { keys, writes } = ctx.args;
+  const tree = BPlusTree.attach<number, number>(ctx.args.tree);
+  const flags = new Int32Array(ctx.args.flags);
+  if (ctx.index < 2) {
+    for (let i = 0; i < writes; i++) {
+      const k = ctx.randomInt(keys);
+      if (ctx.random() < 0.5) tree.set(k, k);
+      else tree.delete(k);
+      if ((i & 1023) === 0) ctx.checkpoint();
+    }
+    Atomics.add(flags, 0, 1);
+    return [];
+  }
+  const wrong: string[] = [];
+  const cursor = tree.cursor();
+  for (let i = 0; Atomics.load(flags, 0) < 2; i++) {
+    const k = ctx.randomInt(keys);
+    if (ctx.random() < 0.5) {
+      cursor.seek(k);
+      const entry = cursor.next();
+      if (entry !== undefined && entry[0] < k) wrong.push(`next() after seek(${k}): ${entry}`);
+    } else {
+      cursor.seekForPrev(k);
+      const entry = cursor.prev();
+      if (entry !== undefined && entry[0] > k) {
+        wrong.push(`prev() after seekForPrev(${k}): ${entry}`);
+      }
+    }
+    if ((i & 1023) === 0) ctx.checkpoint();
+  }
+  return wrong;
+}
+
 /** The string key of integer k in the string-keyed stress: string order = numeric order. */
 export function stressKey(k: number): string {
   return "a long prefix shared by every key, é 😀 " + String(k).padStart(9, "0");

@@ -1604,10 +1604,12 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (leftGrows) {
       this.#publish(leftNode, lc, newLeft);
       this.#publish(parent, pc, newParent);
+      crashPoint("btree.share");
       this.#publish(rightNode, rc, newRight);
     } else {
       this.#publish(rightNode, rc, newRight);
       this.#publish(parent, pc, newParent);
+      crashPoint("btree.share");
       this.#publish(leftNode, lc, newLeft);
     }
   }
@@ -1945,7 +1947,13 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
           const i32 = heap.i32, u8 = heap.u8, w = c >> 2;
           const n = countOf(i32, w);
           let i: number;
-          if (!first || key === undefined) i = backward ? n - 1 : 0;
+          if (!first) {
+            // The staged key is the fence of the last leaf passed (#sibling
+            // and the descent below both stage it): start at it, as a leaf
+            // found by a descent may still overlap the one passed.
+            const at = format.lowerBound(i32, u8, w);
+            i = backward ? at - 1 : at;
+          } else if (key === undefined) i = backward ? n - 1 : 0;
           else if (backward) {
             i = (open ? format.lowerBound(i32, u8, w) : format.upperBound(i32, u8, w)) - 1;
           } else i = open ? format.upperBound(i32, u8, w) : format.lowerBound(i32, u8, w);

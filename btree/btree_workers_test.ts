@@ -24,6 +24,7 @@ import {
 import {
   type AttachArgs,
   type BulkLoadRaceArgs,
+  type CursorStepArgs,
   type DyingArgs,
   type LinearizableArgs,
   type NewcomerArgs,
@@ -219,6 +220,38 @@ Deno.test("scans: monotonic, no duplicates, every key present throughout seen, n
     assert.equal(tree.get(4 * i + 2), 4 * i + 2);
     assert.equal(tree.has(4 * i + 3), false);
   }
+});
+
+// ---------------------------------------------------------------------------
+// Cursor steps under structure changes
+
+Deno.test("cursors: steps taken while leaves split, merge and share never cross their key", async () => {
+  // A step that passed a leaf with nothing to return once started the next
+  // leaf at its edge, which a merge or a redistribution in progress could
+  // leave overlapping the one passed (`btree/cursor_test.ts` has the two
+  // interleavings). This test failed in each of three runs before the fix.
+  const heap = SharedHeap.create({ maxBytes: 64 * MiB });
+  const tree = BPlusTree.create(heap, {
+    key: "i32",
+    value: "i32",
+    leafCapacity: 4,
+    innerCapacity: 4,
+  });
+  const results = await runWorkers<CursorStepArgs, string[]>({
+    module: fixtures,
+    fn: "cursorSteps",
+    workers: 4,
+    heap,
+    args: {
+      tree: tree.handle,
+      keys: 400,
+      writes: 200_000 * STRESS,
+      flags: new SharedArrayBuffer(8),
+    },
+    timeoutMs: 120_000,
+  });
+  assert.deepEqual(results.flat().slice(0, 5), []);
+  checkTree(tree, { strictFill: false });
 });
 
 // ---------------------------------------------------------------------------

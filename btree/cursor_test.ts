@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { BPlusTree } from "./mod.ts";
-import { SabreError } from "../memory/mod.ts";
+import { faultInjection, SabreError } from "../memory/mod.ts";
 import { checkTree } from "./_invariants.ts";
 import { SharedHeap } from "../memory/mod.ts";
 import { compareNumbers, type RangeOptions, SortedModel } from "./_btree_test_workers.ts";
@@ -760,4 +760,72 @@ Deno.test("cursor: a remembered leaf whose header and content were freed and reu
       }
     });
   }
+});
+
+// A step that passes a leaf with nothing to return goes on to the next leaf
+// and must start there at the passed leaf's fence, not at the edge: in the
+// middle of a merge or a redistribution, the leaf that a descent finds may
+// still hold keys of the one passed. Each test moves a cursor of a second
+// tree object at a crash point, where two leaves overlap.
+
+/** Runs `write`, calling `look` once at crash point `site`; returns what it returned. */
+function lookAt<T>(site: string, write: () => void, look: () => T): T[] {
+  const seen: T[] = [];
+  faultInjection.hook = (at) => {
+    if (at === site) seen.push(look());
+  };
+  try {
+    write();
+  } finally {
+    faultInjection.hook = undefined;
+  }
+  return seen;
+}
+
+Deno.test("cursor: prev() in the middle of a merge returns no key above its own", () => {
+  const heap = SharedHeap.create();
+  const tree = BPlusTree.create<number, number>(heap, {
+    key: "i32",
+    value: "i32",
+    leafCapacity: 8,
+  });
+  const reader = BPlusTree.attach<number, number>(tree.handle);
+  for (let i = 0; i <= 8; i++) tree.set(i, i); // leaves {0..3} | {4..8}
+  tree.delete(4);
+  tree.delete(5); // right leaf {6, 7, 8}
+  // Deleting 6 merges the right leaf into the left one; at the crash point
+  // the merged left leaf is published, the parent and the right leaf not yet.
+  const seen = lookAt("btree.merge", () => tree.delete(6), () => {
+    const cursor = reader.cursor();
+    cursor.seekForPrev(5);
+    return cursor.prev();
+  });
+  assert.deepEqual(seen, [[3, 3]]); // was [8, 8]
+  checkTree(tree);
+});
+
+Deno.test("cursor: next() in the middle of a redistribution returns no key below its own", () => {
+  const heap = SharedHeap.create();
+  const tree = BPlusTree.create<number, number>(heap, {
+    key: "i32",
+    value: "i32",
+    leafCapacity: 8,
+  });
+  const reader = BPlusTree.attach<number, number>(tree.handle);
+  for (const k of [0, 1, 2, 3, 8, 10, 20, 30, 40]) tree.set(k, k); // {0..3} | {8..40}
+  for (const k of [50, 60]) tree.set(k, k);
+  tree.delete(8);
+  tree.set(70, 70); // right leaf {10, 20, ..., 70}
+  tree.delete(3);
+  // Deleting 2 leaves {0, 1}, too few to keep and too many to merge with
+  // seven: the leaves share evenly, the left one grows. At the crash point
+  // the new left leaf and the parent are published, the right leaf not yet.
+  const seen = lookAt("btree.share", () => tree.delete(2), () => {
+    const cursor = reader.cursor();
+    cursor.seek(25);
+    return cursor.next();
+  });
+  assert.deepEqual(seen, [[30, 30]]); // was [10, 10]
+  assert.deepEqual([...tree.keys()], [0, 1, 10, 20, 30, 40, 50, 60, 70]);
+  checkTree(tree);
 });
