@@ -161,6 +161,7 @@ import { crashPoint } from "./faults.ts";
 import { createKernelMemory, instantiateKernel, type Kernel } from "./_kernel.ts";
 import { instantiateStringKernel, type StringKernel } from "./_string_kernel.ts";
 import { installHeapHooks } from "./_heap_hooks.ts";
+import { epochsBetween, nextEpoch } from "./_epochs.ts";
 import { checkOptionFields } from "./_options.ts";
 
 /**
@@ -2400,7 +2401,7 @@ export class SharedHeap implements Disposable {
       const end = i32[w + B_END];
       for (let start = i32[w + B_START]; start < end; start++) {
         const at = w + B_ENTRIES + 2 * start;
-        if (((epoch - i32[at]) | 0) < 2) return freed;
+        if (epochsBetween(i32[at], epoch) < 2) return freed;
         const ptr = i32[at + 1];
         // Taken before it is freed: a worker that dies in between leaks the
         // block rather than leaving it for its evictor to free again.
@@ -2437,7 +2438,7 @@ export class SharedHeap implements Disposable {
     let freed = 0;
     while (this.#spillCount > 0) {
       const at = this.#spillHead;
-      if (((epoch - this.#spillEpoch[at]) | 0) < 2) break;
+      if (epochsBetween(this.#spillEpoch[at], epoch) < 2) break;
       this.#spillHead = (at + 1) % this.#spillPtr.length;
       this.#spillCount--;
       this.#retiredCount--;
@@ -2503,8 +2504,7 @@ export class SharedHeap implements Disposable {
       const pinned = Atomics.load(i32, this.#slotsBase + slot * stride + S_EPOCH);
       if (pinned !== 0 && pinned !== epoch) return;
     }
-    const next = ((epoch + 1) | 0) === 0 ? 1 : (epoch + 1) | 0;
-    Atomics.compareExchange(i32, H_EPOCH, epoch, next);
+    Atomics.compareExchange(i32, H_EPOCH, epoch, nextEpoch(epoch));
   }
 
   /**

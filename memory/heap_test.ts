@@ -8,6 +8,8 @@ import {
   SharedHeap,
   type SharedHeapHandle,
 } from "./mod.ts";
+import { epochBefore, epochsBetween, nextEpoch } from "./_epochs.ts";
+import { H_EPOCH } from "./_layout.ts";
 
 const MiB = 1 << 20;
 
@@ -467,6 +469,35 @@ Deno.test("epochs: retired memory waits for pinned readers, then is reused", () 
   assert.equal(freed, 1);
   assert.equal(heap.stats().retiredBlocks, 0);
   assert.equal(heap.allocate(48), node, "freed block is reused first");
+});
+
+Deno.test("epochs: across the wrap, where the epoch skips 0, a retired block still waits for two advances", () => {
+  const heap = SharedHeap.create();
+  Atomics.store(heap.i32, H_EPOCH, -1); // the epoch after 2^32 - 2 advances
+  heap.retire(heap.allocate(64)); // retired at -1
+  heap.collect(); // -1 → 1: one advance, not two
+  assert.equal(heap.stats().epoch, 1);
+  assert.equal(heap.stats().retiredBlocks, 1, "freed after one advance");
+  heap.collect(); // 1 → 2
+  assert.equal(heap.stats().retiredBlocks, 0);
+});
+
+Deno.test("epochs: distances count advances, also across the wrap (fast-check)", () => {
+  const near = [-3, -2, -1, 1, 2, 0x7ffffffe, 0x7fffffff, -0x80000000];
+  fc.assert(
+    fc.property(
+      fc.oneof(fc.constantFrom(...near), fc.integer({ min: -0x80000000, max: 0x7fffffff })),
+      fc.integer({ min: 0, max: 40 }),
+      (start, advances) => {
+        const then = start === 0 ? 1 : start;
+        let now = then;
+        for (let i = 0; i < advances; i++) now = nextEpoch(now);
+        assert.notEqual(now, 0);
+        assert.equal(epochsBetween(then, now), advances);
+        assert.equal(epochBefore(now, advances), then);
+      },
+    ),
+  );
 });
 
 Deno.test("epochs: pins nest, guards dispose, misuse throws", () => {

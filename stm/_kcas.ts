@@ -39,6 +39,7 @@ import {
   tagOf,
 } from "../memory/mod.ts";
 import { parkAsync, parkSync, pause } from "../latch/mod.ts";
+import { epochBefore, epochsBetween } from "../memory/_epochs.ts";
 
 // ------------------------------------------------------------------ layout
 
@@ -160,7 +161,7 @@ function flushPool(heap: SharedHeap, pool: Pool, e: number): number {
   while (pool.count > 0) {
     const at = pool.head;
     const ptr = pool.ptrs[at];
-    const safe = pool.stamped !== 0 && ((e - pool.epochs[at]) | 0) >= 2;
+    const safe = pool.stamped !== 0 && epochsBetween(pool.epochs[at], e) >= 2;
     pool.head = (at + 1) & POOL_MASK;
     pool.count--;
     if (pool.stamped !== 0) pool.stamped--;
@@ -686,7 +687,7 @@ export class Domain {
   #take(pool: Pool): number {
     if (pool.stamped !== 0) {
       const at = pool.head;
-      if (((this.#epoch - pool.epochs[at]) | 0) >= 2) {
+      if (epochsBetween(pool.epochs[at], this.#epoch) >= 2) {
         pool.head = (at + 1) & POOL_MASK;
         pool.count--;
         pool.stamped--;
@@ -707,7 +708,7 @@ export class Domain {
     }
     const at = pool.head = (pool.head - 1) & POOL_MASK;
     pool.ptrs[at] = ptr;
-    pool.epochs[at] = (this.#epoch - 2) | 0; // reusable at once
+    pool.epochs[at] = epochBefore(this.#epoch, 2); // reusable at once
     pool.count++;
     pool.stamped++;
   }
