@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { HybridLatch, Mutex, RwLock, TimeoutError } from "../mod.ts";
+import { HybridLatch, Mutex, RwLock, SeqCell, SeqLock, TimeoutError } from "../mod.ts";
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
 
@@ -135,4 +135,63 @@ Deno.test("RwLock.withReadAsync: readers share across their awaits; a writer wai
   assert.equal(most, 3);
   assert.deepEqual(order, ["read", "read", "read", "write"]);
   assert.equal(lock.isIdle, true);
+});
+
+// The synchronous closure forms refuse an async fn: its code after the first
+// await would run once the section had ended (lock released, read already
+// validated). They once ran it, and released the lock at its first await.
+
+Deno.test("closures: the synchronous forms refuse an async fn (and a non-function) before they take anything", async () => {
+  const mutex = Mutex.create();
+  const rw = RwLock.create();
+  const latch = HybridLatch.create();
+  const seq = SeqLock.create();
+  const cell = SeqCell.create({ n: "i32" });
+  let ran = 0;
+  const asyncFn = async () => {
+    ran++;
+    await tick();
+    return 1;
+  };
+  const forms: [string, (fn: never) => unknown][] = [
+    ["Mutex.withLock", (fn) => mutex.withLock(fn)],
+    ["RwLock.withRead", (fn) => rw.withRead(fn)],
+    ["RwLock.withWrite", (fn) => rw.withWrite(fn)],
+    ["HybridLatch.read", (fn) => latch.read(fn)],
+    ["HybridLatch.readAsync", (fn) => latch.readAsync(fn)],
+    ["HybridLatch.write", (fn) => latch.write(fn)],
+    ["SeqLock.read", (fn) => seq.read(fn)],
+    ["SeqLock.readAsync", (fn) => seq.readAsync(fn)],
+    ["SeqLock.tryRead", (fn) => seq.tryRead(fn)],
+    ["SeqLock.write", (fn) => seq.write(fn)],
+    ["SeqLock.writeAsync", (fn) => seq.writeAsync(fn)],
+    ["SeqCell.update", (fn) => cell.update(fn)],
+  ];
+  for (const [name, run] of forms) {
+    const cases: [unknown, string][] = [[asyncFn, "is an async function"], [
+      42,
+      "must be a function",
+    ]];
+    for (const [fn, why] of cases) {
+      let error: unknown;
+      try {
+        await run(fn as never);
+      } catch (e) {
+        error = e;
+      }
+      assert.ok(error instanceof TypeError, `${name}: ${error}`);
+      assert.ok(error.message.includes(name) && error.message.includes(why), error.message);
+    }
+  }
+  assert.equal(ran, 0);
+  // Nothing was taken, and nothing was left held.
+  assert.ok(!mutex.isLocked && rw.isIdle && seq.sequence % 2 === 0);
+  const exclusive = latch.tryExclusive();
+  assert.ok(exclusive !== undefined);
+  exclusive.unlock();
+  // A plain function that returns a promise is a synchronous section whose
+  // result is that promise.
+  const promise = Promise.resolve(7);
+  assert.equal(mutex.withLock(() => promise), promise);
+  assert.equal(await seq.write(() => promise), 7);
 });

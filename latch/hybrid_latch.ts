@@ -48,7 +48,7 @@ import {
   tagOf,
   TimeoutError,
 } from "../memory/mod.ts";
-import { deadlineOf, type LockOptions, pause, SPIN_LIMIT } from "./parking.ts";
+import { deadlineOf, type LockOptions, pause, requireSyncFunction, SPIN_LIMIT } from "./parking.ts";
 import { RwLock } from "./rwlock.ts";
 
 /** Layout version of this object; attach() refuses newer ones. */
@@ -998,6 +998,11 @@ export class HybridLatch {
    */
   read<T>(fn: (guard: OptimisticGuard | SharedGuard) => T, options?: LockOptions): T {
     this.#checkLive();
+    requireSyncFunction(
+      fn,
+      "HybridLatch.read",
+      "read what you need synchronously, and await after",
+    );
     const deadline = options === undefined ? Infinity : deadlineOf(options, "read HybridLatch");
     const result = this.#readOptimistically(fn);
     if (result !== NO_RESULT) return result as T;
@@ -1025,6 +1030,11 @@ export class HybridLatch {
     options?: LockOptions,
   ): Promise<T> {
     this.#checkLive();
+    requireSyncFunction(
+      fn,
+      "HybridLatch.readAsync",
+      "read what you need synchronously, and await after",
+    );
     const deadline = options === undefined ? Infinity : deadlineOf(options, "read HybridLatch");
     const result = this.#readOptimistically(fn);
     if (result !== NO_RESULT) return result as T;
@@ -1068,6 +1078,7 @@ export class HybridLatch {
    * ```
    */
   write<T>(fn: (guard: ExclusiveGuard) => T, options?: LockOptions): T {
+    requireSyncFunction(fn, "HybridLatch.write", "use writeAsync");
     const guard = this.exclusive(options);
     try {
       return fn(guard);

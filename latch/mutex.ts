@@ -37,6 +37,7 @@ import {
   parkAsync,
   parkSync,
   pause,
+  requireSyncFunction,
   SPIN_LIMIT,
   timedOut,
 } from "./parking.ts";
@@ -188,6 +189,8 @@ export class Mutex {
    * paths test it only where the CAS alone would not stop them.
    */
   #destroyed = false;
+  /** What the errors of the lock paths name: the structure that embeds this mutex, if any. */
+  #lockWhat = "lock Mutex";
 
   private constructor(placement: Placement) {
     this.#placement = placement;
@@ -227,15 +230,24 @@ export class Mutex {
 
   /**
    * @internal For structures that embed a Mutex in their own words: a mutex
-   * over the 8 bytes at `offset`, initialized when `init` is true.
+   * over the 8 bytes at `offset`, initialized when `init` is true. Its
+   * errors for bad options and timeouts name `lockWhat` ("write SeqLock"),
+   * the operation that the user called, not the mutex.
    */
-  static embedded(sab: SharedArrayBuffer, offset: number, init: boolean): Mutex {
+  static embedded(
+    sab: SharedArrayBuffer,
+    offset: number,
+    init: boolean,
+    lockWhat: string,
+  ): Mutex {
     const words = new Int32Array(sab, offset, 2);
     if (init) Atomics.store(words, 0, TAG);
     else if (Atomics.load(words, 0) !== TAG) {
       throw new SabreError(`Cannot use the lock at offset ${offset} as it holds no Mutex`);
     }
-    return new Mutex({ sab, offset, words, heap: undefined });
+    const mutex = new Mutex({ sab, offset, words, heap: undefined });
+    mutex.#lockWhat = lockWhat;
+    return mutex;
   }
 
   /**
@@ -331,6 +343,7 @@ export class Mutex {
    * ```
    */
   withLock<T>(fn: () => T, options?: LockOptions): T {
+    requireSyncFunction(fn, "Mutex.withLock", "use withLockAsync");
     this.acquire(options);
     try {
       return fn();
@@ -422,7 +435,7 @@ export class Mutex {
   async acquireAsync(options?: LockOptions): Promise<void> {
     if (this.#destroyed) throw new DestroyedError("Mutex");
     const words = this.#words;
-    const deadline = deadlineOf(options, "lock Mutex");
+    const deadline = deadlineOf(options, this.#lockWhat);
     if (Atomics.compareExchange(words, STATE, UNLOCKED, LOCKED) === UNLOCKED) return;
     this.#checkTag();
     for (;;) {
@@ -431,7 +444,7 @@ export class Mutex {
         // Last try, which also leaves CONTENDED behind: we may have consumed
         // a notify meant for a waiter still parked (see #acquireSlow).
         if (Atomics.exchange(words, STATE, CONTENDED) === UNLOCKED) return;
-        timedOut("lock Mutex", options);
+        timedOut(this.#lockWhat, options);
       }
     }
   }
@@ -502,7 +515,7 @@ export class Mutex {
   #acquireSlow(options: LockOptions | undefined): void {
     if (this.#destroyed) throw new DestroyedError("Mutex");
     const words = this.#words;
-    const deadline = deadlineOf(options, "lock Mutex");
+    const deadline = deadlineOf(options, this.#lockWhat);
     if (Atomics.compareExchange(words, STATE, UNLOCKED, LOCKED) === UNLOCKED) return;
     this.#checkTag();
     for (let spin = 0; spin < SPIN_LIMIT; spin++) {
@@ -522,7 +535,7 @@ export class Mutex {
         // that then took the lock with a plain 0 -> 1 CAS would release it
         // without notifying, stranding whoever still sleeps behind us.
         if (Atomics.exchange(words, STATE, CONTENDED) === UNLOCKED) return;
-        timedOut("lock Mutex", options);
+        timedOut(this.#lockWhat, options);
       }
     }
   }

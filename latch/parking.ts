@@ -132,6 +132,35 @@ export function boundedBy(deadline: number, ms: number): number {
 }
 
 /**
+ * Checks `fn`, the section that a synchronous closure helper runs (`what`
+ * names the helper): it must be a function, and not an async one, whose
+ * code after its first await would run after the helper ended the section
+ * (released the lock, or validated the read). `instead` says what to use.
+ * A plain function that returns a promise passes: that promise is its
+ * result. Reads one property of `fn`, which V8 caches.
+ *
+ * @example
+ * ```ts
+ * import { requireSyncFunction } from "./parking.ts";
+ * requireSyncFunction(() => 1, "Mutex.withLock", "use withLockAsync");
+ * ```
+ */
+export function requireSyncFunction(fn: unknown, what: string, instead: string): void {
+  if (typeof fn !== "function") {
+    throw new TypeError(
+      `Cannot run ${what} as 'fn' must be a function: current value is ${describeValue(fn)}`,
+    );
+  }
+  if ((fn as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === "AsyncFunction") {
+    throw new TypeError(
+      `Cannot run ${what} as 'fn' is an async function: the section ends when fn returns, ` +
+        `which an async function does at its first await, with the rest of it still to run ` +
+        `(${instead})`,
+    );
+  }
+}
+
+/**
  * `Atomics.wait`, after ending this worker's read pins
  * (`SharedHeap.releaseReadPins`): a worker blocked in sabre never holds back
  * the reclamation of memory that others retire. Every blocking wait in sabre

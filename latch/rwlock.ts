@@ -79,6 +79,7 @@ import {
   parkSync,
   pause,
   remainingMs,
+  requireSyncFunction,
   SPIN_LIMIT,
   timedOut,
 } from "./parking.ts";
@@ -520,6 +521,7 @@ export class RwLock {
    * ```
    */
   withRead<T>(fn: () => T, options?: LockOptions): T {
+    requireSyncFunction(fn, "RwLock.withRead", "use withReadAsync");
     this.acquireRead(options);
     try {
       return fn();
@@ -844,6 +846,7 @@ export class RwLock {
    * ```
    */
   withWrite<T>(fn: () => T, options?: LockOptions): T {
+    requireSyncFunction(fn, "RwLock.withWrite", "use withWriteAsync");
     this.acquireWrite(options);
     try {
       return fn();

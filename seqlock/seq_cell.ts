@@ -42,6 +42,7 @@ import {
   TimeoutError,
 } from "../memory/mod.ts";
 import { deadlineOf, type LockOptions, Mutex } from "../latch/mod.ts";
+import { requireSyncFunction } from "../latch/parking.ts";
 import {
   acquireWriters,
   acquireWritersAsync,
@@ -570,7 +571,12 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
   private constructor(placement: Placement, fields: Field[], init: boolean) {
     this.#placement = placement;
     this.#words = placement.words;
-    this.#writers = Mutex.embedded(placement.sab, placement.offset + MUTEX_OFFSET, init);
+    this.#writers = Mutex.embedded(
+      placement.sab,
+      placement.offset + MUTEX_OFFSET,
+      init,
+      "write SeqCell",
+    );
     this.#fields = fields;
     this.#byName = new Map(fields.map((f) => [f.name, f]));
     this.#codec = codecOf(fields);
@@ -899,6 +905,11 @@ export class SeqCell<S extends SeqCellSchema = SeqCellSchema> {
    */
   update(fn: (current: SeqCellRecord<S>) => Partial<SeqCellRecord<S>>, options?: LockOptions) {
     this.#checkLive();
+    requireSyncFunction(
+      fn,
+      "SeqCell.update",
+      "a write section must be synchronous: await before or after it",
+    );
     acquireWriters(this.#writers, options, "SeqCell");
     try {
       // Writers are excluded, so this snapshot cannot be torn.

@@ -207,6 +207,7 @@ Deno.test("SeqCell: while a worker updates, writers wait or time out but readers
     assert.equal(cell.tryWrite({ v: 1 }), false);
     const error = thrown(() => cell.write({ v: 1 }, { timeoutMs: 30 }));
     assert.ok(error instanceof TimeoutError && error.timeoutMs === 30);
+    assert.match(error.message, /Cannot write SeqCell as it timed out/);
     assert.throws(() => cell.write({ v: 1 }, { timeoutMs: 0 }), TimeoutError);
     assert.throws(() => cell.update(() => ({ v: 1 }), { timeoutMs: 10 }), TimeoutError);
     await assert.rejects(cell.writeAsync({ v: 1 }, { timeoutMs: 20 }), TimeoutError);

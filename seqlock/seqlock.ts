@@ -44,7 +44,7 @@ import {
   TimeoutError,
 } from "../memory/mod.ts";
 import { deadlineOf, type LockOptions, Mutex, parkAsync, pause, SPIN_LIMIT } from "../latch/mod.ts";
-import { waitBlocking } from "../latch/parking.ts";
+import { requireSyncFunction, waitBlocking } from "../latch/parking.ts";
 
 /** Layout version of this object; attach() accepts only this one. */
 const LAYOUT_VERSION = 2;
@@ -70,7 +70,9 @@ function checkTag(words: Int32Array, tag: number, what: string): void {
 
 /**
  * Takes `writers`, the mutex embedded in a SeqLock or SeqCell (`what`):
- * the mutex of one that another worker destroyed is gone with it.
+ * the mutex of one that another worker destroyed is gone with it. (Its
+ * errors for bad options and timeouts name `what` already: see
+ * `Mutex.embedded`.)
  */
 export function acquireWriters(
   writers: Mutex,
@@ -341,7 +343,12 @@ export class SeqLock {
   private constructor(placement: Placement, init: boolean) {
     this.#placement = placement;
     this.#words = placement.words;
-    this.#writers = Mutex.embedded(placement.sab, placement.offset + MUTEX_OFFSET, init);
+    this.#writers = Mutex.embedded(
+      placement.sab,
+      placement.offset + MUTEX_OFFSET,
+      init,
+      "write SeqLock",
+    );
   }
 
   #checkLive(): void {
@@ -458,6 +465,7 @@ export class SeqLock {
    */
   read<T>(fn: () => T, options?: LockOptions): T {
     this.#checkLive();
+    requireSyncFunction(fn, "SeqLock.read", "read what you need synchronously, and await after");
     const deadline = deadlineOf(options, "read SeqLock");
     const words = this.#words;
     for (;;) {
@@ -489,6 +497,11 @@ export class SeqLock {
    */
   async readAsync<T>(fn: () => T, options?: LockOptions): Promise<T> {
     this.#checkLive();
+    requireSyncFunction(
+      fn,
+      "SeqLock.readAsync",
+      "read what you need synchronously, and await after",
+    );
     const deadline = deadlineOf(options, "read SeqLock");
     const words = this.#words;
     for (;;) {
@@ -547,6 +560,7 @@ export class SeqLock {
    */
   tryRead<T>(fn: () => T): T | undefined {
     this.#checkLive();
+    requireSyncFunction(fn, "SeqLock.tryRead", "read what you need synchronously, and await after");
     const stamp = Atomics.load(this.#words, SEQ);
     if ((stamp & 1) === 1) return undefined;
     const result = this.#readAt(fn, stamp, Infinity, undefined);
@@ -564,6 +578,11 @@ export class SeqLock {
    * ```
    */
   write<T>(fn: () => T, options?: LockOptions): T {
+    requireSyncFunction(
+      fn,
+      "SeqLock.write",
+      "a write section must be synchronous: await before or after it",
+    );
     this.beginWrite(options);
     try {
       return fn();
@@ -590,6 +609,11 @@ export class SeqLock {
    */
   async writeAsync<T>(fn: () => T, options?: LockOptions): Promise<T> {
     this.#checkLive();
+    requireSyncFunction(
+      fn,
+      "SeqLock.writeAsync",
+      "a write section must be synchronous: await before or after it",
+    );
     await acquireWritersAsync(this.#writers, options, "SeqLock");
     Atomics.add(this.#words, SEQ, 1);
     try {

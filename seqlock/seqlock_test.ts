@@ -168,6 +168,8 @@ Deno.test("SeqLock: while a worker writes, try forms fail and timed reads and wr
     assert.equal(lock.tryRead(() => 1), undefined);
     const write = thrown(() => lock.writeLock({ timeoutMs: 30 }));
     assert.ok(write instanceof TimeoutError && write.timeoutMs === 30);
+    // Named for the SeqLock, not for the mutex inside it.
+    assert.match(write.message, /Cannot write SeqLock as it timed out after 30 ms/);
     assert.throws(() => lock.write(() => assert.fail("ran"), { timeoutMs: 10 }), TimeoutError);
     assert.throws(() => lock.beginWrite({ timeoutMs: 0 }), TimeoutError);
     const read = thrown(() => lock.read(() => 1, { timeoutMs: 30 }));
@@ -193,7 +195,7 @@ Deno.test("SeqLock: an invalid timeoutMs is a RangeError naming it", async () =>
     const options = { timeoutMs } as unknown as { timeoutMs: number };
     const named = (e: unknown) =>
       e instanceof (typeof timeoutMs === "number" ? RangeError : TypeError) &&
-      /'timeoutMs'/.test(e.message);
+      /'timeoutMs'/.test(e.message) && /SeqLock/.test(e.message) && !/Mutex/.test(e.message);
     assert.throws(() => lock.writeLock(options), named);
     assert.throws(() => lock.beginWrite(options), named);
     assert.throws(() => lock.write(() => 0, options), named);
