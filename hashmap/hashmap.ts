@@ -1566,8 +1566,8 @@ export class HashMap<K, V> {
     throw new RangeError(
       `Cannot add delta ${describeValue(delta)} to the value of key ${describeValue(key)} as ` +
         `the sum ${describeValue(sum)} is outside the ${codecNameOf(kind)} range ` +
-        `${describeValue(low)} to ${describeValue(high)}: current value is ${
-          describeValue(current)
+        `${describeValue(low)} to ${describeValue(high)}: the key's current value is ${
+          current === undefined ? "absent (counted as 0)" : describeValue(current)
         }`,
     );
   }

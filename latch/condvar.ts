@@ -76,7 +76,10 @@ function releaseOrWithdraw(words: Int32Array, mutex: Mutex): void {
     mutex.release();
   } catch (e) {
     Atomics.sub(words, WAITERS, 1);
-    throw e;
+    if (e instanceof DestroyedError || mutex.isLocked) throw e;
+    throw new SabreError(
+      "Cannot wait on Condvar as its mutex is not locked: a wait must be called with the mutex held",
+    );
   }
 }
 

@@ -201,15 +201,15 @@ export function cons(heap: SharedHeap, xt: Xt, value: number, next: number): num
 }
 
 /**
- * Runs a blocking call's commit, and renames a `TimeoutError` from it after
- * the call (`what`, such as "Queue.take"): the commit's own says only
- * "commit transaction".
+ * Runs a blocking call's commit, and renames a `TimeoutError` from it, and
+ * its refusal of the options passed through, after the call (`what`, such
+ * as "call Queue.take"): the commit's own say only "commit transaction".
  */
 export function timingOutAs<T>(what: string, commit: () => T): T {
   try {
     return commit();
   } catch (e) {
-    throw e instanceof TimeoutError ? new TimeoutError(what, e.timeoutMs) : e;
+    throw renamedCommitError(e, what);
   }
 }
 
@@ -218,6 +218,25 @@ export async function timingOutAsAsync<T>(what: string, commit: () => Promise<T>
   try {
     return await commit();
   } catch (e) {
-    throw e instanceof TimeoutError ? new TimeoutError(what, e.timeoutMs) : e;
+    throw renamedCommitError(e, what);
   }
+}
+
+/** How the commit's errors about its options begin. */
+const COMMIT_OPTION_ERROR = "Cannot commit transaction as '";
+
+/**
+ * An error of the commit behind `what` ("call Queue.take"), renamed for it:
+ * a timeout, and a refusal of the options that the caller passed through.
+ */
+function renamedCommitError(error: unknown, what: string): unknown {
+  if (error instanceof TimeoutError) return new TimeoutError(what, error.timeoutMs);
+  if (
+    (error instanceof TypeError || error instanceof RangeError) &&
+    error.message.startsWith(COMMIT_OPTION_ERROR)
+  ) {
+    const rest = error.message.slice(COMMIT_OPTION_ERROR.length - 1);
+    return new (error.constructor as ErrorConstructor)(`Cannot ${what} as ${rest}`);
+  }
+  return error;
 }

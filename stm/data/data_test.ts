@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Accumulator, Mvar, Queue, Stack, StmPromise } from "./mod.ts";
+import { Accumulator, Dllist, Hashtbl, Mvar, Queue, Stack, StmPromise } from "./mod.ts";
 import { Retry, Xt } from "../mod.ts";
 import { HandleError, SabreError, SharedHeap, TimeoutError } from "../../memory/mod.ts";
 
@@ -186,6 +186,36 @@ Deno.test("bad input: a misspelt creation option throws TypeError naming it, ins
   );
   assert.throws(() => Queue.create(heap, 3 as never), /'options' must be an object/);
   assert.equal(Queue.create(heap, { capacity: 3 }).capacity, 3);
+});
+
+Deno.test("bad input: create without a heap, and a blocking call's misspelt option, name the structure and the call", async () => {
+  for (
+    const [name, create] of [
+      ["Queue", () => Queue.create(undefined as never)],
+      ["Stack", () => Stack.create(undefined as never)],
+      ["Hashtbl", () => Hashtbl.create(undefined as never)],
+      ["Dllist", () => Dllist.create(undefined as never)],
+      ["Mvar", () => Mvar.create(undefined as never)],
+      ["StmPromise", () => StmPromise.create(undefined as never)],
+      ["Accumulator", () => Accumulator.create(undefined as never)],
+    ] as const
+  ) {
+    assert.throws(create, (e) =>
+      e instanceof TypeError &&
+      e.message ===
+        `Cannot create ${name} as 'heap' is not a SharedHeap: current value is undefined`);
+  }
+  const heap = SharedHeap.create();
+  const queue = Queue.create(heap);
+  const misspelt = (what: string) => (e: unknown) =>
+    e instanceof TypeError && e.message.startsWith(`Cannot call ${what} as 'options' has no field`);
+  assert.throws(() => queue.take({ timeout: 5 } as never), misspelt("Queue.take"));
+  await assert.rejects(queue.takeAsync({ timeout: 5 } as never), misspelt("Queue.takeAsync"));
+  assert.throws(() => Stack.create(heap).pop({ timeout: 5 } as never), misspelt("Stack.pop"));
+  assert.throws(
+    () => queue.take({ timeoutMs: -1 }),
+    (e) => e instanceof RangeError && /^Cannot call Queue.take as 'timeoutMs'/.test(e.message),
+  );
 });
 
 Deno.test("bad input: a blocking call that times out names itself in its TimeoutError", async () => {

@@ -33,7 +33,7 @@ import {
   tagOf,
 } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
+import { checkHeap, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { allocIn, commitTracked, makeLocIn, timingOutAs, timingOutAsAsync } from "./_alloc.ts";
 
 const KIND = "sabre.stm.Dllist";
@@ -276,6 +276,7 @@ export class Dllist {
    * ```
    */
   static create(heap: SharedHeap): Dllist {
+    checkHeap(heap, "Dllist");
     const block = heap.allocate(NODE_BYTES);
     const locs: NodeLocs = {
       prev: Loc.make(heap, block, { kind: "ref" }),

@@ -30,7 +30,14 @@
 
 import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Xt } from "../mod.ts";
-import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
+import {
+  checkCapacity,
+  checkHeap,
+  checkNumber,
+  placeRecord,
+  readRecord,
+  retireRecord,
+} from "./_record.ts";
 import { allocIn, commitTracked, makeLocIn, retireAfter, timingOutAs } from "./_alloc.ts";
 import { checkOptionFields } from "../../memory/_options.ts";
 
@@ -135,6 +142,7 @@ export class Hashtbl {
    * ```
    */
   static create(heap: SharedHeap, options?: { capacity?: number }): Hashtbl {
+    checkHeap(heap, "Hashtbl");
     checkOptionFields(options, ["capacity"], "create Hashtbl");
     const capacity = checkCapacity(options?.capacity ?? 8, "Hashtbl", 1 << 20);
     if ((capacity & (capacity - 1)) !== 0) {

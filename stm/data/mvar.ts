@@ -9,7 +9,7 @@
 
 import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
+import { checkHeap, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { timingOutAs, timingOutAsAsync } from "./_alloc.ts";
 
 const KIND = "sabre.stm.Mvar";
@@ -77,6 +77,7 @@ export class Mvar {
    * ```
    */
   static create(heap: SharedHeap, value?: number): Mvar {
+    checkHeap(heap, "Mvar");
     if (value !== undefined) checkNumber(value, "create Mvar");
     const full = Loc.make(heap, value === undefined ? 0 : 1, { kind: "i32" });
     const slot = Loc.make(heap, value ?? 0);

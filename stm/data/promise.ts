@@ -14,7 +14,7 @@ import {
   tagOf,
 } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
+import { checkHeap, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { timingOutAs, timingOutAsAsync } from "./_alloc.ts";
 
 const KIND = "sabre.stm.Promise";
@@ -76,6 +76,7 @@ export class StmPromise {
    * ```
    */
   static create(heap: SharedHeap): StmPromise {
+    checkHeap(heap, "StmPromise");
     const state = Loc.make(heap, 0, { kind: "i32" });
     const value = Loc.make(heap, 0);
     return new StmPromise(state, value, placeRecord(heap, TAG, [state, value], 0));

@@ -21,7 +21,14 @@
 
 import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
+import {
+  checkCapacity,
+  checkHeap,
+  checkNumber,
+  placeRecord,
+  readRecord,
+  retireRecord,
+} from "./_record.ts";
 import {
   commitTracked,
   commitTrackedAsync,
@@ -113,6 +120,7 @@ export class Queue {
    * ```
    */
   static create(heap: SharedHeap, options?: { capacity?: number }): Queue {
+    checkHeap(heap, "Queue");
     checkOptionFields(options, ["capacity"], "create Queue");
     const wanted = options?.capacity ?? Infinity;
     if (wanted === Infinity) {

@@ -16,7 +16,14 @@
 
 import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
+import {
+  checkCapacity,
+  checkHeap,
+  checkNumber,
+  placeRecord,
+  readRecord,
+  retireRecord,
+} from "./_record.ts";
 import {
   commitTracked,
   commitTrackedAsync,
@@ -103,6 +110,7 @@ export class Stack {
    * ```
    */
   static create(heap: SharedHeap, options?: { capacity?: number }): Stack {
+    checkHeap(heap, "Stack");
     checkOptionFields(options, ["capacity"], "create Stack");
     const wanted = options?.capacity ?? Infinity;
     if (wanted === Infinity) {
