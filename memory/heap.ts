@@ -405,6 +405,21 @@ interface SlotLease {
   state: number;
 }
 
+/** Root names that sabre keeps for itself, such as the STM's "sabre.stm". */
+const RESERVED_ROOT_PREFIX = "sabre.";
+
+/** Throws for `name` when it is reserved: a user's change to it would break a sabre structure. */
+function refuseReservedRoot(name: string, action: string): void {
+  if (typeof name === "string" && name.startsWith(RESERVED_ROOT_PREFIX)) {
+    throw new TypeError(
+      `Cannot ${action} root ${
+        describeValue(name)
+      } as names beginning with "${RESERVED_ROOT_PREFIX}" ` +
+        "belong to sabre's own structures",
+    );
+  }
+}
+
 /**
  * Releases the registry slot of a heap that became unreachable while joined,
  * so that a dropped heap never blocks epochs or holds a slot forever.
@@ -2642,6 +2657,8 @@ export class SharedHeap implements Disposable {
    * Publishes a structure under `name` (1 to 64 UTF-8 bytes) so that any
    * worker holding the heap can find it with `root(name)`. Replaces an
    * earlier root of the same name. The handle must belong to this heap.
+   * Names beginning with `sabre.` are sabre's own (the STM keeps its state
+   * under one): replacing one throws `TypeError`.
    *
    * @example
    * ```ts
@@ -2653,6 +2670,7 @@ export class SharedHeap implements Disposable {
    * ```
    */
   setRoot(name: string, handle: SharedHandle): void {
+    refuseReservedRoot(name, "replace");
     this.#writeRoot(name, handle, false);
   }
 
@@ -2804,7 +2822,8 @@ export class SharedHeap implements Disposable {
 
   /**
    * Removes the root `name`; returns whether it existed. The structure itself
-   * is not freed.
+   * is not freed. Throws `TypeError` for sabre's own roots (names beginning
+   * with `sabre.`).
    *
    * @example
    * ```ts
@@ -2816,6 +2835,7 @@ export class SharedHeap implements Disposable {
    */
   deleteRoot(name: string): boolean {
     const nameBytes = encodeRootString("name", name, ROOT_NAME_MAX);
+    refuseReservedRoot(name, "delete");
     const i32 = this.i32;
     if (this.#slot < 0) this.join();
     lockPool(i32, this.#slot, releaseReadPinsBeforePark);
@@ -2834,7 +2854,8 @@ export class SharedHeap implements Disposable {
   }
 
   /**
-   * Names of all roots.
+   * Names of all roots, but for sabre's own (names beginning with `sabre.`,
+   * which also count toward the 64).
    *
    * @example
    * ```ts
@@ -2856,7 +2877,10 @@ export class SharedHeap implements Disposable {
         const used = Atomics.load(i32, entry + R_USED);
         const bytes = loadBytes(i32, entry + R_NAME, Atomics.load(i32, entry + R_NAME_LEN));
         if (Atomics.load(i32, entry + R_SEQ) !== seq) continue;
-        if (used) names.push(decoder.decode(bytes));
+        if (used) {
+          const name = decoder.decode(bytes);
+          if (!name.startsWith(RESERVED_ROOT_PREFIX)) names.push(name);
+        }
         break;
       }
     }

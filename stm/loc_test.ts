@@ -345,3 +345,20 @@ Deno.test("bad input: a misspelt Loc option throws TypeError naming it", () => {
     (e) => e instanceof TypeError && /no field 'knd'.*'kind'/.test(e.message),
   );
 });
+
+Deno.test("roots: names beginning with sabre. are sabre's own: not listed, not replaced, not deleted", () => {
+  const heap = SharedHeap.create();
+  const first = Loc.make(heap, 1); // the STM keeps its domain under "sabre.stm"
+  assert.ok(heap.root("sabre.stm") !== undefined);
+  assert.deepEqual(heap.rootNames(), []);
+  const reserved = (e: unknown) =>
+    e instanceof TypeError && /"sabre\.stm" as names beginning with "sabre\."/.test(e.message);
+  assert.throws(() => heap.deleteRoot("sabre.stm"), reserved);
+  assert.throws(() => heap.setRoot("sabre.stm", heap.root("sabre.stm")!), reserved);
+  // Clearing every listed root leaves the STM whole: a new Loc joins the
+  // same domain, and one transaction spans both (deleting the root once
+  // split the domain, and such a transaction threw).
+  for (const name of heap.rootNames()) heap.deleteRoot(name);
+  const second = Loc.make(heap, 2);
+  assert.equal(Xt.commit((xt) => xt.get(first) + xt.get(second)), 3);
+});
