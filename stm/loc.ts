@@ -10,7 +10,13 @@
  * @module
  */
 
-import { describeValue, HandleError, type SharedHandle, SharedHeap } from "../memory/mod.ts";
+import {
+  describeValue,
+  DestroyedError,
+  HandleError,
+  type SharedHandle,
+  SharedHeap,
+} from "../memory/mod.ts";
 import { pause } from "../latch/mod.ts";
 import {
   Domain,
@@ -184,6 +190,9 @@ export class Loc {
   private readonly a: number;
   /** Kind code. */
   private readonly k: number;
+
+  /** Set by free(), which refuses to run twice on one object. */
+  #freed = false;
 
   private constructor(domain: Domain, address: number, kind: number) {
     this.d = domain;
@@ -676,7 +685,9 @@ export class Loc {
    * this call: unlink it from every shared structure in a committed
    * transaction first, and free it from that transaction's
    * {@linkcode Xt.postCommit} action (or free a Loc that no other worker
-   * has seen). Using a freed Loc, or freeing it twice, corrupts the heap.
+   * has seen). Using a freed Loc, or freeing it twice through two objects,
+   * corrupts the heap; a second `free()` of the same object throws
+   * {@linkcode DestroyedError}.
    *
    * @example
    * ```ts
@@ -697,6 +708,12 @@ export class Loc {
   free(): void {
     const d = this.d;
     const heap = d.heap;
+    // A second free through this object throws before it retires anything:
+    // the block would be retired twice and handed out to two owners. (The
+    // tag stays: transactions in flight that read the Loc's address before
+    // it was unlinked may still look it up until their validation fails.)
+    if (this.#freed) throw new DestroyedError("Loc", "destroy");
+    this.#freed = true;
     heap.pinForOperation();
     try {
       // A commit still in flight on it can only fail (the caller's promise);

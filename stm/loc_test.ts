@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Loc, type LocKind, Retry, Xt } from "./mod.ts";
-import { HandleError, SharedHeap, TimeoutError } from "../memory/mod.ts";
+import { DestroyedError, HandleError, SharedHeap, TimeoutError } from "../memory/mod.ts";
 import { KERNEL_SLOW } from "../memory/_kernel.ts";
 import { heapWithKernel } from "../testing/kernel.ts";
 
@@ -361,4 +361,17 @@ Deno.test("roots: names beginning with sabre. are sabre's own: not listed, not r
   for (const name of heap.rootNames()) heap.deleteRoot(name);
   const second = Loc.make(heap, 2);
   assert.equal(Xt.commit((xt) => xt.get(first) + xt.get(second)), 3);
+});
+
+Deno.test("free: a second free through the same Loc object throws DestroyedError and frees nothing twice", () => {
+  const heap = SharedHeap.create();
+  const loc = Loc.make(heap, 5);
+  loc.free();
+  assert.throws(() => loc.free(), DestroyedError);
+  for (let i = 0; i < 4; i++) heap.collect();
+  // Once a double free put the block on its free list twice, two new Locs
+  // shared it.
+  const locs = Array.from({ length: 8 }, (_, i) => Loc.make(heap, i));
+  assert.equal(new Set(locs.map((l) => l.address)).size, 8);
+  locs.forEach((l, i) => assert.equal(l.get(), i));
 });
