@@ -2058,7 +2058,7 @@ Deno.test("bad input: i32 and u32 keys and values of the wrong type or range are
     // and shows the value it would have changed.
     [(m) => m.add(1, I32_MAX), RangeError, "sum 2147483648", "1"],
     [(m) => m.add(-3, U32_MAX), RangeError, "key -3", "3"],
-    [(m) => m.add(7, I32_MIN - 1), RangeError, "delta -2147483649", "undefined"],
+    [(m) => m.add(7, I32_MIN - 1), RangeError, "delta -2147483649", "absent (counted as 0)"],
     [(m) => m.update(1, 1 as never), TypeError, "function", "1"],
     [(m) => m.update(1, () => "bad"), TypeError, "value", '"bad"'],
     [(m) => m.update("1", (v) => v), TypeError, "key", '"1"'],
@@ -2081,7 +2081,7 @@ Deno.test("bad input: i32 and u32 keys and values of the wrong type or range are
     [(m) => m.get(-1), RangeError, "key", "-1"],
     [(m) => m.has(-1), RangeError, "key", "-1"],
     [(m) => m.add(U32_MAX, -2), RangeError, "sum -1", "1"],
-    [(m) => m.add(5, -1), RangeError, "sum -1", "undefined"],
+    [(m) => m.add(5, -1), RangeError, "sum -1", "absent (counted as 0)"],
     [(m) => m.add(U32_MAX, U32_MAX), RangeError, "sum 4294967296", "1"],
     [(m) => m.add(0, -1.5), RangeError, "delta", "-1.5"],
   ]);
