@@ -18,7 +18,9 @@
  * result settles, so an async fn holds the lock across its awaits:
  * `withLockAsync`, `withReadAsync`, `withWriteAsync`, `HybridLatch.writeAsync`
  * (and `HybridLatch.readAsync`), and `SeqLock.writeAsync`, whose fn must be
- * synchronous, as a write section should be.
+ * synchronous, as a write section should be. The synchronous helpers refuse
+ * an async fn with a `TypeError` before they take anything, since they
+ * would end the section at its first await.
  *
  * @example
  * ```ts
