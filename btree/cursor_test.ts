@@ -782,14 +782,18 @@ function lookAt<T>(site: string, write: () => void, look: () => T): T[] {
   return seen;
 }
 
-Deno.test("cursor: prev() in the middle of a merge returns no key above its own", () => {
-  const heap = SharedHeap.create();
-  const tree = BPlusTree.create<number, number>(heap, {
+/** A tree of leaves of 8 entries, and a second object for it: its cursors stage their own keys. */
+function treeAndReader(): [BPlusTree<number, number>, BPlusTree<number, number>] {
+  const tree = BPlusTree.create<number, number>(SharedHeap.create(), {
     key: "i32",
     value: "i32",
     leafCapacity: 8,
   });
-  const reader = BPlusTree.attach<number, number>(tree.handle);
+  return [tree, BPlusTree.attach<number, number>(tree.handle)];
+}
+
+Deno.test("cursor: prev() in the middle of a merge returns no key above its own", () => {
+  const [tree, reader] = treeAndReader();
   for (let i = 0; i <= 8; i++) tree.set(i, i); // leaves {0..3} | {4..8}
   tree.delete(4);
   tree.delete(5); // right leaf {6, 7, 8}
@@ -805,13 +809,7 @@ Deno.test("cursor: prev() in the middle of a merge returns no key above its own"
 });
 
 Deno.test("cursor: next() in the middle of a redistribution returns no key below its own", () => {
-  const heap = SharedHeap.create();
-  const tree = BPlusTree.create<number, number>(heap, {
-    key: "i32",
-    value: "i32",
-    leafCapacity: 8,
-  });
-  const reader = BPlusTree.attach<number, number>(tree.handle);
+  const [tree, reader] = treeAndReader();
   for (const k of [0, 1, 2, 3, 8, 10, 20, 30, 40]) tree.set(k, k); // {0..3} | {8..40}
   for (const k of [50, 60]) tree.set(k, k);
   tree.delete(8);
