@@ -55,6 +55,31 @@ export interface Placement {
 }
 
 /**
+ * Throws `TypeError`, naming `action` ("create Queue") and the value, unless
+ * `heap` is a SharedHeap: the check of a `heap` argument.
+ *
+ * @example
+ * ```ts
+ * import { checkHeap, SharedHeap } from "@sabre/sabre";
+ * checkHeap(SharedHeap.create(), "create Demo");
+ * let error: unknown;
+ * try {
+ *   checkHeap({}, "create Demo");
+ * } catch (e) {
+ *   error = e;
+ * }
+ * console.assert(error instanceof TypeError);
+ * ```
+ */
+export function checkHeap(heap: unknown, action: string): asserts heap is SharedHeap {
+  if (!(heap instanceof SharedHeap)) {
+    throw new TypeError(
+      `Cannot ${action} as 'heap' is not a SharedHeap: current value is ${describeValue(heap)}`,
+    );
+  }
+}
+
+/**
  * Allocates `bytes` (rounded up to a 64-byte cache line) in `heap`, or in a
  * new standalone buffer when `heap` is undefined, zeroes them, and writes the
  * tag into word 0 last. Throws `TypeError` when `heap` is not a SharedHeap.
@@ -78,13 +103,7 @@ export function placeObject(
     const sab = new SharedArrayBuffer(size);
     placement = { sab, offset: 0, words: new Int32Array(sab, 0, size >> 2), heap };
   } else {
-    if (!(heap instanceof SharedHeap)) {
-      throw new TypeError(
-        `Cannot create ${what} as 'heap' is not a SharedHeap: current value is ${
-          describeValue(heap)
-        }`,
-      );
-    }
+    checkHeap(heap, `create ${what}`);
     const offset = heap.allocateZeroed(size);
     placement = {
       sab: heap.sab,
@@ -311,13 +330,7 @@ export function checkKeyedOptions(
   options: unknown,
   allowed?: readonly string[],
 ): void {
-  if (!(heap instanceof SharedHeap)) {
-    throw new TypeError(
-      `Cannot create ${what} as 'heap' is not a SharedHeap: current value is ${
-        describeValue(heap)
-      }`,
-    );
-  }
+  checkHeap(heap, `create ${what}`);
   if (typeof options !== "object" || options === null) {
     throw new TypeError(
       `Cannot create ${what} as 'options' must be an object: current value is ${

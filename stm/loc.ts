@@ -11,6 +11,7 @@
  */
 
 import {
+  checkHeap,
   describeValue,
   DestroyedError,
   HandleError,
@@ -238,11 +239,7 @@ export class Loc {
    * ```
    */
   static make(heap: SharedHeap, value: number = 0, options?: LocOptions): Loc {
-    if (!(heap instanceof SharedHeap)) {
-      throw new TypeError(
-        `Cannot make Loc as 'heap' is not a SharedHeap: current value is ${describeValue(heap)}`,
-      );
-    }
+    checkHeap(heap, "make Loc");
     checkOptionFields(options, ["kind"], "make Loc");
     const kindOption = options?.kind ?? "f64";
     const code = Object.hasOwn(KIND_CODES, kindOption) ? KIND_CODES[kindOption] : 0;
@@ -344,11 +341,7 @@ export class Loc {
    * ```
    */
   static fromAddress(heap: SharedHeap, address: number): Loc {
-    if (!(heap instanceof SharedHeap)) {
-      throw new TypeError(
-        `Cannot find Loc as 'heap' is not a SharedHeap: current value is ${describeValue(heap)}`,
-      );
-    }
+    checkHeap(heap, "find Loc");
     return Loc.#at(heap, address, "find Loc");
   }
 

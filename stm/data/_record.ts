@@ -86,17 +86,6 @@ export function retireRecord(heap: SharedHeap, offset: number, tag: number, what
   heap.retire(offset);
 }
 
-/** Checks the `heap` argument of `create` (`what`: the structure). */
-export function checkHeap(heap: unknown, what: string): void {
-  if (!(heap instanceof SharedHeap)) {
-    throw new TypeError(
-      `Cannot create ${what} as 'heap' is not a SharedHeap: current value is ${
-        describeValue(heap)
-      }`,
-    );
-  }
-}
-
 /** Checks a capacity option. */
 export function checkCapacity(
   value: unknown,

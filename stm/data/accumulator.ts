@@ -7,16 +7,15 @@
  * @module
  */
 
-import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
-import { Loc, Xt } from "../mod.ts";
 import {
-  checkCapacity,
   checkHeap,
-  checkNumber,
-  placeRecord,
-  readRecord,
-  retireRecord,
-} from "./_record.ts";
+  DestroyedError,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+} from "../../memory/mod.ts";
+import { Loc, Xt } from "../mod.ts";
+import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { checkOptionFields } from "../../memory/_options.ts";
 
 const KIND = "sabre.stm.Accumulator";
@@ -76,7 +75,7 @@ export class Accumulator {
    * ```
    */
   static create(heap: SharedHeap, options?: { shards?: number }): Accumulator {
-    checkHeap(heap, "Accumulator");
+    checkHeap(heap, "create Accumulator");
     checkOptionFields(options, ["shards"], "create Accumulator");
     const count = checkCapacity(options?.shards ?? 8, "Accumulator", 256, "shards");
     const shards = Loc.makeArray(heap, count, 0);

@@ -25,6 +25,7 @@
  */
 
 import {
+  checkHeap,
   describeValue,
   DestroyedError,
   HandleError,
@@ -33,7 +34,7 @@ import {
   tagOf,
 } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { checkHeap, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
+import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { allocIn, commitTracked, makeLocIn, timingOutAs, timingOutAsAsync } from "./_alloc.ts";
 
 const KIND = "sabre.stm.Dllist";
@@ -276,7 +277,7 @@ export class Dllist {
    * ```
    */
   static create(heap: SharedHeap): Dllist {
-    checkHeap(heap, "Dllist");
+    checkHeap(heap, "create Dllist");
     const block = heap.allocate(NODE_BYTES);
     const locs: NodeLocs = {
       prev: Loc.make(heap, block, { kind: "ref" }),

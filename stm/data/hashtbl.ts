@@ -28,16 +28,15 @@
  * @module
  */
 
-import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
-import { type CommitOptions, Loc, Xt } from "../mod.ts";
 import {
-  checkCapacity,
   checkHeap,
-  checkNumber,
-  placeRecord,
-  readRecord,
-  retireRecord,
-} from "./_record.ts";
+  DestroyedError,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+} from "../../memory/mod.ts";
+import { type CommitOptions, Loc, Xt } from "../mod.ts";
+import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { allocIn, commitTracked, makeLocIn, retireAfter, timingOutAs } from "./_alloc.ts";
 import { checkOptionFields } from "../../memory/_options.ts";
 
@@ -142,7 +141,7 @@ export class Hashtbl {
    * ```
    */
   static create(heap: SharedHeap, options?: { capacity?: number }): Hashtbl {
-    checkHeap(heap, "Hashtbl");
+    checkHeap(heap, "create Hashtbl");
     checkOptionFields(options, ["capacity"], "create Hashtbl");
     const capacity = checkCapacity(options?.capacity ?? 8, "Hashtbl", 1 << 20);
     if ((capacity & (capacity - 1)) !== 0) {

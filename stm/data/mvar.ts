@@ -7,9 +7,15 @@
  * @module
  */
 
-import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
+import {
+  checkHeap,
+  DestroyedError,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+} from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { checkHeap, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
+import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { timingOutAs, timingOutAsAsync } from "./_alloc.ts";
 
 const KIND = "sabre.stm.Mvar";
@@ -77,7 +83,7 @@ export class Mvar {
    * ```
    */
   static create(heap: SharedHeap, value?: number): Mvar {
-    checkHeap(heap, "Mvar");
+    checkHeap(heap, "create Mvar");
     if (value !== undefined) checkNumber(value, "create Mvar");
     const full = Loc.make(heap, value === undefined ? 0 : 1, { kind: "i32" });
     const slot = Loc.make(heap, value ?? 0);

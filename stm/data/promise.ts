@@ -6,6 +6,7 @@
  */
 
 import {
+  checkHeap,
   describeValue,
   DestroyedError,
   SabreError,
@@ -14,7 +15,7 @@ import {
   tagOf,
 } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
-import { checkHeap, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
+import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import { timingOutAs, timingOutAsAsync } from "./_alloc.ts";
 
 const KIND = "sabre.stm.Promise";
@@ -76,7 +77,7 @@ export class StmPromise {
    * ```
    */
   static create(heap: SharedHeap): StmPromise {
-    checkHeap(heap, "StmPromise");
+    checkHeap(heap, "create StmPromise");
     const state = Loc.make(heap, 0, { kind: "i32" });
     const value = Loc.make(heap, 0);
     return new StmPromise(state, value, placeRecord(heap, TAG, [state, value], 0));

@@ -19,16 +19,15 @@
  * @module
  */
 
-import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
-import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import {
-  checkCapacity,
   checkHeap,
-  checkNumber,
-  placeRecord,
-  readRecord,
-  retireRecord,
-} from "./_record.ts";
+  DestroyedError,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+} from "../../memory/mod.ts";
+import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
+import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import {
   commitTracked,
   commitTrackedAsync,
@@ -120,7 +119,7 @@ export class Queue {
    * ```
    */
   static create(heap: SharedHeap, options?: { capacity?: number }): Queue {
-    checkHeap(heap, "Queue");
+    checkHeap(heap, "create Queue");
     checkOptionFields(options, ["capacity"], "create Queue");
     const wanted = options?.capacity ?? Infinity;
     if (wanted === Infinity) {

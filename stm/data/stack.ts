@@ -14,16 +14,15 @@
  * @module
  */
 
-import { DestroyedError, type SharedHandle, type SharedHeap, tagOf } from "../../memory/mod.ts";
-import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import {
-  checkCapacity,
   checkHeap,
-  checkNumber,
-  placeRecord,
-  readRecord,
-  retireRecord,
-} from "./_record.ts";
+  DestroyedError,
+  type SharedHandle,
+  type SharedHeap,
+  tagOf,
+} from "../../memory/mod.ts";
+import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
+import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import {
   commitTracked,
   commitTrackedAsync,
@@ -110,7 +109,7 @@ export class Stack {
    * ```
    */
   static create(heap: SharedHeap, options?: { capacity?: number }): Stack {
-    checkHeap(heap, "Stack");
+    checkHeap(heap, "create Stack");
     checkOptionFields(options, ["capacity"], "create Stack");
     const wanted = options?.capacity ?? Infinity;
     if (wanted === Infinity) {
