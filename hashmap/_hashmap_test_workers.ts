@@ -7,7 +7,7 @@
  */
 
 import { HashMap, type HashMapHandle } from "./mod.ts";
-import { faultInjection, type SharedHeap } from "../memory/mod.ts";
+import { faultInjection, HeapExhaustedError, SharedHeap } from "../memory/mod.ts";
 import { Mutex, type MutexHandle } from "../latch/mod.ts";
 import type { WorkerContext } from "../testing/harness.ts";
 import { installRetireAudit, type RetireAudit } from "../testing/retire_audit.ts";
@@ -801,6 +801,83 @@ export function auditedResizes(ctx: WorkerContext<AuditedResizesArgs>): number {
     }
   }
   return writes;
+}
+
+export interface FullHeapCyclesArgs {
+  readonly map: HashMapHandle;
+  readonly audit: RetireAudit;
+  /** Int32 words: [0] arrivals at the barriers. */
+  readonly flags: SharedArrayBuffer;
+  readonly workers: number;
+  /** Keys each worker keeps at most; 2 with 4 workers stay in a spare. */
+  readonly keysPerWorker: number;
+  readonly rounds: number;
+}
+
+/**
+ * Fills the heap with blocks of its own beside the map, then, round after
+ * round, deletes its keys and inserts fresh ones: the table fills with
+ * deleted keys, and each claim past 7/8 needs a new table that only the
+ * map's spare (and the tables it recycles) can provide, while the others do
+ * the same. Checks its keys after each round; returns how many it inserted.
+ */
+export function fullHeapCycles(ctx: WorkerContext<FullHeapCyclesArgs>): number {
+  const heap = heapOf(ctx);
+  installRetireAudit(heap, ctx.args.audit);
+  const { keysPerWorker, rounds, workers } = ctx.args;
+  const flags = new Int32Array(ctx.args.flags);
+  const barrier = (phase: number) => {
+    SharedHeap.releaseReadPins(); // a wait outside sabre must not hold the epoch back
+    Atomics.add(flags, 0, 1);
+    Atomics.notify(flags, 0);
+    awaitWord(ctx, flags, 0, phase * workers);
+  };
+  const map = HashMap.attach<number, number>(ctx.args.map);
+  const keyOf = (round: number, j: number) => (round * keysPerWorker + j) * workers + ctx.index;
+  for (let j = 0; j < keysPerWorker; j++) map.set(keyOf(0, j), j);
+  barrier(1);
+  const ballast: number[] = [];
+  for (const size of [1 << 16, 4096, 512, 64, 8]) {
+    for (;;) {
+      try {
+        ballast.push(heap.allocate(size));
+      } catch (e) {
+        if (!(e instanceof HeapExhaustedError)) throw e;
+        break;
+      }
+    }
+  }
+  barrier(2);
+  let inserted = 0;
+  let present = keysPerWorker;
+  for (let round = 1; round <= rounds; round++) {
+    for (let j = 0; j < present; j++) {
+      if (!map.delete(keyOf(round - 1, j))) throw new Error(`round ${round}: key ${j} was gone`);
+    }
+    present = 0;
+    for (; present < keysPerWorker; present++) {
+      const key = keyOf(round, present);
+      try {
+        map.set(key, round);
+      } catch (e) {
+        if (!(e instanceof HeapExhaustedError)) throw e;
+        if (map.has(key)) throw new Error(`round ${round}: a failed set left ${key}`);
+        break;
+      }
+    }
+    inserted += present;
+    for (let j = 0; j < keysPerWorker; j++) {
+      const got = map.get(keyOf(round, j));
+      if (got !== (j < present ? round : undefined)) {
+        throw new Error(`round ${round}: key ${keyOf(round, j)} is ${got}`);
+      }
+      if (map.has(keyOf(round - 1, j))) throw new Error(`round ${round}: a deleted key is back`);
+    }
+  }
+  for (let j = 0; j < present; j++) map.delete(keyOf(rounds, j));
+  barrier(3);
+  for (const block of ballast) heap.free(block);
+  return inserted;
 }
 
 export interface PauseInRetirementArgs {

@@ -5,7 +5,8 @@
  * ## Layout
  *
  * - **Header** (one block): tag, codec ids, codec limits, the root table
- *   pointer, a promotion lock, and 64 size stripes on their own cache lines.
+ *   pointer, a promotion lock, a spare table, and 64 size stripes on their
+ *   own cache lines.
  * - **Table descriptor** (one block): capacity, slot array, claimed-slot
  *   count, the next table during a resize, and the migration's cursor,
  *   progress and scan hint; on the root, the old table being retired; on
@@ -48,6 +49,17 @@
  * resize (to twice the capacity, or the same capacity when deleted slots
  * are most of it); many deletes start a shrink.
  *
+ * ## A full heap
+ *
+ * Deleted entries are freed only by a resize, which needs a new table. So
+ * the map keeps a spare empty table of the smallest size: a shrink to that
+ * size takes it when the heap cannot hold a new one, and a retired table of
+ * that size becomes the next spare (reused once no pinned worker can read
+ * it). A write that finds the heap full, where most claimed slots hold
+ * deleted keys, starts that resize itself, finishes it, waits briefly for
+ * the blocks to be freed, and tries once more (#reclaimForWrite). A map
+ * that filled the heap can then be emptied and filled again.
+ *
  * ## Resizing
  *
  * A resize publishes a next table. Writers that meet it help: they claim
@@ -79,9 +91,9 @@
  *
  * A worker that dies mid-write leaks at most one entry: its new one before
  * the CAS that publishes it, or the one it replaced after. One that dies in
- * the middle of a resize may leak a whole table: a new one it allocated and
- * had not published yet, or the old one whose retirement it had closed
- * (T_RETIRING cleared) and not yet freed. The map stays correct either way. Chunk holder
+ * the middle of a resize may leak a whole table: a new one it allocated (or
+ * the spare it took) and had not published yet, or the old one whose
+ * retirement it had closed (T_RETIRING cleared) and not yet freed. The map stays correct either way. Chunk holder
  * words and the promotion lock hold their holder's heap ownerId: once a
  * worker that died holding one is evicted from the heap (`evictWorker`),
  * the next writer takes the chunk or the lock over and finishes the job
@@ -119,6 +131,7 @@ import {
   tagOf,
 } from "../memory/mod.ts";
 import { encodeAsciiKey } from "../memory/_murmur.ts";
+import { epochsBetween } from "../memory/_epochs.ts";
 import {
   type Kernel,
   KERNEL_ABSENT,
@@ -140,7 +153,7 @@ import {
 } from "../memory/_heap_hooks.ts";
 
 const KIND = "sabre.HashMap";
-const LAYOUT_VERSION = 4;
+const LAYOUT_VERSION = 5;
 const TAG = tagOf("HMAP");
 
 // Header words.
@@ -150,6 +163,11 @@ const H_KEY_MAX = 3;
 const H_VALUE_MAX = 4;
 const H_TABLE = 5;
 const H_PROMOTING = 6;
+/**
+ * A spare empty table of MIN_CAPACITY slots, or 0: what a shrink takes when
+ * the heap cannot hold a new table (see #startResize).
+ */
+const H_SPARE = 7;
 const STRIPES = 64;
 const STRIPE_WORDS = 16;
 const HEADER_BYTES = 64 * (STRIPES + 1);
@@ -173,6 +191,11 @@ const T_DONE = T_MIGRATION + JOB_DONE;
 const T_RETIRING = 7;
 /** On a table being retired: its retirement's job words 8, 9, 10. */
 const T_RETIREMENT = 8;
+/**
+ * On a retired table kept as the spare: the epoch read after its
+ * retirement unlinked it (never 0), or 0 on a fresh spare (see #takeSpare).
+ */
+const T_UNLINKED_AT = 11;
 const TABLE_BYTES = 48;
 /**
  * After a descriptor's own words: a holder word per chunk of the table's
@@ -207,6 +230,12 @@ const JOB_COMPLETE = -2;
 const MIGRATE_COUNT = "hashmap.migrate.count";
 const RETIRE_COUNT = "hashmap.retire.count";
 const MIN_CAPACITY = 16;
+/**
+ * How long a write that found the heap full waits, twice at most, for other
+ * workers to unpin so that the map's deleted entries can be freed
+ * (#reclaimForWrite).
+ */
+const FULL_HEAP_WAIT_MS = 5;
 const MAX_CAPACITY = 1 << 28;
 /** Largest maxKeyBytes/maxValueBytes: the codecs' own limit. */
 const MAX_LIMIT_BYTES = 1 << 20;
@@ -452,14 +481,18 @@ export class HashMap<K, V> {
     words[H_VALUE_CODEC] = CODEC_IDS[options.value];
     words[H_KEY_MAX] = keys.maxBytes;
     words[H_VALUE_MAX] = values.maxBytes;
-    let table: number;
+    let table = 0;
+    let spare: number;
     try {
       table = newTable(heap, nextPowerOfTwo(capacity));
+      spare = newTable(heap, MIN_CAPACITY);
     } catch (e) {
+      if (table !== 0) freeTable(heap, table);
       heap.free(placement.offset);
       throw e;
     }
     Atomics.store(words, H_TABLE, table);
+    Atomics.store(words, H_SPARE, spare);
     Atomics.store(words, 0, TAG); // publish last
     return newHashMap(heap, placement);
   }
@@ -1638,7 +1671,10 @@ export class HashMap<K, V> {
 
   /**
    * Removes every key present when each is reached. Keys written
-   * concurrently may survive; each removal is atomic on its own.
+   * concurrently may survive; each removal is atomic on its own. A map
+   * that filled its heap takes new keys again after `clear()`: the
+   * deleted entries are freed by a shrink into a spare table that the map
+   * keeps for this.
    *
    * @example
    * ```ts
@@ -1757,6 +1793,11 @@ export class HashMap<K, V> {
       for (const table of tables) this.#collectEntries(table, 0, entries);
       for (const entry of entries) heap.retire(entry);
       if (retiring !== 0) tables.push(retiring);
+      const spare = Atomics.exchange(heap.i32, this.#header + H_SPARE, 0);
+      if (spare !== 0) {
+        heap.ensure(spare + TABLE_BYTES); // allocated by any worker
+        tables.push(spare);
+      }
       for (const table of tables) {
         heap.retire(heap.i32[(table >> 2) + T_SLOTS]);
         heap.retire(table);
@@ -2081,7 +2122,13 @@ export class HashMap<K, V> {
       ? this.#fixedValueAt
       : align(this.#keyAt + keyLength, this.#valueAlign);
     const size = Math.max(this.#entryMinBytes, valueAt + valueLength);
-    const entry = heap.allocate(size);
+    let entry: number;
+    try {
+      entry = heap.allocate(size);
+    } catch (e) {
+      if (!this.#reclaimForWrite(e)) throw e;
+      entry = heap.allocate(size);
+    }
     const i32 = heap.i32;
     if (this.#storesHash) i32[entry >> 2] = hash;
     if (this.#keyLenAt >= 0) i32[(entry + this.#keyLenAt) >> 2] = keyLength;
@@ -2121,6 +2168,66 @@ export class HashMap<K, V> {
         values.encode(value, u8, entry + valueAt);
     }
     return entry;
+  }
+
+  /**
+   * After a write found the heap full (`error`), unpinned and with nothing
+   * written: frees what the map's own deleted entries hold, where that can
+   * be done, and answers whether to try once more. Deleted entries stay in
+   * their slots until a resize moves the live keys to a new table (a key
+   * never moves within a table), so a map that filled the heap and was then
+   * emptied would refuse every new key. Where most claimed slots hold
+   * deleted keys, or a resize is under way, this worker waits (briefly, see
+   * FULL_HEAP_WAIT_MS) for what was retired before to be freed and for a
+   * recycled spare to ripen, starts the resize (a shrink to the smallest
+   * table takes the spare if need be), finishes it, and waits again for
+   * what it retired. Otherwise it only collects. Touches none of the key
+   * scratch that #newEntry and #tryWrite read.
+   */
+  #reclaimForWrite(error: unknown): boolean {
+    if (!(error instanceof HeapExhaustedError)) return false;
+    const heap = this.#heap;
+    if (!this.#hasDeletedToReclaim()) {
+      // Blocks retired anywhere (this map's, or others') may be freed soon.
+      if (heap.stats().retiredBlocks === 0) return false;
+      return heap["awaitReclamation"](2, FULL_HEAP_WAIT_MS) > 0;
+    }
+    heap["awaitReclamation"](2, FULL_HEAP_WAIT_MS);
+    heap.pinForOperation();
+    try {
+      const root = this.#root();
+      heap.ensure(root + TABLE_BYTES);
+      if (this.#next(root) === 0 && Atomics.load(heap.i32, (root >> 2) + T_RETIRING) === 0) {
+        this.#startResize(root, false);
+      }
+    } finally {
+      heap.unpin();
+    }
+    try {
+      this.finishResize();
+    } catch (e) {
+      if (!(e instanceof HeapExhaustedError)) throw e;
+    }
+    heap["awaitReclamation"](2, FULL_HEAP_WAIT_MS);
+    return true;
+  }
+
+  /**
+   * Whether a resize is under way, or most claimed slots of the root hold
+   * deleted keys: what #reclaimForWrite can turn into free memory.
+   */
+  #hasDeletedToReclaim(): boolean {
+    const heap = this.#heap;
+    heap.pinForOperation();
+    try {
+      const root = this.#root();
+      heap.ensure(root + TABLE_BYTES);
+      const i32 = heap.i32;
+      if (this.#next(root) !== 0 || Atomics.load(i32, (root >> 2) + T_RETIRING) !== 0) return true;
+      return this.#liveKeys() * 2 < Atomics.load(i32, (root >> 2) + T_CLAIMED);
+    } finally {
+      heap.unpin();
+    }
   }
 
   #valueEquals(entry: number, expected: V): boolean {
@@ -2177,31 +2284,41 @@ export class HashMap<K, V> {
     const hash = this.#prepareKey(key, "key");
     const checked = this.#values.check(value, "value");
     const heap = this.#heap;
-    heap.pinForOperation();
-    let entry = 0;
-    try {
-      entry = this.#newEntry(key, hash, checked);
-      for (;;) {
-        const outcome = this.#tryWrite(
-          this.#root(),
-          key,
-          hash,
-          entry,
-          mode,
-          expected,
-          wantPrevious,
-        );
-        if (outcome !== RETRY) {
-          if (outcome === NOT_WRITTEN) heap.free(entry); // never published
-          return outcome === WRITTEN;
+    // Built unpinned, as in #writeInKernel: on a full heap, #newEntry may
+    // first need this worker to reclaim the map's deleted entries.
+    const entry = this.#newEntry(key, hash, checked);
+    for (let attempt = 0;; attempt++) {
+      let failure: unknown;
+      heap.pinForOperation();
+      try {
+        for (;;) {
+          const outcome = this.#tryWrite(
+            this.#root(),
+            key,
+            hash,
+            entry,
+            mode,
+            expected,
+            wantPrevious,
+          );
+          if (outcome !== RETRY) {
+            if (outcome === NOT_WRITTEN) heap.free(entry); // never published
+            return outcome === WRITTEN;
+          }
         }
+      } catch (e) {
+        if (this.#published) throw e;
+        failure = e;
+      } finally {
+        this.#published = false;
+        heap.unpin();
       }
-    } catch (e) {
-      if (entry !== 0 && !this.#published) heap.free(entry);
-      throw e;
-    } finally {
-      this.#published = false;
-      heap.unpin();
+      // Nothing written. A growth the heap could not hold: once more after
+      // reclaiming, unpinned.
+      if (attempt > 0 || !this.#reclaimForWrite(failure)) {
+        heap.free(entry);
+        throw failure;
+      }
     }
   }
 
@@ -2555,14 +2672,110 @@ export class HashMap<K, V> {
     let next: number;
     try {
       next = newTable(heap, target);
+      this.#refillSpare();
     } catch (e) {
-      // Out of memory: keep using this table while it has room.
-      if (urgent) throw e;
-      return;
+      // Out of memory. A shrink to the smallest table takes the spare: the
+      // map that filled the heap and was then emptied (clear()) can only
+      // free its deleted entries by moving to a new table. Otherwise keep
+      // using this table while it has room.
+      next = target === MIN_CAPACITY ? this.#takeSpare() : 0;
+      if (next === 0) {
+        if (urgent) throw e;
+        return;
+      }
     }
     crashPoint("hashmap.resize.publish");
     if (Atomics.compareExchange(heap.i32, (table >> 2) + T_NEXT, 0, next) !== 0) {
-      freeTable(heap, next); // lost the race; never published
+      this.#keepOrFreeTable(next); // lost the race; never published
+    }
+  }
+
+  /**
+   * Allocates a spare table if the map has none (after a shrink took it),
+   * while allocations succeed: called where a resize has just allocated.
+   */
+  #refillSpare(): void {
+    const heap = this.#heap;
+    if (Atomics.load(heap.i32, this.#header + H_SPARE) !== 0) return;
+    let spare: number;
+    try {
+      spare = newTable(heap, MIN_CAPACITY);
+    } catch {
+      return; // the next resize tries again
+    }
+    this.#keepOrFreeTable(spare);
+  }
+
+  /**
+   * Takes the spare table, clean, or answers 0: when there is none, or when
+   * it is a retired table that a worker pinned since before its retirement
+   * may still read (it then stays the spare).
+   */
+  #takeSpare(): number {
+    const heap = this.#heap;
+    const spare = Atomics.exchange(heap.i32, this.#header + H_SPARE, 0);
+    if (spare === 0) return 0;
+    heap.ensure(spare + TABLE_BYTES); // allocated by any worker
+    const unlinkedAt = Atomics.load(heap.i32, (spare >> 2) + T_UNLINKED_AT);
+    if (unlinkedAt === 0) return spare;
+    // The rule of the heap's retire lists: unreachable for every pinned
+    // worker once the epoch has advanced twice past the unlink.
+    if (epochsBetween(unlinkedAt, heap["advanceEpoch"]()) < 2) {
+      this.#keepOrFreeTable(spare);
+      return 0;
+    }
+    const words = spare >> 2;
+    const slots = heap.i32[words + T_SLOTS] >> 2;
+    heap.ensure((slots + MIN_CAPACITY) * 4);
+    heap.ensure((words + TABLE_WORDS + 2 * chunksOf(MIN_CAPACITY)) * 4);
+    const i32 = heap.i32;
+    i32.fill(0, slots, slots + MIN_CAPACITY);
+    // Every descriptor word but capacity and slots, and both holder words.
+    i32.fill(0, words + T_CLAIMED, words + TABLE_WORDS + 2 * chunksOf(MIN_CAPACITY));
+    return spare;
+  }
+
+  /**
+   * Disposes of `old`, a table whose retirement has just unlinked it: it
+   * becomes the spare if it has the spare's size and the map has none (to
+   * be cleaned once no pinned worker can read it, #takeSpare), else it is
+   * retired. So a map that keeps being emptied on a full heap gets back the
+   * table it moves away from.
+   */
+  #disposeRetiredTable(old: number): void {
+    const heap = this.#heap;
+    const i32 = heap.i32;
+    if (
+      i32[(old >> 2) + T_CAPACITY] === MIN_CAPACITY &&
+      Atomics.load(i32, this.#header + H_SPARE) === 0
+    ) {
+      // Read after the unlink (the CAS on T_RETIRING), so no later than it.
+      Atomics.store(i32, (old >> 2) + T_UNLINKED_AT, heap["epochNow"]());
+      if (Atomics.compareExchange(i32, this.#header + H_SPARE, 0, old) === 0) return;
+    }
+    heap.retire(i32[(old >> 2) + T_SLOTS]);
+    heap.retire(old);
+  }
+
+  /**
+   * Disposes of a table that was never published (its slots are all empty,
+   * its counters 0), or of a recycled spare put back unripe: it becomes the
+   * spare if it has the spare's size and the map has none, else it goes
+   * back to the heap.
+   */
+  #keepOrFreeTable(table: number): void {
+    const heap = this.#heap;
+    if (
+      heap.i32[(table >> 2) + T_CAPACITY] !== MIN_CAPACITY ||
+      Atomics.compareExchange(heap.i32, this.#header + H_SPARE, 0, table) !== 0
+    ) {
+      // A recycled spare that no longer fits: other workers may still read it.
+      if (heap.i32[(table >> 2) + T_UNLINKED_AT] !== 0) {
+        heap.retire(heap.i32[(table >> 2) + T_SLOTS]);
+        heap.retire(table);
+      } else {
+        freeTable(heap, table);
+      }
     }
   }
 
@@ -2854,8 +3067,7 @@ export class HashMap<K, V> {
     crashPoint("hashmap.retire.finish");
     const heap = this.#heap;
     if (Atomics.compareExchange(heap.i32, (table >> 2) + T_RETIRING, old, 0) !== old) return;
-    heap.retire(heap.i32[(old >> 2) + T_SLOTS]);
-    heap.retire(old);
+    this.#disposeRetiredTable(old);
     this.#tryPromote();
   }
 

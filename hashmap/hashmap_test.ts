@@ -2452,6 +2452,54 @@ Deno.test("exhaustion: deleting most keys of a map that filled the heap lets new
   assertMatches(map, model, "after filling again");
 });
 
+for (const kernel of KERNEL_CHOICES) {
+  Deno.test(`exhaustion: a map emptied by clear() on a heap that other blocks fill to the last byte takes new keys again${kernelLabel(kernel)}`, () => {
+    const shapes: [HashMapOptions<CodecName, CodecName>, (i: number) => unknown][] = [
+      [{ key: "i32", value: "i32" }, (i) => i],
+      [{ key: "string", value: "string" }, (i) => `key ${i}`.padEnd(40, "-")],
+    ];
+    for (const [options, valueOf] of shapes) {
+      const where = `${options.key} -> ${options.value}`;
+      const keyOf = options.key === "i32" ? (i: number) => i : (i: number) => `k${i}`;
+      const heap = heapWithKernel(kernel, { initialBytes: 1 << 20, maxBytes: 1 << 20 });
+      const map = createMap(heap, options);
+      for (let i = 0; i < 2000; i++) map.set(keyOf(i), valueOf(i));
+      // Nothing is left for the map but what its own deleted entries hold:
+      // freeing them needs a new table, which only the spare can be.
+      for (const size of [4096, 512]) {
+        for (;;) {
+          try {
+            heap.allocate(size);
+          } catch {
+            break;
+          }
+        }
+      }
+      exhaustSmallBlocks(heap);
+      for (let cycle = 0, first = 10_000; cycle < 3; cycle++) {
+        map.clear();
+        assert.equal(map.size, 0, where);
+        const model = new Map<unknown, unknown>();
+        for (let i = first;; i++) {
+          try {
+            map.set(keyOf(i), valueOf(i));
+          } catch (e) {
+            assert.ok(e instanceof HeapExhaustedError, `${where}: ${e}`);
+            first = i + 1;
+            break;
+          }
+          model.set(keyOf(i), valueOf(i));
+        }
+        // At least the spare's 16 slots up to 7/8.
+        assert.ok(model.size >= 14, `${where}, cycle ${cycle}: only ${model.size} keys fitted`);
+        assert.equal(map.size, model.size, where);
+        for (const [k, v] of model) assert.equal(map.get(k), v, `${where}: get(${k})`);
+        assert.deepEqual(new Set(map.keys()), new Set(model.keys()), where);
+      }
+    }
+  });
+}
+
 Deno.test("exhaustion: delete succeeds when helping a resize runs out of memory", () => {
   const heap = SharedHeap.create();
   const map = HashMap.create(heap, { key: "i32", value: "i32", capacity: 16 });

@@ -2498,6 +2498,30 @@ export class SharedHeap implements Disposable {
   }
 
   /**
+   * Internal, for structures that free their own memory on a full heap
+   * (called as `heap["awaitReclamation"](advances, budgetMs)`), unpinned:
+   * collects until the epoch has advanced `advances` times from now, so
+   * that what was unlinked before the call is freed (retired blocks) or may
+   * be reused (advanceEpoch's rule). Where another worker's pin holds the
+   * epoch back, it sleeps briefly between tries, which hands that worker a
+   * core, for at most `budgetMs` in all. Returns how many blocks it freed.
+   */
+  private awaitReclamation(advances: number, budgetMs: number): number {
+    if (this.#slotBase < 0) {
+      if (this.#closed) return 0;
+      this.join();
+    }
+    const start = Atomics.load(this.i32, H_EPOCH);
+    const deadline = performance.now() + budgetMs;
+    let freed = this.#runReclaimers();
+    for (;;) {
+      freed += this.#collect();
+      if (epochsBetween(start, Atomics.load(this.i32, H_EPOCH)) >= advances) return freed;
+      if (performance.now() >= deadline || !sleep(BACKLOG_SLEEP_MS)) return freed;
+    }
+  }
+
+  /**
    * Internal, for structures that keep a pointer across pins (called as
    * `heap["epochNow"]()`): the global epoch. Something that was still
    * reachable after a load that returned e is retired at e or later, so
