@@ -220,9 +220,10 @@ const VALUES = 2;
 /**
  * The iterator of range(), keys(), values() and entries(): it reads one
  * leaf snapshot at a time into two arrays (pinned only while reading), then
- * hands the entries out.
+ * hands the entries out. An `Iterator`, so it has the iterator helpers
+ * (`map`, `filter`, `take`, `toArray`...).
  */
-class ScanIterator<K, V> implements IterableIterator<[K, V]> {
+class ScanIterator<K, V> extends Iterator<[K, V], undefined> {
   readonly #kind: number;
   readonly #state: ScanState<K>;
   readonly #read: (state: ScanState<K>, keys: K[], values: V[], ints?: IntBatch) => void;
@@ -241,6 +242,7 @@ class ScanIterator<K, V> implements IterableIterator<[K, V]> {
     intEntries: number,
     leafCapacity: number,
   ) {
+    super();
     this.#kind = kind;
     this.#state = state;
     this.#read = read;
@@ -253,7 +255,7 @@ class ScanIterator<K, V> implements IterableIterator<[K, V]> {
     this.#unsignedValues = (intEntries & 4) !== 0;
   }
 
-  next(): IteratorResult<[K, V]> {
+  override next(): IteratorResult<[K, V], undefined> {
     let i = this.#at;
     const ints = this.#ints;
     if (ints !== undefined) {
@@ -298,7 +300,7 @@ class ScanIterator<K, V> implements IterableIterator<[K, V]> {
     }
   }
 
-  return(): IteratorResult<[K, V]> {
+  override return(): IteratorResult<[K, V], undefined> {
     this.#state.done = true;
     this.#keys = [];
     if (this.#ints !== undefined) this.#ints.count = 0;
@@ -306,7 +308,7 @@ class ScanIterator<K, V> implements IterableIterator<[K, V]> {
     return { value: undefined, done: true };
   }
 
-  [Symbol.iterator](): this {
+  override [Symbol.iterator](): this {
     return this;
   }
 }
@@ -1699,7 +1701,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.assert([...tree.range({ lte: 2, reverse: true, limit: 2 })].join(";") === "2,4;1,1");
    * ```
    */
-  range(options: RangeOptions<K> = {}): IterableIterator<[K, V]> {
+  range(options: RangeOptions<K> = {}): MapIterator<[K, V]> {
     const b = this.#bounds(options);
     return this.#scan(b.lower, b.lowerOpen, b.upper, b.upperOpen, b.reverse, b.limit);
   }
@@ -2130,7 +2132,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.assert([...tree.keys()].join() === "a,b");
    * ```
    */
-  keys(): IterableIterator<K> {
+  keys(): MapIterator<K> {
     return this.#scan(
       undefined,
       false,
@@ -2139,7 +2141,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       false,
       Infinity,
       KEYS,
-    ) as unknown as IterableIterator<K>;
+    ) as unknown as MapIterator<K>;
   }
 
   /**
@@ -2153,7 +2155,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.assert([...tree.values()].join() === "1,2");
    * ```
    */
-  values(): IterableIterator<V> {
+  values(): MapIterator<V> {
     return this.#scan(
       undefined,
       false,
@@ -2162,7 +2164,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
       false,
       Infinity,
       VALUES,
-    ) as unknown as IterableIterator<V>;
+    ) as unknown as MapIterator<V>;
   }
 
   /**
@@ -2176,7 +2178,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.assert([...tree.entries()].join(";") === "1,10;2,20");
    * ```
    */
-  entries(): IterableIterator<[K, V]> {
+  entries(): MapIterator<[K, V]> {
     return this.#scan(undefined, false, undefined, false, false, Infinity);
   }
 
@@ -2191,7 +2193,7 @@ export class BPlusTree<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * for (const [k, v] of tree) console.assert(k === 1 && v === 10);
    * ```
    */
-  [Symbol.iterator](): IterableIterator<[K, V]> {
+  [Symbol.iterator](): MapIterator<[K, V]> {
     return this.entries();
   }
 

@@ -311,6 +311,26 @@ Deno.test("range: keys/values/entries/iterator agree; breaking out of a range re
   for (const _ of tree.range({ gte: 10 })) break;
   for (const _ of tree) break;
   assert.equal(heap.isPinned, false);
+  // The iterators are Iterators: the helpers work, and take() closes the scan.
+  assert.deepEqual(tree.keys().filter((k) => k % 100 === 0).toArray(), [
+    100,
+    200,
+    300,
+    400,
+    500,
+    600,
+    700,
+    800,
+    900,
+    1000,
+  ]);
+  assert.deepEqual(tree.range({ gte: 500, reverse: true }).map(([k]) => k).take(3).toArray(), [
+    1000,
+    999,
+    998,
+  ]);
+  assert.equal(tree.values().reduce((sum, v) => sum + v, 0), 10 * (1000 * 1001) / 2);
+  assert.equal(heap.isPinned, false);
 });
 
 Deno.test("range and cursor: a scan while the same thread inserts and deletes other keys stays monotonic", () => {

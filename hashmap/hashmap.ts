@@ -1531,7 +1531,7 @@ export class HashMap<K, V> {
    * console.assert(map.add("x", 1) === 2.5);
    * ```
    */
-  add(key: K, delta: V): V {
+  add(key: K, delta: V & (number | bigint)): V {
     const kind = this.#valueKind;
     if (kind === CODEC_IDS.string || kind === CODEC_IDS.bytes) {
       throw new TypeError(
@@ -1846,7 +1846,7 @@ export class HashMap<K, V> {
    * console.assert([...map.entries()][0][1] === 10);
    * ```
    */
-  *entries(): IterableIterator<[K, V]> {
+  *entries(): MapIterator<[K, V]> {
     if (this.#destroyed) this.#throwDestroyed();
     const heap = this.#heap;
     heap.pinForOperation();
@@ -1887,7 +1887,7 @@ export class HashMap<K, V> {
    * console.assert([...map.keys()].join() === "a");
    * ```
    */
-  *keys(): IterableIterator<K> {
+  *keys(): MapIterator<K> {
     for (const [key] of this.entries()) yield key;
   }
 
@@ -1902,7 +1902,7 @@ export class HashMap<K, V> {
    * console.assert([...map.values()][0] === 1);
    * ```
    */
-  *values(): IterableIterator<V> {
+  *values(): MapIterator<V> {
     for (const [, value] of this.entries()) yield value;
   }
 
@@ -1942,7 +1942,7 @@ export class HashMap<K, V> {
    * console.assert(new Map(map).get(1) === 2);
    * ```
    */
-  [Symbol.iterator](): IterableIterator<[K, V]> {
+  [Symbol.iterator](): MapIterator<[K, V]> {
     return this.entries();
   }
 

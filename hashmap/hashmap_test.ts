@@ -504,14 +504,14 @@ function runOps(spec: PairSpec, ops: Op[], stats: ResizeStats, kernel: KernelCho
         const sum = spec.add!.apply(model.get(op.k), op.d);
         const before = model.get(op.k);
         if (sum === undefined) {
-          assert.throws(() => map.add(op.k, op.d), RangeError, where);
+          assert.throws(() => map.add(op.k, op.d as number | bigint), RangeError, where);
           const after = map.get(op.k);
           assert.ok(
             before === undefined ? after === undefined : spec.eq(after, before),
             `${where}: a failed add changed the value`,
           );
         } else {
-          assert.ok(spec.eq(map.add(op.k, op.d), sum), where);
+          assert.ok(spec.eq(map.add(op.k, op.d as number | bigint), sum), where);
           model.set(op.k, sum);
         }
         break;
@@ -1014,6 +1014,30 @@ Deno.test("iteration: keys present throughout are seen exactly once while the ma
     assert.equal(seen.get(`stable ${i}`), 1, `stable ${i} seen ${seen.get(`stable ${i}`)} times`);
   }
   for (const [key, count] of seen) assert.equal(count, 1, `${key} seen ${count} times`);
+});
+
+Deno.test("types: a HashMap is a ReadonlyMap, its iterators have the iterator helpers, and add takes numeric deltas only", () => {
+  const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" }) as HashMap<
+    number,
+    number
+  >;
+  map.set(1, 10).set(2, 20).set(3, 30);
+  // Compiles only while the iterators are typed as Map's are.
+  const readonly: ReadonlyMap<number, number> = map;
+  assert.equal(readonly.get(2), 20);
+  assert.deepEqual(map.keys().filter((k) => k > 1).toArray().sort(), [2, 3]);
+  assert.deepEqual(map.values().map((v) => v / 10).toArray().sort(), [1, 2, 3]);
+  assert.equal(map.entries().take(2).toArray().length, 2);
+  assert.equal(map.add(1, 5), 15);
+  const strings = HashMap.create(SharedHeap.create(), { key: "i32", value: "string" }) as HashMap<
+    number,
+    string
+  >;
+  // @ts-expect-error: a map of strings has no numeric values to add to.
+  assert.throws(() => strings.add(1, "x"), TypeError);
+  // Attached without its types, add takes a number or a bigint.
+  const untyped = HashMap.attach(map.handle);
+  assert.equal(untyped.add(1, 1), 16);
 });
 
 Deno.test("iteration: entries, keys, values, forEach, Symbol.iterator and new Map agree", () => {
@@ -2053,7 +2077,7 @@ Deno.test("bad input: i32 and u32 keys and values of the wrong type or range are
     [(m) => m.add(1, 1.5), RangeError, "delta", "1.5"],
     [(m) => m.add(1, 2 ** 32), RangeError, "delta", "4294967296"],
     [(m) => m.add(1, -(2 ** 32)), RangeError, "delta", "-4294967296"],
-    [(m) => m.add(1, "1"), TypeError, "delta", '"1"'],
+    [(m) => m.add(1, "1" as never), TypeError, "delta", '"1"'],
     // The sum out of range: the message names the key, the delta and the sum,
     // and shows the value it would have changed.
     [(m) => m.add(1, I32_MAX), RangeError, "sum 2147483648", "1"],
@@ -2096,7 +2120,7 @@ Deno.test("bad input: NaN f64 keys and non-number f64 keys and values are refuse
     [(m) => m.delete(NaN), RangeError, "key", "NaN"],
     [(m) => m.set("1", 1), TypeError, "key", '"1"'],
     [(m) => m.set(1, 1n), TypeError, "value", "1n"],
-    [(m) => m.add(1.5, "1"), TypeError, "delta", '"1"'],
+    [(m) => m.add(1.5, "1" as never), TypeError, "delta", '"1"'],
   ]);
 });
 
@@ -2118,7 +2142,7 @@ Deno.test("bad input: oversize, ill-formed or mistyped strings and bytes are ref
     [(m) => m.getOrInsert("k", "12345"), RangeError, "value", '"12345"'],
     [(m) => m.compareAndSet("a", "12345", "c"), RangeError, "expected", '"12345"'],
   ]);
-  assert.throws(() => strings.add("a", "b"), TypeError);
+  assert.throws(() => strings.add("a", "b" as never), TypeError);
   const bytes = filled(
     heap,
     { key: "bytes", value: "bytes", maxKeyBytes: 4, maxValueBytes: 4 },
@@ -2132,7 +2156,7 @@ Deno.test("bad input: oversize, ill-formed or mistyped strings and bytes are ref
     [(m) => m.set(u8, "x"), TypeError, "value", '"x"'],
     [(m) => m.has(new Uint16Array(1)), TypeError, "key", "[object Uint16Array]"],
   ]);
-  assert.throws(() => bytes.add(u8, u8), TypeError);
+  assert.throws(() => bytes.add(u8, u8 as never), TypeError);
   // The limits are named as the map's options, which is what the user set.
   const limits: [() => unknown, string][] = [
     [() => strings.get("12345"), "'maxKeyBytes'"],
@@ -2683,7 +2707,7 @@ for (const kernel of KERNEL_CHOICES) {
         ["finishResize", () => map.finishResize()],
         ["destroy", () => map.destroy()],
       ];
-      if (numeric) calls.push(["add", () => map.add(key, value)]);
+      if (numeric) calls.push(["add", () => map.add(key, value as number)]);
       for (const [name, call] of calls) {
         assert.throws(
           call,
