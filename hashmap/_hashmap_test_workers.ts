@@ -803,15 +803,11 @@ export function auditedResizes(ctx: WorkerContext<AuditedResizesArgs>): number {
   return writes;
 }
 
-export interface FullHeapCyclesArgs {
-  readonly map: HashMapHandle;
-  readonly audit: RetireAudit;
+/** keysPerWorker: the keys a worker keeps at most (2 with 4 workers stay in a spare). */
+export interface FullHeapCyclesArgs extends AuditedResizesArgs {
   /** Int32 words: [0] arrivals at the barriers. */
   readonly flags: SharedArrayBuffer;
   readonly workers: number;
-  /** Keys each worker keeps at most; 2 with 4 workers stay in a spare. */
-  readonly keysPerWorker: number;
-  readonly rounds: number;
 }
 
 /**
