@@ -218,12 +218,19 @@ const KEYS = 1;
 const VALUES = 2;
 
 /**
+ * The global `Iterator` where the runtime has it (Deno, browsers, Node 22
+ * and later), else a plain base class: the iterators then lack the helpers.
+ */
+const IteratorBase: typeof Iterator = (globalThis as { Iterator?: typeof Iterator }).Iterator ??
+  (class {} as unknown as typeof Iterator);
+
+/**
  * The iterator of range(), keys(), values() and entries(): it reads one
  * leaf snapshot at a time into two arrays (pinned only while reading), then
  * hands the entries out. An `Iterator`, so it has the iterator helpers
  * (`map`, `filter`, `take`, `toArray`...).
  */
-class ScanIterator<K, V> extends Iterator<[K, V], undefined> {
+class ScanIterator<K, V> extends IteratorBase<[K, V], undefined> {
   readonly #kind: number;
   readonly #state: ScanState<K>;
   readonly #read: (state: ScanState<K>, keys: K[], values: V[], ints?: IntBatch) => void;

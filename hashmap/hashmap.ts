@@ -58,7 +58,9 @@
  * it). A write that finds the heap full, where most claimed slots hold
  * deleted keys, starts that resize itself, finishes it, waits briefly for
  * the blocks to be freed, and tries once more (#reclaimForWrite). A map
- * that filled the heap can then be emptied and filled again.
+ * that filled the heap can then be emptied and filled again; one with more
+ * than 8 live keys left needs room for a table of their size. A write made
+ * inside the caller's own pin does none of this.
  *
  * ## Resizing
  *
@@ -2187,6 +2189,9 @@ export class HashMap<K, V> {
   #reclaimForWrite(error: unknown): boolean {
     if (!(error instanceof HeapExhaustedError)) return false;
     const heap = this.#heap;
+    // Inside the caller's own pin (a write from forEach, or in heap.pin()),
+    // nothing retired from here on can be freed before it ends.
+    if (heap.isPinned) return false;
     if (!this.#hasDeletedToReclaim()) {
       // Blocks retired anywhere (this map's, or others') may be freed soon.
       if (heap.stats().retiredBlocks === 0) return false;
@@ -2315,10 +2320,13 @@ export class HashMap<K, V> {
       }
       // Nothing written. A growth the heap could not hold: once more after
       // reclaiming, unpinned.
-      if (attempt > 0 || !this.#reclaimForWrite(failure)) {
-        heap.free(entry);
-        throw failure;
+      let retry = false;
+      try {
+        retry = attempt === 0 && this.#reclaimForWrite(failure);
+      } finally {
+        if (!retry) heap.free(entry);
       }
+      if (!retry) throw failure;
     }
   }
 
@@ -2720,7 +2728,10 @@ export class HashMap<K, V> {
     if (unlinkedAt === 0) return spare;
     // The rule of the heap's retire lists: unreachable for every pinned
     // worker once the epoch has advanced twice past the unlink.
-    if (epochsBetween(unlinkedAt, heap["advanceEpoch"]()) < 2) {
+    // The epoch never falls behind unlinkedAt: a negative distance has
+    // wrapped past 2^31 advances, and is long ripe.
+    const distance = epochsBetween(unlinkedAt, heap["advanceEpoch"]());
+    if (distance >= 0 && distance < 2) {
       this.#keepOrFreeTable(spare);
       return 0;
     }

@@ -2514,10 +2514,19 @@ export class SharedHeap implements Disposable {
     const start = Atomics.load(this.i32, H_EPOCH);
     const deadline = performance.now() + budgetMs;
     let freed = this.#runReclaimers();
+    let seen = start;
     for (;;) {
+      // Checked before the collection, so that the last one collects at an
+      // epoch at least `advances` past the start.
+      const reached = epochsBetween(start, seen) >= advances;
       freed += this.#collect();
-      if (epochsBetween(start, Atomics.load(this.i32, H_EPOCH)) >= advances) return freed;
-      if (performance.now() >= deadline || !sleep(BACKLOG_SLEEP_MS)) return freed;
+      if (reached) return freed;
+      const now = Atomics.load(this.i32, H_EPOCH);
+      // Sleep only where the epoch did not move.
+      if (now === seen && (performance.now() >= deadline || !sleep(BACKLOG_SLEEP_MS))) {
+        return freed;
+      }
+      seen = now;
     }
   }
 
