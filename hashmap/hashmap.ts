@@ -2781,7 +2781,7 @@ export class HashMap<K, V> {
       Atomics.compareExchange(heap.i32, this.#header + H_SPARE, 0, table) !== 0
     ) {
       // A recycled spare that no longer fits: other workers may still read it.
-      if (heap.i32[(table >> 2) + T_UNLINKED_AT] !== 0) {
+      if (Atomics.load(heap.i32, (table >> 2) + T_UNLINKED_AT) !== 0) {
         heap.retire(heap.i32[(table >> 2) + T_SLOTS]);
         heap.retire(table);
       } else {
