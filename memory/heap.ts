@@ -691,7 +691,7 @@ export class SharedHeap implements Disposable {
   // Those waits, for tests (read as heap["reclamationWaits"]).
   private reclamationWaits = 0;
   // Caches of retired blocks kept outside this heap's lists (see addReclaimer).
-  readonly #reclaimers: (() => number)[] = [];
+  readonly #reclaimers: ((closing: boolean) => number)[] = [];
 
   private constructor(sab: SharedArrayBuffer, memory: WebAssembly.Memory | null) {
     this.sab = sab;
@@ -1317,7 +1317,7 @@ export class SharedHeap implements Disposable {
       );
     }
     if (this.#readPinArmed) this.#endReadPin(true);
-    if (this.#slot >= 0) this.#runReclaimers();
+    if (this.#slot >= 0) this.#runReclaimers(true);
     this.#closed = true;
     if (realmHeaps.get(this.#uid)?.deref() === this) realmHeaps.delete(this.#uid);
     if (this.#slot < 0) return;
@@ -2470,16 +2470,18 @@ export class SharedHeap implements Disposable {
    * registers `fn`, which `collect()` and `close()` run first, so that a
    * cache of retired blocks kept outside the heap's lists goes back to the
    * heap (freed, or retired here) whenever the heap is asked to reclaim.
-   * `fn` returns how many blocks it freed.
+   * `fn` returns how many blocks it freed; `closing` is true when this
+   * worker leaves the heap (close()), when blocks kept ahead for a full
+   * heap must go too.
    */
-  private addReclaimer(fn: () => number): void {
+  private addReclaimer(fn: (closing: boolean) => number): void {
     this.#reclaimers.push(fn);
   }
 
-  #runReclaimers(): number {
+  #runReclaimers(closing = false): number {
     const reclaimers = this.#reclaimers;
     let freed = 0;
-    for (let i = 0; i < reclaimers.length; i++) freed += reclaimers[i]();
+    for (let i = 0; i < reclaimers.length; i++) freed += reclaimers[i](closing);
     return freed;
   }
 

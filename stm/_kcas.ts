@@ -35,6 +35,7 @@ import {
   describeValue,
   faultInjection,
   HandleError,
+  HeapExhaustedError,
   type SharedHeap,
   tagOf,
 } from "../memory/mod.ts";
@@ -123,6 +124,19 @@ const POOL_SLOTS = 512;
 const POOL_MASK = POOL_SLOTS - 1;
 /** Blocks put into a domain's pools between two epoch stamps. */
 const STAMP_EVERY = 64;
+/**
+ * Blocks of each size that a domain keeps allocated for a full heap: enough
+ * cells and descriptors for two commits of up to 8 writes, so that a
+ * transaction that frees memory (a take, a clear, a destroy) can commit
+ * when the heap has no room left.
+ */
+const RESERVE_CELLS = 16;
+const RESERVE_DESCS = 2;
+/**
+ * How long (ms) a transaction that found the heap full waits, unpinned, for
+ * retired blocks to be freed before it tries once more.
+ */
+const FULL_HEAP_WAIT_MS = 5;
 
 /** Index of the descriptor pool for `n` entries (capacity 1, 2, 4 or 8), or -1. */
 function descPool(n: number): number {
@@ -150,15 +164,34 @@ class Pool {
   }
 }
 
+/**
+ * Blocks of one size allocated ahead and never published, for when the
+ * heap is full (`ptrs[0..count)`); freed only when the worker leaves the
+ * heap.
+ */
+class Reserve {
+  readonly ptrs: Int32Array;
+  count = 0;
+  readonly size: number;
+
+  constructor(size: number, slots: number) {
+    this.size = size;
+    this.ptrs = new Int32Array(slots);
+  }
+}
+
 function stampPool(pool: Pool, e: number): void {
   for (let j = pool.stamped; j < pool.count; j++) pool.epochs[(pool.head + j) & POOL_MASK] = e;
   pool.stamped = pool.count;
 }
 
-/** Empties `pool` into `heap` (`e`: an epoch loaded now); returns how many blocks it freed. */
-function flushPool(heap: SharedHeap, pool: Pool, e: number): number {
+/**
+ * Empties `pool` into `heap` (`e`: an epoch loaded now) but for its `keep`
+ * newest blocks; returns how many blocks it freed.
+ */
+function flushPool(heap: SharedHeap, pool: Pool, e: number, keep: number): number {
   let freed = 0;
-  while (pool.count > 0) {
+  while (pool.count > keep) {
     const at = pool.head;
     const ptr = pool.ptrs[at];
     const safe = pool.stamped !== 0 && epochsBetween(pool.epochs[at], e) >= 2;
@@ -238,6 +271,24 @@ function bucketOf(addr: number): number {
   return Math.imul(addr >>> 4, 0x9e3779b1) >>> 26;
 }
 
+/**
+ * After a transaction or a Loc write found the heap of `domain` full
+ * (`error`), with the attempt ended and unpinned: waits briefly
+ * (FULL_HEAP_WAIT_MS) for the epoch to free what was retired before, tops
+ * up the reserve, and answers whether that freed anything, so that one
+ * more attempt is worth it. Inside the caller's own pin (a transaction run from inside
+ * `heap.pin()`) nothing can be freed: false at once.
+ */
+export function recoverFromFullHeap(domain: Domain | undefined, error: unknown): boolean {
+  if (!(error instanceof HeapExhaustedError) || domain === undefined) return false;
+  const heap = domain.heap;
+  if (heap.isPinned) return false;
+  const freed = heap["awaitReclamation"](2, FULL_HEAP_WAIT_MS);
+  // The reserve first: the retry may fill the room again with its own data.
+  const refilled = domain.refillReserves(true);
+  return freed > 0 || refilled;
+}
+
 /** Domains of this realm: the root domain per heap, and every attached one. */
 const rootDomains = new WeakMap<SharedHeap, Domain>();
 const attachedDomains = new WeakMap<SharedHeap, Map<number, Domain>>();
@@ -261,6 +312,20 @@ export class Domain {
   readonly #cells = new Pool(CELL_BYTES);
   /** This worker's dead descriptors, by capacity 1, 2, 4, 8 entries. */
   readonly #descs = [1, 2, 4, 8].map((k) => new Pool(D_HEADER + k * ENTRY_BYTES));
+  /**
+   * Cells, and descriptors of capacity 8 (which serve any commit of up to 8
+   * entries), kept for a full heap once this worker has committed here.
+   */
+  readonly #reserves = [
+    new Reserve(CELL_BYTES, RESERVE_CELLS),
+    new Reserve(D_HEADER + 8 * ENTRY_BYTES, RESERVE_DESCS),
+  ];
+  /** Whether a reserve is not full and this worker commits here (refilled at the next stamp). */
+  #reserveShort = false;
+  /** Whether this worker has taken a block from the heap for a commit here. */
+  #committing = false;
+  /** Set when #take handed out a reserved descriptor (see #reserveDescPool). */
+  #gaveReserveDesc = false;
   /** The last epoch stamped on pool entries. */
   #epoch = 0;
   /** Blocks put into the pools since the last stamp. */
@@ -276,8 +341,8 @@ export class Domain {
     this.#buckets = (hdr >> 2) + H_BUCKETS;
     this.words = new Int32Array(heap.sab, hdr, HEADER_BYTES >> 2);
     this.#stampId = (Atomics.add(this.words, H_STAMP_IDS, 1) + 1) | 0;
-    // collect() and close() take the pooled blocks back.
-    heap["addReclaimer"](() => this.#flush());
+    // collect() and close() take the pooled blocks back; close() the reserves too.
+    heap["addReclaimer"]((closing: boolean) => this.#flush(closing));
   }
 
   /** The domain of `heap`, created and published under the root on first use. */
@@ -335,10 +400,13 @@ export class Domain {
 
   // ------------------------------------------------------------------ cells
 
-  /** A new cell holding `value`, not yet published. */
-  newCell(value: number): number {
+  /**
+   * A new cell holding `value`, not yet published; on a full heap it may
+   * come from the reserve when `reserve` (see #takeOnFullHeap).
+   */
+  newCell(value: number, reserve = false): number {
     const heap = this.heap;
-    const cell = this.#take(this.#cells);
+    const cell = this.#take(this.#cells, reserve);
     const i = cell >> 2;
     heap.f64[cell >> 3] = value;
     const i32 = heap.i32;
@@ -500,15 +568,18 @@ export class Domain {
    * Single-location commit: replaces `expected` (the cell the caller
    * resolved, while pinned) in the loc word at index `w` by a new cell
    * holding `value`. Returns false, having published nothing, when the
-   * word no longer holds `expected`. The caller is pinned.
+   * word no longer holds `expected`. The caller is pinned. `reserve`: as
+   * for `commit`.
    */
-  casOne(locAddr: number, expected: number, value: number): boolean {
+  casOne(locAddr: number, expected: number, value: number, reserve: boolean): boolean {
     const heap = this.heap;
     const w = (locAddr >> 2) + L_WORD;
-    const cell = this.newCell(value);
+    const cell = this.newCell(value, reserve);
     let d: number;
+    let dPool = this.#descs[0];
     try {
-      d = this.#take(this.#descs[0]);
+      d = this.#take(dPool, reserve);
+      if (this.#gaveReserveDesc) dPool = this.#reserveDescPool();
     } catch (e) {
       this.#untake(this.#cells, cell); // never published
       throw e;
@@ -536,7 +607,7 @@ export class Domain {
         if (Atomics.load(i32, w) === expected) continue;
       }
       // Never published: reusable at once.
-      this.#untake(this.#descs[0], d);
+      this.#untake(dPool, d);
       this.#untake(this.#cells, cell);
       return false;
     }
@@ -548,7 +619,7 @@ export class Domain {
     Atomics.compareExchange(i32, w, tagged, status === AFTER ? cell : expected);
     // No loc word names d or the dead cell any more.
     this.#put(this.#cells, status === AFTER ? expected : cell);
-    this.#put(this.#descs[0], d);
+    this.#put(dPool, d);
     return status === AFTER;
   }
 
@@ -567,10 +638,15 @@ export class Domain {
     values: ArrayLike<number>,
     writes: ArrayLike<boolean>,
     mode: CommitMode,
+    reserve: boolean,
   ): boolean {
     const heap = this.heap;
     const c = descPool(n);
-    const d = c >= 0 ? this.#take(this.#descs[c]) : heap.allocate(D_HEADER + n * ENTRY_BYTES);
+    let dPool = c >= 0 ? this.#descs[c] : undefined;
+    const d = dPool !== undefined
+      ? this.#take(dPool, reserve)
+      : heap.allocate(D_HEADER + n * ENTRY_BYTES);
+    if (this.#gaveReserveDesc) dPool = this.#reserveDescPool();
     const s = d >> 2;
     const e0 = s + (D_HEADER >> 2);
     const EW = ENTRY_BYTES >> 2;
@@ -580,7 +656,7 @@ export class Domain {
       for (; made < n; made++) {
         const i = order[made];
         if (!writes[i]) continue;
-        const cell = this.newCell(values[i]);
+        const cell = this.newCell(values[i], reserve);
         heap.i32[e0 + made * EW + E_NEW] = cell;
       }
     } catch (e) {
@@ -588,7 +664,7 @@ export class Domain {
       for (let k = 0; k < made; k++) {
         if (writes[order[k]]) this.#untake(this.#cells, heap.i32[e0 + k * EW + E_NEW]);
       }
-      if (c >= 0) this.#untake(this.#descs[c], d);
+      if (dPool !== undefined) this.#untake(dPool, d);
       else heap.free(d);
       throw e;
     }
@@ -672,7 +748,7 @@ export class Domain {
       this.#put(cellPool, i32[e + (after ? E_EXP : E_NEW)]);
       i32 = heap.i32;
     }
-    if (c >= 0) this.#put(this.#descs[c], d);
+    if (dPool !== undefined) this.#put(dPool, d);
     else heap.retire(d);
     return after;
   }
@@ -684,20 +760,129 @@ export class Domain {
    * that no pinned worker can still read it (rewriting it with plain writes
    * before a new publication is then pattern (b) again), else a new one.
    */
-  #take(pool: Pool): number {
-    if (pool.stamped !== 0) {
-      const at = pool.head;
-      if (epochsBetween(pool.epochs[at], this.#epoch) >= 2) {
-        pool.head = (at + 1) & POOL_MASK;
-        pool.count--;
-        pool.stamped--;
-        const ptr = pool.ptrs[at];
-        // Another worker's block may lie past our views.
-        if (ptr + pool.size > this.heap.mappedBytes) this.heap.ensure(ptr + pool.size);
-        return ptr;
+  #take(pool: Pool, reserve: boolean): number {
+    const ripe = this.#takeRipe(pool);
+    if (ripe !== 0) return ripe;
+    if (!this.#committing) {
+      // The first block this worker takes here: the reserve goes first.
+      this.#committing = true;
+      this.refillReserves();
+    }
+    try {
+      return this.heap.allocate(pool.size);
+    } catch (e) {
+      return this.#takeOnFullHeap(pool, e, reserve);
+    }
+  }
+
+  /** The oldest pooled block of `pool` when it is ripe (see #take), else 0. */
+  #takeRipe(pool: Pool): number {
+    if (pool.stamped === 0) return 0;
+    const at = pool.head;
+    if (epochsBetween(pool.epochs[at], this.#epoch) < 2) return 0;
+    pool.head = (at + 1) & POOL_MASK;
+    pool.count--;
+    pool.stamped--;
+    const ptr = pool.ptrs[at];
+    // Another worker's block may lie past our views.
+    if (ptr + pool.size > this.heap.mappedBytes) this.heap.ensure(ptr + pool.size);
+    return ptr;
+  }
+
+  /**
+   * #take after the heap refused an allocation (`error`): stamps the pools
+   * with a newer epoch, which may ripen the oldest pooled block, else, for
+   * a commit that may (`reserve`), hands out a reserved block. The caller
+   * is pinned, so the epoch can move at most once here; the transaction's
+   * caller waits for more, unpinned (recoverFromFullHeap).
+   *
+   * Only commits that allocate nothing beyond their cells and descriptor
+   * (Loc writes, `Op.atomically`), and transactions that free memory (the
+   * takes, removes and clears of stm/data, which call
+   * `xt["allowReserve"]()`), may use the reserve: each commit gives back
+   * as many cells and descriptors as it takes, and they refill the reserve
+   * once ripe. A transaction that adds data could drain it for good.
+   */
+  #takeOnFullHeap(pool: Pool, error: unknown, reserve: boolean): number {
+    if (!(error instanceof HeapExhaustedError)) throw error;
+    this.#stampPools();
+    let ripe = this.#takeRipe(pool);
+    if (ripe !== 0) return ripe;
+    if (!reserve) throw error;
+    const isCell = pool === this.#cells;
+    if (!isCell) {
+      // A ripe descriptor of capacity 8 serves as well; back to its pool after.
+      ripe = this.#takeRipe(this.#descs[this.#descs.length - 1]);
+      if (ripe !== 0) {
+        this.#gaveReserveDesc = true;
+        return ripe;
       }
     }
-    return this.heap.allocate(pool.size);
+    // A descriptor of capacity 8 serves every pool (put back into this
+    // one after the commit, larger than its size but never read past it).
+    const kept = this.#reserves[isCell ? 0 : 1];
+    if (kept.count === 0 || kept.size < pool.size) throw error;
+    this.#reserveShort = true;
+    if (!isCell) this.#gaveReserveDesc = true;
+    const ptr = kept.ptrs[--kept.count];
+    if (ptr + kept.size > this.heap.mappedBytes) this.heap.ensure(ptr + kept.size);
+    return ptr;
+  }
+
+  /**
+   * The pool a descriptor from the reserve goes back to once its commit is
+   * done (the capacity-8 one, whatever the commit's size, so that the
+   * reserve refills from it); clears the flag that #takeOnFullHeap set.
+   */
+  #reserveDescPool(): Pool {
+    this.#gaveReserveDesc = false;
+    return this.#descs[this.#descs.length - 1];
+  }
+
+  /**
+   * Tops up the reserves: with ripe pooled blocks (descriptors from the
+   * capacity-8 pool; the pools stamped first when `stamp`), else as far as
+   * the heap has room. Returns whether it added any block.
+   */
+  refillReserves(stamp = false): boolean {
+    if (stamp) this.#stampPools();
+    let added = this.#refillFromPools();
+    this.#reserveShort = false;
+    const heap = this.heap;
+    const reserves = this.#reserves;
+    for (let r = 0; r < reserves.length; r++) {
+      const reserve = reserves[r];
+      while (reserve.count < reserve.ptrs.length) {
+        let ptr: number;
+        try {
+          ptr = heap.allocate(reserve.size);
+        } catch (e) {
+          if (!(e instanceof HeapExhaustedError)) throw e;
+          this.#reserveShort = true;
+          return added;
+        }
+        reserve.ptrs[reserve.count++] = ptr;
+        added = true;
+      }
+    }
+    return added;
+  }
+
+  /** Tops up the reserves with ripe pooled blocks only; returns whether it added any. */
+  #refillFromPools(): boolean {
+    let added = false;
+    const reserves = this.#reserves;
+    for (let r = 0; r < reserves.length; r++) {
+      const reserve = reserves[r];
+      const pool = r === 0 ? this.#cells : this.#descs[this.#descs.length - 1];
+      while (reserve.count < reserve.ptrs.length) {
+        const ptr = this.#takeRipe(pool);
+        if (ptr === 0) break;
+        reserve.ptrs[reserve.count++] = ptr;
+        added = true;
+      }
+    }
+    return added;
   }
 
   /** Gives back a block that `#take` returned and that was never published. */
@@ -733,6 +918,12 @@ export class Domain {
    * were all unlinked), trying to advance it first.
    */
   #stamp(): void {
+    this.#stampPools();
+    if (this.#reserveShort) this.refillReserves();
+  }
+
+  /** #stamp without refilling the reserves. */
+  #stampPools(): void {
     this.#unstamped = 0;
     const e = this.heap["advanceEpoch"]();
     this.#epoch = e;
@@ -741,14 +932,40 @@ export class Domain {
     for (let c = 0; c < descs.length; c++) stampPool(descs[c], e);
   }
 
-  /** The heap's reclaimer: frees the pooled blocks that are safe, retires the others. */
-  #flush(): number {
-    this.#unstamped = 0;
+  /**
+   * The heap's reclaimer: frees the pooled blocks that are safe, retires
+   * the others; and, when this worker leaves the heap (`closing`), frees
+   * the reserves, which no other worker has seen.
+   */
+  #flush(closing: boolean): number {
     const heap = this.heap;
-    const e = heap["advanceEpoch"]();
-    let freed = flushPool(heap, this.#cells, e);
+    this.#stampPools();
+    const e = this.#epoch;
+    // While this worker commits here, the blocks its reserve lacks stay
+    // pooled (the newest; the ripe ones go into the reserve first), or the
+    // reserve would never refill: the reserve's descriptors and cells come
+    // back into these pools after their commits, and once freed the heap
+    // may give their pages to other sizes.
+    const reserves = this.#reserves;
+    let keepCells = 0;
+    let keepDescs = 0;
+    if (!closing && this.#committing) {
+      this.#refillFromPools();
+      keepCells = reserves[0].ptrs.length - reserves[0].count;
+      keepDescs = reserves[1].ptrs.length - reserves[1].count;
+    }
+    let freed = flushPool(heap, this.#cells, e, keepCells);
     const descs = this.#descs;
-    for (let c = 0; c < descs.length; c++) freed += flushPool(heap, descs[c], e);
+    const last = descs.length - 1;
+    for (let c = 0; c < descs.length; c++) {
+      freed += flushPool(heap, descs[c], e, c === last ? keepDescs : 0);
+    }
+    if (closing) {
+      for (const reserve of this.#reserves) {
+        while (reserve.count > 0) heap.free(reserve.ptrs[--reserve.count]);
+      }
+      this.#reserveShort = this.#committing;
+    }
     return freed;
   }
 

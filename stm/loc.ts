@@ -30,6 +30,7 @@ import {
   LOC_BYTES,
   LOC_TAG,
   type LocKind,
+  recoverFromFullHeap,
   STM_VERSION,
 } from "./_kcas.ts";
 import { Later } from "./retry.ts";
@@ -532,15 +533,22 @@ export class Loc {
   #rmw(add: boolean, operand: number): number {
     const d = this.d;
     const heap = d.heap;
-    for (let backoff = 1;; backoff = Math.min(backoff * 2, 256)) {
-      heap.pinForOperation();
+    for (let backoff = 1, recovered = false;; backoff = Math.min(backoff * 2, 256)) {
       try {
-        const cell = d.resolve(this.w);
-        const old = d.valueOf(cell);
-        const next = add ? addValue(this.k, old, operand, "fetchAndAdd Loc") : operand;
-        if (d.casOne(this.a, cell, next)) return old;
-      } finally {
-        heap.unpin();
+        heap.pinForOperation();
+        try {
+          const cell = d.resolve(this.w);
+          const old = d.valueOf(cell);
+          const next = add ? addValue(this.k, old, operand, "fetchAndAdd Loc") : operand;
+          if (d.casOne(this.a, cell, next, true)) return old;
+        } finally {
+          heap.unpin();
+        }
+      } catch (e) {
+        // A full heap: nothing was written; wait for reclamation, once.
+        if (recovered || !recoverFromFullHeap(d, e)) throw e;
+        recovered = true;
+        continue;
       }
       for (let i = 0; i < backoff; i++) pause();
     }
@@ -569,14 +577,20 @@ export class Loc {
     desired = checkValue(this.k, desired, "compareAndSet Loc");
     const d = this.d;
     const heap = d.heap;
-    for (let backoff = 1;; backoff = Math.min(backoff * 2, 256)) {
-      heap.pinForOperation();
+    for (let backoff = 1, recovered = false;; backoff = Math.min(backoff * 2, 256)) {
       try {
-        const cell = d.resolve(this.w);
-        if (!sameValueZero(d.valueOf(cell), expected)) return false;
-        if (d.casOne(this.a, cell, desired)) return true;
-      } finally {
-        heap.unpin();
+        heap.pinForOperation();
+        try {
+          const cell = d.resolve(this.w);
+          if (!sameValueZero(d.valueOf(cell), expected)) return false;
+          if (d.casOne(this.a, cell, desired, true)) return true;
+        } finally {
+          heap.unpin();
+        }
+      } catch (e) {
+        if (recovered || !recoverFromFullHeap(d, e)) throw e;
+        recovered = true;
+        continue;
       }
       for (let i = 0; i < backoff; i++) pause();
     }
@@ -649,22 +663,30 @@ export class Loc {
     checkFn(fn, "update Loc");
     const d = this.d;
     const heap = d.heap;
-    for (let backoff = 1;; backoff = Math.min(backoff * 2, 256)) {
-      heap.pinForOperation();
+    for (let backoff = 1, recovered = false;; backoff = Math.min(backoff * 2, 256)) {
+      let later = false;
       try {
-        const cell = d.resolve(this.w);
-        const old = d.valueOf(cell);
-        let next: number;
+        heap.pinForOperation();
         try {
-          next = checkValue(this.k, fn(old), "update Loc");
-        } catch (e) {
-          if (e !== Later) throw e;
-          break;
+          const cell = d.resolve(this.w);
+          const old = d.valueOf(cell);
+          let next = 0;
+          try {
+            next = checkValue(this.k, fn(old), "update Loc");
+          } catch (e) {
+            if (e !== Later) throw e;
+            later = true;
+          }
+          if (!later && d.casOne(this.a, cell, next, true)) return old;
+        } finally {
+          heap.unpin();
         }
-        if (d.casOne(this.a, cell, next)) return old;
-      } finally {
-        heap.unpin();
+      } catch (e) {
+        if (recovered || !recoverFromFullHeap(d, e)) throw e;
+        recovered = true;
+        continue;
       }
+      if (later) break;
       for (let i = 0; i < backoff; i++) pause();
     }
     return Xt.commit((xt) => xt.update(this, fn), options);

@@ -326,7 +326,11 @@ Deno.test("Loc: the worker's cell and descriptor pools go back to the heap on co
   for (let i = 0; i < 4; i++) again.heap.collect();
   const after = again.heap.stats();
   assert.equal(again.get(), 9000);
-  assert.equal(after.liveBlocks, before, `live blocks ${after.liveBlocks}, was ${before}`);
+  // What stays: the domain header, and each Loc's block and cell. `before`
+  // also counted the cells and descriptors that the closed worker kept for
+  // a full heap, which close() freed too.
+  assert.equal(after.liveBlocks, 5, `live blocks ${after.liveBlocks}, was ${before}`);
+  assert.ok(before > 5);
   assert.equal(after.retiredBlocks, 0);
 });
 

@@ -9,7 +9,7 @@
 
 import { describeValue } from "../memory/mod.ts";
 import { pause } from "../latch/mod.ts";
-import { type CommitMode, type Domain, orderByAddress } from "./_kcas.ts";
+import { type CommitMode, type Domain, orderByAddress, recoverFromFullHeap } from "./_kcas.ts";
 import { checkValue, Loc, sameValueZero } from "./loc.ts";
 
 let makeEntry: (loc: Loc, expected: number, desired: number, isCmp: boolean) => OpEntry;
@@ -223,41 +223,66 @@ export const Op: {
       addrs[i] = a;
     }
     const heap = domain!.heap;
-    for (let failures = 0, backoff = 1;;) {
-      heap.pinForOperation();
+    for (let failures = 0, backoff = 1, recovered = false;;) {
+      let outcome: number;
       try {
-        let written = 0;
-        for (let i = 0; i < n; i++) {
-          const entry = entries[i];
-          const cell = domain!.resolve(entry.loc["w"]);
-          const value = domain!.valueOf(cell);
-          if (!sameValueZero(value, entry.expected)) return false;
-          cells[i] = cell;
-          const w = !entry.isCmp && !Object.is(entry.desired, value);
-          writes[i] = w;
-          values[i] = w ? entry.desired : value;
-          if (w) written++;
+        heap.pinForOperation();
+        try {
+          outcome = attempt(domain!, n, entries, mode);
+        } finally {
+          heap.unpin();
         }
-        if (written === 0) {
-          // Each location kept its cell from its read to this check, and
-          // every read came before every check: one instant saw them all.
-          let same = true;
-          for (let i = 0; i < n && same; i++) {
-            same = domain!.resolve(entries[i].loc["w"]) === cells[i];
-          }
-          if (same) return true;
-        } else if (n === 1) {
-          if (domain!.casOne(addrs[0], cells[0], values[0])) return true;
-        } else {
-          orderByAddress(n, addrs, order);
-          if (domain!.commit(n, order, addrs, cells, values, writes, mode)) return true;
-        }
-      } finally {
-        heap.unpin();
+      } catch (e) {
+        // A full heap: nothing was written; wait for reclamation, once.
+        if (recovered || !recoverFromFullHeap(domain, e)) throw e;
+        recovered = true;
+        continue;
       }
+      if (outcome !== AGAIN) return outcome === DONE;
       if (++failures >= 2) mode = "lock-free";
       for (let i = 0; i < backoff; i++) pause();
       backoff = Math.min(backoff * 2, 1024);
     }
   },
 } as const;
+
+/** attempt's outcomes. */
+const DONE = 0;
+const UNEQUAL = 1;
+const AGAIN = 2;
+
+/**
+ * One try of Op.atomically, pinned: DONE (committed, or nothing to write
+ * and every value as expected), UNEQUAL (a value differs from its
+ * expected one) or AGAIN (a commit raced us).
+ */
+function attempt(
+  domain: Domain,
+  n: number,
+  entries: readonly OpEntry[],
+  mode: CommitMode,
+): number {
+  let written = 0;
+  for (let i = 0; i < n; i++) {
+    const entry = entries[i];
+    const cell = domain.resolve(entry.loc["w"]);
+    const value = domain.valueOf(cell);
+    if (!sameValueZero(value, entry.expected)) return UNEQUAL;
+    cells[i] = cell;
+    const w = !entry.isCmp && !Object.is(entry.desired, value);
+    writes[i] = w;
+    values[i] = w ? entry.desired : value;
+    if (w) written++;
+  }
+  if (written === 0) {
+    // Each location kept its cell from its read to this check, and
+    // every read came before every check: one instant saw them all.
+    for (let i = 0; i < n; i++) {
+      if (domain.resolve(entries[i].loc["w"]) !== cells[i]) return AGAIN;
+    }
+    return DONE;
+  }
+  if (n === 1) return domain.casOne(addrs[0], cells[0], values[0], true) ? DONE : AGAIN;
+  orderByAddress(n, addrs, order);
+  return domain.commit(n, order, addrs, cells, values, writes, mode, true) ? DONE : AGAIN;
+}

@@ -15,7 +15,14 @@
 import { describeValue, TimeoutError } from "../memory/mod.ts";
 import { deadlineOf, parkAsync, parkSync, pause, remainingMs } from "../latch/mod.ts";
 import { recoveryBound } from "../latch/parking.ts";
-import { type CommitMode, type Domain, H_COUNTER, L_WORD, orderByAddress } from "./_kcas.ts";
+import {
+  type CommitMode,
+  type Domain,
+  H_COUNTER,
+  L_WORD,
+  orderByAddress,
+  recoverFromFullHeap,
+} from "./_kcas.ts";
 import { addValue, checkFn, checkValue, Loc, sameValueZero } from "./loc.ts";
 import { Invalid, Later } from "./retry.ts";
 
@@ -100,6 +107,8 @@ const SWITCH_AFTER = 2;
 const OK = 0;
 const BLOCK = 1;
 const AGAIN = 2;
+/** The attempt found the heap full, and reclamation freed blocks since: try again at once. */
+const RECOVERED = 3;
 
 const pool: Xt[] = [];
 /** A word nobody notifies: where a transaction that read nothing waits for its timeout. */
@@ -208,8 +217,20 @@ export class Xt {
   #result: unknown = undefined;
   #bucket = -1;
   #bucketSeen = 0;
+  /** Whether this attempt's commit may use the domain's reserve (see allowReserve). */
+  #reserve = false;
 
   private constructor() {}
+
+  /**
+   * Internal, for stm/data (called as `xt["allowReserve"]()`): marks this
+   * attempt as one that frees memory (a take, a remove, a clear), so that
+   * its commit may use the cells and descriptors that each worker keeps for
+   * a full heap. Never for an attempt that adds data: it could drain them.
+   */
+  private allowReserve(): void {
+    this.#reserve = true;
+  }
 
   // ------------------------------------------------------------- committing
 
@@ -242,9 +263,13 @@ export class Xt {
     const deadline = deadlineOf(options, "commit transaction", COMMIT_FIELDS);
     const xt = pool.pop() ?? new Xt();
     try {
-      for (let failures = 0, backoff = 1;;) {
-        const outcome = xt.#run(tx, mode);
+      for (let failures = 0, backoff = 1, recovered = false;;) {
+        const outcome = xt.#runOrRecover(tx, mode, recovered);
         if (outcome === OK) return xt.#finish() as T;
+        if (outcome === RECOVERED) {
+          recovered = true;
+          continue;
+        }
         if (outcome === BLOCK) {
           const domain = xt.#domain;
           const b = xt.#bucket;
@@ -294,7 +319,7 @@ export class Xt {
     checkTx(tx);
     let mode = checkMode(options);
     const deadline = deadlineOf(options, "commit transaction", COMMIT_FIELDS);
-    for (let failures = 0, backoff = 1;;) {
+    for (let failures = 0, backoff = 1, recovered = false;;) {
       // One log per step: another async commit may run while we wait.
       const xt = pool.pop() ?? new Xt();
       let domain: Domain | undefined;
@@ -302,9 +327,11 @@ export class Xt {
       let seen = 0;
       let blocked = false;
       try {
-        const outcome = xt.#run(tx, mode);
+        const outcome = xt.#runOrRecover(tx, mode, recovered);
         if (outcome === OK) return xt.#finish() as T;
-        if (outcome === BLOCK) {
+        if (outcome === RECOVERED) {
+          recovered = true;
+        } else if (outcome === BLOCK) {
           blocked = true;
           domain = xt.#domain;
           b = xt.#bucket;
@@ -378,6 +405,27 @@ export class Xt {
     };
   }
 
+  /**
+   * #run; when the attempt throws `HeapExhaustedError` and has not
+   * `recovered` yet, ends it and waits for reclamation
+   * (recoverFromFullHeap): RECOVERED when that freed blocks. Deleted or replaced data of committed transactions
+   * is retired through epochs, so a heap that is full right after many
+   * takes or removes usually has room again two epochs later.
+   */
+  #runOrRecover(tx: Tx<unknown>, mode: CommitMode, recovered: boolean): number {
+    // After a recovery the commit may use the reserve: the recovery refilled
+    // it first, from the very blocks this attempt would otherwise take.
+    if (recovered) this.#reserve = true;
+    try {
+      return this.#run(tx, mode);
+    } catch (e) {
+      const domain = this.#domain;
+      this.#release();
+      if (!recovered && recoverFromFullHeap(domain, e)) return RECOVERED;
+      throw e;
+    }
+  }
+
   /** One attempt: OK (committed), BLOCK (registered to wait) or AGAIN. */
   #run(tx: Tx<unknown>, mode: CommitMode): number {
     this.#active = true;
@@ -422,6 +470,7 @@ export class Xt {
   /** Ends the attempt: unpins and empties the log. Idempotent. */
   #release(): void {
     this.#active = false;
+    this.#reserve = false;
     const domain = this.#domain;
     if (domain !== undefined) {
       this.#domain = undefined;
@@ -455,11 +504,11 @@ export class Xt {
       // what the per-read checks ensure), which lies inside this commit.
       return true;
     }
-    if (n === 1) return domain.casOne(this.#addrs[0], this.#cells[0], values[0]);
+    if (n === 1) return domain.casOne(this.#addrs[0], this.#cells[0], values[0], this.#reserve);
     const order = this.#order;
     const addrs = this.#addrs;
     orderByAddress(n, addrs, order);
-    return domain.commit(n, order, addrs, this.#cells, values, writes, mode);
+    return domain.commit(n, order, addrs, this.#cells, values, writes, mode, this.#reserve);
   }
 
   // -------------------------------------------------------------- the log

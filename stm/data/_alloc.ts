@@ -26,7 +26,7 @@
  * @module
  */
 
-import { type SharedHeap, TimeoutError } from "../../memory/mod.ts";
+import { HeapExhaustedError, type SharedHeap, TimeoutError } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, type Tx, Xt } from "../mod.ts";
 
 interface Pending {
@@ -191,13 +191,41 @@ export function nodeCount(heap: SharedHeap, p: number): number {
 
 /** A new node `value :: next`, allocated for `xt`'s attempt. */
 export function cons(heap: SharedHeap, xt: Xt, value: number, next: number): number {
+  return fillNode(heap, allocIn(heap, xt, NODE_BYTES), value, next);
+}
+
+/** Writes node `value :: next` into the unpublished block `p`; returns `p`. */
+export function fillNode(heap: SharedHeap, p: number, value: number, next: number): number {
   const count = nodeCount(heap, next) + 1;
-  const p = allocIn(heap, xt, NODE_BYTES);
   heap.f64[p >> 3] = value;
   const i32 = heap.i32;
   i32[(p >> 2) + 2] = next;
   i32[(p >> 2) + 3] = count;
   return p;
+}
+
+/**
+ * Up to `wanted` node blocks for `xt`'s attempt (see allocIn): fewer where
+ * the heap runs out of room, so that a transaction that frees memory can
+ * still do part of its work on a full heap.
+ */
+export function allocNodesIn(heap: SharedHeap, xt: Xt, wanted: number): number[] {
+  const blocks: number[] = [];
+  try {
+    while (blocks.length < wanted) blocks.push(allocIn(heap, xt, NODE_BYTES));
+  } catch (e) {
+    if (!(e instanceof HeapExhaustedError)) throw e;
+  }
+  return blocks;
+}
+
+/**
+ * Marks `xt`'s attempt as one that frees memory (a take, a remove, a
+ * clear), so that its commit may use the cells and descriptors that each
+ * worker keeps for a full heap. Never for one that adds data.
+ */
+export function freesMemory(xt: Xt): void {
+  xt["allowReserve"]();
 }
 
 /**

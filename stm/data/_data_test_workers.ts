@@ -21,6 +21,7 @@ import {
 } from "./mod.ts";
 import { Loc, type LocHandle, Retry, Xt } from "../mod.ts";
 import type { WorkerContext } from "../../testing/harness.ts";
+import { HeapExhaustedError } from "../../memory/mod.ts";
 
 export interface PhilosopherArgs {
   readonly forks: readonly MvarHandle[];
@@ -435,4 +436,66 @@ export function clearRace(ctx: WorkerContext<ClearRaceArgs>): ClearRaceReport {
     if ((i & 63) === 0) ctx.checkpoint();
   }
   return report;
+}
+
+export interface FullHeapQueueArgs {
+  readonly queue: QueueHandle;
+  readonly producers: number;
+}
+
+/** What a fullHeapQueue worker did. */
+export interface FullHeapQueueReport {
+  /** How many numbers it added before the heap refused one (producers). */
+  readonly added: number;
+  /** What it took, in order. */
+  readonly taken: number[];
+  /**
+   * Takes that threw HeapExhaustedError, then tried again after 1 ms: a
+   * worker that never allocated in the full heap has no room of its own
+   * until the others' takes free some.
+   */
+  readonly refused: number;
+}
+
+/**
+ * Producers add `index * 1e6 + i` until the heap is full; then every
+ * worker takes until the queue is empty, checking each producer's order.
+ */
+export async function fullHeapQueue(
+  ctx: WorkerContext<FullHeapQueueArgs>,
+): Promise<FullHeapQueueReport> {
+  const queue = Queue.attach(ctx.args.queue);
+  let added = 0;
+  if (ctx.index < ctx.args.producers) {
+    try {
+      for (;; added++) {
+        queue.add(ctx.index * 1e6 + added);
+        if ((added & 255) === 0) ctx.checkpoint();
+      }
+    } catch (e) {
+      if (!(e instanceof HeapExhaustedError)) throw e;
+    }
+  }
+  ctx.barrier.wait();
+  const taken: number[] = [];
+  const last = new Array<number>(ctx.args.producers).fill(-1);
+  let refused = 0;
+  for (;;) {
+    let v: number | undefined;
+    try {
+      v = queue.tryTake();
+    } catch (e) {
+      if (!(e instanceof HeapExhaustedError)) throw e;
+      refused++;
+      await new Promise((r) => setTimeout(r, 1));
+      continue;
+    }
+    if (v === undefined) break;
+    const p = Math.floor(v / 1e6);
+    if (v % 1e6 <= last[p]) throw new Error(`producer ${p}: ${v} after ${last[p]}`);
+    last[p] = v % 1e6;
+    taken.push(v);
+    if ((taken.length & 255) === 0) ctx.checkpoint();
+  }
+  return { added, taken, refused };
 }

@@ -36,14 +36,18 @@ export function placeRecord(
   return block;
 }
 
-/** The Locs and extra word of the record a handle names; HandleError when it names none. */
+/**
+ * The Locs and extra word of the record a handle names; HandleError when it
+ * names none, or when the handle's version is not `version`.
+ */
 export function readRecord(
   handle: SharedHandle,
   kind: string,
   tag: number,
   what: string,
+  version = DATA_VERSION,
 ): { heap: SharedHeap; locs: Loc[]; extra: number; offset: number } {
-  const heap = SharedHeap.fromHandle(handle, kind, DATA_VERSION, what);
+  const heap = SharedHeap.fromHandle(handle, kind, version, what);
   const offset = handle.offset;
   if (offset % 4 !== 0 || offset + 12 > heap.sab.byteLength) {
     throw new HandleError(

@@ -35,7 +35,14 @@ import {
 } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
-import { allocIn, commitTracked, makeLocIn, timingOutAs, timingOutAsAsync } from "./_alloc.ts";
+import {
+  allocIn,
+  commitTracked,
+  freesMemory,
+  makeLocIn,
+  timingOutAs,
+  timingOutAsAsync,
+} from "./_alloc.ts";
 
 const KIND = "sabre.stm.Dllist";
 const TAG = tagOf("SDLL");
@@ -427,6 +434,7 @@ export class Dllist {
   xtRemove(xt: Xt, node: DllistNode): boolean {
     if (this.#destroyed) throw new DestroyedError("Dllist");
     checkNode(this.#heap, node, "remove from Dllist");
+    freesMemory(xt);
     if (!isLive(xt, node)) return false;
     this.#unlink(xt, node);
     this.#free(xt, node);
@@ -1086,6 +1094,7 @@ export class Dllist {
   }
 
   #take(xt: Xt, first: boolean): number | undefined {
+    freesMemory(xt);
     const s = this.#sentinel;
     const p = xt.get(first ? nextOf(s) : prevOf(s));
     if (p === s.address) return undefined;

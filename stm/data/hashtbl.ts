@@ -37,7 +37,14 @@ import {
 } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Xt } from "../mod.ts";
 import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
-import { allocIn, commitTracked, makeLocIn, retireAfter, timingOutAs } from "./_alloc.ts";
+import {
+  allocIn,
+  commitTracked,
+  freesMemory,
+  makeLocIn,
+  retireAfter,
+  timingOutAs,
+} from "./_alloc.ts";
 import { checkOptionFields } from "../../memory/_options.ts";
 
 const KIND = "sabre.stm.Hashtbl";
@@ -366,6 +373,7 @@ export class Hashtbl {
   xtRemove(xt: Xt, key: number): number | undefined {
     if (this.#destroyed) throw new DestroyedError("Hashtbl");
     checkNumber(key, "remove from Hashtbl", "key");
+    freesMemory(xt);
     if (this.xtGet(xt, key) === undefined) return undefined;
     this.#maybeRehash(xt, -1);
     const heap = this.#heap;
@@ -435,6 +443,7 @@ export class Hashtbl {
    */
   xtClear(xt: Xt): void {
     if (this.#destroyed) throw new DestroyedError("Hashtbl");
+    freesMemory(xt);
     const heap = this.#heap;
     const old = xt.get(this.#data);
     const oldCapacity = this.#capacityOf(old);
@@ -625,6 +634,9 @@ export class Hashtbl {
     this.#prepareRehash(xt, delta);
     const capacity = xt.get(this.#pending);
     if (capacity === 0) return;
+    // A remove leaves a pending growth to the next set: a growth that
+    // failed on a full heap would otherwise make every remove fail too.
+    if (delta < 0 && capacity > this.#capacityOf(xt.get(this.#data))) return;
     xt.set(this.#pending, 0);
     this.#rehash(xt, capacity);
   }

@@ -16,7 +16,7 @@ import {
 } from "../../memory/mod.ts";
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import { checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
-import { timingOutAs, timingOutAsAsync } from "./_alloc.ts";
+import { freesMemory, timingOutAs, timingOutAsAsync } from "./_alloc.ts";
 
 const KIND = "sabre.stm.Mvar";
 const TAG = tagOf("MVAR");
@@ -160,6 +160,7 @@ export class Mvar {
   xtPut(xt: Xt, value: number): void {
     if (this.#destroyed) throw new DestroyedError("Mvar");
     checkNumber(value, "put into Mvar");
+    freesMemory(xt); // (an Mvar allocates nothing)
     Retry.unless(xt.get(this.#full) === 0);
     xt.set(this.#full, 1);
     xt.set(this.#value, value);
@@ -183,6 +184,7 @@ export class Mvar {
   xtTryPut(xt: Xt, value: number): boolean {
     if (this.#destroyed) throw new DestroyedError("Mvar");
     checkNumber(value, "put into Mvar");
+    freesMemory(xt); // (an Mvar allocates nothing)
     if (xt.get(this.#full) !== 0) return false;
     xt.set(this.#full, 1);
     xt.set(this.#value, value);
@@ -209,6 +211,7 @@ export class Mvar {
    */
   xtTake(xt: Xt): number {
     if (this.#destroyed) throw new DestroyedError("Mvar");
+    freesMemory(xt);
     Retry.unless(xt.get(this.#full) !== 0);
     xt.set(this.#full, 0);
     return xt.get(this.#value);
@@ -230,6 +233,7 @@ export class Mvar {
    */
   xtTryTake(xt: Xt): number | undefined {
     if (this.#destroyed) throw new DestroyedError("Mvar");
+    freesMemory(xt);
     if (xt.get(this.#full) === 0) return undefined;
     xt.set(this.#full, 0);
     return xt.get(this.#value);

@@ -29,9 +29,12 @@ import {
 import { type CommitOptions, Loc, Retry, Xt } from "../mod.ts";
 import { checkCapacity, checkNumber, placeRecord, readRecord, retireRecord } from "./_record.ts";
 import {
+  allocNodesIn,
   commitTracked,
   commitTrackedAsync,
   cons,
+  fillNode,
+  freesMemory,
   nodeCount,
   nodeNext,
   nodeValue,
@@ -49,6 +52,10 @@ const SLOTS = 2;
 const BACK = 0;
 const MIDDLE = 1;
 const FRONT = 2;
+/** Nodes at the old end of `middle` already taken (see the module doc). */
+const CUT = 3;
+/** Handle and record version: 2 added CUT. */
+const VERSION = 2;
 
 /**
  * Handle of a {@linkcode Queue}.
@@ -123,7 +130,7 @@ export class Queue {
     checkOptionFields(options, ["capacity"], "create Queue");
     const wanted = options?.capacity ?? Infinity;
     if (wanted === Infinity) {
-      const locs = Loc.makeArray(heap, 3, 0, { kind: "ref" });
+      const locs = Loc.makeArray(heap, 4, 0, { kind: "ref" });
       return new Queue(locs, placeRecord(heap, TAG, locs, 0), false);
     }
     const capacity = checkCapacity(wanted, "Queue", 65536);
@@ -145,7 +152,7 @@ export class Queue {
    * ```
    */
   static attach(handle: QueueHandle): Queue {
-    const { locs, offset, extra } = readRecord(handle, KIND, TAG, "Queue");
+    const { locs, offset, extra } = readRecord(handle, KIND, TAG, "Queue", VERSION);
     return new Queue(locs, offset, extra !== 0);
   }
 
@@ -163,7 +170,7 @@ export class Queue {
    */
   get handle(): QueueHandle {
     if (this.#destroyed) throw new DestroyedError("Queue");
-    return this.#locs[0].heap.handleOf(KIND, 1, this.#offset);
+    return this.#locs[0].heap.handleOf(KIND, VERSION, this.#offset);
   }
 
   /**
@@ -219,7 +226,9 @@ export class Queue {
     if (!this.#bounded) {
       const heap = this.#heap;
       const l = this.#locs;
-      return nodeCount(heap, xt.get(l[FRONT])) + nodeCount(heap, xt.get(l[MIDDLE])) +
+      const middle = xt.get(l[MIDDLE]);
+      const cut = middle === 0 ? 0 : xt.get(l[CUT]);
+      return nodeCount(heap, xt.get(l[FRONT])) + nodeCount(heap, middle) - cut +
         nodeCount(heap, xt.get(l[BACK]));
     }
     return xt.get(this.#locs[TAIL]) - xt.get(this.#locs[HEAD]);
@@ -339,10 +348,12 @@ export class Queue {
       const f = xt.get(l[FRONT]);
       if (f !== 0) return nodeValue(heap, f);
       let p = xt.get(l[MIDDLE]);
+      const cut = p === 0 ? 0 : xt.get(l[CUT]);
       if (p === 0) p = xt.get(l[BACK]);
       if (p === 0) return undefined;
-      // The oldest is the last node. Immutable nodes: no log accesses needed.
-      for (let next = nodeNext(heap, p); next !== 0; next = nodeNext(heap, p)) p = next;
+      // The oldest is the last live node, whose count is cut + 1. Immutable
+      // nodes: no log accesses needed.
+      while (nodeCount(heap, p) > cut + 1) p = nodeNext(heap, p);
       return nodeValue(heap, p);
     }
     const head = xt.get(this.#locs[HEAD]);
@@ -400,10 +411,19 @@ export class Queue {
       xt.set(this.#locs[HEAD], xt.get(this.#locs[TAIL]));
       return;
     }
+    freesMemory(xt);
     const heap = this.#heap;
+    const l = this.#locs;
     for (const which of [FRONT, MIDDLE, BACK]) {
-      const list = xt.exchange(this.#locs[which], 0);
-      for (let p = list; p !== 0; p = nodeNext(heap, p)) retireAfter(heap, xt, p);
+      const list = xt.exchange(l[which], 0);
+      // Middle's nodes past the cut were retired when they were taken.
+      const cut = which === MIDDLE && list !== 0 ? xt.exchange(l[CUT], 0) : 0;
+      // (Counted, not tested by each count: the node below the live ones
+      // may already be freed and reused.)
+      let p = list;
+      for (let k = nodeCount(heap, list) - cut; k > 0; k--, p = nodeNext(heap, p)) {
+        retireAfter(heap, xt, p);
+      }
     }
   }
 
@@ -527,6 +547,7 @@ export class Queue {
 
   /** Unbounded take: pop `front`, or refill it from `middle` or `back`. */
   #takeList(xt: Xt): number | undefined {
+    freesMemory(xt);
     const heap = this.#heap;
     const l = this.#locs;
     const f = xt.get(l[FRONT]);
@@ -538,26 +559,51 @@ export class Queue {
     // A helping step, committed on its own: only when it cannot poison our
     // log (neither location read yet), as in kcas's three-stack queue.
     if (!xt.isInLog(l[MIDDLE]) && !xt.isInLog(l[BACK])) this.#backToMiddle();
-    let list = xt.exchange(l[MIDDLE], 0);
-    // Another worker may have emptied middle, or added to back since.
-    if (list === 0) list = xt.exchange(l[BACK], 0);
-    if (list === 0) return undefined;
-    // list is newest first: its last node is the one to take; the rest
+    let list = xt.get(l[MIDDLE]);
+    let cut = 0;
+    const fromBack = list === 0;
+    if (!fromBack) {
+      cut = xt.get(l[CUT]);
+    } else {
+      // Another worker may have emptied middle, or added to back since.
+      list = xt.get(l[BACK]);
+      if (list === 0) return undefined;
+    }
+    // The live nodes, newest first: the last is the one to take; the rest
     // becomes front, oldest first.
+    // (Counted: the node below the live ones may already be freed and reused.)
+    const live = nodeCount(heap, list) - cut;
     const nodes: number[] = [];
-    for (let p = list; p !== 0; p = nodeNext(heap, p)) nodes.push(p);
+    for (let k = 0, p = list; k < live; k++, p = nodeNext(heap, p)) nodes.push(p);
+    const blocks = allocNodesIn(heap, xt, live - 1);
+    // On a full heap only the oldest blocks.length + 1 move; the others
+    // stay in middle, above a higher cut.
+    const moved = blocks.length + 1;
     let front = 0;
-    for (let i = 0; i < nodes.length - 1; i++) {
-      front = cons(heap, xt, nodeValue(heap, nodes[i]), front);
+    for (let i = live - moved, b = 0; i < live - 1; i++, b++) {
+      front = fillNode(heap, blocks[b], nodeValue(heap, nodes[i]), front);
     }
     if (front !== 0) xt.set(l[FRONT], front);
-    for (const p of nodes) retireAfter(heap, xt, p);
-    return nodeValue(heap, nodes[nodes.length - 1]);
+    if (moved === live) {
+      xt.set(l[fromBack ? BACK : MIDDLE], 0);
+      xt.set(l[CUT], 0); // (0 already when from back: no write)
+    } else {
+      // The taken nodes stay linked below the live ones, but no reader
+      // passes the cut, so they are retired like the others.
+      if (fromBack) {
+        xt.set(l[MIDDLE], list); // empty, as read above
+        xt.set(l[BACK], 0);
+      }
+      xt.set(l[CUT], cut + moved);
+    }
+    for (let i = live - moved; i < live; i++) retireAfter(heap, xt, nodes[i]);
+    return nodeValue(heap, nodes[live - 1]);
   }
 
   #backToMiddle(): void {
     const l = this.#locs;
     Xt.commit((xt) => {
+      freesMemory(xt); // (allocates nothing)
       const back = xt.get(l[BACK]);
       if (back === 0 || xt.get(l[MIDDLE]) !== 0) return;
       xt.set(l[MIDDLE], back);

@@ -27,6 +27,7 @@ import {
   commitTracked,
   commitTrackedAsync,
   cons,
+  freesMemory,
   nodeCount,
   nodeNext,
   nodeValue,
@@ -277,6 +278,7 @@ export class Stack {
    */
   xtTryPop(xt: Xt): number | undefined {
     if (this.#destroyed) throw new DestroyedError("Stack");
+    freesMemory(xt);
     const head = this.#head;
     if (head !== undefined) {
       const heap = this.#heap;
@@ -384,6 +386,7 @@ export class Stack {
   }
 
   #clear(xt: Xt): void {
+    freesMemory(xt);
     const head = this.#head;
     if (head === undefined) {
       xt.set(this.#locs[SIZE], 0);
