@@ -58,6 +58,15 @@ const H_TAG = 0;
 const H_VERSION = 1;
 /** Stamp ids handed out, one per Domain object (zero in a new header). */
 const H_STAMP_IDS = 2;
+/**
+ * The domain's shared reserve: slots holding a cell (SHARED_CELLS of them)
+ * or a capacity-8 descriptor (SHARED_DESCS), or 0. Blocks in them were
+ * never published or are ripe; a worker takes one with a CAS to 0 and
+ * puts a ripe one back with a CAS from 0 (see #takeShared).
+ */
+const H_SHARED = 3;
+const SHARED_CELLS = 8;
+const SHARED_DESCS = 4;
 /** Commit counter (index in `Domain.words`): bumped before every status change to AFTER. */
 export const H_COUNTER = 16;
 /** Workers registered as waiting, in any bucket. */
@@ -126,12 +135,12 @@ const POOL_MASK = POOL_SLOTS - 1;
 const STAMP_EVERY = 64;
 /**
  * Blocks of each size that a domain keeps allocated for a full heap: enough
- * cells and descriptors for two commits of up to 8 writes, so that a
+ * cells and descriptors for a few commits of up to 8 writes, so that a
  * transaction that frees memory (a take, a clear, a destroy) can commit
  * when the heap has no room left.
  */
 const RESERVE_CELLS = 16;
-const RESERVE_DESCS = 2;
+const RESERVE_DESCS = 4;
 /**
  * How long (ms) a transaction that found the heap full waits, unpinned, for
  * retired blocks to be freed before it tries once more.
@@ -289,6 +298,25 @@ export function recoverFromFullHeap(domain: Domain | undefined, error: unknown):
   return freed > 0 || refilled;
 }
 
+/**
+ * Fills the shared reserve of the new domain header at `hdr` (zeroed), as
+ * far as the heap has room: the blocks are never freed, as the domain is
+ * not.
+ */
+function fillSharedReserve(heap: SharedHeap, hdr: number): void {
+  const first = (hdr >> 2) + H_SHARED;
+  for (let k = 0; k < SHARED_CELLS + SHARED_DESCS; k++) {
+    let ptr: number;
+    try {
+      ptr = heap.allocate(k < SHARED_CELLS ? CELL_BYTES : D_HEADER + 8 * ENTRY_BYTES);
+    } catch (e) {
+      if (e instanceof HeapExhaustedError) return;
+      throw e;
+    }
+    Atomics.store(heap.i32, first + k, ptr);
+  }
+}
+
 /** Domains of this realm: the root domain per heap, and every attached one. */
 const rootDomains = new WeakMap<SharedHeap, Domain>();
 const attachedDomains = new WeakMap<SharedHeap, Map<number, Domain>>();
@@ -326,6 +354,8 @@ export class Domain {
   #committing = false;
   /** Set when #take handed out a reserved descriptor (see #reserveDescPool). */
   #gaveReserveDesc = false;
+  /** Cells and descriptors taken from the shared reserve and not yet put back. */
+  readonly #sharedDebt = [0, 0];
   /** The last epoch stamped on pool entries. */
   #epoch = 0;
   /** Blocks put into the pools since the last stamp. */
@@ -365,6 +395,7 @@ export class Domain {
         offset: hdr,
       });
       if (handle.offset !== hdr) heap.free(hdr);
+      else fillSharedReserve(heap, hdr);
     }
     if (handle.kind !== DOMAIN_KIND) {
       throw new HandleError(
@@ -796,12 +827,14 @@ export class Domain {
    * is pinned, so the epoch can move at most once here; the transaction's
    * caller waits for more, unpinned (recoverFromFullHeap).
    *
-   * Only commits that allocate nothing beyond their cells and descriptor
-   * (Loc writes, `Op.atomically`), and transactions that free memory (the
-   * takes, removes and clears of stm/data, which call
-   * `xt["allowReserve"]()`), may use the reserve: each commit gives back
-   * as many cells and descriptors as it takes, and they refill the reserve
-   * once ripe. A transaction that adds data could drain it for good.
+   * The reserves serve commits that allocate nothing beyond their cells
+   * and descriptor (Loc writes, `Op.atomically`), transactions that free
+   * memory (the takes, removes and clears of stm/data, which call
+   * `xt["allowReserve"]()`), and any transaction's retry after a recovery
+   * (which refilled them). No commit drains them for good: each gives back
+   * as many cells and descriptors as it takes, into the pools, which
+   * #flush keeps until they refill the reserves. The restriction keeps
+   * them for commits that would otherwise never run.
    */
   #takeOnFullHeap(pool: Pool, error: unknown, reserve: boolean): number {
     if (!(error instanceof HeapExhaustedError)) throw error;
@@ -820,13 +853,50 @@ export class Domain {
     }
     // A descriptor of capacity 8 serves every pool (put back into this
     // one after the commit, larger than its size but never read past it).
-    const kept = this.#reserves[isCell ? 0 : 1];
-    if (kept.count === 0 || kept.size < pool.size) throw error;
+    const kind = isCell ? 0 : 1;
+    const kept = this.#reserves[kind];
+    let ptr = 0;
+    if (kept.count !== 0) ptr = kept.ptrs[--kept.count];
+    // A worker that never committed here before the heap filled has no
+    // reserve of its own: the domain's shared one serves it, and it puts
+    // ripe blocks back there first (#refillFromPools).
+    else ptr = this.#takeShared(kind);
+    if (ptr === 0) throw error;
+    if (ptr + kept.size > this.heap.mappedBytes) this.heap.ensure(ptr + kept.size);
     this.#reserveShort = true;
     if (!isCell) this.#gaveReserveDesc = true;
-    const ptr = kept.ptrs[--kept.count];
-    if (ptr + kept.size > this.heap.mappedBytes) this.heap.ensure(ptr + kept.size);
     return ptr;
+  }
+
+  /** A block of `kind` (0 cells, 1 descriptors) from the shared reserve, or 0. */
+  #takeShared(kind: number): number {
+    const i32 = this.heap.i32;
+    const first = (this.hdr >> 2) + H_SHARED + (kind === 0 ? 0 : SHARED_CELLS);
+    const end = first + (kind === 0 ? SHARED_CELLS : SHARED_DESCS);
+    for (let w = first; w < end; w++) {
+      const ptr = Atomics.load(i32, w);
+      // The CAS orders the plain writes of the worker that put it (before
+      // its CAS) before ours.
+      if (ptr !== 0 && Atomics.compareExchange(i32, w, ptr, 0) === ptr) {
+        this.#sharedDebt[kind]++;
+        return ptr;
+      }
+    }
+    return 0;
+  }
+
+  /**
+   * Puts `ptr`, a ripe block of `kind`, into a free slot of the shared
+   * reserve; false when every slot is full.
+   */
+  #putShared(kind: number, ptr: number): boolean {
+    const i32 = this.heap.i32;
+    const first = (this.hdr >> 2) + H_SHARED + (kind === 0 ? 0 : SHARED_CELLS);
+    const end = first + (kind === 0 ? SHARED_CELLS : SHARED_DESCS);
+    for (let w = first; w < end; w++) {
+      if (Atomics.load(i32, w) === 0 && Atomics.compareExchange(i32, w, 0, ptr) === 0) return true;
+    }
+    return false;
   }
 
   /**
@@ -847,7 +917,9 @@ export class Domain {
   refillReserves(stamp = false): boolean {
     if (stamp) this.#stampPools();
     let added = this.#refillFromPools();
-    this.#reserveShort = false;
+    // Debts are paid from ripe blocks only (allocating is as good, but the
+    // heap may have no room); until then the next stamp tries again.
+    this.#reserveShort = this.#sharedDebt[0] + this.#sharedDebt[1] !== 0;
     const heap = this.heap;
     const reserves = this.#reserves;
     for (let r = 0; r < reserves.length; r++) {
@@ -868,13 +940,29 @@ export class Domain {
     return added;
   }
 
-  /** Tops up the reserves with ripe pooled blocks only; returns whether it added any. */
+  /**
+   * Pays back the shared reserve, then tops up this worker's, with ripe
+   * pooled blocks only; returns whether it added any.
+   */
   #refillFromPools(): boolean {
     let added = false;
     const reserves = this.#reserves;
+    const debt = this.#sharedDebt;
     for (let r = 0; r < reserves.length; r++) {
       const reserve = reserves[r];
       const pool = r === 0 ? this.#cells : this.#descs[this.#descs.length - 1];
+      while (debt[r] > 0) {
+        const ptr = this.#takeRipe(pool);
+        if (ptr === 0) break;
+        debt[r]--;
+        if (this.#putShared(r, ptr)) {
+          added = true;
+        } else {
+          // Full already (paid by another worker): keep it.
+          debt[r] = 0;
+          this.#untake(pool, ptr);
+        }
+      }
       while (reserve.count < reserve.ptrs.length) {
         const ptr = this.#takeRipe(pool);
         if (ptr === 0) break;
@@ -941,18 +1029,19 @@ export class Domain {
     const heap = this.heap;
     this.#stampPools();
     const e = this.#epoch;
-    // While this worker commits here, the blocks its reserve lacks stay
-    // pooled (the newest; the ripe ones go into the reserve first), or the
-    // reserve would never refill: the reserve's descriptors and cells come
-    // back into these pools after their commits, and once freed the heap
-    // may give their pages to other sizes.
+    // While this worker commits here, the blocks its reserve lacks (and
+    // those it owes the shared one) stay pooled (the newest; the ripe ones
+    // go into the reserves first), or the reserve would never refill: its
+    // descriptors and cells come back into these pools after their
+    // commits, and once freed the heap may give their pages to other sizes.
     const reserves = this.#reserves;
+    const debt = this.#sharedDebt;
     let keepCells = 0;
     let keepDescs = 0;
+    if (this.#committing) this.#refillFromPools();
     if (!closing && this.#committing) {
-      this.#refillFromPools();
-      keepCells = reserves[0].ptrs.length - reserves[0].count;
-      keepDescs = reserves[1].ptrs.length - reserves[1].count;
+      keepCells = reserves[0].ptrs.length - reserves[0].count + debt[0];
+      keepDescs = reserves[1].ptrs.length - reserves[1].count + debt[1];
     }
     let freed = flushPool(heap, this.#cells, e, keepCells);
     const descs = this.#descs;
@@ -961,8 +1050,15 @@ export class Domain {
       freed += flushPool(heap, descs[c], e, c === last ? keepDescs : 0);
     }
     if (closing) {
-      for (const reserve of this.#reserves) {
-        while (reserve.count > 0) heap.free(reserve.ptrs[--reserve.count]);
+      // The reserve, never published, fills the shared one's free slots
+      // (paying what is owed, or more); the rest is freed.
+      for (let r = 0; r < reserves.length; r++) {
+        const reserve = reserves[r];
+        while (reserve.count > 0) {
+          const ptr = reserve.ptrs[--reserve.count];
+          if (!this.#putShared(r, ptr)) heap.free(ptr);
+        }
+        debt[r] = 0;
       }
       this.#reserveShort = this.#committing;
     }

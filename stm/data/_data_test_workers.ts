@@ -458,8 +458,9 @@ export interface FullHeapQueueReport {
 }
 
 /**
- * Producers add `index * 1e6 + i` until the heap is full; then every
- * worker takes until the queue is empty, checking each producer's order.
+ * Producers (the first `producers` workers) add `index * 1e6 + i` until the
+ * heap is full; then every worker takes until the queue is empty, checking
+ * each producer's order.
  */
 export async function fullHeapQueue(
   ctx: WorkerContext<FullHeapQueueArgs>,
@@ -478,7 +479,8 @@ export async function fullHeapQueue(
   }
   ctx.barrier.wait();
   const taken: number[] = [];
-  const last = new Array<number>(ctx.args.producers).fill(-1);
+  // (With no producers, the queue holds the main thread's numbers: producer 0's.)
+  const last = new Array<number>(Math.max(1, ctx.args.producers)).fill(-1);
   let refused = 0;
   for (;;) {
     let v: number | undefined;

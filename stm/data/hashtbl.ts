@@ -22,8 +22,10 @@
  * (more than 2 entries per bucket) or too empty (fewer than 1 per 8
  * buckets, down to the initial capacity) first marks `pending` in a quick
  * commit of its own (when `pending` is not yet in its log), and then every
- * mutator that sees `pending` does the rehash inside its transaction; one
- * of them wins, the others re-run. Lookups never rehash.
+ * set that sees a growth pending does it inside its transaction; one of
+ * them wins, the others re-run. Removes shrink, each in a commit of its
+ * own (so that on a full heap the shrink fails, not the remove). Lookups
+ * never rehash.
  *
  * @module
  */
@@ -31,6 +33,7 @@
 import {
   checkHeap,
   DestroyedError,
+  HeapExhaustedError,
   type SharedHandle,
   type SharedHeap,
   tagOf,
@@ -54,6 +57,8 @@ const PENDING = 1;
 const DATA = 2;
 const ENTRY_BYTES = 24;
 const T_HEADER = 16;
+/** Removes that leave shrinks alone after a shrink found the heap full. */
+const SHRINK_BACKOFF = 64;
 
 const scratch = new Float64Array(1);
 const scratchWords = new Int32Array(scratch.buffer);
@@ -123,6 +128,8 @@ export class Hashtbl {
   #cache: (Loc | undefined)[] = [];
   /** Set by destroy(): every later call on this object throws. */
   #destroyed = false;
+  /** Removes left before this object tries a shrink again (see #shrinkAside). */
+  #shrinkSkips = 0;
 
   private constructor(locs: Loc[], minCapacity: number, offset: number) {
     this.#heap = locs[0].heap;
@@ -347,7 +354,7 @@ export class Hashtbl {
     }
     // A new key: grow first where it calls for that (which may replace the
     // table, so find the bucket again). Overwrites never rehash.
-    this.#maybeRehash(xt, 1);
+    this.#maybeGrow(xt);
     bucket = this.#bucket(xt, key);
     xt.set(bucket, newEntry(heap, xt, key, value, xt.get(bucket)));
     xt.incr(this.#size);
@@ -375,7 +382,7 @@ export class Hashtbl {
     checkNumber(key, "remove from Hashtbl", "key");
     freesMemory(xt);
     if (this.xtGet(xt, key) === undefined) return undefined;
-    this.#maybeRehash(xt, -1);
+    this.#shrinkAside(xt);
     const heap = this.#heap;
     const bucket = this.#bucket(xt, key);
     const before: number[] = [];
@@ -534,7 +541,12 @@ export class Hashtbl {
   }
 
   /**
-   * Removes every key, at one instant.
+   * Removes every key, at one instant, and goes back to the initial
+   * capacity. It builds a new table and commits a descriptor with an entry
+   * per bucket, so on a heap with no room for them it throws
+   * `HeapExhaustedError` with nothing changed (an empty table then only
+   * keeps its capacity): `remove` each key instead, which needs no room
+   * but a chain's copy, or `destroy()` the table.
    *
    * @example
    * ```ts
@@ -548,10 +560,15 @@ export class Hashtbl {
    * ```
    */
   clear(options?: CommitOptions): void {
-    timingOutAs(
-      "call Hashtbl.clear",
-      () => commitTracked(this.#heap, (xt) => this.xtClear(xt), options),
-    );
+    try {
+      timingOutAs(
+        "call Hashtbl.clear",
+        () => commitTracked(this.#heap, (xt) => this.xtClear(xt), options),
+      );
+    } catch (e) {
+      // Only the capacity was left to go back: nothing a caller could miss.
+      if (!(e instanceof HeapExhaustedError) || this.length !== 0) throw e;
+    }
   }
 
   /**
@@ -614,14 +631,19 @@ export class Hashtbl {
     return rest;
   }
 
-  /** Marks a rehash as pending when `size + delta` calls for one; quick, own commit. */
+  /**
+   * Marks a rehash as pending when `size + delta` calls for one: a growth
+   * for a set (`delta` 1; it replaces a pending shrink), a shrink for a
+   * remove (-1). Quick, own commit.
+   */
   #prepareRehash(xt: Xt, delta: number): void {
     const tx = (x: Xt): void => {
-      if (x.get(this.#pending) !== 0) return;
+      const pending = x.get(this.#pending);
       const size = Math.max(1, x.get(this.#size) + delta);
       const capacity = this.#capacityOf(x.get(this.#data));
-      if (size > 2 * capacity) x.set(this.#pending, capacity * 2);
-      else if (8 * size < capacity && capacity > this.#minCapacity) {
+      if (delta > 0) {
+        if (pending <= capacity && size > 2 * capacity) x.set(this.#pending, capacity * 2);
+      } else if (pending === 0 && 8 * size < capacity && capacity > this.#minCapacity) {
         x.set(this.#pending, capacity / 2);
       }
     };
@@ -630,15 +652,43 @@ export class Hashtbl {
     else Xt.commit(tx);
   }
 
-  #maybeRehash(xt: Xt, delta: number): void {
-    this.#prepareRehash(xt, delta);
+  /** A set's rehash: a growth that is due or pending (shrinks are the removes', #shrinkAside). */
+  #maybeGrow(xt: Xt): void {
+    this.#prepareRehash(xt, 1);
     const capacity = xt.get(this.#pending);
-    if (capacity === 0) return;
-    // A remove leaves a pending growth to the next set: a growth that
-    // failed on a full heap would otherwise make every remove fail too.
-    if (delta < 0 && capacity > this.#capacityOf(xt.get(this.#data))) return;
+    if (capacity === 0 || capacity < this.#capacityOf(xt.get(this.#data))) return;
     xt.set(this.#pending, 0);
     this.#rehash(xt, capacity);
+  }
+
+  /**
+   * A remove's rehash: a shrink that is due, done in a commit of its own,
+   * so that on a heap too full for the smaller table the shrink fails, not
+   * the remove (this object then leaves shrinks alone for SHRINK_BACKOFF
+   * removes). A pending growth waits for the next set, and a transaction
+   * that has `pending` in its log leaves it all to a later one. When the
+   * shrink commits, the caller's attempt (which read the old table) runs
+   * again, and then finds nothing to do here.
+   */
+  #shrinkAside(xt: Xt): void {
+    if (xt.isInLog(this.#pending)) return;
+    if (this.#shrinkSkips > 0) {
+      this.#shrinkSkips--;
+      return;
+    }
+    try {
+      commitTracked(this.#heap, (x) => {
+        x.get(this.#pending); // in the log: #prepareRehash marks it here
+        this.#prepareRehash(x, -1);
+        const capacity = x.get(this.#pending);
+        if (capacity === 0 || capacity > this.#capacityOf(x.get(this.#data))) return;
+        x.set(this.#pending, 0);
+        this.#rehash(x, capacity);
+      });
+    } catch (e) {
+      if (!(e instanceof HeapExhaustedError)) throw e;
+      this.#shrinkSkips = SHRINK_BACKOFF;
+    }
   }
 
   #rehash(xt: Xt, capacity: number): void {
