@@ -75,7 +75,7 @@ Deno.test("full heap: take, length and peek compose in one transaction while the
   assert.equal(queue.length, 0);
 });
 
-Deno.test("full heap: clear and destroy of a Queue, a Stack and a Hashtbl that filled the heap give its room back", () => {
+Deno.test("full heap: clear and destroy of a Queue and a Stack that filled the heap, and of a Hashtbl that grew until the heap refused its next table, give the room back", () => {
   for (const make of ["queue", "stack", "hashtbl"] as const) {
     const heap = smallHeap();
     const baseline = settled(heap);
@@ -93,7 +93,8 @@ Deno.test("full heap: clear and destroy of a Queue, a Stack and a Hashtbl that f
     } else {
       const t = Hashtbl.create(heap);
       fill((i) => t.set(i, i));
-      assert.equal(t.remove(0), 0, "a remove on the full heap");
+      // (A Hashtbl beside Locs that fill the heap: the test below.)
+      assert.equal(t.remove(0), 0, "a remove after the refused growth");
       [clear, destroy, count] = [() => t.clear(), () => t.destroy(), () => t.length];
     }
     clear();
