@@ -67,6 +67,8 @@ const H_STAMP_IDS = 2;
 const H_SHARED = 3;
 const SHARED_CELLS = 8;
 const SHARED_DESCS = 4;
+/** Empty slots of the shared reserve: a hint for workers that may refill them (see #stamp). */
+const H_SHARED_EMPTY = H_SHARED + SHARED_CELLS + SHARED_DESCS;
 /** Commit counter (index in `Domain.words`): bumped before every status change to AFTER. */
 export const H_COUNTER = 16;
 /** Workers registered as waiting, in any bucket. */
@@ -299,21 +301,32 @@ export function recoverFromFullHeap(domain: Domain | undefined, error: unknown):
 }
 
 /**
- * Fills the shared reserve of the new domain header at `hdr` (zeroed), as
- * far as the heap has room: the blocks are never freed, as the domain is
- * not.
+ * Fills the shared reserve of a new domain header at `hdr` (zeroed, not yet
+ * published), as far as the heap has room: plain writes, published with
+ * the header. The blocks are never freed while the domain is used, as the
+ * domain is not.
  */
 function fillSharedReserve(heap: SharedHeap, hdr: number): void {
   const first = (hdr >> 2) + H_SHARED;
-  for (let k = 0; k < SHARED_CELLS + SHARED_DESCS; k++) {
+  let filled = 0;
+  for (; filled < SHARED_CELLS + SHARED_DESCS; filled++) {
     let ptr: number;
     try {
-      ptr = heap.allocate(k < SHARED_CELLS ? CELL_BYTES : D_HEADER + 8 * ENTRY_BYTES);
+      ptr = heap.allocate(filled < SHARED_CELLS ? CELL_BYTES : D_HEADER + 8 * ENTRY_BYTES);
     } catch (e) {
-      if (e instanceof HeapExhaustedError) return;
+      if (e instanceof HeapExhaustedError) break;
       throw e;
     }
-    Atomics.store(heap.i32, first + k, ptr);
+    heap.i32[first + filled] = ptr;
+  }
+  heap.i32[(hdr >> 2) + H_SHARED_EMPTY] = SHARED_CELLS + SHARED_DESCS - filled;
+}
+
+/** Frees the shared reserve of a domain header that was never published. */
+function freeSharedReserve(heap: SharedHeap, hdr: number): void {
+  for (let k = 0; k < SHARED_CELLS + SHARED_DESCS; k++) {
+    const ptr = heap.i32[(hdr >> 2) + H_SHARED + k];
+    if (ptr !== 0) heap.free(ptr);
   }
 }
 
@@ -382,6 +395,7 @@ export class Domain {
     let handle = heap.root(ROOT_NAME);
     if (handle === undefined) {
       const hdr = heap.allocateZeroed(HEADER_BYTES);
+      fillSharedReserve(heap, hdr);
       const i32 = heap.i32;
       i32[(hdr >> 2) + H_VERSION] = STM_VERSION;
       Atomics.store(i32, (hdr >> 2) + H_TAG, DOMAIN_TAG);
@@ -394,8 +408,10 @@ export class Domain {
         sab: heap.sab,
         offset: hdr,
       });
-      if (handle.offset !== hdr) heap.free(hdr);
-      else fillSharedReserve(heap, hdr);
+      if (handle.offset !== hdr) {
+        freeSharedReserve(heap, hdr);
+        heap.free(hdr);
+      }
     }
     if (handle.kind !== DOMAIN_KIND) {
       throw new HandleError(
@@ -878,6 +894,7 @@ export class Domain {
       // The CAS orders the plain writes of the worker that put it (before
       // its CAS) before ours.
       if (ptr !== 0 && Atomics.compareExchange(i32, w, ptr, 0) === ptr) {
+        Atomics.add(i32, (this.hdr >> 2) + H_SHARED_EMPTY, 1);
         this.#sharedDebt[kind]++;
         return ptr;
       }
@@ -894,7 +911,10 @@ export class Domain {
     const first = (this.hdr >> 2) + H_SHARED + (kind === 0 ? 0 : SHARED_CELLS);
     const end = first + (kind === 0 ? SHARED_CELLS : SHARED_DESCS);
     for (let w = first; w < end; w++) {
-      if (Atomics.load(i32, w) === 0 && Atomics.compareExchange(i32, w, 0, ptr) === 0) return true;
+      if (Atomics.load(i32, w) === 0 && Atomics.compareExchange(i32, w, 0, ptr) === 0) {
+        Atomics.sub(i32, (this.hdr >> 2) + H_SHARED_EMPTY, 1);
+        return true;
+      }
     }
     return false;
   }
@@ -1008,6 +1028,26 @@ export class Domain {
   #stamp(): void {
     this.#stampPools();
     if (this.#reserveShort) this.refillReserves();
+    else if (Atomics.load(this.words, H_SHARED_EMPTY) > 0) this.#topUpShared();
+  }
+
+  /**
+   * Puts ripe pooled blocks into the shared reserve's empty slots (left by
+   * borrowers that closed or died before they paid back), from a worker
+   * whose own reserve is full.
+   */
+  #topUpShared(): void {
+    for (let kind = 0; kind < 2; kind++) {
+      const pool = kind === 0 ? this.#cells : this.#descs[this.#descs.length - 1];
+      for (;;) {
+        const ptr = this.#takeRipe(pool);
+        if (ptr === 0) break;
+        if (!this.#putShared(kind, ptr)) {
+          this.#untake(pool, ptr);
+          break;
+        }
+      }
+    }
   }
 
   /** #stamp without refilling the reserves. */

@@ -129,6 +129,20 @@ Deno.test("full heap: a Hashtbl beside Locs that fill the heap removes every key
   table.destroy();
 });
 
+Deno.test("full heap: a Hashtbl whose growth the heap refused shrinks as removes empty it, and takes new keys again", () => {
+  const heap = smallHeap();
+  const table = Hashtbl.create(heap);
+  const added = fill((i) => table.set(i, i));
+  const grown = table.capacity;
+  // The refused growth stays pending; once the removes have emptied the
+  // table it is no longer due, and the shrinks go ahead.
+  for (let i = 0; i < added; i++) assert.equal(table.remove(i), i);
+  assert.ok(table.capacity < grown, `capacity ${table.capacity}, was ${grown}`);
+  for (let i = 0; i < 50; i++) table.set(1e6 + i, i);
+  assert.equal(table.length, 50);
+  assert.equal(table.get(1e6 + 49), 49);
+});
+
 Deno.test("full heap: a Stack that filled the heap pops every number, newest first", () => {
   const heap = smallHeap();
   const stack = Stack.create(heap);

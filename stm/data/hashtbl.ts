@@ -642,7 +642,7 @@ export class Hashtbl {
       const size = Math.max(1, x.get(this.#size) + delta);
       const capacity = this.#capacityOf(x.get(this.#data));
       if (delta > 0) {
-        if (pending <= capacity && size > 2 * capacity) x.set(this.#pending, capacity * 2);
+        if (pending <= capacity && this.#growthDue(x, delta)) x.set(this.#pending, capacity * 2);
       } else if (pending === 0 && 8 * size < capacity && capacity > this.#minCapacity) {
         x.set(this.#pending, capacity / 2);
       }
@@ -652,12 +652,22 @@ export class Hashtbl {
     else Xt.commit(tx);
   }
 
+  /** Whether `size + delta` entries call for a growth of the current table. */
+  #growthDue(xt: Xt, delta: number): boolean {
+    const size = Math.max(1, xt.get(this.#size) + delta);
+    return size > 2 * this.#capacityOf(xt.get(this.#data));
+  }
+
   /** A set's rehash: a growth that is due or pending (shrinks are the removes', #shrinkAside). */
   #maybeGrow(xt: Xt): void {
     this.#prepareRehash(xt, 1);
     const capacity = xt.get(this.#pending);
-    if (capacity === 0 || capacity < this.#capacityOf(xt.get(this.#data))) return;
+    const current = this.#capacityOf(xt.get(this.#data));
+    if (capacity === 0 || capacity < current) return;
     xt.set(this.#pending, 0);
+    // A growth that a full heap refused stays pending while removes empty
+    // the table: then it is no longer due.
+    if (!this.#growthDue(xt, 1)) return;
     this.#rehash(xt, capacity);
   }
 
@@ -668,7 +678,9 @@ export class Hashtbl {
    * removes). A pending growth waits for the next set, and a transaction
    * that has `pending` in its log leaves it all to a later one. When the
    * shrink commits, the caller's attempt (which read the old table) runs
-   * again, and then finds nothing to do here.
+   * again, and then finds nothing to do here. Like the Queue's helping
+   * step, it stays committed where the caller's transaction then throws or
+   * rolls back: it changes the capacity, never the contents.
    */
   #shrinkAside(xt: Xt): void {
     if (xt.isInLog(this.#pending)) return;
@@ -678,7 +690,11 @@ export class Hashtbl {
     }
     try {
       commitTracked(this.#heap, (x) => {
-        x.get(this.#pending); // in the log: #prepareRehash marks it here
+        // A growth that a full heap refused, no longer due, gives way.
+        const pending = x.get(this.#pending); // in the log: #prepareRehash marks it here
+        if (pending > this.#capacityOf(x.get(this.#data)) && !this.#growthDue(x, -1)) {
+          x.set(this.#pending, 0);
+        }
         this.#prepareRehash(x, -1);
         const capacity = x.get(this.#pending);
         if (capacity === 0 || capacity > this.#capacityOf(x.get(this.#data))) return;
