@@ -286,9 +286,10 @@ function bucketOf(addr: number): number {
  * After a transaction or a Loc write found the heap of `domain` full
  * (`error`), with the attempt ended and unpinned: waits briefly
  * (FULL_HEAP_WAIT_MS) for the epoch to free what was retired before, tops
- * up the reserve, and answers whether that freed anything, so that one
- * more attempt is worth it. Inside the caller's own pin (a transaction run from inside
- * `heap.pin()`) nothing can be freed: false at once.
+ * up the reserves, and answers whether that freed or refilled anything, so
+ * that one more attempt is worth it. Inside the caller's own pin (a
+ * transaction run from inside `heap.pin()`) nothing can be freed: false at
+ * once.
  */
 export function recoverFromFullHeap(domain: Domain | undefined, error: unknown): boolean {
   if (!(error instanceof HeapExhaustedError) || domain === undefined) return false;
@@ -972,16 +973,11 @@ export class Domain {
       const reserve = reserves[r];
       const pool = r === 0 ? this.#cells : this.#descs[this.#descs.length - 1];
       while (debt[r] > 0) {
-        const ptr = this.#takeRipe(pool);
-        if (ptr === 0) break;
-        debt[r]--;
-        if (this.#putShared(r, ptr)) {
-          added = true;
-        } else {
-          // Full already (paid by another worker): keep it.
-          debt[r] = 0;
-          this.#untake(pool, ptr);
-        }
+        const moved = this.#ripeToShared(r, pool);
+        if (moved === 0) break;
+        // Slots full already (another worker paid): nothing is owed.
+        debt[r] = moved < 0 ? 0 : debt[r] - 1;
+        if (moved > 0) added = true;
       }
       while (reserve.count < reserve.ptrs.length) {
         const ptr = this.#takeRipe(pool);
@@ -1039,15 +1035,21 @@ export class Domain {
   #topUpShared(): void {
     for (let kind = 0; kind < 2; kind++) {
       const pool = kind === 0 ? this.#cells : this.#descs[this.#descs.length - 1];
-      for (;;) {
-        const ptr = this.#takeRipe(pool);
-        if (ptr === 0) break;
-        if (!this.#putShared(kind, ptr)) {
-          this.#untake(pool, ptr);
-          break;
-        }
-      }
+      while (this.#ripeToShared(kind, pool) > 0);
     }
+  }
+
+  /**
+   * Moves the oldest ripe block of `pool` into an empty slot of the shared
+   * reserve (`kind` 0 cells, 1 descriptors): 1 when it did, 0 when no block
+   * is ripe, -1 when every slot is full (the block stays pooled).
+   */
+  #ripeToShared(kind: number, pool: Pool): number {
+    const ptr = this.#takeRipe(pool);
+    if (ptr === 0) return 0;
+    if (this.#putShared(kind, ptr)) return 1;
+    this.#untake(pool, ptr);
+    return -1;
   }
 
   /** #stamp without refilling the reserves. */

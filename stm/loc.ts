@@ -531,24 +531,27 @@ export class Loc {
    * fetchAndAdd (`add` true: old value + `operand`); returns the old value.
    */
   #rmw(add: boolean, operand: number): number {
+    try {
+      return this.#rmwLoop(add, operand);
+    } catch (e) {
+      // A full heap: nothing was written; wait for reclamation, then once more.
+      if (!recoverFromFullHeap(this.d, e)) throw e;
+    }
+    return this.#rmwLoop(add, operand);
+  }
+
+  #rmwLoop(add: boolean, operand: number): number {
     const d = this.d;
     const heap = d.heap;
-    for (let backoff = 1, recovered = false;; backoff = Math.min(backoff * 2, 256)) {
+    for (let backoff = 1;; backoff = Math.min(backoff * 2, 256)) {
+      heap.pinForOperation();
       try {
-        heap.pinForOperation();
-        try {
-          const cell = d.resolve(this.w);
-          const old = d.valueOf(cell);
-          const next = add ? addValue(this.k, old, operand, "fetchAndAdd Loc") : operand;
-          if (d.casOne(this.a, cell, next, true)) return old;
-        } finally {
-          heap.unpin();
-        }
-      } catch (e) {
-        // A full heap: nothing was written; wait for reclamation, once.
-        if (recovered || !recoverFromFullHeap(d, e)) throw e;
-        recovered = true;
-        continue;
+        const cell = d.resolve(this.w);
+        const old = d.valueOf(cell);
+        const next = add ? addValue(this.k, old, operand, "fetchAndAdd Loc") : operand;
+        if (d.casOne(this.a, cell, next, true)) return old;
+      } finally {
+        heap.unpin();
       }
       for (let i = 0; i < backoff; i++) pause();
     }
@@ -575,22 +578,26 @@ export class Loc {
       );
     }
     desired = checkValue(this.k, desired, "compareAndSet Loc");
+    try {
+      return this.#compareAndSetLoop(expected, desired);
+    } catch (e) {
+      // A full heap: nothing was written; wait for reclamation, then once more.
+      if (!recoverFromFullHeap(this.d, e)) throw e;
+    }
+    return this.#compareAndSetLoop(expected, desired);
+  }
+
+  #compareAndSetLoop(expected: number, desired: number): boolean {
     const d = this.d;
     const heap = d.heap;
-    for (let backoff = 1, recovered = false;; backoff = Math.min(backoff * 2, 256)) {
+    for (let backoff = 1;; backoff = Math.min(backoff * 2, 256)) {
+      heap.pinForOperation();
       try {
-        heap.pinForOperation();
-        try {
-          const cell = d.resolve(this.w);
-          if (!sameValueZero(d.valueOf(cell), expected)) return false;
-          if (d.casOne(this.a, cell, desired, true)) return true;
-        } finally {
-          heap.unpin();
-        }
-      } catch (e) {
-        if (recovered || !recoverFromFullHeap(d, e)) throw e;
-        recovered = true;
-        continue;
+        const cell = d.resolve(this.w);
+        if (!sameValueZero(d.valueOf(cell), expected)) return false;
+        if (d.casOne(this.a, cell, desired, true)) return true;
+      } finally {
+        heap.unpin();
       }
       for (let i = 0; i < backoff; i++) pause();
     }
@@ -661,35 +668,40 @@ export class Loc {
    */
   update(fn: (value: number) => number, options?: CommitOptions): number {
     checkFn(fn, "update Loc");
+    let old: number | undefined;
+    try {
+      old = this.#updateLoop(fn);
+    } catch (e) {
+      // A full heap: nothing was written; wait for reclamation, then once more.
+      if (!recoverFromFullHeap(this.d, e)) throw e;
+      old = this.#updateLoop(fn);
+    }
+    // fn called Retry.later(): wait in a transaction.
+    return old ?? Xt.commit((xt) => xt.update(this, fn), options);
+  }
+
+  /** update's CAS loop; undefined when `fn` calls `Retry.later()`. */
+  #updateLoop(fn: (value: number) => number): number | undefined {
     const d = this.d;
     const heap = d.heap;
-    for (let backoff = 1, recovered = false;; backoff = Math.min(backoff * 2, 256)) {
-      let later = false;
+    for (let backoff = 1;; backoff = Math.min(backoff * 2, 256)) {
+      heap.pinForOperation();
       try {
-        heap.pinForOperation();
+        const cell = d.resolve(this.w);
+        const old = d.valueOf(cell);
+        let next: number;
         try {
-          const cell = d.resolve(this.w);
-          const old = d.valueOf(cell);
-          let next = 0;
-          try {
-            next = checkValue(this.k, fn(old), "update Loc");
-          } catch (e) {
-            if (e !== Later) throw e;
-            later = true;
-          }
-          if (!later && d.casOne(this.a, cell, next, true)) return old;
-        } finally {
-          heap.unpin();
+          next = checkValue(this.k, fn(old), "update Loc");
+        } catch (e) {
+          if (e !== Later) throw e;
+          return undefined;
         }
-      } catch (e) {
-        if (recovered || !recoverFromFullHeap(d, e)) throw e;
-        recovered = true;
-        continue;
+        if (d.casOne(this.a, cell, next, true)) return old;
+      } finally {
+        heap.unpin();
       }
-      if (later) break;
       for (let i = 0; i < backoff; i++) pause();
     }
-    return Xt.commit((xt) => xt.update(this, fn), options);
   }
 
   /**

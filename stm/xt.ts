@@ -226,7 +226,8 @@ export class Xt {
    * Internal, for stm/data (called as `xt["allowReserve"]()`): marks this
    * attempt as one that frees memory (a take, a remove, a clear), so that
    * its commit may use the cells and descriptors that each worker keeps for
-   * a full heap. Never for an attempt that adds data: it could drain them.
+   * a full heap. Not for an attempt that adds data: the reserves are kept
+   * for commits that could not run otherwise.
    */
   private allowReserve(): void {
     this.#reserve = true;
@@ -408,9 +409,10 @@ export class Xt {
   /**
    * #run; when the attempt throws `HeapExhaustedError` and has not
    * `recovered` yet, ends it and waits for reclamation
-   * (recoverFromFullHeap): RECOVERED when that freed blocks. Deleted or replaced data of committed transactions
-   * is retired through epochs, so a heap that is full right after many
-   * takes or removes usually has room again two epochs later.
+   * (recoverFromFullHeap): RECOVERED when that freed or refilled blocks.
+   * Deleted or replaced data of committed transactions is retired through
+   * epochs, so a heap that is full right after many takes or removes
+   * usually has room again two epochs later.
    */
   #runOrRecover(tx: Tx<unknown>, mode: CommitMode, recovered: boolean): number {
     // After a recovery the commit may use the reserve: the recovery refilled

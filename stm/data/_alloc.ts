@@ -222,7 +222,8 @@ export function allocNodesIn(heap: SharedHeap, xt: Xt, wanted: number): number[]
 /**
  * Marks `xt`'s attempt as one that frees memory (a take, a remove, a
  * clear), so that its commit may use the cells and descriptors that each
- * worker keeps for a full heap. Never for one that adds data.
+ * worker keeps for a full heap. Not for one that adds data (see
+ * `Xt.allowReserve`).
  */
 export function freesMemory(xt: Xt): void {
   xt["allowReserve"]();

@@ -642,7 +642,7 @@ export class Hashtbl {
       const size = Math.max(1, x.get(this.#size) + delta);
       const capacity = this.#capacityOf(x.get(this.#data));
       if (delta > 0) {
-        if (pending <= capacity && this.#growthDue(x, delta)) x.set(this.#pending, capacity * 2);
+        if (pending <= capacity && size > 2 * capacity) x.set(this.#pending, capacity * 2);
       } else if (pending === 0 && 8 * size < capacity && capacity > this.#minCapacity) {
         x.set(this.#pending, capacity / 2);
       }
