@@ -515,11 +515,19 @@ export interface IterationArgs {
   readonly rounds: number;
   /** Int32 words: [0] mutators done. */
   readonly flags: SharedArrayBuffer;
+  /**
+   * Iterators end their iteration's pin (SharedHeap.releaseReadPins, as at
+   * the end of a task) before about one step in this many, so that steps
+   * resume after a pause, often after a resize; 0 never.
+   */
+  readonly pauseEvery?: number;
 }
 
 export interface IteratorReport {
   readonly passes: number;
   readonly passesAcrossResize: number;
+  /** Pauses after which the map's capacity had changed at the next step. */
+  readonly pausesAcrossResize: number;
 }
 
 /**
@@ -546,17 +554,29 @@ export function iterateWhileChanging(ctx: WorkerContext<IterationArgs>): Iterato
     Atomics.add(flags, 0, 1);
     return writes;
   }
+  const pauseEvery = ctx.args.pauseEvery ?? 0;
+  const pauseWord = new Int32Array(new SharedArrayBuffer(4));
   let passes = 0;
   let passesAcrossResize = 0;
+  let pausesAcrossResize = 0;
   const counts = new Map<string, number>();
   while (passes < 2 || Atomics.load(flags, 0) < mutators) {
     ctx.checkpoint();
     counts.clear();
     const capacity = map.capacity;
+    let pausedAt = -1;
     for (const [key] of map.entries()) {
+      if (pausedAt >= 0 && map.capacity !== pausedAt) pausesAcrossResize++;
+      pausedAt = -1;
       const seen = (counts.get(key) ?? 0) + 1;
       if (seen > 1) throw new Error(`pass ${passes} yielded ${JSON.stringify(key)} twice`);
       counts.set(key, seen);
+      if (pauseEvery > 0 && ctx.randomInt(pauseEvery) === 0) {
+        SharedHeap.releaseReadPins();
+        pausedAt = map.capacity;
+        // Now and then, let the mutators run.
+        if (ctx.randomInt(4) === 0) Atomics.wait(pauseWord, 0, 0, ctx.random() * 0.2);
+      }
     }
     for (let i = 0; i < stable; i++) {
       if (counts.get(`stable ${i}`) !== 1) {
@@ -566,7 +586,7 @@ export function iterateWhileChanging(ctx: WorkerContext<IterationArgs>): Iterato
     passes++;
     if (map.capacity !== capacity) passesAcrossResize++;
   }
-  return { passes, passesAcrossResize };
+  return { passes, passesAcrossResize, pausesAcrossResize };
 }
 
 // ---------------------------------------------------------------------------

@@ -39,6 +39,8 @@
  *   plain stores before the CAS or store that publishes them, never changed
  *   afterwards, freed only through epochs. Readers load the pointer with
  *   Atomics and read the entry with plain reads.
+ * - A table's serial (T_SERIAL): (b), written before the CAS that
+ *   publishes the table; the map's counter H_SERIAL: (a) once published.
  *
  * ## Operations
  *
@@ -146,6 +148,7 @@ import {
   KERNEL_WRITE_IF_PRESENT,
 } from "../memory/_kernel.ts";
 import {
+  endAtTaskEnd,
   heapKernel,
   kernelForRead,
   kernelKeyWords,
@@ -155,7 +158,7 @@ import {
 } from "../memory/_heap_hooks.ts";
 
 const KIND = "sabre.HashMap";
-const LAYOUT_VERSION = 5;
+const LAYOUT_VERSION = 6;
 const TAG = tagOf("HMAP");
 
 // Header words.
@@ -170,6 +173,8 @@ const H_PROMOTING = 6;
  * the heap cannot hold a new table (see #startResize).
  */
 const H_SPARE = 7;
+/** The serial that the last table published for this map got (T_SERIAL). */
+const H_SERIAL = 8;
 const STRIPES = 64;
 const STRIPE_WORDS = 16;
 const HEADER_BYTES = 64 * (STRIPES + 1);
@@ -198,7 +203,13 @@ const T_RETIREMENT = 8;
  * retirement unlinked it (never 0), or 0 on a fresh spare (see #takeSpare).
  */
 const T_UNLINKED_AT = 11;
-const TABLE_BYTES = 48;
+/**
+ * A number no other table of the map had when this one was published (from
+ * H_SERIAL, modulo 2^32): an iteration that resumes after a pause knows by
+ * it that a table at the same address is still the one it was scanning.
+ */
+const T_SERIAL = 12;
+const TABLE_BYTES = 52;
 /**
  * After a descriptor's own words: a holder word per chunk of the table's
  * migration, then one per chunk of its retirement. Kept out of the slot
@@ -324,6 +335,8 @@ let newHashMap: <K, V>(heap: SharedHeap, placement: Placement) => HashMap<K, V>;
  * than answer `undefined` or `false`, since no such key can be stored.
  *
  * Iteration follows the table's slots (hash order), not insertion order.
+ * An iterator keeps no pin past the end of its task, so one that is dropped
+ * unfinished (`map.keys().next().value`) costs the heap nothing.
  *
  * The conditional writes (`compareAndSet`, `deleteIf`, `update`) compare
  * values as the value codec does: strings and bytes by content, and f64
@@ -493,6 +506,8 @@ export class HashMap<K, V> {
       heap.free(placement.offset);
       throw e;
     }
+    heap.i32[(table >> 2) + T_SERIAL] = 1;
+    words[H_SERIAL] = 1;
     Atomics.store(words, H_TABLE, table);
     Atomics.store(words, H_SPARE, spare);
     Atomics.store(words, 0, TAG); // publish last
@@ -1837,8 +1852,18 @@ export class HashMap<K, V> {
   /**
    * The entries, weakly consistent: every key present for the whole
    * iteration is seen exactly once; keys added or removed meanwhile may or
-   * may not be. The iterator holds an epoch pin until it finishes (or is
-   * closed by `break`), so finish iterations promptly.
+   * may not be. Each value is the key's value when the iteration reached
+   * it.
+   *
+   * The iterator holds an epoch pin from one step to the next only within
+   * a task: the pin ends at the end of the task, or earlier in
+   * `SharedHeap.releaseReadPins()` (and so in every blocking wait of
+   * sabre), and the next step takes it again. So an iterator that is
+   * dropped unfinished, or one that awaits between steps, does not hold
+   * back the reclamation of the heap. A step after such a pause goes on
+   * where it was while the map has not been resized since; otherwise it
+   * starts over on the new table and skips the keys it has already seen,
+   * which it keeps in a Set from the first pause on.
    *
    * @example
    * ```ts
@@ -1846,36 +1871,158 @@ export class HashMap<K, V> {
    * const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" });
    * map.set(1, 10);
    * console.assert([...map.entries()][0][1] === 10);
+   * const anyKey = map.keys().next().value; // no pin outlives this task
+   * console.assert(anyKey === 1);
    * ```
    */
   *entries(): MapIterator<[K, V]> {
     if (this.#destroyed) this.#throwDestroyed();
-    const heap = this.#heap;
-    heap.pinForOperation();
+    const scan = new Scan<K, V>();
     try {
-      const tables: number[] = [];
-      for (let t = this.#root(); t !== 0; t = this.#next(t)) tables.push(t);
-      for (let ti = 0; ti < tables.length; ti++) {
-        const table = tables[ti];
-        const slots = this.#mapSlots(table);
-        const capacity = this.#mappedCapacity;
-        for (let i = 0; i < capacity; i++) {
-          const value = Atomics.load(heap.i32, slots + i);
-          const entry = value & ~TAGS;
-          if (entry === 0) continue;
-          // A key is reported by the oldest table that has a slot for it.
-          let older = false;
-          for (let o = 0; o < ti && !older; o++) older = this.#probeEntry(tables[o], entry) >= 0;
-          if (older) continue;
-          const key = this.#readKey(entry);
-          const hash = this.#prepareKey(key, "key");
-          const current = this.#find(key, hash);
-          if (current !== 0) yield [key, this.#readValue(current)];
-        }
+      this.#openScan(scan);
+      while (this.#scanStep(scan)) {
+        yield [scan.key as K, scan.value as V];
+        if (!scan.pinned) this.#resumeScan(scan);
       }
     } finally {
-      heap.unpin();
+      scan.finished = true;
+      if (scan.pinned) {
+        scan.pinned = false;
+        this.#heap.unpin();
+      }
     }
+  }
+
+  /** Pins, and takes the chain of tables from the root to scan. */
+  #openScan(scan: Scan<K, V>): void {
+    this.#heap.pinForOperation();
+    scan.pinned = true;
+    endAtTaskEnd(scan.end ??= () => this.#pauseScan(scan));
+    this.#snapshotTables(scan);
+  }
+
+  #snapshotTables(scan: Scan<K, V>): void {
+    scan.tables.length = 0;
+    scan.serials.length = 0;
+    for (let t = this.#root(); t !== 0; t = this.#next(t)) {
+      scan.tables.push(t);
+      scan.serials.push(this.#serial(t));
+    }
+    scan.table = 0;
+    scan.slot = 0;
+    scan.foldedTable = 0;
+    scan.foldedSlot = 0;
+  }
+
+  /**
+   * Finds the next entry to report, from the cursor on, and leaves its key
+   * and current value in `scan`; false at the end. Pinned.
+   */
+  #scanStep(scan: Scan<K, V>): boolean {
+    const heap = this.#heap;
+    const tables = scan.tables;
+    for (; scan.table < tables.length; scan.table++, scan.slot = 0) {
+      const table = tables[scan.table];
+      const slots = this.#mapSlots(table);
+      const capacity = this.#mappedCapacity;
+      while (scan.slot < capacity) {
+        const value = Atomics.load(heap.i32, slots + scan.slot++);
+        const entry = value & ~TAGS;
+        if (entry === 0) continue;
+        // A key is reported by the oldest table that has a slot for it.
+        let older = false;
+        for (let o = 0; o < scan.table && !older; o++) {
+          older = this.#probeEntry(tables[o], entry) >= 0;
+        }
+        if (older) continue;
+        if (scan.seen !== null && scan.seen.has(this.#keyBytes(entry))) continue;
+        const key = this.#readKey(entry);
+        const hash = this.#prepareKey(key, "key");
+        const current = this.#find(key, hash);
+        if (current !== 0) {
+          scan.key = key;
+          scan.value = this.#readValue(current);
+          return true;
+        }
+      }
+    }
+    scan.key = scan.value = undefined;
+    return false;
+  }
+
+  /**
+   * Ends the pin of an iteration paused between two steps (its end, run by
+   * the heap at the end of the task). First records in `scan.seen` the keys
+   * of the slots scanned since the last pause: a key present for the whole
+   * iteration has stayed in its slot, so those are all it has reported. A
+   * key reported and then deleted may be missing there, so it may be
+   * reported again if it comes back, as a key added during the iteration
+   * may or may not be.
+   */
+  #pauseScan(scan: Scan<K, V>): void {
+    if (!scan.pinned || scan.finished) return;
+    try {
+      const seen = scan.seen ??= new Set();
+      for (let t = scan.foldedTable; t <= scan.table && t < scan.tables.length; t++) {
+        const slots = this.#mapSlots(scan.tables[t]);
+        const from = t === scan.foldedTable ? scan.foldedSlot : 0;
+        const to = t === scan.table ? scan.slot : this.#mappedCapacity;
+        for (let i = from; i < to; i++) {
+          const entry = Atomics.load(this.#heap.i32, slots + i) & ~TAGS;
+          if (entry !== 0) seen.add(this.#keyBytes(entry));
+        }
+      }
+      scan.foldedTable = scan.table;
+      scan.foldedSlot = scan.slot;
+    } finally {
+      scan.pinned = false;
+      this.#heap.unpin();
+    }
+  }
+
+  /**
+   * Pins again after a pause. The tables scanned so far are still the
+   * map's, and not freed, when the chain from the root, read under the new
+   * pin, begins with them (same addresses, same serials): the iteration
+   * goes on where it was. Otherwise it starts over on the chain as it is
+   * now, and `scan.seen` skips what it reported.
+   */
+  #resumeScan(scan: Scan<K, V>): void {
+    if (this.#destroyed) this.#throwDestroyed();
+    this.#heap.pinForOperation();
+    scan.pinned = true;
+    endAtTaskEnd(scan.end!);
+    let t = this.#root();
+    for (let k = 0; k < scan.tables.length; k++, t = this.#next(t)) {
+      if (t !== scan.tables[k] || this.#serial(t) !== scan.serials[k]) {
+        this.#snapshotTables(scan);
+        return;
+      }
+    }
+  }
+
+  #serial(table: number): number {
+    this.#heap.ensure(table + TABLE_BYTES); // allocated by any worker
+    return Atomics.load(this.#heap.i32, (table >> 2) + T_SERIAL);
+  }
+
+  /**
+   * The key bytes of `entry` as a string of char codes 0–255: two keys are
+   * the same key exactly when their bytes are (see #sameKey), whatever the
+   * codec, so `scan.seen` holds these.
+   */
+  #keyBytes(entry: number): string {
+    const heap = this.#heap;
+    heap.ensure(entry + this.#entryMinBytes);
+    const length = this.#keyLenAt < 0
+      ? this.#keys.fixedBytes
+      : heap.i32[(entry + this.#keyLenAt) >> 2];
+    const at = entry + this.#keyAt;
+    heap.ensure(at + length);
+    const u8 = heap.u8;
+    let bytes = "";
+    for (let i = 0; i < length; i++) bytes += String.fromCharCode(u8[at + i]);
+    return bytes;
   }
 
   /**
@@ -2692,6 +2839,8 @@ export class HashMap<K, V> {
         return;
       }
     }
+    // Written before the CAS that publishes the table (pattern b).
+    heap.i32[(next >> 2) + T_SERIAL] = Atomics.add(heap.i32, this.#header + H_SERIAL, 1) + 1;
     crashPoint("hashmap.resize.publish");
     if (Atomics.compareExchange(heap.i32, (table >> 2) + T_NEXT, 0, next) !== 0) {
       this.#keepOrFreeTable(next); // lost the race; never published
@@ -3153,4 +3302,33 @@ function newTable(heap: SharedHeap, capacity: number): number {
 function freeTable(heap: SharedHeap, table: number): void {
   heap.free(heap.i32[(table >> 2) + T_SLOTS]);
   heap.free(table);
+}
+
+/**
+ * Where a HashMap iteration stands: the tables it scans (taken at its start,
+ * or when it starts over), its cursor, and what a pause needs.
+ */
+class Scan<K, V> {
+  tables: number[] = [];
+  /** T_SERIAL of each table, read when the table was taken. */
+  serials: number[] = [];
+  /** The cursor: the next slot to look at, in tables[table]. */
+  table = 0;
+  slot = 0;
+  /** Whether the iteration holds a pin (pinForOperation). */
+  pinned = false;
+  /** Set when the generator has ended: a late pause does nothing. */
+  finished = false;
+  /** The entry found by the last step. */
+  key: K | undefined = undefined;
+  value: V | undefined = undefined;
+  /**
+   * From the first pause on: the key bytes (HashMap.#keyBytes) of every
+   * slot the iteration has passed, up to foldedTable/foldedSlot.
+   */
+  seen: Set<string> | null = null;
+  foldedTable = 0;
+  foldedSlot = 0;
+  /** The pause, made once, registered with the heap each time it pins. */
+  end: (() => void) | null = null;
 }

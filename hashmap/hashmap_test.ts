@@ -28,6 +28,7 @@ import {
   KERNEL_SLOW,
 } from "../memory/_kernel.ts";
 import type { StringKernel } from "../memory/_string_kernel.ts";
+import { seededRandom } from "../testing/harness.ts";
 import {
   heapWithKernel,
   KERNEL_CHOICES,
@@ -1015,6 +1016,112 @@ Deno.test("iteration: keys present throughout are seen exactly once while the ma
   }
   for (const [key, count] of seen) assert.equal(count, 1, `${key} seen ${count} times`);
 });
+
+Deno.test("iteration: an iterator left unfinished holds its pin only until its task ends, so the heap reclaims and closes", async () => {
+  const heap = SharedHeap.create();
+  const map = createMap(heap, { key: "i32", value: "string" });
+  for (let i = 0; i < 64; i++) map.set(i, `value ${i}`);
+  // The idiom for "any key" of a Map, then nothing more of that iterator.
+  assert.equal(map.keys().next().done, false);
+  assert.ok(heap.isPinned, "no pin within the task");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.ok(!heap.isPinned, "the iterator's pin outlived its task");
+  // Replaced values go back to the heap: no pin holds them.
+  const before = settledUse(heap);
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < 64; i++) map.set(i, `value ${i} in round ${round}`);
+  }
+  assert.equal(settledUse(heap).blocks, before.blocks, "replaced values were not reclaimed");
+  // releaseReadPins ends it at once; the next step pins again and goes on.
+  const entries = map.entries();
+  const keys = new Set([entries.next().value![0]]);
+  SharedHeap.releaseReadPins();
+  assert.ok(!heap.isPinned, "releaseReadPins left the iteration's pin");
+  for (const [key] of entries) {
+    assert.ok(!keys.has(key), `${key} seen twice`);
+    keys.add(key);
+  }
+  assert.equal(keys.size, 64);
+  assert.ok(!heap.isPinned, "a finished iteration left its pin");
+  heap.close();
+});
+
+/** Codec pairs for the pause test: the n-th key and the value it keeps. */
+const PAUSE_SAMPLES: readonly {
+  readonly options: HashMapOptions<CodecName, CodecName>;
+  readonly key: (n: number) => unknown;
+  readonly value: (n: number) => unknown;
+}[] = [
+  { options: { key: "i32", value: "i32" }, key: (n) => n * 7 - 5_000_000, value: (n) => n },
+  {
+    options: { key: "string", value: "u32" },
+    key: (n) => (n % 3 === 0 ? `ключ ${n}` : `key ${n}`),
+    value: (n) => n,
+  },
+  {
+    options: { key: "bytes", value: "string" },
+    key: (n) => utf8.encode(`${n}`),
+    value: (n) => `v${n}`,
+  },
+  { options: { key: "f64", value: "f64" }, key: (n) => n / 4, value: (n) => -n },
+  { options: { key: "bigint64", value: "i32" }, key: (n) => BigInt(n) << 20n, value: (n) => n },
+];
+
+for (const sample of PAUSE_SAMPLES) {
+  const name = `${sample.options.key} -> ${sample.options.value}`;
+  Deno.test(`iteration: ${name}, steps that resume after a pause while the map is resized see every key present throughout once and no key twice`, async () => {
+    const random = seededRandom(0x5eed + name.length);
+    const heap = SharedHeap.create();
+    const map = createMap(heap, sample.options);
+    const idOf = (key: unknown) => key instanceof Uint8Array ? hex(key) : String(key);
+    const stable = 300;
+    const stableIds = new Map<string, number>();
+    for (let n = 0; n < stable; n++) {
+      map.set(sample.key(n), sample.value(n));
+      stableIds.set(idOf(sample.key(n)), n);
+    }
+    // Churn keys are numbered from 10^6 on, and none comes back once
+    // deleted: any key reported twice is a fault.
+    let nextChurn = 1_000_000;
+    const churn: number[] = [];
+    const seen = new Set<string>();
+    let pauses = 0;
+    let pausesAcrossResize = 0;
+    for (const [key, value] of map) {
+      const id = idOf(key);
+      assert.ok(!seen.has(id), `${id} reported twice`);
+      seen.add(id);
+      const n = stableIds.get(id);
+      if (n !== undefined) assert.deepEqual(value, sample.value(n), `value of ${id}`);
+      if (random() < 0.6) continue;
+      // A pause: the end of a task, or releaseReadPins as in a blocking wait.
+      const pause = random();
+      if (pause < 0.4) await null;
+      else if (pause < 0.5) await new Promise((resolve) => setTimeout(resolve, 0));
+      else SharedHeap.releaseReadPins();
+      assert.ok(!heap.isPinned, "the pause left the iteration pinned");
+      pauses++;
+      const capacity = map.capacity;
+      // Grow with new keys, or shrink by deleting most churn keys.
+      if (churn.length < 400 || random() < 0.5) {
+        const burst = 100 + Math.floor(random() * 700);
+        for (let i = 0; i < burst; i++) {
+          map.set(sample.key(nextChurn), sample.value(nextChurn));
+          churn.push(nextChurn++);
+        }
+      } else {
+        while (churn.length > 10) map.delete(sample.key(churn.pop()!));
+      }
+      if (random() < 0.5) map.finishResize();
+      // Retired tables get freed, and their blocks reused by the next ones.
+      for (let i = 0; i < 3; i++) heap.collect();
+      if (map.capacity !== capacity) pausesAcrossResize++;
+    }
+    for (const [id, n] of stableIds) assert.ok(seen.has(id), `stable key ${n} (${id}) missed`);
+    assert.ok(pausesAcrossResize >= 5, `${pausesAcrossResize} of ${pauses} pauses saw a resize`);
+    assert.ok(!heap.isPinned);
+  });
+}
 
 Deno.test("types: a HashMap is a ReadonlyMap, its iterators have the iterator helpers, and add takes numeric deltas only", () => {
   const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" }) as HashMap<

@@ -309,35 +309,46 @@ for (const stringKeys of [false, true]) {
 // ---------------------------------------------------------------------------
 // Iteration
 
-Deno.test("iteration: stable keys are seen exactly once per pass while others insert, delete and resize", async () => {
-  const heap = SharedHeap.create();
-  const map = HashMap.create(heap, { key: "string", value: "u32" });
-  // Few enough stable keys that every burst of churn grows the table and
-  // deleting it again shrinks it: passes overlap table replacements often.
-  const stable = 400;
-  for (let i = 0; i < stable; i++) map.set(`stable ${i}`, i);
-  const iterators = 2;
-  const results = await runWorkers<IterationArgs, IteratorReport | number>({
-    module: fixtures,
-    fn: "iterateWhileChanging",
-    workers: iterators + 2,
-    heap,
-    args: {
-      map: map.handle,
-      stable,
-      iterators,
-      rounds: 30 * STRESS,
-      flags: new SharedArrayBuffer(8),
-    },
-    timeoutMs: 240_000,
+for (const pauseEvery of [0, 16]) {
+  const pausing = pauseEvery === 0 ? "" : ", pausing between steps";
+  Deno.test(`iteration: stable keys are seen exactly once per pass while others insert, delete and resize${pausing}`, async () => {
+    const heap = SharedHeap.create();
+    const map = HashMap.create(heap, { key: "string", value: "u32" });
+    // Few enough stable keys that every burst of churn grows the table and
+    // deleting it again shrinks it: passes overlap table replacements often.
+    const stable = 400;
+    for (let i = 0; i < stable; i++) map.set(`stable ${i}`, i);
+    const iterators = 2;
+    const results = await runWorkers<IterationArgs, IteratorReport | number>({
+      module: fixtures,
+      fn: "iterateWhileChanging",
+      workers: iterators + 2,
+      heap,
+      args: {
+        map: map.handle,
+        stable,
+        iterators,
+        rounds: 30 * STRESS,
+        flags: new SharedArrayBuffer(8),
+        pauseEvery,
+      },
+      timeoutMs: 240_000,
+    });
+    const reports = results.slice(0, iterators) as IteratorReport[];
+    for (const report of reports) assert.ok(report.passes >= 2);
+    if (pauseEvery === 0) {
+      const across = reports.reduce((sum, r) => sum + r.passesAcrossResize, 0);
+      assert.ok(across >= 1, "no iteration overlapped a resize");
+    } else {
+      // Resumed after a pause in which the table was replaced: the step
+      // starts over on the new table and skips what it has seen.
+      const paused = reports.reduce((sum, r) => sum + r.pausesAcrossResize, 0);
+      assert.ok(paused >= 1, "no iteration resumed after a resize");
+    }
+    assert.equal(map.size, stable);
+    for (let i = 0; i < stable; i++) assert.ok(map.has(`stable ${i}`));
   });
-  const reports = results.slice(0, iterators) as IteratorReport[];
-  for (const report of reports) assert.ok(report.passes >= 2);
-  const across = reports.reduce((sum, r) => sum + r.passesAcrossResize, 0);
-  assert.ok(across >= 1, "no iteration overlapped a resize");
-  assert.equal(map.size, stable);
-  for (let i = 0; i < stable; i++) assert.ok(map.has(`stable ${i}`));
-});
+}
 
 // ---------------------------------------------------------------------------
 // Memory

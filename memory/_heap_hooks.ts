@@ -22,6 +22,7 @@ export interface HeapHooks {
   kernelUnpin(heap: SharedHeap): void;
   kernelKeyWords(heap: SharedHeap): Int32Array<ArrayBufferLike>;
   epochWordAt(heap: SharedHeap): number;
+  endAtTaskEnd(end: () => void): void;
 }
 
 function notInstalled(): never {
@@ -86,6 +87,15 @@ export let kernelKeyWords: HeapHooks["kernelKeyWords"] = notInstalled;
  */
 export let epochWordAt: HeapHooks["epochWordAt"] = notInstalled;
 
+/**
+ * Registers `end`, which ends a pin that a structure keeps across its
+ * caller's code (a HashMap iteration between two yields), to run once: at
+ * the end of the current task, or earlier in `SharedHeap.releaseReadPins()`,
+ * which every blocking wait in sabre calls. Register again after each run
+ * where the pin is taken again. `end` must not throw.
+ */
+export let endAtTaskEnd: HeapHooks["endAtTaskEnd"] = notInstalled;
+
 /** The hooks in use; a test that swaps a heap's kernel restores them after. */
 export function currentHeapHooks(): HeapHooks {
   return {
@@ -96,6 +106,7 @@ export function currentHeapHooks(): HeapHooks {
     kernelUnpin,
     kernelKeyWords,
     epochWordAt,
+    endAtTaskEnd,
   };
 }
 
@@ -108,4 +119,5 @@ export function installHeapHooks(hooks: HeapHooks): void {
   kernelUnpin = hooks.kernelUnpin;
   kernelKeyWords = hooks.kernelKeyWords;
   epochWordAt = hooks.epochWordAt;
+  endAtTaskEnd = hooks.endAtTaskEnd;
 }

@@ -373,6 +373,12 @@ const BAG_BLOCK_BYTES = CLASS_SIZE[classOf(BAG_BYTES)];
  * kernelForRead in _heap_hooks.ts), for releaseReadPins. Each is listed once.
  */
 const readPinnedHeaps: SharedHeap[] = [];
+/**
+ * What ends the pins that structures keep across their callers' code (a
+ * HashMap iteration between two of its yields), each registered once per
+ * task by endAtTaskEnd; releaseReadPins runs them and empties the list.
+ */
+const taskPinEnds: (() => void)[] = [];
 /** Whether a microtask to release the read pins is queued. */
 let readPinReleaseQueued = false;
 
@@ -382,13 +388,22 @@ function releaseReadPinsAtTaskEnd(): void {
   SharedHeap.releaseReadPins();
 }
 
+function queueReadPinRelease(): void {
+  if (!readPinReleaseQueued) {
+    readPinReleaseQueued = true;
+    queueMicrotask(releaseReadPinsAtTaskEnd);
+  }
+}
+
 /**
- * Ends this realm's read pins before the worker parks on the page pool's
- * lock. No caller of allocate or free relies on a read pin: the read pin
- * covers the kernel's gets, which allocate nothing.
+ * Ends this realm's kernel read pins before the worker parks on the page
+ * pool's lock. No caller of allocate or free relies on a read pin: the read
+ * pin covers the kernel's gets, which allocate nothing. The pins of
+ * taskPinEnds stay: ending one reads the structure, which must not happen
+ * in the middle of an allocation.
  */
 function releaseReadPinsBeforePark(): void {
-  SharedHeap.releaseReadPins();
+  SharedHeap["releaseKernelReadPins"]();
 }
 
 /**
@@ -1014,10 +1029,7 @@ export class SharedHeap implements Disposable {
       this.#readPinListed = true;
       readPinnedHeaps.push(this);
     }
-    if (!readPinReleaseQueued) {
-      readPinReleaseQueued = true;
-      queueMicrotask(releaseReadPinsAtTaskEnd);
-    }
+    queueReadPinRelease();
   }
 
   /**
@@ -1045,7 +1057,9 @@ export class SharedHeap implements Disposable {
   /**
    * Ends the read pins that gets (`HashMap.get` and `has`, `Loc.get`) leave
    * in this worker, in every heap of this realm: a run of gets in one task
-   * pins once, and the pin follows the global epoch as they go.
+   * pins once, and the pin follows the global epoch as they go. It also
+   * ends the pins of unfinished HashMap iterations, which resume where
+   * they were at their next step.
    * sabre calls it at the end of each task that read, and before each of
    * its blocking waits. Call it before blocking or computing for long
    * outside sabre right after reads (an `Atomics.wait` of your own, a long
@@ -1064,6 +1078,26 @@ export class SharedHeap implements Disposable {
    * ```
    */
   static releaseReadPins(): void {
+    SharedHeap.releaseKernelReadPins();
+    if (taskPinEnds.length === 0) return;
+    // Taken off the list first, and each one run even if one before it
+    // threw (none should), so that no pin is left behind.
+    const ends = taskPinEnds.splice(0);
+    let failure: unknown = undefined;
+    let failed = false;
+    for (let i = 0; i < ends.length; i++) {
+      try {
+        ends[i]();
+      } catch (e) {
+        if (!failed) failure = e;
+        failed = true;
+      }
+    }
+    if (failed) throw failure;
+  }
+
+  /** The kernels' read pins only (see releaseReadPinsBeforePark). */
+  private static releaseKernelReadPins(): void {
     const heaps = readPinnedHeaps;
     for (let i = 0; i < heaps.length; i++) {
       const heap = heaps[i];
@@ -1087,6 +1121,10 @@ export class SharedHeap implements Disposable {
       kernelUnpin: (heap) => heap.#kernelUnpin(),
       kernelKeyWords: (heap) => heap.#kernelKeyWords,
       epochWordAt: (heap) => heap.#epochWordAt(),
+      endAtTaskEnd: (end) => {
+        taskPinEnds.push(end);
+        queueReadPinRelease();
+      },
     });
     // console.log of a heap, or of a structure that holds one, shows a line
     // rather than its seven views of the whole buffer.
