@@ -39,8 +39,6 @@
  *   plain stores before the CAS or store that publishes them, never changed
  *   afterwards, freed only through epochs. Readers load the pointer with
  *   Atomics and read the entry with plain reads.
- * - A table's serial (T_SERIAL): (b), written before the CAS that
- *   publishes the table; the map's counter H_SERIAL: (a) once published.
  *
  * ## Operations
  *
@@ -158,7 +156,7 @@ import {
 } from "../memory/_heap_hooks.ts";
 
 const KIND = "sabre.HashMap";
-const LAYOUT_VERSION = 6;
+const LAYOUT_VERSION = 7;
 const TAG = tagOf("HMAP");
 
 // Header words.
@@ -173,8 +171,6 @@ const H_PROMOTING = 6;
  * the heap cannot hold a new table (see #startResize).
  */
 const H_SPARE = 7;
-/** The serial that the last table published for this map got (T_SERIAL). */
-const H_SERIAL = 8;
 const STRIPES = 64;
 const STRIPE_WORDS = 16;
 const HEADER_BYTES = 64 * (STRIPES + 1);
@@ -203,13 +199,7 @@ const T_RETIREMENT = 8;
  * retirement unlinked it (never 0), or 0 on a fresh spare (see #takeSpare).
  */
 const T_UNLINKED_AT = 11;
-/**
- * A number no other table of the map had when this one was published (from
- * H_SERIAL, modulo 2^32): an iteration that resumes after a pause knows by
- * it that a table at the same address is still the one it was scanning.
- */
-const T_SERIAL = 12;
-const TABLE_BYTES = 52;
+const TABLE_BYTES = 48;
 /**
  * After a descriptor's own words: a holder word per chunk of the table's
  * migration, then one per chunk of its retirement. Kept out of the slot
@@ -243,6 +233,15 @@ const JOB_COMPLETE = -2;
 const MIGRATE_COUNT = "hashmap.migrate.count";
 const RETIRE_COUNT = "hashmap.retire.count";
 const MIN_CAPACITY = 16;
+/** The number of hashes, 2^32: iterations go through them in blocks. */
+const HASH_SPACE = 2 ** 32;
+/**
+ * Homes of the chain's largest table that an iteration reads in one block
+ * (about 100 keys at the load after growth): enough to make the block's
+ * fixed cost small, few enough that the keys a dropped iterator read for
+ * nothing cost little.
+ */
+const BLOCK_HOMES = 128;
 /**
  * How long a write that found the heap full waits, twice at most, for other
  * workers to unpin so that the map's deleted entries can be freed
@@ -295,6 +294,19 @@ function mix32(x: number): number {
   x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
   x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
   return x ^ (x >>> 16);
+}
+
+/**
+ * The home slot of `hash` in a table of `mask + 1` slots: the hash's top
+ * bits. So slot order is hash order in every table, whatever its capacity
+ * (a key whose home is h has home 2h or 2h + 1 in a table twice the size),
+ * which lets an iteration resume by hash across resizes (#readBlock).
+ * The kernel computes the same (kernel.wat: `i32.shr_u` by `i32.clz`).
+ * Capacities are powers of two of at least MIN_CAPACITY, so the shift is
+ * below 32.
+ */
+function homeSlot(hash: number, mask: number): number {
+  return hash >>> Math.clz32(mask);
 }
 
 function nextPowerOfTwo(n: number): number {
@@ -506,8 +518,6 @@ export class HashMap<K, V> {
       heap.free(placement.offset);
       throw e;
     }
-    heap.i32[(table >> 2) + T_SERIAL] = 1;
-    words[H_SERIAL] = 1;
     Atomics.store(words, H_TABLE, table);
     Atomics.store(words, H_SPARE, spare);
     Atomics.store(words, 0, TAG); // publish last
@@ -818,7 +828,7 @@ export class HashMap<K, V> {
       let i32 = heap.i32;
       const mask = capacity - 1;
       const keyWord = this.#keyAt >> 2;
-      for (let n = 0, i = hash & mask; n < capacity; n++, i = (i + 1) & mask) {
+      for (let n = 0, i = homeSlot(hash, mask); n < capacity; n++, i = (i + 1) & mask) {
         const value = Atomics.load(i32, slots + i);
         if (value === 0) return undefined;
         if ((value & FROZEN) !== 0) return FALL_BACK;
@@ -898,7 +908,7 @@ export class HashMap<K, V> {
       const capacity = this.#mappedCapacity;
       let i32 = heap.i32;
       const mask = capacity - 1;
-      probe: for (let n = 0, i = hash & mask; n < capacity; n++, i = (i + 1) & mask) {
+      probe: for (let n = 0, i = homeSlot(hash, mask); n < capacity; n++, i = (i + 1) & mask) {
         const value = Atomics.load(i32, slots + i);
         if (value === 0) return undefined;
         if ((value & FROZEN) !== 0) return FALL_BACK;
@@ -1035,6 +1045,36 @@ export class HashMap<K, V> {
   }
 
   /**
+   * Entry pointer of the live key that `entry` holds (an entry of that key
+   * in any table of the chain), 0 when absent. Caller is pinned.
+   */
+  #findEntry(entry: number): number {
+    const live = this.#findEntryFrom(this.#root(), entry);
+    return live === NOT_FOUND ? 0 : live;
+  }
+
+  /** Like #findFrom, for the key that `entry` holds. */
+  #findEntryFrom(table: number, entry: number): number {
+    const slot = this.#probeEntry(table, entry);
+    if (slot < 0) {
+      if (slot !== PROBE_EMPTY) {
+        const next = this.#next(table);
+        if (next !== 0) return this.#findEntryFrom(next, entry);
+      }
+      return NOT_FOUND;
+    }
+    const value = this.#probed;
+    if ((value & FROZEN) !== 0) {
+      const next = this.#next(table);
+      if (next !== 0) {
+        const newer = this.#findEntryFrom(next, entry);
+        if (newer !== NOT_FOUND) return newer;
+      }
+    }
+    return (value & DELETED) !== 0 ? 0 : value & ~TAGS;
+  }
+
+  /**
    * Entry of the live `key`, searching from `table` down the chain of
    * tables: 0 when the key is deleted, NOT_FOUND when no table from there
    * has a slot for it. Caller is pinned and has prepared the key.
@@ -1069,7 +1109,7 @@ export class HashMap<K, V> {
     const slots = this.#mapSlots(table);
     const capacity = this.#mappedCapacity;
     const mask = capacity - 1;
-    let i = hash & mask;
+    let i = homeSlot(hash, mask);
     for (let n = 0; n < capacity; n++, i = (i + 1) & mask) {
       const value = Atomics.load(heap.i32, slots + i);
       if (value === 0) return PROBE_EMPTY;
@@ -1082,7 +1122,7 @@ export class HashMap<K, V> {
     return PROBE_FULL;
   }
 
-  /** The slot word that the last successful #probe matched. */
+  /** The slot word that the last successful #probe or #probeEntry matched. */
   #probed = 0;
 
   // ------------------------------------------------------------------ writes
@@ -1855,15 +1895,19 @@ export class HashMap<K, V> {
    * may not be. Each value is the key's value when the iteration reached
    * it.
    *
-   * The iterator holds an epoch pin from one step to the next only within
-   * a task: the pin ends at the end of the task, or earlier in
+   * The iteration goes in hash order, a block of the hash space at a time:
+   * it reads the entries of a block from the tables in one step, then
+   * reports the keys still present one by one, looking each up again for
+   * its value.
+   * It holds an epoch pin from one step to the next only within a task: the
+   * pin ends at the end of the task, or earlier in
    * `SharedHeap.releaseReadPins()` (and so in every blocking wait of
    * sabre), and the next step takes it again. So an iterator that is
    * dropped unfinished, or one that awaits between steps, does not hold
-   * back the reclamation of the heap. A step after such a pause goes on
-   * where it was while the map has not been resized since; otherwise it
-   * starts over on the new table and skips the keys it has already seen,
-   * which it keeps in a Set from the first pause on.
+   * back the reclamation of the heap, and a resize between two steps costs
+   * it nothing: the next block is read from the tables as they are then.
+   * A step after a pause is a new operation on the map, so it must not come
+   * after `destroy()`, from this handle or from any other.
    *
    * @example
    * ```ts
@@ -1879,10 +1923,10 @@ export class HashMap<K, V> {
     if (this.#destroyed) this.#throwDestroyed();
     const scan = new Scan<K, V>();
     try {
-      this.#openScan(scan);
-      while (this.#scanStep(scan)) {
+      for (;;) {
+        if (!scan.pinned) this.#pinScan(scan);
+        if (!this.#scanStep(scan)) return;
         yield [scan.key as K, scan.value as V];
-        if (!scan.pinned) this.#resumeScan(scan);
       }
     } finally {
       scan.finished = true;
@@ -1893,87 +1937,34 @@ export class HashMap<K, V> {
     }
   }
 
-  /** Pins, and takes the chain of tables from the root to scan. */
-  #openScan(scan: Scan<K, V>): void {
+  /**
+   * Pins for the next step, until the end of the task (or an earlier
+   * `releaseReadPins()`), when the heap runs the scan's end.
+   */
+  #pinScan(scan: Scan<K, V>): void {
+    if (this.#destroyed) this.#throwDestroyed();
     this.#heap.pinForOperation();
     scan.pinned = true;
     endAtTaskEnd(scan.end ??= () => this.#pauseScan(scan));
-    this.#snapshotTables(scan);
-  }
-
-  #snapshotTables(scan: Scan<K, V>): void {
-    scan.tables.length = 0;
-    scan.serials.length = 0;
-    for (let t = this.#root(); t !== 0; t = this.#next(t)) {
-      scan.tables.push(t);
-      scan.serials.push(this.#serial(t));
-    }
-    scan.table = 0;
-    scan.slot = 0;
-    scan.foldedTable = 0;
-    scan.foldedSlot = 0;
   }
 
   /**
-   * Finds the next entry to report, from the cursor on, and leaves its key
-   * and current value in `scan`; false at the end. Pinned.
-   */
-  #scanStep(scan: Scan<K, V>): boolean {
-    const heap = this.#heap;
-    const tables = scan.tables;
-    for (; scan.table < tables.length; scan.table++, scan.slot = 0) {
-      const table = tables[scan.table];
-      const slots = this.#mapSlots(table);
-      const capacity = this.#mappedCapacity;
-      while (scan.slot < capacity) {
-        const value = Atomics.load(heap.i32, slots + scan.slot++);
-        const entry = value & ~TAGS;
-        if (entry === 0) continue;
-        // A key is reported by the oldest table that has a slot for it.
-        let older = false;
-        for (let o = 0; o < scan.table && !older; o++) {
-          older = this.#probeEntry(tables[o], entry) >= 0;
-        }
-        if (older) continue;
-        if (scan.seen !== null && scan.seen.has(this.#keyBytes(entry))) continue;
-        const key = this.#readKey(entry);
-        const hash = this.#prepareKey(key, "key");
-        const current = this.#find(key, hash);
-        if (current !== 0) {
-          scan.key = key;
-          scan.value = this.#readValue(current);
-          return true;
-        }
-      }
-    }
-    scan.key = scan.value = undefined;
-    return false;
-  }
-
-  /**
-   * Ends the pin of an iteration paused between two steps (its end, run by
-   * the heap at the end of the task). First records in `scan.seen` the keys
-   * of the slots scanned since the last pause: a key present for the whole
-   * iteration has stayed in its slot, so those are all it has reported. A
-   * key reported and then deleted may be missing there, so it may be
-   * reported again if it comes back, as a key added during the iteration
-   * may or may not be.
+   * Ends the scan's pin between two steps. The entries of the block left
+   * to report may be freed once it ends, so their keys are decoded first,
+   * still pinned: the steps after the pause look those up.
    */
   #pauseScan(scan: Scan<K, V>): void {
     if (!scan.pinned || scan.finished) return;
     try {
-      const seen = scan.seen ??= new Set();
-      for (let t = scan.foldedTable; t <= scan.table && t < scan.tables.length; t++) {
-        const slots = this.#mapSlots(scan.tables[t]);
-        const from = t === scan.foldedTable ? scan.foldedSlot : 0;
-        const to = t === scan.table ? scan.slot : this.#mappedCapacity;
-        for (let i = from; i < to; i++) {
-          const entry = Atomics.load(this.#heap.i32, slots + i) & ~TAGS;
-          if (entry !== 0) seen.add(this.#keyBytes(entry));
-        }
+      if (!scan.decoded) {
+        const entries = scan.entries;
+        const keys = scan.keys;
+        keys.length = 0;
+        for (let i = scan.at; i < entries.length; i++) keys.push(this.#readKey(entries[i]));
+        entries.length = 0;
+        scan.at = 0;
+        scan.decoded = true;
       }
-      scan.foldedTable = scan.table;
-      scan.foldedSlot = scan.slot;
     } finally {
       scan.pinned = false;
       this.#heap.unpin();
@@ -1981,48 +1972,101 @@ export class HashMap<K, V> {
   }
 
   /**
-   * Pins again after a pause. The tables scanned so far are still the
-   * map's, and not freed, when the chain from the root, read under the new
-   * pin, begins with them (same addresses, same serials): the iteration
-   * goes on where it was. Otherwise it starts over on the chain as it is
-   * now, and `scan.seen` skips what it reported.
+   * Finds the next key of the block read last that is still present, or
+   * reads the next block, and leaves the key and its current value in
+   * `scan`; false at the end. Pinned.
    */
-  #resumeScan(scan: Scan<K, V>): void {
-    if (this.#destroyed) this.#throwDestroyed();
-    this.#heap.pinForOperation();
-    scan.pinned = true;
-    endAtTaskEnd(scan.end!);
-    let t = this.#root();
-    for (let k = 0; k < scan.tables.length; k++, t = this.#next(t)) {
-      if (t !== scan.tables[k] || this.#serial(t) !== scan.serials[k]) {
-        this.#snapshotTables(scan);
-        return;
+  #scanStep(scan: Scan<K, V>): boolean {
+    for (;;) {
+      if (scan.decoded) {
+        const keys = scan.keys;
+        while (scan.at < keys.length) {
+          const key = keys[scan.at++];
+          const live = this.#find(key, this.#prepareKey(key, "key"));
+          if (live !== 0) {
+            scan.key = key;
+            scan.value = this.#readValue(live);
+            return true;
+          }
+        }
+      } else {
+        // Read under this pin: no entry here has been freed.
+        const entries = scan.entries;
+        while (scan.at < entries.length) {
+          const live = this.#findEntry(entries[scan.at++]);
+          if (live !== 0) {
+            scan.key = this.#readKey(live);
+            scan.value = this.#readValue(live);
+            return true;
+          }
+        }
       }
+      if (scan.from === HASH_SPACE) {
+        scan.key = scan.value = undefined;
+        return false;
+      }
+      this.#readBlock(scan);
     }
   }
 
-  #serial(table: number): number {
-    this.#heap.ensure(table + TABLE_BYTES); // allocated by any worker
-    return Atomics.load(this.#heap.i32, (table >> 2) + T_SERIAL);
-  }
-
   /**
-   * The key bytes of `entry` as a string of char codes 0–255: two keys are
-   * the same key exactly when their bytes are (see #sameKey), whatever the
-   * codec, so `scan.seen` holds these.
+   * Reads into `scan.entries` the entries of every table of the chain whose hash
+   * lies in the next block: from `scan.from` on, over BLOCK_HOMES homes of
+   * the largest table. Pinned, so the tables stay allocated while it reads
+   * them, and a key present throughout has a slot in one of them.
+   *
+   * A table's slots are in hash order (homeSlot), so the block's keys lie
+   * from the home of its first hash on, up to the first empty slot past
+   * the home of its last (linear probing puts a key after its home, with no
+   * empty slot between, and a slot never empties). Keys seen there that
+   * hash outside the block belong to the blocks beside it. A key is read
+   * from the oldest table that has a slot for it, so a resize under way
+   * gives it once. The blocks split the hash space, so a key present for
+   * the whole iteration is read in exactly one block, whatever resizes
+   * came between them.
    */
-  #keyBytes(entry: number): string {
+  #readBlock(scan: Scan<K, V>): void {
     const heap = this.#heap;
-    heap.ensure(entry + this.#entryMinBytes);
-    const length = this.#keyLenAt < 0
-      ? this.#keys.fixedBytes
-      : heap.i32[(entry + this.#keyLenAt) >> 2];
-    const at = entry + this.#keyAt;
-    heap.ensure(at + length);
-    const u8 = heap.u8;
-    let bytes = "";
-    for (let i = 0; i < length; i++) bytes += String.fromCharCode(u8[at + i]);
-    return bytes;
+    const entries = scan.entries;
+    const tables = scan.tables;
+    entries.length = 0;
+    scan.keys.length = 0;
+    scan.decoded = false;
+    scan.at = 0;
+    tables.length = 0;
+    let largest = 0;
+    for (let t = this.#root(); t !== 0; t = this.#next(t)) {
+      tables.push(t);
+      heap.ensure(t + TABLE_BYTES); // allocated by any worker
+      largest = Math.max(largest, heap.i32[(t >> 2) + T_CAPACITY]);
+    }
+    const from = scan.from;
+    const to = largest <= BLOCK_HOMES
+      ? HASH_SPACE
+      : Math.min(HASH_SPACE, from + (HASH_SPACE / largest) * BLOCK_HOMES);
+    for (let k = 0; k < tables.length; k++) {
+      const slots = this.#mapSlots(tables[k]);
+      const capacity = this.#mappedCapacity;
+      const mask = capacity - 1;
+      const first = homeSlot(from, mask);
+      const homes = ((homeSlot(to - 1, mask) - first) & mask) + 1;
+      for (let n = 0, i = first; n < capacity; n++, i = (i + 1) & mask) {
+        const entry = Atomics.load(heap.i32, slots + i) & ~TAGS; // MOVED: 0
+        if (entry === 0) {
+          if (n >= homes) break;
+          continue;
+        }
+        const hash = this.#entryHash(entry) >>> 0;
+        if (hash < from || hash >= to) continue;
+        let older = false;
+        for (let o = 0; o < k && !older; o++) {
+          older = this.#probeEntry(tables[o], entry) >= 0;
+        }
+        if (!older) entries.push(entry);
+      }
+    }
+    tables.length = 0;
+    scan.from = to;
   }
 
   /**
@@ -2200,12 +2244,15 @@ export class HashMap<K, V> {
     const slots = this.#mapSlots(table);
     const capacity = this.#mappedCapacity;
     const mask = capacity - 1;
-    let i = this.#entryHash(entry) & mask;
+    let i = homeSlot(this.#entryHash(entry), mask);
     for (let n = 0; n < capacity; n++, i = (i + 1) & mask) {
       const value = Atomics.load(heap.i32, slots + i);
       if (value === 0) return PROBE_EMPTY;
       if (value === MOVED) return PROBE_MOVED;
-      if (this.#sameKey(value & ~TAGS, entry)) return slots + i;
+      if (this.#sameKey(value & ~TAGS, entry)) {
+        this.#probed = value;
+        return slots + i;
+      }
     }
     return PROBE_FULL;
   }
@@ -2584,7 +2631,7 @@ export class HashMap<K, V> {
     const capacity = i32[(table >> 2) + T_CAPACITY];
     const slots = i32[(table >> 2) + T_SLOTS] >> 2;
     const mask = capacity - 1;
-    let i = hash & mask;
+    let i = homeSlot(hash, mask);
     for (let n = 0; n < capacity; n++, i = (i + 1) & mask) {
       const seen = Atomics.load(i32, slots + i);
       if (seen === 0) {
@@ -2839,8 +2886,6 @@ export class HashMap<K, V> {
         return;
       }
     }
-    // Written before the CAS that publishes the table (pattern b).
-    heap.i32[(next >> 2) + T_SERIAL] = Atomics.add(heap.i32, this.#header + H_SERIAL, 1) + 1;
     crashPoint("hashmap.resize.publish");
     if (Atomics.compareExchange(heap.i32, (table >> 2) + T_NEXT, 0, next) !== 0) {
       this.#keepOrFreeTable(next); // lost the race; never published
@@ -3070,7 +3115,7 @@ export class HashMap<K, V> {
     const capacity = this.#mappedCapacity;
     const mask = capacity - 1;
     const hash = this.#entryHash(entry);
-    let i = hash & mask;
+    let i = homeSlot(hash, mask);
     for (let n = 0; n < capacity; n++, i = (i + 1) & mask) {
       const seen = Atomics.load(heap.i32, slots + i);
       if (seen === 0) {
@@ -3305,30 +3350,31 @@ function freeTable(heap: SharedHeap, table: number): void {
 }
 
 /**
- * Where a HashMap iteration stands: the tables it scans (taken at its start,
- * or when it starts over), its cursor, and what a pause needs.
+ * Where a HashMap iteration stands: the hash where its next block starts,
+ * and the keys of the block it read last. It keeps no address in the heap
+ * from one step to the next, so a step after a pause needs no checks.
  */
 class Scan<K, V> {
+  /** The first hash of the next block (0 to 2^32; HASH_SPACE: no more). */
+  from = 0;
+  /**
+   * The entries of the block read last, while the pin it was read under
+   * lasts; after a pause, the keys of those left to report (`decoded`).
+   * `at`: the next one to look up.
+   */
+  entries: number[] = [];
+  keys: K[] = [];
+  decoded = false;
+  at = 0;
+  /** The chain of tables, while a block is being read (#readBlock). */
   tables: number[] = [];
-  /** T_SERIAL of each table, read when the table was taken. */
-  serials: number[] = [];
-  /** The cursor: the next slot to look at, in tables[table]. */
-  table = 0;
-  slot = 0;
   /** Whether the iteration holds a pin (pinForOperation). */
   pinned = false;
-  /** Set when the generator has ended: a late pause does nothing. */
+  /** Set when the generator has ended: a late end of the pin does nothing. */
   finished = false;
   /** The entry found by the last step. */
   key: K | undefined = undefined;
   value: V | undefined = undefined;
-  /**
-   * From the first pause on: the key bytes (HashMap.#keyBytes) of every
-   * slot the iteration has passed, up to foldedTable/foldedSlot.
-   */
-  seen: Set<string> | null = null;
-  foldedTable = 0;
-  foldedSlot = 0;
-  /** The pause, made once, registered with the heap each time it pins. */
+  /** Ends the pin: made once, registered with the heap each time it pins. */
   end: (() => void) | null = null;
 }

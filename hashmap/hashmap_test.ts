@@ -1123,6 +1123,45 @@ for (const sample of PAUSE_SAMPLES) {
   });
 }
 
+for (const keyCodec of ["i32", "string"] as const) {
+  Deno.test(`iteration: ${keyCodec} keys, an iterator that pauses after every step finishes while keys are replaced under it, and sees every untouched key once`, async () => {
+    const heap = SharedHeap.create();
+    const map = createMap(heap, { key: keyCodec, value: "i32" });
+    const keyOf = (n: number) => (keyCodec === "i32" ? n : `k${n}`);
+    // 100 keys nobody touches, and 5,000 of which each step replaces the 4
+    // oldest with 4 new ones: the deletes keep rebuilding the table at the
+    // same capacity while the iteration runs.
+    const untouched = 100;
+    for (let n = 0; n < untouched; n++) map.set(keyOf(-1 - n), n);
+    let oldest = 0;
+    let next = 0;
+    for (; next < 5_000; next++) map.set(keyOf(next), next);
+    const stepLimit = 50_000;
+    const seen = new Set<string>();
+    let steps = 0;
+    for (const [key, value] of map) {
+      const id = String(key);
+      assert.ok(!seen.has(id), `${id} reported twice`);
+      seen.add(id);
+      const n = Number(id.replace(/^k/, ""));
+      if (n < 0) assert.equal(value, -n - 1, `value of ${id}`);
+      if (++steps > stepLimit) break;
+      await null;
+      assert.ok(!heap.isPinned, "the pause left the iteration pinned");
+      for (let i = 0; i < 4; i++) {
+        map.set(keyOf(next), next);
+        next++;
+        assert.ok(map.delete(keyOf(oldest++)));
+      }
+    }
+    assert.ok(steps <= stepLimit, `the iteration had not finished after ${stepLimit} steps`);
+    for (let n = 0; n < untouched; n++) {
+      assert.ok(seen.has(String(keyOf(-1 - n))), `untouched key ${keyOf(-1 - n)} missed`);
+    }
+    assert.ok(!heap.isPinned);
+  });
+}
+
 Deno.test("types: a HashMap is a ReadonlyMap, its iterators have the iterator helpers, and add takes numeric deltas only", () => {
   const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" }) as HashMap<
     number,

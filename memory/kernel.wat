@@ -197,7 +197,7 @@
     (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
     (local.set $slots (i32.load offset=4 (local.get $table)))
     (local.set $hash (call $mix32 (local.get $key)))
-    (local.set $i (i32.and (local.get $hash) (local.get $mask)))
+    (local.set $i (i32.shr_u (local.get $hash) (i32.clz (local.get $mask))))
     (local.set $result (global.get $SLOW))
     (block $done
       (loop $probe
@@ -378,7 +378,7 @@
       (br_if $done (call $resizing (local.get $table)))
       (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
       (local.set $slots (i32.load offset=4 (local.get $table)))
-      (local.set $i (i32.and (call $mix32 (local.get $key)) (local.get $mask)))
+      (local.set $i (i32.shr_u (call $mix32 (local.get $key)) (i32.clz (local.get $mask))))
       (loop $probe
         (local.set $at (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2))))
         (local.set $slot (i32.atomic.load (local.get $at)))
@@ -516,7 +516,7 @@
       (loop $tables
         (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
         (local.set $slots (i32.load offset=4 (local.get $table)))
-        (local.set $i (i32.and (local.get $hash) (local.get $mask)))
+        (local.set $i (i32.shr_u (local.get $hash) (i32.clz (local.get $mask))))
         (local.set $n (i32.const 0))
         (block $notHere
           (loop $probe
@@ -592,7 +592,7 @@
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
     (local.set $slots (i32.load offset=4 (local.get $table)))
-    (local.set $i (i32.and (local.get $hash) (local.get $mask)))
+    (local.set $i (i32.shr_u (local.get $hash) (i32.clz (local.get $mask))))
     (local.set $result (global.get $SLOW))
     (block $done
       (loop $probe
@@ -689,7 +689,7 @@
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
     (local.set $slots (i32.load offset=4 (local.get $table)))
-    (local.set $i (i32.and (local.get $hash) (local.get $mask)))
+    (local.set $i (i32.shr_u (local.get $hash) (i32.clz (local.get $mask))))
     (local.set $result (global.get $SLOW))
     (block $done
       (loop $probe
@@ -791,7 +791,7 @@
       (br_if $done (call $resizing (local.get $table)))
       (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
       (local.set $slots (i32.load offset=4 (local.get $table)))
-      (local.set $i (i32.and (local.get $hash) (local.get $mask)))
+      (local.set $i (i32.shr_u (local.get $hash) (i32.clz (local.get $mask))))
       (loop $probe
         (local.set $at (i32.add (local.get $slots) (i32.shl (local.get $i) (i32.const 2))))
         (local.set $slot (i32.atomic.load (local.get $at)))
