@@ -1162,6 +1162,70 @@ for (const keyCodec of ["i32", "string"] as const) {
   });
 }
 
+/** The i32 key whose mix32 hash (the murmur3 finalizer the map uses) is `hash`. */
+function keyWithHash(hash: number): number {
+  // Each step of the finalizer is invertible: a xor-shift by s >= 16 undoes
+  // itself, one by 13 is undone by xoring the shifts by 13 and 26, and an
+  // odd multiplier has an inverse mod 2^32 (Newton's iteration).
+  const inverse = (odd: number) => {
+    let x = odd;
+    for (let i = 0; i < 5; i++) x = Math.imul(x, 2 - Math.imul(odd, x));
+    return x;
+  };
+  let x = hash | 0;
+  x ^= x >>> 16;
+  x = Math.imul(x, inverse(0xc2b2ae35));
+  x ^= (x >>> 13) ^ (x >>> 26);
+  x = Math.imul(x, inverse(0x85ebca6b));
+  return x ^ (x >>> 16);
+}
+
+for (const pause of [false, true]) {
+  Deno.test(`iteration: keys whose hashes lie on and beside every block boundary are each seen once${pause ? ", pausing after every step while the map grows" : ""}`, async () => {
+    const heap = SharedHeap.create();
+    const map = createMap(heap, { key: "i32", value: "i32" });
+    // A block spans 128 homes of the largest table: 2^(39 - log2 capacity)
+    // hashes, so while the table has at most 2^15 slots every block edge is
+    // a multiple of 2^24.
+    const edgeKeys = new Map<number, number>();
+    for (let j = 0; j < 256; j++) {
+      for (const hash of [j * 2 ** 24, j * 2 ** 24 - 1, j * 2 ** 24 + 1]) {
+        const unsigned = hash >>> 0;
+        edgeKeys.set(keyWithHash(unsigned), unsigned);
+      }
+    }
+    const finalizer = (x: number) => {
+      x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+      x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+      return (x ^ (x >>> 16)) >>> 0;
+    };
+    for (const [key, hash] of edgeKeys) assert.equal(finalizer(key), hash);
+    for (const key of edgeKeys.keys()) map.set(key, 1);
+    for (let n = 0; n < 2_000; n++) map.set(1_000_000 + n, 2);
+    const seen = new Map<number, number>();
+    let added = 0;
+    for (const [key] of map) {
+      seen.set(key as number, (seen.get(key as number) ?? 0) + 1);
+      if (!pause) continue;
+      await null;
+      // Grow the map as it goes, so later blocks are read from tables of
+      // other capacities.
+      if (added < 6_000) { for (let i = 0; i < 8; i++) map.set(-1_000_000 - added++, 3); }
+    }
+    for (const [key, hash] of edgeKeys) {
+      assert.equal(
+        seen.get(key),
+        1,
+        `key ${key}, hash 0x${hash.toString(16)}, seen ${seen.get(key) ?? 0} times`,
+      );
+    }
+    for (let n = 0; n < 2_000; n++) {
+      assert.equal(seen.get(1_000_000 + n), 1, `key ${1_000_000 + n}`);
+    }
+    for (const [key, count] of seen) assert.equal(count, 1, `key ${key} seen ${count} times`);
+  });
+}
+
 Deno.test("types: a HashMap is a ReadonlyMap, its iterators have the iterator helpers, and add takes numeric deltas only", () => {
   const map = HashMap.create(SharedHeap.create(), { key: "i32", value: "i32" }) as HashMap<
     number,
