@@ -23,7 +23,9 @@
  *    A setup step prints the bytes per entry of an i32 → i32 map
  *    just before and just after it grows. Another group reads a map whose
  *    bulk load ended with half of a growth done: as left (reads of moved
- *    keys look in both tables), and after `finishResize()`.
+ *    keys look in both tables), and after `finishResize()`. Two more
+ *    iterate over 10,000 entries, straight through and with an `await`
+ *    after each entry, against a Map iterated the same ways.
  * 2. **Concache's shape.** W writers and R readers over 10,000 keys, uniform
  *    or Zipf(1.03), on four maps: `sharedmap` (npm, the baseline), an
  *    open-addressing table under one sabre RwLock, and sabre's HashMap with
@@ -1105,6 +1107,87 @@ Deno.bench({
     for (let i = 0; i < BATCH; i++) stringMap.set(lookupKeys[order[at + i]], at + i);
   },
 });
+
+// ------------------------------------------------------------ iteration
+
+// Iteration over every entry of a map of SMALL keys, with the loop running
+// straight through, and with an `await` after each entry: the iterator then
+// gives up its epoch pin at each pause and takes it again at the next step
+// (see HashMap.entries). The Map rows await the same way, so the ratio of
+// the two await rows is what a pause costs sabre beyond the await itself.
+const iteratedIntMap = HashMap.create(mainHeap, { key: "i32", value: "i32" });
+const iteratedStringMap = HashMap.create(mainHeap, { key: "string", value: "i32" });
+const jsIteratedIntMap = new Map<number, number>();
+const jsIteratedStringMap = new Map<string, number>();
+for (let i = 0; i < SMALL; i++) {
+  iteratedIntMap.set(intKey(i), i);
+  jsIteratedIntMap.set(intKey(i), i);
+  iteratedStringMap.set(stringKey(i), i);
+  jsIteratedStringMap.set(stringKey(i), i);
+}
+
+/** Sums the values of a full iteration, checking that it saw every entry. */
+function sumEntries(entries: Iterable<[unknown, number]>): number {
+  let s = 0;
+  let n = 0;
+  for (const [, value] of entries) {
+    s += value;
+    n++;
+  }
+  if (n !== SMALL) throw new Error(`iteration saw ${n} entries of ${SMALL}`);
+  return s;
+}
+
+/** sumEntries with an `await` after each entry. */
+async function sumEntriesPausing(entries: Iterable<[unknown, number]>): Promise<number> {
+  let s = 0;
+  let n = 0;
+  for (const [, value] of entries) {
+    s += value;
+    n++;
+    await null;
+  }
+  if (n !== SMALL) throw new Error(`iteration saw ${n} entries of ${SMALL}`);
+  return s;
+}
+
+for (
+  const [keys, sabreMap, jsMap] of [
+    ["i32", iteratedIntMap, jsIteratedIntMap],
+    ["16-byte string", iteratedStringMap, jsIteratedStringMap],
+  ] as const
+) {
+  const group = `iterate all entries, ${keys} keys, ${SMALL} entries`;
+  Deno.bench({
+    name: `Map for...of (x${SMALL})`,
+    group,
+    baseline: true,
+    fn() {
+      sink ^= sumEntries(jsMap as Map<unknown, number>);
+    },
+  });
+  Deno.bench({
+    name: `sabre HashMap for...of (x${SMALL})`,
+    group,
+    fn() {
+      sink ^= sumEntries(sabreMap as HashMap<unknown, number>);
+    },
+  });
+  Deno.bench({
+    name: `Map for...of, await after each entry (x${SMALL})`,
+    group,
+    async fn() {
+      sink ^= await sumEntriesPausing(jsMap as Map<unknown, number>);
+    },
+  });
+  Deno.bench({
+    name: `sabre HashMap for...of, await after each entry (x${SMALL})`,
+    group,
+    async fn() {
+      sink ^= await sumEntriesPausing(sabreMap as HashMap<unknown, number>);
+    },
+  });
+}
 
 // ====================================================================== 3. message passing
 
