@@ -1040,7 +1040,7 @@ export class HashMap<K, V> {
    * prepared the key. Follows the table chain as described in the module doc.
    */
   #find(key: K, hash: number): number {
-    const entry = this.#findFrom(this.#root(), key, hash);
+    const entry = this.#findFrom(this.#root(), key, hash, 0);
     return entry === NOT_FOUND ? 0 : entry;
   }
 
@@ -1049,42 +1049,23 @@ export class HashMap<K, V> {
    * in any table of the chain), 0 when absent. Caller is pinned.
    */
   #findEntry(entry: number): number {
-    const live = this.#findEntryFrom(this.#root(), entry);
+    const live = this.#findFrom(this.#root(), undefined as K, 0, entry);
     return live === NOT_FOUND ? 0 : live;
-  }
-
-  /** Like #findFrom, for the key that `entry` holds. */
-  #findEntryFrom(table: number, entry: number): number {
-    const slot = this.#probeEntry(table, entry);
-    if (slot < 0) {
-      if (slot !== PROBE_EMPTY) {
-        const next = this.#next(table);
-        if (next !== 0) return this.#findEntryFrom(next, entry);
-      }
-      return NOT_FOUND;
-    }
-    const value = this.#probed;
-    if ((value & FROZEN) !== 0) {
-      const next = this.#next(table);
-      if (next !== 0) {
-        const newer = this.#findEntryFrom(next, entry);
-        if (newer !== NOT_FOUND) return newer;
-      }
-    }
-    return (value & DELETED) !== 0 ? 0 : value & ~TAGS;
   }
 
   /**
    * Entry of the live `key`, searching from `table` down the chain of
    * tables: 0 when the key is deleted, NOT_FOUND when no table from there
-   * has a slot for it. Caller is pinned and has prepared the key.
+   * has a slot for it. Caller is pinned and has prepared the key; or, with
+   * `entry` nonzero, looks for the key that `entry` holds instead (key and
+   * hash unused).
    */
-  #findFrom(table: number, key: K, hash: number): number {
-    const slot = this.#probe(table, key, hash);
+  #findFrom(table: number, key: K, hash: number, entry: number): number {
+    const slot = entry === 0 ? this.#probe(table, key, hash) : this.#probeEntry(table, entry);
     if (slot < 0) {
       if (slot !== PROBE_EMPTY) {
         const next = this.#next(table);
-        if (next !== 0) return this.#findFrom(next, key, hash);
+        if (next !== 0) return this.#findFrom(next, key, hash, entry);
       }
       return NOT_FOUND;
     }
@@ -1092,7 +1073,7 @@ export class HashMap<K, V> {
     if ((value & FROZEN) !== 0) {
       const next = this.#next(table);
       if (next !== 0) {
-        const newer = this.#findFrom(next, key, hash);
+        const newer = this.#findFrom(next, key, hash, entry);
         if (newer !== NOT_FOUND) return newer;
       }
     }
@@ -1920,7 +1901,6 @@ export class HashMap<K, V> {
    * ```
    */
   *entries(): MapIterator<[K, V]> {
-    if (this.#destroyed) this.#throwDestroyed();
     const scan = new Scan<K, V>();
     try {
       for (;;) {
@@ -2037,8 +2017,8 @@ export class HashMap<K, V> {
     let largest = 0;
     for (let t = this.#root(); t !== 0; t = this.#next(t)) {
       tables.push(t);
-      heap.ensure(t + TABLE_BYTES); // allocated by any worker
-      largest = Math.max(largest, heap.i32[(t >> 2) + T_CAPACITY]);
+      this.#mapSlots(t);
+      largest = Math.max(largest, this.#mappedCapacity);
     }
     const from = scan.from;
     const to = largest <= BLOCK_HOMES
