@@ -448,6 +448,9 @@ export class HashMap<K, V> {
     this.#kernelValueKind = kernelValueKindOf(this.#valueKind);
     this.#kernelIntGets = this.#int32Keys && this.#kernelValueKind !== 0;
     this.#kernelStringGets = this.#stringKeys && this.#kernelValueKind !== 0;
+    const kernel = this.#kernelIntGets ? heapKernel(heap) : null;
+    this.#intGet = kernel === null ? null : kernel.hashmapGetInt;
+    this.#u32KeyBit = this.#keyKind === CODEC_IDS.u32 ? 1 : 0;
     this.#stringKernelMaxLength = Math.min(KERNEL_KEY_BYTES, this.#keys.maxBytes);
     // The heap may have grown past this worker's views since it attached.
     heap.ensure(placement.offset + HEADER_BYTES);
@@ -643,20 +646,36 @@ export class HashMap<K, V> {
     const IntKeyedHashMap = class HashMap<K, V> extends Base<K, V> {
       override get(key: K): V | undefined {
         // Written out so that the kernel's answer is returned as it is. At
-        // 1M keys every instruction here showed, far beyond its own cost:
-        // one shared tail for this and the string case made the int get
-        // about 1.5 times as slow.
-        if (typeof key === "number" && this.#kernelIntGets && this.#isInt32Key(key)) {
-          const kernel = kernelForRead(this.#heap);
-          if (kernel !== null) {
-            const found = this.#getIntInKernel(kernel, key);
+        // 1M keys every instruction here showed, far beyond its own cost
+        // (each one leaves less room to overlap this get's cache misses with
+        // the next get's): one shared tail for this and the string case made
+        // the int get about 1.5 times as slow, and so did reading the heap's
+        // pin state per get (kernelForRead) and testing a boolean field,
+        // which V8 compiles to a chain of compares. Hence the kernel's own
+        // function in a field (#intGet, null once destroyed), a small
+        // integer for the u32 test, and no pin state: the kernel answers
+        // KERNEL_SLOW when this worker holds no pin or read pin, and
+        // super.get arms the read pin and asks it again.
+        if (
+          typeof key === "number" && (key | 0) === key &&
+          ((key >>> 31) & this.#u32KeyBit) === 0
+        ) {
+          const intGet = this.#intGet;
+          if (intGet !== null) {
+            let found: number;
+            try {
+              found = intGet(this.#headerAt, key);
+            } catch (e) {
+              kernelTrapped(this.#heap, e);
+              found = KERNEL_SLOW;
+            }
             // An int32 answer is a value (neither sentinel is an integer).
             // Testing that first lets V8 return it as a small integer: with
             // the sentinel tests first, the f64 answer went through V8's
             // number boxing, and a get over 1M keys took 25-30% longer.
             if ((found | 0) === found) return found as V;
             if (found === KERNEL_ABSENT) return undefined;
-            return found !== KERNEL_SLOW ? found as V : this.#getSlowly(key);
+            if (found !== KERNEL_SLOW) return found as V;
           }
         }
         return super.get(key);
@@ -755,6 +774,8 @@ export class HashMap<K, V> {
       const heap = this.#heap;
       const kernel = this.#kernelValueKind === 0 ? null : kernelForRead(heap);
       if (kernel === null) return this.#getInt32Key(key);
+      // A heap attached without its memory gains the kernel later.
+      if (this.#intGet === null && this.#kernelIntGets) this.#intGet = kernel.hashmapGetInt;
       return this.#kernelValue(this.#getIntInKernel(kernel, key));
     }
     if (this.#stringKeys && typeof key === "string") return this.#getAsciiKey(key);
@@ -807,6 +828,13 @@ export class HashMap<K, V> {
   readonly #kernelValueKind: number;
   /** Maps whose int-key gets the kernel answers (it reads their values). */
   #kernelIntGets: boolean;
+  /**
+   * For those maps, the kernel's hashmapGetInt once this worker has the
+   * kernel, else null (and null once destroyed): what their get calls.
+   */
+  #intGet: Kernel["hashmapGetInt"] | null;
+  /** 1 for u32 keys, whose negative int32s take the general path (which refuses them), else 0. */
+  readonly #u32KeyBit: number;
   /** Maps whose ASCII-key gets the kernel answers (it reads their values). */
   #kernelStringGets: boolean;
 
@@ -1811,6 +1839,7 @@ export class HashMap<K, V> {
     this.#destroyed = true;
     this.#int32Keys = false;
     this.#kernelIntGets = false;
+    this.#intGet = null;
     this.#kernelStringGets = false;
     this.#stringKeys = false;
     this.#setInKernel = false;

@@ -41,6 +41,7 @@ import {
   epochWordAt,
   heapKernel,
   installHeapHooks,
+  kernelForRead,
   kernelKeyWords,
   kernelTrapped,
 } from "../memory/_heap_hooks.ts";
@@ -1473,6 +1474,32 @@ Deno.test("codecs: ASCII keys up to 32 bytes read in the kernel agree with JavaS
   }
 });
 
+Deno.test("kernel get: with no pin held, hashmapGetInt answers SLOW without pinning, and HashMap.get allows the read pin and answers", () => {
+  for (const key of ["i32", "u32"] as const) {
+    const heap = heapWithKernel(true);
+    const map = createMap(heap, { key, value: "i32" });
+    map.set(5, 50);
+    const header = map.handle.offset;
+    const epochWord = epochWordAt(heap) >> 2;
+    const epoch = () => Atomics.load(heap.i32, EPOCH_AT >> 2);
+    SharedHeap.releaseReadPins();
+    const kernel = heapKernel(heap)!;
+    assert.equal(kernel.hashmapGetInt(header, 5), KERNEL_SLOW, `${key}: no pin held`);
+    assert.equal(Atomics.load(heap.i32, epochWord), 0, `${key}: and none taken`);
+    assert.equal(map.get(5), 50);
+    assert.equal(Atomics.load(heap.i32, epochWord), epoch(), `${key}: get left a read pin`);
+    assert.equal(kernel.hashmapGetInt(header, 5), 50, `${key}: under the read pin`);
+    SharedHeap.releaseReadPins();
+    heap.pin();
+    const outer = Atomics.load(heap.i32, epochWord);
+    assert.equal(kernel.hashmapGetInt(header, 5), 50, `${key}: inside pin()`);
+    assert.equal(map.get(5), 50);
+    assert.equal(Atomics.load(heap.i32, epochWord), outer, `${key}: the outer pin`);
+    heap.unpin();
+    assert.equal(Atomics.load(heap.i32, epochWord), 0);
+  }
+});
+
 Deno.test("kernel get: a string key travels in this worker's registry words, and the kernel answers SLOW for what it does not take", () => {
   const heap = heapWithKernel(true);
   const kernel = heapKernel(heap)!;
@@ -1496,17 +1523,23 @@ Deno.test("kernel get: a string key travels in this worker's registry words, and
   assert.deepEqual([...words.subarray(0, 4)], [...expected.subarray(0, 4)]);
   assert.equal(map.get("beta-gamma-delta-epsilon-zeta-et"), -2);
   assert.equal(map.get("beta-gamma-delta-epsilon-zeta-eu"), undefined);
-  // Lengths it does not take (0, or past 32 bytes) get SLOW, unpinned
-  // (once the gets' read pin is released).
+  // With no pin held and the read pin not allowed, the get answers SLOW
+  // without pinning; allowed (kernelForRead), it answers.
   SharedHeap.releaseReadPins();
   const header = map.handle.offset;
   encodeAsciiKey("alpha", words, 32);
-  assert.equal(kernel.hashmapGetKeyInSlot(header), 1.5);
+  assert.equal(kernel.hashmapGetKeyInSlot(header), KERNEL_SLOW, "no pin held");
+  assert.equal(Atomics.load(heap.i32, epochWord >> 2), 0, "and none taken");
+  assert.equal(kernelForRead(heap)!.hashmapGetKeyInSlot(header), 1.5);
+  // Lengths it does not take (0, or past 32 bytes) get SLOW, before any pin.
+  SharedHeap.releaseReadPins();
+  kernelForRead(heap);
   for (const length of [0, 33, -1]) {
     words[1] = length;
     assert.equal(kernel.hashmapGetKeyInSlot(header), KERNEL_SLOW, `length ${length}`);
     assert.equal(Atomics.load(heap.i32, epochWord >> 2), 0);
   }
+  SharedHeap.releaseReadPins();
   // The epoch word itself is never written by the key's encoding.
   heap.pin();
   const pinned = Atomics.load(heap.i32, epochWord >> 2);
@@ -1579,6 +1612,10 @@ Deno.test("kernel trap: gets, has, sets and deletes whose kernel call traps afte
         h === heap ? trappingStrings as unknown as StringKernel : hooks.stringKernelForRead(h),
     });
     SharedHeap.releaseReadPins();
+    // A map object made now takes the stand-in as its own kernel (the int
+    // gets keep the kernel's function from construction), so that its gets
+    // trap in their first call too.
+    const madeNow = HashMap.attach<number | string, unknown>(map.handle);
     const where = `${key} -> ${value}`;
     const same = (got: unknown, expected: unknown, what: string) => {
       assert.deepEqual(got, expected, `${where}: ${what}`);
@@ -1586,6 +1623,7 @@ Deno.test("kernel trap: gets, has, sets and deletes whose kernel call traps afte
     };
     for (let i = 0; i < 48; i++) {
       same(map.get(keyOf(i)), model.get(keyOf(i)), `get(${keyOf(i)})`);
+      same(madeNow.get(keyOf(i)), model.get(keyOf(i)), `get(${keyOf(i)}) on a new object`);
       same(map.has(keyOf(i)), model.has(keyOf(i)), `has(${keyOf(i)})`);
     }
     for (let i = 30; i < 50; i++) {
@@ -1835,8 +1873,9 @@ Deno.test("kernel set: hashmapSetInt and hashmapSetAscii claim, replace, delete,
     }
     if (value === "f64") {
       // The gets answer ABSENT only for an absent key: a value equal to a
-      // sentinel answers SLOW, and the general path reads it.
-      const get = (k: number) => kernel.hashmapGetInt(header, k);
+      // sentinel answers SLOW, and the general path reads it. (kernelForRead
+      // allows the read pin, without which hashmapGetInt answers SLOW.)
+      const get = (k: number) => kernelForRead(heap)!.hashmapGetInt(header, k);
       assert.equal(get(61), KERNEL_ABSENT, `${where}: an absent key`);
       for (const sentinel of [KERNEL_ABSENT, KERNEL_SLOW]) {
         const entry = entryOf(5, sentinel);

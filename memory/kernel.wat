@@ -45,7 +45,11 @@
 ;; and on collect(), close() and its next pin(). So the two SC stores of a
 ;; pin and an unpin are paid once per task rather than once per get; per
 ;; get, they kept one get's cache misses from overlapping the next's. The
-;; sets take no read pin: they pin as above.
+;; sets take no read pin: they pin as above. HashMap's two hottest gets,
+;; hashmapGetInt and hashmapGetKeyInSlot, never pin per call: where the
+;; worker holds neither a read pin nor a pin of its own, they answer SLOW
+;; before reading anything, and the caller allows the read pin and asks
+;; again. Their callers then need not look at the heap's pin state per get.
 ;;
 ;; The gets' results are f64: the value, or one of two sentinels that no integer value
 ;; can equal. SLOW (2^-1000 * 1.5): the caller must take its general path.
@@ -95,7 +99,8 @@
 
   ;; $pin for the gets: while read pins are allowed, keeps the word at the
   ;; global epoch (a store only where it is 0 or behind) and answers 0, so
-  ;; that $unpin leaves it; else $pin. Written out in the two hottest gets.
+  ;; that $unpin leaves it; else $pin. (The two hottest gets write out its
+  ;; first half and answer SLOW in place of the second: see Read pins.)
   (func $pinToRead (result i32)
     (local $epoch i32)
     (if (global.get $readPins)
@@ -182,17 +187,17 @@
     (local $valueKind i32) (local $epoch i32) (local $hash i32)
     (local.set $pinAt (global.get $pinWord))
     (if (i32.eqz (local.get $pinAt)) (then (return (global.get $SLOW))))
-    ;; $pinToRead, written out.
+    ;; A read pin (as $pinToRead), or the worker's own pin. With neither,
+    ;; SLOW: the caller then arms the read pin (kernelForRead) and asks
+    ;; again, so that its hot path need not read the heap's pin state.
     (if (global.get $readPins)
       (then
         (local.set $epoch (i32.atomic.load (global.get $EPOCH_AT)))
         (if (i32.ne (i32.atomic.load (local.get $pinAt)) (local.get $epoch))
-          (then (i32.atomic.store (local.get $pinAt) (local.get $epoch))))
-        (local.set $pinAt (i32.const 0)))
+          (then (i32.atomic.store (local.get $pinAt) (local.get $epoch)))))
       (else
-        (if (i32.atomic.load (local.get $pinAt))
-          (then (local.set $pinAt (i32.const 0)))
-          (else (i32.atomic.store (local.get $pinAt) (i32.atomic.load (global.get $EPOCH_AT)))))))
+        (if (i32.eqz (i32.atomic.load (local.get $pinAt)))
+          (then (return (global.get $SLOW))))))
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
     (local.set $slots (i32.load offset=4 (local.get $table)))
@@ -233,7 +238,6 @@
         (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
         (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
-    (call $unpin (local.get $pinAt))
     (local.get $result))
 
   ;; For the sets: whether a resize of the root `table` is under way (its
@@ -675,17 +679,15 @@
       (i32.sub
         (i32.shl (i32.const 1) (i32.shl (i32.and (local.get $length) (i32.const 3)) (i32.const 3)))
         (i32.const 1)))
-    ;; $pinToRead, written out.
+    ;; As in hashmapGetInt: a read pin, or the worker's own pin, else SLOW.
     (if (global.get $readPins)
       (then
         (local.set $epoch (i32.atomic.load (global.get $EPOCH_AT)))
         (if (i32.ne (i32.atomic.load (local.get $pinAt)) (local.get $epoch))
-          (then (i32.atomic.store (local.get $pinAt) (local.get $epoch))))
-        (local.set $pinAt (i32.const 0)))
+          (then (i32.atomic.store (local.get $pinAt) (local.get $epoch)))))
       (else
-        (if (i32.atomic.load (local.get $pinAt))
-          (then (local.set $pinAt (i32.const 0)))
-          (else (i32.atomic.store (local.get $pinAt) (i32.atomic.load (global.get $EPOCH_AT)))))))
+        (if (i32.eqz (i32.atomic.load (local.get $pinAt)))
+          (then (return (global.get $SLOW))))))
     (local.set $table (i32.atomic.load offset=20 (local.get $header)))
     (local.set $mask (i32.sub (i32.load (local.get $table)) (i32.const 1)))
     (local.set $slots (i32.load offset=4 (local.get $table)))
@@ -756,7 +758,6 @@
         (local.set $i (i32.and (i32.add (local.get $i) (i32.const 1)) (local.get $mask)))
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
         (br_if $probe (i32.le_u (local.get $n) (local.get $mask)))))
-    (if (local.get $pinAt) (then (i32.atomic.store (local.get $pinAt) (i32.const 0))))
     (local.get $result))
 
   ;; HashMap.set for a string key of 1 to 32 ASCII bytes (hashmap.ts

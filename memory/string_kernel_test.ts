@@ -4,9 +4,9 @@ import { HashMap, SharedHeap } from "../mod.ts";
 import { KERNEL_ABSENT, KERNEL_SLOW } from "./_kernel.ts";
 import { encodeAsciiKey } from "./_murmur.ts";
 import { STRING_KERNEL_MAX_LENGTH, type StringKernel } from "./_string_kernel.ts";
-import { KERNEL_KEY_WORDS } from "./_layout.ts";
 import { heapWithKernel } from "../testing/kernel.ts";
-import { heapKernel, kernelKeyWords, stringKernelForRead } from "./_heap_hooks.ts";
+import { epochWordAt, heapKernel, kernelKeyWords, stringKernelForRead } from "./_heap_hooks.ts";
+import { H_EPOCH, KERNEL_KEY_WORDS } from "./_layout.ts";
 
 /** A heap with both kernels, a string -> i32 map in it, and its string kernel. */
 function setUp(maxKeyBytes = 64) {
@@ -16,6 +16,37 @@ function setUp(maxKeyBytes = 64) {
   SharedHeap.releaseReadPins();
   return { heap, map, strings, header: map.handle.offset };
 }
+
+/**
+ * The string kernel, with the read pin allowed: hashmapGetString answers
+ * KERNEL_SLOW, without looking, while the worker holds no pin.
+ */
+function armed(heap: SharedHeap): StringKernel {
+  return stringKernelForRead(heap)!;
+}
+
+Deno.test("string kernel: with no pin held, hashmapGetString answers KERNEL_SLOW without pinning, and answers once the read pin is allowed", () => {
+  const { heap, map, strings, header } = setUp();
+  map.set("abc", 7);
+  SharedHeap.releaseReadPins();
+  const epochWord = epochWordAt(heap) >> 2;
+  assert.equal(strings.hashmapGetString("abc", STRING_KERNEL_MAX_LENGTH, header), KERNEL_SLOW);
+  assert.equal(Atomics.load(heap.i32, epochWord), 0, "no pin taken");
+  assert.equal(armed(heap).hashmapGetString("abc", STRING_KERNEL_MAX_LENGTH, header), 7);
+  assert.equal(Atomics.load(heap.i32, epochWord), Atomics.load(heap.i32, H_EPOCH));
+  SharedHeap.releaseReadPins();
+  // Inside pin(), the worker's own pin serves.
+  heap.pin();
+  const outer = Atomics.load(heap.i32, epochWord);
+  assert.equal(strings.hashmapGetString("abc", STRING_KERNEL_MAX_LENGTH, header), 7);
+  assert.equal(Atomics.load(heap.i32, epochWord), outer, "the outer pin left as it was");
+  heap.unpin();
+  assert.equal(Atomics.load(heap.i32, epochWord), 0);
+  // HashMap.get allows the read pin itself.
+  assert.equal(map.get("abc"), 7);
+  assert.equal(Atomics.load(heap.i32, epochWord), Atomics.load(heap.i32, H_EPOCH));
+  SharedHeap.releaseReadPins();
+});
 
 Deno.test("string kernel: Deno has it, beside the kernel", () => {
   const heap = SharedHeap.create();
@@ -39,7 +70,7 @@ Deno.test("string kernel: hashmapGetString and encodeKey write each ASCII key as
         map.set(key, value | 0);
         model.set(key, value | 0);
       }
-      const found = strings.hashmapGetString(key, STRING_KERNEL_MAX_LENGTH, header);
+      const found = armed(heap).hashmapGetString(key, STRING_KERNEL_MAX_LENGTH, header);
       SharedHeap.releaseReadPins();
       assert.equal(found, model.has(key) ? model.get(key) : KERNEL_ABSENT, JSON.stringify(key));
       const expected = new Int32Array(KERNEL_KEY_WORDS);
@@ -59,11 +90,11 @@ Deno.test("string kernel: hashmapGetString and encodeKey write each ASCII key as
 });
 
 Deno.test("string kernel: the empty key, keys over the limit and keys with a code unit of 0x80 or above answer KERNEL_SLOW (encodeKey: 0)", () => {
-  const { strings, header, map } = setUp();
+  const { heap, strings, header, map } = setUp();
   map.set("abc", 1);
   const slow = (key: string, maxLength = STRING_KERNEL_MAX_LENGTH) => {
     assert.equal(
-      strings.hashmapGetString(key, maxLength, header),
+      armed(heap).hashmapGetString(key, maxLength, header),
       KERNEL_SLOW,
       JSON.stringify(key),
     );
@@ -73,7 +104,7 @@ Deno.test("string kernel: the empty key, keys over the limit and keys with a cod
   slow("");
   slow("x".repeat(STRING_KERNEL_MAX_LENGTH + 1));
   slow("abcd", 3);
-  assert.equal(strings.hashmapGetString("abc", 3, header), 1);
+  assert.equal(armed(heap).hashmapGetString("abc", 3, header), 1);
   assert.equal(strings.hashmapGetString("\u007f", 1, header), KERNEL_ABSENT);
   SharedHeap.releaseReadPins();
   // A code unit of 0x80 or above anywhere, in every position of a word and
@@ -91,7 +122,7 @@ Deno.test("string kernel: the empty key, keys over the limit and keys with a cod
 Deno.test("string kernel: a worker without slot words gets KERNEL_SLOW, and nothing is written", () => {
   const { heap, strings, header, map } = setUp();
   map.set("abc", 1);
-  assert.equal(strings.hashmapGetString("abc", 32, header), 1);
+  assert.equal(armed(heap).hashmapGetString("abc", 32, header), 1);
   SharedHeap.releaseReadPins();
   const words = kernelKeyWords(heap);
   const before = [...words];
