@@ -439,7 +439,7 @@ export class HashMap<K, V> {
     this.#keyWords = new Int32Array(2 + ((scratchBytes + 3) >> 2));
     this.#scratch = new Uint8Array(this.#keyWords.buffer, 8, scratchBytes);
     this.#stringKeys = this.#keyKind === CODEC_IDS.string;
-    this.#signedKeys = this.#keyKind === CODEC_IDS.i32;
+    this.#u32KeyBit = this.#keyKind === CODEC_IDS.u32 ? 1 : 0;
     this.#int32Keys = (this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32) &&
       this.#values.fixedBytes !== 0;
     this.#setInKernel = this.#keyKind === CODEC_IDS.i32 || this.#keyKind === CODEC_IDS.u32 ||
@@ -448,9 +448,6 @@ export class HashMap<K, V> {
     this.#kernelValueKind = kernelValueKindOf(this.#valueKind);
     this.#kernelIntGets = this.#int32Keys && this.#kernelValueKind !== 0;
     this.#kernelStringGets = this.#stringKeys && this.#kernelValueKind !== 0;
-    const kernel = this.#kernelIntGets ? heapKernel(heap) : null;
-    this.#intGet = kernel === null ? null : kernel.hashmapGetInt;
-    this.#u32KeyBit = this.#keyKind === CODEC_IDS.u32 ? 1 : 0;
     this.#stringKernelMaxLength = Math.min(KERNEL_KEY_BYTES, this.#keys.maxBytes);
     // The heap may have grown past this worker's views since it attached.
     heap.ensure(placement.offset + HEADER_BYTES);
@@ -652,14 +649,11 @@ export class HashMap<K, V> {
         // the int get about 1.5 times as slow, and so did reading the heap's
         // pin state per get (kernelForRead) and testing a boolean field,
         // which V8 compiles to a chain of compares. Hence the kernel's own
-        // function in a field (#intGet, null once destroyed), a small
-        // integer for the u32 test, and no pin state: the kernel answers
-        // KERNEL_SLOW when this worker holds no pin or read pin, and
-        // super.get arms the read pin and asks it again.
-        if (
-          typeof key === "number" && (key | 0) === key &&
-          ((key >>> 31) & this.#u32KeyBit) === 0
-        ) {
+        // function in a field (#intGet), a small integer for the u32 test
+        // (#isInt32Key), and no pin state: the kernel answers KERNEL_SLOW
+        // when this worker holds no pin or read pin, and super.get arms the
+        // read pin and asks it again.
+        if (typeof key === "number" && this.#isInt32Key(key)) {
           const intGet = this.#intGet;
           if (intGet !== null) {
             let found: number;
@@ -774,7 +768,9 @@ export class HashMap<K, V> {
       const heap = this.#heap;
       const kernel = this.#kernelValueKind === 0 ? null : kernelForRead(heap);
       if (kernel === null) return this.#getInt32Key(key);
-      // A heap attached without its memory gains the kernel later.
+      // The int get's kernel function, taken here, where the first get of
+      // each task comes (see IntKeyedHashMap): so also once a heap attached
+      // without its memory has gained the kernel.
       if (this.#intGet === null && this.#kernelIntGets) this.#intGet = kernel.hashmapGetInt;
       return this.#kernelValue(this.#getIntInKernel(kernel, key));
     }
@@ -786,10 +782,11 @@ export class HashMap<K, V> {
    * Whether a number is a key that the int fast paths take: an int32, and
    * not negative unless the keys are i32. (key | 0) === key admits negative
    * numbers, which are no u32 key: those take the general path, which
-   * refuses them.
+   * refuses them. The sign bit is tested against a small integer, not a
+   * boolean field, for the int get (see IntKeyedHashMap).
    */
   #isInt32Key(key: number): boolean {
-    return (key | 0) === key && (key >= 0 || this.#signedKeys);
+    return (key | 0) === key && ((key >>> 31) & this.#u32KeyBit) === 0;
   }
 
   /**
@@ -818,8 +815,6 @@ export class HashMap<K, V> {
   // gets pay nothing for that check).
   /** i32 keys (and u32 keys below 2^31) with fixed-size values. */
   #int32Keys: boolean;
-  /** i32 keys (u32 keys are never negative). */
-  readonly #signedKeys: boolean;
   /**
    * The value codec's id where the kernel's gets can read its values
    * (CODEC_IDS i32 1, u32 2, f64 3, the numbers kernel.wat tests), else 0:
@@ -829,10 +824,11 @@ export class HashMap<K, V> {
   /** Maps whose int-key gets the kernel answers (it reads their values). */
   #kernelIntGets: boolean;
   /**
-   * For those maps, the kernel's hashmapGetInt once this worker has the
-   * kernel, else null (and null once destroyed): what their get calls.
+   * For those maps, the kernel's hashmapGetInt once a get has taken the
+   * general path with the kernel (#getFastPath), else null (and null once
+   * destroyed): what their get calls.
    */
-  #intGet: Kernel["hashmapGetInt"] | null;
+  #intGet: Kernel["hashmapGetInt"] | null = null;
   /** 1 for u32 keys, whose negative int32s take the general path (which refuses them), else 0. */
   readonly #u32KeyBit: number;
   /** Maps whose ASCII-key gets the kernel answers (it reads their values). */

@@ -1613,8 +1613,8 @@ Deno.test("kernel trap: gets, has, sets and deletes whose kernel call traps afte
     });
     SharedHeap.releaseReadPins();
     // A map object made now takes the stand-in as its own kernel (the int
-    // gets keep the kernel's function from construction), so that its gets
-    // trap in their first call too.
+    // get keeps the kernel's function from its first call on), so that its
+    // gets trap in the direct call too.
     const madeNow = HashMap.attach<number | string, unknown>(map.handle);
     const where = `${key} -> ${value}`;
     const same = (got: unknown, expected: unknown, what: string) => {
